@@ -1,0 +1,129 @@
+"""RFC 9457 problem+json for every API error: `type`, `title`, `status`, `detail`, `code`, `retryable`, `errors`."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions
+from rest_framework.response import Response
+from rest_framework.views import set_rollback
+
+from core.errors import ApplicationError
+
+logger = logging.getLogger(__name__)
+PROBLEM_CONTENT_TYPE = "application/problem+json"
+PROBLEM_TYPE_BASE = "https://docs.rewards-portal.dev/errors/"
+
+# DRF exception class -> (status, stable code, retryable)
+_DRF_CODES: list[tuple[type[exceptions.APIException], str, bool]] = [
+    (exceptions.NotAuthenticated, "unauthenticated", False),
+    (exceptions.AuthenticationFailed, "invalid_credentials", False),
+    (exceptions.PermissionDenied, "forbidden", False),
+    (exceptions.NotFound, "not_found", False),
+    (exceptions.MethodNotAllowed, "method_not_allowed", False),
+    (exceptions.NotAcceptable, "not_acceptable", False),
+    (exceptions.UnsupportedMediaType, "unsupported_media_type", False),
+    (exceptions.Throttled, "rate_limited", True),
+    (exceptions.ParseError, "malformed_request", False),
+    (exceptions.ValidationError, "validation_error", False),
+]
+
+
+def problem(
+    *,
+    status: int,
+    code: str,
+    detail: str,
+    title: str | None = None,
+    retryable: bool = False,
+    errors: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "type": PROBLEM_TYPE_BASE + code,
+        "title": title or code.replace("_", " ").capitalize(),
+        "status": status,
+        "detail": detail,
+        "code": code,
+        "retryable": retryable,
+    }
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+def problem_response(*, headers: dict[str, str] | None = None, **kwargs: Any) -> JsonResponse:
+    """A problem+json response outside DRF (middleware, Django 404/500 handlers)."""
+    response = JsonResponse(problem(**kwargs), status=kwargs["status"], content_type=PROBLEM_CONTENT_TYPE)
+    for name, value in (headers or {}).items():
+        response[name] = value
+    return response
+
+
+def _flatten_detail(detail: Any) -> Any:
+    if isinstance(detail, dict):
+        return {key: _flatten_detail(value) for key, value in detail.items()}
+    if isinstance(detail, list):
+        return [_flatten_detail(item) for item in detail]
+    return str(detail)
+
+
+def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
+    headers: dict[str, str] = {}
+    if isinstance(exc, ApplicationError):
+        body = problem(
+            status=exc.status,
+            code=exc.code,
+            detail=exc.detail,
+            title=exc.title,
+            retryable=exc.retryable,
+            errors=exc.errors,
+        )
+        headers.update(exc.headers)
+    elif isinstance(exc, (Http404, exceptions.NotFound)):
+        body = problem(status=404, code="not_found", detail="Not found.")
+    elif isinstance(exc, DjangoPermissionDenied):
+        body = problem(status=403, code="forbidden", detail="You do not have permission to do this.")
+    elif isinstance(exc, exceptions.APIException):
+        status, code, retryable = exc.status_code, "error", False
+        for cls, drf_code, drf_retryable in _DRF_CODES:
+            if isinstance(exc, cls):
+                code, retryable = drf_code, drf_retryable
+                break
+        if isinstance(exc, exceptions.ValidationError):
+            status = 422
+            detail = exc.detail
+            errors = _flatten_detail(detail if isinstance(detail, dict) else {"non_field_errors": detail})
+            body = problem(
+                status=status,
+                code=code,
+                detail="The request has invalid fields; see `errors`.",
+                errors=errors,
+            )
+        else:
+            body = problem(status=status, code=code, detail=str(exc.detail), retryable=retryable)
+        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
+            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
+        if getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = exc.auth_header
+    else:
+        return None  # unexpected: Django's 500 handler answers (problem+json under /api/)
+
+    set_rollback()
+    response = Response(body, status=body["status"], headers=headers, content_type=PROBLEM_CONTENT_TYPE)
+    return response
+
+
+def api_not_found(request, exception=None):
+    return problem_response(status=404, code="not_found", detail="Not found.")
+
+
+def api_server_error(request):
+    return problem_response(
+        status=500,
+        code="internal_error",
+        detail="An unexpected error occurred; it has been logged. Retrying may help.",
+        retryable=True,
+    )

@@ -1,0 +1,44 @@
+"""The one base class for tenant API endpoints: credential, tenant schema, scopes and rate limit.
+
+Every `/api/v1/` endpoint except the token exchange derives from these (a test walks the URLconf to
+check). The tenant schema was set by `tenants.middleware.TenantRoutingMiddleware` from the credential.
+"""
+
+from __future__ import annotations
+
+from django.db import connection
+from rest_framework import generics
+from rest_framework.views import APIView
+
+from core.api.permissions import HasScope, HasTenantCredential
+from core.api.throttling import ApiKeyRateThrottle
+from tenants.authentication import ApiKeyAuthentication
+
+
+class TenantAPIMixin:
+    authentication_classes = [ApiKeyAuthentication]
+    permission_classes = [HasTenantCredential, HasScope]
+    throttle_classes = [ApiKeyRateThrottle]
+    required_scope: str | None = None  # default: read for safe methods, write otherwise
+
+    def initial(self, request, *args, **kwargs):
+        super().initial(request, *args, **kwargs)
+        # Defence in depth: the view must run in the credential's schema, whatever happened before.
+        if connection.schema_name != request.tenant.schema_name:
+            connection.set_tenant(request.tenant)
+
+    @property
+    def tenant(self):
+        return self.request.tenant
+
+
+class TenantAPIView(TenantAPIMixin, APIView):
+    pass
+
+
+class TenantListAPIView(TenantAPIMixin, generics.ListAPIView):
+    pass
+
+
+class TenantRetrieveAPIView(TenantAPIMixin, generics.RetrieveAPIView):
+    pass

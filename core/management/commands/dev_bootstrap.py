@@ -1,0 +1,50 @@
+"""Idempotent demo data for `make dev`: a demo tenant with funds, a portal admin and fresh API keys."""
+
+from django.conf import settings
+from django_tenants.utils import tenant_context
+
+from accounts.models import User
+from accounts.services import staff_create
+from core.management.base import OperatorCommand
+from funds.selectors import balance_get
+from funds.services import funds_deposit
+from tenants.models import Tenant
+from tenants.services import api_key_create, tenant_create
+
+DEMO_SLUG = "demo"
+DEMO_EMAIL = "admin@demo.example"
+DEMO_PASSWORD = "demo-password-123"  # dev only: printed on every `make dev`
+
+
+class Command(OperatorCommand):
+    help = "Create (once) the demo tenant with funds and an admin; print the login and new API keys."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("--port", default="8000")
+
+    def handle(self, *args, **options) -> None:
+        live = Tenant.objects.filter(slug=DEMO_SLUG, is_sandbox=False).first()
+        if live is None:
+            live = tenant_create(slug=DEMO_SLUG, name="Demo Company", currency="USD")
+        for tenant, amounts in ((live, {"USD": "10000.00", "EUR": "5000.00"}), (live.sandbox, {"USD": "100000.00"})):
+            with tenant_context(tenant):
+                for currency, amount in amounts.items():
+                    if balance_get(currency=currency) is None:
+                        funds_deposit(currency=currency, amount=amount, description="Demo funds")
+                if not tenant.is_sandbox and not User.objects.filter(email=DEMO_EMAIL).exists():
+                    staff_create(email=DEMO_EMAIL, role="admin", password=DEMO_PASSWORD, name="Demo Admin")
+        _, live_key = api_key_create(tenant=live, name="make dev")
+        _, test_key = api_key_create(tenant=live.sandbox, name="make dev")
+        port = options["port"]
+        lines = [
+            "",
+            "rewards_portal is starting — demo tenant 'demo' (USD 10,000 and EUR 5,000 live; USD 100,000 sandbox)",
+            f"  API:        http://127.0.0.1:{port}/api/v1/   docs: http://127.0.0.1:{port}/api/docs/",
+            f"  Portal:     http://{DEMO_SLUG}.{settings.PORTAL_DOMAIN}:{port}/login/",
+            f"  Login:      {DEMO_EMAIL} / {DEMO_PASSWORD}",
+            f"  Live key:   {live_key}",
+            f"  Test key:   {test_key}",
+            f"  Try:        curl -H 'Authorization: Bearer {test_key}' http://127.0.0.1:{port}/api/v1/balances",
+            "",
+        ]
+        self.stdout.write("\n".join(lines))

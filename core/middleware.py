@@ -1,0 +1,42 @@
+"""One structured log line per request, with request id, tenant and key id (never the query string)."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+import uuid
+
+from core import context
+
+logger = logging.getLogger("rewards_portal.request")
+_REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+
+
+class RequestLogMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        incoming = request.META.get("HTTP_X_REQUEST_ID", "")
+        request_id = incoming if _REQUEST_ID_RE.match(incoming) else uuid.uuid4().hex
+        request.request_id = request_id
+        context.clear()
+        context.bind(request_id=request_id)
+        started = time.perf_counter()
+        response = self.get_response(request)
+        response["X-Request-ID"] = request_id
+        match = getattr(request, "resolver_match", None)
+        logger.info(
+            "request",
+            extra={
+                "method": request.method,
+                # the route pattern, not the path: paths can hold claim tokens
+                "route": match.route if match else None,
+                "path": request.path if match is None or "<" not in (match.route or "") else None,
+                "status": response.status_code,
+                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+            },
+        )
+        context.clear()
+        return response

@@ -1,0 +1,36 @@
+"""Platform tasks: worker heartbeat (for /readyz) and a schema probe used by tests and operators."""
+
+from __future__ import annotations
+
+import socket
+import time
+
+from celery import shared_task
+from celery.signals import worker_ready
+from django.db import connection
+
+from core import ratelimit
+from core.health import WORKER_HEARTBEAT_KEY
+
+
+def _record_heartbeat(hostname: str) -> None:
+    ratelimit.get_redis().hset(WORKER_HEARTBEAT_KEY, hostname, str(time.time()))
+
+
+@shared_task(name="core.tasks.worker_heartbeat")
+def worker_heartbeat() -> None:
+    """Sent by beat every 15 s; whichever worker takes it records that workers are consuming."""
+    _record_heartbeat(socket.gethostname())
+
+
+@worker_ready.connect
+def _on_worker_ready(sender=None, **kwargs) -> None:
+    _record_heartbeat(getattr(sender, "hostname", None) or socket.gethostname())
+
+
+@shared_task(name="core.tasks.schema_probe")
+def schema_probe(probe_id: str) -> str:
+    """Records which schema the task ran in, so a test (or an operator) can check tenant routing."""
+    schema = connection.schema_name
+    ratelimit.get_redis().set(f"rp:probe:{probe_id}", schema, ex=300)
+    return schema

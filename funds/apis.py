@@ -1,0 +1,88 @@
+"""GET /api/v1/balances and GET /api/v1/transactions."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from core.api.views import TenantAPIView, TenantListAPIView
+from core.money import format_amount
+
+from .selectors import balance_list, transaction_list
+
+
+class BalanceOutput(serializers.Serializer):
+    currency = serializers.CharField()
+    posted = serializers.CharField()
+    held = serializers.CharField()
+    available = serializers.CharField()
+    low_balance_threshold = serializers.CharField(allow_null=True)
+
+    def to_representation(self, balance):
+        money = lambda value: None if value is None else format_amount(value, balance.currency)  # noqa: E731
+        return {
+            "currency": balance.currency,
+            "posted": money(balance.posted),
+            "held": money(balance.held),
+            "available": money(balance.available),
+            "low_balance_threshold": money(balance.low_balance_threshold),
+        }
+
+
+class TransactionOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    kind = serializers.CharField()
+    currency = serializers.CharField()
+    amount = serializers.SerializerMethodField()
+    description = serializers.CharField()
+    reference = serializers.CharField()
+    created_at = serializers.DateTimeField()
+
+    def get_amount(self, txn) -> str:
+        return format_amount(txn.amount, txn.currency)
+
+
+class BalanceListApi(TenantAPIView):
+    @extend_schema(
+        operation_id="balances_list",
+        summary="Balances per currency",
+        responses={200: BalanceOutput(many=True)},
+        examples=[
+            OpenApiExample(
+                "Balances",
+                value=[
+                    {
+                        "currency": "USD",
+                        "posted": "5000.00",
+                        "held": "125.00",
+                        "available": "4875.00",
+                        "low_balance_threshold": "500.00",
+                    }
+                ],
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request):
+        return Response({"results": BalanceOutput(balance_list(), many=True).data})
+
+
+class TransactionListApi(TenantListAPIView):
+    serializer_class = TransactionOutput
+
+    @extend_schema(
+        operation_id="transactions_list",
+        summary="Ledger history (deposits, holds, captures, releases, refunds)",
+        parameters=[
+            OpenApiParameter("kind", str, enum=["deposit", "hold", "capture", "release", "refund", "adjustment"]),
+            OpenApiParameter("currency", str),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        return transaction_list(
+            kind=self.request.query_params.get("kind"), currency=self.request.query_params.get("currency")
+        )

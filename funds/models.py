@@ -1,0 +1,99 @@
+"""The tenant's prepaid funds: a double-entry ledger with holds (per tenant schema, per currency).
+
+Per currency there are four ledger accounts:
+  external  – where deposits come from (a contra account; may go negative)
+  cash      – funds the tenant can spend now (`available`); never below zero
+  holds     – funds earmarked for orders not yet fulfilled (`held`); never below zero
+  spent     – funds captured for fulfilled rewards; never below zero
+posted = cash + holds; available = cash. Every transaction's entries sum to zero, and each account's
+balance equals the sum of its entries (checked by `funds.selectors.ledger_invariant_violations`).
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class AccountKind(models.TextChoices):
+    EXTERNAL = "external"
+    CASH = "cash"
+    HOLDS = "holds"
+    SPENT = "spent"
+
+
+# Rows are always locked in this order, so concurrent postings never deadlock.
+ACCOUNT_LOCK_ORDER = [AccountKind.CASH, AccountKind.HOLDS, AccountKind.SPENT, AccountKind.EXTERNAL]
+
+
+class LedgerAccount(models.Model):
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=16, choices=AccountKind.choices)
+    balance = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+    # Only meaningful on the cash account: below this available balance, a balance.low alert is raised.
+    low_balance_threshold = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["currency", "kind"], name="ledger_account_currency_kind"),
+            models.CheckConstraint(
+                condition=Q(kind="external") | Q(balance__gte=0), name="ledger_account_not_negative"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.currency}:{self.kind}"
+
+
+class TransactionKind(models.TextChoices):
+    DEPOSIT = "deposit"
+    HOLD = "hold"
+    CAPTURE = "capture"
+    RELEASE = "release"
+    REFUND = "refund"
+    ADJUSTMENT = "adjustment"
+
+
+class LedgerTransaction(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=16, choices=TransactionKind.choices)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    description = models.CharField(max_length=300, blank=True)
+    reference = models.CharField(max_length=100, blank=True, db_index=True)  # e.g. "reward:<uuid>"
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class LedgerEntry(models.Model):
+    transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    amount = models.DecimalField(max_digits=20, decimal_places=4)  # signed: + increases the account
+
+    class Meta:
+        indexes = [models.Index(fields=["account"])]
+
+
+class HoldStatus(models.TextChoices):
+    PENDING = "pending"
+    CAPTURED = "captured"
+    RELEASED = "released"
+
+
+class Hold(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.PENDING)
+    reference = models.CharField(max_length=100, blank=True, db_index=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]

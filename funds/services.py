@@ -1,0 +1,193 @@
+"""Writes to the funds ledger. Every posting is one transaction whose entries sum to zero.
+
+Debits are conditional UPDATEs (`… WHERE balance + delta >= 0`), never read-then-write, and accounts are
+locked in ACCOUNT_LOCK_ORDER so concurrent postings cannot deadlock.
+"""
+
+from __future__ import annotations
+
+import logging
+from decimal import Decimal
+
+from django.db import connection, transaction
+from django.utils import timezone
+
+from core.errors import ApplicationError
+from core.money import format_amount, parse_amount, parse_currency
+
+from .models import (
+    ACCOUNT_LOCK_ORDER,
+    AccountKind,
+    Hold,
+    HoldStatus,
+    LedgerAccount,
+    LedgerEntry,
+    LedgerTransaction,
+    TransactionKind,
+)
+
+logger = logging.getLogger(__name__)
+
+
+class InsufficientFunds(ApplicationError):
+    def __init__(self, currency: str, amount: Decimal) -> None:
+        super().__init__(
+            f"Available {currency} funds do not cover {format_amount(amount, currency)} {currency}.",
+            code="insufficient_funds",
+            status=402,
+            title="Insufficient funds",
+        )
+
+
+def _ensure_accounts(currency: str) -> None:
+    with connection.cursor() as cursor:
+        for kind in AccountKind.values:
+            cursor.execute(
+                f"INSERT INTO {LedgerAccount._meta.db_table} (currency, kind, balance, updated_at) "
+                "VALUES (%s, %s, 0, now()) ON CONFLICT (currency, kind) DO NOTHING",
+                [currency, kind],
+            )
+
+
+def _post(
+    *, kind: str, currency: str, amount: Decimal, legs: dict[str, Decimal], description: str, reference: str
+) -> LedgerTransaction:
+    """Apply signed `legs` (account kind → delta) atomically; raises InsufficientFunds if any would go < 0."""
+    assert sum(legs.values()) == 0, "a ledger transaction must balance"
+    txn = LedgerTransaction.objects.create(
+        kind=kind, currency=currency, amount=amount, description=description[:300], reference=reference
+    )
+    entries = []
+    table = LedgerAccount._meta.db_table
+    with connection.cursor() as cursor:
+        for account_kind in ACCOUNT_LOCK_ORDER:
+            delta = legs.get(account_kind)
+            if not delta:
+                continue
+            cursor.execute(
+                f"UPDATE {table} SET balance = balance + %s, updated_at = now() "
+                "WHERE currency = %s AND kind = %s AND (kind = 'external' OR balance + %s >= 0) RETURNING id",
+                [delta, currency, account_kind, delta],
+            )
+            row = cursor.fetchone()
+            if row is None:
+                raise InsufficientFunds(currency, amount)
+            entries.append(LedgerEntry(transaction=txn, account_id=row[0], amount=delta))
+    LedgerEntry.objects.bulk_create(entries)
+    return txn
+
+
+def funds_deposit(*, currency: str, amount: object, description: str = "Deposit", reference: str = "") -> LedgerAccount:
+    """Credit prepaid funds (operator action). Returns the cash (available) account."""
+    currency = parse_currency(currency)
+    value = parse_amount(amount, currency)
+    with transaction.atomic():
+        _ensure_accounts(currency)
+        _post(
+            kind=TransactionKind.DEPOSIT,
+            currency=currency,
+            amount=value,
+            legs={AccountKind.EXTERNAL: -value, AccountKind.CASH: value},
+            description=description,
+            reference=reference,
+        )
+        from funds import events
+
+        events.on_deposit(currency=currency, amount=value)
+    logger.info("funds deposited", extra={"event": "funds.deposit", "currency": currency, "amount": str(value)})
+    return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
+
+
+def funds_hold(*, currency: str, amount: Decimal, reference: str, description: str = "") -> Hold:
+    """Earmark funds for an order; call inside the transaction that creates the order."""
+    if amount <= 0:
+        raise ApplicationError("A hold must be positive.", code="validation_error")
+    with transaction.atomic():
+        if not LedgerAccount.objects.filter(currency=currency, kind=AccountKind.CASH).exists():
+            raise InsufficientFunds(currency, amount)
+        _post(
+            kind=TransactionKind.HOLD,
+            currency=currency,
+            amount=amount,
+            legs={AccountKind.CASH: -amount, AccountKind.HOLDS: amount},
+            description=description or f"Hold for {reference}",
+            reference=reference,
+        )
+        hold = Hold.objects.create(currency=currency, amount=amount, reference=reference)
+        from funds import events
+
+        events.on_available_decreased(currency=currency)
+    return hold
+
+
+def _resolve(*, hold: Hold, to: str, legs: dict[str, Decimal], kind: str, description: str) -> Hold:
+    with transaction.atomic():
+        locked = Hold.objects.select_for_update().get(pk=hold.pk)
+        if locked.status == to:
+            return locked  # unchanged state: a no-op, so a retried task is harmless
+        if locked.status != HoldStatus.PENDING:
+            raise ApplicationError(
+                f"Hold is already {locked.status}; it cannot become {to}.", code="invalid_state", status=409
+            )
+        _post(
+            kind=kind,
+            currency=locked.currency,
+            amount=locked.amount,
+            legs=legs,
+            description=description,
+            reference=locked.reference,
+        )
+        locked.status = to
+        locked.resolved_at = timezone.now()
+        locked.save(update_fields=["status", "resolved_at"])
+    return locked
+
+
+def funds_hold_capture(*, hold: Hold) -> Hold:
+    """Fulfilment succeeded: the held funds are spent."""
+    amount = hold.amount
+    return _resolve(
+        hold=hold,
+        to=HoldStatus.CAPTURED,
+        legs={AccountKind.HOLDS: -amount, AccountKind.SPENT: amount},
+        kind=TransactionKind.CAPTURE,
+        description=f"Capture for {hold.reference}",
+    )
+
+
+def funds_hold_release(*, hold: Hold) -> Hold:
+    """Failure or cancellation: the held funds become available again."""
+    amount = hold.amount
+    return _resolve(
+        hold=hold,
+        to=HoldStatus.RELEASED,
+        legs={AccountKind.HOLDS: -amount, AccountKind.CASH: amount},
+        kind=TransactionKind.RELEASE,
+        description=f"Release for {hold.reference}",
+    )
+
+
+def funds_refund(*, currency: str, amount: Decimal, reference: str, description: str = "") -> LedgerTransaction:
+    """Return captured funds to the tenant (e.g. a returned physical gift)."""
+    with transaction.atomic():
+        return _post(
+            kind=TransactionKind.REFUND,
+            currency=currency,
+            amount=amount,
+            legs={AccountKind.SPENT: -amount, AccountKind.CASH: amount},
+            description=description or f"Refund for {reference}",
+            reference=reference,
+        )
+
+
+def funds_set_low_balance_threshold(*, currency: str, threshold: object | None) -> LedgerAccount:
+    currency = parse_currency(currency)
+    value = (
+        None
+        if threshold in (None, "")
+        else parse_amount(threshold, currency, field="low_balance_threshold", allow_zero=True)
+    )
+    with transaction.atomic():
+        _ensure_accounts(currency)
+        LedgerAccount.objects.filter(currency=currency, kind=AccountKind.CASH).update(low_balance_threshold=value)
+    return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)

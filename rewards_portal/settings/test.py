@@ -1,0 +1,22 @@
+"""Tests: real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set), fast hashing."""
+
+import os
+
+from rewards_portal import embedded
+
+from .base import *  # noqa: F403
+from .base import PORTAL_DOMAIN, configure_stores, redis_url_with_db
+
+SECRET_KEY = "test-secret-key-not-for-production"
+DEBUG = False
+ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", f".{PORTAL_DOMAIN}"]
+OUTBOUND_ALLOW_PRIVATE = True
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; real hashers in prod
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+
+_stores = embedded.environment()
+# Tests use their own Redis database so a running `make dev` worker never consumes test tasks.
+_redis = os.environ.get("TEST_REDIS_URL") or redis_url_with_db(_stores["REDIS_URL"], 15)
+globals().update(configure_stores(_stores["DATABASE_URL"], _redis))
+REDIS_URL = _redis
+CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test")

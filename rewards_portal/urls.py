@@ -1,0 +1,25 @@
+"""URL configuration: health, the API (tenant from credential), docs, admin (operator, public schema)."""
+
+from django.contrib import admin
+from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+
+from core.health import healthz, readyz
+from tenants.apis import TokenApi
+
+api_v1 = [
+    path("tokens", TokenApi.as_view(), name="token-create"),
+    path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("", include("funds.urls")),
+]
+
+urlpatterns = [
+    path("healthz", healthz, name="healthz"),
+    path("readyz", readyz, name="readyz"),
+    path("api/v1/", include(api_v1)),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("admin/", admin.site.urls),
+]
+
+handler404 = "core.views.not_found"
+handler500 = "core.views.server_error"

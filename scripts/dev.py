@@ -1,0 +1,72 @@
+"""`make dev`: embedded (or configured) servers, migrations, demo data, then web + worker + beat.
+
+Ctrl-C stops the three processes; the embedded PostgreSQL and Redis keep running (so a second shell's
+`manage.py` keeps working) until `make stop`.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from rewards_portal import embedded  # noqa: E402
+
+
+def main() -> int:
+    port = os.environ.get("PORT", "8000")
+    env = dict(os.environ)
+    env.setdefault("DJANGO_SETTINGS_MODULE", "rewards_portal.settings.dev")
+    env.update(embedded.environment())  # DATABASE_URL / REDIS_URL: given, or the embedded servers
+    env["PYTHONUNBUFFERED"] = "1"
+    (ROOT / "var").mkdir(exist_ok=True)
+    py = sys.executable
+    manage = [py, str(ROOT / "manage.py")]
+    subprocess.run([*manage, "platform_migrate", "-v0"], env=env, check=True, cwd=ROOT)
+    subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
+    subprocess.run([*manage, "dev_bootstrap", "--port", port], env=env, check=True, cwd=ROOT)
+    celery = [py, "-m", "celery", "-A", "rewards_portal"]
+    processes = {
+        "web": subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, cwd=ROOT),
+        "worker": subprocess.Popen(
+            [*celery, "worker", "-Q", "default,delivery,webhooks,bulk", "-c", "2", "-l", "warning", "-n", "dev@%h"],
+            env=env,
+            cwd=ROOT,
+        ),
+        "beat": subprocess.Popen(
+            [*celery, "beat", "-l", "warning", "-s", str(ROOT / "var" / "celerybeat-schedule")], env=env, cwd=ROOT
+        ),
+    }
+
+    def stop(*_args: object) -> None:
+        for process in processes.values():
+            if process.poll() is None:
+                process.terminate()
+
+    signal.signal(signal.SIGTERM, lambda *a: stop())
+    try:
+        while True:
+            for name, process in processes.items():
+                if process.poll() is not None:
+                    print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
+                    stop()
+                    return process.returncode or 1
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        stop()
+    for process in processes.values():
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

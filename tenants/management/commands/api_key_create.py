@@ -1,0 +1,30 @@
+from datetime import timedelta
+
+from django.utils import timezone
+
+from core.management.base import OperatorCommand
+from tenants.services import api_key_create
+
+
+class Command(OperatorCommand):
+    help = "Issue an API key (rp_live_… or, with --sandbox, rp_test_…); prints the key alone on the last line."
+
+    def add_arguments(self, parser) -> None:
+        parser.add_argument("slug")
+        parser.add_argument("--sandbox", action="store_true")
+        parser.add_argument("--name", default="default")
+        parser.add_argument("--scopes", default="read,write", help="comma-separated: read,write")
+        parser.add_argument("--allow-cidr", action="append", default=[], help="repeatable, e.g. 203.0.113.0/24")
+        parser.add_argument("--expires-in-days", type=int, default=None)
+
+    def handle(self, *args, **options) -> str:
+        tenant = self.handle_tenant(options["slug"], sandbox=options["sandbox"])
+        days = options["expires_in_days"]
+        _, raw_key = api_key_create(
+            tenant=tenant,
+            name=options["name"],
+            scopes=options["scopes"].split(","),
+            allowed_cidrs=options["allow_cidr"],
+            expires_at=timezone.now() + timedelta(days=days) if days else None,
+        )
+        return raw_key

@@ -1,0 +1,124 @@
+"""Routes every request to a schema: the API by its credential, the portal by its host name.
+
+- `/api/…` (except the schema and docs): `Authorization: Bearer <key or token>` → ApiKey → tenant schema
+  (a `rp_test_` key lands in the sandbox twin). A bad credential is answered here with 401/403
+  problem+json; repeated failures from one address are throttled (429) before any lookup.
+- `<slug>.<PORTAL_DOMAIN>`: that tenant's portal; the bare PORTAL_DOMAIN (or 127.0.0.1) is the public
+  schema (operator console, admin, health). An unknown portal host is a 404.
+A bare tenant header is never trusted.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.db import connection
+from django.http import Http404
+
+from core import context, ratelimit
+from core.api.errors import problem_response
+
+from .models import Domain
+from .services import CredentialError, credential_authenticate
+
+PUBLIC_API_PATHS = ("/api/v1/schema/", "/api/docs/", "/api/v1/tokens")
+
+
+def client_ip(request) -> str:
+    """REMOTE_ADDR, or the address TRUSTED_PROXY_COUNT hops back in X-Forwarded-For."""
+    hops = settings.TRUSTED_PROXY_COUNT
+    forwarded = request.META.get("HTTP_X_FORWARDED_FOR", "")
+    if hops and forwarded:
+        chain = [part.strip() for part in forwarded.split(",") if part.strip()]
+        if len(chain) >= hops:
+            return chain[-hops]
+    return request.META.get("REMOTE_ADDR", "")
+
+
+def auth_failure_throttled(ip: str) -> tuple[bool, int]:
+    allowed, retry_after = ratelimit.peek(
+        f"authfail:{ip}", limit=settings.AUTH_FAILURE_LIMIT, window=settings.AUTH_FAILURE_WINDOW_SECONDS
+    )
+    return (not allowed), retry_after
+
+
+def auth_failure_record(ip: str) -> None:
+    ratelimit.hit(f"authfail:{ip}", limit=settings.AUTH_FAILURE_LIMIT, window=settings.AUTH_FAILURE_WINDOW_SECONDS)
+
+
+def too_many_failures_response(retry_after: int):
+    return problem_response(
+        status=429,
+        code="too_many_failed_attempts",
+        detail="Too many failed authentication attempts from this address; try again later.",
+        retryable=True,
+        headers={"Retry-After": str(max(1, retry_after))},
+    )
+
+
+class TenantRoutingMiddleware:
+    def __init__(self, get_response) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request):
+        connection.set_schema_to_public()
+        request.tenant = None
+        request.api_key = None
+        try:
+            response = self._route(request)
+            if response is None:
+                response = self.get_response(request)
+        finally:
+            connection.set_schema_to_public()
+        return response
+
+    def _route(self, request):
+        path = request.path
+        if path.startswith("/api/"):
+            if path.startswith(PUBLIC_API_PATHS):
+                return None
+            return self._route_api(request)
+        if path.startswith(("/healthz", "/readyz", "/static/")):
+            return None
+        return self._route_portal(request)
+
+    def _route_api(self, request):
+        header = request.META.get("HTTP_AUTHORIZATION", "")
+        if not header:
+            return None  # the base API view answers 401 problem+json
+        ip = client_ip(request)
+        throttled, retry_after = auth_failure_throttled(ip)
+        if throttled:
+            return too_many_failures_response(retry_after)
+        scheme, _, credential = header.partition(" ")
+        if scheme.lower() != "bearer" or not credential.strip():
+            auth_failure_record(ip)
+            return problem_response(
+                status=401,
+                code="invalid_credentials",
+                detail="Use `Authorization: Bearer <api key or access token>`.",
+                headers={"WWW-Authenticate": "Bearer"},
+            )
+        try:
+            key = credential_authenticate(credential=credential.strip(), client_ip=ip)
+        except CredentialError as exc:
+            auth_failure_record(ip)
+            return problem_response(
+                status=exc.status, code=exc.code, detail=exc.detail, headers={"WWW-Authenticate": "Bearer"}
+            )
+        request.api_key = key
+        request.tenant = key.tenant
+        connection.set_tenant(key.tenant)
+        context.bind(tenant=key.tenant.schema_name, key_id=key.key_id)
+        return None
+
+    def _route_portal(self, request):
+        host = request.get_host().split(":")[0].lower()
+        if host in (settings.PORTAL_DOMAIN, "127.0.0.1", "localhost", "[::1]", "testserver"):
+            return None  # public schema: operator console, admin, recipient pages
+        domain = Domain.objects.select_related("tenant").filter(domain=host).first()
+        if domain is None:
+            raise Http404(f"No portal at {host}")
+        request.tenant = domain.tenant
+        connection.set_tenant(domain.tenant)
+        context.bind(tenant=domain.tenant.schema_name)
+        return None

@@ -1,0 +1,93 @@
+"""Tenants (one PostgreSQL schema each, plus a sandbox twin), their portal domains and the API-key index.
+
+All of these live in the public schema. A client company is one *live* Tenant row; its sandbox twin is a
+second row (`is_sandbox=True`, schema `<slug>_sandbox`, `live` pointing back), so django-tenants can route
+to either schema with the same code and no `livemode` flag on tenant rows.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+
+from django.contrib.postgres.fields import ArrayField
+from django.core.exceptions import ValidationError
+from django.db import models
+from django.utils import timezone
+from django_tenants.models import DomainMixin, TenantMixin
+
+
+class TenantStatus(models.TextChoices):
+    ACTIVE = "active", "Active"
+    SUSPENDED = "suspended", "Suspended"
+
+
+class Tenant(TenantMixin):
+    slug = models.SlugField(max_length=40)
+    name = models.CharField(max_length=200)
+    default_currency = models.CharField(max_length=3, default="USD")
+    status = models.CharField(max_length=16, choices=TenantStatus.choices, default=TenantStatus.ACTIVE)
+    is_sandbox = models.BooleanField(default=False)
+    live = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="sandbox")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    auto_create_schema = True
+    auto_drop_schema = True  # deleting a tenant row (operator only, after export) drops its schema
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["slug", "is_sandbox"], name="tenant_slug_mode_unique"),
+        ]
+        ordering = ["slug", "is_sandbox"]
+
+    def __str__(self) -> str:
+        return f"{self.slug} (sandbox)" if self.is_sandbox else self.slug
+
+    @property
+    def is_active(self) -> bool:
+        return self.status == TenantStatus.ACTIVE
+
+    @property
+    def live_tenant(self) -> Tenant:
+        return self.live if self.is_sandbox and self.live is not None else self
+
+
+class Domain(DomainMixin):
+    """A portal host name (`<slug>.<PORTAL_DOMAIN>`) of a live tenant."""
+
+
+class ApiScope(models.TextChoices):
+    READ = "read", "Read"
+    WRITE = "write", "Write"
+
+
+def validate_cidr(value: str) -> None:
+    try:
+        ipaddress.ip_network(value, strict=False)
+    except ValueError as exc:
+        raise ValidationError(f"{value!r} is not an IP network in CIDR notation") from exc
+
+
+class ApiKey(models.Model):
+    """An API credential. Only a SHA-256 hash of the key is stored; `key_id` is the public part."""
+
+    key_id = models.CharField(max_length=32, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="api_keys")
+    name = models.CharField(max_length=100, default="default")
+    key_hash = models.CharField(max_length=64)
+    last4 = models.CharField(max_length=4)
+    scopes = ArrayField(models.CharField(max_length=16, choices=ApiScope.choices), default=list)
+    allowed_cidrs = ArrayField(models.CharField(max_length=64, validators=[validate_cidr]), default=list, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+    expires_at = models.DateTimeField(null=True, blank=True)
+    revoked_at = models.DateTimeField(null=True, blank=True)
+    last_used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"{self.prefix}{self.key_id}_…{self.last4}"
+
+    @property
+    def prefix(self) -> str:
+        return "rp_test_" if self.tenant.is_sandbox else "rp_live_"

@@ -1,0 +1,307 @@
+"""Writes for tenants and credentials: provisioning (live + sandbox twin), API keys, access tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import ipaddress
+import logging
+import re
+import secrets
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core import signing
+from django.core.management import call_command
+from django.db import connection, transaction
+from django.db.migrations.loader import MigrationLoader
+from django.utils import timezone
+from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
+
+from core.errors import ApplicationError
+
+from .models import ApiKey, ApiScope, Domain, Tenant, TenantStatus
+
+logger = logging.getLogger(__name__)
+
+SLUG_RE = re.compile(r"^[a-z][a-z0-9-]{1,38}[a-z0-9]$")
+RESERVED_SLUGS = {"public", "www", "api", "admin", "static", "media", "operator", "tenant-template"}
+KEY_PREFIXES = {False: "rp_live_", True: "rp_test_"}
+KEY_RE = re.compile(r"^rp_(live|test)_([a-z0-9]{12})_([A-Za-z0-9_-]{20,})$")
+TOKEN_PREFIX = "rp_at_"
+TOKEN_SALT = "rewards_portal.access-token"
+# last_used_at is refreshed at most this often per key, so a busy key costs no write per request.
+LAST_USED_RESOLUTION = timedelta(seconds=60)
+
+
+def _tenant_apps_migration_count() -> int:
+    """How many migrations the tenant apps have on disk (the template must have applied all of them)."""
+    from django.apps import apps
+
+    tenant_labels = {apps.get_app_config(name.rsplit(".", 1)[-1]).label for name in settings.TENANT_APPS}
+    loader = MigrationLoader(None, ignore_no_migrations=True)
+    return sum(1 for app_label, _ in loader.disk_migrations if app_label in tenant_labels)
+
+
+def tenant_template_ensure(*, verbosity: int = 0) -> None:
+    """Create or migrate the template schema that new tenants are cloned from.
+
+    Cloning + fake-applying keeps provisioning fast however many migrations accumulate. If someone ran
+    plain `migrate_schemas` the template could lag behind; we detect that by counting applied migrations
+    and migrate it first, so a clone is never older than the code.
+    """
+    base = get_tenant_base_schema()
+    if not schema_exists(base):
+        with connection.cursor() as cursor:
+            cursor.execute(f'CREATE SCHEMA "{base}"')
+    else:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_schema = %s "
+                "AND table_name = 'django_migrations'",
+                [base],
+            )
+            has_table = cursor.fetchone()[0]
+            applied = 0
+            if has_table:
+                cursor.execute(f'SELECT count(*) FROM "{base}".django_migrations')
+                applied = cursor.fetchone()[0]
+        if applied >= _tenant_apps_migration_count():
+            return
+    call_command("migrate_schemas", tenant=True, schema_name=base, interactive=False, verbosity=verbosity)
+    connection.set_schema_to_public()
+
+
+def _validate_new_tenant(*, slug: str, name: str, currency: str) -> dict[str, list[str]]:
+    errors: dict[str, list[str]] = {}
+    if not SLUG_RE.match(slug) or "--" in slug or slug.endswith("-sandbox"):
+        errors["slug"] = [
+            "Use 3-40 lowercase letters, digits and single hyphens, starting with a letter "
+            "(and not ending in -sandbox)."
+        ]
+    elif slug in RESERVED_SLUGS:
+        errors["slug"] = [f"'{slug}' is reserved."]
+    elif Tenant.objects.filter(slug=slug).exists():
+        errors["slug"] = [f"A tenant with slug '{slug}' already exists."]
+    if not name.strip():
+        errors["name"] = ["The name may not be blank."]
+    if not re.fullmatch(r"[A-Z]{3}", currency):
+        errors["currency"] = ["Use a three-letter ISO 4217 code such as USD."]
+    return errors
+
+
+def tenant_create(*, slug: str, name: str, currency: str = "USD") -> Tenant:
+    """Provision a tenant: the live schema, its sandbox twin and the portal domain, or nothing at all."""
+    slug = slug.strip().lower()
+    currency = currency.strip().upper()
+    errors = _validate_new_tenant(slug=slug, name=name, currency=currency)
+    if errors:
+        raise ApplicationError(
+            "; ".join(msg for msgs in errors.values() for msg in msgs), code="validation_error", errors=errors
+        )
+    tenant_template_ensure()
+    schema = slug.replace("-", "_")
+    # django-tenants creates schemas in Tenant.save() (DDL is transactional in PostgreSQL), so one
+    # atomic block either provisions both twins or leaves no trace.
+    with transaction.atomic():
+        live = Tenant(schema_name=schema, slug=slug, name=name.strip(), default_currency=currency)
+        live.save(verbosity=0)
+        sandbox = Tenant(
+            schema_name=f"{schema}_sandbox",
+            slug=slug,
+            name=name.strip(),
+            default_currency=currency,
+            is_sandbox=True,
+            live=live,
+        )
+        sandbox.save(verbosity=0)
+        Domain.objects.create(domain=f"{slug}.{settings.PORTAL_DOMAIN}", tenant=live, is_primary=True)
+    connection.set_schema_to_public()
+    logger.info("tenant provisioned", extra={"event": "tenant.created", "tenant_slug": slug})
+    return live
+
+
+def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+    if status not in TenantStatus.values:
+        raise ApplicationError(f"Unknown status {status!r}.", code="validation_error")
+    Tenant.objects.filter(slug=tenant.slug).update(status=status)
+    tenant.refresh_from_db()
+    return tenant
+
+
+def _hash_key(raw_key: str) -> str:
+    # Keys carry 192 bits of randomness, so a fast unsalted hash is safe (as GitHub/Stripe do).
+    return hashlib.sha256(raw_key.encode()).hexdigest()
+
+
+def _parse_scopes(scopes: list[str]) -> list[str]:
+    cleaned = sorted({scope.strip() for scope in scopes if scope.strip()})
+    unknown = [scope for scope in cleaned if scope not in ApiScope.values]
+    if unknown or not cleaned:
+        raise ApplicationError(
+            f"Scopes must be a non-empty subset of {', '.join(ApiScope.values)}; got {', '.join(scopes) or 'none'}.",
+            code="validation_error",
+            errors={"scopes": ["Use read, write or read,write."]},
+        )
+    return cleaned
+
+
+def _parse_cidrs(cidrs: list[str]) -> list[str]:
+    networks = []
+    for value in cidrs:
+        try:
+            networks.append(str(ipaddress.ip_network(value.strip(), strict=False)))
+        except ValueError:
+            raise ApplicationError(
+                f"{value!r} is not an IP network in CIDR notation (e.g. 203.0.113.0/24).",
+                code="validation_error",
+                errors={"allowed_cidrs": [f"{value!r} is not a valid CIDR."]},
+            ) from None
+    return networks
+
+
+def api_key_create(
+    *,
+    tenant: Tenant,
+    name: str = "default",
+    scopes: list[str] | None = None,
+    allowed_cidrs: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a key for a tenant schema (live or sandbox). Returns the row and the raw key, shown once."""
+    scope_list = _parse_scopes(scopes if scopes is not None else ["read", "write"])
+    cidr_list = _parse_cidrs(allowed_cidrs or [])
+    if expires_at is not None and expires_at <= timezone.now():
+        raise ApplicationError("expires_at must be in the future.", code="validation_error")
+    alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
+    key_id = "".join(secrets.choice(alphabet) for _ in range(12))
+    raw_key = f"{KEY_PREFIXES[tenant.is_sandbox]}{key_id}_{secrets.token_urlsafe(24)}"
+    key = ApiKey.objects.create(
+        key_id=key_id,
+        tenant=tenant,
+        name=name.strip() or "default",
+        key_hash=_hash_key(raw_key),
+        last4=raw_key[-4:],
+        scopes=scope_list,
+        allowed_cidrs=cidr_list,
+        expires_at=expires_at,
+    )
+    logger.info(
+        "api key created", extra={"event": "api_key.created", "key_id": key_id, "tenant_schema": tenant.schema_name}
+    )
+    return key, raw_key
+
+
+def api_key_revoke(*, key: ApiKey) -> ApiKey:
+    if key.revoked_at is None:
+        key.revoked_at = timezone.now()
+        key.save(update_fields=["revoked_at"])
+        logger.info("api key revoked", extra={"event": "api_key.revoked", "key_id": key.key_id})
+    return key
+
+
+class CredentialError(ApplicationError):
+    def __init__(self, detail: str, *, status: int = 401, code: str = "invalid_credentials") -> None:
+        super().__init__(detail, code=code, status=status)
+
+
+def _check_key_usable(key: ApiKey, *, client_ip: str | None) -> None:
+    if key.revoked_at is not None:
+        raise CredentialError("This API key has been revoked.", code="key_revoked")
+    if key.expires_at is not None and key.expires_at <= timezone.now():
+        raise CredentialError("This API key has expired.", code="key_expired")
+    if not key.tenant.is_active or not key.tenant.live_tenant.is_active:
+        raise CredentialError("This tenant is suspended.", status=403, code="tenant_suspended")
+    if key.allowed_cidrs:
+        try:
+            address = ipaddress.ip_address(client_ip or "")
+        except ValueError:
+            address = None
+        if address is None or not any(
+            address in ipaddress.ip_network(cidr, strict=False) for cidr in key.allowed_cidrs
+        ):
+            raise CredentialError(
+                "Requests from this address are not allowed for this API key.", status=403, code="ip_not_allowed"
+            )
+
+
+def _touch_last_used(key: ApiKey) -> None:
+    now = timezone.now()
+    if key.last_used_at is None or now - key.last_used_at > LAST_USED_RESOLUTION:
+        ApiKey.objects.filter(pk=key.pk).update(last_used_at=now)
+        key.last_used_at = now
+
+
+def api_key_authenticate(*, raw_key: str, client_ip: str | None) -> ApiKey:
+    """Resolve a raw `rp_live_…`/`rp_test_…` key to its ApiKey (with tenant), or raise CredentialError."""
+    match = KEY_RE.match(raw_key)
+    if not match:
+        raise CredentialError("The API key is malformed or unknown.")
+    key = ApiKey.objects.select_related("tenant", "tenant__live").filter(key_id=match.group(2)).first()
+    if key is None or not hmac.compare_digest(key.key_hash, _hash_key(raw_key)):
+        raise CredentialError("The API key is malformed or unknown.")
+    _check_key_usable(key, client_ip=client_ip)
+    _touch_last_used(key)
+    return key
+
+
+def access_token_issue(*, client_id: str, client_secret: str, client_ip: str | None) -> dict:
+    """OAuth2 client credentials: the full key is the secret, its key_id the client id."""
+    key = api_key_authenticate(raw_key=client_secret, client_ip=client_ip)
+    if not hmac.compare_digest(key.key_id, client_id or ""):
+        raise CredentialError("client_id does not match client_secret.")
+    ttl = int(settings.ACCESS_TOKEN_TTL.total_seconds())
+    token = TOKEN_PREFIX + signing.dumps({"k": key.key_id}, salt=TOKEN_SALT, compress=False)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": " ".join(key.scopes)}
+
+
+def access_token_authenticate(*, token: str, client_ip: str | None) -> ApiKey:
+    """A bearer token is only as good as its key: revoking the key revokes its tokens."""
+    try:
+        payload = signing.loads(
+            token.removeprefix(TOKEN_PREFIX),
+            salt=TOKEN_SALT,
+            max_age=settings.ACCESS_TOKEN_TTL.total_seconds(),
+        )
+    except signing.SignatureExpired:
+        raise CredentialError("The access token has expired; request a new one.", code="token_expired") from None
+    except signing.BadSignature:
+        raise CredentialError("The access token is invalid.") from None
+    key = ApiKey.objects.select_related("tenant", "tenant__live").filter(key_id=payload.get("k")).first()
+    if key is None:
+        raise CredentialError("The access token is invalid.")
+    _check_key_usable(key, client_ip=client_ip)
+    _touch_last_used(key)
+    return key
+
+
+def credential_authenticate(*, credential: str, client_ip: str | None) -> ApiKey:
+    if credential.startswith(TOKEN_PREFIX):
+        return access_token_authenticate(token=credential, client_ip=client_ip)
+    return api_key_authenticate(raw_key=credential, client_ip=client_ip)
+
+
+def tenant_for_schema(schema_name: str) -> Tenant:
+    return Tenant.objects.select_related("live").get(schema_name=schema_name)
+
+
+def tenant_get(*, slug: str, sandbox: bool = False) -> Tenant:
+    tenant = Tenant.objects.filter(slug=slug, is_sandbox=sandbox).first()
+    if tenant is None:
+        raise ApplicationError(f"No tenant with slug '{slug}'.", code="not_found", status=404)
+    return tenant
+
+
+__all__ = [
+    "access_token_authenticate",
+    "access_token_issue",
+    "api_key_authenticate",
+    "api_key_create",
+    "api_key_revoke",
+    "credential_authenticate",
+    "schema_context",
+    "tenant_create",
+    "tenant_get",
+    "tenant_set_status",
+    "tenant_template_ensure",
+]
