@@ -19,4 +19,6 @@ _stores = embedded.environment()
 _redis = os.environ.get("TEST_REDIS_URL") or redis_url_with_db(_stores["REDIS_URL"], 15)
 globals().update(configure_stores(_stores["DATABASE_URL"], _redis))
 REDIS_URL = _redis
+# `make test` gives each concurrent run its own test database (see scripts/run_tests.py).
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_rewards_portal")}  # noqa: F405
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test")
