@@ -147,6 +147,9 @@ X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
 
+# Fernet keys (comma-separated) for codes and secrets at rest; the first encrypts, all decrypt (rotation).
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
+
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],

@@ -14,3 +14,4 @@ EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.
 
 _stores = embedded.environment()
 globals().update(configure_stores(_stores["DATABASE_URL"], _stores["REDIS_URL"]))
+ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=["ZGV2LW9ubHktaW5zZWN1cmUta2V5LTMyLWJ5dGVzISE="])  # dev only

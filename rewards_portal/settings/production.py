@@ -12,6 +12,7 @@ _missing = [
         "DATABASE_URL": DATABASE_URL,
         "REDIS_URL": REDIS_URL,
         "ALLOWED_HOSTS": env.list("ALLOWED_HOSTS", default=[]),
+        "ENCRYPTION_KEYS": env.list("ENCRYPTION_KEYS", default=[]),
     }.items()
     if not value
 ]
