@@ -43,9 +43,18 @@ def _check_workers() -> tuple[bool, str]:
         return False, type(exc).__name__
     now = time.time()
     alive = [name for name, at in beats.items() if now - float(at) < WORKER_HEARTBEAT_MAX_AGE]
-    if not alive:
-        return False, "no worker has reported in the last minute"
-    return True, f"{len(alive)} worker(s)"
+    if alive:
+        return True, f"{len(alive)} worker(s) reported in the last minute"
+    # No recent heartbeat (beat may be down): ask the workers directly, returning on the first reply.
+    from rewards_portal.celery import app
+
+    try:
+        replies = app.control.ping(timeout=1.0, limit=1)
+    except Exception as exc:
+        return False, type(exc).__name__
+    if replies:
+        return True, f"{len(replies)} worker(s) answered a ping"
+    return False, "no worker has reported in the last minute or answered a ping"
 
 
 def readyz(request):

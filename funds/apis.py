@@ -6,10 +6,10 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from core.api.views import TenantAPIView, TenantListAPIView
+from core.api.views import TenantAPIView, TenantListAPIView, TenantRetrieveAPIView
 from core.money import format_amount
 
-from .selectors import balance_list, transaction_list
+from .selectors import balance_list, transaction_get, transaction_list
 
 
 class BalanceOutput(serializers.Serializer):
@@ -86,3 +86,14 @@ class TransactionListApi(TenantListAPIView):
         return transaction_list(
             kind=self.request.query_params.get("kind"), currency=self.request.query_params.get("currency")
         )
+
+
+class TransactionDetailApi(TenantRetrieveAPIView):
+    serializer_class = TransactionOutput
+
+    @extend_schema(operation_id="transactions_retrieve", summary="One ledger transaction")
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_object(self):
+        return transaction_get(transaction_id=self.kwargs["transaction_id"])

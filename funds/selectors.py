@@ -8,6 +8,8 @@ from decimal import Decimal
 from django.db import connection
 from django.db.models import QuerySet
 
+from core.errors import NotFoundError
+
 from .models import AccountKind, LedgerAccount, LedgerTransaction
 
 
@@ -50,6 +52,13 @@ def transaction_list(*, kind: str | None = None, currency: str | None = None) ->
     if currency:
         qs = qs.filter(currency=currency.upper())
     return qs
+
+
+def transaction_get(*, transaction_id: object) -> LedgerTransaction:
+    txn = LedgerTransaction.objects.filter(pk=transaction_id).first()
+    if txn is None:
+        raise NotFoundError("No such transaction.")
+    return txn
 
 
 def ledger_invariant_violations() -> list[str]:

@@ -1,0 +1,150 @@
+"""Platform behaviour: health, problem+json, production settings guard, logs without secrets."""
+
+import json
+import logging
+import os
+import subprocess
+import sys
+import uuid
+from pathlib import Path
+
+import pytest
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from conftest import wait_for
+from core import ratelimit
+from core.health import WORKER_HEARTBEAT_KEY
+from core.tasks import schema_probe
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_healthz(db):
+    response = Client().get("/healthz")
+    assert response.status_code == 200 and response.json() == {"status": "ok"}
+    assert response["X-Request-ID"]
+
+
+def test_readyz_reports_each_dependency(db):
+    ratelimit.get_redis().delete(WORKER_HEARTBEAT_KEY)
+    response = Client().get("/readyz")
+    assert response.status_code == 503
+    body = response.json()
+    assert body["status"] == "not_ready"
+    assert body["checks"]["database"]["ok"] and body["checks"]["broker"]["ok"]
+    assert not body["checks"]["workers"]["ok"]
+
+
+def test_unknown_api_path_is_problem_json(api_a):
+    response = api_a.get("/api/v1/no-such-thing")
+    assert response.status_code == 404
+    assert response["Content-Type"] == "application/problem+json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_malformed_json_is_problem_json(api_a):
+    response = api_a._client.post("/api/v1/tokens", "{not json", content_type="application/json")
+    assert response.status_code == 400
+    assert response.json()["code"] == "malformed_request"
+
+
+def test_openapi_schema_and_docs_are_served(db):
+    schema = Client().get("/api/v1/schema/", HTTP_ACCEPT="application/vnd.oai.openapi+json")
+    assert schema.status_code == 200
+    document = json.loads(schema.content)
+    assert document["openapi"].startswith("3.")
+    assert "/api/v1/balances" in document["paths"] and "/api/v1/tokens" in document["paths"]
+    docs = Client().get("/api/docs/")
+    assert docs.status_code == 200 and b"swagger" in docs.content.lower()
+
+
+@pytest.mark.parametrize("missing", ["SECRET_KEY", "DATABASE_URL", "REDIS_URL", "ALLOWED_HOSTS", "ENCRYPTION_KEYS"])
+def test_production_refuses_to_start_without_required_settings(missing):
+    env = {
+        "PATH": os.environ["PATH"],
+        "DJANGO_SETTINGS_MODULE": "rewards_portal.settings.production",
+        "SECRET_KEY": "x" * 50,
+        "DATABASE_URL": "postgresql://u@db/rp",
+        "REDIS_URL": "redis://redis:6379/0",
+        "ALLOWED_HOSTS": "rewards.example",
+        "ENCRYPTION_KEYS": "dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE=",
+        "RP_VAR_DIR": "/nonexistent",
+    }
+    code = "import django; django.setup(); print('started')"
+    ok = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    del env[missing]
+    refused = subprocess.run([sys.executable, "-c", code], env=env, cwd=ROOT, capture_output=True, text=True)
+    assert refused.returncode != 0
+    assert missing in refused.stderr
+    env[missing] = "x" if missing != "ALLOWED_HOSTS" else "h"
+    env["DEBUG"] = "true"
+    debug = subprocess.run([sys.executable, "-c", code], env={**env, missing: ok_value(missing)}, cwd=ROOT,
+                           capture_output=True, text=True)  # fmt: skip
+    assert debug.returncode != 0 and "DEBUG" in debug.stderr
+
+
+def ok_value(name):
+    return {
+        "SECRET_KEY": "x" * 50,
+        "DATABASE_URL": "postgresql://u@db/rp",
+        "REDIS_URL": "redis://redis:6379/0",
+        "ALLOWED_HOSTS": "rewards.example",
+        "ENCRYPTION_KEYS": "dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE=",
+    }[name]
+
+
+def test_request_logs_carry_context_and_no_secrets(api_a, tenant_a, capsys):
+    from core.logging import JsonFormatter, RedactSecretsFilter
+
+    records = []
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            records.append(self.format(record))
+
+    handler = Capture()
+    handler.setFormatter(JsonFormatter())
+    handler.addFilter(RedactSecretsFilter())
+    from core.logging import ContextFilter
+
+    handler.addFilter(ContextFilter())
+    root = logging.getLogger()
+    root.addHandler(handler)
+    try:
+        api_a.get("/api/v1/balances?secret=" + api_a.raw_key, HTTP_X_REQUEST_ID="req-12345678")
+        logging.getLogger("test").info("leaked %s and Bearer %s", api_a.raw_key, "abc.def")
+    finally:
+        root.removeHandler(handler)
+    joined = "\n".join(records)
+    assert api_a.raw_key not in joined and "abc.def" not in joined
+    request_line = next(json.loads(line) for line in records if json.loads(line)["msg"] == "request")
+    assert request_line["request_id"] == "req-12345678"
+    assert request_line["tenant"] == tenant_a.schema_name
+    assert request_line["key_id"] == api_a.key.key_id
+    assert request_line["status"] == 200 and request_line["route"] == "api/v1/balances"
+
+
+@pytest.mark.worker
+def test_task_sent_inside_a_tenant_runs_in_its_schema(committed_tenant, celery_worker_process):
+    probes = {}
+    for tenant in (committed_tenant, committed_tenant.sandbox):
+        probe_id = uuid.uuid4().hex
+        with tenant_context(tenant):
+            schema_probe.delay(probe_id)
+        probes[probe_id] = tenant.schema_name
+    probe_public = uuid.uuid4().hex
+    schema_probe.delay(probe_public)
+    probes[probe_public] = "public"
+    redis = ratelimit.get_redis()
+    for probe_id, schema in probes.items():
+        seen = wait_for(lambda pid=probe_id: redis.get(f"rp:probe:{pid}"))
+        assert seen.decode() == schema
+
+
+@pytest.mark.worker
+def test_readyz_is_ready_with_a_worker(committed_tenant, celery_worker_process):
+    body = Client().get("/readyz").json()
+    assert body["status"] == "ready", body
+    assert body["checks"]["workers"]["ok"]
