@@ -43,6 +43,7 @@ TENANT_APPS = [
     "django.contrib.messages",
     "accounts",
     "funds",
+    "programs",
     "orders",
     "fulfillment",
     "webhooks",

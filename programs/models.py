@@ -1,0 +1,72 @@
+"""A tenant's reward programs and its curation of the global catalogue (tenant schema).
+
+Products live in the public schema, so references to them are plain UUID arrays rather than foreign
+keys: a product the operator removes simply stops matching.
+"""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class BudgetPeriod(models.TextChoices):
+    MONTHLY = "monthly", "Monthly"
+    QUARTERLY = "quarterly", "Quarterly"
+    YEARLY = "yearly", "Yearly"
+    NONE = "none", "No period (one total, or unlimited)"
+
+
+class Program(models.Model):
+    """A named way of sending rewards: its budget, which products it offers, and how the message looks."""
+
+    slug = models.SlugField(max_length=60, unique=True)
+    name = models.CharField(max_length=200)
+    # No amount: unlimited. With period `none`: one total for the program's lifetime.
+    budget_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    budget_currency = models.CharField(max_length=3, blank=True)
+    budget_period = models.CharField(max_length=16, choices=BudgetPeriod.choices, default=BudgetPeriod.NONE)
+    # Empty: every product the tenant may order (after its CatalogRules).
+    allowed_product_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    default_message = models.TextField(blank=True)
+    sender_name = models.CharField(max_length=200, blank=True)
+    branding = models.JSONField(default=dict, blank=True)  # {"logo_url": …, "primary_color": "#RRGGBB"}
+    is_active = models.BooleanField(default=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(budget_amount__isnull=True) | Q(budget_amount__gt=0, budget_currency__regex=r"^[A-Z]{3}$"),
+                name="program_budget_has_currency",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return self.slug
+
+
+class CatalogRuleMode(models.TextChoices):
+    ALLOW = "allow", "Allow only these"
+    DENY = "deny", "Never these"
+
+
+class CatalogRule(models.Model):
+    """Tenant curation: if an allow rule exists only what it names is orderable; deny always wins.
+
+    One row per mode (set and replaced by `programs.services.catalog_rule_set`).
+    """
+
+    mode = models.CharField(max_length=8, choices=CatalogRuleMode.choices, unique=True)
+    product_ids = ArrayField(models.UUIDField(), default=list, blank=True)
+    brand_slugs = ArrayField(models.CharField(max_length=80), default=list, blank=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["mode"]
+
+    def __str__(self) -> str:
+        return f"{self.mode}: {len(self.product_ids)} products, {len(self.brand_slugs)} brands"
