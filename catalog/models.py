@@ -123,7 +123,7 @@ class Product(models.Model):
         default=Decimal("0"),
         validators=[MinValueValidator(Decimal("0")), MaxValueValidator(Decimal("100"))],
     )
-    # For `choice` products: what the recipient may pick from (see catalog.services.product_choice_options_set).
+    # For `choice` products: what the recipient may pick from (see services.product_choice_options_check).
     choice_options = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="offered_by")
     barcode_format = models.CharField(max_length=8, choices=BarcodeFormat.choices, blank=True, default="")
     created_at = models.DateTimeField(default=timezone.now)

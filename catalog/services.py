@@ -43,9 +43,9 @@ def _validation_error(exc: ValidationError, *, prefix: str = "") -> ApplicationE
     return ApplicationError(f"{prefix}{summary}", code="validation_error", errors=errors)
 
 
-def _full_clean(instance, *, exclude: Iterable[str] = ()) -> None:
+def _full_clean(instance, *, exclude: Iterable[str] = (), unique: bool = True) -> None:
     try:
-        instance.full_clean(exclude=list(exclude))
+        instance.full_clean(exclude=list(exclude), validate_unique=unique, validate_constraints=unique)
     except ValidationError as exc:
         raise _validation_error(exc) from None
 
@@ -124,7 +124,7 @@ def _apply(product: Product, fields: _ProductFields) -> None:
         setattr(product, name, value)
 
 
-def _choice_options_check(*, product: Product, options: list[Product]) -> None:
+def product_choice_options_check(*, product: Product, options: list[Product]) -> None:
     errors = []
     if product.type == ProductType.CHOICE and not options:
         errors.append("A choice product needs at least one option.")
@@ -146,7 +146,7 @@ def _product_save(*, product: Product, fields: _ProductFields, choice_options: l
     if options is None and product.type == ProductType.CHOICE:
         options = list(product.choice_options.all()) if product._state.adding is False else []
     if options is not None:
-        _choice_options_check(product=product, options=options)
+        product_choice_options_check(product=product, options=options)
     with transaction.atomic():
         product.save()
         if options is not None:
@@ -313,7 +313,7 @@ def shipping_method_upsert(
 def fx_rate_create(*, base: str, quote: str, rate: Any, as_of: datetime | None = None) -> FxRate:
     """Record a rate (idempotent for the same pair and instant: the rate is replaced)."""
     fx = FxRate(base=base, quote=quote, rate=_decimal(rate, field="rate"), as_of=as_of or timezone.now())
-    _full_clean(fx, exclude=["as_of"] if as_of is None else ())
+    _full_clean(fx, exclude=["as_of"] if as_of is None else (), unique=False)  # an existing pair+instant is replaced
     if fx.base == fx.quote:
         raise ApplicationError(
             "A rate needs two different currencies.", code="validation_error", errors={"quote": ["Same as base."]}

@@ -11,6 +11,8 @@ api_v1 = [
     path("tokens", TokenApi.as_view(), name="token-create"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("funds.urls")),
+    path("", include("catalog.urls")),
+    path("", include("programs.urls")),
 ]
 
 urlpatterns = [

@@ -1,6 +1,7 @@
 """Idempotent demo data for `make dev`: a demo tenant with funds, a portal admin and fresh API keys."""
 
 from django.conf import settings
+from django.core.management import call_command
 from django_tenants.utils import tenant_context
 
 from accounts.models import User
@@ -8,6 +9,8 @@ from accounts.services import staff_create
 from core.management.base import OperatorCommand
 from funds.selectors import balance_get
 from funds.services import funds_deposit
+from programs.models import Program
+from programs.services import program_create
 from tenants.models import Tenant
 from tenants.services import api_key_create, tenant_create
 
@@ -23,6 +26,7 @@ class Command(OperatorCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, **options) -> None:
+        call_command("catalog_load_demo", stdout=self.stdout)
         live = Tenant.objects.filter(slug=DEMO_SLUG, is_sandbox=False).first()
         if live is None:
             live = tenant_create(slug=DEMO_SLUG, name="Demo Company", currency="USD")
@@ -31,6 +35,8 @@ class Command(OperatorCommand):
                 for currency, amount in amounts.items():
                     if balance_get(currency=currency) is None:
                         funds_deposit(currency=currency, amount=amount, description="Demo funds")
+                if not Program.objects.filter(slug="spot-awards").exists():
+                    program_create(slug="spot-awards", name="Spot awards", sender_name="Demo Company")
                 if not tenant.is_sandbox and not User.objects.filter(email=DEMO_EMAIL).exists():
                     staff_create(email=DEMO_EMAIL, role="admin", password=DEMO_PASSWORD, name="Demo Admin")
         _, live_key = api_key_create(tenant=live, name="make dev")

@@ -1,0 +1,114 @@
+"""The operator's admin for the global catalogue (public schema).
+
+Product edits run the same checks as `catalog.services` (model `clean()` plus the choice-option rules),
+so the admin cannot store a product the API would refuse to sell.
+"""
+
+from django import forms
+from django.contrib import admin
+
+from core.errors import ApplicationError
+
+from .models import Brand, FxRate, Product, ProductType, ShippingMethod, Supplier
+from .services import product_choice_options_check
+
+
+@admin.register(Supplier)
+class SupplierAdmin(admin.ModelAdmin):
+    list_display = ("code", "name", "kind", "is_active")
+    list_filter = ("kind", "is_active")
+    search_fields = ("code", "name")
+
+
+class ProductInline(admin.TabularInline):
+    model = Product
+    fields = ("name", "type", "currency", "denomination_type", "is_orderable")
+    readonly_fields = fields
+    extra = 0
+    show_change_link = True
+    can_delete = False
+
+    def has_add_permission(self, request, obj=None) -> bool:
+        return False
+
+
+@admin.register(Brand)
+class BrandAdmin(admin.ModelAdmin):
+    list_display = ("name", "slug", "created_at")
+    search_fields = ("name", "slug")
+    prepopulated_fields = {"slug": ("name",)}
+    inlines = [ProductInline]
+
+
+class ProductAdminForm(forms.ModelForm):
+    class Meta:
+        model = Product
+        fields = (
+            "brand",
+            "name",
+            "description",
+            "type",
+            "currency",
+            "countries",
+            "denomination_type",
+            "denomination_values",
+            "denomination_min",
+            "denomination_max",
+            "is_orderable",
+            "supplier",
+            "cost_discount_percent",
+            "choice_options",
+            "barcode_format",
+        )
+
+    def clean(self):
+        cleaned = super().clean()
+        options = list(cleaned.get("choice_options") or [])
+        self.instance.type = cleaned.get("type", self.instance.type)
+        self.instance.currency = cleaned.get("currency", self.instance.currency)
+        try:
+            product_choice_options_check(product=self.instance, options=options)
+        except ApplicationError as exc:
+            self.add_error("choice_options", exc.errors["choice_options"])
+        return cleaned
+
+
+@admin.register(Product)
+class ProductAdmin(admin.ModelAdmin):
+    form = ProductAdminForm
+    list_display = ("name", "brand", "type", "currency", "denomination_type", "supplier", "is_orderable")
+    list_filter = ("type", "currency", "denomination_type", "is_orderable", "supplier")
+    search_fields = ("name", "brand__name", "id")
+    list_select_related = ("brand", "supplier")
+    autocomplete_fields = ("brand",)
+    filter_horizontal = ("choice_options",)
+    readonly_fields = ("id", "created_at")
+    actions = ["make_orderable", "make_unorderable"]
+
+    def formfield_for_manytomany(self, db_field, request, **kwargs):
+        if db_field.name == "choice_options":
+            kwargs["queryset"] = Product.objects.exclude(type=ProductType.CHOICE).select_related("brand")
+        return super().formfield_for_manytomany(db_field, request, **kwargs)
+
+    @admin.action(description="Mark selected products orderable")
+    def make_orderable(self, request, queryset) -> None:
+        queryset.update(is_orderable=True)
+
+    @admin.action(description="Mark selected products not orderable")
+    def make_unorderable(self, request, queryset) -> None:
+        queryset.update(is_orderable=False)
+
+
+@admin.register(ShippingMethod)
+class ShippingMethodAdmin(admin.ModelAdmin):
+    list_display = ("name", "carrier", "price", "currency", "estimated_days", "is_active")
+    list_filter = ("carrier", "currency", "is_active")
+    search_fields = ("name", "carrier")
+    readonly_fields = ("id", "created_at")
+
+
+@admin.register(FxRate)
+class FxRateAdmin(admin.ModelAdmin):
+    list_display = ("base", "quote", "rate", "as_of")
+    list_filter = ("base", "quote")
+    date_hierarchy = "as_of"

@@ -1,0 +1,286 @@
+"""GET /api/v1/products, /products/{id}, /shipping-methods and /fx-rates: the catalogue as a tenant sees it."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
+from rest_framework import serializers
+
+from core.api.pagination import CursorPagination
+from core.api.views import TenantListAPIView, TenantRetrieveAPIView
+from core.money import format_amount
+from programs.selectors import program_get
+
+from .models import DenominationType, FxRate, Product, ProductType, ShippingMethod
+from .selectors import fx_rate_list, product_get_for_tenant, product_list_for_tenant, shipping_method_list
+
+COUNTRY_FIELD = {"regex": r"^[A-Za-z]{2}$", "error_messages": {"invalid": "Use an ISO 3166 alpha-2 code like US."}}
+CURRENCY_FIELD = {"regex": r"^[A-Za-z]{3}$", "error_messages": {"invalid": "Use an ISO 4217 code like USD."}}
+
+
+def format_rate(rate: Decimal) -> str:
+    """A rate without trailing zeros and never in exponent notation ("0.92", "151.3")."""
+    return format(rate.normalize(), "f")
+
+
+# --- Inputs (query parameters) ---------------------------------------------------------------------------
+
+
+class ProductFilterInput(serializers.Serializer):
+    country = serializers.RegexField(required=False, **COUNTRY_FIELD)
+    currency = serializers.RegexField(required=False, **CURRENCY_FIELD)
+    type = serializers.ChoiceField(choices=ProductType.values, required=False)
+    q = serializers.CharField(required=False, max_length=100, trim_whitespace=True)
+    program = serializers.SlugField(required=False, max_length=60)
+
+
+class ShippingMethodFilterInput(serializers.Serializer):
+    country = serializers.RegexField(required=False, **COUNTRY_FIELD)
+
+
+class FxRateFilterInput(serializers.Serializer):
+    base = serializers.RegexField(required=False, **CURRENCY_FIELD)
+    quote = serializers.RegexField(required=False, **CURRENCY_FIELD)
+
+
+# --- Outputs ---------------------------------------------------------------------------------------------
+
+
+class BrandSummaryOutput(serializers.Serializer):
+    name = serializers.CharField()
+    slug = serializers.CharField()
+    logo_url = serializers.CharField()
+
+
+class DenominationsOutput(serializers.Serializer):
+    """`{"type": "fixed", "values": [...]}` or `{"type": "range", "min": ..., "max": ...}`."""
+
+    type = serializers.ChoiceField(choices=DenominationType.values)
+    values = serializers.ListField(child=serializers.CharField(), required=False)
+    min = serializers.CharField(required=False)
+    max = serializers.CharField(required=False)
+
+    def to_representation(self, product: Product) -> dict:
+        if product.denomination_type == DenominationType.FIXED:
+            values = [format_amount(value, product.currency) for value in product.denomination_values]
+            return {"type": "fixed", "values": values}
+        return {
+            "type": "range",
+            "min": format_amount(product.denomination_min, product.currency),
+            "max": format_amount(product.denomination_max, product.currency),
+        }
+
+
+class ProductOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    brand = BrandSummaryOutput()
+    name = serializers.CharField()
+    type = serializers.ChoiceField(choices=ProductType.values)
+    currency = serializers.CharField()
+    countries = serializers.ListField(child=serializers.CharField())
+    denominations = DenominationsOutput(source="*")
+    is_orderable = serializers.SerializerMethodField()
+    description = serializers.SerializerMethodField()
+    terms = serializers.CharField(source="brand.terms")
+    redemption_instructions = serializers.CharField(source="brand.redemption_instructions")
+    choice_options = serializers.SerializerMethodField()
+
+    def get_is_orderable(self, product: Product) -> bool:
+        return product.can_be_ordered
+
+    def get_description(self, product: Product) -> str:
+        return product.description or product.brand.description
+
+    @extend_schema_field(serializers.ListField(child=serializers.UUIDField()))
+    def get_choice_options(self, product: Product) -> list[str]:
+        # Prefetched by the selector (deny-curated, orderable options only); empty for non-choice products.
+        if product.type != ProductType.CHOICE:
+            return []
+        return [str(option.id) for option in product.choice_options.all()]
+
+
+class ShippingMethodOutput(serializers.Serializer):
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    carrier = serializers.CharField()
+    countries = serializers.ListField(child=serializers.CharField())
+    price = serializers.SerializerMethodField()
+    currency = serializers.CharField()
+    estimated_days = serializers.IntegerField()
+
+    def get_price(self, method: ShippingMethod) -> str:
+        return format_amount(method.price, method.currency)
+
+
+class FxRateOutput(serializers.Serializer):
+    base = serializers.CharField()
+    quote = serializers.CharField()
+    rate = serializers.SerializerMethodField()
+    as_of = serializers.DateTimeField()
+
+    @extend_schema_field(OpenApiTypes.STR)
+    def get_rate(self, fx: FxRate) -> str:
+        return format_rate(fx.rate)
+
+
+# --- Views -----------------------------------------------------------------------------------------------
+
+PRODUCT_EXAMPLE = {
+    "id": "6c1f3b0e-8d2a-5b7c-9e41-2f0a6d3c8b15",
+    "brand": {"name": "Northwind Books", "slug": "northwind-books", "logo_url": "https://example.com/nw.png"},
+    "name": "Northwind Books eGift (US)",
+    "type": "digital",
+    "currency": "USD",
+    "countries": ["US"],
+    "denominations": {"type": "fixed", "values": ["10.00", "25.00", "50.00"]},
+    "is_orderable": True,
+    "description": "Paperbacks, hardcovers and e-books.",
+    "terms": "No cash value. Not reloadable.",
+    "redemption_instructions": "Enter the code at checkout.",
+    "choice_options": [],
+}
+RANGE_PRODUCT_EXAMPLE = {
+    **PRODUCT_EXAMPLE,
+    "id": "0b7d3c52-3f8e-5a11-8c2d-9e4b7a6f1d03",
+    "name": "Northwind Books eGift (UK)",
+    "currency": "GBP",
+    "countries": ["GB"],
+    "denominations": {"type": "range", "min": "5.00", "max": "500.00"},
+}
+
+
+class ProductCursorPagination(CursorPagination):
+    ordering = ("name", "id")
+
+
+class ProductListApi(TenantListAPIView):
+    serializer_class = ProductOutput
+    pagination_class = ProductCursorPagination
+
+    @extend_schema(
+        operation_id="products_list",
+        summary="Products this tenant may order",
+        description=(
+            "The global catalogue after the tenant's curation (allow/deny rules) and, with `program`, that "
+            "program's allowed products. Products temporarily unavailable are listed with `is_orderable: false`."
+        ),
+        parameters=[
+            OpenApiParameter("country", str, description="ISO 3166 alpha-2: redeemable there"),
+            OpenApiParameter("currency", str, description="ISO 4217"),
+            OpenApiParameter("type", str, enum=ProductType.values),
+            OpenApiParameter("q", str, description="Search in product and brand names"),
+            OpenApiParameter("program", str, description="Program slug: only its allowed products"),
+        ],
+        examples=[
+            OpenApiExample(
+                "A page of products",
+                value={"next": None, "previous": None, "results": [PRODUCT_EXAMPLE, RANGE_PRODUCT_EXAMPLE]},
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = ProductFilterInput(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        params = dict(filters.validated_data)
+        program = program_get(slug=params.pop("program")) if params.get("program") else None
+        return product_list_for_tenant(**params, program=program)
+
+
+class ProductDetailApi(TenantRetrieveAPIView):
+    serializer_class = ProductOutput
+
+    @extend_schema(
+        operation_id="products_retrieve",
+        summary="One product",
+        examples=[OpenApiExample("A fixed-denomination product", value=PRODUCT_EXAMPLE, response_only=True)],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_object(self) -> Product:
+        return product_get_for_tenant(product_id=self.kwargs["product_id"])
+
+
+class ShippingMethodCursorPagination(CursorPagination):
+    ordering = ("price", "id")
+
+
+class ShippingMethodListApi(TenantListAPIView):
+    serializer_class = ShippingMethodOutput
+    pagination_class = ShippingMethodCursorPagination
+
+    @extend_schema(
+        operation_id="shipping_methods_list",
+        summary="Shipping methods for physical rewards",
+        parameters=[OpenApiParameter("country", str, description="Only methods delivering there")],
+        examples=[
+            OpenApiExample(
+                "Shipping methods to Germany",
+                value={
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {
+                            "id": "3d5c7a1e-0b4f-5e2a-9c6d-8f1b2a3c4d5e",
+                            "name": "Standard (DE)",
+                            "carrier": "Rheinpost",
+                            "countries": ["AT", "DE"],
+                            "price": "4.90",
+                            "currency": "EUR",
+                            "estimated_days": 3,
+                        }
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = ShippingMethodFilterInput(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return shipping_method_list(**filters.validated_data)
+
+
+class FxRateCursorPagination(CursorPagination):
+    ordering = ("quote", "base")
+
+
+class FxRateListApi(TenantListAPIView):
+    serializer_class = FxRateOutput
+    pagination_class = FxRateCursorPagination
+
+    @extend_schema(
+        operation_id="fx_rates_list",
+        summary="Current FX rates (1 base = rate quote)",
+        parameters=[OpenApiParameter("base", str), OpenApiParameter("quote", str)],
+        examples=[
+            OpenApiExample(
+                "Rates from USD",
+                value={
+                    "next": None,
+                    "previous": None,
+                    "results": [
+                        {"base": "USD", "quote": "EUR", "rate": "0.92", "as_of": "2025-01-01T00:00:00Z"},
+                        {"base": "USD", "quote": "GBP", "rate": "0.79", "as_of": "2025-01-01T00:00:00Z"},
+                    ],
+                },
+                response_only=True,
+            )
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        filters = FxRateFilterInput(data=self.request.query_params)
+        filters.is_valid(raise_exception=True)
+        return fx_rate_list(**filters.validated_data)
