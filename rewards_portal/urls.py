@@ -11,6 +11,7 @@ api_v1 = [
     path("tokens", TokenApi.as_view(), name="token-create"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("funds.urls")),
+    path("", include("webhooks.urls")),
     path("", include("catalog.urls")),
     path("", include("programs.urls")),
 ]

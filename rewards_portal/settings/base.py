@@ -214,7 +214,36 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 15.0},
+    # Publishes due webhook deliveries (long retries, and any whose task was lost); expires if not run.
+    "webhook-deliveries-sweep": {
+        "task": "webhooks.tasks.webhook_deliveries_sweep",
+        "schedule": 5.0,
+        "options": {"expires": 5.0},
+    },
 }
+
+# --- Webhooks -----------------------------------------------------------------------------------------
+# Seconds to wait before each delivery attempt, counted from the previous failure; the first entry is the
+# initial send. After the last attempt fails the delivery is marked failed (Standard Webhooks schedule).
+WEBHOOK_RETRY_SCHEDULE = env.list(
+    "WEBHOOK_RETRY_SCHEDULE", cast=float, default=[0, 5, 300, 1800, 7200, 18000, 36000, 50400, 72000, 86400]
+)
+# Random spread (a fraction, ±) on each retry delay, so receivers coming back are not hit all at once.
+WEBHOOK_RETRY_JITTER = env.float("WEBHOOK_RETRY_JITTER", default=0.1)
+# Retries due within this many seconds are queued with a countdown; later ones are published by the sweeper.
+WEBHOOK_COUNTDOWN_MAX_SECONDS = env.float("WEBHOOK_COUNTDOWN_MAX_SECONDS", default=60)
+# Socket timeout of each webhook request (connect, and each read).
+WEBHOOK_TIMEOUT_SECONDS = env.float("WEBHOOK_TIMEOUT_SECONDS", default=15)
+# An endpoint that has failed every attempt for this long is disabled and the tenant's admins emailed.
+WEBHOOK_DISABLE_AFTER_SECONDS = env.int("WEBHOOK_DISABLE_AFTER_SECONDS", default=5 * 24 * 3600)
+# The sweeper re-publishes a due delivery only if its last task was published at least this long ago.
+WEBHOOK_REQUEUE_AFTER_SECONDS = env.int("WEBHOOK_REQUEUE_AFTER_SECONDS", default=300)
+# The longest wait a receiver's Retry-After (on 429/503) can impose.
+WEBHOOK_RETRY_AFTER_MAX_SECONDS = env.int("WEBHOOK_RETRY_AFTER_MAX_SECONDS", default=24 * 3600)
+# After a secret rotation the previous secret keeps signing this long unless the request says otherwise.
+WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=24 * 3600)
+# Webhook endpoints per tenant schema.
+WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=20)
 
 # --- Logging: one JSON line per event; secrets scrubbed by a filter on every handler ----------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

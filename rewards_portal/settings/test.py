@@ -5,7 +5,7 @@ import os
 from rewards_portal import embedded
 
 from .base import *  # noqa: F403
-from .base import PORTAL_DOMAIN, configure_stores, redis_url_with_db
+from .base import PORTAL_DOMAIN, configure_stores, env, redis_url_with_db
 
 SECRET_KEY = "test-secret-key-not-for-production"
 DEBUG = False
@@ -19,7 +19,10 @@ _stores = embedded.environment()
 _redis = os.environ.get("TEST_REDIS_URL") or redis_url_with_db(_stores["REDIS_URL"], 15)
 globals().update(configure_stores(_stores["DATABASE_URL"], _redis))
 REDIS_URL = _redis
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 — threaded test servers must not leak connections
 # `make test` gives each concurrent run its own test database (see scripts/run_tests.py).
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_rewards_portal")}  # noqa: F405
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test")
 ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE="]
+# A short webhook retry schedule, read from the environment so the test worker process gets the same one.
+WEBHOOK_RETRY_SCHEDULE = env.list("WEBHOOK_RETRY_SCHEDULE", cast=float, default=[0, 0.3, 0.3, 0.3, 0.3, 0.3])

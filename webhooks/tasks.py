@@ -1,0 +1,19 @@
+"""Celery tasks for webhooks (all on the `webhooks` queue): one delivery attempt, and the beat sweeper."""
+
+from __future__ import annotations
+
+from celery import shared_task
+
+from . import services
+
+
+@shared_task(name="webhooks.tasks.webhook_delivery_attempt", acks_late=True, ignore_result=True)
+def webhook_delivery_attempt(delivery_id: str) -> None:
+    """Runs in the tenant schema the task was sent from; the service guards on state, so duplicates are harmless."""
+    services.webhook_delivery_attempt(delivery_id=delivery_id)
+
+
+@shared_task(name="webhooks.tasks.webhook_deliveries_sweep", ignore_result=True)
+def webhook_deliveries_sweep() -> int:
+    """Sent by beat every few seconds from the public schema; visits every tenant schema."""
+    return services.webhook_deliveries_sweep()
