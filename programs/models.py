@@ -16,7 +16,7 @@ class BudgetPeriod(models.TextChoices):
     MONTHLY = "monthly", "Monthly"
     QUARTERLY = "quarterly", "Quarterly"
     YEARLY = "yearly", "Yearly"
-    NONE = "none", "No period (one total, or unlimited)"
+    NONE = "none", "No budget"
 
 
 class Program(models.Model):
@@ -24,7 +24,7 @@ class Program(models.Model):
 
     slug = models.SlugField(max_length=60, unique=True)
     name = models.CharField(max_length=200)
-    # No amount: unlimited. With period `none`: one total for the program's lifetime.
+    # A budget is an amount per period; period `none` (and no amount) means unlimited.
     budget_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     budget_currency = models.CharField(max_length=3, blank=True)
     budget_period = models.CharField(max_length=16, choices=BudgetPeriod.choices, default=BudgetPeriod.NONE)
@@ -40,8 +40,9 @@ class Program(models.Model):
         ordering = ["-created_at", "-id"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(budget_amount__isnull=True) | Q(budget_amount__gt=0, budget_currency__regex=r"^[A-Z]{3}$"),
-                name="program_budget_has_currency",
+                condition=Q(budget_amount__isnull=True, budget_period="none")
+                | (Q(budget_amount__gt=0, budget_currency__regex=r"^[A-Z]{3}$") & ~Q(budget_period="none")),
+                name="program_budget_amount_per_period",
             ),
         ]
 

@@ -74,7 +74,8 @@ def program_create(
     branding: dict | None = None,
     is_active: bool = True,
 ) -> Program:
-    """A program in the current tenant. No budget amount means unlimited; period `none` means one total."""
+    """A program in the current tenant. A budget is an amount per month, quarter or year; period `none`
+    (the default, with no amount) means unlimited."""
     slug = (slug or "").strip().lower()
     errors: dict[str, list[str]] = {}
     if not PROGRAM_SLUG_RE.match(slug) or "--" in slug:
@@ -87,7 +88,9 @@ def program_create(
         errors["budget_period"] = [f"One of {', '.join(BudgetPeriod.values)}."]
     amount = None
     currency = ""
-    if budget_amount not in (None, ""):
+    if budget_amount not in (None, "") and budget_period == BudgetPeriod.NONE:
+        errors["budget_period"] = ["A budget amount needs a period: monthly, quarterly or yearly."]
+    elif budget_amount not in (None, ""):
         try:
             currency = parse_currency(budget_currency, field="budget_currency")
             amount = parse_amount(budget_amount, currency, field="budget_amount")

@@ -55,8 +55,11 @@ def test_program_create_refusals(tenant_a, product):
         assert "slug" in refusal(slug="taken", name="Again")
         assert "slug" in refusal(slug="Not a slug!", name="X")
         assert "name" in refusal(slug="blank-name", name="  ")
-        assert "budget_currency" in refusal(slug="b1", name="B", budget_amount="100")
-        assert "budget_amount" in refusal(slug="b2", name="B", budget_amount="100.001", budget_currency="USD")
+        assert "budget_currency" in refusal(slug="b1", name="B", budget_amount="100", budget_period="yearly")
+        assert "budget_amount" in refusal(slug="b2", name="B", budget_amount="100.001", budget_currency="USD",
+                                          budget_period="yearly")  # fmt: skip
+        errors = refusal(slug="b6", name="B", budget_amount="100", budget_currency="USD")  # no period
+        assert errors["budget_period"] == ["A budget amount needs a period: monthly, quarterly or yearly."]
         assert "budget_amount" in refusal(slug="b3", name="B", budget_period="monthly")
         assert "budget_amount" in refusal(slug="b4", name="B", budget_currency="USD")
         assert "budget_period" in refusal(slug="b5", name="B", budget_period="weekly")
