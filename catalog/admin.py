@@ -65,7 +65,7 @@ class ProductAdminForm(forms.ModelForm):
         cleaned = super().clean()
         options = list(cleaned.get("choice_options") or [])
         self.instance.type = cleaned.get("type", self.instance.type)
-        self.instance.currency = cleaned.get("currency", self.instance.currency)
+        self.instance.currency = (cleaned.get("currency") or "").strip().upper()
         try:
             product_choice_options_check(product=self.instance, options=options)
         except ApplicationError as exc:
