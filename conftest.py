@@ -23,17 +23,30 @@ _counter = itertools.count()
 
 
 @pytest.fixture(scope="session")
-def django_db_setup(django_db_setup, django_db_blocker):
-    """After pytest-django created and migrated the test database: the template and two tenants."""
+def django_db_setup(request, django_test_environment, django_db_blocker, django_db_modify_db_settings):
+    """Create and migrate the test database, then the template and two tenants (alpha, beta).
+
+    Unlike pytest-django's own fixture, the database is set up even when only committed-data tests
+    (threads, servers, workers) run, so no test can ever fall through to the development database.
+    """
+    from django.test.utils import setup_databases, teardown_databases
+
     from tenants.services import tenant_create, tenant_template_ensure
 
     with django_db_blocker.unblock():
+        db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"})
+        assert connection.settings_dict["NAME"].startswith("test_"), "refusing to run tests outside a test database"
         connection.set_schema_to_public()
         tenant_template_ensure()
         tenant_create(slug="alpha", name="Alpha Corp", currency="USD")
         tenant_create(slug="beta", name="Beta GmbH", currency="EUR")
         connection.set_schema_to_public()
     yield
+    with django_db_blocker.unblock():
+        try:
+            teardown_databases(db_cfg, verbosity=0)
+        except Exception as exc:
+            request.node.warn(pytest.PytestWarning(f"could not drop the test database: {exc!r}"))
 
 
 @pytest.fixture(autouse=True)
@@ -121,6 +134,27 @@ def committed_tenant(django_db_setup, django_db_blocker):
             twin.delete(force_drop=True)
 
 
+@pytest.fixture
+def live_http(committed_tenant):
+    """The whole app behind a real threaded HTTP server on 127.0.0.1 (one thread per request)."""
+    import threading
+
+    from django.core.handlers.wsgi import WSGIHandler
+    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
+
+    class QuietHandler(WSGIRequestHandler):
+        def log_message(self, *args):
+            pass
+
+    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=True, connections_override={})
+    server.set_app(WSGIHandler())
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+    server.server_close()
+
+
 def worker_database_url() -> str:
     db = settings.DATABASES["default"]
     host = quote(db["HOST"], safe="") if db["HOST"].startswith("/") else db["HOST"]
@@ -175,15 +209,4 @@ def celery_worker_process(django_db_setup):
     log.close()
 
 
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.1):
-    """Poll until predicate() is truthy; return its value or fail the test."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout}s")
-
-
-__all__ = ["ApiClient", "tenant_context", "wait_for"]
+__all__ = ["ApiClient", "tenant_context"]

@@ -14,6 +14,8 @@ api_v1 = [
     path("", include("webhooks.urls")),
     path("", include("catalog.urls")),
     path("", include("programs.urls")),
+    path("", include("orders.urls")),
+    path("", include("fulfillment.urls")),
 ]
 
 urlpatterns = [

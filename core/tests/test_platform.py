@@ -12,10 +12,10 @@ import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from conftest import wait_for
 from core import ratelimit
 from core.health import WORKER_HEARTBEAT_KEY
 from core.tasks import schema_probe
+from core.testing import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

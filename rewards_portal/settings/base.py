@@ -151,6 +151,14 @@ SECURE_REFERRER_POLICY = "same-origin"
 # Fernet keys (comma-separated) for codes and secrets at rest; the first encrypts, all decrypt (rotation).
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
 
+# --- Orders -----------------------------------------------------------------------------------------
+# Fee on cross-currency orders, in percent of the converted amount (recorded on the order).
+FX_FEE_PERCENT = env.float("FX_FEE_PERCENT", default=1.0)
+# How long claim links stay valid.
+CLAIM_LINK_TTL_DAYS = env.int("CLAIM_LINK_TTL_DAYS", default=365)
+# How long Idempotency-Key outcomes are kept (at least 24 h per the API contract).
+IDEMPOTENCY_KEY_TTL = timedelta(hours=max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)))
+
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],

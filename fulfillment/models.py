@@ -1,0 +1,63 @@
+"""Fulfilment records in the tenant schema: physical shipments and their tracking events."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class ShipmentStatus(models.TextChoices):
+    PENDING = "pending"
+    SUBMITTED = "submitted"
+    SHIPPED = "shipped"
+    IN_TRANSIT = "in_transit"
+    DELIVERED = "delivered"
+    RETURNED = "returned"
+    EXCEPTION = "exception"
+    CANCELED = "canceled"
+
+
+SHIPMENT_TRANSITIONS: dict[str, set[str]] = {
+    ShipmentStatus.PENDING: {ShipmentStatus.SUBMITTED, ShipmentStatus.CANCELED},
+    ShipmentStatus.SUBMITTED: {ShipmentStatus.SHIPPED, ShipmentStatus.EXCEPTION, ShipmentStatus.CANCELED},
+    ShipmentStatus.SHIPPED: {
+        ShipmentStatus.IN_TRANSIT,
+        ShipmentStatus.DELIVERED,
+        ShipmentStatus.RETURNED,
+        ShipmentStatus.EXCEPTION,
+    },
+    ShipmentStatus.IN_TRANSIT: {ShipmentStatus.DELIVERED, ShipmentStatus.RETURNED, ShipmentStatus.EXCEPTION},
+    ShipmentStatus.EXCEPTION: {ShipmentStatus.IN_TRANSIT, ShipmentStatus.DELIVERED, ShipmentStatus.RETURNED},
+    ShipmentStatus.DELIVERED: {ShipmentStatus.RETURNED},
+    ShipmentStatus.RETURNED: set(),
+    ShipmentStatus.CANCELED: set(),
+}
+
+
+class Shipment(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    reward = models.OneToOneField("orders.Reward", on_delete=models.CASCADE, related_name="shipment")
+    status = models.CharField(max_length=16, choices=ShipmentStatus.choices, default=ShipmentStatus.PENDING)
+    shipping_method_id = models.UUIDField()
+    carrier = models.CharField(max_length=100)
+    method_name = models.CharField(max_length=200)
+    address = models.JSONField()  # name, line1, line2, city, state, postal_code, country
+    tracking_number = models.CharField(max_length=100, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+
+class ShipmentEvent(models.Model):
+    shipment = models.ForeignKey(Shipment, on_delete=models.CASCADE, related_name="events")
+    status = models.CharField(max_length=16, choices=ShipmentStatus.choices)
+    description = models.CharField(max_length=300, blank=True)
+    location = models.CharField(max_length=200, blank=True)
+    occurred_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["occurred_at", "id"]

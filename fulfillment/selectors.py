@@ -1,0 +1,41 @@
+"""Reads of fulfilment records: shipments and their tracking events."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core.errors import NotFoundError
+
+from .models import Shipment
+
+
+def shipment_get(*, shipment_id: Any) -> Shipment:
+    shipment = Shipment.objects.prefetch_related("events").select_related("reward").filter(pk=shipment_id).first()
+    if shipment is None:
+        raise NotFoundError("No such shipment.")
+    return shipment
+
+
+def shipment_render(shipment: Shipment) -> dict[str, Any]:
+    def iso(value):
+        return value.isoformat().replace("+00:00", "Z") if value else None
+
+    return {
+        "id": str(shipment.id),
+        "reward_id": str(shipment.reward_id),
+        "status": shipment.status,
+        "carrier": shipment.carrier,
+        "shipping_method": {"id": str(shipment.shipping_method_id), "name": shipment.method_name},
+        "tracking_number": shipment.tracking_number or None,
+        "address": shipment.address,
+        "events": [
+            {
+                "status": event.status,
+                "description": event.description,
+                "location": event.location or None,
+                "occurred_at": iso(event.occurred_at),
+            }
+            for event in shipment.events.all()
+        ],
+        "created_at": iso(shipment.created_at),
+    }

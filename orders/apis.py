@@ -1,0 +1,367 @@
+"""Orders and rewards API: create (idempotent), list/filter, get, cancel; rewards get/list/cancel."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from core.api.views import TenantAPIView, TenantListAPIView
+from core.errors import ApplicationError
+
+from .models import DeliveryMethod, OrderStatus, OrderType, RewardStatus
+from .selectors import order_get, order_list, order_render, reward_get, reward_list, reward_render
+from .services import RewardInput, order_cancel, order_create, request_hash, reward_cancel
+
+EXAMPLE_PRODUCT = "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10"
+EXAMPLE_ORDER_REQUEST = {
+    "type": "digital",
+    "external_id": "crm-123",
+    "po_number": "PO-9",
+    "program": "spot-awards",
+    "rewards": [
+        {
+            "product_id": EXAMPLE_PRODUCT,
+            "amount": "25.00",
+            "currency": "USD",
+            "quantity": 1,
+            "delivery_method": "email",
+            "recipient": {"name": "Ada Lovelace", "email": "ada@example.com"},
+            "message": "Thanks for shipping the release!",
+            "sender_name": "The Platform Team",
+            "deliver_at": None,
+        }
+    ],
+}
+EXAMPLE_PHYSICAL_REQUEST = {
+    "type": "physical",
+    "external_id": "hris-777",
+    "rewards": [
+        {
+            "product_id": EXAMPLE_PRODUCT,
+            "amount": "50.00",
+            "currency": "USD",
+            "delivery_method": "shipment",
+            "recipient": {"name": "Grace Hopper", "email": "grace@example.com"},
+            "shipping_address": {
+                "name": "Grace Hopper",
+                "line1": "1 Navy Way",
+                "line2": "",
+                "city": "Arlington",
+                "state": "VA",
+                "postal_code": "22202",
+                "country": "US",
+            },
+            "shipping_method_id": "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31",
+        }
+    ],
+}
+EXAMPLE_ORDER = {
+    "id": "8d6f0c52-3f4e-4a9b-9a7e-5b1c2d3e4f50",
+    "type": "digital",
+    "status": "pending",
+    "external_id": "crm-123",
+    "po_number": "PO-9",
+    "program": "spot-awards",
+    "total": {"amount": "25.00", "currency": "USD", "fx_rate": "1", "fees": "0.00", "shipping": "0.00"},
+    "rewards": [
+        {
+            "id": "0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a",
+            "order_id": "8d6f0c52-3f4e-4a9b-9a7e-5b1c2d3e4f50",
+            "status": "pending",
+            "product": {
+                "id": EXAMPLE_PRODUCT,
+                "brand": "Lumen Coffee",
+                "name": "Lumen Coffee eGift",
+                "type": "digital",
+            },
+            "amount": "25.00",
+            "currency": "USD",
+            "charge": {"amount": "25.00", "currency": "USD"},
+            "delivery_method": "email",
+            "recipient": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": None},
+            "message": "Thanks for shipping the release!",
+            "sender_name": "The Platform Team",
+            "deliver_at": None,
+            "claim_url": None,
+            "code": None,
+            "shipment_id": None,
+            "failure_reason": None,
+            "created_at": "2026-11-22T10:00:00Z",
+            "delivered_at": None,
+        }
+    ],
+    "created_at": "2026-11-22T10:00:00Z",
+}
+PROBLEM_402 = {
+    "type": "https://docs.rewards-portal.dev/errors/insufficient_funds",
+    "title": "Insufficient funds",
+    "status": 402,
+    "detail": "Available USD funds do not cover 25.00 USD.",
+    "code": "insufficient_funds",
+    "retryable": False,
+}
+
+
+class RecipientInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200)
+    email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
+    phone = serializers.CharField(max_length=20, required=False, allow_blank=True, allow_null=True)
+
+
+class AddressInput(serializers.Serializer):
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    line1 = serializers.CharField(max_length=200, required=False, allow_blank=True)
+    line2 = serializers.CharField(max_length=200, required=False, allow_blank=True, allow_null=True)
+    city = serializers.CharField(max_length=100, required=False, allow_blank=True)
+    state = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    postal_code = serializers.CharField(max_length=20, required=False, allow_blank=True, allow_null=True)
+    country = serializers.CharField(max_length=2, required=False, allow_blank=True)
+
+
+class RewardInputSerializer(serializers.Serializer):
+    product_id = serializers.UUIDField()
+    amount = serializers.DecimalField(max_digits=16, decimal_places=4, min_value=0, coerce_to_string=True)
+    currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
+    quantity = serializers.IntegerField(min_value=1, max_value=500, default=1)
+    delivery_method = serializers.ChoiceField(choices=DeliveryMethod.values, required=False, allow_null=True)
+    recipient = RecipientInput()
+    message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
+    sender_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    deliver_at = serializers.DateTimeField(required=False, allow_null=True)
+    country = serializers.CharField(min_length=2, max_length=2, required=False, allow_null=True)
+    shipping_address = AddressInput(required=False, allow_null=True)
+    shipping_method_id = serializers.UUIDField(required=False, allow_null=True)
+
+
+class OrderCreateInput(serializers.Serializer):
+    type = serializers.ChoiceField(choices=OrderType.values)
+    external_id = serializers.CharField(max_length=100, required=False, allow_null=True, allow_blank=True)
+    po_number = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    program = serializers.CharField(max_length=60, required=False, allow_null=True, allow_blank=True)
+    funding_currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
+    rewards = RewardInputSerializer(many=True, allow_empty=False, max_length=500)
+
+
+class MoneyTotalOutput(serializers.Serializer):
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+    fx_rate = serializers.CharField(allow_null=True)
+    fees = serializers.CharField()
+    shipping = serializers.CharField()
+
+
+class RewardOutput(serializers.Serializer):
+    """Documentation of the reward shape rendered by orders.selectors.reward_render."""
+
+    id = serializers.UUIDField()
+    order_id = serializers.UUIDField()
+    status = serializers.ChoiceField(choices=RewardStatus.values)
+    product = serializers.DictField()
+    amount = serializers.CharField()
+    currency = serializers.CharField()
+    charge = serializers.DictField()
+    delivery_method = serializers.ChoiceField(choices=DeliveryMethod.values)
+    recipient = serializers.DictField()
+    message = serializers.CharField()
+    sender_name = serializers.CharField()
+    deliver_at = serializers.DateTimeField(allow_null=True)
+    claim_url = serializers.URLField(allow_null=True)
+    code = serializers.CharField(allow_null=True, help_text="Masked (last 4 only); use /reveal for API delivery")
+    shipment_id = serializers.UUIDField(allow_null=True)
+    failure_reason = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    delivered_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, instance):
+        return reward_render(instance)
+
+
+class OrderOutput(serializers.Serializer):
+    """Documentation of the order shape rendered by orders.selectors.order_render."""
+
+    id = serializers.UUIDField()
+    type = serializers.ChoiceField(choices=OrderType.values)
+    status = serializers.ChoiceField(choices=OrderStatus.values)
+    external_id = serializers.CharField(allow_null=True)
+    po_number = serializers.CharField(allow_null=True)
+    program = serializers.CharField(allow_null=True)
+    total = MoneyTotalOutput()
+    rewards = RewardOutput(many=True)
+    created_at = serializers.DateTimeField()
+
+    def to_representation(self, instance):
+        return order_render(instance)
+
+
+def _reward_inputs(rewards: list[dict]) -> list[RewardInput]:
+    inputs = []
+    for item in rewards:
+        recipient = {key: value or "" for key, value in dict(item["recipient"]).items()}
+        inputs.append(
+            RewardInput(
+                product_id=str(item["product_id"]),
+                amount=item["amount"],
+                currency=(item.get("currency") or None),
+                quantity=item.get("quantity", 1),
+                delivery_method=item.get("delivery_method") or None,
+                recipient=recipient,
+                message=item.get("message", ""),
+                sender_name=item.get("sender_name", ""),
+                deliver_at=item.get("deliver_at"),
+                country=item.get("country"),
+                shipping_address=dict(item["shipping_address"]) if item.get("shipping_address") else None,
+                shipping_method_id=str(item["shipping_method_id"]) if item.get("shipping_method_id") else None,
+            )
+        )
+    return inputs
+
+
+class OrderListCreateApi(TenantListAPIView):
+    serializer_class = OrderOutput
+
+    @extend_schema(
+        operation_id="orders_list",
+        summary="List orders",
+        parameters=[
+            OpenApiParameter("status", str, enum=OrderStatus.values),
+            OpenApiParameter("external_id", str),
+            OpenApiParameter("program", str),
+            OpenApiParameter("created_after", str, description="ISO 8601 timestamp"),
+            OpenApiParameter("created_before", str, description="ISO 8601 timestamp"),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        dates = {}
+        for name in ("created_after", "created_before"):
+            if params.get(name):
+                field = serializers.DateTimeField()
+                try:
+                    dates[name] = field.to_internal_value(params[name])
+                except serializers.ValidationError:
+                    raise ApplicationError(
+                        f"{name} must be an ISO 8601 timestamp.", code="validation_error", errors={name: ["Bad date."]}
+                    ) from None
+        if params.get("status") and params["status"] not in OrderStatus.values:
+            raise ApplicationError(
+                f"status must be one of {', '.join(OrderStatus.values)}.",
+                code="validation_error",
+                errors={"status": ["Unknown status."]},
+            )
+        return order_list(
+            status=params.get("status"), external_id=params.get("external_id"), program=params.get("program"), **dates
+        )
+
+    @extend_schema(
+        operation_id="orders_create",
+        summary="Create an order (funds are held at once)",
+        parameters=[
+            OpenApiParameter(
+                "Idempotency-Key",
+                str,
+                OpenApiParameter.HEADER,
+                description="Same key + same body replays the first response (Idempotent-Replayed: true); "
+                "same key + different body is 422; same key still in flight is 409. Kept 24 h or more.",
+            )
+        ],
+        request=OrderCreateInput,
+        responses={
+            201: OrderOutput,
+            402: OpenApiResponse(description="insufficient_funds (problem+json)"),
+            409: OpenApiResponse(description="idempotency_key_in_flight / duplicate_external_id"),
+            422: OpenApiResponse(
+                description="validation_error / product_unavailable / amount_not_allowed / budget_exceeded"
+            ),
+        },
+        examples=[
+            OpenApiExample("Digital order", value=EXAMPLE_ORDER_REQUEST, request_only=True),
+            OpenApiExample("Physical order", value=EXAMPLE_PHYSICAL_REQUEST, request_only=True),
+            OpenApiExample("Created", value=EXAMPLE_ORDER, response_only=True, status_codes=["201"]),
+            OpenApiExample("Insufficient funds", value=PROBLEM_402, response_only=True, status_codes=["402"]),
+        ],
+    )
+    def post(self, request):
+        idempotency_key = request.headers.get("Idempotency-Key", "").strip() or None
+        if idempotency_key and len(idempotency_key) > 255:
+            raise ApplicationError("Idempotency-Key is at most 255 characters.", code="validation_error")
+        serializer = OrderCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        status, body, replayed = order_create(
+            order_type=data["type"],
+            rewards=_reward_inputs(data["rewards"]),
+            idempotency_key=idempotency_key,
+            body_hash=request_hash(request.data),
+            render=lambda order: order_render(order_get(order_id=order.id)),
+            external_id=data.get("external_id") or None,
+            po_number=data.get("po_number", ""),
+            program_slug=data.get("program") or None,
+            funding_currency=data.get("funding_currency") or None,
+            api_key_id=request.api_key.key_id,
+        )
+        response = Response(body, status=status)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+
+class OrderDetailApi(TenantAPIView):
+    @extend_schema(operation_id="orders_retrieve", summary="Get an order", responses={200: OrderOutput})
+    def get(self, request, order_id):
+        return Response(order_render(order_get(order_id=order_id)))
+
+
+class OrderCancelApi(TenantAPIView):
+    @extend_schema(
+        operation_id="orders_cancel",
+        summary="Cancel what has not been delivered; releases its funds",
+        request=None,
+        responses={200: OrderOutput, 409: OpenApiResponse(description="not_cancelable")},
+    )
+    def post(self, request, order_id):
+        order_cancel(order_id=order_id)
+        return Response(order_render(order_get(order_id=order_id)))
+
+
+class RewardListApi(TenantListAPIView):
+    serializer_class = RewardOutput
+
+    @extend_schema(
+        operation_id="rewards_list",
+        summary="List rewards",
+        parameters=[
+            OpenApiParameter("status", str, enum=RewardStatus.values),
+            OpenApiParameter("order_id", str),
+            OpenApiParameter("recipient_email", str),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return reward_list(
+            status=params.get("status"), order_id=params.get("order_id"), recipient_email=params.get("recipient_email")
+        )
+
+
+class RewardDetailApi(TenantAPIView):
+    @extend_schema(operation_id="rewards_retrieve", summary="Get a reward", responses={200: RewardOutput})
+    def get(self, request, reward_id):
+        return Response(reward_render(reward_get(reward_id=reward_id)))
+
+
+class RewardCancelApi(TenantAPIView):
+    @extend_schema(
+        operation_id="rewards_cancel",
+        summary="Cancel a reward not yet delivered (or an unclaimed link); funds released or refunded",
+        request=None,
+        responses={200: RewardOutput, 409: OpenApiResponse(description="not_cancelable")},
+    )
+    def post(self, request, reward_id):
+        reward_cancel(reward_id=reward_id)
+        return Response(reward_render(reward_get(reward_id=reward_id)))

@@ -1,0 +1,176 @@
+"""Orders and their rewards (line items), each reward with its own guarded state machine.
+
+Lives in each tenant schema. A reward snapshots the product at order time (brand, name, face value,
+currency) so later catalogue edits never change what was sold, and owns exactly one funds Hold.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+
+class OrderType(models.TextChoices):
+    DIGITAL = "digital"
+    LINK = "link"
+    PHYSICAL = "physical"
+
+
+class OrderStatus(models.TextChoices):
+    PENDING = "pending"  # accepted, funds held, nothing delivered yet
+    PROCESSING = "processing"  # some rewards in flight or delivered, others not yet
+    COMPLETED = "completed"  # every reward reached a delivered (or later) state, or was canceled
+    FAILED = "failed"  # every reward failed
+    CANCELED = "canceled"  # every reward canceled
+
+
+class Order(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    type = models.CharField(max_length=16, choices=OrderType.choices)
+    status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
+    # NULL, not "", when absent: the unique constraint must allow many orders without one.
+    external_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    po_number = models.CharField(max_length=100, blank=True)
+    program = models.ForeignKey("programs.Program", null=True, blank=True, on_delete=models.PROTECT)
+    # What the tenant is charged, in its funding currency (FX and fees recorded at order time).
+    currency = models.CharField(max_length=3)
+    total_amount = models.DecimalField(max_digits=20, decimal_places=4)
+    fees = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+    shipping_amount = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+    fx_rate = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
+    api_key_id = models.CharField(max_length=32, blank=True)  # who placed it (key_id), or blank (portal)
+    created_by_email = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.UniqueConstraint(fields=["external_id"], name="order_external_id_unique")]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class DeliveryMethod(models.TextChoices):
+    EMAIL = "email"
+    SMS = "sms"
+    API = "api"
+    LINK = "link"
+    SHIPMENT = "shipment"
+
+
+class RewardStatus(models.TextChoices):
+    PENDING = "pending"
+    SCHEDULED = "scheduled"
+    PROCESSING = "processing"
+    DELIVERED = "delivered"
+    DELIVERY_FAILED = "delivery_failed"  # issued, but the email/SMS bounced: resend to a corrected address
+    FAILED = "failed"
+    CANCELED = "canceled"
+    OPENED = "opened"
+    REDEEMED = "redeemed"
+    EXPIRED = "expired"
+
+
+# The reward state machine: the only legal moves (reward_transition checks them).
+REWARD_TRANSITIONS: dict[str, set[str]] = {
+    RewardStatus.PENDING: {RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.FAILED, RewardStatus.CANCELED},
+    RewardStatus.SCHEDULED: {RewardStatus.PENDING, RewardStatus.PROCESSING, RewardStatus.CANCELED},
+    RewardStatus.PROCESSING: {RewardStatus.PENDING, RewardStatus.DELIVERED, RewardStatus.FAILED},
+    RewardStatus.DELIVERED: {
+        RewardStatus.OPENED,
+        RewardStatus.REDEEMED,
+        RewardStatus.EXPIRED,
+        RewardStatus.DELIVERY_FAILED,
+        RewardStatus.CANCELED,  # link rewards not yet redeemed only (checked by reward_cancel)
+    },
+    RewardStatus.DELIVERY_FAILED: {RewardStatus.DELIVERED, RewardStatus.CANCELED, RewardStatus.EXPIRED},
+    RewardStatus.OPENED: {RewardStatus.REDEEMED, RewardStatus.EXPIRED, RewardStatus.CANCELED},
+    RewardStatus.FAILED: set(),
+    RewardStatus.CANCELED: set(),
+    RewardStatus.REDEEMED: set(),
+    RewardStatus.EXPIRED: set(),
+}
+# States in which the reward has reached the recipient (the order counts it as done).
+REWARD_DONE_STATES = {
+    RewardStatus.DELIVERED,
+    RewardStatus.DELIVERY_FAILED,
+    RewardStatus.OPENED,
+    RewardStatus.REDEEMED,
+    RewardStatus.EXPIRED,
+}
+
+
+class Reward(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="rewards")
+    position = models.PositiveIntegerField(default=0)  # index in the order's request, for stable output
+    status = models.CharField(max_length=20, choices=RewardStatus.choices, default=RewardStatus.PENDING)
+    # Product snapshot (the product lives in the public schema's catalogue).
+    product_id = models.UUIDField()
+    product_snapshot = models.JSONField(default=dict)  # {"brand": …, "name": …, "type": …}
+    amount = models.DecimalField(max_digits=20, decimal_places=4)  # face value
+    currency = models.CharField(max_length=3)  # face value currency
+    charge_amount = models.DecimalField(max_digits=20, decimal_places=4)  # in the order's currency
+    hold = models.OneToOneField("funds.Hold", null=True, on_delete=models.PROTECT, related_name="reward")
+    delivery_method = models.CharField(max_length=16, choices=DeliveryMethod.choices)
+    recipient_name = models.CharField(max_length=200)
+    recipient_email = models.EmailField(blank=True)
+    recipient_phone = models.CharField(max_length=20, blank=True)
+    country = models.CharField(max_length=2, blank=True)
+    message = models.TextField(blank=True)
+    sender_name = models.CharField(max_length=200, blank=True)
+    deliver_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # Claim link (link delivery): the token is a bearer credential — kept encrypted, looked up by hash.
+    claim_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    claim_token_encrypted = models.TextField(blank=True)
+    claim_expires_at = models.DateTimeField(null=True, blank=True)
+    # The gift card code, once issued: encrypted at rest, shown masked except through the audited reveal.
+    code_encrypted = models.TextField(blank=True)
+    pin_encrypted = models.TextField(blank=True)
+    code_last4 = models.CharField(max_length=4, blank=True)
+    supplier_reference = models.CharField(max_length=200, blank=True)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    attempts = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    updated_at = models.DateTimeField(default=timezone.now)
+    delivered_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "deliver_at"], name="reward_status_deliver_at"),
+            models.Index(fields=["order", "position"], name="reward_order_position"),
+        ]
+        constraints = [
+            models.CheckConstraint(condition=Q(amount__gt=0) & Q(charge_amount__gt=0), name="reward_amounts_positive")
+        ]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class RewardEvent(models.Model):
+    """The reward's timeline: every state change, with a note (never a code)."""
+
+    reward = models.ForeignKey(Reward, on_delete=models.CASCADE, related_name="events")
+    from_status = models.CharField(max_length=20, blank=True)
+    to_status = models.CharField(max_length=20)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["created_at", "id"]
+
+
+class IdempotencyRecord(models.Model):
+    """The stored outcome of a POST with an Idempotency-Key (kept at least IDEMPOTENCY_KEY_TTL)."""
+
+    key = models.CharField(max_length=255, unique=True)
+    request_hash = models.CharField(max_length=64)
+    response_status = models.PositiveSmallIntegerField()
+    response_body = models.JSONField()
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)

@@ -1,0 +1,138 @@
+"""Reads of orders, rewards and shipments, and their API representation (shared by responses,
+idempotent replays and webhook payloads, so all three always agree). Codes are always masked here."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from django.conf import settings
+from django.db.models import Prefetch, QuerySet
+
+from core import crypto
+from core.errors import NotFoundError
+from core.money import format_amount
+
+from .models import DeliveryMethod, Order, Reward
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def claim_url(reward: Reward) -> str | None:
+    if not reward.claim_token_encrypted:
+        return None
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/r/{crypto.decrypt(reward.claim_token_encrypted)}"
+
+
+def reward_render(reward: Reward) -> dict[str, Any]:
+    shipment = getattr(reward, "shipment", None) if reward.delivery_method == DeliveryMethod.SHIPMENT else None
+    return {
+        "id": str(reward.id),
+        "order_id": str(reward.order_id),
+        "status": reward.status,
+        "product": {
+            "id": str(reward.product_id),
+            "brand": reward.product_snapshot.get("brand"),
+            "name": reward.product_snapshot.get("name"),
+            "type": reward.product_snapshot.get("type"),
+        },
+        "amount": format_amount(reward.amount, reward.currency),
+        "currency": reward.currency,
+        "charge": {
+            "amount": format_amount(reward.charge_amount, reward.order.currency),
+            "currency": reward.order.currency,
+        },
+        "delivery_method": reward.delivery_method,
+        "recipient": {
+            "name": reward.recipient_name,
+            "email": reward.recipient_email or None,
+            "phone": reward.recipient_phone or None,
+        },
+        "message": reward.message,
+        "sender_name": reward.sender_name,
+        "deliver_at": _iso(reward.deliver_at),
+        "claim_url": claim_url(reward),
+        "code": crypto.mask("x" * 8 + reward.code_last4) if reward.code_last4 else None,
+        "shipment_id": str(shipment.id) if shipment else None,
+        "failure_reason": reward.failure_reason or None,
+        "created_at": _iso(reward.created_at),
+        "delivered_at": _iso(reward.delivered_at),
+    }
+
+
+def order_render(order: Order) -> dict[str, Any]:
+    rewards = sorted(order.rewards.all(), key=lambda r: r.position)
+    return {
+        "id": str(order.id),
+        "type": order.type,
+        "status": order.status,
+        "external_id": order.external_id,
+        "po_number": order.po_number or None,
+        "program": order.program.slug if order.program_id else None,
+        "total": {
+            "amount": format_amount(order.total_amount, order.currency),
+            "currency": order.currency,
+            "fx_rate": str(order.fx_rate.normalize()) if order.fx_rate is not None else None,
+            "fees": format_amount(order.fees, order.currency),
+            "shipping": format_amount(order.shipping_amount, order.currency),
+        },
+        "rewards": [reward_render(reward) for reward in rewards],
+        "created_at": _iso(order.created_at),
+    }
+
+
+def _order_queryset() -> QuerySet[Order]:
+    return Order.objects.select_related("program").prefetch_related(
+        Prefetch("rewards", queryset=Reward.objects.select_related("shipment"))
+    )
+
+
+def order_list(
+    *,
+    status: str | None = None,
+    external_id: str | None = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    program: str | None = None,
+) -> QuerySet[Order]:
+    qs = _order_queryset()
+    if status:
+        qs = qs.filter(status=status)
+    if external_id:
+        qs = qs.filter(external_id=external_id)
+    if created_after:
+        qs = qs.filter(created_at__gte=created_after)
+    if created_before:
+        qs = qs.filter(created_at__lt=created_before)
+    if program:
+        qs = qs.filter(program__slug=program)
+    return qs
+
+
+def order_get(*, order_id: Any) -> Order:
+    order = _order_queryset().filter(pk=order_id).first()
+    if order is None:
+        raise NotFoundError("No such order.")
+    return order
+
+
+def reward_list(
+    *, status: str | None = None, order_id: Any = None, recipient_email: str | None = None
+) -> QuerySet[Reward]:
+    qs = Reward.objects.select_related("order", "shipment")
+    if status:
+        qs = qs.filter(status=status)
+    if order_id:
+        qs = qs.filter(order_id=order_id)
+    if recipient_email:
+        qs = qs.filter(recipient_email=recipient_email.strip().lower())
+    return qs
+
+
+def reward_get(*, reward_id: Any) -> Reward:
+    reward = Reward.objects.select_related("order", "shipment", "hold").filter(pk=reward_id).first()
+    if reward is None:
+        raise NotFoundError("No such reward.")
+    return reward

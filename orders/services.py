@@ -1,0 +1,616 @@
+"""Writes for orders and rewards: idempotent creation with funds held, cancellation, the state machine.
+
+order_create validates everything first (catalogue, amounts, FX, recipients, addresses), then in ONE
+transaction creates the order, its rewards, one funds hold per reward and the idempotency record, and
+stages side effects with on_commit. A crash anywhere before commit leaves nothing; a retry with the same
+Idempotency-Key after commit replays the stored response.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import re
+import secrets
+import uuid
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, connection, transaction
+from django.db.models import Sum
+from django.utils import timezone
+
+from core import crypto
+from core.errors import ApplicationError
+from core.money import quantize
+from funds.selectors import balance_get
+from funds.services import funds_hold, funds_hold_capture, funds_hold_release, funds_refund
+
+from .models import (
+    REWARD_DONE_STATES,
+    REWARD_TRANSITIONS,
+    DeliveryMethod,
+    IdempotencyRecord,
+    Order,
+    OrderStatus,
+    OrderType,
+    Reward,
+    RewardEvent,
+    RewardStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
+MAX_REWARDS_PER_ORDER = 500  # larger sends go through bulk batches
+DELIVERY_METHODS_BY_ORDER_TYPE = {
+    OrderType.DIGITAL: {DeliveryMethod.EMAIL, DeliveryMethod.SMS, DeliveryMethod.API},
+    OrderType.LINK: {DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS},
+    OrderType.PHYSICAL: {DeliveryMethod.SHIPMENT},
+}
+DEFAULT_DELIVERY_METHOD = {
+    OrderType.DIGITAL: DeliveryMethod.EMAIL,
+    OrderType.LINK: DeliveryMethod.LINK,
+    OrderType.PHYSICAL: DeliveryMethod.SHIPMENT,
+}
+
+
+@dataclass
+class RewardInput:
+    product_id: str
+    amount: Decimal
+    currency: str | None = None
+    quantity: int = 1
+    delivery_method: str | None = None
+    recipient: dict[str, str] = field(default_factory=dict)
+    message: str = ""
+    sender_name: str = ""
+    deliver_at: datetime | None = None
+    country: str | None = None
+    shipping_address: dict[str, Any] | None = None
+    shipping_method_id: str | None = None
+
+
+@dataclass
+class _PlannedReward:
+    position: int
+    spec: RewardInput
+    product: Any
+    delivery_method: str
+    charge: Decimal
+    fx_fee: Decimal
+    shipping: Decimal
+    shipping_method: Any = None
+    address: dict | None = None
+
+
+def _field_error(path: str, message: str, *, code: str = "validation_error", status: int = 422) -> ApplicationError:
+    return ApplicationError(message, code=code, status=status, errors={path: [message]})
+
+
+def request_hash(body: Any) -> str:
+    return hashlib.sha256(json.dumps(body, sort_keys=True, separators=(",", ":"), default=str).encode()).hexdigest()
+
+
+def _convert(*, amount: Decimal, from_currency: str, to_currency: str, path: str) -> tuple[Decimal, Decimal, Decimal]:
+    """(charge, fee, rate): face value in the funding currency at the stored FX rate, plus the FX fee."""
+    if from_currency == to_currency:
+        return amount, Decimal(0), Decimal(1)
+    from catalog.selectors import fx_rate_get
+
+    fx = fx_rate_get(base=from_currency, quote=to_currency)
+    if fx is None:
+        raise _field_error(
+            path, f"No FX rate from {from_currency} to {to_currency}; fund the order in {from_currency}."
+        )
+    converted = amount * fx.rate
+    fee = converted * Decimal(str(settings.FX_FEE_PERCENT)) / 100
+    return quantize(converted, to_currency), quantize(fee, to_currency), fx.rate
+
+
+def _funding_currency(*, requested: str | None, face_currency: str) -> str:
+    if requested:
+        return requested.upper()
+    if balance_get(currency=face_currency) is not None:
+        return face_currency
+    return connection.tenant.live_tenant.default_currency
+
+
+def _plan_rewards(
+    *, order_type: str, rewards: list[RewardInput], program: Any, funding_currency: str | None
+) -> tuple[str, list[_PlannedReward], Decimal | None]:
+    from catalog.selectors import product_get_orderable, product_validate_amount, shipping_method_get
+    from fulfillment.addresses import address_errors, address_normalize
+
+    if not rewards:
+        raise _field_error("rewards", "An order needs at least one reward.")
+    if sum(r.quantity for r in rewards) > MAX_REWARDS_PER_ORDER:
+        raise _field_error("rewards", f"At most {MAX_REWARDS_PER_ORDER} rewards per order; use a bulk batch.")
+    now = timezone.now()
+    planned: list[_PlannedReward] = []
+    currency: str | None = None
+    rates: set[Decimal] = set()
+    for index, spec in enumerate(rewards):
+        path = f"rewards[{index}]"
+        method = spec.delivery_method or DEFAULT_DELIVERY_METHOD[order_type]
+        if method not in DELIVERY_METHODS_BY_ORDER_TYPE[order_type]:
+            allowed = ", ".join(sorted(DELIVERY_METHODS_BY_ORDER_TYPE[order_type]))
+            raise _field_error(f"{path}.delivery_method", f"A {order_type} order delivers by {allowed}.")
+        recipient = spec.recipient or {}
+        if not (recipient.get("name") or "").strip():
+            raise _field_error(f"{path}.recipient.name", "The recipient's name is required.")
+        if method == DeliveryMethod.EMAIL and not recipient.get("email"):
+            raise _field_error(f"{path}.recipient.email", "Email delivery needs the recipient's email.")
+        phone = (recipient.get("phone") or "").strip()
+        if method == DeliveryMethod.SMS and not phone:
+            raise _field_error(f"{path}.recipient.phone", "SMS delivery needs the recipient's phone (E.164).")
+        if phone and not E164_RE.match(phone):
+            raise _field_error(f"{path}.recipient.phone", "Use E.164 format, e.g. +14155550123.")
+        if spec.deliver_at is not None and spec.deliver_at <= now:
+            raise _field_error(f"{path}.deliver_at", "deliver_at must be in the future.")
+
+        address = None
+        shipping_method = None
+        country = (spec.country or "").upper() or None
+        if order_type == OrderType.PHYSICAL:
+            errors = address_errors(spec.shipping_address)
+            if errors:
+                raise ApplicationError(
+                    "The shipping address is incomplete or invalid; see `errors`.",
+                    code="validation_error",
+                    errors={f"{path}.shipping_address.{key}": value for key, value in errors.items()},
+                )
+            address = address_normalize(spec.shipping_address or {})
+            country = address["country"]
+            if not spec.shipping_method_id:
+                raise _field_error(f"{path}.shipping_method_id", "Physical rewards need a shipping method.")
+            shipping_method = shipping_method_get(shipping_method_id=spec.shipping_method_id, country=country)
+
+        product = product_get_orderable(product_id=spec.product_id, program=program, country=country)
+        if order_type == OrderType.PHYSICAL and product.type != "physical":
+            raise ApplicationError(
+                f"{product.name} is not a physical product; use a digital or link order.",
+                code="product_unavailable",
+                errors={f"{path}.product_id": ["Not a physical product."]},
+            )
+        if order_type != OrderType.PHYSICAL and product.type == "physical":
+            raise ApplicationError(
+                f"{product.name} is a physical product; use a physical order with a shipping address.",
+                code="product_unavailable",
+                errors={f"{path}.product_id": ["Physical product in a non-physical order."]},
+            )
+        if spec.currency and spec.currency.upper() != product.currency:
+            raise _field_error(
+                f"{path}.currency",
+                f"{product.name} is denominated in {product.currency}; give the amount in {product.currency}.",
+            )
+        try:
+            product_validate_amount(product=product, amount=spec.amount)
+        except ApplicationError as exc:
+            exc.errors = {f"{path}.amount": [exc.detail]}
+            raise
+
+        reward_currency = _funding_currency(requested=funding_currency or currency, face_currency=product.currency)
+        if currency is None:
+            currency = reward_currency
+        charge, fee, rate = _convert(
+            amount=spec.amount, from_currency=product.currency, to_currency=currency, path=f"{path}.amount"
+        )
+        rates.add(rate)
+        shipping = Decimal(0)
+        if shipping_method is not None:
+            shipping, shipping_fee, _ = _convert(
+                amount=shipping_method.price,
+                from_currency=shipping_method.currency,
+                to_currency=currency,
+                path=f"{path}.shipping_method_id",
+            )
+            fee += shipping_fee
+        for _ in range(max(1, spec.quantity)):
+            planned.append(
+                _PlannedReward(
+                    position=len(planned),
+                    spec=spec,
+                    product=product,
+                    delivery_method=method,
+                    charge=charge,
+                    fx_fee=fee,
+                    shipping=shipping,
+                    shipping_method=shipping_method,
+                    address=address,
+                )
+            )
+    single_rate = rates.pop() if len(rates) == 1 else None
+    assert currency is not None
+    return currency, planned, single_rate
+
+
+def _check_program_budget(*, program: Any, currency: str, amount: Decimal) -> None:
+    """Lock the program row and refuse the order if it would exceed this period's budget."""
+    if program is None or program.budget_amount is None or program.budget_period == "none":
+        return
+    from programs.models import Program
+    from programs.selectors import program_budget_period_start
+
+    Program.objects.select_for_update().get(pk=program.pk)  # serialises orders against one budget
+    if program.budget_currency and program.budget_currency != currency:
+        return  # budgets are tracked in their own currency only
+    start = program_budget_period_start(program=program, at=timezone.now())
+    spent = (
+        Order.objects.filter(program=program, currency=currency, created_at__gte=start)
+        .exclude(status__in=[OrderStatus.CANCELED, OrderStatus.FAILED])
+        .aggregate(total=Sum("total_amount"))["total"]
+        or 0
+    )
+    if spent + amount > program.budget_amount:
+        remaining = max(Decimal(0), program.budget_amount - spent)
+        raise ApplicationError(
+            f"This order ({amount} {currency}) exceeds the {program.budget_period} budget of program "
+            f"'{program.slug}' ({remaining} {currency} left).",
+            code="budget_exceeded",
+            status=422,
+        )
+
+
+def _claim_token() -> str:
+    return secrets.token_urlsafe(24)  # 192 bits
+
+
+def claim_token_hash(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _acquire_idempotency_lock(key: str) -> bool:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_try_advisory_xact_lock(hashtextextended(%s, 0))", [f"{connection.schema_name}:idem:{key}"]
+        )
+        return bool(cursor.fetchone()[0])
+
+
+def idempotency_replay(*, key: str, body_hash: str) -> IdempotencyRecord | None:
+    record = IdempotencyRecord.objects.filter(key=key).first()
+    if record is None:
+        return None
+    if record.request_hash != body_hash:
+        raise ApplicationError(
+            "This Idempotency-Key was already used with a different request body.",
+            code="idempotency_key_reused",
+            status=422,
+        )
+    return record
+
+
+def order_create(
+    *,
+    order_type: str,
+    rewards: list[RewardInput],
+    idempotency_key: str | None,
+    body_hash: str,
+    render: Any,
+    external_id: str | None = None,
+    po_number: str = "",
+    program_slug: str | None = None,
+    funding_currency: str | None = None,
+    api_key_id: str = "",
+    created_by_email: str = "",
+) -> tuple[int, dict, bool]:
+    """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
+
+    Refusals raise ApplicationError and change nothing.
+    """
+    if order_type not in OrderType.values:
+        raise _field_error("type", f"type must be one of {', '.join(OrderType.values)}.")
+    with transaction.atomic():
+        if idempotency_key:
+            if not _acquire_idempotency_lock(idempotency_key):
+                raise ApplicationError(
+                    "A request with this Idempotency-Key is still being processed; retry shortly.",
+                    code="idempotency_key_in_flight",
+                    status=409,
+                    retryable=True,
+                )
+            record = idempotency_replay(key=idempotency_key, body_hash=body_hash)
+            if record is not None:
+                return record.response_status, record.response_body, True
+        if external_id and Order.objects.filter(external_id=external_id).exists():
+            raise ApplicationError(
+                f"An order with external_id {external_id!r} already exists.",
+                code="duplicate_external_id",
+                status=409,
+                errors={"external_id": ["Already used by another order."]},
+            )
+        program = None
+        if program_slug:
+            from programs.selectors import program_get
+
+            program = program_get(slug=program_slug)
+        currency, planned, fx_rate = _plan_rewards(
+            order_type=order_type, rewards=rewards, program=program, funding_currency=funding_currency
+        )
+        fees = sum((p.fx_fee for p in planned), Decimal(0))
+        shipping_total = sum((p.shipping for p in planned), Decimal(0))
+        total = sum((p.charge for p in planned), Decimal(0)) + fees + shipping_total
+        _check_program_budget(program=program, currency=currency, amount=total)
+        try:
+            with transaction.atomic():
+                order = Order.objects.create(
+                    type=order_type,
+                    external_id=external_id or None,
+                    po_number=po_number,
+                    program=program,
+                    currency=currency,
+                    total_amount=total,
+                    fees=fees,
+                    shipping_amount=shipping_total,
+                    fx_rate=fx_rate,
+                    api_key_id=api_key_id,
+                    created_by_email=created_by_email,
+                )
+        except IntegrityError:
+            raise ApplicationError(
+                f"An order with external_id {external_id!r} already exists.",
+                code="duplicate_external_id",
+                status=409,
+                errors={"external_id": ["Already used by another order."]},
+            ) from None
+        created = _create_rewards(order=order, planned=planned, program=program)
+        from webhooks.services import event_emit
+
+        body = render(order)
+        event_emit(type="order.created", data=body)
+        if idempotency_key:
+            IdempotencyRecord.objects.create(
+                key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body
+            )
+        transaction.on_commit(lambda: _dispatch(created))
+    logger.info(
+        "order created",
+        extra={"event": "order.created", "order_id": str(order.id), "rewards": len(created), "currency": currency},
+    )
+    return 201, body, False
+
+
+def _create_rewards(*, order: Order, planned: list[_PlannedReward], program: Any) -> list[Reward]:
+    from fulfillment.models import Shipment
+
+    now = timezone.now()
+    claim_ttl = timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
+    rewards: list[Reward] = []
+    for item in planned:
+        spec = item.spec
+        reward_id = uuid.uuid4()
+        per_reward_charge = item.charge + item.fx_fee + item.shipping
+        hold = funds_hold(currency=order.currency, amount=per_reward_charge, reference=f"reward:{reward_id}")
+        recipient = spec.recipient or {}
+        reward = Reward(
+            id=reward_id,
+            order=order,
+            position=item.position,
+            status=RewardStatus.SCHEDULED if spec.deliver_at else RewardStatus.PENDING,
+            product_id=item.product.id,
+            product_snapshot={
+                "brand": item.product.brand.name,
+                "brand_slug": item.product.brand.slug,
+                "name": item.product.name,
+                "type": item.product.type,
+                "supplier": item.product.supplier.code if item.product.supplier_id else "",
+            },
+            amount=spec.amount,
+            currency=item.product.currency,
+            charge_amount=per_reward_charge,
+            hold=hold,
+            delivery_method=item.delivery_method,
+            recipient_name=recipient.get("name", "").strip(),
+            recipient_email=(recipient.get("email") or "").strip().lower(),
+            recipient_phone=(recipient.get("phone") or "").strip(),
+            country=(item.address or {}).get("country") or (spec.country or "").upper(),
+            message=spec.message or (program.default_message if program else ""),
+            sender_name=spec.sender_name or (program.sender_name if program else ""),
+            deliver_at=spec.deliver_at,
+        )
+        if item.delivery_method in (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS) and (
+            order.type == OrderType.LINK or item.product.type == "choice"
+        ):
+            token = _claim_token()
+            reward.claim_token_hash = claim_token_hash(token)
+            reward.claim_token_encrypted = crypto.encrypt(token)
+            reward.claim_expires_at = now + claim_ttl
+        rewards.append(reward)
+    Reward.objects.bulk_create(rewards)
+    RewardEvent.objects.bulk_create(
+        [RewardEvent(reward=r, from_status="", to_status=r.status, note="created") for r in rewards]
+    )
+    shipments = [
+        Shipment(
+            reward=reward,
+            shipping_method_id=item.shipping_method.id,
+            carrier=item.shipping_method.carrier,
+            method_name=item.shipping_method.name,
+            address=item.address,
+        )
+        for reward, item in zip(rewards, planned, strict=True)
+        if item.shipping_method is not None
+    ]
+    if shipments:
+        Shipment.objects.bulk_create(shipments)
+    return rewards
+
+
+def _dispatch(rewards: list[Reward]) -> None:
+    """After commit: hand due rewards to the fulfilment workers (scheduled ones wait for beat)."""
+    try:
+        from fulfillment.tasks import reward_fulfil_task
+    except ImportError:  # fulfilment workers not installed in this build
+        return
+    for reward in rewards:
+        if reward.status == RewardStatus.PENDING:
+            reward_fulfil_task.delay(str(reward.id))
+
+
+def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
+    """The one place a reward changes state. Illegal moves raise; an unchanged state is a no-op."""
+    if reward.status == to:
+        return reward
+    if to not in REWARD_TRANSITIONS.get(reward.status, set()):
+        raise ApplicationError(
+            f"A {reward.status} reward cannot become {to}.", code="invalid_state_transition", status=409
+        )
+    previous = reward.status
+    reward.status = to
+    reward.updated_at = timezone.now()
+    fields = ["status", "updated_at"]
+    if to == RewardStatus.DELIVERED and reward.delivered_at is None:
+        reward.delivered_at = reward.updated_at
+        fields.append("delivered_at")
+    reward.save(update_fields=fields)
+    RewardEvent.objects.create(reward=reward, from_status=previous, to_status=to, note=note[:300])
+    event_type = {
+        RewardStatus.DELIVERED: "reward.delivered",
+        RewardStatus.DELIVERY_FAILED: "reward.delivery_failed",
+        RewardStatus.OPENED: "reward.opened",
+        RewardStatus.REDEEMED: "reward.redeemed",
+        RewardStatus.CANCELED: "reward.canceled",
+        RewardStatus.FAILED: "reward.failed",
+    }.get(to)
+    if event_type and event_type != "reward.failed":
+        from orders.selectors import reward_render
+        from webhooks.services import event_emit
+
+        event_emit(type=event_type, data=reward_render(reward))
+    return reward
+
+
+def order_refresh_status(*, order: Order) -> Order:
+    """Derive the order's status from its rewards and announce terminal outcomes."""
+    active = [s for s in order.rewards.values_list("status", flat=True) if s != RewardStatus.CANCELED]
+    if not active:
+        new = OrderStatus.CANCELED
+    elif all(s == RewardStatus.FAILED for s in active):
+        new = OrderStatus.FAILED
+    elif all(s in REWARD_DONE_STATES or s == RewardStatus.FAILED for s in active):
+        new = OrderStatus.COMPLETED
+    elif all(s in (RewardStatus.PENDING, RewardStatus.SCHEDULED) for s in active):
+        new = OrderStatus.PENDING
+    else:
+        new = OrderStatus.PROCESSING
+    if new != order.status:
+        order.status = new
+        order.updated_at = timezone.now()
+        order.save(update_fields=["status", "updated_at"])
+        event_type = {
+            OrderStatus.COMPLETED: "order.completed",
+            OrderStatus.FAILED: "order.failed",
+            OrderStatus.CANCELED: "order.canceled",
+        }.get(new)
+        if event_type:
+            from orders.selectors import order_render
+            from webhooks.services import event_emit
+
+            event_emit(type=event_type, data=order_render(order))
+    return order
+
+
+CANCELLABLE = {RewardStatus.PENDING, RewardStatus.SCHEDULED}
+
+
+def _reward_cancel_locked(reward: Reward, *, reason: str) -> bool:
+    """Cancel one locked reward if peers' rules allow; release or refund its funds. Returns True if canceled."""
+    from funds.models import HoldStatus
+
+    if reward.status == RewardStatus.CANCELED:
+        return False
+    unclaimed_link = reward.delivery_method == DeliveryMethod.LINK and reward.status in (
+        RewardStatus.DELIVERED,
+        RewardStatus.OPENED,
+    )
+    if reward.status not in CANCELLABLE and not unclaimed_link:
+        return False
+    hold = reward.hold
+    if hold is not None and hold.status == HoldStatus.PENDING:
+        funds_hold_release(hold=hold)
+    elif hold is not None and hold.status == HoldStatus.CAPTURED:
+        funds_refund(currency=hold.currency, amount=hold.amount, reference=f"reward:{reward.id}")
+    if hasattr(reward, "shipment"):
+        from fulfillment.models import ShipmentStatus
+
+        if reward.shipment.status == ShipmentStatus.PENDING:
+            reward.shipment.status = ShipmentStatus.CANCELED
+            reward.shipment.save(update_fields=["status"])
+    reward_transition(reward=reward, to=RewardStatus.CANCELED, note=reason)
+    return True
+
+
+def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Reward:
+    with transaction.atomic():
+        reward = (
+            Reward.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("hold")
+            .filter(pk=reward_id)
+            .first()
+        )
+        if reward is None:
+            from core.errors import NotFoundError
+
+            raise NotFoundError("No such reward.")
+        if not _reward_cancel_locked(reward, reason=reason):
+            raise ApplicationError(
+                f"A {reward.status} {reward.delivery_method} reward cannot be canceled: "
+                "only rewards not yet delivered (or unclaimed links) can.",
+                code="not_cancelable",
+                status=409,
+            )
+        order_refresh_status(order=reward.order)
+    return reward
+
+
+def order_cancel(*, order_id: Any, reason: str = "order canceled by request") -> Order:
+    """Cancel every reward of the order that can still be canceled; release their funds."""
+    with transaction.atomic():
+        order = Order.objects.select_for_update(no_key=True).filter(pk=order_id).first()
+        if order is None:
+            from core.errors import NotFoundError
+
+            raise NotFoundError("No such order.")
+        rewards = list(
+            Reward.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("hold")
+            .filter(order=order)
+            .order_by("pk")
+        )
+        canceled = sum(_reward_cancel_locked(reward, reason=reason) for reward in rewards)
+        if not canceled:
+            raise ApplicationError(
+                "Nothing in this order can be canceled any more (everything is delivered, failed or canceled).",
+                code="not_cancelable",
+                status=409,
+            )
+        order_refresh_status(order=order)
+    return order
+
+
+def reward_capture(*, reward: Reward) -> None:
+    """Fulfilment succeeded: capture the reward's hold (idempotent)."""
+    if reward.hold is not None:
+        funds_hold_capture(hold=reward.hold)
+
+
+def reward_fail(*, reward: Reward, reason: str) -> Reward:
+    """Non-retryable failure: release exactly this reward's hold and mark it failed."""
+    if reward.hold is not None:
+        funds_hold_release(hold=reward.hold)
+    reward.failure_reason = reason[:300]
+    reward.save(update_fields=["failure_reason"])
+    reward_transition(reward=reward, to=RewardStatus.FAILED, note=reason)
+    order_refresh_status(order=reward.order)
+    return reward
+
+
+def idempotency_purge(*, older_than: timedelta | None = None) -> int:
+    cutoff = timezone.now() - (older_than or settings.IDEMPOTENCY_KEY_TTL)
+    deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
+    return deleted

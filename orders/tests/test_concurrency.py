@@ -1,0 +1,98 @@
+"""Orders under concurrency and crashes, over real HTTP against real PostgreSQL; the ledger must balance."""
+
+from concurrent.futures import ThreadPoolExecutor
+from decimal import Decimal
+from unittest import mock
+
+from django.db import connection
+from django_tenants.utils import tenant_context
+
+from core.testing import http_json
+from funds.selectors import balance_get, ledger_invariant_violations
+from funds.services import funds_deposit
+from orders.models import Order, Reward
+from tenants.services import api_key_create
+
+from .conftest import digital_order, make_shop
+
+CLIENTS = 24  # concurrent client threads (each request also gets its own server thread)
+
+
+def _setup(tenant, funds: str):
+    connection.set_schema_to_public()
+    _, key = api_key_create(tenant=tenant)
+    shop = make_shop()
+    with tenant_context(tenant):
+        funds_deposit(currency="USD", amount=funds)
+    return key, shop
+
+
+def _state(tenant):
+    with tenant_context(tenant):
+        return (
+            balance_get(currency="USD"),
+            Order.objects.count(),
+            Reward.objects.count(),
+            ledger_invariant_violations(),
+        )
+
+
+def test_200_concurrent_orders_against_funds_for_100(committed_tenant, live_http):
+    key, shop = _setup(committed_tenant, "1000.00")  # 100 x 10.00
+    body = digital_order(shop.coffee_usd, "10.00")
+
+    def place(index):
+        return http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body,
+                         headers={"Idempotency-Key": f"order-{index}"})  # fmt: skip
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(place, range(200)))
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(201) == 100, sorted(set(statuses))
+    assert statuses.count(402) == 100
+    assert all(body["code"] == "insufficient_funds" for status, body, _ in results if status == 402)
+    balance, orders, rewards, violations = _state(committed_tenant)
+    assert (balance.available, balance.held, balance.posted) == (Decimal("0"), Decimal("1000"), Decimal("1000"))
+    assert (orders, rewards) == (100, 100)
+    assert violations == []
+
+
+def test_50_concurrent_requests_with_one_idempotency_key_create_one_order(committed_tenant, live_http):
+    key, shop = _setup(committed_tenant, "500.00")
+    body = digital_order(shop.coffee_usd, "25.00")
+
+    def place(_):
+        return http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body, headers={"Idempotency-Key": "once"})
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(place, range(50)))
+    created = [b for s, b, h in results if s == 201]
+    assert {s for s, _, _ in results} <= {201, 409}
+    assert all(b["code"] == "idempotency_key_in_flight" and b["retryable"] for s, b, _ in results if s == 409)
+    assert len({b["id"] for b in created}) == 1  # every 201 is the same order (one original, the rest replays)
+    balance, orders, rewards, violations = _state(committed_tenant)
+    assert (orders, rewards, balance.held) == (1, 1, Decimal("25"))
+    assert violations == []
+
+
+def test_crash_between_hold_and_response_then_retry(committed_tenant, live_http):
+    """The process dies after the funds are held but before the outcome is stored: nothing survives,
+    and the client's retry with the same key creates exactly one order."""
+    key, shop = _setup(committed_tenant, "100.00")
+    body = digital_order(shop.coffee_usd, "25.00")
+    url = f"{live_http}/api/v1/orders"
+    with mock.patch("orders.services.IdempotencyRecord.objects.create", side_effect=RuntimeError("power cut")):
+        status, problem, _ = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
+    assert status == 500 and problem["code"] == "internal_error" and problem["retryable"] is True
+    balance, orders, _, violations = _state(committed_tenant)
+    assert (orders, balance.held, balance.available) == (0, Decimal("0"), Decimal("100"))
+    assert violations == []
+
+    status, first, _ = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
+    assert status == 201
+    # the response is lost in transit after commit; the client retries again and gets the same order
+    status, again, headers = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
+    assert status == 201 and again["id"] == first["id"] and headers.get("Idempotent-Replayed") == "true"
+    balance, orders, rewards, violations = _state(committed_tenant)
+    assert (orders, rewards, balance.held, balance.available) == (1, 1, Decimal("25"), Decimal("75"))
+    assert violations == []
