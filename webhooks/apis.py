@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers, status
 from rest_framework.response import Response
@@ -320,8 +321,8 @@ class EndpointRedeliverFailedApi(TenantAPIView):
         operation_id="webhook_endpoints_redeliver_failed",
         summary="Resend every failed delivery of events created in [since, until)",
         parameters=[
-            OpenApiParameter("since", OpenApiParameter.QUERY, required=True, description="ISO 8601 date-time"),
-            OpenApiParameter("until", OpenApiParameter.QUERY, required=False, description="ISO 8601; default now"),
+            OpenApiParameter("since", OpenApiTypes.DATETIME, required=True, description="Events created at or after"),
+            OpenApiParameter("until", OpenApiTypes.DATETIME, description="Events created before (default: now)"),
         ],
         request=None,
         responses={202: RedeliverFailedOutput},

@@ -244,11 +244,14 @@ def webhook_endpoint_test(*, endpoint: WebhookEndpoint) -> WebhookDelivery:
 
 
 def _reschedule(qs) -> list[str]:
-    """Reset deliveries (not being sent right now) to a fresh schedule, same ids (= same webhook-id)."""
+    """Send deliveries again now, on a fresh schedule, with the same ids (= the same webhook-id).
+
+    Finished ones start over; pending ones waiting for a retry are brought forward; one being sent is left.
+    """
     now = timezone.now()
     ids = list(
         qs.select_for_update(skip_locked=True, of=("self",))
-        .exclude(status__in=[DeliveryStatus.SENDING, DeliveryStatus.PENDING])
+        .exclude(status=DeliveryStatus.SENDING)
         .order_by("pk")
         .values_list("id", flat=True)[:REDELIVER_MAX]
     )

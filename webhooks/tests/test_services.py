@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import logging
 from datetime import timedelta
 from decimal import Decimal
@@ -135,6 +138,12 @@ def test_delivery_is_signed_with_standard_webhooks_headers(in_a, receiver):
     assert payload["created_at"].endswith("Z")
     assert received.headers["webhook-id"] == delivery.pk
     assert received.headers["content-type"] == "application/json"
+    # The signature is the Standard Webhooks v1 HMAC, computed here without the library.
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signed = f"{delivery.pk}.{received.headers['webhook-timestamp']}.".encode() + received.body
+    expected = base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode()
+    assert received.headers["webhook-signature"] == f"v1,{expected}"
+    assert abs(int(received.headers["webhook-timestamp"]) - timezone.now().timestamp()) < 5
     assert attempt.succeeded and attempt.response_status == 200
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.SUCCEEDED and delivery.attempt_count == 1

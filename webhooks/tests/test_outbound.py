@@ -1,0 +1,174 @@
+"""The SSRF guard with OUTBOUND_ALLOW_PRIVATE off (production): addresses are checked after DNS resolution and
+the connection goes to the checked address, so DNS rebinding cannot slip through."""
+
+from __future__ import annotations
+
+import ipaddress
+import socket
+
+import pytest
+
+from webhooks import outbound
+
+
+@pytest.fixture
+def production(settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+
+
+def fake_dns(monkeypatch, answers: dict[str, list[str]]) -> list[str]:
+    """Resolve the given names to the given addresses (and record every lookup)."""
+    lookups: list[str] = []
+    real = socket.getaddrinfo
+
+    def getaddrinfo(host, port, *args, **kwargs):
+        lookups.append(host)
+        if host in answers:
+            return [
+                (
+                    socket.AF_INET6 if ":" in ip else socket.AF_INET,
+                    socket.SOCK_STREAM,
+                    socket.IPPROTO_TCP,
+                    "",
+                    (ip, port, 0, 0) if ":" in ip else (ip, port),
+                )
+                for ip in answers[host]
+            ]
+        return real(host, port, *args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", getaddrinfo)
+    return lookups
+
+
+@pytest.mark.parametrize(
+    "address",
+    [
+        "127.0.0.1",
+        "127.1.2.3",
+        "10.0.0.8",
+        "172.16.5.4",
+        "192.168.1.1",
+        "169.254.169.254",  # cloud metadata
+        "169.254.1.1",
+        "100.64.0.1",  # carrier-grade NAT
+        "100.100.100.200",  # Alibaba metadata
+        "0.0.0.0",
+        "224.0.0.1",  # multicast
+        "240.0.0.1",  # reserved
+        "255.255.255.255",
+        "::1",
+        "::",
+        "fe80::1",
+        "fc00::1",
+        "fd00:ec2::254",
+        "ff02::1",
+        "::ffff:127.0.0.1",  # IPv4-mapped loopback
+        "::ffff:169.254.169.254",
+        "2002:7f00:1::1",  # 6to4 wrapping 127.0.0.1
+        "64:ff9b::a00:1",  # NAT64 wrapping 10.0.0.1
+    ],
+)
+def test_non_public_addresses_are_not_public(address):
+    assert not outbound.address_is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize("address", ["93.184.216.34", "8.8.8.8", "2606:4700:4700::1111"])
+def test_public_addresses_are_public(address):
+    assert outbound.address_is_public(ipaddress.ip_address(address))
+
+
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:9/x", "http://10.0.0.1/x", "http://169.254.169.254/latest/meta-data/"]
+)
+def test_post_refuses_private_literals_without_connecting(production, url, monkeypatch):
+    def no_connect(*args, **kwargs):
+        raise AssertionError("must not connect")
+
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    response = outbound.post(url, body=b"{}", headers={}, timeout=2)
+    assert response.status is None
+    assert response.error.startswith("refused:") and "not a public address" in response.error
+
+
+def test_names_resolving_to_private_addresses_are_refused(production, monkeypatch):
+    fake_dns(monkeypatch, {"evil.example": ["93.184.216.34", "10.0.0.7"], "meta.example": ["169.254.169.254"]})
+    for host in ("evil.example", "meta.example", "localhost"):
+        with pytest.raises(outbound.OutboundRefused):
+            outbound.resolve_destination(host, 443)
+
+
+def test_the_checked_address_is_the_one_connected_to(receiver, monkeypatch, settings):
+    """Rebinding: a second lookup would answer differently; we resolve once and connect to that answer."""
+    settings.OUTBOUND_ALLOW_PRIVATE = True  # the receiver is on 127.0.0.1
+    port = receiver.server.server_address[1]
+    answers = iter([["127.0.0.1"], ["10.255.255.1"]])
+    lookups = []
+
+    real = socket.getaddrinfo
+
+    def rebinding_dns(host, port_, *args, **kwargs):
+        if host != "rebind.example":
+            return real(host, port_, *args, **kwargs)
+        lookups.append(host)
+        (ip,) = next(answers)
+        return [(socket.AF_INET, socket.SOCK_STREAM, socket.IPPROTO_TCP, "", (ip, port_))]
+
+    monkeypatch.setattr(socket, "getaddrinfo", rebinding_dns)
+    response = outbound.post(f"http://rebind.example:{port}/hook", body=b"{}", headers={}, timeout=2)
+    assert response.status == 200, response.error
+    assert lookups == ["rebind.example"]  # one lookup; the socket went to its answer
+    assert receiver.requests[0].headers["host"] == f"rebind.example:{port}"
+
+
+def test_with_the_setting_off_a_rebinding_name_is_refused_at_connect_time(production, monkeypatch):
+    fake_dns(monkeypatch, {"rebind.example": ["127.0.0.1"]})
+    response = outbound.post("https://rebind.example/hook", body=b"{}", headers={}, timeout=2)
+    assert response.error.startswith("refused:")
+
+
+def test_redirects_are_not_followed(receiver):
+    receiver.script("/hook", [(302, {"Location": receiver.url("/elsewhere")})])
+    response = outbound.post(receiver.url(), body=b"{}", headers={}, timeout=2)
+    assert response.status == 302
+    assert [r.path for r in receiver.requests] == ["/hook"]
+
+
+def test_timeouts_and_refused_connections_are_errors_not_exceptions():
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)  # accepts the connection, never answers
+    port = listener.getsockname()[1]
+    try:
+        response = outbound.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={}, timeout=0.3)
+        assert response.status is None and "timed out" in response.error
+    finally:
+        listener.close()
+    response = outbound.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={}, timeout=0.3)
+    assert response.status is None and "ConnectionRefused" in response.error
+
+
+@pytest.mark.parametrize(
+    ("url", "ok"),
+    [
+        ("https://hooks.example.com/rewards", True),
+        ("https://93.184.216.34/x", True),
+        ("http://hooks.example.com/rewards", False),  # https required in production
+        ("https://127.0.0.1/x", False),
+        ("https://[::1]/x", False),
+        ("https://10.0.0.1/x", False),
+        ("https://169.254.169.254/x", False),
+        ("https://localhost/x", False),
+        ("https://printer.local/x", False),
+        ("https://user:pass@hooks.example.com/x", False),
+        ("gopher://hooks.example.com/x", False),
+        ("https://hooks.example.com:99999/x", False),
+    ],
+)
+def test_endpoint_url_validation_in_production(production, url, ok):
+    assert (outbound.validate_url(url) is None) is ok
+
+
+def test_endpoint_url_validation_in_dev_allows_local_http(settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    assert outbound.validate_url("http://127.0.0.1:8001/hook") is None
+    assert outbound.validate_url("ftp://127.0.0.1/hook") is not None
