@@ -13,6 +13,7 @@ import http.client
 import ipaddress
 import socket
 import ssl
+import threading
 import time
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
@@ -133,6 +134,11 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float, max_
     result = Response()
     port = parts.port or (443 if parts.scheme == "https" else 80)
     connection = cls(parts.hostname, port, timeout=timeout, **kwargs)
+    # The socket timeout bounds each read; this bounds the whole exchange, so a receiver dribbling a byte
+    # at a time cannot hold a worker past `timeout`.
+    deadline = threading.Timer(timeout, _cut, args=(connection,))
+    deadline.daemon = True
+    deadline.start()
     try:
         connection.request("POST", target, body=body, headers=headers)
         response = connection.getresponse()
@@ -141,11 +147,22 @@ def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float, max_
         result.body_excerpt = response.read(max_body)
     except OutboundRefused as exc:
         result.error = f"refused: {exc}"
-    except TimeoutError:
-        result.error = f"timed out after {timeout:g} s"
     except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        result.error = f"{type(exc).__name__}: {exc}"[:500]
+        if isinstance(exc, TimeoutError) or time.monotonic() - started >= timeout:
+            result.error = f"timed out after {timeout:g} s"
+        else:
+            result.error = f"{type(exc).__name__}: {exc}"[:500]
     finally:
+        deadline.cancel()
         connection.close()
         result.duration_ms = round((time.monotonic() - started) * 1000)
     return result
+
+
+def _cut(connection: http.client.HTTPConnection) -> None:
+    sock = connection.sock
+    if sock is not None:
+        try:
+            sock.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass

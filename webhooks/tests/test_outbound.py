@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import ipaddress
 import socket
+import threading
+import time
 
 import pytest
 
@@ -131,6 +133,38 @@ def test_redirects_are_not_followed(receiver):
     response = outbound.post(receiver.url(), body=b"{}", headers={}, timeout=2)
     assert response.status == 302
     assert [r.path for r in receiver.requests] == ["/hook"]
+
+
+def test_the_timeout_bounds_the_whole_exchange_not_each_read():
+    """A receiver that dribbles its answer a byte at a time is cut off at the timeout."""
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(1)
+    stop = threading.Event()
+
+    def dribble():
+        conn, _ = listener.accept()
+        conn.recv(65536)
+        for byte in b"HTTP/1.1 200 OK\r\ncontent-length: 1000\r\n\r\n" + b"x" * 1000:
+            if stop.is_set():
+                break
+            try:
+                conn.sendall(bytes([byte]))
+            except OSError:
+                break
+            time.sleep(0.05)
+        conn.close()
+
+    thread = threading.Thread(target=dribble, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        response = outbound.post(f"http://127.0.0.1:{listener.getsockname()[1]}/", body=b"{}", headers={}, timeout=0.5)
+        assert time.monotonic() - started < 1.5
+        assert "timed out" in response.error
+    finally:
+        stop.set()
+        listener.close()
 
 
 def test_timeouts_and_refused_connections_are_errors_not_exceptions():
