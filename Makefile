@@ -9,16 +9,19 @@ STAMP := $(VENV)/.installed
 .PHONY: dev test lint format bench migrate stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "Python 3.11+ is needed; run e.g. 'make dev PYTHON=python3.12'"; exit 1; }
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
 	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
 	@touch $(STAMP)
 
+# exec (no shell in between): a SIGTERM to make reaches dev.py, which stops web, worker and beat.
 dev: $(STAMP)
-	@PORT=$(PORT) $(PY) scripts/dev.py
+	@PORT=$(PORT) exec $(PY) scripts/dev.py
 
 test: $(STAMP)
-	@$(PY) scripts/run_tests.py $(ARGS)
+	@exec $(PY) scripts/run_tests.py $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -29,7 +32,7 @@ format: $(STAMP)
 	$(VENV)/bin/ruff format .
 
 bench: $(STAMP)
-	@$(PY) bench/run.py
+	@exec $(PY) bench/run.py $(ARGS)
 
 migrate: $(STAMP)
 	$(PY) manage.py platform_migrate

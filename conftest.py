@@ -50,11 +50,18 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
 
 
 @pytest.fixture(autouse=True)
-def _public_schema_and_clean_redis() -> Iterator[None]:
-    """Every test starts in the public schema with an empty test Redis database."""
+def _public_schema_and_fresh_counters() -> Iterator[None]:
+    """Every test starts in the public schema with no rate-limit counters left by another test.
+
+    Only our own keys are removed: flushing the whole Redis database would also drop Celery's queue
+    bindings under a running worker, and its messages would silently go nowhere.
+    """
     from core import ratelimit
 
-    ratelimit.get_redis().flushdb()
+    redis = ratelimit.get_redis()
+    stale = list(redis.scan_iter("rl:*", count=1000))
+    if stale:
+        redis.delete(*stale)
     yield
     connection.set_schema_to_public()
 
@@ -153,6 +160,24 @@ def live_http(committed_tenant):
     yield f"http://127.0.0.1:{server.server_address[1]}"
     server.shutdown()
     server.server_close()
+
+
+@pytest.fixture
+def shop(db):
+    """A small catalogue (digital, range, physical products; shipping methods; FX rates)."""
+    from orders.testing import make_shop
+
+    return make_shop()
+
+
+@pytest.fixture
+def funded_a(tenant_a):
+    """Tenant A with 1,000.00 USD deposited (live schema)."""
+    from funds.services import funds_deposit
+
+    with tenant_context(tenant_a):
+        funds_deposit(currency="USD", amount="1000.00")
+    return tenant_a
 
 
 def worker_database_url() -> str:

@@ -10,6 +10,7 @@ from core.api.views import TenantAPIView
 
 from .models import ShipmentStatus
 from .selectors import shipment_get, shipment_render
+from .services import reward_resend, reward_reveal
 
 
 class ShipmentOutput(serializers.Serializer):
@@ -64,3 +65,47 @@ class ShipmentDetailApi(TenantAPIView):
     )
     def get(self, request, shipment_id):
         return Response(shipment_render(shipment_get(shipment_id=shipment_id)))
+
+
+class RevealOutput(serializers.Serializer):
+    code = serializers.CharField()
+    pin = serializers.CharField(allow_null=True)
+
+
+class ResendInput(serializers.Serializer):
+    email = serializers.EmailField(required=False)
+    phone = serializers.CharField(required=False, max_length=20)
+
+
+class RewardRevealApi(TenantAPIView):
+    required_scope = "write"  # a reveal is a sensitive, audited act, not a read
+
+    @extend_schema(
+        operation_id="rewards_reveal",
+        summary="Reveal the code of an API-delivered reward (audited, once per call)",
+        request=None,
+        responses={200: RevealOutput},
+        examples=[OpenApiExample("Code", response_only=True, value={"code": "ABCD-EFGH-JKLM-NPQR", "pin": "4821"})],
+    )
+    def post(self, request, reward_id):
+        revealed = reward_reveal(reward_id=reward_id, actor=f"api-key:{request.api_key.key_id}")
+        response = Response(revealed)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class RewardResendApi(TenantAPIView):
+    @extend_schema(
+        operation_id="rewards_resend",
+        summary="Send a delivered reward again, optionally to a corrected email or phone",
+        request=ResendInput,
+        responses={202: None},
+        examples=[OpenApiExample("Corrected address", request_only=True, value={"email": "ada@new.example"})],
+    )
+    def post(self, request, reward_id):
+        data = ResendInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        reward_resend(
+            reward_id=reward_id, email=data.validated_data.get("email"), phone=data.validated_data.get("phone")
+        )
+        return Response({"status": "queued"}, status=202)

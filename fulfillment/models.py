@@ -61,3 +61,14 @@ class ShipmentEvent(models.Model):
 
     class Meta:
         ordering = ["occurred_at", "id"]
+
+
+class CodeReveal(models.Model):
+    """Audit of every time a code left the vault (API reveal, admin, claim page)."""
+
+    reward = models.ForeignKey("orders.Reward", on_delete=models.CASCADE, related_name="reveals")
+    actor = models.CharField(max_length=200)  # "api-key:<key_id>", "staff:<email>", "recipient"
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at"]

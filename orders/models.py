@@ -135,6 +135,8 @@ class Reward(models.Model):
     supplier_reference = models.CharField(max_length=200, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)
+    # While a worker holds the reward in `processing`; a stale lease lets the sweeper hand it to another.
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)

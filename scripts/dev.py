@@ -44,28 +44,33 @@ def main() -> int:
         ),
     }
 
+    stopping = False
+
     def stop(*_args: object) -> None:
+        nonlocal stopping
+        stopping = True
         for process in processes.values():
             if process.poll() is None:
                 process.terminate()
 
-    signal.signal(signal.SIGTERM, lambda *a: stop())
-    try:
-        while True:
-            for name, process in processes.items():
-                if process.poll() is not None:
-                    print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
-                    stop()
-                    return process.returncode or 1
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        stop()
+    # Ctrl-C reaches the children too (same process group); SIGTERM (e.g. `kill`) only reaches us. Either
+    # way: stop all three and wait for them, so a second `make dev` never meets a half-dead worker.
+    signal.signal(signal.SIGINT, stop)
+    signal.signal(signal.SIGTERM, stop)
+    code = 0
+    while not stopping:
+        for name, process in processes.items():
+            if process.poll() is not None and not stopping:
+                print(f"{name} exited with {process.returncode}; stopping", file=sys.stderr)
+                code = process.returncode or 1
+                stop()
+        time.sleep(0.2)
     for process in processes.values():
         try:
-            process.wait(timeout=10)
+            process.wait(timeout=15)
         except subprocess.TimeoutExpired:
             process.kill()
-    return 0
+    return code
 
 
 if __name__ == "__main__":

@@ -114,10 +114,13 @@ class TenantRoutingMiddleware:
     def _route_portal(self, request):
         host = request.get_host().split(":")[0].lower()
         if host in (settings.PORTAL_DOMAIN, "127.0.0.1", "localhost", "[::1]", "testserver"):
+            request.tenant = connection.tenant  # django-tenants' stand-in for the public schema
             return None  # public schema: operator console, admin, recipient pages
         domain = Domain.objects.select_related("tenant").filter(domain=host).first()
         if domain is None:
             raise Http404(f"No portal at {host}")
+        if request.path.startswith("/admin/"):
+            raise Http404("The operator admin lives on the public host only")
         request.tenant = domain.tenant
         connection.set_tenant(domain.tenant)
         context.bind(tenant=domain.tenant.schema_name)

@@ -27,8 +27,14 @@ def test_healthz(db):
 
 
 def test_readyz_reports_each_dependency(db):
+    from unittest import mock
+
+    from rewards_portal.celery import app
+
     ratelimit.get_redis().delete(WORKER_HEARTBEAT_KEY)
-    response = Client().get("/readyz")
+    # no heartbeat and no worker answering a ping (as when every worker is down)
+    with mock.patch.object(app.control, "ping", return_value=[]):
+        response = Client().get("/readyz")
     assert response.status_code == 503
     body = response.json()
     assert body["status"] == "not_ready"

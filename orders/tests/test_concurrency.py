@@ -5,15 +5,16 @@ from decimal import Decimal
 from unittest import mock
 
 from django.db import connection
+from django.db.models import Sum
 from django_tenants.utils import tenant_context
 
 from core.testing import http_json
+from funds.models import Hold
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Order, Reward
+from orders.testing import digital_order, make_shop
 from tenants.services import api_key_create
-
-from .conftest import digital_order, make_shop
 
 CLIENTS = 24  # concurrent client threads (each request also gets its own server thread)
 
@@ -28,9 +29,12 @@ def _setup(tenant, funds: str):
 
 
 def _state(tenant):
+    """(available, committed to rewards (held or already captured by a worker), orders, rewards, violations)."""
     with tenant_context(tenant):
+        committed = Hold.objects.exclude(status="released").aggregate(total=Sum("amount"))["total"] or Decimal(0)
         return (
-            balance_get(currency="USD"),
+            balance_get(currency="USD").available,
+            committed,
             Order.objects.count(),
             Reward.objects.count(),
             ledger_invariant_violations(),
@@ -51,9 +55,8 @@ def test_200_concurrent_orders_against_funds_for_100(committed_tenant, live_http
     assert statuses.count(201) == 100, sorted(set(statuses))
     assert statuses.count(402) == 100
     assert all(body["code"] == "insufficient_funds" for status, body, _ in results if status == 402)
-    balance, orders, rewards, violations = _state(committed_tenant)
-    assert (balance.available, balance.held, balance.posted) == (Decimal("0"), Decimal("1000"), Decimal("1000"))
-    assert (orders, rewards) == (100, 100)
+    available, committed, orders, rewards, violations = _state(committed_tenant)
+    assert (available, committed, orders, rewards) == (Decimal("0"), Decimal("1000"), 100, 100)
     assert violations == []
 
 
@@ -70,8 +73,8 @@ def test_50_concurrent_requests_with_one_idempotency_key_create_one_order(commit
     assert {s for s, _, _ in results} <= {201, 409}
     assert all(b["code"] == "idempotency_key_in_flight" and b["retryable"] for s, b, _ in results if s == 409)
     assert len({b["id"] for b in created}) == 1  # every 201 is the same order (one original, the rest replays)
-    balance, orders, rewards, violations = _state(committed_tenant)
-    assert (orders, rewards, balance.held) == (1, 1, Decimal("25"))
+    available, committed, orders, rewards, violations = _state(committed_tenant)
+    assert (orders, rewards, committed, available) == (1, 1, Decimal("25"), Decimal("475"))
     assert violations == []
 
 
@@ -84,8 +87,8 @@ def test_crash_between_hold_and_response_then_retry(committed_tenant, live_http)
     with mock.patch("orders.services.IdempotencyRecord.objects.create", side_effect=RuntimeError("power cut")):
         status, problem, _ = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
     assert status == 500 and problem["code"] == "internal_error" and problem["retryable"] is True
-    balance, orders, _, violations = _state(committed_tenant)
-    assert (orders, balance.held, balance.available) == (0, Decimal("0"), Decimal("100"))
+    available, committed, orders, _, violations = _state(committed_tenant)
+    assert (orders, committed, available) == (0, Decimal("0"), Decimal("100"))
     assert violations == []
 
     status, first, _ = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
@@ -93,6 +96,6 @@ def test_crash_between_hold_and_response_then_retry(committed_tenant, live_http)
     # the response is lost in transit after commit; the client retries again and gets the same order
     status, again, headers = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
     assert status == 201 and again["id"] == first["id"] and headers.get("Idempotent-Replayed") == "true"
-    balance, orders, rewards, violations = _state(committed_tenant)
-    assert (orders, rewards, balance.held, balance.available) == (1, 1, Decimal("25"), Decimal("75"))
+    available, committed, orders, rewards, violations = _state(committed_tenant)
+    assert (orders, rewards, committed, available) == (1, 1, Decimal("25"), Decimal("75"))
     assert violations == []

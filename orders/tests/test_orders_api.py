@@ -8,8 +8,7 @@ from django_tenants.utils import tenant_context
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Order, Reward
-
-from .conftest import US_ADDRESS, digital_order
+from orders.testing import US_ADDRESS, digital_order
 
 
 def usd(tenant):

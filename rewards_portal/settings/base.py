@@ -34,6 +34,7 @@ SHARED_APPS = [
     "django.contrib.admin",
     "rest_framework",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
     "django_filters",
 ]
 TENANT_APPS = [
@@ -62,6 +63,7 @@ AUTH_USER_MODEL = "accounts.User"
 MIDDLEWARE = [
     "core.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",  # serves /static/ from gunicorn (docs UI, admin)
     "tenants.middleware.TenantRoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -159,6 +161,18 @@ CLAIM_LINK_TTL_DAYS = env.int("CLAIM_LINK_TTL_DAYS", default=365)
 # How long Idempotency-Key outcomes are kept (at least 24 h per the API contract).
 IDEMPOTENCY_KEY_TTL = timedelta(hours=max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)))
 
+# --- Fulfilment -------------------------------------------------------------------------------------
+# A worker's claim on a reward in `processing`; after this the sweeper lets another worker take it.
+FULFILMENT_LEASE_SECONDS = env.int("FULFILMENT_LEASE_SECONDS", default=120)
+# Retryable supplier errors: exponential backoff with jitter from BASE up to MAX, then the reward fails.
+FULFILMENT_MAX_RETRIES = env.int("FULFILMENT_MAX_RETRIES", default=8)
+FULFILMENT_RETRY_BASE_SECONDS = env.float("FULFILMENT_RETRY_BASE_SECONDS", default=2.0)
+FULFILMENT_RETRY_MAX_SECONDS = env.float("FULFILMENT_RETRY_MAX_SECONDS", default=600.0)
+DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rewards@localhost")
+SERVER_EMAIL = DEFAULT_FROM_EMAIL
+# Dotted path of the SMS provider backend (fulfillment.sms.*).
+SMS_BACKEND = env("SMS_BACKEND", default="fulfillment.sms.ConsoleSmsBackend")
+
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],
@@ -193,6 +207,12 @@ SPECTACULAR_SETTINGS = {
         "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "rp_live_…"}}
     },
     "SECURITY": [{"bearerAuth": []}],
+    # The docs page loads its JS/CSS from drf-spectacular-sidecar (local static files), not jsdelivr.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    # validatorUrl None: Swagger UI would otherwise send the schema URL to validator.swagger.io for a badge.
+    "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
 }
 # Requests per minute per API key (fixed window in Redis); 429 with Retry-After beyond it.
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)
@@ -222,6 +242,7 @@ CELERY_TASK_ROUTES = {
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 15.0},
+    "fulfilment-sweep": {"task": "fulfillment.tasks.fulfilment_sweep", "schedule": 10.0},
     # Publishes due webhook deliveries (long retries, and any whose task was lost); expires if not run.
     "webhook-deliveries-sweep": {
         "task": "webhooks.tasks.webhook_deliveries_sweep",

@@ -26,3 +26,13 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test
 ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE="]
 # A short webhook retry schedule, read from the environment so the test worker process gets the same one.
 WEBHOOK_RETRY_SCHEDULE = env.list("WEBHOOK_RETRY_SCHEDULE", cast=float, default=[0, 0.3, 0.3, 0.3, 0.3, 0.3])
+SMS_BACKEND = "fulfillment.sms.LocmemSmsBackend"
+FULFILMENT_RETRY_BASE_SECONDS = float(os.environ.get("FULFILMENT_RETRY_BASE_SECONDS", "0.2"))
+FULFILMENT_RETRY_MAX_SECONDS = 2.0
+# A real SMTP server (aiosmtpd on loopback) when the test run provides one; otherwise in-memory mail.
+if os.environ.get("TEST_SMTP_PORT"):
+    EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    EMAIL_HOST = "127.0.0.1"
+    EMAIL_PORT = int(os.environ["TEST_SMTP_PORT"])
+# Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at start.
+WHITENOISE_AUTOREFRESH = True

@@ -1,16 +1,12 @@
-"""Order fixtures: a small catalogue (through catalog services), FX rates, funds (through funds services)."""
+"""Test helpers for orders: a small catalogue built through catalog services, FX rates, order bodies."""
 
 from __future__ import annotations
 
 import uuid
 from dataclasses import dataclass
 
-import pytest
-from django_tenants.utils import tenant_context
-
 from catalog.models import Product, ShippingMethod
 from catalog.services import brand_upsert, fx_rate_create, product_create, shipping_method_upsert
-from funds.services import funds_deposit
 
 
 @dataclass
@@ -57,18 +53,6 @@ def make_shop() -> Shop:
     fx_rate_create(base="GBP", quote="USD", rate="1.25")
     fx_rate_create(base="EUR", quote="USD", rate="1.10")
     return shop
-
-
-@pytest.fixture
-def shop(db) -> Shop:
-    return make_shop()
-
-
-@pytest.fixture
-def funded_a(tenant_a):
-    with tenant_context(tenant_a):
-        funds_deposit(currency="USD", amount="1000.00")
-    return tenant_a
 
 
 def digital_order(product, amount="25.00", **overrides):

@@ -1,0 +1,81 @@
+"""Delivering a reward to its recipient: branded email (HTML + text) and SMS through a provider interface."""
+
+from __future__ import annotations
+
+import logging
+import smtplib
+from email.utils import formataddr
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives
+from django.template.loader import render_to_string
+
+from core import crypto
+from core.money import format_amount
+from orders.models import OrderType, Reward
+from orders.selectors import claim_url
+
+logger = logging.getLogger(__name__)
+
+
+class DeliveryFailed(Exception):
+    """The recipient's address refused the message: the reward is issued but not delivered."""
+
+
+def _branding(reward: Reward) -> dict[str, str]:
+    program = reward.order.program
+    branding = dict(program.branding or {}) if program else {}
+    return {
+        "logo_url": branding.get("logo_url", ""),
+        "primary_color": branding.get("primary_color", "#4f46e5"),
+        "company": reward.sender_name or (program.sender_name if program else "") or "Your team",
+    }
+
+
+def reward_email_context(reward: Reward, *, preview: bool = False) -> dict:
+    link = claim_url(reward)
+    shows_code = bool(reward.code_encrypted) and reward.order.type != OrderType.LINK and link is None
+    return {
+        "reward": reward,
+        "brand": reward.product_snapshot.get("brand", ""),
+        "product_name": reward.product_snapshot.get("name", ""),
+        "amount": format_amount(reward.amount, reward.currency),
+        "currency": reward.currency,
+        "message": reward.message,
+        "claim_url": link,
+        "code": ("XXXX-XXXX-XXXX-" + (reward.code_last4 or "0000")) if preview else (
+            crypto.decrypt(reward.code_encrypted) if shows_code else None
+        ),
+        "pin": None if preview or not shows_code or not reward.pin_encrypted else crypto.decrypt(reward.pin_encrypted),
+        **_branding(reward),
+    }  # fmt: skip
+
+
+def send_reward_email(*, reward: Reward, to: str) -> None:
+    context = reward_email_context(reward)
+    subject = f"{context['company']} sent you a {context['brand']} gift"
+    text = render_to_string("emails/reward.txt", context)
+    html = render_to_string("emails/reward.html", context)
+    sender = formataddr((context["company"][:60], settings.DEFAULT_FROM_EMAIL))
+    message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[to])
+    message.attach_alternative(html, "text/html")
+    try:
+        message.send(fail_silently=False)
+    except smtplib.SMTPRecipientsRefused as exc:
+        raise DeliveryFailed("the recipient's mail server refused the address") from exc
+    # other SMTP / connection errors propagate: the task retries them
+
+
+def send_reward_sms(*, reward: Reward, to: str) -> None:
+    from .sms import get_sms_backend
+
+    context = reward_email_context(reward)
+    if context["claim_url"]:
+        body = f"{context['company']} sent you a {context['brand']} gift: {context['claim_url']}"
+    else:
+        pin = f" PIN {context['pin']}" if context["pin"] else ""
+        body = (
+            f"{context['company']} sent you a {context['amount']} {context['currency']} {context['brand']} "
+            f"gift card: {context['code']}{pin}"
+        )
+    get_sms_backend().send(to=to, body=body)

@@ -1,0 +1,267 @@
+"""Fulfilment: turn an accepted reward into a code in the recipient's hands, exactly once.
+
+reward_fulfil runs in three steps so no lock is held during the supplier call:
+  1. claim   — lock the reward, pending → processing, take a lease (a stale lease can be re-claimed);
+  2. issue   — ask the supplier, idempotent per reward id (a retry gets the same code, never a second);
+  3. settle  — lock again, store the code encrypted, capture the hold (guarded: never twice), deliver.
+A crash between any two steps is repaired by running reward_fulfil again (task redelivery or the
+sweeper); every step checks state first, so running it twice is harmless.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core import crypto
+from core.errors import ApplicationError, NotFoundError
+from orders.models import DeliveryMethod, OrderType, Reward, RewardStatus
+from orders.services import order_refresh_status, reward_capture, reward_fail, reward_transition
+
+from .suppliers import IssuedCode, SupplierError, SupplierRejected, adapter_for
+
+logger = logging.getLogger(__name__)
+
+
+def _lock(reward_id: Any) -> Reward | None:
+    return (
+        Reward.objects.select_for_update(of=("self",), no_key=True)
+        .select_related("order", "hold")
+        .filter(pk=reward_id)
+        .first()
+    )
+
+
+def _claim(reward_id: Any) -> Reward | None:
+    """Step 1. Returns the reward if this worker now owns it, else None (nothing to do or someone else has it)."""
+    now = timezone.now()
+    with transaction.atomic():
+        reward = _lock(reward_id)
+        if reward is None:
+            return None
+        if reward.status == RewardStatus.SCHEDULED:
+            if reward.deliver_at and reward.deliver_at > now:
+                return None
+            reward_transition(reward=reward, to=RewardStatus.PENDING, note="scheduled time reached")
+        if reward.status == RewardStatus.PROCESSING and reward.lease_expires_at and reward.lease_expires_at > now:
+            return None  # another worker holds it
+        if reward.status not in (RewardStatus.PENDING, RewardStatus.PROCESSING):
+            return None
+        reward.attempts += 1
+        reward.lease_expires_at = now + timedelta(seconds=settings.FULFILMENT_LEASE_SECONDS)
+        reward.save(update_fields=["attempts", "lease_expires_at"])
+        reward_transition(reward=reward, to=RewardStatus.PROCESSING, note=f"attempt {reward.attempts}")
+        order_refresh_status(order=reward.order)
+    return reward
+
+
+def _supplier_for(reward: Reward) -> Any:
+    from catalog.models import Product
+
+    product = Product.objects.select_related("supplier").filter(pk=reward.product_id).first()
+    if product is None:
+        raise SupplierRejected("The product no longer exists in the catalogue.")
+    return product, product.supplier
+
+
+def _needs_code(reward: Reward) -> bool:
+    product_type = reward.product_snapshot.get("type")
+    return product_type not in ("choice", "physical") and not reward.code_encrypted
+
+
+def reward_issue_code(*, reward: Reward) -> IssuedCode:
+    """Step 2 (no locks held). Idempotent per reward id at the supplier."""
+    product, supplier = _supplier_for(reward)
+    return adapter_for(supplier).issue(
+        product=product, amount=reward.amount, currency=reward.currency, reference=str(reward.id)
+    )
+
+
+def _settle(reward_id: Any, issued: IssuedCode | None) -> Reward | None:
+    """Step 3: store the code, capture the hold, hand over to delivery."""
+    with transaction.atomic():
+        reward = _lock(reward_id)
+        if reward is None or reward.status != RewardStatus.PROCESSING:
+            return None  # canceled meanwhile, or another worker finished it
+        if issued is not None and not reward.code_encrypted:
+            reward.code_encrypted = crypto.encrypt(issued.code)
+            reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
+            reward.code_last4 = issued.code[-4:]
+            reward.supplier_reference = issued.reference
+            reward.save(update_fields=["code_encrypted", "pin_encrypted", "code_last4", "supplier_reference"])
+        if reward.delivery_method == DeliveryMethod.SHIPMENT:
+            from .shipments import shipment_submit
+
+            reward_capture(reward=reward)  # the gift is bought when it goes to the fulfilment partner
+            shipment_submit(reward=reward)
+            reward.lease_expires_at = None
+            reward.save(update_fields=["lease_expires_at"])
+            order_refresh_status(order=reward.order)
+            return reward
+        reward_capture(reward=reward)
+    return reward
+
+
+def reward_fulfil(*, reward_id: Any) -> Reward | None:
+    """Run all three steps. Raises SupplierError if the supplier failed retryably (the task retries)."""
+    reward = _claim(reward_id)
+    if reward is None:
+        return None
+    issued = None
+    if _needs_code(reward):
+        try:
+            issued = reward_issue_code(reward=reward)
+        except SupplierRejected as exc:
+            reward_fail_locked(reward_id=reward.id, reason=str(exc))
+            return None
+        except SupplierError:
+            _release_lease(reward.id)
+            raise
+    settled = _settle(reward.id, issued)
+    if settled is None or settled.delivery_method == DeliveryMethod.SHIPMENT:
+        return settled
+    reward_deliver(reward_id=settled.id)
+    return settled
+
+
+def _release_lease(reward_id: Any) -> None:
+    Reward.objects.filter(pk=reward_id, status=RewardStatus.PROCESSING).update(lease_expires_at=None)
+
+
+def reward_fail_locked(*, reward_id: Any, reason: str) -> Reward | None:
+    """Non-retryable failure (or retries exhausted): fail the reward and release exactly its hold."""
+    with transaction.atomic():
+        reward = _lock(reward_id)
+        if reward is None or reward.status != RewardStatus.PROCESSING:
+            return reward
+        reward.lease_expires_at = None
+        reward.save(update_fields=["lease_expires_at"])
+        reward_fail(reward=reward, reason=reason)
+    logger.warning("reward failed", extra={"event": "reward.failed", "reward_id": str(reward_id), "reason": reason})
+    return reward
+
+
+def reward_deliver(*, reward_id: Any, to_email: str | None = None, to_phone: str | None = None) -> Reward | None:
+    """Send the reward by its delivery method (email / SMS / nothing for api and link) and mark it delivered."""
+    from .delivery import DeliveryFailed, send_reward_email, send_reward_sms
+
+    reward = Reward.objects.select_related("order", "order__program").get(pk=reward_id)
+    if reward.status not in (RewardStatus.PROCESSING, RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED):
+        return None
+    note = "issued"
+    try:
+        if reward.delivery_method == DeliveryMethod.EMAIL:
+            send_reward_email(reward=reward, to=to_email or reward.recipient_email)
+            note = "emailed"
+        elif reward.delivery_method == DeliveryMethod.SMS:
+            send_reward_sms(reward=reward, to=to_phone or reward.recipient_phone)
+            note = "sent by SMS"
+    except DeliveryFailed as exc:
+        with transaction.atomic():
+            locked = _lock(reward_id)
+            if locked.status == RewardStatus.PROCESSING:
+                reward_transition(reward=locked, to=RewardStatus.DELIVERED, note="issued")
+            reward_transition(reward=locked, to=RewardStatus.DELIVERY_FAILED, note=str(exc))
+            locked.lease_expires_at = None
+            locked.save(update_fields=["lease_expires_at"])
+            order_refresh_status(order=locked.order)
+        return locked
+    with transaction.atomic():
+        locked = _lock(reward_id)
+        if locked.status in (RewardStatus.PROCESSING, RewardStatus.DELIVERY_FAILED):
+            reward_transition(reward=locked, to=RewardStatus.DELIVERED, note=note)
+        locked.lease_expires_at = None
+        locked.save(update_fields=["lease_expires_at"])
+        order_refresh_status(order=locked.order)
+    logger.info(
+        "reward delivered",
+        extra={"event": "reward.delivered", "reward_id": str(reward_id), "method": reward.delivery_method},
+    )
+    return locked
+
+
+def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None = None) -> Reward:
+    """Send a delivered reward again, optionally to a corrected address (which then replaces the old one)."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    from orders.services import E164_RE
+
+    reward = Reward.objects.filter(pk=reward_id).first()
+    if reward is None:
+        raise NotFoundError("No such reward.")
+    if reward.delivery_method not in (DeliveryMethod.EMAIL, DeliveryMethod.SMS):
+        raise ApplicationError(
+            f"Only email and SMS rewards can be resent; this one is delivered by {reward.delivery_method}.",
+            code="not_resendable",
+            status=409,
+        )
+    if reward.status not in (RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED, RewardStatus.OPENED):
+        raise ApplicationError(
+            f"A {reward.status} reward cannot be resent (only delivered ones).", code="not_resendable", status=409
+        )
+    updates = []
+    if email:
+        try:
+            validate_email(email)
+        except ValidationError:
+            raise ApplicationError(
+                "Not a valid email address.", code="validation_error", errors={"email": ["Invalid email."]}
+            ) from None
+        reward.recipient_email = email.strip().lower()
+        updates.append("recipient_email")
+    if phone:
+        if not E164_RE.match(phone):
+            raise ApplicationError(
+                "Use E.164 format.", code="validation_error", errors={"phone": ["Use E.164, e.g. +14155550123."]}
+            )
+        reward.recipient_phone = phone
+        updates.append("recipient_phone")
+    if updates:
+        reward.save(update_fields=updates)
+    from .tasks import reward_deliver_task
+
+    transaction.on_commit(lambda: reward_deliver_task.delay(str(reward.id)))
+    return reward
+
+
+def reward_reveal(*, reward_id: Any, actor: str) -> dict[str, str | None]:
+    """The one place a code leaves the vault (API delivery or an admin): audited, never logged."""
+    from .models import CodeReveal
+
+    with transaction.atomic():
+        reward = Reward.objects.select_for_update().filter(pk=reward_id).first()
+        if reward is None:
+            raise NotFoundError("No such reward.")
+        if not reward.code_encrypted:
+            raise ApplicationError(
+                "This reward has no code yet: it is still being fulfilled, or it is physical, "
+                "or a choice not yet made.",
+                code="code_not_available",
+                status=409,
+                retryable=reward.status in (RewardStatus.PENDING, RewardStatus.PROCESSING, RewardStatus.SCHEDULED),
+            )
+        CodeReveal.objects.create(reward=reward, actor=actor[:200])
+    return {
+        "code": crypto.decrypt(reward.code_encrypted),
+        "pin": crypto.decrypt(reward.pin_encrypted) if reward.pin_encrypted else None,
+    }
+
+
+def rewards_due() -> list[str]:
+    """Scheduled rewards whose time has come, and processing rewards whose worker lease expired."""
+    now = timezone.now()
+    scheduled = Reward.objects.filter(status=RewardStatus.SCHEDULED, deliver_at__lte=now).values_list("id", flat=True)
+    stale = Reward.objects.filter(status=RewardStatus.PROCESSING, lease_expires_at__lt=now).values_list("id", flat=True)
+    orphaned = Reward.objects.filter(
+        status=RewardStatus.PENDING, created_at__lt=now - timedelta(seconds=settings.FULFILMENT_LEASE_SECONDS)
+    ).values_list("id", flat=True)
+    return [str(pk) for pk in [*scheduled[:1000], *stale[:1000], *orphaned[:1000]]]
+
+
+__all__ = ["OrderType", "reward_deliver", "reward_fulfil", "reward_resend", "reward_reveal", "rewards_due"]

@@ -1,0 +1,77 @@
+"""The supplier adapter interface.
+
+`issue()` must be idempotent per `reference` (the reward id): asking twice for the same reference returns
+the same code, never a second one. That is what makes a worker crash between "supplier issued" and
+"we stored it" safe to retry. Errors say whether retrying may help.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class IssuedCode:
+    code: str
+    pin: str = ""
+    reference: str = ""  # the supplier's own id for this card
+    expires_at: datetime | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __repr__(self) -> str:  # never print a code, even in a traceback or a debugger
+        return f"IssuedCode(reference={self.reference!r}, code=…{self.code[-4:]})"
+
+
+class SupplierError(Exception):
+    retryable: bool = False
+
+    def __init__(self, message: str, *, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class SupplierUnavailable(SupplierError):
+    """Timeouts, 5xx, throttling: try again later."""
+
+    retryable = True
+
+
+class SupplierRejected(SupplierError):
+    """Invalid product or amount, out of stock for good, account problem: the reward fails now."""
+
+    retryable = False
+
+
+class SupplierAdapter(Protocol):
+    def issue(self, *, product: Any, amount: Decimal, currency: str, reference: str) -> IssuedCode: ...
+
+    def status(self, *, reference: str) -> str: ...  # "issued" | "pending" | "canceled" | "unknown"
+
+    def cancel(self, *, reference: str) -> None: ...
+
+
+_FACTORIES: dict[str, Callable[[Any], SupplierAdapter]] = {}
+
+
+def register_adapter(kind: str) -> Callable:
+    """Class decorator: `@register_adapter("sandbox")`; the class is built with the Supplier row."""
+
+    def decorate(cls):
+        _FACTORIES[kind] = cls
+        return cls
+
+    return decorate
+
+
+def adapter_for(supplier: Any) -> SupplierAdapter:
+    from . import http, inventory, sandbox  # noqa: F401 — registers the built-in adapters
+
+    try:
+        factory = _FACTORIES[supplier.kind]
+    except KeyError:
+        raise SupplierRejected(f"No adapter for supplier kind {supplier.kind!r}") from None
+    return factory(supplier)

@@ -1,0 +1,1 @@
+"""Generic HTTP supplier for real vendors."""

@@ -1,0 +1,1 @@
+"""Code-inventory supplier (pre-bought codes uploaded by the operator)."""

@@ -1,0 +1,67 @@
+"""The sandbox supplier: realistic codes and PINs, derived from the reference (so re-issuing is idempotent).
+
+Behaviour per product is set in the Supplier's config (the operator's admin, or tests):
+  {"products": {"<product uuid>": {"fail": "retryable" | "permanent", "fail_times": 2, "delay_ms": 1500}}}
+`fail_times` fails only the first N attempts for a reference (counted in Redis), so recovery is testable.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+
+from .base import IssuedCode, SupplierRejected, SupplierUnavailable, register_adapter
+
+ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: recipients type these
+
+
+def _derive(reference: str, purpose: str, length: int, alphabet: str) -> str:
+    digest = hmac.new(settings.SECRET_KEY.encode(), f"{purpose}:{reference}".encode(), hashlib.sha256).digest()
+    number = int.from_bytes(digest, "big")
+    chars = []
+    for _ in range(length):
+        number, index = divmod(number, len(alphabet))
+        chars.append(alphabet[index])
+    return "".join(chars)
+
+
+@register_adapter("sandbox")
+class SandboxSupplier:
+    def __init__(self, supplier: Any) -> None:
+        self.supplier = supplier
+
+    def _behaviour(self, product: Any) -> dict:
+        return (self.supplier.config or {}).get("products", {}).get(str(product.id), {})
+
+    def issue(self, *, product: Any, amount: Decimal, currency: str, reference: str) -> IssuedCode:
+        behaviour = self._behaviour(product)
+        if behaviour.get("delay_ms"):
+            time.sleep(int(behaviour["delay_ms"]) / 1000)
+        failure = behaviour.get("fail")
+        if failure:
+            fail_times = behaviour.get("fail_times")
+            if fail_times is not None:
+                from core.ratelimit import get_redis
+
+                attempts = get_redis().incr(f"rp:sandbox-attempts:{reference}")
+                get_redis().expire(f"rp:sandbox-attempts:{reference}", 86400)
+                failure = failure if attempts <= int(fail_times) else None
+            if failure == "retryable":
+                raise SupplierUnavailable("sandbox: simulated timeout")
+            if failure == "permanent":
+                raise SupplierRejected("sandbox: simulated rejection (product unavailable at supplier)")
+        raw = _derive(reference, "code", 16, ALPHABET)
+        code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+        pin = _derive(reference, "pin", 4, "0123456789")
+        return IssuedCode(code=code, pin=pin, reference=f"sbx_{_derive(reference, 'ref', 12, ALPHABET).lower()}")
+
+    def status(self, *, reference: str) -> str:
+        return "issued"
+
+    def cancel(self, *, reference: str) -> None:
+        return None

@@ -1,0 +1,64 @@
+"""Fulfilment tasks (queue `delivery`): ids in, services do the work and guard on state."""
+
+from __future__ import annotations
+
+import logging
+import random
+
+from celery import shared_task
+from django.conf import settings
+from django_tenants.utils import tenant_context
+
+from .suppliers import SupplierError
+
+logger = logging.getLogger(__name__)
+
+
+def _backoff(retries: int) -> float:
+    """Exponential backoff with full jitter: 2, 4, 8 … seconds, capped."""
+    ceiling = min(settings.FULFILMENT_RETRY_MAX_SECONDS, settings.FULFILMENT_RETRY_BASE_SECONDS * 2**retries)
+    return random.uniform(ceiling / 2, ceiling)
+
+
+@shared_task(bind=True, name="fulfillment.tasks.reward_fulfil_task", acks_late=True, max_retries=None)
+def reward_fulfil_task(self, reward_id: str) -> None:
+    from .services import reward_fail_locked, reward_fulfil
+
+    try:
+        reward_fulfil(reward_id=reward_id)
+    except SupplierError as exc:
+        if self.request.retries >= settings.FULFILMENT_MAX_RETRIES:
+            reward_fail_locked(reward_id=reward_id, reason=f"supplier kept failing: {exc}")
+            return
+        countdown = exc.retry_after or _backoff(self.request.retries)
+        logger.info(
+            "supplier unavailable; retrying",
+            extra={"event": "reward.retry", "reward_id": reward_id, "attempt": self.request.retries + 1},
+        )
+        raise self.retry(countdown=countdown, exc=exc) from None
+
+
+@shared_task(bind=True, name="fulfillment.tasks.reward_deliver_task", acks_late=True, max_retries=5)
+def reward_deliver_task(self, reward_id: str) -> None:
+    from .services import reward_deliver
+
+    try:
+        reward_deliver(reward_id=reward_id)
+    except OSError as exc:  # SMTP/connection trouble: the message may go through later
+        raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from None
+
+
+@shared_task(name="fulfillment.tasks.fulfilment_sweep")
+def fulfilment_sweep() -> int:
+    """Beat: in every tenant schema, send scheduled rewards that are due and re-queue stale ones."""
+    from tenants.models import Tenant, TenantStatus
+
+    from .services import rewards_due
+
+    queued = 0
+    for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("pk"):
+        with tenant_context(tenant):
+            for reward_id in rewards_due():
+                reward_fulfil_task.delay(reward_id)
+                queued += 1
+    return queued
