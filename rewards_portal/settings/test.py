@@ -36,3 +36,9 @@ if os.environ.get("TEST_SMTP_PORT"):
     EMAIL_PORT = int(os.environ["TEST_SMTP_PORT"])
 # Tests run without collectstatic: WhiteNoise looks files up per request instead of warning at start.
 WHITENOISE_AUTOREFRESH = True
+# Celery keys carry the test database's name, so a test run never shares queues with a dev worker or
+# another run that happens to use the same Redis logical database.
+CELERY_BROKER_TRANSPORT_OPTIONS = {
+    "visibility_timeout": 3600,
+    "global_keyprefix": DATABASES["default"]["TEST"]["NAME"] + ":",  # noqa: F405
+}
