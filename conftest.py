@@ -188,50 +188,140 @@ def worker_database_url() -> str:
     return f"postgresql://{auth}@{host}{port}/{db['NAME']}"
 
 
-@pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup):
-    """A real `celery worker` subprocess on the test database and the test Redis database."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
-        DATABASE_URL=worker_database_url(),
-        TEST_REDIS_URL=settings.REDIS_URL,
-        PYTHONUNBUFFERED="1",
-    )
-    log_path = ROOT / "var" / "test-worker.log"
-    log_path.parent.mkdir(exist_ok=True)
-    log = open(log_path, "w")
-    process = subprocess.Popen(
-        [
-            sys.executable, "-m", "celery", "-A", "rewards_portal", "worker",
-            "-Q", "default,delivery,webhooks,bulk", "-P", "threads", "-c", "4", "-l", "info",
-            "-n", f"test{os.getpid()}@%h", "--without-mingle", "--without-gossip",
-        ],
-        env=env,
-        cwd=ROOT,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-    )  # fmt: skip
-    from core import ratelimit
-    from core.health import WORKER_HEARTBEAT_KEY
+class SmtpSink:
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
 
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        if ratelimit.get_redis().hlen(WORKER_HEARTBEAT_KEY):
-            break
-        if process.poll() is not None:
-            raise RuntimeError(f"celery worker exited: {log_path.read_text()[-2000:]}")
-        time.sleep(0.2)
-    else:
-        process.kill()
-        raise RuntimeError(f"celery worker did not start: {log_path.read_text()[-2000:]}")
-    yield process
-    process.terminate()
-    try:
-        process.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        process.kill()
-    log.close()
+    def __init__(self) -> None:
+        import logging
+        import threading
+
+        from aiosmtpd.controller import Controller
+
+        # The mail server is the recipient's side, not our app: its debug log echoes whole messages.
+        logging.getLogger("mail.log").setLevel(logging.WARNING)
+        self.messages: list[dict] = []
+        self._lock = threading.Lock()
+        sink = self
+
+        class Handler:
+            async def handle_DATA(self, server, session, envelope):
+                with sink._lock:
+                    sink.messages.append(
+                        {"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf8", "replace")}
+                    )
+                return "250 OK"
+
+        import socket
+
+        with socket.socket() as probe:  # aiosmtpd's readiness check cannot use port 0: pick a free port
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
+        self.controller.start()
+
+    def texts(self) -> list[str]:
+        """Each message decoded (quoted-printable / base64 parts expanded)."""
+        import email
+
+        texts = []
+        with self._lock:
+            raw = list(self.messages)
+        for message in raw:
+            parsed = email.message_from_string(message["data"])
+            parts = [part.get_payload(decode=True) or b"" for part in parsed.walk() if not part.is_multipart()]
+            texts.append("\n".join(p.decode("utf8", "replace") for p in parts))
+        return texts
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+
+@pytest.fixture(scope="session")
+def smtp_server() -> Iterator[SmtpSink]:
+    sink = SmtpSink()
+    yield sink
+    sink.stop()
+
+
+class WorkerPool:
+    """Real `celery worker` subprocesses on the test database, test Redis and the test SMTP server."""
+
+    def __init__(self, smtp_port: int) -> None:
+        self.smtp_port = smtp_port
+        self.processes: list[subprocess.Popen] = []
+        self.started = 0
+        self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
+        self.log_path.parent.mkdir(exist_ok=True)
+        self._log = open(self.log_path, "a")
+
+    def start(self, count: int = 1, concurrency: int = 4) -> None:
+        from core import ratelimit
+        from core.health import WORKER_HEARTBEAT_KEY
+
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
+            DATABASE_URL=worker_database_url(),
+            TEST_REDIS_URL=settings.REDIS_URL,
+            TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
+            TEST_SMTP_PORT=str(self.smtp_port),
+            PYTHONUNBUFFERED="1",
+        )
+        names = []
+        for _ in range(count):
+            self.started += 1
+            name = f"test{os.getpid()}n{self.started}"
+            names.append(name)
+            command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "worker", "-P", "threads"]
+            command += ["-Q", "default,delivery,webhooks,bulk", "-c", str(concurrency), "-l", "info"]
+            command += ["-n", f"{name}@%h", "--without-mingle", "--without-gossip"]
+            self.processes.append(
+                subprocess.Popen(command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
+            )
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            ready = {field.decode().split("@")[0] for field in ratelimit.get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
+            if all(name in ready for name in names):
+                return
+            if any(p.poll() is not None for p in self.processes[-count:]):
+                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-3000:]}")
+            time.sleep(0.1)
+        raise RuntimeError(f"celery worker did not start: {self.log_path.read_text()[-3000:]}")
+
+    def kill(self) -> None:
+        """kill -9 every worker (no chance to ack, requeue or clean up)."""
+        import signal
+
+        for process in self.processes:
+            if process.poll() is None:
+                os.kill(process.pid, signal.SIGKILL)
+                process.wait()
+        self.processes = []
+
+    def stop(self) -> None:
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                process.kill()
+        self.processes = []
+
+    def log_text(self) -> str:
+        self._log.flush()
+        return self.log_path.read_text()
+
+
+@pytest.fixture(scope="session")
+def celery_worker_process(django_db_setup, smtp_server):
+    """A running pool of real Celery workers for the session (tests may kill and restart it)."""
+    pool = WorkerPool(smtp_server.port)
+    pool.start(1)
+    yield pool
+    pool.stop()
+    pool._log.close()
 
 
 __all__ = ["ApiClient", "tenant_context"]

@@ -29,6 +29,8 @@ WEBHOOK_RETRY_SCHEDULE = env.list("WEBHOOK_RETRY_SCHEDULE", cast=float, default=
 SMS_BACKEND = "fulfillment.sms.LocmemSmsBackend"
 FULFILMENT_RETRY_BASE_SECONDS = float(os.environ.get("FULFILMENT_RETRY_BASE_SECONDS", "0.2"))
 FULFILMENT_RETRY_MAX_SECONDS = 2.0
+# Short leases so the sweeper recovers rewards held by a killed worker within a test.
+FULFILMENT_LEASE_SECONDS = int(os.environ.get("FULFILMENT_LEASE_SECONDS", "3"))
 # A real SMTP server (aiosmtpd on loopback) when the test run provides one; otherwise in-memory mail.
 if os.environ.get("TEST_SMTP_PORT"):
     EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
