@@ -168,10 +168,26 @@ FULFILMENT_LEASE_SECONDS = env.int("FULFILMENT_LEASE_SECONDS", default=120)
 FULFILMENT_MAX_RETRIES = env.int("FULFILMENT_MAX_RETRIES", default=8)
 FULFILMENT_RETRY_BASE_SECONDS = env.float("FULFILMENT_RETRY_BASE_SECONDS", default=2.0)
 FULFILMENT_RETRY_MAX_SECONDS = env.float("FULFILMENT_RETRY_MAX_SECONDS", default=600.0)
+# A physical gift returned to sender: `refund` puts what the reward cost back into available funds
+# (once); `keep` moves no money (the partner does not credit returns). The reward ends failed/canceled.
+SHIPMENT_RETURN_POLICY = env("SHIPMENT_RETURN_POLICY", default="refund")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rewards@localhost")
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Dotted path of the SMS provider backend (fulfillment.sms.*).
 SMS_BACKEND = env("SMS_BACKEND", default="fulfillment.sms.ConsoleSmsBackend")
+# --- Suppliers and SMS provider (code inventory, HTTP vendors, HTTP SMS) -----------------------------
+# fulfillment.sms.HttpSmsBackend: a Twilio-style REST API (form POST To/From/Body, HTTP basic auth).
+# `{account}` in the URL is replaced by the account id, e.g.
+# https://api.twilio.com/2010-04-01/Accounts/{account}/Messages.json
+SMS_HTTP_URL = env("SMS_HTTP_URL", default="")
+SMS_HTTP_ACCOUNT = env("SMS_HTTP_ACCOUNT", default="")
+SMS_HTTP_TOKEN = env("SMS_HTTP_TOKEN", default="")  # a secret: only from the environment
+SMS_HTTP_FROM = env("SMS_HTTP_FROM", default="")  # the sender number (E.164) or messaging service id
+SMS_HTTP_TIMEOUT_SECONDS = env.float("SMS_HTTP_TIMEOUT_SECONDS", default=10.0)
+# Keys the hash that refuses duplicate inventory codes (catalog.InventoryCode.code_hash). Never change it
+# once codes are stored: duplicates of stored codes would no longer be recognised.
+INVENTORY_CODE_HASH_KEY = env("INVENTORY_CODE_HASH_KEY", default=SECRET_KEY)
+# --- end suppliers and SMS provider ------------------------------------------------------------------
 
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
@@ -201,12 +217,12 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SCHEMA_PATH_PREFIX": r"/api/v1",
     "COMPONENT_SPLIT_REQUEST": True,
+    "ENUM_NAME_OVERRIDES": {
+        "OrderTypeEnum": ["digital", "link", "physical"],
+        "ProductTypeEnum": "catalog.models.ProductType",
+    },
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
-    "APPEND_COMPONENTS": {
-        "securitySchemes": {"bearerAuth": {"type": "http", "scheme": "bearer", "bearerFormat": "rp_live_…"}}
-    },
-    "SECURITY": [{"bearerAuth": []}],
     # The docs page loads its JS/CSS from drf-spectacular-sidecar (local static files), not jsdelivr.
     "SWAGGER_UI_DIST": "SIDECAR",
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
