@@ -9,7 +9,8 @@ from django.contrib import admin
 
 from core.errors import ApplicationError
 
-from .models import Brand, FxRate, Product, ProductType, ShippingMethod, Supplier
+from .inventory import inventory_stock
+from .models import Brand, FxRate, InventoryCode, Product, ProductType, ShippingMethod, Supplier
 from .services import product_choice_options_check
 
 
@@ -112,3 +113,35 @@ class FxRateAdmin(admin.ModelAdmin):
     list_display = ("base", "quote", "rate", "as_of")
     list_filter = ("base", "quote")
     date_hierarchy = "as_of"
+
+
+@admin.register(InventoryCode)
+class InventoryCodeAdmin(admin.ModelAdmin):
+    """Read-only: codes come in through `manage.py inventory_import` (validated, encrypted, all-or-nothing)
+    and go out to rewards; the admin shows them masked, with the stock per product and denomination."""
+
+    list_display = ("masked_code", "product", "denomination", "currency", "status", "batch_label", "uploaded_at",
+                    "issued_at", "reference")  # fmt: skip
+    list_filter = ("status", "supplier", "currency", "batch_label")
+    search_fields = ("reference", "batch_label", "code_last4", "product__name")
+    list_select_related = ("product",)
+    fields = ("masked_code", "supplier", "product", "denomination", "currency", "status", "reference",
+              "batch_label", "uploaded_at", "issued_at")  # fmt: skip
+    readonly_fields = fields
+
+    @admin.display(description="code")
+    def masked_code(self, obj: InventoryCode) -> str:
+        return "•" * 8 + obj.code_last4
+
+    def has_add_permission(self, request) -> bool:
+        return False
+
+    def has_change_permission(self, request, obj=None) -> bool:
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:
+        return False
+
+    def changelist_view(self, request, extra_context=None):
+        extra_context = {**(extra_context or {}), "stock": inventory_stock()}
+        return super().changelist_view(request, extra_context=extra_context)

@@ -280,3 +280,59 @@ class FxRate(models.Model):
             errors["rate"] = ["The rate must be positive."]
         if errors:
             raise ValidationError(errors)
+
+
+class InventoryCodeStatus(models.TextChoices):
+    AVAILABLE = "available", "Available"
+    RESERVED = "reserved", "Reserved"
+    ISSUED = "issued", "Issued"
+    VOID = "void", "Void"
+
+
+class InventoryCode(models.Model):
+    """One pre-bought gift card code of an `inventory` supplier, encrypted at rest (see catalog.inventory).
+
+    `code_hash` is a keyed hash of the normalised code, so duplicates are refused without decrypting
+    anything; `reference` is the reward id the code was issued to (one code per reward, ever).
+    """
+
+    supplier = models.ForeignKey(Supplier, on_delete=models.PROTECT, related_name="inventory_codes")
+    product = models.ForeignKey(Product, on_delete=models.PROTECT, related_name="inventory_codes")
+    denomination = models.DecimalField(max_digits=20, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    code_encrypted = models.TextField()
+    pin_encrypted = models.TextField(blank=True, default="")
+    code_hash = models.CharField(max_length=64)
+    code_last4 = models.CharField(max_length=4)
+    status = models.CharField(max_length=12, choices=InventoryCodeStatus.choices, default=InventoryCodeStatus.AVAILABLE)
+    reference = models.CharField(max_length=64, null=True, blank=True, unique=True)
+    uploaded_at = models.DateTimeField(default=timezone.now)
+    issued_at = models.DateTimeField(null=True, blank=True)
+    batch_label = models.CharField(max_length=100, blank=True, default="")
+
+    class Meta:
+        ordering = ["product", "denomination", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["supplier", "code_hash"], name="catalog_inventorycode_supplier_hash"),
+            # An available code belongs to nobody; an issued one to exactly one reward.
+            models.CheckConstraint(
+                condition=~Q(status="available") | Q(reference__isnull=True),
+                name="catalog_inventorycode_available_unreferenced",
+            ),
+            models.CheckConstraint(
+                condition=~Q(status="issued") | Q(reference__isnull=False, issued_at__isnull=False),
+                name="catalog_inventorycode_issued_referenced",
+            ),
+            models.CheckConstraint(condition=Q(denomination__gt=0), name="catalog_inventorycode_positive"),
+        ]
+        indexes = [
+            # The draw: oldest available code for (product, denomination); only available rows are indexed.
+            models.Index(
+                fields=["product", "denomination", "id"],
+                condition=Q(status="available"),
+                name="catalog_invcode_available",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"…{self.code_last4} ({self.denomination} {self.currency}, {self.status})"
