@@ -1,16 +1,22 @@
-"""GET /api/v1/shipments/{id} — a physical reward's shipment: status, carrier, tracking, events."""
+"""Fulfilment API: shipments (list, detail, the partner's manifest and tracking callback), reveal and resend."""
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, extend_schema
-from rest_framework import serializers
+import json
+
+from django.http import HttpResponse
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import renderers, serializers
 from rest_framework.response import Response
 
-from core.api.views import TenantAPIView
+from core.api.views import TenantAPIView, TenantListAPIView
 
+from .manifests import shipment_manifest
 from .models import ShipmentStatus
-from .selectors import shipment_get, shipment_render
+from .selectors import shipment_get, shipment_list, shipment_render
 from .services import reward_resend, reward_reveal
+from .shipments import TRACKING_STATUSES, shipment_tracking_update
 
 
 class ShipmentOutput(serializers.Serializer):
@@ -64,6 +70,138 @@ class ShipmentDetailApi(TenantAPIView):
         ],
     )
     def get(self, request, shipment_id):
+        return Response(shipment_render(shipment_get(shipment_id=shipment_id)))
+
+
+class ShipmentListApi(TenantListAPIView):
+    serializer_class = ShipmentOutput
+
+    @extend_schema(
+        operation_id="shipments_list",
+        summary="List shipments",
+        parameters=[
+            OpenApiParameter("status", str, enum=ShipmentStatus.values),
+            OpenApiParameter("carrier", str, description="Carrier name, e.g. Parcelway (case-insensitive)"),
+        ],
+    )
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    def get_queryset(self):
+        params = self.request.query_params
+        return shipment_list(status=params.get("status"), carrier=params.get("carrier"))
+
+    def list(self, request, *args, **kwargs):
+        page = self.paginate_queryset(self.get_queryset())
+        return self.get_paginated_response([shipment_render(shipment) for shipment in page])
+
+
+class CsvRenderer(renderers.BaseRenderer):
+    """Lets clients ask for `Accept: text/csv`; errors still carry a problem+json body."""
+
+    media_type = "text/csv"
+    format = "csv"
+    charset = "utf-8"
+
+    def render(self, data, accepted_media_type=None, renderer_context=None):
+        if isinstance(data, (str, bytes)):
+            return data
+        return json.dumps(data).encode()
+
+
+class ManifestQuery(serializers.Serializer):
+    day = serializers.DateField(help_text="The hand-off day, YYYY-MM-DD")
+    carrier = serializers.CharField(max_length=100, help_text="Carrier name, e.g. Parcelway")
+
+
+MANIFEST_EXAMPLE = (
+    "shipment_id,reward_id,order_id,external_id,carrier,method,recipient_name,line1,line2,city,state,"
+    "postal_code,country,product,quantity,created_at\r\n"
+    "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f,0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a,"
+    "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e,hris-1,Parcelway,US Ground,Grace Hopper,1 Navy Way,,Arlington,VA,"
+    "22202,US,Harvest Hampers Harvest Hamper,1,2026-11-22T10:00:00Z\r\n"
+)
+
+
+class ShipmentManifestApi(TenantAPIView):
+    renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+
+    @extend_schema(
+        operation_id="shipments_manifest",
+        summary="The day's manifest for a carrier (CSV for the fulfilment partner)",
+        description=(
+            "Shipments still `submitted` that were handed to fulfilment on `day`, for `carrier`. Cells that a "
+            "spreadsheet would read as formulas are prefixed with an apostrophe."
+        ),
+        parameters=[ManifestQuery],
+        responses={
+            (200, "text/csv"): OpenApiResponse(
+                response=OpenApiTypes.STR,
+                description="The manifest",
+                examples=[OpenApiExample("Manifest", value=MANIFEST_EXAMPLE, response_only=True)],
+            )
+        },
+    )
+    def get(self, request):
+        query = ManifestQuery(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        day, carrier = query.validated_data["day"], query.validated_data["carrier"]
+        content, count = shipment_manifest(day=day, carrier=carrier)
+        response = HttpResponse(content, content_type="text/csv; charset=utf-8")
+        safe_carrier = "".join(ch for ch in carrier if ch.isalnum() or ch in "-_") or "carrier"
+        response["Content-Disposition"] = f'attachment; filename="manifest-{safe_carrier}-{day.isoformat()}.csv"'
+        response["X-Shipment-Count"] = str(count)
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class TrackingInput(serializers.Serializer):
+    status = serializers.ChoiceField(choices=list(TRACKING_STATUSES))
+    tracking_number = serializers.CharField(max_length=100, required=False, allow_blank=True, allow_null=True)
+    description = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+    location = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    occurred_at = serializers.DateTimeField(required=False, allow_null=True, help_text="ISO 8601; default now")
+
+
+class ShipmentTrackingApi(TenantAPIView):
+    """The fulfilment partner's callback (an API key of the tenant with the `write` scope)."""
+
+    @extend_schema(
+        operation_id="shipments_tracking",
+        summary="Report a tracking update for a shipment (fulfilment partner callback)",
+        description=(
+            "Moves the shipment along pending → submitted → shipped → in_transit → delivered | returned "
+            "(or exception). A report already recorded (same status, or same status and `occurred_at`) is a "
+            "no-op, so retries are safe; an impossible move answers 409 `invalid_state_transition`."
+        ),
+        request=TrackingInput,
+        responses={200: ShipmentOutput},
+        examples=[
+            OpenApiExample(
+                "Picked up",
+                request_only=True,
+                value={
+                    "status": "shipped",
+                    "tracking_number": "PW123456789US",
+                    "description": "Picked up",
+                    "location": "Reno, NV",
+                    "occurred_at": "2026-11-23T09:00:00Z",
+                },
+            )
+        ],
+    )
+    def post(self, request, shipment_id):
+        data = TrackingInput(data=request.data)
+        data.is_valid(raise_exception=True)
+        values = data.validated_data
+        shipment_tracking_update(
+            shipment_id=shipment_id,
+            status=values["status"],
+            tracking_number=values.get("tracking_number"),
+            description=values.get("description") or "",
+            location=values.get("location") or "",
+            occurred_at=values.get("occurred_at"),
+        )
         return Response(shipment_render(shipment_get(shipment_id=shipment_id)))
 
 

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from core.errors import NotFoundError
+from django.db.models import QuerySet
 
-from .models import Shipment
+from core.errors import ApplicationError, NotFoundError
+
+from .models import Shipment, ShipmentStatus
 
 
 def shipment_get(*, shipment_id: Any) -> Shipment:
@@ -14,6 +16,22 @@ def shipment_get(*, shipment_id: Any) -> Shipment:
     if shipment is None:
         raise NotFoundError("No such shipment.")
     return shipment
+
+
+def shipment_list(*, status: str | None = None, carrier: str | None = None) -> QuerySet[Shipment]:
+    """The tenant's shipments, newest first, with their events (one query for the page, one for events)."""
+    qs = Shipment.objects.prefetch_related("events")
+    if status:
+        if status not in ShipmentStatus.values:
+            raise ApplicationError(
+                f"status must be one of {', '.join(ShipmentStatus.values)}.",
+                code="validation_error",
+                errors={"status": ["Unknown status."]},
+            )
+        qs = qs.filter(status=status)
+    if carrier:
+        qs = qs.filter(carrier__iexact=carrier.strip())
+    return qs
 
 
 def shipment_render(shipment: Shipment) -> dict[str, Any]:

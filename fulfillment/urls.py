@@ -1,8 +1,18 @@
 from django.urls import path
 
-from .apis import RewardResendApi, RewardRevealApi, ShipmentDetailApi
+from .apis import (
+    RewardResendApi,
+    RewardRevealApi,
+    ShipmentDetailApi,
+    ShipmentListApi,
+    ShipmentManifestApi,
+    ShipmentTrackingApi,
+)
 
 urlpatterns = [
+    path("shipments", ShipmentListApi.as_view(), name="shipment-list"),
+    path("shipments/manifest.csv", ShipmentManifestApi.as_view(), name="shipment-manifest"),
+    path("shipments/<uuid:shipment_id>/tracking", ShipmentTrackingApi.as_view(), name="shipment-tracking"),
     path("shipments/<uuid:shipment_id>", ShipmentDetailApi.as_view(), name="shipment-detail"),
     path("rewards/<uuid:reward_id>/reveal", RewardRevealApi.as_view(), name="reward-reveal"),
     path("rewards/<uuid:reward_id>/resend", RewardResendApi.as_view(), name="reward-resend"),
