@@ -422,6 +422,9 @@ def _create_rewards(*, order: Order, planned: list[_PlannedReward], program: Any
             reward.claim_expires_at = now + claim_ttl
         rewards.append(reward)
     Reward.objects.bulk_create(rewards)
+    from fulfillment.claims import claim_tokens_register
+
+    claim_tokens_register(token_hashes=[r.claim_token_hash for r in rewards if r.claim_token_hash])
     RewardEvent.objects.bulk_create(
         [RewardEvent(reward=r, from_status="", to_status=r.status, note="created") for r in rewards]
     )

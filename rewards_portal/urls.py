@@ -5,6 +5,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.health import healthz, readyz
+from fulfillment import views_claim
 from tenants.apis import TokenApi
 
 api_v1 = [
@@ -24,6 +25,11 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
+    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claims.py
+    path("r/<str:token>", views_claim.claim_page, name="claim-page"),
+    path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
+    path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),
+    path("r/<str:token>/address", views_claim.claim_address_view, name="claim-address"),
 ]
 
 handler404 = "core.views.not_found"

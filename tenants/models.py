@@ -91,3 +91,18 @@ class ApiKey(models.Model):
     @property
     def prefix(self) -> str:
         return "rp_test_" if self.tenant.is_sandbox else "rp_live_"
+
+
+class ClaimTokenIndex(models.Model):
+    """Which tenant schema holds a claim link: the recipient page arrives on the public host with only a token.
+
+    Only the SHA-256 of the token is stored (as on the reward itself), so this table alone opens nothing.
+    Written in the same transaction as the order that creates the token (orders.services._create_rewards).
+    """
+
+    token_hash = models.CharField(max_length=64, unique=True)
+    tenant = models.ForeignKey(Tenant, on_delete=models.CASCADE, related_name="claim_tokens")
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return f"claim token …{self.token_hash[-6:]} → {self.tenant}"

@@ -1,0 +1,152 @@
+"""The recipient claim pages under /r/<token> (rules and the reveal policy: fulfillment/claims.py).
+
+Each view: rate limit by client address (dead links are counted apart, more strictly:
+see claims.claim_rate_limit), find the tenant from the token, call one claims service inside
+that tenant's schema, render. Every dead link gets the same 404 page; responses are never cached.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+
+from django.http import HttpRequest, HttpResponse
+from django.shortcuts import render
+from django.utils import timezone
+from django.views.decorators.cache import never_cache
+from django.views.decorators.http import require_http_methods, require_POST
+from django_tenants.utils import tenant_context
+
+from core import context
+from tenants.middleware import client_ip
+
+from .claims import (
+    ADDRESS_FIELDS,
+    ClaimNotFound,
+    ClaimPage,
+    claim_address_confirm,
+    claim_choose,
+    claim_failure_record,
+    claim_open,
+    claim_rate_limit,
+    claim_reveal,
+    claim_tenant_get,
+)
+
+BINDING_COOKIE = "rp_claim"
+BINDING_SALT = "fulfillment.claims.binding"
+
+
+def _not_found(request: HttpRequest) -> HttpResponse:
+    return _private(render(request, "claim/not_found.html", status=404))
+
+
+def _private(response: HttpResponse) -> HttpResponse:
+    response["X-Robots-Tag"] = "noindex, nofollow"
+    return response
+
+
+def _binding(request: HttpRequest) -> str | None:
+    return request.get_signed_cookie(BINDING_COOKIE, default=None, salt=BINDING_SALT)
+
+
+def _bind(response: HttpResponse, *, request: HttpRequest, token: str, page: ClaimPage) -> None:
+    """After a reveal: a signed, HttpOnly cookie, sent back only to this link's pages, binds it to this browser."""
+    expires: datetime | None = page.expires_at
+    max_age = int((expires - timezone.now()).total_seconds()) if expires else 0
+    response.set_signed_cookie(
+        BINDING_COOKIE,
+        page.binding,
+        salt=BINDING_SALT,
+        max_age=max(max_age, 60),
+        path=f"/r/{token}",
+        secure=request.is_secure(),
+        httponly=True,
+        samesite="Lax",
+    )
+
+
+def _claim(request: HttpRequest, token: str, action: Callable[[], ClaimPage]) -> HttpResponse:
+    address = client_ip(request)
+    allowed, retry_after = claim_rate_limit(client_ip=address)
+    if not allowed:
+        response = render(request, "claim/rate_limited.html", {"retry_after": retry_after}, status=429)
+        response["Retry-After"] = str(max(1, retry_after))
+        return _private(response)
+    try:
+        tenant = claim_tenant_get(token=token)
+        context.bind(tenant=tenant.schema_name)
+        with tenant_context(tenant):
+            page = action()
+    except ClaimNotFound:
+        claim_failure_record(client_ip=address)
+        return _not_found(request)
+    status = 422 if page.error or page.field_errors else 200
+    response = render(
+        request,
+        "claim/page.html",
+        {"page": page, "token": token, "address_fields": _address_fields(page)},
+        status=status,
+    )
+    if page.state == "revealed" and page.binding:
+        _bind(response, request=request, token=token, page=page)
+    return _private(response)
+
+
+def _address_fields(page: ClaimPage) -> list[dict[str, object]]:
+    labels = {
+        "name": "Full name",
+        "line1": "Address line 1",
+        "line2": "Address line 2 (optional)",
+        "city": "City",
+        "state": "State / province / region",
+        "postal_code": "Postal code",
+        "country": "Country (2-letter code)",
+    }
+    return [
+        {
+            "name": key,
+            "label": labels[key],
+            "value": page.address.get(key, ""),
+            "errors": page.field_errors.get(key, []),
+            "autocomplete": {
+                "name": "name",
+                "line1": "address-line1",
+                "line2": "address-line2",
+                "city": "address-level2",
+                "state": "address-level1",
+                "postal_code": "postal-code",
+                "country": "country",
+            }[key],
+        }
+        for key in ADDRESS_FIELDS
+    ]
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def claim_page(request: HttpRequest, token: str) -> HttpResponse:
+    return _claim(request, token, lambda: claim_open(token=token, binding=_binding(request)))
+
+
+@never_cache
+@require_POST
+def claim_reveal_view(request: HttpRequest, token: str) -> HttpResponse:
+    return _claim(request, token, lambda: claim_reveal(token=token, binding=_binding(request)))
+
+
+@never_cache
+@require_POST
+def claim_choose_view(request: HttpRequest, token: str) -> HttpResponse:
+    product_id = request.POST.get("product_id", "")
+    return _claim(request, token, lambda: claim_choose(token=token, product_id=product_id, binding=_binding(request)))
+
+
+@never_cache
+@require_POST
+def claim_address_view(request: HttpRequest, token: str) -> HttpResponse:
+    address = {key: request.POST.get(key, "") for key in ADDRESS_FIELDS}
+    return _claim(request, token, lambda: claim_address_confirm(token=token, address=address))
+
+
+__all__ = ["claim_address_view", "claim_choose_view", "claim_page", "claim_reveal_view"]
