@@ -102,9 +102,8 @@ def funds_hold(*, currency: str, amount: Decimal, reference: str, description: s
     """Earmark funds for an order; call inside the transaction that creates the order."""
     if amount <= 0:
         raise ApplicationError("A hold must be positive.", code="validation_error")
-    with transaction.atomic():
-        if not LedgerAccount.objects.filter(currency=currency, kind=AccountKind.CASH).exists():
-            raise InsufficientFunds(currency, amount)
+    # No savepoint: a refused hold refuses the whole enclosing order, never just part of it.
+    with transaction.atomic(savepoint=False):
         _post(
             kind=TransactionKind.HOLD,
             currency=currency,

@@ -337,7 +337,7 @@ def order_create(
         total = sum((p.charge for p in planned), Decimal(0)) + fees + shipping_total
         _check_program_budget(program=program, currency=currency, amount=total)
         try:
-            with transaction.atomic():
+            with transaction.atomic(savepoint=False):
                 order = Order.objects.create(
                     type=order_type,
                     external_id=external_id or None,
@@ -367,6 +367,9 @@ def order_create(
             IdempotencyRecord.objects.create(
                 key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body
             )
+        # Funds last: the account rows stay locked from the first hold until commit, so everything else
+        # is written before, and concurrent orders of one tenant queue on the lock as briefly as possible.
+        _hold_funds(order=order, rewards=created)
         transaction.on_commit(lambda: _dispatch(created))
     logger.info(
         "order created",
@@ -385,7 +388,6 @@ def _create_rewards(*, order: Order, planned: list[_PlannedReward], program: Any
         spec = item.spec
         reward_id = uuid.uuid4()
         per_reward_charge = item.charge + item.fx_fee + item.shipping
-        hold = funds_hold(currency=order.currency, amount=per_reward_charge, reference=f"reward:{reward_id}")
         recipient = spec.recipient or {}
         reward = Reward(
             id=reward_id,
@@ -403,7 +405,6 @@ def _create_rewards(*, order: Order, planned: list[_PlannedReward], program: Any
             amount=spec.amount,
             currency=item.product.currency,
             charge_amount=per_reward_charge,
-            hold=hold,
             delivery_method=item.delivery_method,
             recipient_name=recipient.get("name", "").strip(),
             recipient_email=(recipient.get("email") or "").strip().lower(),
@@ -442,6 +443,13 @@ def _create_rewards(*, order: Order, planned: list[_PlannedReward], program: Any
     if shipments:
         Shipment.objects.bulk_create(shipments)
     return rewards
+
+
+def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
+    """One hold per reward (so a failure releases exactly its own), in the order's funding currency."""
+    for reward in rewards:
+        reward.hold = funds_hold(currency=order.currency, amount=reward.charge_amount, reference=f"reward:{reward.id}")
+    Reward.objects.bulk_update(rewards, ["hold"])
 
 
 def _dispatch(rewards: list[Reward]) -> None:

@@ -1,0 +1,243 @@
+"""Orders through the HTTP API against pgbench's TPC-B on the same PostgreSQL server.
+
+The server is production-like: gunicorn (gthread) with production settings and DEBUG off. The load
+generator is separate processes (so it does not share the server's GIL), each with keep-alive HTTP
+connections; every request is a real `POST /api/v1/orders` (one 10.00 USD email reward, its own
+Idempotency-Key), which validates, converts, holds funds and writes the order, reward, hold, ledger
+entries, event and idempotency record in one transaction. Also: `GET /api/v1/products` latency.
+Both measured at 1 and 16 concurrent clients. The ceiling is pgbench TPC-B (`-c 16`) on a scratch
+database of the same server.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import multiprocessing
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+from .common import Context, Row, percentile
+
+ROOT = Path(__file__).resolve().parent.parent
+DURATION = float(os.environ.get("BENCH_ORDERS_SECONDS", "10"))
+CLIENT_LEVELS = (1, 16)
+PROCESSES = 4  # load generator processes; 16 clients = 4 processes x 4 threads
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def _client_loop(args: tuple) -> list[tuple[float, int]]:
+    """One load-generator thread group: (latency seconds, status) per request until the deadline."""
+    import threading
+
+    port, key, method, path, body_template, threads, deadline = args
+    results: list[tuple[float, int]] = []
+    lock = threading.Lock()
+
+    def worker() -> None:
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+        local = []
+        while time.time() < deadline:
+            headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+            body = None
+            if method == "POST":
+                headers["Idempotency-Key"] = uuid.uuid4().hex
+                body = body_template
+            started = time.perf_counter()
+            try:
+                conn.request(method, path, body=body, headers=headers)
+                response = conn.getresponse()
+                response.read()
+                status = response.status
+            except (OSError, http.client.HTTPException):
+                conn.close()
+                conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+                status = 0
+            local.append((time.perf_counter() - started, status))
+        with lock:
+            results.extend(local)
+
+    pool = [threading.Thread(target=worker) for _ in range(threads)]
+    for thread in pool:
+        thread.start()
+    for thread in pool:
+        thread.join()
+    return results
+
+
+def _load(port: int, key: str, method: str, path: str, body: bytes | None, clients: int) -> dict:
+    processes = min(PROCESSES, clients)
+    per_process = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
+    deadline = time.time() + DURATION
+    started = time.perf_counter()
+    with multiprocessing.get_context("spawn").Pool(processes) as pool:
+        chunks = pool.map(_client_loop, [(port, key, method, path, body, n, deadline) for n in per_process])
+    elapsed = time.perf_counter() - started
+    samples = [sample for chunk in chunks for sample in chunk]
+    ok = [latency for latency, status in samples if 200 <= status < 300]
+    errors = len(samples) - len(ok)
+    return {
+        "rps": len(ok) / elapsed,
+        "p50_ms": percentile(ok, 50) * 1000 if ok else None,
+        "p99_ms": percentile(ok, 99) * 1000 if ok else None,
+        "ok": len(ok),
+        "errors": errors,
+        "statuses": sorted({status for _, status in samples}),
+    }
+
+
+def _pgbench(ctx: Context) -> float | None:
+    """TPC-B tps with 16 clients on a scratch database of the same server."""
+    pgbench = shutil.which("pgbench")
+    try:
+        import pgserver
+
+        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+        if bundled.exists():
+            pgbench = str(bundled)
+    except ImportError:
+        pass
+    if not pgbench:
+        return None
+    from rewards_portal.settings.base import database_config
+
+    db = database_config(ctx.database_url)
+    env = dict(os.environ, PGHOST=db["HOST"] or "127.0.0.1", PGUSER=db["USER"] or "postgres")
+    if db.get("PORT"):
+        env["PGPORT"] = str(db["PORT"])
+    if db.get("PASSWORD"):
+        env["PGPASSWORD"] = db["PASSWORD"]
+    psql = str(Path(pgbench).parent / "psql")
+    database = "bench_pgbench"
+    subprocess.run([psql, "-d", "postgres", "-qc", f"DROP DATABASE IF EXISTS {database}"], env=env, check=True)
+    subprocess.run([psql, "-d", "postgres", "-qc", f"CREATE DATABASE {database}"], env=env, check=True)
+    try:
+        subprocess.run([pgbench, "-i", "-q", "-s", "10", database], env=env, check=True, capture_output=True)
+        result = subprocess.run(
+            [pgbench, "-c", "16", "-j", "2", "-T", str(int(DURATION)), "-n", database],
+            env=env, check=True, capture_output=True, text=True,
+        )  # fmt: skip
+    finally:
+        subprocess.run([psql, "-d", "postgres", "-qc", f"DROP DATABASE {database}"], env=env, capture_output=True)
+    for line in result.stdout.splitlines():
+        if line.startswith("tps ="):
+            return float(line.split()[2])
+    return None
+
+
+def _setup() -> tuple[str, str]:
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    from funds.services import funds_deposit
+    from orders.testing import make_shop
+    from tenants.services import api_key_create, tenant_create
+
+    tenant = tenant_create(slug=f"bench-orders-{uuid.uuid4().hex[:6]}", name="Bench Orders")
+    _, key = api_key_create(tenant=tenant)
+    shop = make_shop()
+    with tenant_context(tenant):
+        funds_deposit(currency="USD", amount="100000000")
+    connection.set_schema_to_public()
+    body = {
+        "type": "digital",
+        "rewards": [
+            {
+                "product_id": str(shop.coffee_usd.id),
+                "amount": "10.00",
+                "currency": "USD",
+                "delivery_method": "email",
+                "recipient": {"name": "Bench Recipient", "email": "bench@example.com"},
+            }
+        ],
+    }
+    return key, json.dumps(body)
+
+
+def _start_server(ctx: Context, port: int) -> subprocess.Popen:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="rewards_portal.settings.production",
+        DATABASE_URL=ctx.database_url,
+        REDIS_URL=ctx.redis_url,
+        SECRET_KEY="bench-" + "x" * 50,
+        ALLOWED_HOSTS="127.0.0.1,localhost",
+        ENCRYPTION_KEYS="YmVuY2gtb25seS1pbnNlY3VyZS1rZXktMzItYnl0ZXMhIQ==",
+        SECURE_SSL_REDIRECT="false",
+        DEBUG="false",
+        LOG_LEVEL="WARNING",
+        API_RATE_LIMIT_PER_MINUTE="10000000",
+        DB_CONN_MAX_AGE="600",
+    )
+    server = subprocess.Popen(
+        [sys.executable, "-m", "gunicorn", "rewards_portal.wsgi", "-b", f"127.0.0.1:{port}",
+         "-k", "gthread", "-w", "3", "--threads", "6", "--log-level", "warning"],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    deadline = time.time() + 30
+    while time.time() < deadline:
+        try:
+            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
+            conn.request("GET", "/healthz")
+            if conn.getresponse().status == 200:
+                return server
+        except OSError:
+            time.sleep(0.2)
+    server.kill()
+    raise RuntimeError(f"gunicorn did not start: {server.stderr.read().decode()[-2000:]}")
+
+
+def run(ctx: Context) -> list[Row]:
+    key, body = _setup()
+    port = _free_port()
+    server = _start_server(ctx, port)
+    rows: list[Row] = []
+    try:
+        _load(port, key, "GET", "/api/v1/products", None, 4)  # warm up every gunicorn worker
+        results = {}
+        for clients in CLIENT_LEVELS:
+            results[("orders", clients)] = _load(port, key, "POST", "/api/v1/orders", body.encode(), clients)
+            results[("products", clients)] = _load(port, key, "GET", "/api/v1/products", None, clients)
+    finally:
+        server.send_signal(signal.SIGTERM)
+        server.wait(timeout=30)
+    tps = _pgbench(ctx)
+    for clients in CLIENT_LEVELS:
+        orders = results[("orders", clients)]
+        ratio = f"{orders['rps'] / tps:.0%} of pgbench TPC-B {tps:.0f} tps" if tps else "pgbench not found"
+        rows.append(
+            Row(
+                f"POST /orders, {clients} client(s)",
+                round(orders["rps"], 1),
+                "orders/s",
+                ratio,
+                f"p50 {orders['p50_ms']:.1f} ms, p99 {orders['p99_ms']:.1f} ms, {orders['errors']} errors",
+                extra=orders,
+            )
+        )
+    for clients in CLIENT_LEVELS:
+        products = results[("products", clients)]
+        rows.append(
+            Row(
+                f"GET /products, {clients} client(s)",
+                round(products["p99_ms"], 1),
+                "ms p99",
+                f"p50 {products['p50_ms']:.1f} ms",
+                f"{products['rps']:.0f} req/s",
+                extra=products,
+            )
+        )
+    rows.append(Row("pgbench TPC-B, 16 clients", round(tps, 1) if tps else None, "tps", "ceiling", "same server"))
+    return rows
