@@ -33,7 +33,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Context, Row, timed  # noqa: E402
 from rewards_portal import embedded  # noqa: E402
 
-BENCHMARKS = ["provisioning"]  # run in this order; later: orders (vs pgbench TPC-B), webhook deliveries
+BENCHMARKS = ["provisioning", "orders"]  # run in this order; later: orders (vs pgbench TPC-B), webhook deliveries
 BENCH_DATABASE = "bench_rewards_portal_{slot}"  # one per claimed slot: concurrent runs never collide
 RESULTS_DIR = embedded.VAR_DIR / "bench"
 
