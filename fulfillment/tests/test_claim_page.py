@@ -452,3 +452,39 @@ def test_migration_indexes_links_issued_before_the_index_existed(api_a, funded_a
 
     assert ClaimTokenIndex.objects.get(token_hash=claim_token_hash(token)).tenant == funded_a
     assert _client().get(f"/r/{token}").status_code == 200
+
+
+def _supplier_behaviour(product, **behaviour):
+    from catalog.models import Supplier
+
+    supplier = Supplier.objects.get(pk=product.supplier_id)
+    supplier.config = {"products": {str(product.id): behaviour}} if behaviour else {}
+    supplier.save(update_fields=["config"])
+
+
+def test_choice_survives_supplier_outages_and_refusals(api_a, funded_a, choice_shop):
+    shop = choice_shop
+    reward_id, token = _delivered_link(api_a, funded_a, shop.choice_usd)
+    browser = _client()
+
+    _supplier_behaviour(shop.trail_usd, fail="retryable")
+    outage = browser.post(f"/r/{token}/choose", {"product_id": str(shop.trail_usd.id)})
+    assert outage.status_code == 422 and "try again" in outage.content.decode()
+    assert "Get my code" in outage.content.decode()  # the choice is kept; retrying needs no new pick
+    assert not _reward(funded_a, reward_id).code_encrypted
+
+    _supplier_behaviour(shop.trail_usd)
+    retried = browser.post(f"/r/{token}/choose", {"product_id": str(shop.trail_usd.id)})
+    assert retried.status_code == 200 and _code(funded_a, reward_id) in retried.content.decode()
+
+    other_id, other_token = _delivered_link(api_a, funded_a, shop.choice_usd)
+    _supplier_behaviour(shop.trail_usd, fail="permanent")
+    refused = browser.post(f"/r/{other_token}/choose", {"product_id": str(shop.trail_usd.id)})
+    html = refused.content.decode()
+    assert refused.status_code == 422 and "choose another" in html and str(shop.coffee_usd.id) in html
+    reward = _reward(funded_a, other_id)
+    assert reward.product_id == shop.choice_usd.id and "chosen_from" not in reward.product_snapshot
+    picked = browser.post(f"/r/{other_token}/choose", {"product_id": str(shop.coffee_usd.id)})
+    assert picked.status_code == 200 and _code(funded_a, other_id) in picked.content.decode()
+    with tenant_context(funded_a):
+        assert ledger_invariant_violations() == []
