@@ -59,6 +59,11 @@ def send_reward_email(*, reward: Reward, to: str) -> None:
     sender = formataddr((context["company"][:60], settings.DEFAULT_FROM_EMAIL))
     message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[to])
     message.attach_alternative(html, "text/html")
+    # Read by django-anymail backends: bounce webhooks come back with these (fulfillment/bounces.py).
+    from django.db import connection
+
+    message.metadata = {"reward_id": str(reward.id), "schema": connection.schema_name}
+    message.tags = ["reward"]
     try:
         message.send(fail_silently=False)
     except smtplib.SMTPRecipientsRefused as exc:

@@ -168,3 +168,46 @@ def test_scheduled_reward_waits_for_its_time(api_a, funded_a, shop):
             assert reward_id in rewards_due()
             reward_fulfil(reward_id=reward_id)
         assert Reward.objects.get(pk=reward_id).status == "delivered"
+
+
+def test_provider_bounce_marks_delivery_failed_and_resend_recovers(api_a, funded_a, shop):
+    import base64
+    import json
+
+    from django.test import Client
+
+    reward_id = _order(api_a, shop.coffee_usd)["rewards"][0]["id"]
+    with tenant_context(funded_a):
+        reward_fulfil(reward_id=reward_id)
+    [message] = mail.outbox
+    assert message.metadata == {"reward_id": reward_id, "schema": funded_a.schema_name}
+    bounce = {
+        "RecordType": "Bounce",
+        "Type": "HardBounce",
+        "MessageID": "883953f4-6105-42a2-a16a-77a8eac79483",
+        "Email": "ada@example.com",
+        "BouncedAt": "2026-11-22T10:00:00Z",
+        "Description": "The server was unable to deliver your message",
+        "Metadata": message.metadata,
+    }
+    auth = "Basic " + base64.b64encode(b"provider:webhook-secret").decode()
+    url = "/anymail/postmark/tracking/"
+    refused = Client().post(url, json.dumps(bounce), content_type="application/json", HTTP_AUTHORIZATION="Basic eDp5")
+    assert refused.status_code in (400, 403)
+    assert api_a.get(f"/api/v1/rewards/{reward_id}").json()["status"] == "delivered"
+    response = Client().post(url, json.dumps(bounce), content_type="application/json", HTTP_AUTHORIZATION=auth)
+    assert response.status_code == 200
+    assert api_a.get(f"/api/v1/rewards/{reward_id}").json()["status"] == "delivery_failed"
+    # a bounce for something that is not ours is ignored
+    stray = {**bounce, "Metadata": {"reward_id": reward_id, "schema": "nope"}}
+    assert (
+        Client().post(url, json.dumps(stray), content_type="application/json", HTTP_AUTHORIZATION=auth).status_code
+        == 200
+    )
+    from fulfillment.services import reward_deliver
+
+    with tenant_context(funded_a):
+        reward_deliver(reward_id=reward_id, to_email="ada@fixed.example")
+        assert Reward.objects.get(pk=reward_id).status == "delivered"
+        assert ledger_invariant_violations() == []
+    assert mail.outbox[-1].to == ["ada@fixed.example"]

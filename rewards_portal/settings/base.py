@@ -36,6 +36,7 @@ SHARED_APPS = [
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
     "django_filters",
+    "anymail",
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -174,6 +175,14 @@ FULFILMENT_RETRY_MAX_SECONDS = env.float("FULFILMENT_RETRY_MAX_SECONDS", default
 # (once); `keep` moves no money (the partner does not credit returns). The reward ends failed/canceled.
 SHIPMENT_RETURN_POLICY = env("SHIPMENT_RETURN_POLICY", default="refund")
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rewards@localhost")
+# Real providers through django-anymail: set EMAIL_BACKEND (e.g. anymail.backends.postmark.EmailBackend) and
+# ANYMAIL_* credentials; bounce webhooks post to /anymail/<esp>/tracking/ with this basic-auth secret.
+ANYMAIL = {
+    "WEBHOOK_SECRET": env("ANYMAIL_WEBHOOK_SECRET", default=""),
+    "POSTMARK_SERVER_TOKEN": env("ANYMAIL_POSTMARK_SERVER_TOKEN", default=""),
+    "MAILGUN_API_KEY": env("ANYMAIL_MAILGUN_API_KEY", default=""),
+    "SENDGRID_API_KEY": env("ANYMAIL_SENDGRID_API_KEY", default=""),
+}
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Dotted path of the SMS provider backend (fulfillment.sms.*).
 SMS_BACKEND = env("SMS_BACKEND", default="fulfillment.sms.ConsoleSmsBackend")

@@ -44,3 +44,4 @@ CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
     "global_keyprefix": DATABASES["default"]["TEST"]["NAME"] + ":",  # noqa: F405
 }
+ANYMAIL = {**ANYMAIL, "WEBHOOK_SECRET": "provider:webhook-secret"}  # noqa: F405
