@@ -10,6 +10,7 @@ stdout as a markdown table and to var/bench/<UTC timestamp>.json and var/bench/l
 
     make bench                        # every benchmark
     make bench ARGS="provisioning"    # some of them
+    make bench ARGS="--budget 1800"   # give slow levels (e.g. 100 and 500 tenants present) time to finish
 """
 
 from __future__ import annotations

@@ -30,8 +30,7 @@ def _socket_dir() -> Path:
     return run_dir
 
 
-def ensure_postgres() -> str:
-    """Start (or find running) the embedded PostgreSQL and return a DATABASE_URL for our database."""
+def _import_pgserver():
     import logging
     import warnings
 
@@ -39,7 +38,12 @@ def ensure_postgres() -> str:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # platformdirs warns when XDG_RUNTIME_DIR is unset
         import pgserver
+    return pgserver
 
+
+def ensure_postgres() -> str:
+    """Start (or find running) the embedded PostgreSQL and return a DATABASE_URL for our database."""
+    pgserver = _import_pgserver()
     pgdata = VAR_DIR / "pg"
     pgdata.mkdir(parents=True, exist_ok=True)
     server = pgserver.get_server(pgdata, cleanup_mode=None)  # None: keep running after we exit
@@ -105,7 +109,7 @@ def stop() -> None:
             pass
     pgdata = VAR_DIR / "pg"
     if (pgdata / "postmaster.pid").exists():
-        import pgserver
+        pgserver = _import_pgserver()
 
         server = pgserver.get_server(pgdata, cleanup_mode=None)
         server.cleanup_mode = "stop"
