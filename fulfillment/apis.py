@@ -6,7 +6,7 @@ import json
 
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import renderers, serializers
 from rest_framework.response import Response
 
@@ -237,8 +237,11 @@ class RewardResendApi(TenantAPIView):
         operation_id="rewards_resend",
         summary="Send a delivered reward again, optionally to a corrected email or phone",
         request=ResendInput,
-        responses={202: None},
-        examples=[OpenApiExample("Corrected address", request_only=True, value={"email": "ada@new.example"})],
+        responses={202: inline_serializer("ResendQueued", {"status": serializers.CharField()})},
+        examples=[
+            OpenApiExample("Corrected address", request_only=True, value={"email": "ada@new.example"}),
+            OpenApiExample("Queued", response_only=True, value={"status": "queued"}, status_codes=["202"]),
+        ],
     )
     def post(self, request, reward_id):
         data = ResendInput(data=request.data)

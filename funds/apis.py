@@ -11,6 +11,16 @@ from core.money import format_amount
 
 from .selectors import balance_list, transaction_get, transaction_list
 
+EXAMPLE_TRANSACTION = {
+    "id": "0dc41623-cf8f-4765-9b47-02e5e618e03d",
+    "kind": "hold",
+    "currency": "USD",
+    "amount": "25.00",
+    "description": "Hold for reward:abb660df-87b2-4059-9fb7-d76ab10c1e83",
+    "reference": "reward:abb660df-87b2-4059-9fb7-d76ab10c1e83",
+    "created_at": "2026-11-22T10:00:00Z",
+}
+
 
 class BalanceOutput(serializers.Serializer):
     currency = serializers.CharField()
@@ -78,6 +88,13 @@ class TransactionListApi(TenantListAPIView):
             OpenApiParameter("kind", str, enum=["deposit", "hold", "capture", "release", "refund", "adjustment"]),
             OpenApiParameter("currency", str),
         ],
+        examples=[
+            OpenApiExample(
+                "A page of transactions",
+                value={"next": None, "previous": None, "results": [EXAMPLE_TRANSACTION]},
+                response_only=True,
+            )
+        ],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -91,7 +108,11 @@ class TransactionListApi(TenantListAPIView):
 class TransactionDetailApi(TenantRetrieveAPIView):
     serializer_class = TransactionOutput
 
-    @extend_schema(operation_id="transactions_retrieve", summary="One ledger transaction")
+    @extend_schema(
+        operation_id="transactions_retrieve",
+        summary="One ledger transaction",
+        examples=[OpenApiExample("Hold", value=EXAMPLE_TRANSACTION, response_only=True)],
+    )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 

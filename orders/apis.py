@@ -93,6 +93,25 @@ EXAMPLE_ORDER = {
     ],
     "created_at": "2026-11-22T10:00:00Z",
 }
+EXAMPLE_REWARD = EXAMPLE_ORDER["rewards"][0]
+EXAMPLE_DELIVERED_REWARD = {**EXAMPLE_REWARD, "status": "delivered", "code": "••••••••••••NPQR",
+                            "delivered_at": "2026-11-22T10:00:04Z"}  # fmt: skip
+EXAMPLE_CANCELED_ORDER = {
+    **EXAMPLE_ORDER,
+    "status": "canceled",
+    "rewards": [{**EXAMPLE_REWARD, "status": "canceled"}],
+}
+ORDER_EXAMPLE = OpenApiExample("Order", value=EXAMPLE_ORDER, response_only=True)
+REWARD_EXAMPLE = OpenApiExample("Delivered reward", value=EXAMPLE_DELIVERED_REWARD, response_only=True)
+PROBLEM_409 = {
+    "type": "https://docs.rewards-portal.dev/errors/not_cancelable",
+    "title": "Not cancelable",
+    "status": 409,
+    "detail": "Nothing in this order can be canceled any more (everything is delivered, failed or canceled).",
+    "code": "not_cancelable",
+    "retryable": False,
+}
+PROBLEM_409_EXAMPLE = OpenApiExample("Not cancelable", value=PROBLEM_409, response_only=True, status_codes=["409"])
 PROBLEM_402 = {
     "type": "https://docs.rewards-portal.dev/errors/insufficient_funds",
     "title": "Insufficient funds",
@@ -230,6 +249,17 @@ class OrderListCreateApi(TenantListAPIView):
             OpenApiParameter("created_after", str, description="ISO 8601 timestamp"),
             OpenApiParameter("created_before", str, description="ISO 8601 timestamp"),
         ],
+        examples=[
+            OpenApiExample(
+                "A page of orders",
+                value={
+                    "next": "https://rewards.example/api/v1/orders?cursor=cD0yMDI2",
+                    "previous": None,
+                    "results": [EXAMPLE_ORDER],
+                },
+                response_only=True,
+            )
+        ],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -310,7 +340,9 @@ class OrderListCreateApi(TenantListAPIView):
 
 
 class OrderDetailApi(TenantAPIView):
-    @extend_schema(operation_id="orders_retrieve", summary="Get an order", responses={200: OrderOutput})
+    @extend_schema(
+        operation_id="orders_retrieve", summary="Get an order", responses={200: OrderOutput}, examples=[ORDER_EXAMPLE]
+    )
     def get(self, request, order_id):
         return Response(order_render(order_get(order_id=order_id)))
 
@@ -321,6 +353,10 @@ class OrderCancelApi(TenantAPIView):
         summary="Cancel what has not been delivered; releases its funds",
         request=None,
         responses={200: OrderOutput, 409: OpenApiResponse(description="not_cancelable")},
+        examples=[
+            OpenApiExample("Canceled", value=EXAMPLE_CANCELED_ORDER, response_only=True, status_codes=["200"]),
+            PROBLEM_409_EXAMPLE,
+        ],
     )
     def post(self, request, order_id):
         order_cancel(order_id=order_id)
@@ -338,6 +374,13 @@ class RewardListApi(TenantListAPIView):
             OpenApiParameter("order_id", str),
             OpenApiParameter("recipient_email", str),
         ],
+        examples=[
+            OpenApiExample(
+                "A page of rewards",
+                value={"next": None, "previous": None, "results": [EXAMPLE_DELIVERED_REWARD]},
+                response_only=True,
+            )
+        ],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
@@ -350,7 +393,12 @@ class RewardListApi(TenantListAPIView):
 
 
 class RewardDetailApi(TenantAPIView):
-    @extend_schema(operation_id="rewards_retrieve", summary="Get a reward", responses={200: RewardOutput})
+    @extend_schema(
+        operation_id="rewards_retrieve",
+        summary="Get a reward",
+        responses={200: RewardOutput},
+        examples=[REWARD_EXAMPLE],
+    )
     def get(self, request, reward_id):
         return Response(reward_render(reward_get(reward_id=reward_id)))
 
@@ -361,6 +409,12 @@ class RewardCancelApi(TenantAPIView):
         summary="Cancel a reward not yet delivered (or an unclaimed link); funds released or refunded",
         request=None,
         responses={200: RewardOutput, 409: OpenApiResponse(description="not_cancelable")},
+        examples=[
+            OpenApiExample(
+                "Canceled", value={**EXAMPLE_REWARD, "status": "canceled"}, response_only=True, status_codes=["200"]
+            ),
+            PROBLEM_409_EXAMPLE,
+        ],
     )
     def post(self, request, reward_id):
         reward_cancel(reward_id=reward_id)
