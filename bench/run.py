@@ -34,7 +34,7 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Context, Row, timed  # noqa: E402
 from rewards_portal import embedded  # noqa: E402
 
-BENCHMARKS = ["provisioning", "orders"]  # run in this order; later: orders (vs pgbench TPC-B), webhook deliveries
+BENCHMARKS = ["provisioning", "orders", "delivery", "webhooks"]  # run in this order
 BENCH_DATABASE = "bench_rewards_portal_{slot}"  # one per claimed slot: concurrent runs never collide
 RESULTS_DIR = embedded.VAR_DIR / "bench"
 
@@ -163,7 +163,7 @@ def main() -> int:
     print()
     print(
         f"PostgreSQL {pg_version} ({server}), Python {report['python']}, {report['machine']}, commit "
-        f"{report['commit']}; {total_s:.0f} s in all. JSON: {path.relative_to(ROOT)}"
+        f"{report['commit']}; {total_s:.0f} s in all. JSON: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
     )
     return 1 if failed else 0
 

@@ -42,6 +42,19 @@ class Tenant(TenantMixin):
     def __str__(self) -> str:
         return f"{self.slug} (sandbox)" if self.is_sandbox else self.slug
 
+    def create_schema(self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1) -> bool:
+        """Provision by replaying the tenant migrations' SQL (tenants.provisioning), not clone_schema."""
+        from django.db import connection
+        from django_tenants.utils import schema_exists
+
+        from .provisioning import schema_provision
+
+        if check_if_exists and schema_exists(self.schema_name):
+            return False
+        schema_provision(schema_name=self.schema_name)
+        connection.set_schema_to_public()
+        return True
+
     @property
     def is_active(self) -> bool:
         return self.status == TenantStatus.ACTIVE
@@ -49,6 +62,18 @@ class Tenant(TenantMixin):
     @property
     def live_tenant(self) -> Tenant:
         return self.live if self.is_sandbox and self.live is not None else self
+
+
+class SchemaTemplate(models.Model):
+    """The SQL that builds a fully migrated tenant schema, per set of tenant migrations (tenants.provisioning)."""
+
+    state_key = models.CharField(max_length=64, unique=True)
+    statements = models.JSONField()
+    seed_tables = models.JSONField(default=list)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.state_key[:12]
 
 
 class Domain(DomainMixin):
