@@ -161,9 +161,10 @@ def main() -> int:
     print()
     print(render_table(rows))
     print()
+    shown = path.relative_to(ROOT) if path.is_relative_to(ROOT) else path
     print(
         f"PostgreSQL {pg_version} ({server}), Python {report['python']}, {report['machine']}, commit "
-        f"{report['commit']}; {total_s:.0f} s in all. JSON: {path.relative_to(ROOT) if path.is_relative_to(ROOT) else path}"
+        f"{report['commit']}; {total_s:.0f} s in all. JSON: {shown}"
     )
     return 1 if failed else 0
 
