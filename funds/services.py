@@ -166,6 +166,49 @@ def funds_hold_release(*, hold: Hold) -> Hold:
     )
 
 
+def funds_hold_split(*, hold: Hold, parts: list[tuple[str, Decimal]], description: str = "") -> list[Hold]:
+    """Move part of a pending hold into new holds, one per (reference, amount) part (e.g. a bulk batch's hold
+    into its rewards' holds), in the caller's transaction.
+
+    Two postings that each balance: the parts' total is released from the hold (holds → cash) and at once held
+    again (cash → holds) as the new holds, so `held` and `available` end where they started and pending holds
+    still sum to the holds account. The source hold shrinks by the total (released when nothing is left).
+    Refused (409) if the source is not pending or holds less than the parts need.
+    """
+    total = sum((amount for _, amount in parts), Decimal(0))
+    if not parts:
+        return []
+    if any(amount <= 0 for _, amount in parts):
+        raise ApplicationError("A hold must be positive.", code="validation_error")
+    with transaction.atomic(savepoint=False):
+        source = Hold.objects.select_for_update().get(pk=hold.pk)
+        if source.status != HoldStatus.PENDING or source.amount < total:
+            raise ApplicationError(
+                f"Hold {source.reference} ({source.status}, {source.amount} {source.currency}) cannot give "
+                f"{total} {source.currency}.",
+                code="invalid_state",
+                status=409,
+            )
+        text = description or f"{len(parts)} holds from {source.reference}"
+        legs_release = {AccountKind.HOLDS: -total, AccountKind.CASH: total}
+        _post(kind=TransactionKind.RELEASE, currency=source.currency, amount=total, legs=legs_release,
+              description=f"Release for {text}", reference=source.reference)  # fmt: skip
+        _post(kind=TransactionKind.HOLD, currency=source.currency, amount=total,
+              legs={AccountKind.CASH: -total, AccountKind.HOLDS: total}, description=text,
+              reference=source.reference)  # fmt: skip
+        source.amount -= total
+        fields = ["amount"]
+        if source.amount == 0:
+            source.status = HoldStatus.RELEASED
+            source.resolved_at = timezone.now()
+            fields += ["status", "resolved_at"]
+        source.save(update_fields=fields)
+        hold.amount, hold.status = source.amount, source.status
+        return Hold.objects.bulk_create(
+            [Hold(currency=source.currency, amount=amount, reference=reference) for reference, amount in parts]
+        )
+
+
 def funds_refund(*, currency: str, amount: Decimal, reference: str, description: str = "") -> LedgerTransaction:
     """Return captured funds to the tenant (e.g. a returned physical gift)."""
     with transaction.atomic():

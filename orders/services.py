@@ -28,7 +28,7 @@ from core import crypto
 from core.errors import ApplicationError
 from core.money import quantize
 from funds.selectors import balance_get
-from funds.services import funds_hold, funds_hold_capture, funds_hold_release, funds_refund
+from funds.services import funds_hold, funds_hold_capture, funds_hold_release, funds_hold_split, funds_refund
 
 from .models import (
     REWARD_DONE_STATES,
@@ -76,7 +76,7 @@ class RewardInput:
 
 
 @dataclass
-class _PlannedReward:
+class PlannedReward:
     position: int
     spec: RewardInput
     product: Any
@@ -107,9 +107,15 @@ def _convert(*, amount: Decimal, from_currency: str, to_currency: str, path: str
         raise _field_error(
             path, f"No FX rate from {from_currency} to {to_currency}; fund the order in {from_currency}."
         )
-    converted = amount * fx.rate
+    charge, fee = convert_at_rate(amount=amount, rate=fx.rate, to_currency=to_currency)
+    return charge, fee, fx.rate
+
+
+def convert_at_rate(*, amount: Decimal, rate: Decimal, to_currency: str) -> tuple[Decimal, Decimal]:
+    """(charge, FX fee) in `to_currency` for `amount` at `rate` (shared by orders and bulk batches)."""
+    converted = amount * rate
     fee = converted * Decimal(str(settings.FX_FEE_PERCENT)) / 100
-    return quantize(converted, to_currency), quantize(fee, to_currency), fx.rate
+    return quantize(converted, to_currency), quantize(fee, to_currency)
 
 
 def _funding_currency(*, requested: str | None, face_currency: str) -> str:
@@ -122,7 +128,7 @@ def _funding_currency(*, requested: str | None, face_currency: str) -> str:
 
 def _plan_rewards(
     *, order_type: str, rewards: list[RewardInput], program: Any, funding_currency: str | None
-) -> tuple[str, list[_PlannedReward], Decimal | None]:
+) -> tuple[str, list[PlannedReward], Decimal | None]:
     from catalog.selectors import product_get_orderable, product_validate_amount, shipping_method_get
     from fulfillment.addresses import address_errors, address_normalize
 
@@ -131,7 +137,7 @@ def _plan_rewards(
     if sum(r.quantity for r in rewards) > MAX_REWARDS_PER_ORDER:
         raise _field_error("rewards", f"At most {MAX_REWARDS_PER_ORDER} rewards per order; use a bulk batch.")
     now = timezone.now()
-    planned: list[_PlannedReward] = []
+    planned: list[PlannedReward] = []
     currency: str | None = None
     rates: set[Decimal] = set()
     for index, spec in enumerate(rewards):
@@ -212,7 +218,7 @@ def _plan_rewards(
             fee += shipping_fee
         for _ in range(max(1, spec.quantity)):
             planned.append(
-                _PlannedReward(
+                PlannedReward(
                     position=len(planned),
                     spec=spec,
                     product=product,
@@ -378,7 +384,7 @@ def order_create(
     return 201, body, False
 
 
-def _create_rewards(*, order: Order, planned: list[_PlannedReward], program: Any) -> list[Reward]:
+def _create_rewards(*, order: Order, planned: list[PlannedReward], program: Any) -> list[Reward]:
     from fulfillment.models import Shipment
 
     now = timezone.now()
@@ -450,6 +456,51 @@ def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
     for reward in rewards:
         reward.hold = funds_hold(currency=order.currency, amount=reward.charge_amount, reference=f"reward:{reward.id}")
     Reward.objects.bulk_update(rewards, ["hold"])
+
+
+def order_create_for_batch_rows(
+    *,
+    order_type: str,
+    currency: str,
+    planned: list[PlannedReward],
+    source_hold: Any,
+    program: Any = None,
+    fx_rate: Decimal | None = None,
+    po_number: str = "",
+    api_key_id: str = "",
+    created_by_email: str = "",
+) -> list[Reward]:
+    """One order for rewards already validated and paid for by a bulk batch's hold (batches.services).
+
+    Call inside the chunk's transaction. Writes the order, its rewards (as order_create does), then moves
+    exactly their charges from `source_hold` into one hold per reward; dispatch follows the commit. No
+    `order.created` event: a batch announces itself once, with `batch.completed`.
+    """
+    fees = sum((p.fx_fee for p in planned), Decimal(0))
+    shipping_total = sum((p.shipping for p in planned), Decimal(0))
+    total = sum((p.charge for p in planned), Decimal(0)) + fees + shipping_total
+    order = Order.objects.create(
+        type=order_type,
+        po_number=po_number,
+        program=program,
+        currency=currency,
+        total_amount=total,
+        fees=fees,
+        shipping_amount=shipping_total,
+        fx_rate=fx_rate,
+        api_key_id=api_key_id,
+        created_by_email=created_by_email,
+    )
+    created = _create_rewards(order=order, planned=planned, program=program)
+    # Funds last, as in order_create: the account rows stay locked from here until commit.
+    holds = funds_hold_split(
+        hold=source_hold, parts=[(f"reward:{reward.id}", reward.charge_amount) for reward in created]
+    )
+    for reward, hold in zip(created, holds, strict=True):
+        reward.hold = hold
+    Reward.objects.bulk_update(created, ["hold"])
+    transaction.on_commit(lambda: _dispatch(created))
+    return created
 
 
 def _dispatch(rewards: list[Reward]) -> None:

@@ -17,6 +17,7 @@ api_v1 = [
     path("", include("programs.urls")),
     path("", include("orders.urls")),
     path("", include("fulfillment.urls")),
+    path("", include("batches.urls")),
 ]
 
 urlpatterns = [

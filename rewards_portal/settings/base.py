@@ -49,6 +49,7 @@ TENANT_APPS = [
     "orders",
     "fulfillment",
     "webhooks",
+    "batches",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -164,6 +165,17 @@ CLAIM_LINK_TTL_DAYS = env.int("CLAIM_LINK_TTL_DAYS", default=365)
 # How long Idempotency-Key outcomes are kept (at least 24 h per the API contract).
 IDEMPOTENCY_KEY_TTL = timedelta(hours=max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)))
 
+# --- Bulk CSV batches -------------------------------------------------------------------------------
+BATCH_MAX_FILE_BYTES = env.int("BATCH_MAX_FILE_BYTES", default=10 * 1024 * 1024)
+BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=100_000)
+BATCH_MAX_CELL_CHARS = env.int("BATCH_MAX_CELL_CHARS", default=2000)
+# One line of the file; longer is refused as a whole ("a huge row") before it is parsed.
+BATCH_MAX_ROW_BYTES = env.int("BATCH_MAX_ROW_BYTES", default=32 * 1024)
+# A batch task creates orders this long, then queues a fresh task for the rest (stays under the soft limit).
+BATCH_TASK_SECONDS = env.float("BATCH_TASK_SECONDS", default=20.0)
+# A confirmed/processing batch with no chunk for this long is re-queued by the sweeper (a worker died).
+BATCH_STALE_SECONDS = env.int("BATCH_STALE_SECONDS", default=120)
+
 # --- Fulfilment -------------------------------------------------------------------------------------
 # A worker's claim on a reward in `processing`; after this the sweeper lets another worker take it.
 FULFILMENT_LEASE_SECONDS = env.int("FULFILMENT_LEASE_SECONDS", default=120)
@@ -265,6 +277,7 @@ CELERY_TASK_ROUTES = {
     "fulfillment.tasks.*": {"queue": "delivery"},
     "webhooks.tasks.*": {"queue": "webhooks"},
     "orders.tasks.batch_*": {"queue": "bulk"},
+    "batches.tasks.*": {"queue": "bulk"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
@@ -276,6 +289,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": 5.0,
         "options": {"expires": 5.0},
     },
+    # Re-queues bulk batches whose worker died mid-batch (see BATCH_STALE_SECONDS).
+    "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 30.0, "options": {"expires": 30.0}},
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------

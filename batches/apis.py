@@ -1,0 +1,324 @@
+"""Bulk CSV API: template, upload (validation and dry-run preview), list, get, confirm, cancel, errors/results CSV."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterable, Iterator
+
+from django.db import connection
+from django.http import HttpResponse, StreamingHttpResponse
+from django_tenants.utils import tenant_context
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
+from rest_framework import serializers
+from rest_framework.fields import empty
+from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.response import Response
+
+from core.api.views import TenantAPIView, TenantListAPIView
+from core.errors import ApplicationError
+from fulfillment.manifests import csv_safe
+
+from .csvfile import template_csv
+from .models import BatchStatus
+from .selectors import available_funds, batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
+from .services import batch_cancel, batch_confirm, batch_upload
+
+EXAMPLE_BATCH_ID = "3c1f8a4e-2b7d-4e59-9c0a-5d6e7f8a9b10"
+EXAMPLE_BATCH = {
+    "id": EXAMPLE_BATCH_ID,
+    "name": "December thank-yous",
+    "status": "validated",
+    "program": "spot-awards",
+    "file_name": "december.csv",
+    "file_sha256": "9f86d081884c7d659a2feaa0c55ad015a3bf4f1b2b0b822cd15d6c15b0f00a08",
+    "duplicate_of": None,
+    "rows": 1000,
+    "valid_rows": 997,
+    "error_rows": 3,
+    "total_cost": {"USD": "24925.00"},
+    "available_funds": {"USD": "50000.00"},
+    "funds_sufficient": True,
+    "progress": {"done": 0, "total": 997, "failed": 0, "percent": 0},
+    "errors_url": f"/api/v1/batches/{EXAMPLE_BATCH_ID}/errors.csv",
+    "results_url": None,
+    "failure_reason": None,
+    "created_at": "2026-11-22T10:00:00Z",
+    "confirmed_at": None,
+    "completed_at": None,
+}
+EXAMPLE_PROCESSING = {
+    **EXAMPLE_BATCH,
+    "status": "processing",
+    "progress": {"done": 400, "total": 997, "failed": 0, "percent": 40},
+    "results_url": f"/api/v1/batches/{EXAMPLE_BATCH_ID}/results.csv",
+    "confirmed_at": "2026-11-22T10:01:00Z",
+}
+
+
+def _problem(code: str, status: int, detail: str, errors: dict | None = None) -> dict:
+    body = {"type": f"https://docs.rewards-portal.dev/errors/{code}", "title": code.replace("_", " ").capitalize(),
+            "status": status, "detail": detail, "code": code, "retryable": False}  # fmt: skip
+    if errors:
+        body["errors"] = errors
+    return body
+
+
+PROBLEM_ENCODING = _problem(
+    "invalid_encoding", 422,
+    'Line 7 is not valid UTF-8 (byte 0xe9 at byte 12 of the line). Save the file as "CSV UTF-8" and upload it again.',
+    {"file": ["Line 7 is not valid UTF-8 …"], "line": ["7"]},
+)  # fmt: skip
+PROBLEM_NO_VALID_ROWS = _problem(
+    "no_valid_rows", 422, "None of the 1 row(s) can be sent; see `errors` (row number and column).",
+    {"rows[2].recipient_name": ["Cells may not start with =, +, -, @, a tab or a carriage return "
+                                "(spreadsheet formula injection)."]},
+)  # fmt: skip
+PROBLEM_402 = _problem("insufficient_funds", 402, "Available USD funds do not cover 24925.00 USD.")
+PROBLEM_DUPLICATE = _problem(
+    "duplicate_file", 409,
+    f"This file was already sent as batch {EXAMPLE_BATCH_ID}. Upload (or confirm) with force=true to send it again.",
+)  # fmt: skip
+
+
+class FormBoolean(serializers.BooleanField):
+    """A boolean whose default applies when a multipart form omits it (DRF would read a missing box as false)."""
+
+    default_empty_html = empty
+
+
+class BatchCreateInput(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="The CSV (UTF-8, with or without BOM); see GET /batches/template.csv"
+    )
+    dry_run = FormBoolean(default=True, help_text="true (default): validate and preview only; false: also confirm")
+    program = serializers.CharField(max_length=60, required=False, allow_blank=True)
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+    force = FormBoolean(default=False, help_text="Accept a file already sent in another batch")
+
+
+class BatchConfirmInput(serializers.Serializer):
+    force = serializers.BooleanField(default=False, help_text="Send even if the same file was already sent")
+
+
+class ProgressOutput(serializers.Serializer):
+    done = serializers.IntegerField()
+    total = serializers.IntegerField()
+    failed = serializers.IntegerField()
+    percent = serializers.IntegerField()
+
+
+class BatchOutput(serializers.Serializer):
+    """Documentation of the batch shape rendered by batches.selectors.batch_render."""
+
+    id = serializers.UUIDField()
+    name = serializers.CharField()
+    status = serializers.ChoiceField(choices=BatchStatus.values)
+    program = serializers.CharField(allow_null=True)
+    file_name = serializers.CharField()
+    file_sha256 = serializers.CharField()
+    duplicate_of = serializers.UUIDField(allow_null=True, help_text="An earlier batch with the same file")
+    rows = serializers.IntegerField()
+    valid_rows = serializers.IntegerField()
+    error_rows = serializers.IntegerField()
+    total_cost = serializers.DictField(child=serializers.CharField(), help_text="Per funding currency")
+    available_funds = serializers.DictField(child=serializers.CharField(), help_text="Per currency of total_cost")
+    funds_sufficient = serializers.BooleanField()
+    progress = ProgressOutput()
+    errors_url = serializers.CharField()
+    results_url = serializers.CharField(allow_null=True)
+    failure_reason = serializers.CharField(allow_null=True)
+    created_at = serializers.DateTimeField()
+    confirmed_at = serializers.DateTimeField(allow_null=True)
+    completed_at = serializers.DateTimeField(allow_null=True)
+
+    def to_representation(self, instance):
+        return batch_render(instance, balances=self.context.get("balances"))
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_response(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> StreamingHttpResponse:
+    """A CSV streamed row by row in the current tenant's schema, every cell neutralised against formulas."""
+    tenant = connection.tenant
+    writer = csv.writer(_Echo(), lineterminator="\r\n")
+
+    def stream() -> Iterator[str]:
+        # The response is iterated after the middleware has reset the connection to the public schema.
+        with tenant_context(tenant):
+            yield writer.writerow(header)
+            for row in rows:
+                yield writer.writerow([csv_safe(cell) for cell in row])
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+CSV_RESPONSE = OpenApiResponse(response=OpenApiTypes.STR, description="text/csv")
+
+
+class BatchTemplateApi(TenantAPIView):
+    @extend_schema(
+        operation_id="batches_template",
+        summary="Download the bulk CSV template (every column, two example rows)",
+        responses={200: CSV_RESPONSE},
+    )
+    def get(self, request):
+        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="rewards-batch-template.csv"'
+        return response
+
+
+class BatchListCreateApi(TenantListAPIView):
+    serializer_class = BatchOutput
+    parser_classes = [MultiPartParser, FormParser]
+
+    def get_serializer_context(self):
+        return {**super().get_serializer_context(), "balances": available_funds()}
+
+    def get_queryset(self):
+        status = self.request.query_params.get("status")
+        if status and status not in BatchStatus.values:
+            raise ApplicationError(
+                f"status must be one of {', '.join(BatchStatus.values)}.",
+                code="validation_error",
+                errors={"status": ["Unknown status."]},
+            )
+        return batch_list(status=status)
+
+    @extend_schema(
+        operation_id="batches_list",
+        summary="List bulk batches",
+        parameters=[OpenApiParameter("status", str, enum=BatchStatus.values)],
+        examples=[
+            OpenApiExample(
+                "A page of batches", value={"next": None, "previous": None, "results": [EXAMPLE_BATCH]},
+                response_only=True,
+            )
+        ],
+    )  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="batches_create",
+        summary="Upload a bulk CSV: validate it row by row and preview (dry_run=true) or send it (dry_run=false)",
+        description="Row numbers are spreadsheet rows: the header is row 1. Rows with errors are listed at "
+        "`errors_url` and are not sent; confirming sends the valid rows. Refusals (nothing stored): "
+        "`invalid_encoding`, `missing_columns`, `unknown_columns`, `empty_file`, `row_too_large`, "
+        "`malformed_csv`, `too_many_rows`, `no_valid_rows` (422), `file_too_large` (413), `duplicate_file` "
+        "(409, a file already sent; force=true sends it again), `insufficient_funds` (402, dry_run=false).",
+        request={"multipart/form-data": BatchCreateInput},
+        responses={
+            201: BatchOutput,
+            402: OpenApiResponse(description="insufficient_funds (dry_run=false)"),
+            409: OpenApiResponse(description="duplicate_file"),
+            413: OpenApiResponse(description="file_too_large"),
+            422: OpenApiResponse(description="invalid_encoding / missing_columns / empty_file / no_valid_rows / …"),
+        },
+        examples=[
+            OpenApiExample(
+                "Dry run", value={"file": "(december.csv)", "dry_run": "true", "program": "spot-awards",
+                                  "name": "December thank-yous"}, request_only=True,
+            ),
+            OpenApiExample("Preview", value=EXAMPLE_BATCH, response_only=True, status_codes=["201"]),
+            OpenApiExample("Wrong encoding", value=PROBLEM_ENCODING, response_only=True, status_codes=["422"]),
+            OpenApiExample("Formula injection", value=PROBLEM_NO_VALID_ROWS, response_only=True, status_codes=["422"]),
+            OpenApiExample("Already sent", value=PROBLEM_DUPLICATE, response_only=True, status_codes=["409"]),
+            OpenApiExample("Insufficient funds", value=PROBLEM_402, response_only=True, status_codes=["402"]),
+        ],
+    )  # fmt: skip
+    def post(self, request):
+        serializer = BatchCreateInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        batch = batch_upload(
+            file=upload,
+            file_name=upload.name or "",
+            size=upload.size,
+            dry_run=data["dry_run"],
+            program_slug=data.get("program") or None,
+            name=data.get("name", ""),
+            force=data["force"],
+            api_key_id=request.api_key.key_id,
+        )
+        return Response(batch_render(batch), status=201)
+
+
+class BatchDetailApi(TenantAPIView):
+    @extend_schema(
+        operation_id="batches_retrieve",
+        summary="Get a batch (poll `progress` while it is processing)",
+        responses={200: BatchOutput},
+        examples=[OpenApiExample("Processing", value=EXAMPLE_PROCESSING, response_only=True)],
+    )
+    def get(self, request, batch_id):
+        return Response(batch_render(batch_get(batch_id=batch_id)))
+
+
+class BatchConfirmApi(TenantAPIView):
+    parser_classes = [JSONParser, FormParser, MultiPartParser]
+
+    @extend_schema(
+        operation_id="batches_confirm",
+        summary="Send a previewed batch: hold its whole cost at once, then workers create the orders in chunks",
+        request=BatchConfirmInput,
+        responses={
+            202: BatchOutput,
+            402: OpenApiResponse(description="insufficient_funds (nothing changed)"),
+            409: OpenApiResponse(description="duplicate_file / invalid_state"),
+        },
+        examples=[
+            OpenApiExample("Confirm", value={"force": False}, request_only=True),
+            OpenApiExample("Confirmed", value={**EXAMPLE_BATCH, "status": "confirmed"}, response_only=True,
+                           status_codes=["202"]),
+            OpenApiExample("Insufficient funds", value=PROBLEM_402, response_only=True, status_codes=["402"]),
+        ],
+    )  # fmt: skip
+    def post(self, request, batch_id):
+        serializer = BatchConfirmInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        batch = batch_confirm(batch_id=batch_id, force=serializer.validated_data["force"])
+        return Response(batch_render(batch), status=202)
+
+
+class BatchCancelApi(TenantAPIView):
+    @extend_schema(
+        operation_id="batches_cancel",
+        summary="Cancel a batch: nothing more is sent and what was held for unsent rows is released",
+        request=None,
+        responses={200: BatchOutput, 409: OpenApiResponse(description="invalid_state")},
+        examples=[OpenApiExample("Canceled", value={**EXAMPLE_BATCH, "status": "canceled"}, response_only=True)],
+    )
+    def post(self, request, batch_id):
+        return Response(batch_render(batch_cancel(batch_id=batch_id)))
+
+
+class BatchErrorsCsvApi(TenantAPIView):
+    @extend_schema(
+        operation_id="batches_errors_csv",
+        summary="The rows that cannot be sent: row, column, message (CSV, formula cells neutralised)",
+        responses={200: CSV_RESPONSE},
+    )
+    def get(self, request, batch_id):
+        batch = batch_get(batch_id=batch_id)
+        return _csv_response(
+            f"batch-{batch.id}-errors.csv", ["row", "column", "message"], batch_error_rows(batch=batch)
+        )
+
+
+class BatchResultsCsvApi(TenantAPIView):
+    @extend_schema(
+        operation_id="batches_results_csv",
+        summary="Each valid row's outcome: row, reward_id, status, external_id, reason (CSV, formulas neutralised)",
+        responses={200: CSV_RESPONSE},
+    )
+    def get(self, request, batch_id):
+        batch = batch_get(batch_id=batch_id)
+        header = ["row", "reward_id", "status", "external_id", "reason"]
+        return _csv_response(f"batch-{batch.id}-results.csv", header, batch_result_rows(batch=batch))

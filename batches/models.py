@@ -1,0 +1,113 @@
+"""Bulk CSV sends: a Batch (one uploaded file), its valid rows (normalised, ready to become rewards) and its
+row errors. Lives in each tenant schema.
+
+A row becomes at most one reward: BatchRow is unique on (batch, row_number) and its `reward` is set once, by a
+conditional UPDATE in the same transaction that creates the reward, so a re-run chunk or a crashed worker
+never sends a row twice.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import models
+from django.utils import timezone
+
+
+class BatchStatus(models.TextChoices):
+    VALIDATING = "validating"  # the upload is being read (inside the upload's transaction)
+    VALIDATED = "validated"  # a preview: nothing held or sent yet
+    CONFIRMED = "confirmed"  # funds for every valid row held; orders about to be created
+    PROCESSING = "processing"  # workers are creating the orders chunk by chunk
+    COMPLETED = "completed"  # every valid row handled; leftover hold released
+    FAILED = "failed"  # every valid row failed when its order was created
+    CANCELED = "canceled"  # stopped before every row was sent; what was not sent is released
+
+
+BATCH_ACTIVE_STATES = {BatchStatus.CONFIRMED, BatchStatus.PROCESSING}
+# A confirmed (or later) batch with the same file hash makes a new upload of that file a duplicate.
+BATCH_SENT_STATES = {BatchStatus.CONFIRMED, BatchStatus.PROCESSING, BatchStatus.COMPLETED}
+
+
+class Batch(models.Model):
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    name = models.CharField(max_length=200, blank=True)
+    status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.VALIDATING)
+    program = models.ForeignKey("programs.Program", null=True, blank=True, on_delete=models.PROTECT)
+    file_name = models.CharField(max_length=255, blank=True)
+    file_sha256 = models.CharField(max_length=64, db_index=True)
+    file_bytes = models.PositiveBigIntegerField(default=0)
+    allow_duplicate = models.BooleanField(default=False)  # uploaded (or confirmed) with force=true
+    # An earlier, not canceled batch of this tenant with the same file (a warning in the preview).
+    duplicate_of = models.UUIDField(null=True, blank=True)
+    rows = models.PositiveIntegerField(default=0)  # data rows in the file (the header not counted)
+    valid_rows = models.PositiveIntegerField(default=0)
+    error_rows = models.PositiveIntegerField(default=0)
+    # {"USD": "1234.50"}: what the valid rows cost, per funding currency (face value + FX fees + shipping).
+    total_cost = models.JSONField(default=dict)
+    rows_done = models.PositiveIntegerField(default=0)  # valid rows handled (reward created or row failed)
+    rows_failed = models.PositiveIntegerField(default=0)  # valid rows that could not become a reward
+    # The last row_number handled: chunks continue after it (rows are handled in file order).
+    cursor_row = models.PositiveIntegerField(default=0)
+    failure_reason = models.CharField(max_length=300, blank=True)
+    api_key_id = models.CharField(max_length=32, blank=True)
+    created_by_email = models.CharField(max_length=254, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    confirmed_at = models.DateTimeField(null=True, blank=True)
+    # Bumped by every chunk: a confirmed/processing batch quiet for too long is re-queued by the sweeper.
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    completed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+
+    def __str__(self) -> str:
+        return str(self.id)
+
+
+class BatchHold(models.Model):
+    """The funds hold for a whole batch in one funding currency; chunks move parts of it to reward holds."""
+
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="holds")
+    currency = models.CharField(max_length=3)
+    hold = models.OneToOneField("funds.Hold", on_delete=models.PROTECT, related_name="batch_hold")
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "currency"], name="batch_hold_batch_currency")]
+
+
+class BatchRowStatus(models.TextChoices):
+    PENDING = "pending"
+    CREATED = "created"  # its reward exists
+    FAILED = "failed"  # could not become a reward when its chunk ran (e.g. the product was withdrawn)
+    CANCELED = "canceled"  # the batch was canceled before this row was sent
+
+
+class BatchRow(models.Model):
+    """A valid row, normalised (`data`), with what it costs in its funding currency."""
+
+    id = models.BigAutoField(primary_key=True)
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="batch_rows")
+    row_number = models.PositiveIntegerField()  # as a spreadsheet numbers it: the header is row 1
+    external_id = models.CharField(max_length=100, blank=True)
+    currency = models.CharField(max_length=3)  # funding currency
+    charge = models.DecimalField(max_digits=20, decimal_places=4)  # face value converted + FX fee + shipping
+    data = models.JSONField()
+    status = models.CharField(max_length=16, choices=BatchRowStatus.choices, default=BatchRowStatus.PENDING)
+    reward = models.OneToOneField(
+        "orders.Reward", null=True, blank=True, on_delete=models.PROTECT, related_name="batch_row"
+    )
+    failure_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["batch", "row_number"], name="batch_row_unique_row")]
+
+
+class BatchRowError(models.Model):
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="row_errors")
+    row_number = models.PositiveIntegerField()
+    column = models.CharField(max_length=40, blank=True)
+    message = models.CharField(max_length=300)
+
+    class Meta:
+        indexes = [models.Index(fields=["batch", "row_number"], name="batch_row_error_row")]

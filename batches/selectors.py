@@ -1,0 +1,98 @@
+"""Reads of bulk batches: get, list, the API representation, and the errors / results CSV rows."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from django.db.models import QuerySet
+
+from core.errors import NotFoundError
+
+from .models import Batch, BatchRow, BatchRowError, BatchStatus
+
+EXPORT_CHUNK = 2000  # rows fetched per round trip while streaming a CSV: ~1 MB
+
+
+def batch_get(*, batch_id: Any) -> Batch:
+    batch = Batch.objects.select_related("program").filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFoundError("No such batch.")
+    return batch
+
+
+def batch_list(*, status: str | None = None) -> QuerySet[Batch]:
+    queryset = Batch.objects.select_related("program")
+    if status:
+        queryset = queryset.filter(status=status)
+    return queryset
+
+
+def available_funds() -> dict[str, str]:
+    """Available funds per currency (one query), for previews."""
+    from core.money import format_amount
+    from funds.selectors import balance_list
+
+    return {b.currency: format_amount(b.available, b.currency) for b in balance_list()}
+
+
+def _iso(value) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def batch_render(batch: Batch, *, balances: dict[str, str] | None = None) -> dict[str, Any]:
+    """The batch as the API shows it. `balances` (available per currency) is looked up unless given."""
+    from decimal import Decimal
+
+    balances = available_funds() if balances is None else balances
+    available = {currency: balances.get(currency, "0") for currency in batch.total_cost}
+    base = f"/api/v1/batches/{batch.id}"
+    total = batch.valid_rows
+    return {
+        "id": str(batch.id),
+        "name": batch.name,
+        "status": batch.status,
+        "program": batch.program.slug if batch.program_id else None,
+        "file_name": batch.file_name,
+        "file_sha256": batch.file_sha256,
+        "duplicate_of": str(batch.duplicate_of) if batch.duplicate_of else None,
+        "rows": batch.rows,
+        "valid_rows": batch.valid_rows,
+        "error_rows": batch.error_rows,
+        "total_cost": dict(batch.total_cost),
+        "available_funds": available,
+        "funds_sufficient": all(Decimal(available[c]) >= Decimal(v) for c, v in batch.total_cost.items()),
+        "progress": {
+            "done": batch.rows_done,
+            "total": total,
+            "failed": batch.rows_failed,
+            "percent": 100 if total == 0 else int(100 * batch.rows_done / total),
+        },
+        "errors_url": f"{base}/errors.csv",
+        "results_url": f"{base}/results.csv" if batch.status not in (BatchStatus.VALIDATING, BatchStatus.VALIDATED)
+        else None,
+        "failure_reason": batch.failure_reason or None,
+        "created_at": _iso(batch.created_at),
+        "confirmed_at": _iso(batch.confirmed_at),
+        "completed_at": _iso(batch.completed_at),
+    }  # fmt: skip
+
+
+def batch_error_rows(*, batch: Batch) -> Iterator[tuple[int, str, str]]:
+    """(row, column, message) in row order, streamed."""
+    queryset = BatchRowError.objects.filter(batch=batch).order_by("row_number", "id")
+    yield from queryset.values_list("row_number", "column", "message").iterator(chunk_size=EXPORT_CHUNK)
+
+
+def batch_result_rows(*, batch: Batch) -> Iterator[tuple[int, str, str, str, str]]:
+    """(row, reward id, status, external_id, reason) for every valid row, in row order, streamed. A row's status
+    is its reward's (pending, delivered, …), or `failed` / `canceled` / `pending` when it has no reward."""
+    queryset = (
+        BatchRow.objects.filter(batch=batch)
+        .order_by("row_number")
+        .values_list("row_number", "reward_id", "reward__status", "status", "external_id", "failure_reason")
+    )
+    for row_number, reward_id, reward_status, row_status, external_id, reason in queryset.iterator(
+        chunk_size=EXPORT_CHUNK
+    ):
+        yield row_number, str(reward_id or ""), reward_status or row_status, external_id, reason

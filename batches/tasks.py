@@ -1,0 +1,48 @@
+"""Bulk batch tasks (queue `bulk`): ids in; the services guard on state, so a re-run is harmless."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+from django.db import OperationalError
+from django_tenants.utils import tenant_context
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(
+    bind=True,
+    name="batches.tasks.batch_process_task",
+    acks_late=True,
+    autoretry_for=(OperationalError,),  # a dropped connection or a deadlock: the chunk rolled back whole
+    retry_backoff=2,
+    retry_jitter=True,
+    max_retries=5,
+)
+def batch_process_task(self, batch_id: str) -> str:
+    """Create the batch's orders for a while (BATCH_TASK_SECONDS, under the soft time limit), then hand the
+    rest to a fresh task so one batch never holds a worker past its time limits."""
+    from .services import batch_process
+
+    outcome = batch_process(batch_id=batch_id)
+    if outcome == "more":
+        batch_process_task.delay(batch_id)  # runs in this task's tenant schema, like this one
+    return outcome
+
+
+@shared_task(name="batches.tasks.batches_sweep")
+def batches_sweep() -> int:
+    """Beat: in every tenant schema, re-queue confirmed/processing batches whose worker went quiet."""
+    from tenants.models import Tenant, TenantStatus
+
+    from .services import batch_requeue_stale
+
+    queued = 0
+    for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("pk"):
+        with tenant_context(tenant):
+            for batch_id in batch_requeue_stale():
+                logger.info("batch re-queued", extra={"event": "batch.requeued", "batch_id": batch_id})
+                batch_process_task.delay(batch_id)
+                queued += 1
+    return queued

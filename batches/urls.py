@@ -1,0 +1,21 @@
+from django.urls import path
+
+from .apis import (
+    BatchCancelApi,
+    BatchConfirmApi,
+    BatchDetailApi,
+    BatchErrorsCsvApi,
+    BatchListCreateApi,
+    BatchResultsCsvApi,
+    BatchTemplateApi,
+)
+
+urlpatterns = [
+    path("batches", BatchListCreateApi.as_view(), name="batch-list"),
+    path("batches/template.csv", BatchTemplateApi.as_view(), name="batch-template"),
+    path("batches/<uuid:batch_id>", BatchDetailApi.as_view(), name="batch-detail"),
+    path("batches/<uuid:batch_id>/confirm", BatchConfirmApi.as_view(), name="batch-confirm"),
+    path("batches/<uuid:batch_id>/cancel", BatchCancelApi.as_view(), name="batch-cancel"),
+    path("batches/<uuid:batch_id>/errors.csv", BatchErrorsCsvApi.as_view(), name="batch-errors-csv"),
+    path("batches/<uuid:batch_id>/results.csv", BatchResultsCsvApi.as_view(), name="batch-results-csv"),
+]
