@@ -33,6 +33,11 @@ class User(AbstractBaseUser, PermissionsMixin):
     is_active = models.BooleanField(default=True)
     is_staff = models.BooleanField(default=False, help_text="Operator: may use the Django admin.")
     date_joined = models.DateTimeField(default=timezone.now)
+    # Optional TOTP two-factor sign-in (portal): the shared secret, Fernet-encrypted with core.crypto; blank = off.
+    totp_secret_encrypted = models.TextField(blank=True, default="")
+    totp_enabled_at = models.DateTimeField(null=True, blank=True)
+    # The last accepted TOTP time step: a code is accepted once, never replayed within its window.
+    totp_last_step = models.BigIntegerField(null=True, blank=True)
 
     objects = UserManager()
     USERNAME_FIELD = "email"
@@ -40,3 +45,7 @@ class User(AbstractBaseUser, PermissionsMixin):
 
     def __str__(self) -> str:
         return self.email
+
+    @property
+    def totp_enabled(self) -> bool:
+        return bool(self.totp_secret_encrypted)

@@ -1,13 +1,21 @@
-"""Writes for people: a tenant's staff users (in the tenant's schema)."""
+"""Writes for people: a tenant's staff users (in the tenant's schema), their team changes and two-factor."""
 
 from __future__ import annotations
 
+import hmac
 import secrets
+from collections.abc import Callable
 
+import pyotp
 from django.core.exceptions import ValidationError
+from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import transaction
+from django.db import connection, transaction
+from django.template.loader import render_to_string
+from django.utils import timezone
 
+from audit.services import audit_record
+from core import crypto
 from core.errors import ApplicationError
 
 from .models import Role, User
@@ -35,3 +43,160 @@ def staff_create(*, email: str, role: str, password: str | None = None, name: st
     with transaction.atomic():
         user = User.objects.create_user(email, password, role=role, name=name)
     return user, password
+
+
+# --- Team management (portal, admins only) ------------------------------------------------------------
+
+
+def _actor(user: User) -> str:
+    return f"staff:{user.email}"
+
+
+def _active_admins_other_than(user: User) -> int:
+    return User.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=user.pk).count()
+
+
+def staff_invite(
+    *, acting_user: User, email: str, role: str, name: str = "", set_password_url: Callable[[User], str], ip: str = ""
+) -> User:
+    """Create a staff user without a usable password and email them a link to set one (after commit).
+
+    `set_password_url(user)` builds the absolute link on the tenant's portal host (the view knows the host).
+    """
+    with transaction.atomic():
+        user, _ = staff_create(email=email, role=role, name=name)
+        user.set_unusable_password()
+        user.save(update_fields=["password"])
+        audit_record(
+            actor=_actor(acting_user), action="team.invite", object_type="user", object_id=user.pk,
+            data={"email": user.email, "role": role}, ip=ip,
+        )  # fmt: skip
+        link = set_password_url(user)
+        tenant_name = connection.tenant.name
+        transaction.on_commit(
+            lambda: _send_invitation(user=user, inviter=acting_user, link=link, tenant_name=tenant_name)
+        )
+    return user
+
+
+def _send_invitation(*, user: User, inviter: User, link: str, tenant_name: str) -> None:
+    context = {"user": user, "inviter": inviter, "link": link, "tenant_name": tenant_name}
+    send_mail(
+        subject=f"You're invited to {tenant_name} on Rewards Portal",
+        message=render_to_string("portal/emails/invitation.txt", context),
+        from_email=None,
+        recipient_list=[user.email],
+    )
+
+
+def staff_set_role(*, acting_user: User, user: User, role: str, ip: str = "") -> User:
+    if role not in Role.values:
+        raise ApplicationError(f"Role must be one of {', '.join(Role.values)}.", code="validation_error")
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.role == role:
+            return user
+        if user.role == Role.ADMIN and _active_admins_other_than(user) == 0:
+            raise ApplicationError("Keep at least one active admin: promote someone else first.", code="last_admin")
+        previous = user.role
+        user.role = role
+        user.save(update_fields=["role"])
+        audit_record(
+            actor=_actor(acting_user), action="team.role_change", object_type="user", object_id=user.pk,
+            data={"email": user.email, "from": previous, "to": role}, ip=ip,
+        )  # fmt: skip
+    return user
+
+
+def staff_set_active(*, acting_user: User, user: User, active: bool, ip: str = "") -> User:
+    """Deactivate (signed out at their next request: inactive users never authenticate) or reactivate."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.is_active == active:
+            return user
+        if not active and user.pk == acting_user.pk:
+            raise ApplicationError("You cannot deactivate yourself.", code="cannot_deactivate_self")
+        if not active and user.role == Role.ADMIN and _active_admins_other_than(user) == 0:
+            raise ApplicationError("Keep at least one active admin.", code="last_admin")
+        user.is_active = active
+        user.save(update_fields=["is_active"])
+        audit_record(
+            actor=_actor(acting_user), action="team.reactivate" if active else "team.deactivate",
+            object_type="user", object_id=user.pk, data={"email": user.email}, ip=ip,
+        )  # fmt: skip
+    return user
+
+
+# --- TOTP two-factor ----------------------------------------------------------------------------------
+TOTP_ISSUER = "Rewards Portal"
+TOTP_VALID_WINDOW = 1  # steps either side of now (30 s each): tolerates small clock drift
+
+
+def totp_secret_new() -> str:
+    return pyotp.random_base32()
+
+
+def totp_provisioning_uri(*, user: User, secret: str, tenant_name: str) -> str:
+    return pyotp.TOTP(secret).provisioning_uri(name=f"{user.email} ({tenant_name})", issuer_name=TOTP_ISSUER)
+
+
+def _matching_step(secret: str, code: str, *, after: int | None) -> int | None:
+    """The time step whose code equals `code` (within the window, later than `after`), else None."""
+    code = "".join(code.split())
+    if not code.isdigit() or len(code) != 6:
+        return None
+    totp = pyotp.TOTP(secret)
+    now_step = totp.timecode(timezone.now())
+    for step in range(now_step - TOTP_VALID_WINDOW, now_step + TOTP_VALID_WINDOW + 1):
+        if after is not None and step <= after:
+            continue
+        if hmac.compare_digest(totp.generate_otp(step), code):
+            return step
+    return None
+
+
+def totp_enable(*, user: User, secret: str, code: str, ip: str = "") -> User:
+    """Turn two-factor on once the user proves their authenticator holds `secret`."""
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        step = _matching_step(secret, code, after=None)
+        if step is None:
+            raise ApplicationError(
+                "That code is not valid. Check the time on your phone and try the current code.",
+                code="invalid_code", errors={"code": ["That code is not valid."]},
+            )  # fmt: skip
+        user.totp_secret_encrypted = crypto.encrypt(secret)
+        user.totp_enabled_at = timezone.now()
+        user.totp_last_step = step
+        user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
+        audit_record(actor=_actor(user), action="auth.totp_enable", object_type="user", object_id=user.pk, ip=ip)
+    return user
+
+
+def totp_verify(*, user: User, code: str) -> bool:
+    """Whether `code` is a current code of the user's authenticator; each code is accepted once."""
+    if not user.totp_enabled:
+        return False
+    with transaction.atomic():
+        locked = User.objects.select_for_update().get(pk=user.pk)
+        step = _matching_step(crypto.decrypt(locked.totp_secret_encrypted), code, after=locked.totp_last_step)
+        if step is None:
+            return False
+        locked.totp_last_step = step
+        locked.save(update_fields=["totp_last_step"])
+    return True
+
+
+def totp_disable(*, user: User, code: str, ip: str = "") -> User:
+    if not totp_verify(user=user, code=code):
+        raise ApplicationError(
+            "That code is not valid.", code="invalid_code", errors={"code": ["That code is not valid."]}
+        )
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        user.totp_secret_encrypted = ""
+        user.totp_enabled_at = None
+        user.totp_last_step = None
+        user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
+        audit_record(actor=_actor(user), action="auth.totp_disable", object_type="user", object_id=user.pk, ip=ip)
+    return user

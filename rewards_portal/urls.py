@@ -1,4 +1,4 @@
-"""URL configuration: health, the API (tenant from credential), docs, admin (operator, public schema)."""
+"""URL configuration: health, the API (tenant from credential), docs, admin (operator, public schema), portal."""
 
 from django.contrib import admin
 from django.urls import include, path
@@ -32,6 +32,8 @@ urlpatterns = [
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
     path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),
     path("r/<str:token>/address", views_claim.claim_address_view, name="claim-address"),
+    # The staff portal, on tenant hosts only (its views answer 404 on the public host): portal/urls.py
+    path("", include("portal.urls")),
 ]
 
 handler404 = "core.views.not_found"

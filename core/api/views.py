@@ -10,6 +10,7 @@ from django.db import connection
 from rest_framework import generics
 from rest_framework.views import APIView
 
+from audit.api import api_write_audit
 from core.api.permissions import HasScope, HasTenantCredential
 from core.api.throttling import ApiKeyRateThrottle
 from tenants.authentication import ApiKeyAuthentication
@@ -26,6 +27,11 @@ class TenantAPIMixin:
         # Defence in depth: the view must run in the credential's schema, whatever happened before.
         if connection.schema_name != request.tenant.schema_name:
             connection.set_tenant(request.tenant)
+
+    def finalize_response(self, request, response, *args, **kwargs):
+        response = super().finalize_response(request, response, *args, **kwargs)
+        api_write_audit(request=request, response=response)  # every successful API write, in the key's schema
+        return response
 
     @property
     def tenant(self):

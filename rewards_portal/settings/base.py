@@ -37,6 +37,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
     "django_filters",
     "anymail",
+    "portal",  # the staff portal on tenant hosts: views, templates and static only (no models)
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -49,6 +50,7 @@ TENANT_APPS = [
     "orders",
     "fulfillment",
     "webhooks",
+    "audit",
     "batches",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
@@ -89,6 +91,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "portal.context_processors.portal",
             ],
         },
     }
@@ -149,7 +152,31 @@ USE_TZ = True
 STATIC_URL = "/static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
 SESSION_COOKIE_HTTPONLY = True
+SESSION_COOKIE_SAMESITE = "Lax"
 CSRF_COOKIE_HTTPONLY = True
+CSRF_COOKIE_SAMESITE = "Lax"
+
+# --- Portal sign-in (sessions live in each tenant's live schema; cookies are host-only) ---------------
+LOGIN_URL = "portal:login"
+LOGIN_REDIRECT_URL = "portal:dashboard"
+# Sessions end when the browser closes, after this much inactivity, and at the latest after SESSION_COOKIE_AGE.
+SESSION_EXPIRE_AT_BROWSER_CLOSE = True
+SESSION_COOKIE_AGE = env.int("SESSION_COOKIE_AGE", default=12 * 3600)
+PORTAL_SESSION_IDLE_TIMEOUT_SECONDS = env.int("PORTAL_SESSION_IDLE_TIMEOUT_SECONDS", default=30 * 60)
+# Failed sign-ins (password or two-factor code) per (tenant, email), and per client IP, per window; then 429.
+PORTAL_LOGIN_FAILURE_LIMIT = env.int("PORTAL_LOGIN_FAILURE_LIMIT", default=5)
+PORTAL_LOGIN_IP_FAILURE_LIMIT = env.int("PORTAL_LOGIN_IP_FAILURE_LIMIT", default=30)
+PORTAL_LOGIN_FAILURE_WINDOW_SECONDS = env.int("PORTAL_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Password-reset emails requested per client IP per window (stops the form being used to spam inboxes).
+PORTAL_PASSWORD_RESET_LIMIT = env.int("PORTAL_PASSWORD_RESET_LIMIT", default=10)
+# Links in password-reset and invitation emails stay valid this long (Django's setting, in seconds).
+PASSWORD_RESET_TIMEOUT = env.int("PASSWORD_RESET_TIMEOUT", default=3 * 24 * 3600)
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator", "OPTIONS": {"min_length": 10}},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+    {"NAME": "django.contrib.auth.password_validation.NumericPasswordValidator"},
+]
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"

@@ -1,0 +1,31 @@
+"""Portal URLs: mounted at the root, answered on tenant hosts only (the views 404 on the public host)."""
+
+from django.urls import path
+
+from .permissions import Perm
+from .views import account, audit_log, auth, dashboard, team
+from .views.placeholders import coming_soon
+
+app_name = "portal"
+
+urlpatterns = [
+    path("", dashboard.DashboardView.as_view(), name="dashboard"),
+    path("login/", auth.LoginView.as_view(), name="login"),
+    path("login/two-factor/", auth.LoginTwoFactorView.as_view(), name="login_two_factor"),
+    path("logout/", auth.LogoutView.as_view(), name="logout"),
+    path("mode/", auth.ModeSwitchView.as_view(), name="mode"),
+    path("password-reset/", auth.PasswordResetView.as_view(), name="password_reset"),
+    path("password-reset/sent/", auth.PasswordResetDoneView.as_view(), name="password_reset_done"),
+    path("reset/<uidb64>/<token>/", auth.PasswordResetConfirmView.as_view(), name="password_reset_confirm"),
+    path("reset/done/", auth.PasswordResetCompleteView.as_view(), name="password_reset_complete"),
+    path("account/two-factor/", account.TwoFactorView.as_view(), name="two_factor"),
+    path("team/", team.TeamView.as_view(), name="team"),
+    path("team/<int:user_id>/<str:action>", team.TeamMemberView.as_view(), name="team_member"),
+    path("audit/", audit_log.AuditLogView.as_view(), name="audit"),
+    # Placeholders with real role checks; the pages' authors replace these views.
+    path("send/", coming_soon("send", "Send a reward", Perm.SEND, "Browse the catalogue, send a reward."), name="send"),
+    path("bulk/", coming_soon("bulk", "Bulk send", Perm.BULK, "Upload a CSV, preview, confirm."), name="bulk"),
+    path("orders/", coming_soon("orders", "Orders", Perm.VIEW, "Search orders, follow each reward."), name="orders"),
+    path("funds/", coming_soon("funds", "Funds", Perm.FUNDS, "Ledger statement, deposits, alerts."), name="funds"),
+    path("developers/", coming_soon("developers", "Developers", Perm.DEVELOPERS, "API keys."), name="developers"),
+]
