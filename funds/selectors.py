@@ -62,7 +62,22 @@ def transaction_get(*, transaction_id: object) -> LedgerTransaction:
 
 
 def ledger_invariant_violations() -> list[str]:
-    """Everything wrong with the ledger in the current schema; empty when the books balance."""
+    """Everything wrong with the ledger in the current schema; empty when the books balance.
+
+    All checks read one snapshot (REPEATABLE READ), so postings committed by workers meanwhile cannot make
+    a consistent ledger look inconsistent.
+    """
+    from django.db import transaction
+
+    if connection.in_atomic_block:
+        return _ledger_invariant_violations()
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        return _ledger_invariant_violations()
+
+
+def _ledger_invariant_violations() -> list[str]:
     problems: list[str] = []
     account_table = LedgerAccount._meta.db_table
     entry_table = "funds_ledgerentry"
