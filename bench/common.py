@@ -59,3 +59,134 @@ def percentile(samples: list[float], q: float) -> float:
 
 def median(samples: list[float]) -> float:
     return statistics.median(samples)
+
+
+# --- Real Celery workers (delivery and webhooks benchmarks) ------------------------------------------------
+
+BENCH_SECRET_KEY = "bench-" + "x" * 50
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class Workers:
+    """`count` real `celery worker` processes on the bench database and the slot's Redis, production settings.
+
+    Pool: threads. On a 2-core machine two processes already cover both cores, and a task is mostly waiting
+    (PostgreSQL round trips, SMTP, HTTP): a few threads per process keep the cores busy while one waits,
+    without prefork's extra processes (each a full Django + its own DB connections) fighting for 2 cores.
+    More threads than that only queue on the GIL and on PostgreSQL.
+    """
+
+    def __init__(
+        self, ctx: Context, *, name: str, count: int = 2, concurrency: int = 4, env: dict | None = None
+    ) -> None:
+        import os
+        from pathlib import Path
+
+        self.ctx = ctx
+        self.count = count
+        self.concurrency = concurrency
+        self.extra_env = env or {}
+        self.processes: list = []
+        root = Path(__file__).resolve().parent.parent
+        self.root = root
+        self.log_path = root / "var" / "bench" / f"workers-{name}-{os.getpid()}.log"
+        self.names = [f"bench{os.getpid()}w{n}" for n in range(count)]
+
+    def env(self) -> dict:
+        import os
+
+        from django.conf import settings
+
+        env = dict(os.environ)
+        env.update(
+            DJANGO_SETTINGS_MODULE="rewards_portal.settings.production",
+            DATABASE_URL=self.ctx.database_url,
+            REDIS_URL=self.ctx.redis_url,
+            SECRET_KEY=BENCH_SECRET_KEY,
+            ALLOWED_HOSTS="127.0.0.1,localhost",
+            # The bench process's keys: what it encrypts (webhook secrets, claim tokens) the workers must read.
+            ENCRYPTION_KEYS=",".join(settings.ENCRYPTION_KEYS),
+            DEBUG="false",
+            LOG_LEVEL="WARNING",
+            DB_CONN_MAX_AGE="600",
+            PYTHONUNBUFFERED="1",
+        )
+        env.update(self.extra_env)
+        return env
+
+    def start(self, timeout: float = 60) -> None:
+        import subprocess
+        import sys
+
+        from core import ratelimit
+        from core.health import WORKER_HEARTBEAT_KEY
+        from rewards_portal.celery import app
+
+        # Start clean: tasks an earlier module left behind (say, one that failed) must not run in this one.
+        app.control.purge()
+        ratelimit.get_redis().hdel(WORKER_HEARTBEAT_KEY, *[f"{name}@bench" for name in self.names])
+        self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        self._log = open(self.log_path, "w")
+        env = self.env()
+        for name in self.names:
+            command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "worker", "-P", "threads"]
+            command += ["-Q", "default,delivery,webhooks,bulk", "-c", str(self.concurrency), "-l", "warning"]
+            command += ["-n", f"{name}@bench", "--without-mingle", "--without-gossip", "--without-heartbeat"]
+            self.processes.append(
+                subprocess.Popen(command, env=env, cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT)
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ready = {field.decode() for field in ratelimit.get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
+            if all(f"{name}@bench" in ready for name in self.names):
+                return
+            if any(process.poll() is not None for process in self.processes):
+                break
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"celery workers did not start: {self.log_path.read_text()[-3000:]}")
+
+    def stop(self, timeout: float = 30) -> None:
+        """Warm shutdown (SIGTERM: finish the running tasks), SIGKILL after `timeout`."""
+        import subprocess
+
+        for process in self.processes:
+            if process.poll() is None:
+                process.terminate()
+        for process in self.processes:
+            try:
+                process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self.processes = []
+        if getattr(self, "_log", None):
+            self._log.close()
+            self._log = None
+
+    def cpu_seconds(self) -> float | None:
+        """User + system CPU seconds the worker processes have used so far (Linux /proc; None elsewhere)."""
+        import os
+
+        total = 0.0
+        try:
+            for process in self.processes:
+                with open(f"/proc/{process.pid}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime, stime
+        except (OSError, ValueError, IndexError):
+            return None
+        return total
+
+    def log_tail(self, chars: int = 2000) -> str:
+        try:
+            return self.log_path.read_text()[-chars:]
+        except OSError:
+            return ""
