@@ -136,9 +136,18 @@ def committed_tenant(django_db_setup, django_db_blocker):
         slug = f"t{os.getpid()}x{next(_counter)}x{uuid.uuid4().hex[:6]}"
         tenant = tenant_create(slug=slug, name=f"Committed {slug}")
         yield tenant
-        connection.set_schema_to_public()
-        for twin in Tenant.objects.filter(slug=slug).order_by("-is_sandbox"):
-            twin.delete(force_drop=True)
+        # The session's workers may still be fulfilling this tenant's rewards: dropping its schema can
+        # deadlock with them, so retry; a schema left behind goes with the test database.
+        from django.db import OperationalError
+
+        for attempt in range(5):
+            connection.set_schema_to_public()
+            try:
+                for twin in Tenant.objects.filter(slug=slug).order_by("-is_sandbox"):
+                    twin.delete(force_drop=True)
+                break
+            except OperationalError:
+                time.sleep(0.5 * (attempt + 1))
 
 
 @pytest.fixture
