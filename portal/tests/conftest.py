@@ -8,6 +8,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from django.db import connections
 from django.test import Client
 from django_tenants.utils import tenant_context
 
@@ -75,7 +76,13 @@ def signed_in(client_a, staff):
 
 
 @pytest.fixture
-def browser_page(live_http, committed_tenant) -> Iterator:
+def static_from_app_dirs(settings) -> None:
+    """Tests run without collectstatic: WhiteNoise (built with the live server) serves app static files directly."""
+    settings.WHITENOISE_USE_FINDERS = True
+
+
+@pytest.fixture
+def browser_page(static_from_app_dirs, live_http, committed_tenant) -> Iterator:
     """A Playwright page in Debian's headless Chromium, its base URL on the committed tenant's portal host.
 
     The host is `<slug>.localhost:<port>`: Chromium resolves every *.localhost name to loopback itself.
@@ -101,7 +108,11 @@ def browser_page(live_http, committed_tenant) -> Iterator:
             finally:
                 context.close()
                 browser.close()
+                # ORM calls made while Playwright's loop was current used their own connection: close it,
+                # or the test database cannot be dropped at the end of the run.
+                connections.close_all()
     finally:
+        connections.close_all()
         if previous is None:
             os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
         else:

@@ -20,7 +20,7 @@ def test_login_lands_on_the_dashboard_with_balances(client_a, staff, funded_a):
     page = client_a.get("/")
     assert page.status_code == 200
     text = page.content.decode()
-    assert "Alpha Corp" in text and "1000.00" in text and "Available" in text
+    assert "Alpha Corp" in text and "1,000.00" in text and "Available" in text
 
 
 def test_session_cookie_is_httponly_lax_and_ends_with_the_browser(client_a, staff):

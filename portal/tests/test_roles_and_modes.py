@@ -51,14 +51,14 @@ def test_sandbox_switch_shows_the_twin_schema_and_keeps_the_session(signed_in, f
         funds_deposit(currency="USD", amount="77.00")
     client, _ = signed_in("viewer")
     live = client.get("/").content.decode()
-    assert "1000.00" in live and 'data-testid="sandbox-banner"' not in live
+    assert "1,000.00" in live and 'data-testid="sandbox-banner"' not in live
     response = client.post("/mode/", {"mode": "sandbox", "next": "/"})
     assert response.status_code == 302 and response["Location"] == "/"
     sandbox = client.get("/").content.decode()  # still signed in: the session was saved in the live schema
-    assert "77.00" in sandbox and "1000.00" not in sandbox and 'data-testid="sandbox-banner"' in sandbox
+    assert "77.00" in sandbox and "1,000.00" not in sandbox and 'data-testid="sandbox-banner"' in sandbox
     assert client.get("/").status_code == 200
     client.post("/mode/", {"mode": "live"})
-    assert "1000.00" in client.get("/").content.decode()
+    assert "1,000.00" in client.get("/").content.decode()
 
 
 def test_team_page_in_sandbox_mode_still_shows_live_staff(signed_in):

@@ -40,7 +40,7 @@ class TwoFactorView(PortalView):
             secret = self._pending_secret()
             uri = totp_provisioning_uri(user=user, secret=secret, tenant_name=self.tenant.name)
             qr = segno.make(uri, error="m")
-            context["qr_svg"] = mark_safe(qr.svg_inline(scale=5, border=2, dark="#111827", light="#ffffff"))  # noqa: S308 — generated SVG
+            context["qr_svg"] = mark_safe(qr.svg_inline(border=4, dark="#111827", light="#ffffff", omitsize=True))  # noqa: S308 — generated SVG
             context["secret_groups"] = " ".join(secret[i : i + 4] for i in range(0, len(secret), 4))
         return context
 
