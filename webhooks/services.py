@@ -406,6 +406,17 @@ def _notify_admins_endpoint_disabled(tenant, endpoint_id: str, reason: str) -> N
     )
 
 
+def _sending_lease() -> timedelta:
+    """How long a claim (`sending`) lasts before the sweeper may hand the delivery to another worker.
+
+    By default past the task's hard time limit, which no live worker outlives. WEBHOOK_SENDING_LEASE_SECONDS
+    (test settings) shortens it so a delivery held by a killed worker is recovered within seconds; a lease
+    shorter than an attempt only risks a duplicate send, never a lost one (the claim token decides the outcome).
+    """
+    seconds = getattr(settings, "WEBHOOK_SENDING_LEASE_SECONDS", None)
+    return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30 if seconds is None else float(seconds))
+
+
 def webhook_delivery_attempt(*, delivery_id: str) -> WebhookAttempt | None:
     """Make the next attempt of a delivery if it is due and nobody else is making it; record the outcome.
 
@@ -413,7 +424,7 @@ def webhook_delivery_attempt(*, delivery_id: str) -> WebhookAttempt | None:
     left alone (returns None).
     """
     now = timezone.now()
-    lease = timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30)  # a worker cannot outlive its hard limit
+    lease = _sending_lease()
     with transaction.atomic():
         delivery = (
             WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))

@@ -26,6 +26,9 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test
 ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE="]
 # A short webhook retry schedule, read from the environment so the test worker process gets the same one.
 WEBHOOK_RETRY_SCHEDULE = env.list("WEBHOOK_RETRY_SCHEDULE", cast=float, default=[0, 0.3, 0.3, 0.3, 0.3, 0.3])
+# A short `sending` claim so a delivery held by a killed worker is recovered within a test (production:
+# past the task's hard time limit).
+WEBHOOK_SENDING_LEASE_SECONDS = float(os.environ.get("WEBHOOK_SENDING_LEASE_SECONDS", "5"))
 SMS_BACKEND = "fulfillment.sms.LocmemSmsBackend"
 FULFILMENT_RETRY_BASE_SECONDS = float(os.environ.get("FULFILMENT_RETRY_BASE_SECONDS", "0.2"))
 FULFILMENT_RETRY_MAX_SECONDS = 2.0
