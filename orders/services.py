@@ -21,7 +21,7 @@ from typing import Any
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
-from django.db.models import Sum
+from django.db.models import Count, Sum
 from django.utils import timezone
 
 from core import crypto
@@ -548,11 +548,19 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
 
 
 def order_refresh_status(*, order: Order) -> Order:
-    """Derive the order's status from its rewards and announce terminal outcomes."""
-    active = [s for s in order.rewards.values_list("status", flat=True) if s != RewardStatus.CANCELED]
+    """Derive the order's status from its rewards and announce terminal outcomes.
+
+    Locks the order row first: two rewards of one order finishing at once would otherwise each read the
+    other as still processing, and the order would never complete. (Lock order everywhere: rewards, then
+    their order.)
+    """
+    locked = Order.objects.select_for_update(no_key=True).only("status").get(pk=order.pk)
+    order.status = locked.status
+    counts = dict(order.rewards.values_list("status").annotate(n=Count("id")).order_by())
+    active = {status: n for status, n in counts.items() if status != RewardStatus.CANCELED}
     if not active:
         new = OrderStatus.CANCELED
-    elif all(s == RewardStatus.FAILED for s in active):
+    elif set(active) == {RewardStatus.FAILED}:
         new = OrderStatus.FAILED
     elif all(s in REWARD_DONE_STATES or s == RewardStatus.FAILED for s in active):
         new = OrderStatus.COMPLETED
@@ -633,7 +641,7 @@ def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Rew
 def order_cancel(*, order_id: Any, reason: str = "order canceled by request") -> Order:
     """Cancel every reward of the order that can still be canceled; release their funds."""
     with transaction.atomic():
-        order = Order.objects.select_for_update(no_key=True).filter(pk=order_id).first()
+        order = Order.objects.filter(pk=order_id).first()  # locked after its rewards, by order_refresh_status
         if order is None:
             from core.errors import NotFoundError
 

@@ -300,6 +300,8 @@ CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+# tenant-schemas-celery: cache the Tenant row per schema instead of a query before every task.
+CELERY_TASK_TENANT_CACHE_SECONDS = 300
 CELERY_TASK_ROUTES = {
     "fulfillment.tasks.*": {"queue": "delivery"},
     "webhooks.tasks.*": {"queue": "webhooks"},
