@@ -167,6 +167,8 @@ def _setup() -> tuple[str, str]:
 
 
 def _start_server(ctx: Context, port: int) -> subprocess.Popen:
+    from django.conf import settings
+
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="rewards_portal.settings.production",
@@ -174,7 +176,7 @@ def _start_server(ctx: Context, port: int) -> subprocess.Popen:
         REDIS_URL=ctx.redis_url,
         SECRET_KEY="bench-" + "x" * 50,
         ALLOWED_HOSTS="127.0.0.1,localhost",
-        ENCRYPTION_KEYS="YmVuY2gtb25seS1pbnNlY3VyZS1rZXktMzItYnl0ZXMhIQ==",
+        ENCRYPTION_KEYS=",".join(settings.ENCRYPTION_KEYS),  # the bench process's keys: same ciphertexts
         SECURE_SSL_REDIRECT="false",
         DEBUG="false",
         LOG_LEVEL="WARNING",
