@@ -178,6 +178,10 @@ class BatchListCreateApi(TenantListAPIView):
     parser_classes = [MultiPartParser, FormParser]
 
     def get_serializer_context(self):
+        if getattr(self, "swagger_fake_view", False):
+            # Schema generation (GET /api/v1/schema/) runs with no tenant schema: reading balances there failed
+            # a query on the public schema, which aborts the surrounding transaction (found by security/tests).
+            return super().get_serializer_context()
         return {**super().get_serializer_context(), "balances": available_funds()}
 
     def get_queryset(self):

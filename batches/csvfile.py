@@ -270,13 +270,17 @@ class RowValidator:
         return self._dates[text]
 
     def email_ok(self, email: str) -> bool:
-        if email not in self._emails:
+        """Django's EmailValidator, its domain check cached per domain (a file has few domains)."""
+        user, _, domain = email.rpartition("@")
+        if not user or len(email) > 320 or not self._email_validator.user_regex.match(user):
+            return False
+        if domain not in self._emails:
             try:
-                self._email_validator(email)
-                self._emails[email] = True
+                self._email_validator(f"x@{domain}")
+                self._emails[domain] = True
             except ValidationError:
-                self._emails[email] = False
-        return self._emails[email]
+                self._emails[domain] = False
+        return self._emails[domain]
 
     # --- one row -----------------------------------------------------------------------------------------
     def validate(self, cells: dict[str, str], row_number: int) -> tuple[ValidRow | None, list[tuple[str, str]]]:

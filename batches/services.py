@@ -39,7 +39,7 @@ from .models import (
 
 logger = logging.getLogger(__name__)
 
-CHUNK = 1000  # rows per chunk transaction: ~150 ms, ~6 MB (measured by bench/bulk.py on 2 CPUs)
+CHUNK = 1000  # rows per chunk transaction: ~650 ms, ~7.4 MB peak (bench/bulk.py, 2 CPUs at load 5)
 COPY_ROWS = 5000  # valid rows buffered between COPYs during an upload: ~2 MB
 ERRORS_IN_PROBLEM = 20  # row errors listed in a refusal of a file without a single valid row
 

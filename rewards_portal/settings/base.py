@@ -193,7 +193,9 @@ CLAIM_LINK_TTL_DAYS = env.int("CLAIM_LINK_TTL_DAYS", default=365)
 IDEMPOTENCY_KEY_TTL = timedelta(hours=max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)))
 
 # --- Bulk CSV batches -------------------------------------------------------------------------------
-BATCH_MAX_FILE_BYTES = env.int("BATCH_MAX_FILE_BYTES", default=10 * 1024 * 1024)
+# Upload limits. 50 MB fits BATCH_MAX_ROWS rows of ~500 bytes (a typical row is ~180); uploads over Django's
+# FILE_UPLOAD_MAX_MEMORY_SIZE (2.5 MB) are spooled to a temporary file and read line by line, never whole.
+BATCH_MAX_FILE_BYTES = env.int("BATCH_MAX_FILE_BYTES", default=50 * 1024 * 1024)
 BATCH_MAX_ROWS = env.int("BATCH_MAX_ROWS", default=100_000)
 BATCH_MAX_CELL_CHARS = env.int("BATCH_MAX_CELL_CHARS", default=2000)
 # One line of the file; longer is refused as a whole ("a huge row") before it is parsed.

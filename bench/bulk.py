@@ -1,0 +1,164 @@
+"""Bulk CSV rows per second: validation (dry run) and acceptance (funds held, orders created) of a 100,000-row
+file, beside PostgreSQL `COPY` of the same file into a plain table on the same server (the ceiling).
+
+Validation is `batches.services.batch_upload(dry_run=True)`: the CSV streamed row by row, every row checked
+against the catalogue (cached per upload), the valid rows COPY-loaded as BatchRows. Acceptance is
+`batch_confirm` (one funds hold for the whole batch) then `batch_process` in this process — exactly what one
+bulk worker runs: chunk after chunk, each one transaction creating the chunk's order, rewards, reward events and
+per-reward holds (moved out of the batch hold) and marking its rows. Rows carry a future `deliver_at`, so the
+rewards wait for beat (scheduled) and no delivery task is published; the ledger is checked afterwards.
+
+BENCH_BULK_ROWS (default 100000) sets the size; BENCH_BULK_PROFILE=1 prints a cProfile of both phases to
+stderr (the top functions by cumulative time). Acceptance stops when the run's --budget is spent (at least
+ACCEPT_MIN_SECONDS); the rows accepted by then are measured and the rest of the batch is canceled.
+"""
+
+from __future__ import annotations
+
+import cProfile
+import io
+import os
+import pstats
+import sys
+import time
+import uuid
+
+from .common import Context, Row
+
+ROWS = int(os.environ.get("BENCH_BULK_ROWS", "100000"))
+PROFILE = os.environ.get("BENCH_BULK_PROFILE") == "1"
+ACCEPT_MIN_SECONDS = 30  # acceptance runs at least this long, then stops at the run's --budget
+
+
+def _setup():
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    from funds.services import funds_deposit
+    from orders.testing import make_shop
+    from tenants.services import tenant_create
+
+    tenant = tenant_create(slug=f"bench-bulk-{uuid.uuid4().hex[:6]}", name="Bench Bulk")
+    shop = make_shop()
+    with tenant_context(tenant):
+        funds_deposit(currency="USD", amount="100000000")
+    connection.set_schema_to_public()
+    return tenant, shop
+
+
+def _file(product, rows: int) -> bytes:
+    from batches.testing import csv_bytes
+
+    return csv_bytes(
+        {
+            "recipient_name": f"Bench Recipient {i}",
+            "recipient_email": f"r{i}@bulk.bench.example",
+            "product_id": str(product.id),
+            "amount": ("10", "25", "50")[i % 3],
+            "currency": "USD",
+            "delivery_method": "email",
+            "message": "Thank you for a great year!",
+            "sender_name": "People Team",
+            "deliver_at": "2099-01-01T09:00:00Z",
+            "external_id": f"bench-{i}",
+        }
+        for i in range(rows)
+    )
+
+
+def _profiled(func):
+    if not PROFILE:
+        return func()
+    profiler = cProfile.Profile()
+    result = profiler.runcall(func)
+    out = io.StringIO()
+    pstats.Stats(profiler, stream=out).sort_stats("cumulative").print_stats(35)
+    print(out.getvalue(), file=sys.stderr)
+    return result
+
+
+def _one_chunk(batch_id) -> tuple[float, float]:
+    """(milliseconds of one chunk transaction, peak MB traced during the next one: tracing slows it down)."""
+    import tracemalloc
+
+    from batches.services import batch_process_chunk
+
+    started = time.perf_counter()
+    batch_process_chunk(batch_id=batch_id)
+    elapsed = time.perf_counter() - started
+    tracemalloc.start()
+    batch_process_chunk(batch_id=batch_id)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    return elapsed * 1000, peak / 1e6
+
+
+def _copy_ceiling(data: bytes) -> float:
+    """Seconds to COPY the same CSV (header skipped) into a plain table without indexes."""
+    from django.db import connection
+
+    from batches.csvfile import ALL_COLUMNS
+
+    columns = ", ".join(f"{name} text" for name in ALL_COLUMNS)
+    with connection.cursor() as cursor:
+        cursor.execute("DROP TABLE IF EXISTS public.bench_bulk_copy")
+        cursor.execute(f"CREATE TABLE public.bench_bulk_copy ({columns})")
+        started = time.perf_counter()
+        with cursor.cursor.copy("COPY public.bench_bulk_copy FROM STDIN WITH (FORMAT csv, HEADER true)") as copy:
+            for offset in range(0, len(data), 1 << 20):
+                copy.write(data[offset : offset + (1 << 20)])
+        elapsed = time.perf_counter() - started
+        cursor.execute("SELECT count(*) FROM public.bench_bulk_copy")
+        copied = cursor.fetchone()[0]
+        cursor.execute("DROP TABLE public.bench_bulk_copy")
+    assert copied == data.count(b"\r\n") - 1
+    return elapsed
+
+
+def run(ctx: Context) -> list[Row]:
+    from django.db import connection
+    from django_tenants.utils import tenant_context
+
+    from batches.models import Batch
+    from batches.services import CHUNK, batch_cancel, batch_confirm, batch_process, batch_upload
+    from funds.selectors import ledger_invariant_violations
+    from orders.models import Reward
+
+    tenant, shop = _setup()
+    rows = ROWS
+    data = _file(shop.coffee_usd, rows)
+    with tenant_context(tenant):
+        started = time.perf_counter()
+        batch = _profiled(lambda: batch_upload(file=io.BytesIO(data), file_name="bench.csv", size=len(data)))
+        validate_s = time.perf_counter() - started
+        assert batch.valid_rows == rows, (batch.valid_rows, batch.error_rows)
+        started = time.perf_counter()
+        batch_confirm(batch_id=batch.id)
+        chunk_ms, chunk_mb = _one_chunk(batch.id)  # the first chunk, measured alone (time and peak memory)
+        allowed = max(ACCEPT_MIN_SECONDS, ctx.remaining() - 60)  # the rest of the run's budget, less a margin
+        outcome = _profiled(lambda: batch_process(batch_id=batch.id, max_seconds=allowed))
+        accept_s = time.perf_counter() - started
+        accepted = Batch.objects.get(pk=batch.id).rows_done
+        if outcome != "done":  # out of time: what was accepted is measured, the rest released
+            batch_cancel(batch_id=batch.id)
+        assert Reward.objects.count() == accepted
+        violations = ledger_invariant_violations()
+        assert violations == [], violations
+    connection.set_schema_to_public()
+    copy_s = _copy_ceiling(data)
+    copy_rps = rows / copy_s
+    size = f"{rows} rows, {len(data) / 1e6:.1f} MB"
+    results = [
+        ("bulk CSV validation (dry run)", rows / validate_s, f"{size}; {validate_s:.1f} s"),
+        ("bulk CSV acceptance (hold + orders)", accepted / accept_s,
+         f"{accepted} rows in {accept_s:.1f} s; CHUNK={CHUNK}: {chunk_ms:.0f} ms, {chunk_mb:.1f} MB peak"),
+        ("bulk CSV validation + acceptance", 1 / (validate_s / rows + accept_s / accepted),
+         "per-row cost of both phases; target >= 10000 rows/s"),
+    ]  # fmt: skip
+    out = [
+        Row(name, round(rps), "rows/s", f"{rps / copy_rps:.1%} of COPY {copy_rps:,.0f} rows/s", notes,
+            extra={"rows": rows, "validate_s": validate_s, "accept_s": accept_s, "copy_s": copy_s})
+        for name, rps, notes in results
+    ]  # fmt: skip
+    out.append(Row("PostgreSQL COPY of the same CSV", round(copy_rps), "rows/s", "ceiling", "plain table, no index"))
+    return out
