@@ -1,0 +1,264 @@
+"""Bulk CSV sending (managers, admins): template, upload with a dry-run preview, confirm, live progress, CSVs.
+
+Every write goes through batches.services (the same calls as POST /api/v1/batches); this module only parses the
+form, renders the service's answer and audits. Pages run on the schema the live/sandbox switch selects, so a
+sandbox upload validates against, holds and sends from the sandbox twin.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable, Iterator
+from decimal import Decimal
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.shortcuts import redirect
+from django.views import View
+from django_tenants.utils import tenant_context
+
+from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, template_csv
+from batches.models import BATCH_ACTIVE_STATES, Batch, BatchRowError, BatchStatus
+from batches.selectors import batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
+from batches.services import batch_confirm, batch_upload
+from core.errors import ApplicationError, NotFoundError
+from fulfillment.manifests import csv_safe
+from programs.selectors import program_list
+
+from ..mixins import PortalMixin, PortalView
+from ..permissions import Perm
+
+ERRORS_SHOWN = 50  # row errors listed in the preview; the rest are in the errors CSV
+PAGE_SIZE = 25
+FINISHED = {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED}
+
+
+class BulkUploadForm(forms.Form):
+    file = forms.FileField(
+        label="CSV file",
+        help_text="UTF-8 CSV with a header row; required columns: " + ", ".join(REQUIRED_COLUMNS) + ".",
+        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+    )
+    name = forms.CharField(label="Batch name", max_length=200, required=False)
+    program = forms.ChoiceField(label="Program", required=False)
+    force = forms.BooleanField(
+        label="Send it even if this file was already sent",
+        required=False,
+        help_text="Only tick this when a re-upload of the same file is intended.",
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        choices = [(p.slug, p.name) for p in program_list(is_active=True).order_by("name")]
+        self.fields["program"].choices = [("", "No program"), *choices]
+        if not choices:
+            self.fields["program"].widget = forms.HiddenInput()
+
+
+def _batch_or_404(batch_id: Any) -> Batch:
+    try:
+        return batch_get(batch_id=batch_id)
+    except NotFoundError:
+        raise Http404("No such batch") from None
+
+
+def _progress(batch: Batch) -> dict[str, Any]:
+    total = batch.valid_rows
+    percent = 100 if total == 0 else int(100 * batch.rows_done / total)
+    return {
+        "status": batch.status,
+        "done": batch.rows_done,
+        "total": total,
+        "failed": batch.rows_failed,
+        "percent": percent,
+        "finished": batch.status in FINISHED,
+    }
+
+
+def _first_row_errors(batch: Batch) -> list[tuple[int, str, str]]:
+    errors = BatchRowError.objects.filter(batch=batch).order_by("row_number", "id")
+    return list(errors.values_list("row_number", "column", "message")[:ERRORS_SHOWN])
+
+
+ROW_ERROR_KEY = re.compile(r"^rows\[(\d+)\]\.(.+)$")
+
+
+def _row_errors(exc: ApplicationError) -> list[str]:
+    """A refusal's first row errors (`rows[2].amount`) as sentences with row number and column."""
+    found = []
+    for key, values in exc.errors.items():
+        match = ROW_ERROR_KEY.match(key)
+        if match:
+            row, column = match.groups()
+            where = f"Row {row}" if column == "row" else f"Row {row}, column {column}"
+            found += [f"{where}: {value}" for value in values]
+    return found
+
+
+class _Echo:
+    def write(self, value: str) -> str:
+        return value
+
+
+def _csv_download(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> StreamingHttpResponse:
+    """A CSV streamed in the schema in use (live or sandbox), every cell neutralised against formulas."""
+    tenant = connection.tenant
+    writer = csv.writer(_Echo(), lineterminator="\r\n")
+
+    def stream() -> Iterator[str]:
+        with tenant_context(tenant):  # iterated after the middleware put the connection back on public
+            yield writer.writerow(header)
+            for row in rows:
+                yield writer.writerow([csv_safe(cell) for cell in row])
+
+    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
+    response["Content-Disposition"] = f'attachment; filename="{filename}"'
+    return response
+
+
+class BulkView(PortalView):
+    """The upload form with the template link, and the batches sent before."""
+
+    permission = Perm.BULK
+    nav_section = "bulk"
+    page_title = "Bulk send"
+    template_name = "portal/bulk/index.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", BulkUploadForm())
+        page = Paginator(batch_list(), PAGE_SIZE).get_page(self.request.GET.get("page"))
+        context.update(page=page, batches=page.object_list, columns=ALL_COLUMNS, required_columns=REQUIRED_COLUMNS)
+        return context
+
+    def post(self, request):
+        form = BulkUploadForm(request.POST, request.FILES)
+        if form.is_valid():
+            upload = form.cleaned_data["file"]
+            try:
+                batch = batch_upload(
+                    file=upload,
+                    file_name=upload.name or "",
+                    size=upload.size,
+                    dry_run=True,
+                    program_slug=form.cleaned_data["program"] or None,
+                    name=form.cleaned_data["name"],
+                    force=form.cleaned_data["force"],
+                    created_by_email=request.user.email,
+                )
+            except ApplicationError as exc:
+                form.add_error("file", exc.detail)
+                for message in _row_errors(exc):
+                    form.add_error("file", message)
+                status = exc.status if exc.status in (409, 413) else 422
+                return self.render_to_response(self.get_context_data(form=form), status=status)
+            self.audit(
+                "batch.upload",
+                object_type="batch",
+                object_id=batch.id,
+                data={"file_name": batch.file_name, "rows": batch.rows, "valid_rows": batch.valid_rows},
+            )
+            return redirect("portal:bulk_batch", batch_id=batch.id)
+        return self.render_to_response(self.get_context_data(form=form), status=422)
+
+
+class BulkBatchView(PortalView):
+    """One batch: the dry-run preview (validated), the progress (confirmed/processing), the downloads (done)."""
+
+    permission = Perm.BULK
+    nav_section = "bulk"
+    template_name = "portal/bulk/batch.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        batch = _batch_or_404(kwargs["batch_id"])
+        rendered = batch_render(batch)
+        funds = [
+            {
+                "currency": currency,
+                "cost": Decimal(cost),
+                "available": Decimal(rendered["available_funds"][currency]),
+                "short": max(Decimal(cost) - Decimal(rendered["available_funds"][currency]), Decimal(0)),
+            }
+            for currency, cost in sorted(batch.total_cost.items())
+        ]
+        for line in funds:
+            line["fits"] = line["short"] == 0
+        context.update(
+            batch=batch,
+            page_title=batch.name or batch.file_name or "Batch",
+            funds=funds,
+            funds_sufficient=rendered["funds_sufficient"],
+            can_confirm=batch.status == BatchStatus.VALIDATED and batch.valid_rows > 0 and rendered["funds_sufficient"],
+            row_errors=_first_row_errors(batch) if batch.error_rows else [],
+            errors_shown=ERRORS_SHOWN,
+            progress=_progress(batch),
+            active=batch.status in BATCH_ACTIVE_STATES,
+            finished=batch.status in FINISHED,
+        )
+        return context
+
+
+class BulkConfirmView(PortalMixin, View):
+    permission = Perm.BULK
+
+    def post(self, request, batch_id):
+        batch = _batch_or_404(batch_id)
+        try:
+            batch = batch_confirm(batch_id=batch.id)
+        except ApplicationError as exc:
+            messages.error(request, exc.detail)
+        else:
+            self.audit(
+                "batch.confirm",
+                object_type="batch",
+                object_id=batch.id,
+                data={"valid_rows": batch.valid_rows, "total_cost": batch.total_cost},
+            )
+            messages.success(request, f"Batch confirmed: funds held, sending {batch.valid_rows} rewards.")
+        return redirect("portal:bulk_batch", batch_id=batch.id)
+
+
+class BulkProgressView(PortalMixin, View):
+    """The small JSON the progress bar polls."""
+
+    permission = Perm.BULK
+
+    def get(self, request, batch_id):
+        response = JsonResponse(_progress(_batch_or_404(batch_id)))
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class BulkErrorsCsvView(PortalMixin, View):
+    permission = Perm.BULK
+
+    def get(self, request, batch_id):
+        batch = _batch_or_404(batch_id)
+        rows = batch_error_rows(batch=batch)
+        return _csv_download(f"batch-{batch.id}-errors.csv", ["row", "column", "message"], rows)
+
+
+class BulkResultsCsvView(PortalMixin, View):
+    permission = Perm.BULK
+
+    def get(self, request, batch_id):
+        batch = _batch_or_404(batch_id)
+        if batch.status in (BatchStatus.VALIDATING, BatchStatus.VALIDATED):
+            raise Http404("Results exist once the batch is confirmed")
+        header = ["row", "reward_id", "status", "external_id", "reason"]
+        return _csv_download(f"batch-{batch.id}-results.csv", header, batch_result_rows(batch=batch))
+
+
+class BulkTemplateCsvView(PortalMixin, View):
+    permission = Perm.BULK
+
+    def get(self, request):
+        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
+        response["Content-Disposition"] = 'attachment; filename="rewards-batch-template.csv"'
+        return response
