@@ -4,6 +4,7 @@ from django.urls import path
 
 from .permissions import Perm
 from .views import account, audit_log, auth, bulk, dashboard, team
+from .views import orders as orders_views
 from .views.placeholders import coming_soon
 
 app_name = "portal"
@@ -29,9 +30,15 @@ urlpatterns = [
     path("bulk/<uuid:batch_id>/progress.json", bulk.BulkProgressView.as_view(), name="bulk_progress"),
     path("bulk/<uuid:batch_id>/errors.csv", bulk.BulkErrorsCsvView.as_view(), name="bulk_errors"),
     path("bulk/<uuid:batch_id>/results.csv", bulk.BulkResultsCsvView.as_view(), name="bulk_results"),
+    path("orders/", orders_views.OrderListView.as_view(), name="orders"),
+    path("orders/export.csv", orders_views.OrderExportView.as_view(), name="orders_export"),
+    path("orders/<uuid:order_id>/", orders_views.OrderDetailView.as_view(), name="order"),
+    path("orders/<uuid:order_id>/cancel", orders_views.OrderCancelView.as_view(), name="order_cancel"),
+    path("rewards/<uuid:reward_id>/", orders_views.RewardDetailView.as_view(), name="reward"),
+    path("rewards/<uuid:reward_id>/reveal", orders_views.RewardRevealView.as_view(), name="reward_reveal"),
+    path("rewards/<uuid:reward_id>/<str:action>", orders_views.RewardActionView.as_view(), name="reward_action"),
     # Placeholders with real role checks; the pages' authors replace these views.
     path("send/", coming_soon("send", "Send a reward", Perm.SEND, "Browse the catalogue, send a reward."), name="send"),
-    path("orders/", coming_soon("orders", "Orders", Perm.VIEW, "Search orders, follow each reward."), name="orders"),
     path("funds/", coming_soon("funds", "Funds", Perm.FUNDS, "Ledger statement, deposits, alerts."), name="funds"),
     path("developers/", coming_soon("developers", "Developers", Perm.DEVELOPERS, "API keys."), name="developers"),
 ]
