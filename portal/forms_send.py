@@ -1,0 +1,144 @@
+"""The send-a-reward form: fields shaped by the product (fixed amounts or a range, physical address)."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+from django import forms
+from django.core.validators import validate_email
+from django.utils import timezone
+
+from catalog.models import DenominationType
+from core.money import exponent
+
+DIGITAL_METHODS = [
+    ("email", "Email the gift to the recipient"),
+    ("link", "Claim link sent by email"),
+    ("sms", "Text message (SMS)"),
+    ("api", "No message: we fetch the code through the API"),
+]
+ADDRESS_FIELDS = [
+    "ship_name",
+    "ship_line1",
+    "ship_line2",
+    "ship_city",
+    "ship_state",
+    "ship_postal_code",
+    "ship_country",
+]
+MAX_RECIPIENTS = 100  # more is a bulk send (CSV)
+
+
+def parse_recipients(text: str) -> tuple[list[dict[str, str]], list[str]]:
+    """`name, email[, phone]` per line -> recipients, and errors naming the line."""
+    recipients, errors = [], []
+    for number, line in enumerate(text.splitlines(), start=1):
+        if not line.strip():
+            continue
+        parts = [part.strip() for part in line.split(",")]
+        name = parts[0]
+        email = parts[1] if len(parts) > 1 else ""
+        phone = parts[2] if len(parts) > 2 else ""
+        if len(parts) > 3 or not name:
+            errors.append(f"Line {number}: write “name, email” (and optionally “, phone”).")
+            continue
+        if email:
+            try:
+                validate_email(email)
+            except forms.ValidationError:
+                errors.append(f"Line {number}: “{email}” is not an email address.")
+                continue
+        recipients.append({"name": name, "email": email, "phone": phone})
+    return recipients, errors
+
+
+class SendRewardForm(forms.Form):
+    amount = forms.DecimalField(label="Amount")
+    recipients = forms.CharField(
+        label="Recipients",
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Ada Lovelace, ada@example.com"}),
+        help_text="One per line: name, email (and optionally a phone number in +E.164 form for SMS).",
+    )
+    message = forms.CharField(
+        label="Message", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+    )
+    sender_name = forms.CharField(label="Sender name", required=False, max_length=200)
+    delivery_method = forms.ChoiceField(label="Delivery method", choices=DIGITAL_METHODS)
+    deliver_at = forms.DateTimeField(
+        label="Delivery date",
+        required=False,
+        widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
+        help_text="Leave empty to send now.",
+    )
+    program = forms.ChoiceField(label="Program", required=False)
+    funding_currency = forms.ChoiceField(label="Pay from", required=False)
+    ship_name = forms.CharField(label="Name on the parcel", required=False, max_length=200)
+    ship_line1 = forms.CharField(label="Address line 1", required=False, max_length=200)
+    ship_line2 = forms.CharField(label="Address line 2", required=False, max_length=200)
+    ship_city = forms.CharField(label="City", required=False, max_length=100)
+    ship_state = forms.CharField(label="State or region", required=False, max_length=100)
+    ship_postal_code = forms.CharField(label="Postal code", required=False, max_length=20)
+    ship_country = forms.ChoiceField(label="Country", required=False)
+    shipping_method = forms.ChoiceField(label="Shipping method", required=False)
+    idempotency_key = forms.CharField(widget=forms.HiddenInput)
+    quote_hash = forms.CharField(widget=forms.HiddenInput, required=False)
+
+    def __init__(self, *args, product, programs, currencies, shipping_methods, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.product = product
+        self.is_physical = product.type == "physical"
+        step = Decimal(1).scaleb(-exponent(product.currency))
+        if product.denomination_type == DenominationType.FIXED:
+            self.fields["amount"] = forms.TypedChoiceField(
+                label=f"Amount ({product.currency})",
+                choices=[
+                    (str(value.quantize(step)), f"{value.quantize(step)} {product.currency}")
+                    for value in product.denomination_values
+                ],
+                coerce=Decimal,
+            )
+        else:
+            low, high = product.denomination_min.quantize(step), product.denomination_max.quantize(step)
+            self.fields["amount"] = forms.DecimalField(
+                label=f"Amount ({product.currency})",
+                min_value=low,
+                max_value=high,
+                decimal_places=exponent(product.currency),
+                widget=forms.NumberInput(attrs={"min": low, "max": high, "step": step, "inputmode": "decimal"}),
+                help_text=f"Any amount from {low} to {high} {product.currency}.",
+            )
+        self.fields["program"].choices = [("", "No program")] + [(p.slug, p.name) for p in programs]
+        self.fields["funding_currency"].choices = [("", "Automatic (the gift's currency if funded)")] + [
+            (c, f"{c} balance") for c in currencies
+        ]
+        if self.is_physical:
+            self.fields["delivery_method"].choices = [("shipment", "Shipped to the address below")]
+            self.fields["ship_country"].choices = [(c, c) for c in product.countries]
+            self.fields["shipping_method"].choices = [
+                (str(m.id), f"{m.name} — {m.price} {m.currency}, about {m.estimated_days} days")
+                for m in shipping_methods
+            ]
+        else:
+            for name in [*ADDRESS_FIELDS, "shipping_method"]:
+                del self.fields[name]
+
+    def clean_recipients(self) -> list[dict[str, str]]:
+        recipients, errors = parse_recipients(self.cleaned_data["recipients"])
+        if errors:
+            raise forms.ValidationError(errors)
+        if not recipients:
+            raise forms.ValidationError("Add at least one recipient.")
+        if len(recipients) > MAX_RECIPIENTS:
+            raise forms.ValidationError(f"At most {MAX_RECIPIENTS} recipients here; use Bulk for more.")
+        return recipients
+
+    def clean_deliver_at(self):
+        value = self.cleaned_data.get("deliver_at")
+        if value is not None and value <= timezone.now():
+            raise forms.ValidationError("Choose a date and time in the future, or leave it empty to send now.")
+        return value
+
+    def address(self) -> dict[str, str] | None:
+        if not self.is_physical:
+            return None
+        return {name.removeprefix("ship_"): self.cleaned_data.get(name) or "" for name in ADDRESS_FIELDS}
