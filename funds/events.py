@@ -8,6 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+from django.db import transaction
+
 from core.money import format_amount
 
 from .models import AccountKind, LedgerAccount, LedgerEntry
@@ -54,3 +56,26 @@ def on_available_decreased(*, currency: str) -> None:
             "low_balance_threshold": format_amount(threshold, currency),
         },
     )
+    available = format_amount(cash.balance, currency)
+    transaction.on_commit(
+        lambda: _email_low_balance(currency=currency, available=available, threshold=format_amount(threshold, currency))
+    )
+
+
+def _email_low_balance(*, currency: str, available: str, threshold: str) -> None:
+    """The people the tenant chose (funds page) hear about it too, once the posting committed."""
+    from django.conf import settings
+    from django.core.mail import send_mail
+
+    from .selectors import low_balance_recipients
+
+    recipients = low_balance_recipients()
+    if recipients:
+        send_mail(
+            subject=f"Low balance: {available} {currency} available",
+            message=f"Available {currency} funds fell below {threshold} {currency}: {available} {currency} left.\n"
+            "Add funds from the Funds page of the rewards portal.",
+            from_email=settings.DEFAULT_FROM_EMAIL,
+            recipient_list=recipients,
+            fail_silently=True,  # an alert email must never break the posting that committed
+        )

@@ -97,3 +97,36 @@ class Hold(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class DepositRequestStatus(models.TextChoices):
+    PENDING = "pending"  # waiting for the operator to see the money arrive
+    CREDITED = "credited"
+    REJECTED = "rejected"
+
+
+class DepositRequest(models.Model):
+    """A tenant's notice that it sent money: the operator console approves it and credits the ledger."""
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    reference = models.CharField(max_length=100)  # the bank transfer's reference, to match the statement
+    status = models.CharField(max_length=16, choices=DepositRequestStatus.choices, default=DepositRequestStatus.PENDING)
+    requested_by = models.CharField(max_length=254)  # actor email: sandbox schemas have no staff users
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        constraints = [models.CheckConstraint(condition=Q(amount__gt=0), name="deposit_request_amount_positive")]
+
+
+class LowBalanceAlertRecipient(models.Model):
+    """Who is emailed when available funds cross below a currency's threshold (besides the balance.low webhook)."""
+
+    email = models.EmailField(unique=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["email"]

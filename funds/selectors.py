@@ -10,7 +10,7 @@ from django.db.models import QuerySet
 
 from core.errors import NotFoundError
 
-from .models import AccountKind, LedgerAccount, LedgerTransaction
+from .models import AccountKind, DepositRequest, LedgerAccount, LedgerTransaction, LowBalanceAlertRecipient
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,14 @@ def transaction_list(*, kind: str | None = None, currency: str | None = None) ->
     if currency:
         qs = qs.filter(currency=currency.upper())
     return qs
+
+
+def deposit_request_list() -> QuerySet[DepositRequest]:
+    return DepositRequest.objects.all()
+
+
+def low_balance_recipients() -> list[str]:
+    return list(LowBalanceAlertRecipient.objects.values_list("email", flat=True))
 
 
 def transaction_get(*, transaction_id: object) -> LedgerTransaction:

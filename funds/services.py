@@ -18,11 +18,13 @@ from core.money import format_amount, parse_amount, parse_currency
 from .models import (
     ACCOUNT_LOCK_ORDER,
     AccountKind,
+    DepositRequest,
     Hold,
     HoldStatus,
     LedgerAccount,
     LedgerEntry,
     LedgerTransaction,
+    LowBalanceAlertRecipient,
     TransactionKind,
 )
 
@@ -233,3 +235,91 @@ def funds_set_low_balance_threshold(*, currency: str, threshold: object | None) 
         _ensure_accounts(currency)
         LedgerAccount.objects.filter(currency=currency, kind=AccountKind.CASH).update(low_balance_threshold=value)
     return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
+
+
+DEPOSIT_REQUEST_MAX_AMOUNT = Decimal("100000000")  # a typo guard; larger deposits are arranged with the operator
+
+
+def deposit_request_create(*, currency: str, amount: object, reference: str, requested_by: str) -> DepositRequest:
+    """Record a tenant's deposit notice and email the operators (is_staff users on the public schema)."""
+    currency = parse_currency(currency)
+    value = parse_amount(amount, currency, field="amount")
+    if value > DEPOSIT_REQUEST_MAX_AMOUNT:
+        raise ApplicationError(
+            "That amount is too large for a deposit request: contact the operator.",
+            code="validation_error",
+            errors={"amount": [f"At most {DEPOSIT_REQUEST_MAX_AMOUNT:,} per request."]},
+        )
+    reference = reference.strip()
+    if not reference:
+        raise ApplicationError("A reference is required.", code="validation_error", errors={"reference": ["Required."]})
+    tenant = connection.tenant
+    with transaction.atomic():
+        deposit = DepositRequest.objects.create(
+            currency=currency, amount=value, reference=reference[:100], requested_by=requested_by[:254]
+        )
+        transaction.on_commit(lambda: _email_operators_about(deposit, tenant=tenant))
+    logger.info("deposit requested", extra={"event": "funds.deposit_request", "currency": currency})
+    return deposit
+
+
+def _email_operators_about(deposit: DepositRequest, *, tenant) -> None:
+    from django.conf import settings
+    from django.core.mail import send_mail
+    from django_tenants.utils import get_public_schema_name, schema_context
+
+    from accounts.models import User
+
+    with schema_context(get_public_schema_name()):
+        operators = list(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
+    if not operators:
+        logger.warning("deposit request with no operator to tell", extra={"event": "funds.deposit_request_unseen"})
+        return
+    where = f"{tenant.name} ({tenant.schema_name}{', sandbox' if getattr(tenant, 'is_sandbox', False) else ''})"
+    amount = f"{format_amount(deposit.amount, deposit.currency)} {deposit.currency}"
+    send_mail(
+        subject=f"Deposit request: {amount} from {tenant.name}",
+        message=(
+            f"{where} says it sent {amount}.\n"
+            f"Reference: {deposit.reference}\nRequested by: {deposit.requested_by}\nRequest id: {deposit.id}\n\n"
+            "Approve it in the operator console once the money has arrived."
+        ),
+        from_email=settings.DEFAULT_FROM_EMAIL,
+        recipient_list=operators,
+    )
+
+
+LOW_BALANCE_RECIPIENTS_MAX = 20
+
+
+def low_balance_recipients_set(*, emails: list[str]) -> list[str]:
+    """Replace who is emailed on a low balance; returns the stored list (lowercased, deduplicated, sorted)."""
+    from django.core.exceptions import ValidationError
+    from django.core.validators import validate_email
+
+    cleaned = sorted({e.strip().lower() for e in emails if e.strip()})
+    bad = []
+    for email in cleaned:
+        try:
+            validate_email(email)
+        except ValidationError:
+            bad.append(email)
+    if bad:
+        raise ApplicationError(
+            "Not valid email addresses: " + ", ".join(bad),
+            code="validation_error",
+            errors={"emails": [f"Not an email address: {e}" for e in bad]},
+        )
+    if len(cleaned) > LOW_BALANCE_RECIPIENTS_MAX:
+        raise ApplicationError(
+            f"At most {LOW_BALANCE_RECIPIENTS_MAX} people.",
+            code="validation_error",
+            errors={"emails": [f"At most {LOW_BALANCE_RECIPIENTS_MAX} addresses."]},
+        )
+    with transaction.atomic():
+        LowBalanceAlertRecipient.objects.exclude(email__in=cleaned).delete()
+        existing = set(LowBalanceAlertRecipient.objects.values_list("email", flat=True))
+        LowBalanceAlertRecipient.objects.bulk_create(
+            [LowBalanceAlertRecipient(email=e) for e in cleaned if e not in existing]
+        )
+    return cleaned

@@ -4,6 +4,7 @@ from django.urls import path
 
 from .permissions import Perm
 from .views import account, audit_log, auth, dashboard, team
+from .views import funds as funds_views
 from .views import orders as orders_views
 from .views.placeholders import coming_soon
 
@@ -30,9 +31,10 @@ urlpatterns = [
     path("rewards/<uuid:reward_id>/", orders_views.RewardDetailView.as_view(), name="reward"),
     path("rewards/<uuid:reward_id>/reveal", orders_views.RewardRevealView.as_view(), name="reward_reveal"),
     path("rewards/<uuid:reward_id>/<str:action>", orders_views.RewardActionView.as_view(), name="reward_action"),
+    path("funds/", funds_views.FundsView.as_view(), name="funds"),
+    path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     # Placeholders with real role checks; the pages' authors replace these views.
     path("send/", coming_soon("send", "Send a reward", Perm.SEND, "Browse the catalogue, send a reward."), name="send"),
     path("bulk/", coming_soon("bulk", "Bulk send", Perm.BULK, "Upload a CSV, preview, confirm."), name="bulk"),
-    path("funds/", coming_soon("funds", "Funds", Perm.FUNDS, "Ledger statement, deposits, alerts."), name="funds"),
     path("developers/", coming_soon("developers", "Developers", Perm.DEVELOPERS, "API keys."), name="developers"),
 ]
