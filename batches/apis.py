@@ -165,7 +165,7 @@ class BatchTemplateApi(TenantAPIView):
     @extend_schema(
         operation_id="batches_template",
         summary="Download the bulk CSV template (every column, two example rows)",
-        responses={200: CSV_RESPONSE},
+        responses={(200, "text/csv"): CSV_RESPONSE},  # was documented as JSON
     )
     def get(self, request):
         response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
@@ -307,7 +307,7 @@ class BatchErrorsCsvApi(TenantAPIView):
     @extend_schema(
         operation_id="batches_errors_csv",
         summary="The rows that cannot be sent: row, column, message (CSV, formula cells neutralised)",
-        responses={200: CSV_RESPONSE},
+        responses={(200, "text/csv"): CSV_RESPONSE},  # was documented as JSON
     )
     def get(self, request, batch_id):
         batch = batch_get(batch_id=batch_id)
@@ -320,7 +320,7 @@ class BatchResultsCsvApi(TenantAPIView):
     @extend_schema(
         operation_id="batches_results_csv",
         summary="Each valid row's outcome: row, reward_id, status, external_id, reason (CSV, formulas neutralised)",
-        responses={200: CSV_RESPONSE},
+        responses={(200, "text/csv"): CSV_RESPONSE},  # was documented as JSON
     )
     def get(self, request, batch_id):
         batch = batch_get(batch_id=batch_id)

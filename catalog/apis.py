@@ -16,8 +16,9 @@ from programs.selectors import program_get
 from .models import DenominationType, FxRate, Product, ProductType, ShippingMethod
 from .selectors import fx_rate_list, product_get_for_tenant, product_list_for_tenant, shipping_method_list
 
-COUNTRY_FIELD = {"regex": r"^[A-Za-z]{2}$", "error_messages": {"invalid": "Use an ISO 3166 alpha-2 code like US."}}
-CURRENCY_FIELD = {"regex": r"^[A-Za-z]{3}$", "error_messages": {"invalid": "Use an ISO 4217 code like USD."}}
+COUNTRY_RE, CURRENCY_RE = r"^[A-Za-z]{2}$", r"^[A-Za-z]{3}$"  # also documented on the query parameters
+COUNTRY_FIELD = {"regex": COUNTRY_RE, "error_messages": {"invalid": "Use an ISO 3166 alpha-2 code like US."}}
+CURRENCY_FIELD = {"regex": CURRENCY_RE, "error_messages": {"invalid": "Use an ISO 4217 code like USD."}}
 
 
 def format_rate(rate: Decimal) -> str:
@@ -167,11 +168,17 @@ class ProductListApi(TenantListAPIView):
             "program's allowed products. Products temporarily unavailable are listed with `is_orderable: false`."
         ),
         parameters=[
-            OpenApiParameter("country", str, description="ISO 3166 alpha-2: redeemable there"),
-            OpenApiParameter("currency", str, description="ISO 4217"),
+            OpenApiParameter("country", str, description="ISO 3166 alpha-2: redeemable there", pattern=COUNTRY_RE),
+            OpenApiParameter("currency", str, description="ISO 4217", pattern=CURRENCY_RE),
             OpenApiParameter("type", str, enum=ProductType.values),
-            OpenApiParameter("q", str, description="Search in product and brand names"),
-            OpenApiParameter("program", str, description="Program slug: only its allowed products"),
+            OpenApiParameter(
+                "q", {"type": "string", "maxLength": 100}, description="Search in product and brand names"
+            ),
+            OpenApiParameter(
+                "program",
+                {"type": "string", "maxLength": 60, "pattern": r"^[-a-zA-Z0-9_]+$"},
+                description="Program slug: only its allowed products",
+            ),
         ],
         examples=[
             OpenApiExample(
@@ -218,7 +225,7 @@ class ShippingMethodListApi(TenantListAPIView):
     @extend_schema(
         operation_id="shipping_methods_list",
         summary="Shipping methods for physical rewards",
-        parameters=[OpenApiParameter("country", str, description="Only methods delivering there")],
+        parameters=[OpenApiParameter("country", str, description="Only methods delivering there", pattern=COUNTRY_RE)],
         examples=[
             OpenApiExample(
                 "Shipping methods to Germany",
@@ -261,7 +268,10 @@ class FxRateListApi(TenantListAPIView):
     @extend_schema(
         operation_id="fx_rates_list",
         summary="Current FX rates (1 base = rate quote)",
-        parameters=[OpenApiParameter("base", str), OpenApiParameter("quote", str)],
+        parameters=[
+            OpenApiParameter("base", str, pattern=CURRENCY_RE),
+            OpenApiParameter("quote", str, pattern=CURRENCY_RE),
+        ],
         examples=[
             OpenApiExample(
                 "Rates from USD",

@@ -237,7 +237,10 @@ class RewardResendApi(TenantAPIView):
         operation_id="rewards_resend",
         summary="Send a delivered reward again, optionally to a corrected email or phone",
         request=ResendInput,
-        responses={202: inline_serializer("ResendQueued", {"status": serializers.CharField()})},
+        responses={
+            202: inline_serializer("ResendQueued", {"status": serializers.CharField()}),
+            409: OpenApiResponse(description="not_resendable (only email and SMS rewards can be resent)"),
+        },
         examples=[
             OpenApiExample("Corrected address", request_only=True, value={"email": "ada@new.example"}),
             OpenApiExample("Queued", response_only=True, value={"status": "queued"}, status_codes=["202"]),

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, inline_serializer
 from rest_framework import serializers
 from rest_framework.response import Response
 
@@ -57,19 +57,22 @@ class BalanceListApi(TenantAPIView):
     @extend_schema(
         operation_id="balances_list",
         summary="Balances per currency",
-        responses={200: BalanceOutput(many=True)},
+        # The body is {"results": [...]} (it was documented as a bare array).
+        responses={200: inline_serializer("BalanceList", {"results": BalanceOutput(many=True)})},
         examples=[
             OpenApiExample(
                 "Balances",
-                value=[
-                    {
-                        "currency": "USD",
-                        "posted": "5000.00",
-                        "held": "125.00",
-                        "available": "4875.00",
-                        "low_balance_threshold": "500.00",
-                    }
-                ],
+                value={
+                    "results": [
+                        {
+                            "currency": "USD",
+                            "posted": "5000.00",
+                            "held": "125.00",
+                            "available": "4875.00",
+                            "low_balance_threshold": "500.00",
+                        }
+                    ]
+                },
                 response_only=True,
             )
         ],

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
@@ -246,8 +247,8 @@ class OrderListCreateApi(TenantListAPIView):
             OpenApiParameter("status", str, enum=OrderStatus.values),
             OpenApiParameter("external_id", str),
             OpenApiParameter("program", str),
-            OpenApiParameter("created_after", str, description="ISO 8601 timestamp"),
-            OpenApiParameter("created_before", str, description="ISO 8601 timestamp"),
+            OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="ISO 8601 timestamp"),
+            OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO 8601 timestamp"),
         ],
         examples=[
             OpenApiExample(
@@ -371,7 +372,7 @@ class RewardListApi(TenantListAPIView):
         summary="List rewards",
         parameters=[
             OpenApiParameter("status", str, enum=RewardStatus.values),
-            OpenApiParameter("order_id", str),
+            OpenApiParameter("order_id", OpenApiTypes.UUID),
             OpenApiParameter("recipient_email", str),
         ],
         examples=[
@@ -387,8 +388,16 @@ class RewardListApi(TenantListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
+        order_id = params.get("order_id") or None
+        if order_id is not None:
+            try:
+                order_id = serializers.UUIDField().to_internal_value(order_id)
+            except serializers.ValidationError:  # was a 500: the ORM raised on a non-UUID order_id
+                raise ApplicationError(
+                    "order_id must be an order id (a UUID).", code="validation_error", errors={"order_id": ["Bad id."]}
+                ) from None
         return reward_list(
-            status=params.get("status"), order_id=params.get("order_id"), recipient_email=params.get("recipient_email")
+            status=params.get("status"), order_id=order_id, recipient_email=params.get("recipient_email")
         )
 
 

@@ -386,7 +386,8 @@ class EventRedeliverApi(TenantAPIView):
         operation_id="events_redeliver",
         summary="Send this event again (same webhook-id) to its enabled endpoints, or to one endpoint",
         request=EventRedeliverInput,
-        responses={202: DeliveryOutput(many=True)},
+        # The body is {"results": [...]} (it was documented as a bare array).
+        responses={202: inline_serializer("RedeliveryList", {"results": DeliveryOutput(many=True)})},
         examples=[
             OpenApiExample("One endpoint", value={"endpoint_id": _ENDPOINT_EXAMPLE["id"]}, request_only=True),
             OpenApiExample(

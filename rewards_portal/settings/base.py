@@ -69,6 +69,8 @@ AUTH_USER_MODEL = "accounts.User"
 MIDDLEWARE = [
     "core.middleware.RequestLogMiddleware",
     "django.middleware.security.SecurityMiddleware",
+    "core.middleware_security.ContentSecurityPolicyMiddleware",  # CONTENT_SECURITY_POLICY below
+    "core.middleware_security.RejectNulBytesMiddleware",  # NUL in a path/query string: 400/422, never a 500
     "whitenoise.middleware.WhiteNoiseMiddleware",  # serves /static/ from gunicorn (docs UI, admin)
     "tenants.middleware.TenantRoutingMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -180,6 +182,12 @@ AUTH_PASSWORD_VALIDATORS = [
 X_FRAME_OPTIONS = "DENY"
 SECURE_CONTENT_TYPE_NOSNIFF = True
 SECURE_REFERRER_POLICY = "same-origin"
+# Content-Security-Policy header on every response (core.middleware_security); empty = no header.
+CONTENT_SECURITY_POLICY = env(
+    "CONTENT_SECURITY_POLICY",
+    default="default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
+    "script-src 'self' 'unsafe-inline'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+)
 
 # Fernet keys (comma-separated) for codes and secrets at rest; the first encrypts, all decrypt (rotation).
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
@@ -281,6 +289,11 @@ SPECTACULAR_SETTINGS = {
     "REDOC_DIST": "SIDECAR",
     # validatorUrl None: Swagger UI would otherwise send the schema URL to validator.swagger.io for a badge.
     "SWAGGER_UI_SETTINGS": {"deepLinking": True, "validatorUrl": None},
+    # Every operation documents its problem+json error responses (security/tests run schemathesis on them).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "core.api.schema.problem_responses_hook",
+    ],
 }
 # Requests per minute per API key (fixed window in Redis); 429 with Retry-After beyond it.
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)

@@ -1,0 +1,1 @@
+"""Security tests only (no app): cross-tenant matrix, scopes, schemathesis, brute force, logs, headers."""
