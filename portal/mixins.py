@@ -69,11 +69,17 @@ def require_tenant_host(request: HttpRequest) -> None:
         raise Http404("The portal answers on tenant hosts only")
 
 
+def suspended(request: HttpRequest) -> HttpResponse:
+    return render(request, "portal/auth/suspended.html", {"page_title": "Account suspended"}, status=403)
+
+
 class TenantHostRequiredMixin:
-    """For views that need no sign-in (login, password reset): 404 on the public host."""
+    """For views that need no sign-in (login, password reset): 404 on the public host; a suspended tenant is closed."""
 
     def dispatch(self, request, *args, **kwargs):
         require_tenant_host(request)
+        if not request.tenant.is_active:
+            return suspended(request)
         return super().dispatch(request, *args, **kwargs)
 
 
@@ -108,11 +114,13 @@ def forbidden(request: HttpRequest, perm: Perm | str) -> HttpResponse:
 
 
 def portal_gate(request: HttpRequest, *, perm: Perm | str | None) -> HttpResponse | None:
-    """Checks in order: tenant host (404), signed in on this tenant (login), idle timeout, role (403).
+    """Checks in order: tenant host (404), tenant active, signed in on this tenant (login), idle timeout, role (403).
 
     Runs on the live schema: `request.user` is evaluated here, before any switch to the sandbox twin.
     """
     require_tenant_host(request)
+    if not request.tenant.is_active:
+        return suspended(request)
     user = request.user
     if not user.is_authenticated:
         return redirect_to_login(request.get_full_path())

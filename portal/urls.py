@@ -3,7 +3,7 @@
 from django.urls import path
 
 from .permissions import Perm
-from .views import account, audit_log, auth, dashboard, team
+from .views import account, audit_log, auth, bulk, dashboard, send, team
 from .views import funds as funds_views
 from .views import orders as orders_views
 from .views.placeholders import coming_soon
@@ -24,6 +24,16 @@ urlpatterns = [
     path("team/", team.TeamView.as_view(), name="team"),
     path("team/<int:user_id>/<str:action>", team.TeamMemberView.as_view(), name="team_member"),
     path("audit/", audit_log.AuditLogView.as_view(), name="audit"),
+    path("send/", send.CatalogueView.as_view(), name="send"),
+    path("send/<uuid:product_id>/", send.SendRewardView.as_view(), name="send_product"),
+    path("send/orders/<uuid:order_id>/", send.SendDoneView.as_view(), name="send_done"),
+    path("bulk/", bulk.BulkView.as_view(), name="bulk"),
+    path("bulk/template.csv", bulk.BulkTemplateCsvView.as_view(), name="bulk_template"),
+    path("bulk/<uuid:batch_id>/", bulk.BulkBatchView.as_view(), name="bulk_batch"),
+    path("bulk/<uuid:batch_id>/confirm", bulk.BulkConfirmView.as_view(), name="bulk_confirm"),
+    path("bulk/<uuid:batch_id>/progress.json", bulk.BulkProgressView.as_view(), name="bulk_progress"),
+    path("bulk/<uuid:batch_id>/errors.csv", bulk.BulkErrorsCsvView.as_view(), name="bulk_errors"),
+    path("bulk/<uuid:batch_id>/results.csv", bulk.BulkResultsCsvView.as_view(), name="bulk_results"),
     path("orders/", orders_views.OrderListView.as_view(), name="orders"),
     path("orders/export.csv", orders_views.OrderExportView.as_view(), name="orders_export"),
     path("orders/<uuid:order_id>/", orders_views.OrderDetailView.as_view(), name="order"),
@@ -34,7 +44,5 @@ urlpatterns = [
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     # Placeholders with real role checks; the pages' authors replace these views.
-    path("send/", coming_soon("send", "Send a reward", Perm.SEND, "Browse the catalogue, send a reward."), name="send"),
-    path("bulk/", coming_soon("bulk", "Bulk send", Perm.BULK, "Upload a CSV, preview, confirm."), name="bulk"),
     path("developers/", coming_soon("developers", "Developers", Perm.DEVELOPERS, "API keys."), name="developers"),
 ]

@@ -184,3 +184,13 @@ def test_every_role_can_sign_in(client_a, tenant_a, role):
     user = make_staff(tenant_a, f"{role}-x@alpha.test", role)
     assert sign_in(client_a, user.email).status_code == 302
     assert client_a.get("/").status_code == 200
+
+
+def test_a_suspended_tenant_portal_is_closed(signed_in, tenant_a):
+    from tenants.services import tenant_set_status
+
+    client, user = signed_in("admin")
+    tenant_set_status(tenant=tenant_a, status="suspended")
+    response = client.get("/")
+    assert response.status_code == 403 and "suspended" in response.content.decode()
+    assert sign_in(client, user.email).status_code == 403

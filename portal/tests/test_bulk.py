@@ -183,3 +183,18 @@ def test_sandbox_mode_uploads_into_the_sandbox_twin(signed_in, funded_a, shop):
     client.post("/mode/", {"mode": "live", "next": "/bulk/"})
     assert client.get(f"/bulk/{batch_id}/").status_code == 404  # a sandbox batch is not in live
     assert "test-run.csv" not in client.get("/bulk/").content.decode()
+
+
+def test_reupload_of_a_sent_file_is_refused_unless_forced(signed_in, funded_a, shop):
+    client, _ = signed_in("manager")
+    data = csv_bytes(digital_rows(shop.coffee_usd, 3))
+    first = _batch_id(_post(client, data))
+    assert client.post(f"/bulk/{first}/confirm").status_code == 302
+    response = _post(client, data)
+    assert response.status_code == 409
+    page = response.content.decode()
+    assert f"This file was already sent as batch {first}" in page.split('id="id_file-errors"')[1]
+    assert 'name="force"' in page  # the way out is offered next to the error
+    second = _batch_id(_post(client, data, force="on"))
+    page = client.get(f"/bulk/{second}/").content.decode()
+    assert "The same file was uploaded before" in page and f'href="/bulk/{first}/"' in page
