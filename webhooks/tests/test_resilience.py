@@ -122,6 +122,20 @@ def _purge_queued(schema_name: str, queue: str = "webhooks") -> int:
     return removed
 
 
+def _restart(pool) -> None:
+    """pool.start(2); on an overloaded machine booting may take longer than start() waits: let it finish."""
+    try:
+        pool.start(2)
+    except RuntimeError as exc:
+        if "did not start" not in str(exc) or not all(p.poll() is None for p in pool.processes):
+            raise
+        print(f"\n(workers still booting after start()'s wait; going on: {pool.processes})")
+
+
+def _in_flight(states: Counter) -> int:
+    return states[DeliveryStatus.PENDING] + states[DeliveryStatus.SENDING]
+
+
 def _unfinished(tenant) -> list[dict]:
     """The deliveries not yet succeeded, for a failure message."""
     with tenant_context(tenant):
@@ -174,23 +188,25 @@ def test_every_event_arrives_at_least_once_while_workers_are_killed_at_random(
 
     kills: list[dict] = []
     try:
-        # Kill -9 at random moments while orders are still being placed, restarting the pool each time.
+        # Kill -9 at random moments with events in flight, restarting the pool each time.
         for _ in range(KILLS):
             time.sleep(rng.uniform(1.0, 4.0))
-            states = _states(committed_tenant)
+            while not _in_flight(states := _states(committed_tenant)):
+                assert time.monotonic() - started < 120, "no event in flight to kill the workers under"
+                time.sleep(0.05)
             celery_worker_process.kill()
             kills.append(
                 {
                     "at": round(time.monotonic() - started, 1),
                     "placed": len(placed),
-                    "in_flight": states[DeliveryStatus.PENDING] + states[DeliveryStatus.SENDING],
+                    "in_flight": _in_flight(states),
                     "sending": states[DeliveryStatus.SENDING],
                 }
             )
             time.sleep(rng.uniform(0.0, 1.0))  # events keep coming while no worker runs
-            celery_worker_process.start(2)
+            _restart(celery_worker_process)
         for thread in clients:
-            thread.join(timeout=120)
+            thread.join(timeout=max(0.0, started + 240 - time.monotonic()))  # ~20 s on an idle machine
         assert not errors, errors
         assert len(placed) == ORDERS
         produced_at = time.monotonic() - started
@@ -214,8 +230,7 @@ def test_every_event_arrives_at_least_once_while_workers_are_killed_at_random(
     assert not errors, errors
     assert states == Counter({DeliveryStatus.SUCCEEDED: ORDERS}), states
 
-    # At least three kills landed while events were in flight.
-    assert len([k for k in kills if k["in_flight"] > 0]) >= 3, kills
+    assert len(kills) >= 3 and all(k["in_flight"] for k in kills), kills  # every kill with events in flight
 
     # What the receiver got: complete requests only (a worker killed mid-write cuts its request short; a
     # receiver answers that with an error and the delivery, never marked succeeded, is sent again).
