@@ -12,18 +12,22 @@ def login(page, email: str) -> None:
     page.get_by_label("Email").fill(email)
     page.get_by_label("Password").fill(PASSWORD)
     page.get_by_role("button", name="Sign in").click()
-    page.wait_for_load_state()
-    page.screenshot(path=str(SCREENSHOTS / "debug-login.png"))
     page.wait_for_url(lambda url: "/login/" not in url)
 
 
-def test_orders_reward_and_funds_pages(browser_page, committed_tenant, make_api_client):
+def test_orders_reward_and_funds_pages(browser_page, committed_tenant):
+    from django.db import connection
+
+    from conftest import ApiClient
     from funds.services import funds_deposit
+    from tenants.services import api_key_create
 
     with tenant_context(committed_tenant):
         funds_deposit(currency="USD", amount="500.00", reference="opening")
     shop = make_shop()
-    api = make_api_client(committed_tenant)
+    connection.set_schema_to_public()
+    key, raw = api_key_create(tenant=committed_tenant, scopes=["read", "write"])
+    api = ApiClient(raw, key)  # writes commit: the live server thread must see them
     body = digital_order(shop.coffee_usd, "25.00", po_number="PO-BROWSER")
     body["rewards"][0]["recipient"] = {"name": "Katherine Johnson", "email": "katherine@example.com"}
     response = api.post("/api/v1/orders", body)
