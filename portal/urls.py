@@ -31,6 +31,7 @@ urlpatterns = [
     path("bulk/template.csv", bulk.BulkTemplateCsvView.as_view(), name="bulk_template"),
     path("bulk/<uuid:batch_id>/", bulk.BulkBatchView.as_view(), name="bulk_batch"),
     path("bulk/<uuid:batch_id>/confirm", bulk.BulkConfirmView.as_view(), name="bulk_confirm"),
+    path("bulk/<uuid:batch_id>/cancel", bulk.BulkCancelView.as_view(), name="bulk_cancel"),
     path("bulk/<uuid:batch_id>/progress.json", bulk.BulkProgressView.as_view(), name="bulk_progress"),
     path("bulk/<uuid:batch_id>/errors.csv", bulk.BulkErrorsCsvView.as_view(), name="bulk_errors"),
     path("bulk/<uuid:batch_id>/results.csv", bulk.BulkResultsCsvView.as_view(), name="bulk_results"),

@@ -198,3 +198,18 @@ def test_reupload_of_a_sent_file_is_refused_unless_forced(signed_in, funded_a, s
     second = _batch_id(_post(client, data, force="on"))
     page = client.get(f"/bulk/{second}/").content.decode()
     assert "The same file was uploaded before" in page and f'href="/bulk/{first}/"' in page
+
+
+def test_a_preview_can_be_discarded_and_a_confirmed_batch_stopped(signed_in, funded_a, shop):
+    client, _ = signed_in("manager")
+    preview = _batch_id(_post(client, csv_bytes(digital_rows(shop.coffee_usd, 2))))
+    assert client.post(f"/bulk/{preview}/cancel").status_code == 302
+    sent = _batch_id(_post(client, csv_bytes(digital_rows(shop.coffee_usd, 4, domain="other.example"))))
+    client.post(f"/bulk/{sent}/confirm")
+    assert "Stop sending" in client.get(f"/bulk/{sent}/").content.decode()
+    page = client.post(f"/bulk/{sent}/cancel", follow=True).content.decode()
+    assert "Batch canceled" in page and "Canceled" in page
+    with tenant_context(funded_a):
+        assert {b.status for b in Batch.objects.all()} == {"canceled"}
+        assert Hold.objects.get(reference=f"batch:{sent}").status == "released"
+        assert AuditEvent.objects.filter(action="batch.cancel").count() == 2

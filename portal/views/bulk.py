@@ -25,7 +25,7 @@ from django_tenants.utils import tenant_context
 from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, template_csv
 from batches.models import BATCH_ACTIVE_STATES, Batch, BatchRowError, BatchStatus
 from batches.selectors import batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
-from batches.services import batch_confirm, batch_upload
+from batches.services import batch_cancel, batch_confirm, batch_upload
 from core.errors import ApplicationError, NotFoundError
 from fulfillment.manifests import csv_safe
 from programs.selectors import program_list
@@ -199,7 +199,7 @@ class BulkBatchView(PortalView):
             errors_shown=ERRORS_SHOWN,
             progress=_progress(batch),
             active=batch.status in BATCH_ACTIVE_STATES,
-            finished=batch.status in FINISHED,
+            finished=batch.status in FINISHED and batch.confirmed_at is not None,  # a discarded preview has no results
         )
         return context
 
@@ -221,6 +221,23 @@ class BulkConfirmView(PortalMixin, View):
                 data={"valid_rows": batch.valid_rows, "total_cost": batch.total_cost},
             )
             messages.success(request, f"Batch confirmed: funds held, sending {batch.valid_rows} rewards.")
+        return redirect("portal:bulk_batch", batch_id=batch.id)
+
+
+class BulkCancelView(PortalMixin, View):
+    """Discard a preview, or stop a batch being sent: unsent rows are not sent and their funds are released."""
+
+    permission = Perm.BULK
+
+    def post(self, request, batch_id):
+        batch = _batch_or_404(batch_id)
+        try:
+            batch = batch_cancel(batch_id=batch.id)
+        except ApplicationError as exc:
+            messages.error(request, exc.detail)
+        else:
+            self.audit("batch.cancel", object_type="batch", object_id=batch.id, data={"rows_done": batch.rows_done})
+            messages.success(request, "Batch canceled: nothing more is sent from it.")
         return redirect("portal:bulk_batch", batch_id=batch.id)
 
 
