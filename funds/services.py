@@ -323,3 +323,42 @@ def low_balance_recipients_set(*, emails: list[str]) -> list[str]:
             [LowBalanceAlertRecipient(email=e) for e in cleaned if e not in existing]
         )
     return cleaned
+
+
+def _deposit_request_resolve(*, request_id: object, to: str, acting_operator: str) -> DepositRequest:
+    from core.errors import NotFoundError
+
+    from .models import DepositRequestStatus
+
+    with transaction.atomic():
+        deposit = DepositRequest.objects.select_for_update().filter(pk=request_id).first()
+        if deposit is None:
+            raise NotFoundError("No such deposit request.")
+        if deposit.status != DepositRequestStatus.PENDING:
+            raise ApplicationError(
+                f"This deposit request is already {deposit.status}.", code="deposit_request_resolved", status=409
+            )
+        if to == DepositRequestStatus.CREDITED:
+            funds_deposit(
+                currency=deposit.currency,
+                amount=deposit.amount,
+                description=f"Deposit {deposit.reference} (approved by {acting_operator})"[:300],
+                reference=f"deposit_request:{deposit.id}",
+            )
+        deposit.status = to
+        deposit.resolved_at = timezone.now()
+        deposit.save(update_fields=["status", "resolved_at"])
+    logger.info(
+        "deposit request resolved", extra={"event": f"funds.deposit_request_{to}", "currency": deposit.currency}
+    )
+    return deposit
+
+
+def deposit_request_approve(*, request_id: object, acting_operator: str) -> DepositRequest:
+    """Operator: the money arrived. Credit the ledger once (in the current tenant schema) and mark it credited."""
+    return _deposit_request_resolve(request_id=request_id, to="credited", acting_operator=acting_operator)
+
+
+def deposit_request_reject(*, request_id: object, acting_operator: str) -> DepositRequest:
+    """Operator: no such money arrived. Nothing is credited."""
+    return _deposit_request_resolve(request_id=request_id, to="rejected", acting_operator=acting_operator)

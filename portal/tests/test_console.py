@@ -1,0 +1,157 @@
+"""The operator console (/console/): public host only, operators only; tenants, deposits, catalogue, health."""
+
+from __future__ import annotations
+
+from decimal import Decimal
+
+import pytest
+from django.test import Client
+from django_tenants.utils import tenant_context
+
+from .conftest import PASSWORD, portal_client
+
+pytestmark = pytest.mark.django_db
+
+
+def make_operator(email: str = "op@operator.test", *, is_staff: bool = True):
+    from accounts.models import User
+
+    return User.objects.create_user(email, PASSWORD, is_staff=is_staff)
+
+
+@pytest.fixture
+def operator_client(db) -> Client:
+    operator = make_operator()
+    client = Client(HTTP_HOST="localhost")
+    client.force_login(operator)
+    return client
+
+
+def test_anonymous_is_sent_to_sign_in_and_non_staff_refused(db):
+    client = Client(HTTP_HOST="localhost")
+    response = client.get("/console/tenants/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/console/login/")
+    make_operator("plain@operator.test", is_staff=False)
+    response = client.post("/console/login/", {"email": "plain@operator.test", "password": PASSWORD})
+    assert response.status_code == 200
+    assert b"match an operator account" in response.content
+    client.force_login(make_operator("plain2@operator.test", is_staff=False))
+    assert client.get("/console/tenants/").status_code == 403
+    assert client.get("/console/health/").status_code == 403
+
+
+def test_operator_signs_in_and_failures_are_throttled(db, settings):
+    make_operator()
+    client = Client(HTTP_HOST="localhost")
+    response = client.post("/console/login/", {"email": "op@operator.test", "password": PASSWORD})
+    assert response.status_code == 302
+    assert client.get("/console/tenants/").status_code == 200
+    client.post("/console/logout/")
+    assert client.get("/console/tenants/").status_code == 302
+    for _ in range(settings.PORTAL_LOGIN_FAILURE_LIMIT):
+        client.post("/console/login/", {"email": "op@operator.test", "password": "wrong"})
+    response = client.post("/console/login/", {"email": "op@operator.test", "password": PASSWORD})
+    assert response.status_code == 429
+
+
+def test_console_is_a_404_on_a_tenant_host(tenant_a, operator_client):
+    client = portal_client(tenant_a)
+    assert client.get("/console/login/").status_code == 404
+    assert client.get("/console/tenants/").status_code == 404
+
+
+def test_tenant_create_via_the_form_and_bad_slug_shown_next_to_field(operator_client):
+    from tenants.models import Tenant
+
+    before = Tenant.objects.count()
+    response = operator_client.post("/console/tenants/", {"slug": "Bad Slug!", "name": "Bad", "currency": "USD"})
+    assert response.status_code == 422
+    assert b'id="id_slug-errors"' in response.content
+    assert Tenant.objects.count() == before
+
+    response = operator_client.post("/console/tenants/", {"slug": "gamma-co", "name": "Gamma Co", "currency": "eur"})
+    assert response.status_code == 302
+    tenant = Tenant.objects.get(slug="gamma-co", is_sandbox=False)
+    assert tenant.default_currency == "EUR"
+    assert Tenant.objects.filter(slug="gamma-co", is_sandbox=True).exists()
+    page = operator_client.get("/console/tenants/")
+    assert b"gamma-co.localhost" in page.content
+
+
+def test_suspend_makes_the_api_key_get_403_then_reactivate(tenant_a, operator_client, make_api_client):
+    from audit.models import AuditEvent
+
+    api = make_api_client(tenant_a)
+    assert api.get("/api/v1/balances").status_code == 200
+    response = operator_client.post(f"/console/tenants/{tenant_a.slug}/status", {"status": "suspended"})
+    assert response.status_code == 302
+    response = api.get("/api/v1/balances")
+    assert response.status_code == 403
+    assert response.json()["code"] == "tenant_suspended"
+    with tenant_context(tenant_a):
+        assert AuditEvent.objects.filter(action="tenant.suspend", actor="operator:op@operator.test").exists()
+    operator_client.post(f"/console/tenants/{tenant_a.slug}/status", {"status": "active"})
+    assert api.get("/api/v1/balances").status_code == 200
+
+
+def test_deposit_request_approved_credits_exactly_once(tenant_a, operator_client):
+    from audit.models import AuditEvent
+    from funds.models import DepositRequestStatus
+    from funds.selectors import balance_get, ledger_invariant_violations
+    from funds.services import deposit_request_create
+
+    with tenant_context(tenant_a):
+        before = balance_get(currency="USD")
+        before_available = before.available if before else Decimal("0")
+        deposit = deposit_request_create(currency="USD", amount="250.00", reference="WIRE-1", requested_by="f@a.test")
+    page = operator_client.get("/console/deposits/")
+    assert b"WIRE-1" in page.content
+    url = f"/console/deposits/{tenant_a.schema_name}/{deposit.id}/approve"
+    assert operator_client.post(url).status_code == 302
+    response = operator_client.post(url, follow=True)
+    assert b"already credited" in response.content
+    with tenant_context(tenant_a):
+        deposit.refresh_from_db()
+        assert deposit.status == DepositRequestStatus.CREDITED
+        assert balance_get(currency="USD").available == before_available + Decimal("250.00")
+        assert ledger_invariant_violations() == []
+        assert AuditEvent.objects.filter(action="funds.deposit_request_approved").count() == 1
+    assert b"WIRE-1" not in operator_client.get("/console/deposits/").content
+
+
+def test_deposit_request_reject_credits_nothing(tenant_a, operator_client):
+    from funds.selectors import balance_get
+    from funds.services import deposit_request_create
+
+    with tenant_context(tenant_a):
+        before = balance_get(currency="USD")
+        deposit = deposit_request_create(currency="USD", amount="10.00", reference="WIRE-2", requested_by="f@a.test")
+    operator_client.post(f"/console/deposits/{tenant_a.schema_name}/{deposit.id}/reject")
+    with tenant_context(tenant_a):
+        deposit.refresh_from_db()
+        assert deposit.status == "rejected"
+        assert balance_get(currency="USD") == before
+
+
+def test_health_lists_disabled_endpoint_and_queue_lengths(tenant_b, operator_client):
+    from webhooks.models import WebhookEndpoint
+
+    with tenant_context(tenant_b):
+        WebhookEndpoint.objects.create(
+            url="https://hooks.example.com/dead", enabled=False, disabled_reason="Failing for 5 days"
+        )
+    response = operator_client.get("/console/health/")
+    assert response.status_code == 200
+    body = response.content.decode()
+    assert "https://hooks.example.com/dead" in body
+    assert "Failing for 5 days" in body
+    for name in ("default", "delivery", "webhooks", "bulk"):
+        assert f'data-testid="queue-{name}"' in body
+    assert "unknown" not in body  # the broker answered LLEN
+
+
+def test_catalog_page(operator_client):
+    response = operator_client.get("/console/catalog/")
+    assert response.status_code == 200
+    assert b"inventory_import" in response.content or b"No suppliers" in response.content

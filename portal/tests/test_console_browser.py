@@ -1,0 +1,58 @@
+"""Browser test in headless Chromium: an operator signs in on the public host, opens tenants and health."""
+
+from __future__ import annotations
+
+import pytest
+
+from .conftest import PASSWORD, SCREENSHOTS
+
+
+def test_browser_operator_console(static_from_app_dirs, live_http):
+    import os
+    import shutil
+    from pathlib import Path
+
+    from django.db import connections
+
+    from .conftest import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists() or shutil.which(CHROMIUM) is None:
+        pytest.skip(f"{CHROMIUM} is missing")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    from accounts.models import User
+
+    if not User.objects.filter(email="browser-op@operator.test").exists():
+        User.objects.create_user("browser-op@operator.test", PASSWORD, is_staff=True)
+    port = live_http.rsplit(":", 1)[1]
+    previous = os.environ.get("DJANGO_ALLOW_ASYNC_UNSAFE")
+    os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = "true"
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    try:
+        with sync_api.sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True)
+            context = browser.new_context(base_url=f"http://localhost:{port}", viewport={"width": 1280, "height": 800})
+            context.set_default_timeout(15_000)
+            page = context.new_page()
+            try:
+                page.goto("/console/login/")
+                page.get_by_label("Email").fill("browser-op@operator.test")
+                page.get_by_label("Password").fill(PASSWORD)
+                page.get_by_role("button", name="Sign in").click()
+                page.wait_for_url(lambda url: "/console/tenants/" in url)
+                assert page.get_by_role("heading", name="Tenants", exact=True).is_visible()
+                page.screenshot(path=str(SCREENSHOTS / "console-tenants.png"), full_page=True)
+                page.get_by_role("navigation", name="Main").get_by_role("link", name="Health").click()
+                page.wait_for_url(lambda url: "/console/health/" in url)
+                assert page.get_by_role("heading", name="Queues", exact=True).is_visible()
+                page.screenshot(path=str(SCREENSHOTS / "console-health.png"), full_page=True)
+            finally:
+                context.close()
+                browser.close()
+                connections.close_all()
+    finally:
+        connections.close_all()
+        User.objects.filter(email="browser-op@operator.test").delete()
+        if previous is None:
+            os.environ.pop("DJANGO_ALLOW_ASYNC_UNSAFE", None)
+        else:
+            os.environ["DJANGO_ALLOW_ASYNC_UNSAFE"] = previous
