@@ -155,3 +155,37 @@ def test_catalog_page(operator_client):
     response = operator_client.get("/console/catalog/")
     assert response.status_code == 200
     assert b"inventory_import" in response.content or b"No suppliers" in response.content
+
+
+def test_inventory_upload_imports_codes_and_shows_bad_rows_next_to_the_file(operator_client):
+    import uuid
+
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.inventory import inventory_stock
+    from catalog.tests.test_inventory import make_inventory_product
+
+    _supplier, product = make_inventory_product()
+    tag = uuid.uuid4().hex[:6].upper()
+    good = "code,pin,denomination\n" + "".join(f"{tag}-OK-{i},{i},10\n" for i in range(3))
+    response = operator_client.post(
+        "/console/catalog/",
+        {"product": str(product.pk), "batch": "PO-9", "file": SimpleUploadedFile("c.csv", good.encode())},
+    )
+    assert response.status_code == 302
+    [line] = inventory_stock(product=product)
+    assert line.available == 3
+    page = operator_client.get("/console/catalog/")
+    assert product.name.encode() in page.content
+
+    bad = f"code,pin,denomination\n{tag}-NEW-1,1,10\n,2,10\n{tag}-NEW-3,3,999\n"
+    response = operator_client.post(
+        "/console/catalog/", {"product": str(product.pk), "file": SimpleUploadedFile("c.csv", bad.encode())}
+    )
+    assert response.status_code == 422
+    body = response.content.decode()
+    assert 'id="id_file-errors"' in body
+    assert "2 bad row(s); nothing was imported." in body
+    assert "Row 3, code" in body
+    [line] = inventory_stock(product=product)
+    assert line.available == 3
