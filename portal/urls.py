@@ -2,11 +2,9 @@
 
 from django.urls import path
 
-from .permissions import Perm
-from .views import account, audit_log, auth, bulk, dashboard, send, team
+from .views import account, audit_log, auth, bulk, dashboard, developers, send, team
 from .views import funds as funds_views
 from .views import orders as orders_views
-from .views.placeholders import coming_soon
 
 app_name = "portal"
 
@@ -44,6 +42,18 @@ urlpatterns = [
     path("rewards/<uuid:reward_id>/<str:action>", orders_views.RewardActionView.as_view(), name="reward_action"),
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
-    # Placeholders with real role checks; the pages' authors replace these views.
-    path("developers/", coming_soon("developers", "Developers", Perm.DEVELOPERS, "API keys."), name="developers"),
+    path("developers/", developers.DevelopersView.as_view(), name="developers"),
+    path("developers/keys/<str:key_id>/<str:action>", developers.ApiKeyActionView.as_view(), name="developers_key"),
+    path("developers/webhooks/", developers.WebhookCreateView.as_view(), name="developers_webhooks"),
+    path("developers/webhooks/<str:endpoint_id>/", developers.WebhookEndpointView.as_view(), name="developers_webhook"),
+    path(
+        "developers/webhooks/<str:endpoint_id>/deliveries/<str:delivery_id>/redeliver",
+        developers.WebhookRedeliverView.as_view(),
+        name="developers_redeliver",
+    ),
+    path(
+        "developers/webhooks/<str:endpoint_id>/<str:action>",
+        developers.WebhookActionView.as_view(),
+        name="developers_webhook_action",
+    ),
 ]

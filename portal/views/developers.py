@@ -1,0 +1,300 @@
+"""Developers (admins): API keys (create, revoke, rotate; the raw key shown once) and webhook endpoints.
+
+Keys are public-schema rows pointing at a tenant: a live-mode page manages the live tenant's `rp_live_` keys,
+a sandbox-mode page the twin's `rp_test_` keys. Webhook endpoints live in the schema in use. Secrets (raw keys,
+`whsec_` signing secrets) appear in exactly one POST response, sent with `Cache-Control: no-store`, and never
+in the audit log, the session or a message.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django import forms
+from django.contrib import messages
+from django.http import Http404
+from django.shortcuts import redirect, render
+from django.utils import timezone
+from django.views import View
+
+from core.errors import ApplicationError, NotFoundError
+from tenants.models import ApiKey, ApiScope
+from tenants.services import api_key_create, api_key_revoke
+from webhooks import selectors as webhook_selectors
+from webhooks import services as webhook_services
+from webhooks.models import ALL_EVENTS, EVENT_TYPES
+
+from ..mixins import PortalMixin, PortalView
+from ..permissions import Perm
+
+MAX_DELIVERIES_SHOWN = 50
+
+
+class ApiKeyForm(forms.Form):
+    name = forms.CharField(max_length=100, required=False, help_text="What uses this key, e.g. “CRM sync”.")
+    scopes = forms.MultipleChoiceField(
+        choices=ApiScope.choices,
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        initial=["read", "write"],
+        help_text="read: balances, catalogue, orders; write: place and cancel orders.",
+    )
+    allowed_cidrs = forms.CharField(
+        label="IP allowlist",
+        required=False,
+        widget=forms.Textarea(attrs={"rows": 3, "placeholder": "203.0.113.0/24"}),
+        help_text="One network per line (CIDR). Empty: any address.",
+    )
+    expires_in_days = forms.IntegerField(
+        label="Expires after (days)", required=False, min_value=1, max_value=3650, help_text="Empty: never."
+    )
+
+
+class WebhookEndpointForm(forms.Form):
+    url = forms.CharField(label="URL", max_length=2000, widget=forms.URLInput(attrs={"placeholder": "https://"}))
+    events = forms.MultipleChoiceField(
+        choices=[(ALL_EVENTS, "All events")] + [(e, e) for e in EVENT_TYPES],
+        widget=forms.CheckboxSelectMultiple,
+        required=False,
+        help_text="None checked: all events.",
+    )
+    description = forms.CharField(max_length=300, required=False)
+
+
+def _apply_errors(form: forms.Form, exc: ApplicationError) -> None:
+    for field, errors in (exc.errors or {}).items():
+        for error in errors:
+            form.add_error(field if field in form.fields else None, error)
+    if not exc.errors:
+        form.add_error(None, exc.detail)
+
+
+def _key_data(key: ApiKey) -> dict:
+    """What the audit log keeps about a key: its settings, never the raw key or its hash."""
+    return {
+        "name": key.name,
+        "scopes": list(key.scopes),
+        "allowed_cidrs": list(key.allowed_cidrs),
+        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
+    }
+
+
+def _shown_once(request, context: dict):
+    response = render(request, "portal/developers/secret.html", {"nav_section": "developers", **context})
+    response["Cache-Control"] = "no-store"
+    return response
+
+
+class DevelopersView(PortalView):
+    """GET: keys and endpoints; POST: create an API key (the raw key is in this response only)."""
+
+    permission = Perm.DEVELOPERS
+    nav_section = "developers"
+    page_title = "Developers"
+    template_name = "portal/developers/index.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("key_form", ApiKeyForm())
+        context.setdefault("endpoint_form", WebhookEndpointForm())
+        context["keys"] = ApiKey.objects.filter(tenant=self.data_tenant).select_related("tenant")
+        context["endpoints"] = webhook_selectors.endpoint_list().order_by("-created_at")
+        context["now"] = timezone.now()
+        return context
+
+    def post(self, request):
+        form = ApiKeyForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            days = data["expires_in_days"]
+            try:
+                key, raw_key = api_key_create(
+                    tenant=self.data_tenant,
+                    name=data["name"],
+                    scopes=data["scopes"],
+                    allowed_cidrs=[line.strip() for line in data["allowed_cidrs"].splitlines() if line.strip()],
+                    expires_at=timezone.now() + timedelta(days=days) if days else None,
+                )
+            except ApplicationError as exc:
+                _apply_errors(form, exc)
+            else:
+                self.audit("api_key.create", object_type="api_key", object_id=key.key_id, data=_key_data(key))
+                return _shown_once(
+                    request,
+                    {"page_title": "Your new API key", "kind": "api_key", "key": key, "secret": raw_key},
+                )
+        return self.render_to_response(self.get_context_data(key_form=form), status=200)
+
+
+class ApiKeyActionView(PortalMixin, View):
+    """POST /developers/keys/<key_id>/<action> with action revoke|rotate."""
+
+    permission = Perm.DEVELOPERS
+
+    def post(self, request, key_id: str, action: str):
+        key = ApiKey.objects.select_related("tenant").filter(tenant=self.data_tenant, key_id=key_id).first()
+        if key is None:
+            raise Http404("No such API key")
+        if action == "revoke":
+            if key.revoked_at is None:
+                api_key_revoke(key=key)
+                self.audit("api_key.revoke", object_type="api_key", object_id=key.key_id, data=_key_data(key))
+                messages.success(request, f"The key “{key.name}” ({key.prefix}{key.key_id}…) was revoked.")
+            return redirect("portal:developers")
+        if action == "rotate":
+            if key.revoked_at is not None:
+                messages.error(request, "This key is already revoked; create a new one instead.")
+                return redirect("portal:developers")
+            try:
+                new_key, raw_key = api_key_create(
+                    tenant=self.data_tenant,
+                    name=key.name,
+                    scopes=list(key.scopes),
+                    allowed_cidrs=list(key.allowed_cidrs),
+                    expires_at=key.expires_at if key.expires_at and key.expires_at > timezone.now() else None,
+                )
+            except ApplicationError as exc:
+                messages.error(request, exc.detail)
+                return redirect("portal:developers")
+            api_key_revoke(key=key)
+            self.audit(
+                "api_key.rotate",
+                object_type="api_key",
+                object_id=key.key_id,
+                data={**_key_data(new_key), "new_key_id": new_key.key_id},
+            )
+            return _shown_once(
+                request,
+                {
+                    "page_title": "Your rotated API key",
+                    "kind": "api_key",
+                    "key": new_key,
+                    "secret": raw_key,
+                    "replaced": key,
+                },
+            )
+        raise Http404("No such key action")
+
+
+def _endpoint_or_404(endpoint_id: str):
+    try:
+        return webhook_selectors.endpoint_get(endpoint_id=endpoint_id)
+    except NotFoundError:
+        raise Http404("No such webhook endpoint") from None
+
+
+class WebhookCreateView(DevelopersView):
+    """POST /developers/webhooks/: a new endpoint; its signing secret is in this response only."""
+
+    def post(self, request):
+        form = WebhookEndpointForm(request.POST)
+        if form.is_valid():
+            data = form.cleaned_data
+            try:
+                endpoint, secret = webhook_services.webhook_endpoint_create(
+                    url=data["url"], events=data["events"], description=data["description"]
+                )
+            except ApplicationError as exc:
+                _apply_errors(form, exc)
+            else:
+                self.audit(
+                    "webhook_endpoint.create",
+                    object_type="webhook_endpoint",
+                    object_id=endpoint.pk,
+                    data={"url": endpoint.url, "events": list(endpoint.events)},
+                )
+                return _shown_once(
+                    request,
+                    {"page_title": "Webhook signing secret", "kind": "webhook", "endpoint": endpoint, "secret": secret},
+                )
+        return self.render_to_response(self.get_context_data(endpoint_form=form), status=200)
+
+
+class WebhookEndpointView(PortalView):
+    """GET /developers/webhooks/<id>/: the endpoint and its delivery log."""
+
+    permission = Perm.DEVELOPERS
+    nav_section = "developers"
+    page_title = "Webhook endpoint"
+    template_name = "portal/developers/endpoint.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        endpoint = _endpoint_or_404(self.kwargs["endpoint_id"])
+        context["endpoint"] = endpoint
+        context["deliveries"] = webhook_selectors.delivery_list(endpoint=endpoint).order_by("-created_at")[
+            :MAX_DELIVERIES_SHOWN
+        ]
+        return context
+
+
+class WebhookActionView(PortalMixin, View):
+    """POST /developers/webhooks/<id>/<action> with action enable|disable|delete|rotate|test."""
+
+    permission = Perm.DEVELOPERS
+
+    def post(self, request, endpoint_id: str, action: str):
+        endpoint = _endpoint_or_404(endpoint_id)
+        audit = {"object_type": "webhook_endpoint", "object_id": endpoint.pk}
+        back = redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
+        try:
+            if action in ("enable", "disable"):
+                webhook_services.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
+                self.audit(f"webhook_endpoint.{action}", **audit)
+                messages.success(request, f"The endpoint was {action}d.")
+            elif action == "delete":
+                webhook_services.webhook_endpoint_delete(endpoint=endpoint)
+                self.audit("webhook_endpoint.delete", **audit, data={"url": endpoint.url})
+                messages.success(request, f"The endpoint {endpoint.url} was deleted.")
+                return redirect("portal:developers")
+            elif action == "rotate":
+                secret, previous_expires_at = webhook_services.webhook_secret_rotate(endpoint=endpoint)
+                self.audit(
+                    "webhook_endpoint.rotate_secret",
+                    **audit,
+                    data={"previous_expires_at": previous_expires_at.isoformat()},
+                )
+                return _shown_once(
+                    request,
+                    {
+                        "page_title": "New webhook signing secret",
+                        "kind": "webhook",
+                        "endpoint": endpoint,
+                        "secret": secret,
+                        "previous_expires_at": previous_expires_at,
+                    },
+                )
+            elif action == "test":
+                delivery = webhook_services.webhook_endpoint_test(endpoint=endpoint)
+                self.audit("webhook_endpoint.test", **audit, data={"delivery_id": delivery.pk})
+                messages.success(request, "A webhook.test event is on its way; it appears in the log below.")
+            else:
+                raise Http404("No such endpoint action")
+        except ApplicationError as exc:
+            messages.error(request, exc.detail)
+        return back
+
+
+class WebhookRedeliverView(PortalMixin, View):
+    """POST /developers/webhooks/<id>/deliveries/<delivery_id>/redeliver: send that event to this endpoint again."""
+
+    permission = Perm.DEVELOPERS
+
+    def post(self, request, endpoint_id: str, delivery_id: str):
+        endpoint = _endpoint_or_404(endpoint_id)
+        delivery = webhook_selectors.delivery_list(endpoint=endpoint).filter(pk=delivery_id).first()
+        if delivery is None:
+            raise Http404("No such delivery")
+        try:
+            webhook_services.event_redeliver(event=delivery.event, endpoint_id=endpoint.pk)
+        except ApplicationError as exc:
+            messages.error(request, exc.detail)
+        else:
+            self.audit(
+                "webhook_delivery.redeliver",
+                object_type="webhook_delivery",
+                object_id=delivery.pk,
+                data={"endpoint_id": endpoint.pk, "event_id": delivery.event_id},
+            )
+            messages.success(request, f"{delivery.event.type} is being sent again.")
+        return redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
