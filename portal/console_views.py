@@ -366,7 +366,7 @@ def worker_status() -> dict:
     try:
         beats = ratelimit.get_redis().hgetall(WORKER_HEARTBEAT_KEY)
     except Exception as exc:
-        return {"ok": False, "detail": type(exc).__name__, "workers": []}
+        return {"ok": False, "detail": type(exc).__name__, "alive": [], "stale_count": 0}
     now = time.time()
     workers = sorted(
         (
@@ -377,7 +377,7 @@ def worker_status() -> dict:
     )
     alive = [w for w in workers if w["age"] < WORKER_HEARTBEAT_MAX_AGE]
     detail = f"{len(alive)} worker(s) reported in the last minute" if alive else "no recent worker heartbeat"
-    return {"ok": bool(alive), "detail": detail, "workers": workers}
+    return {"ok": bool(alive), "detail": detail, "alive": alive, "stale_count": len(workers) - len(alive)}
 
 
 @operator_required
