@@ -30,12 +30,22 @@ from ..permissions import Perm
 MAX_DELIVERIES_SHOWN = 50
 
 
+class ServiceCheckedChoices(forms.MultipleChoiceField):
+    """Required in the label, but an empty choice goes on to the service, whose message is shown next to the field."""
+
+    def validate(self, value):
+        for item in value:
+            if not self.valid_value(item):
+                raise forms.ValidationError(
+                    self.error_messages["invalid_choice"], code="invalid_choice", params={"value": item}
+                )
+
+
 class ApiKeyForm(forms.Form):
     name = forms.CharField(max_length=100, required=False, help_text="What uses this key, e.g. “CRM sync”.")
-    scopes = forms.MultipleChoiceField(
+    scopes = ServiceCheckedChoices(
         choices=ApiScope.choices,
         widget=forms.CheckboxSelectMultiple,
-        required=False,
         initial=["read", "write"],
         help_text="read: balances, catalogue, orders; write: place and cancel orders.",
     )
@@ -51,7 +61,9 @@ class ApiKeyForm(forms.Form):
 
 
 class WebhookEndpointForm(forms.Form):
-    url = forms.CharField(label="URL", max_length=2000, widget=forms.URLInput(attrs={"placeholder": "https://"}))
+    url = forms.CharField(
+        label="URL", max_length=2000, widget=forms.TextInput(attrs={"placeholder": "https://", "inputmode": "url"})
+    )
     events = forms.MultipleChoiceField(
         choices=[(ALL_EVENTS, "All events")] + [(e, e) for e in EVENT_TYPES],
         widget=forms.CheckboxSelectMultiple,
