@@ -45,6 +45,12 @@ def test_browser_operator_console(static_from_app_dirs, live_http):
                 page.wait_for_url(lambda url: "/console/health/" in url)
                 assert page.get_by_role("heading", name="Queues", exact=True).is_visible()
                 page.screenshot(path=str(SCREENSHOTS / "console-health.png"), full_page=True)
+                page.set_viewport_size({"width": 390, "height": 844})  # a phone: the menu folds behind a toggle
+                page.get_by_role("button", name="Menu").click()
+                page.get_by_role("navigation", name="Main").get_by_role("link", name="Deposits").click()
+                page.wait_for_url(lambda url: "/console/deposits/" in url)
+                assert page.get_by_role("heading", name="Deposit requests").is_visible()
+                page.screenshot(path=str(SCREENSHOTS / "console-deposits-phone.png"), full_page=True)
             finally:
                 context.close()
                 browser.close()
