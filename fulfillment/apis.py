@@ -31,6 +31,34 @@ class ShipmentOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
 
+SHIPMENT_EXAMPLE = {
+    "id": "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
+    "reward_id": "0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a",
+    "status": "in_transit",
+    "carrier": "Parcelway",
+    "shipping_method": {"id": "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31", "name": "Standard"},
+    "tracking_number": "PW123456789US",
+    "address": {
+        "name": "Grace Hopper",
+        "line1": "1 Navy Way",
+        "city": "Arlington",
+        "state": "VA",
+        "postal_code": "22202",
+        "country": "US",
+        "line2": "",
+    },
+    "events": [
+        {
+            "status": "shipped",
+            "description": "Picked up",
+            "location": "Reno, NV",
+            "occurred_at": "2026-11-23T09:00:00Z",
+        }
+    ],
+    "created_at": "2026-11-22T10:00:00Z",
+}
+
+
 class ShipmentDetailApi(TenantAPIView):
     @extend_schema(
         operation_id="shipments_retrieve",
@@ -40,32 +68,7 @@ class ShipmentDetailApi(TenantAPIView):
             OpenApiExample(
                 "Shipped",
                 response_only=True,
-                value={
-                    "id": "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f",
-                    "reward_id": "0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a",
-                    "status": "in_transit",
-                    "carrier": "Parcelway",
-                    "shipping_method": {"id": "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31", "name": "Standard"},
-                    "tracking_number": "PW123456789US",
-                    "address": {
-                        "name": "Grace Hopper",
-                        "line1": "1 Navy Way",
-                        "city": "Arlington",
-                        "state": "VA",
-                        "postal_code": "22202",
-                        "country": "US",
-                        "line2": "",
-                    },
-                    "events": [
-                        {
-                            "status": "shipped",
-                            "description": "Picked up",
-                            "location": "Reno, NV",
-                            "occurred_at": "2026-11-23T09:00:00Z",
-                        }
-                    ],
-                    "created_at": "2026-11-22T10:00:00Z",
-                },
+                value=SHIPMENT_EXAMPLE,
             )
         ],
     )
@@ -82,6 +85,13 @@ class ShipmentListApi(TenantListAPIView):
         parameters=[
             OpenApiParameter("status", str, enum=ShipmentStatus.values),
             OpenApiParameter("carrier", str, description="Carrier name, e.g. Parcelway (case-insensitive)"),
+        ],
+        examples=[
+            OpenApiExample(
+                "A page of shipments",
+                value={"next": None, "previous": None, "results": [SHIPMENT_EXAMPLE]},
+                response_only=True,
+            )
         ],
     )
     def get(self, request, *args, **kwargs):
@@ -187,7 +197,8 @@ class ShipmentTrackingApi(TenantAPIView):
                     "location": "Reno, NV",
                     "occurred_at": "2026-11-23T09:00:00Z",
                 },
-            )
+            ),
+            OpenApiExample("Updated shipment", value=SHIPMENT_EXAMPLE, response_only=True),
         ],
     )
     def post(self, request, shipment_id):

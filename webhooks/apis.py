@@ -291,6 +291,7 @@ class EndpointTestApi(TenantAPIView):
                 "Queued",
                 value={**_DELIVERY_EXAMPLE, "status": "pending", "attempt_count": 0, "attempts": []},
                 response_only=True,
+                status_codes=["202"],
             )
         ],
     )
@@ -326,7 +327,7 @@ class EndpointRedeliverFailedApi(TenantAPIView):
         ],
         request=None,
         responses={202: RedeliverFailedOutput},
-        examples=[OpenApiExample("Scheduled", value={"scheduled": 12}, response_only=True)],
+        examples=[OpenApiExample("Scheduled", value={"scheduled": 12}, response_only=True, status_codes=["202"])],
     )
     def post(self, request, endpoint_id: str):
         endpoint = selectors.endpoint_get(endpoint_id=endpoint_id)
@@ -394,6 +395,7 @@ class EventRedeliverApi(TenantAPIView):
                 "Scheduled",
                 value={"results": [{**_DELIVERY_EXAMPLE, "status": "pending", "succeeded_at": None}]},
                 response_only=True,
+                status_codes=["202"],
             ),
         ],
     )

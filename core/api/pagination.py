@@ -14,7 +14,7 @@ class CursorPagination(pagination.CursorPagination):
     def get_page_size(self, request):
         """`limit` must be a positive integer (capped at max_page_size); DRF silently ignored anything else."""
         raw = request.query_params.get(self.page_size_query_param)
-        if raw is None or raw == "":
+        if raw is None:
             return self.page_size
         if not raw.isdigit() or int(raw) < 1:
             raise ApplicationError(
