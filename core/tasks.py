@@ -17,10 +17,13 @@ def _record_heartbeat(hostname: str) -> None:
     ratelimit.get_redis().hset(WORKER_HEARTBEAT_KEY, hostname, str(time.time()))
 
 
-@shared_task(name="core.tasks.worker_heartbeat")
-def worker_heartbeat() -> None:
-    """Sent by beat every 15 s; whichever worker takes it records that workers are consuming."""
-    _record_heartbeat(socket.gethostname())
+@shared_task(bind=True, name="core.tasks.worker_heartbeat")
+def worker_heartbeat(self) -> None:
+    """Sent by beat every 15 s; whichever worker takes it records that workers are consuming.
+
+    Keyed by the worker's node name (as at start-up), so one worker is never counted twice in /readyz.
+    """
+    _record_heartbeat(self.request.hostname or socket.gethostname())
 
 
 @worker_ready.connect

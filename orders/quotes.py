@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from funds.selectors import balance_get
 
-from .services import RewardInput, _plan_rewards
+from .services import RewardInput, _plan_rewards, order_totals
 
 
 @dataclass(frozen=True)
@@ -52,9 +52,7 @@ def order_quote(
     currency, planned, fx_rate = _plan_rewards(
         order_type=order_type, rewards=rewards, program=program, funding_currency=funding_currency
     )
-    fees = sum((p.fx_fee for p in planned), Decimal(0))
-    shipping = sum((p.shipping for p in planned), Decimal(0))
-    charge = sum((p.charge for p in planned), Decimal(0))
+    charge, fees, shipping, total = order_totals(planned)
     face_currencies = {p.product.currency for p in planned}
     face_currency = face_currencies.pop() if len(face_currencies) == 1 else currency
     balance = balance_get(currency=currency)
@@ -66,7 +64,7 @@ def order_quote(
         charge=charge,
         fees=fees,
         shipping=shipping,
-        total=charge + fees + shipping,
+        total=total,
         fx_rate=fx_rate,
         available=balance.available if balance is not None else None,
     )

@@ -235,6 +235,14 @@ def _plan_rewards(
     return currency, planned, single_rate
 
 
+def order_totals(planned: list[PlannedReward]) -> tuple[Decimal, Decimal, Decimal, Decimal]:
+    """(charge, FX fees, shipping, total) of planned rewards, in the funding currency: what is held."""
+    charge = sum((p.charge for p in planned), Decimal(0))
+    fees = sum((p.fx_fee for p in planned), Decimal(0))
+    shipping = sum((p.shipping for p in planned), Decimal(0))
+    return charge, fees, shipping, charge + fees + shipping
+
+
 def _check_program_budget(*, program: Any, currency: str, amount: Decimal) -> None:
     """Lock the program row and refuse the order if it would exceed this period's budget."""
     if program is None or program.budget_amount is None or program.budget_period == "none":
@@ -338,9 +346,7 @@ def order_create(
         currency, planned, fx_rate = _plan_rewards(
             order_type=order_type, rewards=rewards, program=program, funding_currency=funding_currency
         )
-        fees = sum((p.fx_fee for p in planned), Decimal(0))
-        shipping_total = sum((p.shipping for p in planned), Decimal(0))
-        total = sum((p.charge for p in planned), Decimal(0)) + fees + shipping_total
+        _, fees, shipping_total, total = order_totals(planned)
         _check_program_budget(program=program, currency=currency, amount=total)
         try:
             with transaction.atomic(savepoint=False):
@@ -476,9 +482,7 @@ def order_create_for_batch_rows(
     exactly their charges from `source_hold` into one hold per reward; dispatch follows the commit. No
     `order.created` event: a batch announces itself once, with `batch.completed`.
     """
-    fees = sum((p.fx_fee for p in planned), Decimal(0))
-    shipping_total = sum((p.shipping for p in planned), Decimal(0))
-    total = sum((p.charge for p in planned), Decimal(0)) + fees + shipping_total
+    _, fees, shipping_total, total = order_totals(planned)
     order = Order.objects.create(
         type=order_type,
         po_number=po_number,
