@@ -6,7 +6,7 @@ PY := $(VENV)/bin/python
 PORT ?= 8000
 STAMP := $(VENV)/.installed
 
-.PHONY: dev test lint format bench migrate stop clean
+.PHONY: dev test test-resilience lint format bench migrate stop clean
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
@@ -22,6 +22,11 @@ dev: $(STAMP)
 
 test: $(STAMP)
 	@exec $(PY) scripts/run_tests.py $(ARGS)
+
+# Fault and concurrency suite (resilience/): 10,000 orders vs funds for 5,000, workers killed with SIGKILL,
+# Redis stopped for 30 s, PostgreSQL restarted. Runs its own private PostgreSQL and Redis where it must stop them.
+test-resilience: $(STAMP)
+	@exec $(PY) scripts/run_tests.py resilience -m resilience $(ARGS)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -1,0 +1,1 @@
+"""Fixtures of the resilience suite (`make test-resilience`); the root conftest's fixtures apply too."""
