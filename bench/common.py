@@ -61,6 +61,45 @@ def median(samples: list[float]) -> float:
     return statistics.median(samples)
 
 
+def peak_memory(pids: list[int]) -> dict | None:
+    """Peak resident memory (Linux VmHWM: the high-water mark over each process's life) of `pids` and their
+    children, in MiB: the largest single process and the sum. None where /proc is not available."""
+    import psutil
+
+    peaks: dict[int, float] = {}
+    for pid in pids:
+        try:
+            tree = [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+        except psutil.Error:
+            continue
+        for process in tree:
+            try:
+                with open(f"/proc/{process.pid}/status") as status:
+                    for line in status:
+                        if line.startswith("VmHWM:"):
+                            peaks[process.pid] = int(line.split()[1]) / 1024  # kB → MiB
+            except OSError:
+                continue
+    if not peaks:
+        return None
+    values = peaks.values()
+    return {"max_mib": round(max(values), 1), "total_mib": round(sum(values), 1), "processes": len(peaks)}
+
+
+def memory_row(name: str, peaks: dict | None, what: str) -> Row:
+    """A results row for `peak_memory()`'s reading of one kind of process."""
+    if peaks is None:
+        return Row(f"peak memory: {name}", None, "MiB", "", "no /proc on this system")
+    return Row(
+        f"peak memory: {name}",
+        peaks["max_mib"],
+        "MiB RSS",
+        f"{peaks['total_mib']:g} MiB over {peaks['processes']} process(es)",
+        f"VmHWM (high-water mark) per process at the end of {what}",
+        peaks,
+    )
+
+
 # --- Real Celery workers (delivery and webhooks benchmarks) ------------------------------------------------
 
 BENCH_SECRET_KEY = "bench-" + "x" * 50
@@ -184,6 +223,10 @@ class Workers:
         except (OSError, ValueError, IndexError):
             return None
         return total
+
+    def peak_memory(self) -> dict | None:
+        """`peak_memory()` of the worker processes (threads pool: one process each); read before stop()."""
+        return peak_memory([process.pid for process in self.processes])
 
     def log_tail(self, chars: int = 2000) -> str:
         try:

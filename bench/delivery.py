@@ -23,7 +23,7 @@ import time
 import uuid
 from decimal import Decimal
 
-from .common import Context, Row, Workers, median, percentile
+from .common import Context, Row, Workers, median, memory_row, percentile
 
 REWARDS = int(os.environ.get("BENCH_DELIVERY_REWARDS", "500"))
 MIN_REWARDS = 100
@@ -193,6 +193,7 @@ def run(ctx: Context) -> list[Row]:
         placed_s = max(committed_at.values()) - min(committed_at.values())
         complete = _wait(sink, addresses, time.monotonic() + max(ctx.remaining() - 10, 60))
         cpu_after = workers.cpu_seconds(), time.process_time()
+        memory = workers.peak_memory()
     finally:
         workers.stop()
         sink.stop()
@@ -259,4 +260,5 @@ def run(ctx: Context) -> list[Row]:
             f"per reward, all {count} of them queued within {placed_s:.1f} s: mostly time waiting in the queue",
             {"latencies_s": latencies},
         ),
+        memory_row("Celery worker", memory, f"delivering {count} rewards (threads pool x{CONCURRENCY})"),
     ]
