@@ -6,9 +6,11 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from core.api.params import choice_param
 from core.api.views import TenantAPIView, TenantListAPIView, TenantRetrieveAPIView
 from core.money import format_amount
 
+from .models import TransactionKind
 from .selectors import balance_list, transaction_get, transaction_list
 
 EXAMPLE_TRANSACTION = {
@@ -88,7 +90,7 @@ class TransactionListApi(TenantListAPIView):
         operation_id="transactions_list",
         summary="Ledger history (deposits, holds, captures, releases, refunds)",
         parameters=[
-            OpenApiParameter("kind", str, enum=["deposit", "hold", "capture", "release", "refund", "adjustment"]),
+            OpenApiParameter("kind", str, enum=TransactionKind.values),
             OpenApiParameter("currency", str),
         ],
         examples=[
@@ -104,7 +106,8 @@ class TransactionListApi(TenantListAPIView):
 
     def get_queryset(self):
         return transaction_list(
-            kind=self.request.query_params.get("kind"), currency=self.request.query_params.get("currency")
+            kind=choice_param(self.request, "kind", TransactionKind.values),
+            currency=self.request.query_params.get("currency"),
         )
 
 

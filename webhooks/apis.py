@@ -9,6 +9,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from core.api.params import choice_param
 from core.api.views import TenantAPIView, TenantListAPIView
 
 from . import selectors, services
@@ -305,7 +306,9 @@ class EndpointDeliveryListApi(TenantListAPIView):
 
     def get_queryset(self):
         endpoint = selectors.endpoint_get(endpoint_id=self.kwargs["endpoint_id"])
-        return selectors.delivery_list(endpoint=endpoint, status=self.request.query_params.get("status"))
+        return selectors.delivery_list(
+            endpoint=endpoint, status=choice_param(self.request, "status", DeliveryStatus.values)
+        )
 
     @extend_schema(
         operation_id="webhook_endpoints_deliveries",
@@ -344,7 +347,7 @@ class EventListApi(TenantListAPIView):
     serializer_class = EventOutput
 
     def get_queryset(self):
-        return selectors.event_list(type=self.request.query_params.get("type"))
+        return selectors.event_list(type=choice_param(self.request, "type", EVENT_TYPES))
 
     @extend_schema(
         operation_id="events_list",
