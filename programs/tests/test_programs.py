@@ -191,3 +191,24 @@ def test_dev_bootstrap_loads_the_demo_catalogue_and_spot_awards(db, capsys):
     for tenant in (live, live.sandbox):
         with tenant_context(tenant):
             assert program_get(slug="spot-awards").name == "Spot awards"
+
+
+def test_dev_bootstrap_revokes_the_keys_it_printed_before(db, capsys):
+    """Each `make dev` prints fresh keys (hashes only are kept); the earlier ones stop working."""
+    import re
+
+    from django.db import connection
+
+    from tenants.services import CredentialError, api_key_authenticate
+
+    call_command("dev_bootstrap")
+    first = re.findall(r"(rp_(?:live|test)_[a-z0-9]{12}_[A-Za-z0-9_-]{20,})", capsys.readouterr().out)
+    call_command("dev_bootstrap")
+    second = re.findall(r"(rp_(?:live|test)_[a-z0-9]{12}_[A-Za-z0-9_-]{20,})", capsys.readouterr().out)
+    assert len(set(first)) == 2 and len(set(second)) == 2 and not set(first) & set(second)
+    connection.set_schema_to_public()
+    for raw in second:
+        assert api_key_authenticate(raw_key=raw, client_ip="127.0.0.1").name == "make dev"
+    for raw in first:
+        with pytest.raises(CredentialError, match="revoked"):
+            api_key_authenticate(raw_key=raw, client_ip="127.0.0.1")

@@ -11,16 +11,17 @@ from funds.selectors import balance_get
 from funds.services import funds_deposit
 from programs.models import Program
 from programs.services import program_create
-from tenants.models import Tenant
-from tenants.services import api_key_create, tenant_create
+from tenants.models import ApiKey, Tenant
+from tenants.services import api_key_create, api_key_revoke, tenant_create
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "admin@demo.example"
 DEMO_PASSWORD = "demo-password-123"  # dev only: printed on every `make dev`
+DEV_KEY_NAME = "make dev"
 
 
 class Command(OperatorCommand):
-    help = "Create (once) the demo tenant with funds and an admin; print the login and new API keys."
+    help = "Create (once) the demo tenant, funds and an admin; print the login and fresh API keys (revoking older)."
 
     def add_arguments(self, parser) -> None:
         parser.add_argument("--port", default="8000")
@@ -39,8 +40,13 @@ class Command(OperatorCommand):
                     program_create(slug="spot-awards", name="Spot awards", sender_name="Demo Company")
                 if not tenant.is_sandbox and not User.objects.filter(email=DEMO_EMAIL).exists():
                     staff_create(email=DEMO_EMAIL, role="admin", password=DEMO_PASSWORD, name="Demo Admin")
-        _, live_key = api_key_create(tenant=live, name="make dev")
-        _, test_key = api_key_create(tenant=live.sandbox, name="make dev")
+        # Keys are stored as hashes only, so the ones printed last time cannot be shown again: issue fresh ones
+        # and revoke the earlier `make dev` keys, so restarts never pile up live credentials.
+        earlier = list(ApiKey.objects.filter(tenant__in=[live, live.sandbox], name=DEV_KEY_NAME, revoked_at=None))
+        _, live_key = api_key_create(tenant=live, name=DEV_KEY_NAME)
+        _, test_key = api_key_create(tenant=live.sandbox, name=DEV_KEY_NAME)
+        for key in earlier:
+            api_key_revoke(key=key)
         port = options["port"]
         lines = [
             "",
