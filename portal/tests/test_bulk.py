@@ -84,7 +84,7 @@ def test_bad_files_show_the_reason_next_to_the_file_field(signed_in, funded_a, s
     response = _post(client, data.replace(b"{pid}", str(shop.coffee_usd.id).encode()))
     assert response.status_code == 422
     page = response.content.decode()
-    field = page.split('id="id_file-errors"')[1].split("</ul>")[0]
+    field = page.split('id="id_file_error"')[1].split("</ul>")[0]
     assert needle in field, field
     assert 'class="field has-error"' in page
     with tenant_context(funded_a):
@@ -95,7 +95,7 @@ def test_missing_file_is_a_field_error(signed_in, funded_a):
     client, _ = signed_in("manager")
     response = client.post("/bulk/", {"name": "x"})
     assert response.status_code == 422
-    assert "This field is required." in response.content.decode().split('id="id_file-errors"')[1]
+    assert "This field is required." in response.content.decode().split('id="id_file_error"')[1]
 
 
 def test_short_funds_disable_confirm_and_a_forced_confirm_changes_nothing(signed_in, funded_a, shop):
@@ -193,7 +193,7 @@ def test_reupload_of_a_sent_file_is_refused_unless_forced(signed_in, funded_a, s
     response = _post(client, data)
     assert response.status_code == 409
     page = response.content.decode()
-    assert f"This file was already sent as batch {first}" in page.split('id="id_file-errors"')[1]
+    assert f"This file was already sent as batch {first}" in page.split('id="id_file_error"')[1]
     assert 'name="force"' in page  # the way out is offered next to the error
     second = _batch_id(_post(client, data, force="on"))
     page = client.get(f"/bulk/{second}/").content.decode()

@@ -67,7 +67,7 @@ def test_tenant_create_via_the_form_and_bad_slug_shown_next_to_field(operator_cl
     before = Tenant.objects.count()
     response = operator_client.post("/console/tenants/", {"slug": "Bad Slug!", "name": "Bad", "currency": "USD"})
     assert response.status_code == 422
-    assert b'id="id_slug-errors"' in response.content
+    assert b'id="id_slug_error"' in response.content
     assert Tenant.objects.count() == before
 
     response = operator_client.post("/console/tenants/", {"slug": "gamma-co", "name": "Gamma Co", "currency": "eur"})
@@ -184,7 +184,7 @@ def test_inventory_upload_imports_codes_and_shows_bad_rows_next_to_the_file(oper
     )
     assert response.status_code == 422
     body = response.content.decode()
-    assert 'id="id_file-errors"' in body
+    assert 'id="id_file_error"' in body
     assert "2 bad row(s); nothing was imported." in body
     assert "Row 3, code" in body
     [line] = inventory_stock(product=product)

@@ -55,7 +55,7 @@ def test_create_shows_the_key_once_and_the_list_never(signed_in, tenant_a):
 def test_service_errors_show_next_to_their_field(signed_in, tenant_a):
     client, _ = signed_in("admin")
     page = create_key(client, allowed_cidrs="not-a-network").content.decode()
-    assert 'id="id_allowed_cidrs-errors"' in page and "is not a valid CIDR" in page
+    assert 'id="id_allowed_cidrs_error"' in page and "is not a valid CIDR" in page
     page = create_key(client, scopes=[]).content.decode()
     assert re.search(r'class="field-errors"[^>]*><li>Use read, write or read,write.</li>', page)
     assert not ApiKey.objects.filter(tenant=tenant_a).exists()
@@ -120,7 +120,7 @@ def test_sandbox_mode_manages_the_twins_test_keys(signed_in, tenant_a, make_api_
 def test_webhook_endpoint_create_rotate_test_disable_delete(signed_in, tenant_a):
     client, _ = signed_in("admin")
     page = client.post("/developers/webhooks/", {"url": "ftp://nope"}).content.decode()
-    assert 'id="id_url-errors"' in page
+    assert 'id="id_url_error"' in page
     response = client.post(
         "/developers/webhooks/", {"url": "https://hooks.example.com/rewards", "events": ["order.completed"]}
     )

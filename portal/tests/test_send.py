@@ -99,7 +99,11 @@ def test_form_and_service_errors_show_next_to_their_fields(manager, shop):
         "Line 1: “not-an-email” is not an email address.",
         "Line 2: write “name, email” (and optionally “, phone”).",
     ]
-    assert 'id="id_recipients-errors"' in response.content.decode()
+    page = response.content.decode()
+    assert 'id="id_recipients_error"' in page
+    # screen readers: the field is marked invalid and points at its error list
+    textarea = re.search(r"<textarea[^>]*name=\"recipients\"[^>]*>", page).group(0)
+    assert 'aria-invalid="true"' in textarea and "id_recipients_error" in textarea
 
     response = _post(manager, shop.books_gbp, amount="600")  # the form's own range check
     assert "amount" in response.context["form"].errors

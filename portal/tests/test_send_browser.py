@@ -76,7 +76,7 @@ def test_send_page_fits_a_phone_and_viewers_are_refused(browser_page, committed_
     amount = page.get_by_label("Amount (GBP)")
     assert (amount.get_attribute("min"), amount.get_attribute("max")) == ("5.00", "500.00")
     page.get_by_role("button", name="Preview email and cost").click()  # empty form: errors next to fields
-    assert "This field is required." in page.locator("#id_recipients-errors").inner_text()
+    assert "This field is required." in page.locator("#id_recipients_error").inner_text()
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     page.screenshot(path=str(SCREENSHOTS / "portal-send-phone-errors.png"), full_page=True)
     page.get_by_role("button", name=manager.email).click()
