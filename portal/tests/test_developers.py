@@ -188,3 +188,47 @@ def test_tenant_b_admin_cannot_see_or_touch_tenant_a_keys_or_endpoints(signed_in
     assert client_b.post(f"/developers/webhooks/{endpoint.pk}/delete").status_code == 404
     key.refresh_from_db()
     assert key.revoked_at is None
+
+
+def test_webhook_endpoint_edit_changes_url_and_events_audited_and_bad_input_changes_nothing(
+    signed_in, tenant_a, tenant_b
+):
+    client, _ = signed_in("admin")
+    client.post("/developers/webhooks/", {"url": "https://hooks.example.com/old", "events": ["order.created"]})
+    with tenant_context(tenant_a):
+        endpoint = WebhookEndpoint.objects.get()
+    detail = f"/developers/webhooks/{endpoint.pk}/"
+    form = client.get(detail).content.decode()
+    assert 'value="https://hooks.example.com/old"' in form  # the form starts from the current settings
+
+    refused = client.post(detail, {"edit-url": "ftp://nope", "edit-events": ["reward.delivered"]})
+    assert refused.status_code == 422
+    assert 'id="id_edit-url_error"' in refused.content.decode()
+    with tenant_context(tenant_a):
+        unchanged = WebhookEndpoint.objects.get()
+    assert (unchanged.url, unchanged.events) == ("https://hooks.example.com/old", ["order.created"])
+
+    saved = client.post(
+        detail,
+        {"edit-url": "https://hooks.example.com/new", "edit-events": ["reward.delivered"], "edit-description": "CRM"},
+    )
+    assert saved.status_code == 302
+    with tenant_context(tenant_a):
+        endpoint = WebhookEndpoint.objects.get()
+    assert (endpoint.url, endpoint.events, endpoint.description) == (
+        "https://hooks.example.com/new",
+        ["reward.delivered"],
+        "CRM",
+    )
+    (update,) = [e for e in audit_events(tenant_a) if e["action"] == "webhook_endpoint.update"]
+    assert update["data"]["before"]["url"] == "https://hooks.example.com/old"
+    assert update["data"]["after"]["events"] == ["reward.delivered"]
+
+    admin_b = make_staff(tenant_b, "admin2@beta.test", "admin")
+    client_b = portal_client(tenant_b)
+    sign_in(client_b, admin_b.email)
+    assert client_b.post(detail, {"edit-url": "https://evil.example.com/"}).status_code == 404
+    viewer, _ = signed_in("viewer")
+    assert viewer.post(detail, {"edit-url": "https://evil.example.com/"}).status_code == 403
+    with tenant_context(tenant_a):
+        assert WebhookEndpoint.objects.get().url == "https://hooks.example.com/new"

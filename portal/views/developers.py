@@ -232,12 +232,49 @@ class WebhookEndpointView(PortalView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        endpoint = _endpoint_or_404(self.kwargs["endpoint_id"])
+        endpoint = kwargs.get("endpoint") or _endpoint_or_404(self.kwargs["endpoint_id"])
         context["endpoint"] = endpoint
+        context.setdefault("edit_form", _edit_form(endpoint))
         context["deliveries"] = webhook_selectors.delivery_list(endpoint=endpoint).order_by("-created_at")[
             :MAX_DELIVERIES_SHOWN
         ]
         return context
+
+    def post(self, request, endpoint_id: str):
+        """Edit the URL, the events and the description (the secret is rotated separately)."""
+        endpoint = _endpoint_or_404(endpoint_id)
+        form = WebhookEndpointForm(request.POST, prefix="edit")
+        if form.is_valid():
+            data = form.cleaned_data
+            before = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description}
+            try:
+                endpoint = webhook_services.webhook_endpoint_update(
+                    endpoint=endpoint, url=data["url"], events=data["events"], description=data["description"]
+                )
+            except ApplicationError as exc:
+                _apply_errors(form, exc)
+            else:
+                after = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description}
+                changed = {name: value for name, value in after.items() if before[name] != value}
+                if changed:
+                    self.audit(
+                        "webhook_endpoint.update",
+                        object_type="webhook_endpoint",
+                        object_id=endpoint.pk,
+                        data={"before": {name: before[name] for name in changed}, "after": changed},
+                    )
+                    messages.success(request, "The endpoint was updated.")
+                else:
+                    messages.info(request, "Nothing changed.")
+                return redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
+        return self.render_to_response(self.get_context_data(endpoint=endpoint, edit_form=form), status=422)
+
+
+def _edit_form(endpoint) -> WebhookEndpointForm:
+    events = [] if not endpoint.events or ALL_EVENTS in endpoint.events else list(endpoint.events)
+    return WebhookEndpointForm(
+        prefix="edit", initial={"url": endpoint.url, "events": events, "description": endpoint.description}
+    )
 
 
 class WebhookActionView(PortalMixin, View):
