@@ -17,7 +17,9 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
+from django.core.paginator import Paginator
 from django.db import connection
+from django.db.models import Q
 from django.http import Http404, HttpResponseForbidden, HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse
@@ -141,6 +143,9 @@ class TenantCreateForm(forms.Form):
     currency = forms.CharField(max_length=3, initial="USD", help_text="Three-letter ISO 4217 code.")
 
 
+TENANTS_PER_PAGE = 50
+
+
 def _live_tenants():
     return Tenant.objects.exclude(schema_name=get_public_schema_name()).filter(is_sandbox=False)
 
@@ -171,17 +176,24 @@ def tenants_view(request):
             status = 422
     from funds.selectors import balance_list
 
-    tenants = list(_live_tenants().prefetch_related("domains").order_by("slug"))
-    for tenant in tenants:
+    query = request.GET.get("q", "").strip()
+    listed = _live_tenants().prefetch_related("domains").order_by("slug")
+    if query:
+        matches = Q(slug__icontains=query) | Q(name__icontains=query) | Q(domains__domain__icontains=query)
+        listed = listed.filter(matches)
+    page = Paginator(listed.distinct(), TENANTS_PER_PAGE).get_page(request.GET.get("page"))
+    tenants = list(page.object_list)
+    for tenant in tenants:  # one schema visit per tenant shown: a page, never all of them
         with tenant_context(tenant):
             tenant.console_balances = balance_list()
     connection.set_schema_to_public()
     return _render(
         request,
         "console/tenants.html",
-        {"tenants": tenants, "form": form, "page_title": "Tenants", "nav_section": "tenants"},
+        {"tenants": tenants, "page": page, "query": query, "form": form, "page_title": "Tenants",
+         "nav_section": "tenants"},
         status=status,
-    )
+    )  # fmt: skip
 
 
 @operator_required

@@ -189,3 +189,23 @@ def test_inventory_upload_imports_codes_and_shows_bad_rows_next_to_the_file(oper
     assert "Row 3, code" in body
     [line] = inventory_stock(product=product)
     assert line.available == 3
+
+
+def test_tenant_list_is_paged_and_searchable(operator_client, settings, monkeypatch):
+    """With hundreds of tenants the page stays one page long (balances read for the shown tenants only)."""
+    from portal import console_views
+    from tenants.models import Tenant
+
+    monkeypatch.setattr(console_views, "TENANTS_PER_PAGE", 1)  # alpha and beta exist: two pages of one
+    first = operator_client.get("/console/tenants/").content.decode()
+    assert 'data-testid="tenant-alpha"' in first and 'data-testid="tenant-beta"' not in first
+    assert "Page 1 of" in first and 'rel="next"' in first
+    total = Tenant.objects.filter(is_sandbox=False).exclude(schema_name="public").count()
+    last = operator_client.get("/console/tenants/", {"page": total}).content.decode()
+    assert 'data-testid="tenant-alpha"' not in last and 'rel="prev"' in last
+
+    found = operator_client.get("/console/tenants/", {"q": "BETA"}).content.decode()  # name, any case
+    assert 'data-testid="tenant-beta"' in found and 'data-testid="tenant-alpha"' not in found
+    none = operator_client.get("/console/tenants/", {"q": "no-such-tenant"}).content.decode()
+    assert "No tenant matches" in none
+    assert operator_client.get("/console/tenants/", {"page": "junk"}).status_code == 200  # first page
