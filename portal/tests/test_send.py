@@ -51,6 +51,20 @@ def test_catalogue_lists_brand_cards_and_filters_by_currency(manager, shop):
     assert "Harvest Mug" in physical and "Harvest Hamper<" not in physical
 
 
+def test_catalogue_pages_keep_the_filters(manager, shop, monkeypatch):
+    from portal.views import send
+
+    monkeypatch.setattr(send, "CATALOGUE_PAGE", 1)
+    first = manager.get("/send/", {"currency": "USD"}).content.decode()
+    assert first.count('data-testid="product-card"') == 1
+    assert 'rel="next"' in first and "currency=USD&amp;page=2" in first  # the filter follows the pager
+    second = manager.get("/send/", {"currency": "USD", "page": "2"}).content.decode()
+    assert second.count('data-testid="product-card"') == 1 and 'rel="prev"' in second
+    names = re.compile(r'class="stretched">([^<]+)<')
+    assert names.findall(first) != names.findall(second)  # another gift, not the same one again
+    assert "Quire Books UK" not in first + second  # GBP: filtered out on every page
+
+
 def test_form_offers_fixed_amounts_as_a_select_and_ranges_as_a_bounded_number(manager, shop):
     fixed = manager.get(f"/send/{shop.coffee_usd.id}/").content.decode()
     assert '<select name="amount"' in fixed and '<option value="25.00">25.00 USD</option>' in fixed

@@ -11,10 +11,12 @@ from decimal import Decimal
 
 from django.conf import settings
 from django.contrib import messages
+from django.core.paginator import Paginator
 from django.http import Http404
 from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
+from django.utils.http import urlencode
 
 from catalog.models import ProductType
 from catalog.selectors import product_get_for_tenant, product_list_for_tenant, shipping_method_list
@@ -71,14 +73,16 @@ class CatalogueView(PortalView):
         for currency, product_countries in options:
             currencies.add(currency)
             countries.update(product_countries)
-        products = list(product_list_for_tenant(**{k: v or None for k, v in filters.items()})[: CATALOGUE_PAGE + 1])
+        matching = product_list_for_tenant(**{k: v or None for k, v in filters.items()})
+        page = Paginator(matching, CATALOGUE_PAGE).get_page(params.get("page"))
         context.update(
             filters=filters,
+            filter_query=urlencode({k: v for k, v in filters.items() if v}),
             currencies=sorted(currencies),
             countries=sorted(countries),
             types=ProductType.choices,
-            products=[{"product": p, "initials": initials(p.brand.name)} for p in products[:CATALOGUE_PAGE]],
-            more=len(products) > CATALOGUE_PAGE,
+            products=[{"product": p, "initials": initials(p.brand.name)} for p in page.object_list],
+            page=page,
         )
         return context
 
