@@ -5,16 +5,25 @@ The host name is resolved once; every resolved address must be public (unless
 that changes between a check and a connect (rebinding) cannot reach an internal service. TLS still
 verifies the certificate against the host name (SNI), and the Host header keeps the name. Redirects are
 never followed; at most `max_body` bytes of the response are read.
+
+With `keep_alive=True` the connection is kept for the next request to the same scheme, host and port (a pool
+per process, short-lived): the socket stays connected to the address that was checked when it was opened,
+so reuse never skips the guard. One watchdog thread per process enforces every request's overall deadline.
 """
 
 from __future__ import annotations
 
+import heapq
 import http.client
 import ipaddress
+import itertools
+import os
+import select
 import socket
 import ssl
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
 
@@ -124,39 +133,168 @@ class Response:
     duration_ms: int = 0
 
 
-def post(url: str, *, body: bytes, headers: dict[str, str], timeout: float, max_body: int = 1024) -> Response:
-    """POST body to url; never raises for network trouble (it is in `error`), never follows redirects."""
+# Idle keep-alive connections are dropped after this long (or this old), so DNS changes are picked up.
+POOL_IDLE_SECONDS = 15.0
+POOL_MAX_AGE_SECONDS = 60.0
+POOL_MAX_IDLE_PER_DESTINATION = 32
+# Errors that mean a kept-alive connection was closed by the receiver before our request: retried once, fresh.
+_STALE_ERRORS = (ConnectionResetError, ConnectionAbortedError, BrokenPipeError, http.client.BadStatusLine)
+
+
+class _Pool:
+    """Idle HTTP(S) connections per destination, each still connected to the address checked when it opened."""
+
+    def __init__(self) -> None:
+        self._idle: dict[tuple, deque] = {}
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+
+    def take(self, key: tuple) -> http.client.HTTPConnection | None:
+        now = time.monotonic()
+        while True:
+            with self._lock:
+                if self._pid != os.getpid():  # forked: the parent's sockets are not ours
+                    self._idle, self._pid = {}, os.getpid()
+                idle = self._idle.get(key)
+                if not idle:
+                    return None
+                connection, created, used = idle.pop()
+            sock = connection.sock
+            fresh = now - used < POOL_IDLE_SECONDS and now - created < POOL_MAX_AGE_SECONDS
+            # Readable while idle means the receiver closed it (or sent something unasked): not reusable.
+            if fresh and sock is not None and not select.select([sock], [], [], 0)[0]:
+                connection._pool_created = created
+                return connection
+            connection.close()
+
+    def put(self, key: tuple, connection: http.client.HTTPConnection) -> None:
+        created = getattr(connection, "_pool_created", None) or time.monotonic()
+        with self._lock:
+            idle = self._idle.setdefault(key, deque())
+            idle.append((connection, created, time.monotonic()))
+            extra = idle.popleft() if len(idle) > POOL_MAX_IDLE_PER_DESTINATION else None
+        if extra is not None:
+            extra[0].close()
+
+
+class _Deadlines:
+    """One thread per process that cuts requests past their deadline (cheaper than a Timer thread each)."""
+
+    def __init__(self) -> None:
+        self._heap: list[list] = []
+        self._cond = threading.Condition()
+        self._order = itertools.count()
+        self._thread: threading.Thread | None = None
+        self._pid = 0
+
+    def add(self, when: float, connection: http.client.HTTPConnection) -> list:
+        entry = [when, next(self._order), connection]
+        with self._cond:
+            if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
+                self._heap, self._pid = [], os.getpid()
+                self._thread = threading.Thread(target=self._run, name="outbound-deadlines", daemon=True)
+                self._thread.start()
+            heapq.heappush(self._heap, entry)
+            if self._heap[0] is entry:
+                self._cond.notify()
+        return entry
+
+    @staticmethod
+    def cancel(entry: list) -> None:
+        entry[2] = None
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while True:
+                    while self._heap and self._heap[0][2] is None:
+                        heapq.heappop(self._heap)
+                    if not self._heap:
+                        self._cond.wait()
+                        continue
+                    delay = self._heap[0][0] - time.monotonic()
+                    if delay <= 0:
+                        connection = heapq.heappop(self._heap)[2]
+                        break
+                    self._cond.wait(delay)
+            if connection is not None:
+                _cut(connection)
+
+
+_POOL = _Pool()
+_DEADLINES = _Deadlines()
+_TLS_CONTEXT: ssl.SSLContext | None = None
+
+
+def _tls_context() -> ssl.SSLContext:
+    global _TLS_CONTEXT
+    if _TLS_CONTEXT is None:
+        _TLS_CONTEXT = ssl.create_default_context()  # a few ms each: once per process
+    return _TLS_CONTEXT
+
+
+def post(
+    url: str,
+    *,
+    body: bytes,
+    headers: dict[str, str],
+    timeout: float,
+    max_body: int = 1024,
+    keep_alive: bool = False,
+) -> Response:
+    """POST body to url; never raises for network trouble (it is in `error`), never follows redirects.
+
+    `keep_alive`: take an idle connection to the same destination from this process's pool and give it back
+    if the exchange ended cleanly (whole response read, no `Connection: close`).
+    """
     parts = urlsplit(url)
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-    cls = _GuardedHTTPSConnection if parts.scheme == "https" else _GuardedHTTPConnection
-    kwargs = {"context": ssl.create_default_context()} if parts.scheme == "https" else {}
+    https = parts.scheme == "https"
+    port = parts.port or (443 if https else 80)
+    key = (parts.scheme, parts.hostname, port, bool(settings.OUTBOUND_ALLOW_PRIVATE))
     started = time.monotonic()
-    result = Response()
-    port = parts.port or (443 if parts.scheme == "https" else 80)
-    connection = cls(parts.hostname, port, timeout=timeout, **kwargs)
-    # The socket timeout bounds each read; this bounds the whole exchange, so a receiver dribbling a byte
-    # at a time cannot hold a worker past `timeout`.
-    deadline = threading.Timer(timeout, _cut, args=(connection,))
-    deadline.daemon = True
-    deadline.start()
-    try:
-        connection.request("POST", target, body=body, headers=headers)
-        response = connection.getresponse()
-        result.status = response.status
-        result.headers = {name.lower(): value for name, value in response.getheaders()}
-        result.body_excerpt = response.read(max_body)
-    except OutboundRefused as exc:
-        result.error = f"refused: {exc}"
-    except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
-        if isinstance(exc, TimeoutError) or time.monotonic() - started >= timeout:
-            result.error = f"timed out after {timeout:g} s"
-        else:
-            result.error = f"{type(exc).__name__}: {exc}"[:500]
-    finally:
-        deadline.cancel()
-        connection.close()
-        result.duration_ms = round((time.monotonic() - started) * 1000)
-    return result
+    retried = False
+    while True:
+        result = Response()
+        connection = _POOL.take(key) if keep_alive else None
+        reused = connection is not None
+        if connection is None:
+            cls = _GuardedHTTPSConnection if https else _GuardedHTTPConnection
+            kwargs = {"context": _tls_context()} if https else {}
+            connection = cls(parts.hostname, port, timeout=timeout, **kwargs)
+        elif connection.sock is not None:
+            connection.sock.settimeout(timeout)
+        # The socket timeout bounds each read; this bounds the whole exchange, so a receiver dribbling a
+        # byte at a time cannot hold a worker past `timeout`.
+        deadline = _DEADLINES.add(started + timeout, connection)
+        reusable = False
+        stale = False
+        try:
+            connection.request("POST", target, body=body, headers=headers)
+            response = connection.getresponse()
+            result.status = response.status
+            result.headers = {name.lower(): value for name, value in response.getheaders()}
+            result.body_excerpt = response.read(max_body)
+            reusable = keep_alive and not response.will_close and response.isclosed()
+        except OutboundRefused as exc:
+            result.error = f"refused: {exc}"
+        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+            elapsed = time.monotonic() - started
+            stale = reused and not retried and isinstance(exc, _STALE_ERRORS) and elapsed < timeout
+            if isinstance(exc, TimeoutError) or elapsed >= timeout:
+                result.error = f"timed out after {timeout:g} s"
+            else:
+                result.error = f"{type(exc).__name__}: {exc}"[:500]
+        finally:
+            _DEADLINES.cancel(deadline)
+            if reusable:
+                _POOL.put(key, connection)
+            else:
+                connection.close()
+            result.duration_ms = round((time.monotonic() - started) * 1000)
+        if not stale:
+            return result
+        retried = True  # the receiver had closed the idle connection: once more on a new one
 
 
 def _cut(connection: http.client.HTTPConnection) -> None:

@@ -1,22 +1,32 @@
-"""Writes for webhooks: the event outbox (`event_emit`), endpoints and secrets, delivery attempts, the sweeper.
+"""Writes for webhooks: the event outbox (`event_emit`), endpoints and secrets, delivery drains, the sweeper.
 
-Delivery is at-least-once. `event_emit` writes the event and its deliveries in the caller's transaction
-and publishes tasks on commit; a beat sweeper re-publishes any due delivery whose task was lost. A worker
-claims a delivery (row lock, SKIP LOCKED, then a `sending` state with a lease) before the HTTP request and
-records the outcome afterwards, so two workers never send the same attempt and no transaction stays open
-across the network call.
+Delivery is at-least-once, in batches (as high-volume senders do it). `event_emit` writes the event and its
+deliveries in the caller's transaction and, on commit, publishes at most one "drain" task for the schema
+(none while one is already waiting to start: a short-lived Redis flag). A drain claims due deliveries in
+one statement (`sending` with a lease, SKIP LOCKED), sends them concurrently over kept-alive connections
+and records attempts and outcomes set-based, batch after batch, within a time budget; no transaction stays
+open across the network calls, and two drains never send the same attempt. A beat sweeper publishes a
+drain wherever a due delivery was never picked up (a lost publish) or a claim outlived its lease (a killed
+worker): the same webhook-id is sent again, and receivers deduplicate.
 """
 
 from __future__ import annotations
 
 import base64
 import email.utils
+import hashlib
+import hmac
 import json
 import logging
 import random
 import secrets
+import threading
+import time
 import uuid
+from collections import deque
 from collections.abc import Iterable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
 
@@ -24,10 +34,9 @@ from django.conf import settings
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
-from standardwebhooks import Webhook
 
 from core import crypto
 from core.errors import ApplicationError
@@ -43,13 +52,13 @@ from .models import (
     WebhookEndpoint,
     WebhookSecret,
 )
-from .selectors import endpoints_subscribed, signing_secrets
+from .selectors import endpoints_subscribed, signing_secrets_by_endpoint
 
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "rewards-portal-webhooks/1.0"
 RESPONSE_EXCERPT_BYTES = 1024
-SWEEP_BATCH = 500  # due deliveries published per schema per sweep: ~25 ms to pick and mark, + 1 publish each
+SWEEP_BATCH = 500  # due deliveries marked per schema per sweep (one drain is published for them)
 REDELIVER_MAX = 10_000  # deliveries one redeliver-failed call may reschedule
 
 
@@ -87,33 +96,109 @@ def _event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
     ]
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries)
-        _publish_on_commit([d.id for d in deliveries], countdown=first_delay)
+        _drain_on_commit([d.id for d in deliveries], countdown=first_delay)
     return event
 
 
-def _publish_on_commit(delivery_ids: list[str], *, countdown: float = 0) -> None:
-    if delivery_ids:
-        # robust: a broker outage must not turn a committed business transaction into an error; the
-        # sweeper publishes whatever did not make it.
-        transaction.on_commit(
-            partial(_publish, list(delivery_ids), schema_name=connection.schema_name, countdown=countdown),
-            robust=True,
-        )
+class _DrainOnCommit:
+    """The on-commit callback that wakes a drain for one schema: one per transaction, whatever it emitted."""
+
+    def __init__(self, *, schema_name: str, countdown: float, dedupe: bool) -> None:
+        self.schema_name = schema_name
+        self.countdown = countdown
+        self.dedupe = dedupe
+        self.delivery_ids: list[str] = []
+
+    def __call__(self) -> None:
+        _publish_drain(self.schema_name, countdown=self.countdown, delivery_ids=self.delivery_ids, dedupe=self.dedupe)
 
 
-def _publish(delivery_ids: list[str], *, schema_name: str, countdown: float = 0) -> None:
-    from .tasks import webhook_delivery_attempt
+def _drain_on_commit(delivery_ids: list[str], *, countdown: float = 0, dedupe: bool = True) -> None:
+    """After commit, publish a drain task for the current schema (one per transaction, however many calls).
 
-    for position, delivery_id in enumerate(delivery_ids):
-        try:
-            webhook_delivery_attempt.apply_async(
-                (delivery_id,), countdown=countdown or None, headers={"_schema_name": schema_name}
-            )
-        except Exception:
-            logger.exception("webhook task publish failed; the sweeper will retry", extra={"delivery": delivery_id})
+    robust: a broker outage must not turn a committed business transaction into an error; the sweeper
+    publishes whatever did not make it.
+    """
+    if not delivery_ids:
+        return
+    schema_name = connection.schema_name
+    if dedupe and connection.in_atomic_block:
+        for _, callback, _ in connection.run_on_commit:
+            if (
+                isinstance(callback, _DrainOnCommit)
+                and callback.dedupe
+                and callback.schema_name == schema_name
+                and callback.countdown == countdown
+            ):
+                callback.delivery_ids.extend(delivery_ids)
+                return
+    callback = _DrainOnCommit(schema_name=schema_name, countdown=countdown, dedupe=dedupe)
+    callback.delivery_ids.extend(delivery_ids)
+    transaction.on_commit(callback, robust=True)
+
+
+# A drain published and not yet started holds this flag, so commits meanwhile publish nothing more: the drain
+# claims after it clears the flag, and so sees their deliveries. It expires in case the task is lost.
+DRAIN_FLAG_SECONDS = 5
+_redis_client = None
+
+
+def _redis():
+    global _redis_client
+    if _redis_client is None:
+        import redis
+
+        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
+    return _redis_client
+
+
+def _drain_flag(schema_name: str, countdown: float = 0) -> tuple[str, int]:
+    """(key, ttl ms) of the flag for an immediate drain, or for a delayed one due in the same 100 ms."""
+    base = f"webhooks:drain:{connection.settings_dict['NAME']}:{schema_name}"
+    if countdown < 0.1:
+        return base, DRAIN_FLAG_SECONDS * 1000
+    return f"{base}:at:{round((time.time() + countdown) * 10)}", int((countdown + DRAIN_FLAG_SECONDS) * 1000)
+
+
+def _drain_flag_take(schema_name: str, countdown: float = 0) -> bool:
+    """True if no drain (for that moment) is waiting to start: the caller must publish one."""
+    key, ttl = _drain_flag(schema_name, countdown)
+    try:
+        return bool(_redis().set(key, b"1", nx=True, px=ttl))
+    except Exception:
+        return True  # Redis trouble: publish anyway (the broker may still take it; else the sweeper)
+
+
+def _drain_flag_clear(schema_name: str) -> None:
+    try:
+        _redis().delete(_drain_flag(schema_name)[0])
+    except Exception:
+        logger.warning("webhook drain flag not cleared", exc_info=True)  # it expires by itself
+
+
+def _publish_drain(
+    schema_name: str, *, countdown: float = 0, delivery_ids: Iterable[str] = (), dedupe: bool = True
+) -> bool:
+    """Publish a drain task for the schema (unless one is already waiting); True if published.
+
+    If the broker refuses, the deliveries are marked never-published so the next sweep publishes them.
+    """
+    from .tasks import webhook_deliveries_drain
+
+    if dedupe and not _drain_flag_take(schema_name, countdown):
+        return False
+    try:
+        webhook_deliveries_drain.apply_async(countdown=countdown or None, headers={"_schema_name": schema_name})
+    except Exception:
+        logger.exception("webhook drain publish failed; the sweeper will retry", extra={"schema": schema_name})
+        if countdown < 0.1:
+            _drain_flag_clear(schema_name)
+        ids = list(delivery_ids)
+        if ids:
             with schema_context(schema_name):
-                WebhookDelivery.objects.filter(pk__in=delivery_ids[position:]).update(enqueued_at=None)
-            return
+                WebhookDelivery.objects.filter(pk__in=ids).update(enqueued_at=None)
+        return False
+    return True
 
 
 # --- Endpoints and secrets ----------------------------------------------------------------------------
@@ -260,7 +345,7 @@ def _reschedule(qs) -> list[str]:
     WebhookDelivery.objects.filter(pk__in=ids).update(
         status=DeliveryStatus.PENDING, retry_index=0, next_attempt_at=now, enqueued_at=now, claim_token=""
     )
-    _publish_on_commit(ids)
+    _drain_on_commit(ids)
     return ids
 
 
@@ -283,7 +368,7 @@ def event_redeliver(*, event: Event, endpoint_id: str | None = None) -> list[Web
                 event=event, endpoint=endpoint, defaults={"enqueued_at": timezone.now()}
             )
             if created:
-                _publish_on_commit([delivery.pk])
+                _drain_on_commit([delivery.pk])
             qs = WebhookDelivery.objects.filter(pk=delivery.pk)
         else:
             qs = WebhookDelivery.objects.filter(event=event, endpoint__enabled=True)
@@ -336,21 +421,6 @@ def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
     if when.tzinfo is None:
         when = when.replace(tzinfo=UTC)
     return max(0.0, (when - now).total_seconds())
-
-
-def _signed_request(*, delivery: WebhookDelivery, body: str) -> dict[str, str]:
-    timestamp = datetime.fromtimestamp(int(timezone.now().timestamp()), UTC)
-    signatures = [
-        Webhook(secret).sign(msg_id=delivery.pk, timestamp=timestamp, data=body)
-        for secret in signing_secrets(endpoint_id=delivery.endpoint_id)
-    ]
-    return {
-        "content-type": "application/json",
-        "user-agent": USER_AGENT,
-        "webhook-id": delivery.pk,
-        "webhook-timestamp": str(int(timestamp.timestamp())),
-        "webhook-signature": " ".join(signatures),
-    }
 
 
 def _fail_pending(*, endpoint_id: str, reason: str) -> int:
@@ -407,7 +477,7 @@ def _notify_admins_endpoint_disabled(tenant, endpoint_id: str, reason: str) -> N
 
 
 def _sending_lease() -> timedelta:
-    """How long a claim (`sending`) lasts before the sweeper may hand the delivery to another worker.
+    """How long a claim (`sending`) lasts before another drain may take the delivery over.
 
     By default past the task's hard time limit, which no live worker outlives. WEBHOOK_SENDING_LEASE_SECONDS
     (test settings) shortens it so a delivery held by a killed worker is recovered within seconds; a lease
@@ -417,138 +487,425 @@ def _sending_lease() -> timedelta:
     return timedelta(seconds=settings.CELERY_TASK_TIME_LIMIT + 30 if seconds is None else float(seconds))
 
 
-def webhook_delivery_attempt(*, delivery_id: str) -> WebhookAttempt | None:
-    """Make the next attempt of a delivery if it is due and nobody else is making it; record the outcome.
+# How early (seconds) a drain may send a retry whose time has almost come: a countdown can fire a hair early.
+DUE_TOLERANCE_SECONDS = 0.25
+# Threads per worker process that make the HTTP requests of every drain running in it.
+SEND_THREADS = 64
 
-    Safe to run twice or concurrently: a delivery that is done, not due, or claimed by another worker is
-    left alone (returns None).
-    """
-    now = timezone.now()
-    lease = _sending_lease()
-    with transaction.atomic():
-        delivery = (
-            WebhookDelivery.objects.select_for_update(skip_locked=True, of=("self",))
-            .select_related("event", "endpoint")
-            .filter(pk=delivery_id)
-            .first()
+_CLAIM_SQL = """
+UPDATE {table} AS d
+SET status = 'sending', claim_token = %(token)s, locked_until = %(until)s, attempt_count = d.attempt_count + 1
+FROM (
+    SELECT id FROM {table}
+    WHERE status IN ('pending', 'sending')
+      AND ((status = 'pending' AND next_attempt_at <= %(due)s) OR (status = 'sending' AND locked_until <= %(now)s))
+      {only}
+    ORDER BY next_attempt_at
+    LIMIT %(limit)s
+    FOR UPDATE SKIP LOCKED
+) AS picked
+WHERE d.id = picked.id
+RETURNING d.id, d.event_id, d.endpoint_id, d.attempt_count, d.retry_index, d.next_attempt_at
+"""
+
+# The outcome of a batch, one row per delivery still held by this claim: set-based.
+_OUTCOME_SQL = """
+UPDATE {table} AS d
+SET status = v.status, claim_token = '', locked_until = NULL, last_attempt_at = %(now)s,
+    last_status_code = v.code, last_error = v.error, retry_index = v.retry_index,
+    next_attempt_at = COALESCE(v.next_attempt_at, d.next_attempt_at), enqueued_at = v.enqueued_at,
+    succeeded_at = COALESCE(v.succeeded_at, d.succeeded_at)
+FROM unnest(%(ids)s::text[], %(statuses)s::text[], %(codes)s::int[], %(errors)s::text[], %(retries)s::int[],
+            %(nexts)s::timestamptz[], %(enqueued)s::timestamptz[], %(succeeded)s::timestamptz[])
+     AS v(id, status, code, error, retry_index, next_attempt_at, enqueued_at, succeeded_at)
+WHERE d.id = v.id AND d.claim_token = %(token)s
+RETURNING d.id
+"""
+
+# Claims given back unsent (the drain's time ran out): as they were, minus the attempt not made.
+_RELEASE_SQL = """
+UPDATE {table} SET status = 'pending', claim_token = '', locked_until = NULL, attempt_count = attempt_count - 1
+WHERE id = ANY(%(ids)s) AND claim_token = %(token)s
+"""
+
+
+@dataclass
+class _Send:
+    """One claimed delivery on its way: what is sent, and what came back."""
+
+    delivery_id: str
+    endpoint_id: str
+    number: int
+    retry_index: int
+    url: str = ""
+    body: bytes = b""
+    keys: tuple[bytes, ...] = ()
+    headers: dict[str, str] = field(default_factory=dict)
+    response: outbound.Response | None = None
+
+
+_executor_lock = threading.Lock()
+_executor_instance: ThreadPoolExecutor | None = None
+
+
+def _executor() -> ThreadPoolExecutor:
+    global _executor_instance
+    with _executor_lock:
+        if _executor_instance is None:
+            _executor_instance = ThreadPoolExecutor(max_workers=SEND_THREADS, thread_name_prefix="webhook-send")
+        return _executor_instance
+
+
+def _fault_point(point: str) -> None:
+    """Test-only: core.faults kills the worker here when a resilience test armed `point`; otherwise nothing."""
+    if getattr(settings, "FAULT_INJECTION", False):
+        from core.faults import fault_point
+
+        fault_point(point)
+
+
+def _sign(send: _Send) -> None:
+    """Standard Webhooks v1 headers (several signatures during a rotation); the timestamp is the send time."""
+    timestamp = str(int(time.time()))
+    signed = f"{send.delivery_id}.{timestamp}.".encode() + send.body
+    signatures = " ".join(
+        "v1," + base64.b64encode(hmac.new(key, signed, hashlib.sha256).digest()).decode() for key in send.keys
+    )
+    send.headers = {
+        "content-type": "application/json",
+        "user-agent": USER_AGENT,
+        "webhook-id": send.delivery_id,
+        "webhook-timestamp": timestamp,
+        "webhook-signature": signatures,
+    }
+
+
+def _send_lane(sends: deque, deadline: float) -> None:
+    """POST one endpoint's deliveries in turn over a kept-alive connection, until none is left or time is up."""
+    while time.monotonic() < deadline:
+        try:
+            send = sends.popleft()
+        except IndexError:
+            return
+        _sign(send)
+        send.response = outbound.post(
+            send.url,
+            body=send.body,
+            headers=send.headers,
+            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
+            max_body=RESPONSE_EXCERPT_BYTES,
+            keep_alive=True,
         )
-        if delivery is None:
-            return None  # locked by another worker, or deleted with its endpoint
-        if delivery.status == DeliveryStatus.PENDING:
-            # A countdown may fire a hair early (clock skew between hosts); a real early duplicate waits.
-            if delivery.next_attempt_at > now + timedelta(seconds=2):
-                return None
-        elif delivery.status == DeliveryStatus.SENDING:
-            if delivery.locked_until and delivery.locked_until > now:
-                return None  # another worker holds the lease
-        else:
-            return None  # succeeded or failed: nothing to do
-        if not delivery.endpoint.enabled:
-            delivery.status = DeliveryStatus.FAILED
-            delivery.last_error = "The endpoint is disabled."
-            delivery.save(update_fields=["status", "last_error"])
-            return None
-        token = uuid.uuid4().hex
-        delivery.status = DeliveryStatus.SENDING
-        delivery.claim_token = token
-        delivery.locked_until = now + lease
-        delivery.attempt_count += 1
-        delivery.save(update_fields=["status", "claim_token", "locked_until", "attempt_count"])
-        number = delivery.attempt_count
-        url = delivery.endpoint.url
-        body = json.dumps(delivery.event.payload(), cls=DjangoJSONEncoder, separators=(",", ":"), ensure_ascii=False)
-        headers = _signed_request(delivery=delivery, body=body)
-
-    response = outbound.post(
-        url,
-        body=body.encode(),
-        headers=headers,
-        timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-        max_body=RESPONSE_EXCERPT_BYTES,
-    )
-    return _attempt_record(
-        delivery_id=delivery_id, token=token, number=number, url=url, headers=headers, response=response
-    )
+        if send.response.status is not None and 200 <= send.response.status < 300:
+            _fault_point("webhook.sent")  # the receiver took it, not yet recorded: it will be sent again
 
 
-def _attempt_record(
-    *, delivery_id: str, token: str, number: int, url: str, headers: dict, response: outbound.Response
-) -> WebhookAttempt | None:
+def _send_all(sends: list[_Send], deadline: float) -> None:
+    """Every endpoint's sends concurrently, at most WEBHOOK_ENDPOINT_CONCURRENCY at a time per endpoint."""
+    by_endpoint: dict[str, deque] = {}
+    for send in sends:
+        by_endpoint.setdefault(send.endpoint_id, deque()).append(send)
+    lanes = [(queue, min(len(queue), settings.WEBHOOK_ENDPOINT_CONCURRENCY)) for queue in by_endpoint.values()]
+    if len(sends) == 1:
+        _send_lane(lanes[0][0], deadline)
+        return
+    futures = [_executor().submit(_send_lane, queue, deadline) for queue, count in lanes for _ in range(count)]
+    for future in futures:
+        future.result()
+
+
+def _claim(*, token: str, limit: int, only: list[str] | None = None, tolerance: float = DUE_TOLERANCE_SECONDS):
+    """Claim up to `limit` due deliveries (or those of `only` that are due) in one statement: SKIP LOCKED."""
     now = timezone.now()
+    table = WebhookDelivery._meta.db_table
+    sql = _CLAIM_SQL.format(table=table, only="AND id = ANY(%(only)s)" if only is not None else "")
+    params = {
+        "token": token,
+        "until": now + _sending_lease(),
+        "due": now + timedelta(seconds=tolerance),
+        "now": now,
+        "limit": limit,
+        "only": only,
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        rows = cursor.fetchall()
+    rows.sort(key=lambda row: (row[5], row[0]))  # oldest due first, so each endpoint gets them in order
+    return rows
+
+
+def _prepare(rows: list, *, token: str) -> list[_Send]:
+    """Load what the claimed deliveries need, once per batch: events, endpoints, decrypted signing secrets."""
+    event_ids = {row[1] for row in rows}
+    endpoint_ids = {row[2] for row in rows}
+    endpoints = {
+        pk: (url, enabled)
+        for pk, url, enabled in WebhookEndpoint.objects.filter(pk__in=endpoint_ids).values_list("id", "url", "enabled")
+    }
+    keys = {
+        endpoint_id: tuple(base64.b64decode(secret.removeprefix("whsec_")) for secret in secrets_)
+        for endpoint_id, secrets_ in signing_secrets_by_endpoint(endpoint_ids=endpoint_ids).items()
+    }
+    bodies = {
+        pk: json.dumps(
+            Event(id=pk, type=type_, created_at=created_at, data=data).payload(),
+            cls=DjangoJSONEncoder,
+            separators=(",", ":"),
+            ensure_ascii=False,
+        ).encode()
+        for pk, type_, created_at, data in Event.objects.filter(pk__in=event_ids).values_list(
+            "id", "type", "created_at", "data"
+        )
+    }
+    sends, disabled = [], []
+    for delivery_id, event_id, endpoint_id, number, retry_index, _ in rows:
+        url, enabled = endpoints.get(endpoint_id, ("", False))
+        if not enabled:
+            disabled.append(delivery_id)
+            continue
+        sends.append(
+            _Send(
+                delivery_id=delivery_id,
+                endpoint_id=endpoint_id,
+                number=number,
+                retry_index=retry_index,
+                url=url,
+                body=bodies[event_id],
+                keys=keys.get(endpoint_id, ()),
+            )
+        )
+    if disabled:
+        WebhookDelivery.objects.filter(pk__in=disabled, claim_token=token).update(
+            status=DeliveryStatus.FAILED,
+            last_error="The endpoint is disabled.",
+            claim_token="",
+            locked_until=None,
+            attempt_count=F("attempt_count") - 1,
+        )
+    return sends
+
+
+def _outcome(send: _Send, now: datetime) -> dict:
+    """What an attempt's response means for its delivery: succeeded, failed, or pending until a retry time."""
+    response = send.response
     succeeded = response.status is not None and 200 <= response.status < 300
     error = response.error or ("" if succeeded else f"HTTP {response.status}")
+    outcome = {
+        "status": DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED,
+        "code": response.status,
+        "error": "" if succeeded else error[:500],
+        "retry_index": send.retry_index,
+        "next_attempt_at": None,
+        "enqueued_at": None,
+        "succeeded_at": now if succeeded else None,
+        "succeeded": succeeded,
+        "attempt_error": error[:500],
+    }
+    if succeeded:
+        return outcome
+    outcome["retry_index"] = send.retry_index + 1
+    schedule = _schedule()
+    if response.status == 410 or outcome["retry_index"] >= len(schedule):
+        return outcome
+    delay = _jittered(schedule[outcome["retry_index"]])
+    if response.status in (429, 503):
+        wait = _retry_after_seconds(response.headers.get("retry-after"), now)
+        if wait is not None:
+            delay = max(delay, min(wait, settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS))
+    outcome["status"] = DeliveryStatus.PENDING
+    outcome["next_attempt_at"] = now + timedelta(seconds=delay)
+    if delay <= settings.WEBHOOK_COUNTDOWN_MAX_SECONDS:
+        outcome["enqueued_at"] = outcome["next_attempt_at"]  # a drain is published for then (below)
+    outcome["delay"] = delay
+    return outcome
+
+
+def _record(sends: list[_Send], *, token: str) -> dict[str, WebhookAttempt]:
+    """Attempts (one bulk insert) and outcomes (one set-based UPDATE), in one transaction; then the log lines.
+
+    An attempt whose claim was taken over (lease expired) is recorded, but the state belongs to the new owner.
+    """
+    now = timezone.now()
+    outcomes = {send.delivery_id: _outcome(send, now) for send in sends}
+    table = WebhookDelivery._meta.db_table
+    attempts: dict[str, WebhookAttempt] = {}
+    retry_delays: list[float] = []
     with transaction.atomic():
-        delivery = WebhookDelivery.objects.select_for_update(of=("self",)).filter(pk=delivery_id).first()
-        if delivery is None:
-            return None  # the endpoint was deleted while we were sending
-        attempt = WebhookAttempt.objects.create(
-            delivery=delivery,
-            number=number,
-            url=url,
-            request_headers=headers,
-            response_status=response.status,
-            response_excerpt=response.body_excerpt.decode("utf-8", errors="replace"),
-            duration_ms=response.duration_ms,
-            error=error[:500],
-            succeeded=succeeded,
-            created_at=now,
-        )
-        if delivery.claim_token != token:
-            return attempt  # our lease expired and another worker took over: it owns the state now
-        delivery.claim_token = ""
-        delivery.locked_until = None
-        delivery.last_attempt_at = now
-        delivery.last_status_code = response.status
-        delivery.last_error = "" if succeeded else error[:500]
-        endpoint_id = delivery.endpoint_id
-        if succeeded:
-            delivery.status = DeliveryStatus.SUCCEEDED
-            delivery.succeeded_at = now
-            WebhookEndpoint.objects.filter(pk=endpoint_id).exclude(failing_since=None).update(failing_since=None)
-        else:
-            WebhookEndpoint.objects.filter(pk=endpoint_id, failing_since=None).update(failing_since=now)
-            delivery.retry_index += 1
-            schedule = _schedule()
-            if response.status == 410:
-                delivery.status = DeliveryStatus.FAILED
-                _endpoint_auto_disable(endpoint_id=endpoint_id, reason=f"The receiver at {url} answered 410 Gone.")
-            elif delivery.retry_index >= len(schedule):
-                delivery.status = DeliveryStatus.FAILED
-            else:
-                delay = _jittered(schedule[delivery.retry_index])
-                if response.status in (429, 503):
-                    wait = _retry_after_seconds(response.headers.get("retry-after"), now)
-                    if wait is not None:
-                        delay = max(delay, min(wait, settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS))
-                delivery.status = DeliveryStatus.PENDING
-                delivery.next_attempt_at = now + timedelta(seconds=delay)
-                if delay <= settings.WEBHOOK_COUNTDOWN_MAX_SECONDS:
-                    delivery.enqueued_at = delivery.next_attempt_at
-                    _publish_on_commit([delivery.pk], countdown=delay)
-                else:
-                    delivery.enqueued_at = None  # the sweeper publishes it when due
+        with connection.cursor() as cursor:
+            columns = {
+                "ids": [],
+                "statuses": [],
+                "codes": [],
+                "errors": [],
+                "retries": [],
+                "nexts": [],
+                "enqueued": [],
+                "succeeded": [],
+            }
+            for delivery_id, outcome in outcomes.items():
+                columns["ids"].append(delivery_id)
+                columns["statuses"].append(str(outcome["status"]))
+                columns["codes"].append(outcome["code"])
+                columns["errors"].append(outcome["error"])
+                columns["retries"].append(outcome["retry_index"])
+                columns["nexts"].append(outcome["next_attempt_at"])
+                columns["enqueued"].append(outcome["enqueued_at"])
+                columns["succeeded"].append(outcome["succeeded_at"])
+            cursor.execute(_OUTCOME_SQL.format(table=table), {**columns, "now": now, "token": token})
+            owned = {row[0] for row in cursor.fetchall()}
+            existing = set(owned)
+            others = [send.delivery_id for send in sends if send.delivery_id not in owned]
+            if others:  # taken over by another drain, or deleted with its endpoint
+                cursor.execute(f"SELECT id FROM {table} WHERE id = ANY(%s) FOR KEY SHARE", [others])
+                existing.update(row[0] for row in cursor.fetchall())
+        for send in sends:
+            if send.delivery_id not in existing:
+                continue
+            outcome = outcomes[send.delivery_id]
+            attempts[send.delivery_id] = WebhookAttempt(
+                delivery_id=send.delivery_id,
+                number=send.number,
+                url=send.url,
+                request_headers=send.headers,
+                response_status=send.response.status,
+                response_excerpt=send.response.body_excerpt.decode("utf-8", errors="replace"),
+                duration_ms=send.response.duration_ms,
+                error=outcome["attempt_error"],
+                succeeded=outcome["succeeded"],
+                created_at=now,
+            )
+        WebhookAttempt.objects.bulk_create(attempts.values())
+        # The endpoints' failure runs: the last outcome per endpoint in this batch decides.
+        last: dict[str, _Send] = {}
+        for send in sends:
+            if send.delivery_id in owned:
+                last[send.endpoint_id] = send
+        recovered = [e for e, s in last.items() if outcomes[s.delivery_id]["succeeded"]]
+        failing = [e for e, s in last.items() if not outcomes[s.delivery_id]["succeeded"]]
+        if recovered:
+            WebhookEndpoint.objects.filter(pk__in=recovered).exclude(failing_since=None).update(failing_since=None)
+        if failing:
+            WebhookEndpoint.objects.filter(pk__in=failing, failing_since=None).update(failing_since=now)
             disable_after = timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)
-            if _endpoint_auto_disable(
-                endpoint_id=endpoint_id,
-                reason=f"Every attempt failed for {disable_after.days} days.",
-                only_if_failing_before=now - disable_after,
-            ):
-                delivery.status = DeliveryStatus.FAILED
-        delivery.save()
-    log = logger.info if succeeded else logger.warning
-    log(
-        "webhook attempt",
-        extra={
-            "event": "webhook.attempt",
-            "delivery": delivery_id,
-            "attempt": number,
-            "status": response.status,
-            "error": error[:200],
-            "duration_ms": response.duration_ms,
-            "outcome": delivery.status,
-        },
+            for send in sends:
+                if send.delivery_id in owned and send.response.status == 410:
+                    _endpoint_auto_disable(
+                        endpoint_id=send.endpoint_id, reason=f"The receiver at {send.url} answered 410 Gone."
+                    )
+            for endpoint_id in failing:
+                # Disabling fails the endpoint's pending deliveries, including those just set to retry.
+                _endpoint_auto_disable(
+                    endpoint_id=endpoint_id,
+                    reason=f"Every attempt failed for {disable_after.days} days.",
+                    only_if_failing_before=now - disable_after,
+                )
+        retry_delays = [
+            outcomes[d]["delay"]
+            for d in owned
+            if outcomes[d]["enqueued_at"] is not None and outcomes[d]["status"] == DeliveryStatus.PENDING
+        ]
+        if retry_delays:
+            _drain_on_commit(
+                [d for d in owned if outcomes[d]["enqueued_at"] is not None], countdown=max(0.0, min(retry_delays))
+            )
+    for send in sends:
+        outcome = outcomes[send.delivery_id]
+        (logger.info if outcome["succeeded"] else logger.warning)(
+            "webhook attempt",
+            extra={
+                "event": "webhook.attempt",
+                "delivery": send.delivery_id,
+                "attempt": send.number,
+                "status": send.response.status,
+                "error": outcome["attempt_error"][:200],
+                "duration_ms": send.response.duration_ms,
+                "outcome": outcome["status"] if send.delivery_id in owned else "taken over",
+            },
+        )
+    return attempts
+
+
+def _release(sends: list[_Send], *, token: str) -> None:
+    if sends:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                _RELEASE_SQL.format(table=WebhookDelivery._meta.db_table),
+                {"ids": [send.delivery_id for send in sends], "token": token},
+            )
+
+
+def _deliver(rows: list, *, token: str, deadline: float) -> dict[str, WebhookAttempt]:
+    """Send the claimed deliveries and record what happened; those not sent before the deadline go back."""
+    sends = _prepare(rows, token=token)
+    if not sends:
+        return {}
+    _send_all(sends, deadline)
+    done = [send for send in sends if send.response is not None]
+    _release([send for send in sends if send.response is None], token=token)
+    return _record(done, token=token) if done else {}
+
+
+def webhook_delivery_attempt(*, delivery_id: str) -> WebhookAttempt | None:
+    """Make the next attempt of one delivery if it is due and nobody else is making it; record the outcome.
+
+    Safe to run twice or concurrently: a delivery that is done, not due, or claimed by another worker is
+    left alone (returns None). Drains do the same for many deliveries at once.
+    """
+    token = uuid.uuid4().hex
+    # A countdown may fire a hair early (clock skew between hosts); a real early duplicate waits.
+    rows = _claim(token=token, limit=1, only=[delivery_id], tolerance=2.0)
+    if not rows:
+        return None
+    attempts = _deliver(rows, token=token, deadline=time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS)
+    return attempts.get(delivery_id)
+
+
+def webhook_deliveries_drain(*, budget_seconds: float | None = None) -> int:
+    """Send the current schema's due deliveries in batches until none is due or the time budget is spent.
+
+    Each batch: one statement claims up to WEBHOOK_DRAIN_BATCH due deliveries (SKIP LOCKED: concurrent
+    drains take different ones), their events, endpoints and secrets are loaded once, the requests go out
+    concurrently over kept-alive connections (at most WEBHOOK_ENDPOINT_CONCURRENCY at a time per endpoint),
+    and the attempts and outcomes are written with one insert and one update. A full batch publishes another
+    drain so other workers help; when the budget is spent with work left, the drain re-publishes itself; at
+    the end it publishes one for the next retry due within WEBHOOK_COUNTDOWN_MAX_SECONDS. Returns how many
+    attempts it made.
+    """
+    schema_name = connection.schema_name
+    _drain_flag_clear(schema_name)  # from now on a commit publishes a new drain: we may have claimed already
+    budget = settings.WEBHOOK_DRAIN_SECONDS if budget_seconds is None else budget_seconds
+    deadline = time.monotonic() + budget
+    batch = settings.WEBHOOK_DRAIN_BATCH
+    made = 0
+    while True:
+        token = uuid.uuid4().hex
+        rows = _claim(token=token, limit=batch)
+        if not rows:
+            break
+        if len(rows) == batch:
+            _publish_drain(schema_name)  # more is due: another worker can take the next batch meanwhile
+        made += len(_deliver(rows, token=token, deadline=deadline))
+        if time.monotonic() >= deadline:
+            _publish_drain(schema_name)  # whatever is left, in a new task: tasks stay short
+            break
+    _publish_next_retry(schema_name)
+    return made
+
+
+def _publish_next_retry(schema_name: str) -> None:
+    """A drain for the earliest pending delivery due soon (the retries of this and other drains)."""
+    now = timezone.now()
+    window = timedelta(seconds=settings.WEBHOOK_COUNTDOWN_MAX_SECONDS)
+    next_at = (
+        WebhookDelivery.objects.filter(
+            status=DeliveryStatus.PENDING, next_attempt_at__gt=now, next_attempt_at__lte=now + window
+        )
+        .order_by("next_attempt_at")
+        .values_list("next_attempt_at", flat=True)
+        .first()
     )
-    return attempt
+    if next_at is not None:
+        _publish_drain(schema_name, countdown=max(0.0, (next_at - now).total_seconds()))
 
 
 # --- The sweeper (beat) ------------------------------------------------------------------------------
@@ -566,7 +923,11 @@ def webhook_deliveries_sweep() -> int:
 
 
 def webhook_deliveries_sweep_schema(*, now: datetime | None = None) -> int:
-    """In the current schema: due deliveries nobody has published recently, or whose sender's lease expired."""
+    """In the current schema: publish a drain if a due delivery was not picked up, or a claim's lease ran out.
+
+    A pending delivery counts once nobody has published for it in WEBHOOK_REQUEUE_AFTER_SECONDS; a `sending`
+    one as soon as its lease has expired (its worker died). Returns how many such deliveries there were.
+    """
     now = now or timezone.now()
     stale = now - timedelta(seconds=settings.WEBHOOK_REQUEUE_AFTER_SECONDS)
     with transaction.atomic():
@@ -574,13 +935,13 @@ def webhook_deliveries_sweep_schema(*, now: datetime | None = None) -> int:
             WebhookDelivery.objects.select_for_update(skip_locked=True)
             .filter(
                 Q(status=DeliveryStatus.PENDING, next_attempt_at__lte=now)
+                & (Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=stale))
                 | Q(status=DeliveryStatus.SENDING, locked_until__lte=now)
             )
-            .filter(Q(enqueued_at__isnull=True) | Q(enqueued_at__lte=stale))
             .order_by("next_attempt_at")
             .values_list("id", flat=True)[:SWEEP_BATCH]
         )
         if ids:
             WebhookDelivery.objects.filter(pk__in=ids).update(enqueued_at=now)
-            _publish_on_commit(ids)
+            _drain_on_commit(ids, dedupe=False)
     return len(ids)

@@ -1,4 +1,4 @@
-"""Celery tasks for webhooks (all on the `webhooks` queue): one delivery attempt, and the beat sweeper."""
+"""Celery tasks for webhooks (all on the `webhooks` queue): the delivery drain, and the beat sweeper."""
 
 from __future__ import annotations
 
@@ -7,9 +7,15 @@ from celery import shared_task
 from . import services
 
 
+@shared_task(name="webhooks.tasks.webhook_deliveries_drain", acks_late=True, ignore_result=True)
+def webhook_deliveries_drain() -> int:
+    """Runs in the tenant schema it was sent from: sends that schema's due deliveries in batches, briefly."""
+    return services.webhook_deliveries_drain()
+
+
 @shared_task(name="webhooks.tasks.webhook_delivery_attempt", acks_late=True, ignore_result=True)
 def webhook_delivery_attempt(delivery_id: str) -> None:
-    """Runs in the tenant schema the task was sent from; the service guards on state, so duplicates are harmless."""
+    """One delivery (tasks queued before drains existed); the service guards on state, so duplicates are harmless."""
     services.webhook_delivery_attempt(delivery_id=delivery_id)
 
 

@@ -359,6 +359,12 @@ WEBHOOK_RETRY_AFTER_MAX_SECONDS = env.int("WEBHOOK_RETRY_AFTER_MAX_SECONDS", def
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=24 * 3600)
 # Webhook endpoints per tenant schema.
 WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=20)
+# Deliveries a drain task claims, sends and records at a time.
+WEBHOOK_DRAIN_BATCH = env.int("WEBHOOK_DRAIN_BATCH", default=100)
+# A drain stops starting new requests after this many seconds (a new drain takes over what is left).
+WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=10)
+# Requests in flight at once to one endpoint, per drain: one slow receiver cannot hold up the others.
+WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=8)
 
 # --- Logging: one JSON line per event; secrets scrubbed by a filter on every handler ----------------
 LOG_LEVEL = env("LOG_LEVEL", default="INFO")

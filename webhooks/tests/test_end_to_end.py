@@ -83,7 +83,7 @@ def test_the_sandbox_twin_delivers_to_its_own_endpoints(committed_tenant, celery
 def test_a_lost_publish_is_recovered_by_the_sweeper(committed_tenant, celery_worker_process, receiver, monkeypatch):
     with tenant_context(committed_tenant):
         _, secret = webhook_endpoint_create(url=receiver.url())
-        monkeypatch.setattr(services, "_publish", lambda *args, **kwargs: None)  # the broker "lost" the task
+        monkeypatch.setattr(services, "_publish_drain", lambda *args, **kwargs: False)  # the broker "lost" it
         with transaction.atomic():
             event = event_emit(type="batch.completed", data={"batch_id": "bat_1"})
         monkeypatch.undo()
