@@ -20,6 +20,7 @@ from django.utils import timezone
 
 from core import crypto
 from core.errors import ApplicationError, NotFoundError
+from core.faults import fault_point
 from orders.models import DeliveryMethod, OrderType, Reward, RewardStatus
 from orders.services import order_refresh_status, reward_capture, reward_fail, reward_transition
 
@@ -122,9 +123,11 @@ def reward_fulfil(*, reward_id: Any) -> Reward | None:
         except SupplierError:
             _release_lease(reward.id)
             raise
+    fault_point("fulfil.issued")  # tests only (core/faults.py): a crash before the code is recorded
     settled = _settle(reward.id, issued)
     if settled is None or settled.delivery_method == DeliveryMethod.SHIPMENT:
         return settled
+    fault_point("fulfil.settled")  # tests only: a crash after the capture, before the email/SMS goes out
     reward_deliver(reward_id=settled.id)
     return settled
 
@@ -171,6 +174,7 @@ def reward_deliver(*, reward_id: Any, to_email: str | None = None, to_phone: str
             locked.save(update_fields=["lease_expires_at"])
             order_refresh_status(order=locked.order)
         return locked
+    fault_point("deliver.sent")  # tests only: a crash after the send, before it is recorded (a resend follows)
     with transaction.atomic():
         locked = _lock(reward_id)
         if locked.status in (RewardStatus.PROCESSING, RewardStatus.DELIVERY_FAILED):

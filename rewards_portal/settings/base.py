@@ -235,6 +235,8 @@ ANYMAIL = {
 SERVER_EMAIL = DEFAULT_FROM_EMAIL
 # Dotted path of the SMS provider backend (fulfillment.sms.*).
 SMS_BACKEND = env("SMS_BACKEND", default="fulfillment.sms.ConsoleSmsBackend")
+# Test-only fault injection (core/faults.py): never on outside the test settings, which read TEST_FAULT_INJECTION.
+FAULT_INJECTION = False
 # --- Suppliers and SMS provider (code inventory, HTTP vendors, HTTP SMS) -----------------------------
 # fulfillment.sms.HttpSmsBackend: a Twilio-style REST API (form POST To/From/Body, HTTP basic auth).
 # `{account}` in the URL is replaced by the account id, e.g.

@@ -29,7 +29,10 @@ WEBHOOK_RETRY_SCHEDULE = env.list("WEBHOOK_RETRY_SCHEDULE", cast=float, default=
 # A short `sending` claim so a delivery held by a killed worker is recovered within a test (production:
 # past the task's hard time limit).
 WEBHOOK_SENDING_LEASE_SECONDS = float(os.environ.get("WEBHOOK_SENDING_LEASE_SECONDS", "5"))
-SMS_BACKEND = "fulfillment.sms.LocmemSmsBackend"
+# In-memory SMS, unless a test runs workers against a fake HTTP provider (resilience/test_worker_kills.py).
+SMS_BACKEND = os.environ.get("TEST_SMS_BACKEND", "fulfillment.sms.LocmemSmsBackend")
+# Workers kill themselves at armed points (core/faults.py) when a resilience test starts them with this set.
+FAULT_INJECTION = os.environ.get("TEST_FAULT_INJECTION") == "1"
 FULFILMENT_RETRY_BASE_SECONDS = float(os.environ.get("FULFILMENT_RETRY_BASE_SECONDS", "0.2"))
 FULFILMENT_RETRY_MAX_SECONDS = 2.0
 # Short leases so the sweeper recovers rewards held by a killed worker within a test.
