@@ -211,6 +211,52 @@ def funds_hold_split(*, hold: Hold, parts: list[tuple[str, Decimal]], descriptio
         )
 
 
+def funds_hold_split_many(
+    *, hold: Hold, parts: list[tuple[str, str, Decimal]], total: Decimal, description: str = ""
+) -> None:
+    """funds_hold_split for thousands of parts (a bulk chunk): the same two postings and source update, but the
+    new holds get the caller's ids (part = (UUID text, reference, amount), `total` their sum, computed by the caller
+    as it builds the parts) and are written with one COPY instead of a model instance each. Rows that
+    reference the new holds may be written before this call in the same transaction (foreign keys are
+    checked at commit); calling it last keeps the ledger accounts locked only until commit.
+    """
+    if not parts:
+        return
+    if total <= 0 or total != sum((amount for _, _, amount in parts), Decimal(0)):
+        raise ApplicationError("The parts' total does not match.", code="validation_error")
+    with transaction.atomic(savepoint=False):
+        source = Hold.objects.select_for_update().get(pk=hold.pk)
+        if source.status != HoldStatus.PENDING or source.amount < total:
+            raise ApplicationError(
+                f"Hold {source.reference} ({source.status}, {source.amount} {source.currency}) cannot give "
+                f"{total} {source.currency}.",
+                code="invalid_state",
+                status=409,
+            )
+        from core.bulk import copy_insert
+
+        copy_insert(
+            Hold,
+            ["id", "currency", "amount", "reference"],
+            ((hold_id, source.currency, amount, reference) for hold_id, reference, amount in parts),
+        )
+        text = description or f"{len(parts)} holds from {source.reference}"
+        _post(kind=TransactionKind.RELEASE, currency=source.currency, amount=total,
+              legs={AccountKind.HOLDS: -total, AccountKind.CASH: total}, description=f"Release for {text}",
+              reference=source.reference)  # fmt: skip
+        _post(kind=TransactionKind.HOLD, currency=source.currency, amount=total,
+              legs={AccountKind.CASH: -total, AccountKind.HOLDS: total}, description=text,
+              reference=source.reference)  # fmt: skip
+        source.amount -= total
+        fields = ["amount"]
+        if source.amount == 0:
+            source.status = HoldStatus.RELEASED
+            source.resolved_at = timezone.now()
+            fields += ["status", "resolved_at"]
+        source.save(update_fields=fields)
+        hold.amount, hold.status = source.amount, source.status
+
+
 def funds_refund(*, currency: str, amount: Decimal, reference: str, description: str = "") -> LedgerTransaction:
     """Return captured funds to the tenant (e.g. a returned physical gift)."""
     with transaction.atomic():

@@ -11,13 +11,14 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import os
 import re
 import secrets
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db import IntegrityError, connection, transaction
@@ -28,7 +29,7 @@ from core import crypto
 from core.errors import ApplicationError
 from core.money import quantize
 from funds.selectors import balance_get
-from funds.services import funds_hold, funds_hold_capture, funds_hold_release, funds_hold_split, funds_refund
+from funds.services import funds_hold, funds_hold_capture, funds_hold_release, funds_refund
 
 from .models import (
     REWARD_DONE_STATES,
@@ -464,6 +465,24 @@ def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
     Reward.objects.bulk_update(rewards, ["hold"])
 
 
+class BatchReward(NamedTuple):
+    """A reward written for a bulk batch row: what the batch links its row to and dispatches after commit."""
+
+    id: str  # canonical UUID text
+    status: str
+
+
+def _uuid4_texts(count: int) -> list[str]:
+    """`count` random (version 4) UUIDs as text, from one os.urandom call: uuid.uuid4() and psycopg's UUID
+    dumper cost ~4 µs per id, a noticeable share of a bulk row."""
+    raw = bytearray(os.urandom(16 * count))
+    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
+    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    t = raw.hex()
+    return [f"{t[i : i + 8]}-{t[i + 8 : i + 12]}-{t[i + 12 : i + 16]}-{t[i + 16 : i + 20]}-{t[i + 20 : i + 32]}"
+            for i in range(0, 32 * count, 32)]  # fmt: skip
+
+
 def order_create_for_batch_rows(
     *,
     order_type: str,
@@ -475,13 +494,20 @@ def order_create_for_batch_rows(
     po_number: str = "",
     api_key_id: str = "",
     created_by_email: str = "",
-) -> list[Reward]:
+) -> list[BatchReward]:
     """One order for rewards already validated and paid for by a bulk batch's hold (batches.services).
 
-    Call inside the chunk's transaction. Writes the order, its rewards (as order_create does), then moves
-    exactly their charges from `source_hold` into one hold per reward; dispatch follows the commit. No
-    `order.created` event: a batch announces itself once, with `batch.completed`.
+    Call inside the chunk's transaction. Writes the order, then its rewards as order_create does (same
+    columns, claim links, reward events, shipments) but set-based: plain tuples COPYed per table, no model
+    instance per row. Each reward gets its own hold (so a failure releases exactly its own), carved out of
+    `source_hold` last (funds_hold_split_many: the ledger accounts stay locked from there until commit).
+    Dispatch follows the commit. No `order.created` event: a batch announces itself once, with
+    `batch.completed`.
     """
+    from core.bulk import copy_insert
+    from fulfillment.models import Shipment
+    from funds.services import funds_hold_split_many
+
     _, fees, shipping_total, total = order_totals(planned)
     order = Order.objects.create(
         type=order_type,
@@ -495,21 +521,88 @@ def order_create_for_batch_rows(
         api_key_id=api_key_id,
         created_by_email=created_by_email,
     )
-    created = _create_rewards(order=order, planned=planned, program=program)
-    # Funds last, as in order_create: the account rows stay locked from here until commit.
-    holds = funds_hold_split(
-        hold=source_hold, parts=[(f"reward:{reward.id}", reward.charge_amount) for reward in created]
+    now = timezone.now()
+    claim_expires_at = now + timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
+    claim_methods = (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS)
+    default_message = program.default_message if program else ""
+    default_sender = program.sender_name if program else ""
+    snapshots: dict[Any, str] = {}
+    rewards: list[tuple] = []
+    holds: list[tuple[str, str, Decimal]] = []
+    shipments: list[tuple] = []
+    token_hashes: list[str] = []
+    created: list[BatchReward] = []
+    held = Decimal(0)
+    ids = iter(_uuid4_texts(2 * len(planned) + sum(1 for item in planned if item.shipping_method is not None)))
+    for item in planned:
+        spec, product = item.spec, item.product
+        snapshot = snapshots.get(product.id)
+        if snapshot is None:
+            snapshot = snapshots[product.id] = json.dumps(
+                {
+                    "brand": product.brand.name,
+                    "brand_slug": product.brand.slug,
+                    "name": product.name,
+                    "type": product.type,
+                    "supplier": product.supplier.code if product.supplier_id else "",
+                }
+            )
+        reward_id, hold_id = next(ids), next(ids)
+        charge = item.charge + item.fx_fee + item.shipping
+        status = RewardStatus.SCHEDULED if spec.deliver_at else RewardStatus.PENDING
+        token_hash = token_encrypted = ""
+        expires_at = None
+        if item.delivery_method in claim_methods and (order_type == OrderType.LINK or product.type == "choice"):
+            token = _claim_token()
+            token_hash, token_encrypted, expires_at = claim_token_hash(token), crypto.encrypt(token), claim_expires_at
+            token_hashes.append(token_hash)
+        recipient = spec.recipient or {}
+        rewards.append(
+            (reward_id, order.id, item.position, status, product.id, snapshot, spec.amount, product.currency, charge,
+             hold_id, item.delivery_method, recipient.get("name", "").strip(),
+             (recipient.get("email") or "").strip().lower(), (recipient.get("phone") or "").strip(),
+             (item.address or {}).get("country") or (spec.country or "").upper(), spec.message or default_message,
+             spec.sender_name or default_sender, spec.deliver_at, token_hash, token_encrypted, expires_at)
+        )  # fmt: skip
+        holds.append((hold_id, f"reward:{reward_id}", charge))
+        held += charge
+        if item.shipping_method is not None:
+            method = item.shipping_method
+            shipments.append((next(ids), reward_id, method.id, method.carrier, method.name, json.dumps(item.address)))
+        created.append(BatchReward(reward_id, status))
+    copy_insert(Reward, _BATCH_REWARD_COLUMNS, rewards)
+    copy_insert(
+        RewardEvent,
+        ["reward_id", "from_status", "to_status", "note"],
+        ((reward.id, "", reward.status, "created") for reward in created),
     )
-    for reward, hold in zip(created, holds, strict=True):
-        reward.hold = hold
-    with connection.cursor() as cursor:  # one statement (bulk_update's CASE costs ~0.7 ms per row to build)
-        cursor.execute(
-            f"UPDATE {Reward._meta.db_table} AS r SET hold_id = v.hold_id "
-            "FROM unnest(%s::uuid[], %s::uuid[]) AS v(id, hold_id) WHERE r.id = v.id",
-            [[reward.id for reward in created], [hold.id for hold in holds]],
-        )
-    transaction.on_commit(lambda: _dispatch(created))
+    if shipments:
+        copy_insert(Shipment, ["id", "reward_id", "shipping_method_id", "carrier", "method_name", "address"], shipments)
+    if token_hashes:
+        _claim_tokens_copy(token_hashes)
+    funds_hold_split_many(hold=source_hold, parts=holds, total=held)  # funds last
+    due = [reward for reward in created if reward.status == RewardStatus.PENDING]
+    if due:
+        transaction.on_commit(lambda: _dispatch(due))
     return created
+
+
+_BATCH_REWARD_COLUMNS = [
+    "id", "order_id", "position", "status", "product_id", "product_snapshot", "amount", "currency", "charge_amount",
+    "hold_id", "delivery_method", "recipient_name", "recipient_email", "recipient_phone", "country", "message",
+    "sender_name", "deliver_at", "claim_token_hash", "claim_token_encrypted", "claim_expires_at",
+]  # fmt: skip
+
+
+def _claim_tokens_copy(token_hashes: list[str]) -> None:
+    """fulfillment.claims.claim_tokens_register with one COPY: the public index of where each claim link lives."""
+    from core.bulk import copy_insert
+    from tenants.models import ClaimTokenIndex
+
+    tenant_id = getattr(connection.tenant, "pk", None)
+    if tenant_id is None:
+        raise RuntimeError("claim tokens are created inside a tenant schema")
+    copy_insert(ClaimTokenIndex, ["token_hash", "tenant_id"], ((token_hash, tenant_id) for token_hash in token_hashes))
 
 
 def _dispatch(rewards: list[Reward]) -> None:

@@ -1,0 +1,119 @@
+"""A chunk writes its rewards set-based (COPY, no model instances): they must be the rewards an order through the
+API creates for the same input — same columns, claim links that open, shipments, timeline, one pending hold each —
+and a row whose product was withdrawn meanwhile fails alone, its charge released when the batch finishes."""
+
+import io
+from decimal import Decimal
+
+from django_tenants.utils import tenant_context
+
+from batches.models import Batch
+from batches.selectors import batch_result_rows
+from batches.services import batch_process, batch_upload
+from batches.testing import csv_bytes
+from catalog.models import Product
+from core import crypto
+from fulfillment.claims import claim_tenant_get
+from fulfillment.models import Shipment
+from funds.selectors import balance_get, ledger_invariant_violations
+from orders.models import Reward, RewardEvent
+from orders.services import claim_token_hash
+from orders.testing import US_ADDRESS
+
+LATER = "2099-01-01T09:00:00Z"
+COMPARED = [
+    "status", "product_id", "product_snapshot", "amount", "currency", "charge_amount", "delivery_method",
+    "recipient_name", "recipient_email", "recipient_phone", "country", "message", "sender_name", "deliver_at",
+]  # fmt: skip
+
+
+def _rows(shop) -> list[dict]:
+    address = {"address_line1": US_ADDRESS["line1"], "city": US_ADDRESS["city"], "state": US_ADDRESS["state"],
+               "postal_code": US_ADDRESS["postal_code"], "country": "US"}  # fmt: skip
+    return [
+        {"recipient_name": "Ada Lovelace", "recipient_email": "Ada@Example.com", "product_id": str(shop.coffee_usd.id),
+         "amount": "25", "delivery_method": "email", "message": "Thank you!", "sender_name": "People Team",
+         "deliver_at": LATER, "external_id": "digital"},
+        {"recipient_name": "Alan Turing", "recipient_email": "alan@example.com", "product_id": str(shop.coffee_usd.id),
+         "amount": "10", "delivery_method": "link", "deliver_at": LATER, "external_id": "link"},
+        {"recipient_name": "Grace Hopper", "recipient_email": "grace@example.com",
+         "product_id": str(shop.hamper_usd.id), "amount": "50", "shipping_method_id": str(shop.ground_us.id),
+         "deliver_at": LATER, "external_id": "physical", **address},
+        {"recipient_name": "Mary Somerville", "recipient_email": "mary@example.com",
+         "product_id": str(shop.books_gbp.id), "amount": "20", "country": "GB", "deliver_at": LATER,
+         "external_id": "fx"},
+        {"recipient_name": "Withdrawn", "recipient_email": "w@example.com", "product_id": str(shop.mug_eur.id),
+         "amount": "20", "shipping_method_id": str(shop.ground_eu.id), "address_line1": "1 Hauptstr.",
+         "city": "Berlin", "postal_code": "10115", "country": "DE", "deliver_at": LATER, "external_id": "withdrawn"},
+    ]  # fmt: skip
+
+
+def _api_orders(api, shop) -> list[dict]:
+    """The same four rewards as orders through the API."""
+    reward = {"currency": "USD", "message": "", "sender_name": "", "deliver_at": LATER}
+    bodies = [
+        {"type": "digital", "rewards": [{**reward, "product_id": str(shop.coffee_usd.id), "amount": "25",
+         "delivery_method": "email", "recipient": {"name": "Ada Lovelace", "email": "Ada@Example.com"},
+         "message": "Thank you!", "sender_name": "People Team"}]},
+        {"type": "link", "rewards": [{**reward, "product_id": str(shop.coffee_usd.id), "amount": "10",
+         "delivery_method": "link", "recipient": {"name": "Alan Turing", "email": "alan@example.com"}}]},
+        {"type": "physical", "rewards": [{**reward, "product_id": str(shop.hamper_usd.id), "amount": "50",
+         "delivery_method": "shipment", "recipient": {"name": "Grace Hopper", "email": "grace@example.com"},
+         "shipping_address": US_ADDRESS, "shipping_method_id": str(shop.ground_us.id)}]},
+        {"type": "digital", "rewards": [{**reward, "currency": "GBP", "product_id": str(shop.books_gbp.id),
+         "amount": "20", "delivery_method": "email", "country": "GB",
+         "recipient": {"name": "Mary Somerville", "email": "mary@example.com"}}]},
+    ]  # fmt: skip
+    for body in bodies:
+        response = api.post("/api/v1/orders", body)
+        assert response.status_code == 201, response.json()
+    return bodies
+
+
+def _described(reward: Reward) -> dict:
+    """What a recipient, the ledger and the timeline see of a reward (ids and timestamps aside)."""
+    seen = {name: getattr(reward, name) for name in COMPARED}
+    seen["hold"] = (reward.hold.amount, reward.hold.status, reward.hold.reference == f"reward:{reward.id}")
+    seen["events"] = list(RewardEvent.objects.filter(reward=reward).values_list("from_status", "to_status", "note"))
+    seen["claim_link"] = bool(reward.claim_token_hash) and reward.claim_expires_at is not None
+    shipment = Shipment.objects.filter(reward=reward).first()
+    if shipment is not None:
+        seen["shipment"] = (shipment.status, shipment.carrier, shipment.method_name, shipment.address,
+                            shipment.shipping_method_id)  # fmt: skip
+    return seen
+
+
+def test_batch_rewards_are_the_rewards_the_orders_api_creates(api_a, funded_a, shop):
+    with tenant_context(funded_a):
+        batch = batch_upload(file=io.BytesIO(csv_bytes(_rows(shop))), file_name="mixed.csv", dry_run=False)
+        assert (batch.valid_rows, batch.status) == (5, "confirmed")
+        Product.objects.filter(pk=shop.mug_eur.id).update(is_orderable=False)
+        assert batch_process(batch_id=batch.id) == "done"
+        Product.objects.filter(pk=shop.mug_eur.id).update(is_orderable=True)
+        results = {external_id: (status, reason) for _, _, status, external_id, reason in
+                   batch_result_rows(batch=Batch.objects.get(pk=batch.id))}  # fmt: skip
+        from_batch = {r.recipient_name: _described(r) for r in Reward.objects.select_related("hold")}
+        batch_link = Reward.objects.get(delivery_method="link")
+        batch_reward_ids = set(Reward.objects.values_list("id", flat=True))
+    assert results["withdrawn"][0] == "failed" and "could no longer be ordered" in results["withdrawn"][1]
+    assert {results[key][0] for key in ("digital", "link", "physical", "fx")} == {"scheduled"}
+    assert len(from_batch) == 4
+
+    _api_orders(api_a, shop)
+    with tenant_context(funded_a):
+        from_api = {
+            r.recipient_name: _described(r)
+            for r in Reward.objects.select_related("hold").exclude(id__in=batch_reward_ids)
+        }
+        # every charge is held once, per reward; the withdrawn row's charge went back to available
+        charges = sum(r["charge_amount"] for r in [*from_batch.values(), *from_api.values()])
+        balance = balance_get(currency="USD")
+        assert (balance.held, balance.available) == (charges, Decimal("1000.00") - charges)
+        assert ledger_invariant_violations() == []
+    assert from_batch == from_api
+    assert from_batch["Grace Hopper"]["shipment"][0] == "pending" and "shipment" not in from_batch["Ada Lovelace"]
+    assert from_batch["Mary Somerville"]["charge_amount"] == Decimal("25.25")  # 20 GBP at 1.25 + 1 % fee
+
+    token = crypto.decrypt(batch_link.claim_token_encrypted)  # the batch's claim link opens, in tenant A
+    assert claim_token_hash(token) == batch_link.claim_token_hash
+    assert claim_tenant_get(token=token) == funded_a
