@@ -12,7 +12,7 @@ from django.db import transaction
 
 from core.money import format_amount
 
-from .models import AccountKind, LedgerAccount, LedgerEntry
+from .models import AccountKind, LedgerAccount
 
 
 def on_deposit(*, currency: str, amount: Decimal) -> None:
@@ -29,22 +29,16 @@ def on_deposit(*, currency: str, amount: Decimal) -> None:
     )
 
 
-def on_available_decreased(*, currency: str) -> None:
+def on_available_decreased(*, currency: str, balance: Decimal, threshold: Decimal | None, delta: Decimal) -> None:
     """balance.low when this posting took available funds from at or above the threshold to below it.
 
-    Only the crossing alerts, not every debit below the threshold. The posting's own entry is the newest
-    on the cash account: the account row stays locked by the posting until commit, so no other posting
-    can have added an entry since.
+    Only the crossing alerts, not every debit below the threshold. `balance` and `threshold` are the cash
+    row as the posting's UPDATE ... RETURNING left it, `delta` the posting's (negative) change to it: the row
+    stays locked by the posting until commit, so nothing needs reading again.
     """
-    cash = LedgerAccount.objects.filter(currency=currency, kind=AccountKind.CASH).first()
-    if cash is None or cash.low_balance_threshold is None:
+    if threshold is None or balance >= threshold:
         return
-    threshold = cash.low_balance_threshold
-    if cash.balance >= threshold:
-        return
-    last_entry = LedgerEntry.objects.filter(account=cash).order_by("-id").only("amount").first()
-    before = cash.balance - (last_entry.amount if last_entry else Decimal(0))
-    if before < threshold:
+    if balance - delta < threshold:
         return  # already below: alerted when it crossed
     from webhooks.services import event_emit
 
@@ -52,11 +46,11 @@ def on_available_decreased(*, currency: str) -> None:
         type="balance.low",
         data={
             "currency": currency,
-            "available": format_amount(cash.balance, currency),
+            "available": format_amount(balance, currency),
             "low_balance_threshold": format_amount(threshold, currency),
         },
     )
-    available = format_amount(cash.balance, currency)
+    available = format_amount(balance, currency)
     transaction.on_commit(
         lambda: _email_low_balance(currency=currency, available=available, threshold=format_amount(threshold, currency))
     )

@@ -7,6 +7,7 @@ locked in ACCOUNT_LOCK_ORDER so concurrent postings cannot deadlock.
 from __future__ import annotations
 
 import logging
+import uuid
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -68,13 +69,16 @@ def _post(
                 continue
             cursor.execute(
                 f"UPDATE {table} SET balance = balance + %s, updated_at = now() "
-                "WHERE currency = %s AND kind = %s AND (kind = 'external' OR balance + %s >= 0) RETURNING id",
+                "WHERE currency = %s AND kind = %s AND (kind = 'external' OR balance + %s >= 0) "
+                "RETURNING id, balance, low_balance_threshold",
                 [delta, currency, account_kind, delta],
             )
             row = cursor.fetchone()
             if row is None:
                 raise InsufficientFunds(currency, amount)
             entries.append(LedgerEntry(transaction=txn, account_id=row[0], amount=delta))
+            if account_kind == AccountKind.CASH:
+                txn.cash_after = (row[1], row[2])  # (balance, low_balance_threshold) as this posting left them
     LedgerEntry.objects.bulk_create(entries)
     return txn
 
@@ -100,13 +104,21 @@ def funds_deposit(*, currency: str, amount: object, description: str = "Deposit"
     return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
 
 
-def funds_hold(*, currency: str, amount: Decimal, reference: str, description: str = "") -> Hold:
-    """Earmark funds for an order; call inside the transaction that creates the order."""
+def funds_hold(
+    *, currency: str, amount: Decimal, reference: str, description: str = "", hold_id: uuid.UUID | None = None
+) -> Hold:
+    """Earmark funds for an order; call inside the transaction that creates the order.
+
+    `hold_id`: the id the caller's rows already reference (foreign keys are checked at commit).
+    """
     if amount <= 0:
         raise ApplicationError("A hold must be positive.", code="validation_error")
     # No savepoint: a refused hold refuses the whole enclosing order, never just part of it.
     with transaction.atomic(savepoint=False):
-        _post(
+        # The hold row first: the posting locks the account rows until commit, so nothing else comes after it
+        # but the balance.low check, which reads the cash row the posting returned (no second read).
+        hold = Hold.objects.create(id=hold_id or uuid.uuid4(), currency=currency, amount=amount, reference=reference)
+        txn = _post(
             kind=TransactionKind.HOLD,
             currency=currency,
             amount=amount,
@@ -114,10 +126,10 @@ def funds_hold(*, currency: str, amount: Decimal, reference: str, description: s
             description=description or f"Hold for {reference}",
             reference=reference,
         )
-        hold = Hold.objects.create(currency=currency, amount=amount, reference=reference)
         from funds import events
 
-        events.on_available_decreased(currency=currency)
+        balance, threshold = txn.cash_after
+        events.on_available_decreased(currency=currency, balance=balance, threshold=threshold, delta=-amount)
     return hold
 
 

@@ -327,7 +327,7 @@ class OrderListCreateApi(TenantListAPIView):
             rewards=_reward_inputs(data["rewards"]),
             idempotency_key=idempotency_key,
             body_hash=request_hash(request.data),
-            render=lambda order: order_render(order_get(order_id=order.id)),
+            render=order_render,  # the order as just written (its rewards attached), not re-read
             external_id=data.get("external_id") or None,
             po_number=data.get("po_number", ""),
             program_slug=data.get("program") or None,
