@@ -371,9 +371,13 @@ def order_create(
                 status=409,
                 errors={"external_id": ["Already used by another order."]},
             ) from None
-        created = _create_rewards(order=order, planned=planned, program=program)
+        # Hold ids are chosen now and the holds written last (_hold_funds): the rewards' foreign keys to them
+        # are checked at commit, so no UPDATE of the rewards is needed once the holds exist.
+        created = _create_rewards(order=order, planned=planned, program=program, preassign_holds=True)
         from webhooks.services import event_emit
 
+        # Rendered from the rows just written, not re-read: what the selectors would read back is exactly this.
+        order._prefetched_objects_cache = {"rewards": created}
         body = render(order)
         event_emit(type="order.created", data=body)
         if idempotency_key:
@@ -391,7 +395,9 @@ def order_create(
     return 201, body, False
 
 
-def _create_rewards(*, order: Order, planned: list[PlannedReward], program: Any) -> list[Reward]:
+def _create_rewards(
+    *, order: Order, planned: list[PlannedReward], program: Any, preassign_holds: bool = False
+) -> list[Reward]:
     from fulfillment.models import Shipment
 
     now = timezone.now()
@@ -426,6 +432,7 @@ def _create_rewards(*, order: Order, planned: list[PlannedReward], program: Any)
             message=spec.message or (program.default_message if program else ""),
             sender_name=spec.sender_name or (program.sender_name if program else ""),
             deliver_at=spec.deliver_at,
+            hold_id=uuid.uuid4() if preassign_holds else None,
         )
         if item.delivery_method in (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS) and (
             order.type == OrderType.LINK or item.product.type == "choice"
@@ -459,10 +466,15 @@ def _create_rewards(*, order: Order, planned: list[PlannedReward], program: Any)
 
 
 def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
-    """One hold per reward (so a failure releases exactly its own), in the order's funding currency."""
+    """One hold per reward (so a failure releases exactly its own), in the order's funding currency, with the
+    id each reward already points at (_create_rewards(preassign_holds=True))."""
     for reward in rewards:
-        reward.hold = funds_hold(currency=order.currency, amount=reward.charge_amount, reference=f"reward:{reward.id}")
-    Reward.objects.bulk_update(rewards, ["hold"])
+        reward.hold = funds_hold(
+            currency=order.currency,
+            amount=reward.charge_amount,
+            reference=f"reward:{reward.id}",
+            hold_id=reward.hold_id,
+        )
 
 
 class BatchReward(NamedTuple):
