@@ -75,6 +75,45 @@ def entry_point_split(stats: pstats.Stats, n: int) -> list[tuple[str, float]]:
     return rows
 
 
+# py-spy stacks: the deepest frame (leaf upwards) naming one of these decides where a sample goes.
+PYSPY_COMPONENTS = [
+    ("waiting on PostgreSQL (psycopg wait)", ("(psycopg/waiting.py", "(psycopg/connection.py:4")),
+    ("waiting on Redis (socket)", ("(redis/connection.py", "(redis/_parsers")),
+    ("Celery/kombu publish (CPU)", ("(celery/", "(kombu/")),
+    ("SQL compile + psycopg (CPU)", ("(django/db/models/sql/", "(psycopg/", "(django/db/backends/")),
+    ("ORM model/queryset (CPU)", ("(django/db/models/",)),
+    ("webhooks event_emit", ("(webhooks/",)),
+    ("funds ledger", ("(funds/",)),
+    ("catalog/programs reads", ("(catalog/", "(programs/")),
+    ("orders service + render", ("(orders/services.py", "(orders/selectors.py")),
+    ("DRF serializers", ("(rest_framework/serializers.py", "(rest_framework/fields.py")),
+    ("DRF view/parse/render", ("(rest_framework/",)),
+    ("API key auth + routing", ("(tenants/",)),
+    ("rate limit", ("(core/ratelimit.py",)),
+    ("audit", ("(audit/",)),
+    ("logging", ("(logging/", "(core/logging.py")),
+    ("Django handler/middleware", ("(django/",)),
+    ("gunicorn / WSGI / idle threads", ("(gunicorn/", "(threading.py", "(selectors.py", "(concurrent/")),
+]
+
+
+def pyspy_split(path: Path) -> list[tuple[str, float]]:
+    """Share of py-spy samples per component (raw format: `frame;frame;... count`, leaf last)."""
+    shares: Counter = Counter()
+    for line in path.read_text().splitlines():
+        stack, _, count = line.rpartition(" ")
+        frames = stack.split(";")
+        label = "other"
+        for frame in reversed(frames):
+            found = next((name for name, needles in PYSPY_COMPONENTS if any(n in frame for n in needles)), None)
+            if found:
+                label = found
+                break
+        shares[label] += int(count)
+    total = sum(shares.values()) or 1
+    return [(name, count / total) for name, count in shares.most_common()]
+
+
 def setup_database() -> tuple[str, object, str, str]:
     from bench.run import BENCH_DATABASE, database_url_for, recreate_database
     from rewards_portal import embedded
@@ -178,7 +217,7 @@ def with_pyspy(database_url: str, redis_url: str, key: str, body: str, seconds: 
         sampler.start()
         spy = subprocess.Popen(
             [str(Path(sys.executable).parent / "py-spy"), "record", "--pid", str(server.pid), "--subprocesses",
-             "--idle", "--rate", "200", "--duration", str(seconds), "--format", "raw",
+             "--rate", "100", "--duration", str(seconds), "--format", "raw",
              "--output", str(out / "orders-pyspy.txt"), "--nonblocking"],
             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
         )  # fmt: skip
@@ -239,6 +278,9 @@ def main() -> int:
             os.environ["BENCH_ORDERS_SECONDS"] = os.environ.get("BENCH_ORDERS_SECONDS", "10")
             spy = with_pyspy(database_url, redis_url, report["key"], report["body"], 12)
             print(json.dumps(spy, indent=1, default=str))
+            print("py-spy samples of the gunicorn workers during the 16-client run (on-CPU samples only):")
+            for name, share in pyspy_split(ROOT / "var" / "bench" / "orders-pyspy.txt"):
+                print(f"  {share:6.1%}  {name}")
     finally:
         from django.db import connections
 
