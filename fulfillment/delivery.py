@@ -51,13 +51,18 @@ def reward_email_context(reward: Reward, *, preview: bool = False) -> dict:
     }  # fmt: skip
 
 
-def send_reward_email(*, reward: Reward, to: str) -> None:
+def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
+    """`message_id` (its local part) is the same on every copy of one send, so a mailbox shows one of them."""
     context = reward_email_context(reward)
     subject = f"{context['company']} sent you a {context['brand']} gift"
     text = render_to_string("emails/reward.txt", context)
     html = render_to_string("emails/reward.html", context)
     sender = formataddr((context["company"][:60], settings.DEFAULT_FROM_EMAIL))
-    message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[to])
+    headers = {}
+    if message_id:
+        domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
+        headers["Message-ID"] = f"<{message_id}@{domain}>"
+    message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[to], headers=headers)
     message.attach_alternative(html, "text/html")
     # Read by django-anymail backends: bounce webhooks come back with these (fulfillment/bounces.py).
     from django.db import connection

@@ -5,7 +5,10 @@ reward_fulfil runs in three steps so no lock is held during the supplier call:
   2. issue   — ask the supplier, idempotent per reward id (a retry gets the same code, never a second);
   3. settle  — lock again, store the code encrypted, capture the hold (guarded: never twice), deliver.
 A crash between any two steps is repaired by running reward_fulfil again (task redelivery or the
-sweeper); every step checks state first, so running it twice is harmless.
+sweeper); every step checks state first, so running it twice is harmless. Delivery (reward_deliver) sends
+inside the transaction that marks the reward delivered: at-least-once, doubled only by a crash in the one
+round trip between the mail server's acceptance and COMMIT, and then under the same Message-ID.
+resilience/test_worker_kills.py kills workers between these steps (core/faults.py) and at random.
 """
 
 from __future__ import annotations
@@ -149,21 +152,47 @@ def reward_fail_locked(*, reward_id: Any, reason: str) -> Reward | None:
     return reward
 
 
-def reward_deliver(*, reward_id: Any, to_email: str | None = None, to_phone: str | None = None) -> Reward | None:
-    """Send the reward by its delivery method (email / SMS / nothing for api and link) and mark it delivered."""
+def reward_deliver(
+    *, reward_id: Any, to_email: str | None = None, to_phone: str | None = None, send_id: str = ""
+) -> Reward | None:
+    """Send the reward by its delivery method (email / SMS / nothing for api and link) and mark it delivered.
+
+    The send happens inside the transaction that records it: under the reward's row lock the reward is
+    marked delivered (with its timeline entry and `reward.delivered` event), the message goes out, the
+    order's status is refreshed, COMMIT. A worker that dies before the mail server or SMS provider has
+    accepted the message leaves nothing recorded, and the sweeper sends it again; only a death between that
+    acceptance and the COMMIT (the order refresh and one round trip) sends it twice. So delivery is
+    at-least-once with a window of a few milliseconds (it was the whole recording transaction), and every
+    copy of an email carries the same Message-ID (`send_id` tells a requested resend apart), by which
+    mailboxes show one message. Measured by resilience/test_worker_kills.py.
+    """
     from .delivery import DeliveryFailed, send_reward_email, send_reward_sms
 
-    reward = Reward.objects.select_related("order", "order__program").get(pk=reward_id)
-    if reward.status not in (RewardStatus.PROCESSING, RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED):
-        return None
-    note = "issued"
     try:
-        if reward.delivery_method == DeliveryMethod.EMAIL:
-            send_reward_email(reward=reward, to=to_email or reward.recipient_email)
-            note = "emailed"
-        elif reward.delivery_method == DeliveryMethod.SMS:
-            send_reward_sms(reward=reward, to=to_phone or reward.recipient_phone)
-            note = "sent by SMS"
+        with transaction.atomic():
+            reward = _lock(reward_id)
+            if reward is None or reward.status not in (
+                RewardStatus.PROCESSING,
+                RewardStatus.DELIVERED,
+                RewardStatus.DELIVERY_FAILED,
+            ):
+                return None
+            note = {DeliveryMethod.EMAIL: "emailed", DeliveryMethod.SMS: "sent by SMS"}.get(
+                reward.delivery_method, "issued"
+            )
+            if reward.status in (RewardStatus.PROCESSING, RewardStatus.DELIVERY_FAILED):
+                reward_transition(reward=reward, to=RewardStatus.DELIVERED, note=note)
+            reward.lease_expires_at = None
+            reward.save(update_fields=["lease_expires_at"])
+            if reward.delivery_method == DeliveryMethod.EMAIL:
+                message_id = f"reward.{reward.id}" + (f".{send_id}" if send_id else "")
+                send_reward_email(reward=reward, to=to_email or reward.recipient_email, message_id=message_id)
+            elif reward.delivery_method == DeliveryMethod.SMS:
+                send_reward_sms(reward=reward, to=to_phone or reward.recipient_phone)
+            fault_point("deliver.sent")  # tests only: a crash after the send, before COMMIT (sent again later)
+            # After the send: the order row stays locked for this last statement only, not while sending
+            # (siblings of a large order deliver in parallel).
+            order_refresh_status(order=reward.order)
     except DeliveryFailed as exc:
         with transaction.atomic():
             locked = _lock(reward_id)
@@ -174,19 +203,11 @@ def reward_deliver(*, reward_id: Any, to_email: str | None = None, to_phone: str
             locked.save(update_fields=["lease_expires_at"])
             order_refresh_status(order=locked.order)
         return locked
-    fault_point("deliver.sent")  # tests only: a crash after the send, before it is recorded (a resend follows)
-    with transaction.atomic():
-        locked = _lock(reward_id)
-        if locked.status in (RewardStatus.PROCESSING, RewardStatus.DELIVERY_FAILED):
-            reward_transition(reward=locked, to=RewardStatus.DELIVERED, note=note)
-        locked.lease_expires_at = None
-        locked.save(update_fields=["lease_expires_at"])
-        order_refresh_status(order=locked.order)
     logger.info(
         "reward delivered",
         extra={"event": "reward.delivered", "reward_id": str(reward_id), "method": reward.delivery_method},
     )
-    return locked
+    return reward
 
 
 def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None = None) -> Reward:
@@ -268,4 +289,11 @@ def rewards_due() -> list[str]:
     return [str(pk) for pk in [*scheduled[:1000], *stale[:1000], *orphaned[:1000]]]
 
 
-__all__ = ["OrderType", "reward_deliver", "reward_fulfil", "reward_resend", "reward_reveal", "rewards_due"]
+__all__ = [
+    "OrderType",
+    "reward_deliver",
+    "reward_fulfil",
+    "reward_resend",
+    "reward_reveal",
+    "rewards_due",
+]

@@ -43,7 +43,8 @@ def reward_deliver_task(self, reward_id: str) -> None:
     from .services import reward_deliver
 
     try:
-        reward_deliver(reward_id=reward_id)
+        # The task id is kept across retries and redeliveries: every copy of this resend has one Message-ID.
+        reward_deliver(reward_id=reward_id, send_id=self.request.id or "")
     except OSError as exc:  # SMTP/connection trouble: the message may go through later
         raise self.retry(countdown=_backoff(self.request.retries), exc=exc) from None
 

@@ -211,3 +211,45 @@ def test_provider_bounce_marks_delivery_failed_and_resend_recovers(api_a, funded
         assert Reward.objects.get(pk=reward_id).status == "delivered"
         assert ledger_invariant_violations() == []
     assert mail.outbox[-1].to == ["ada@fixed.example"]
+
+
+class WorkerDied(Exception):
+    """Stands for a worker killed after the mail server accepted the email, before the delivery committed."""
+
+
+def test_a_crash_after_the_send_records_nothing_and_the_retry_sends_the_same_message(api_a, funded_a, shop):
+    from fulfillment import services
+    from fulfillment.services import reward_deliver
+    from orders.models import RewardEvent
+    from webhooks.models import Event
+
+    order = _order(api_a, shop.coffee_usd)
+    reward_id = order["rewards"][0]["id"]
+    real_refresh = services.order_refresh_status
+
+    def dies_after_the_send(*, order):
+        if order.rewards.filter(status="delivered").exists():
+            raise WorkerDied
+        return real_refresh(order=order)
+
+    with tenant_context(funded_a):
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr(services, "order_refresh_status", dies_after_the_send)
+            with pytest.raises(WorkerDied):
+                reward_fulfil(reward_id=reward_id)
+        reward = Reward.objects.get(pk=reward_id)
+        assert reward.status == "processing"  # sent, but nothing of the delivery recorded: it will be sent again
+        assert not Event.objects.filter(type="reward.delivered", data__id=reward_id).exists()
+        Reward.objects.filter(pk=reward_id).update(lease_expires_at=None)  # the dead worker's lease ran out
+        reward_fulfil(reward_id=reward_id)  # what the sweeper's re-queued task does
+        assert Reward.objects.get(pk=reward_id).status == "delivered"
+        assert RewardEvent.objects.filter(reward_id=reward_id, to_status="delivered").count() == 1
+        assert Event.objects.filter(type="reward.delivered", data__id=reward_id).count() == 1
+        reward_deliver(reward_id=reward_id, send_id="resend-1")  # a requested resend is a new message
+        assert ledger_invariant_violations() == []
+    assert api_a.get(f"/api/v1/orders/{order['id']}").json()["status"] == "completed"
+    first, again, resent = mail.outbox
+    assert first.extra_headers["Message-ID"] == again.extra_headers["Message-ID"]  # the mailbox shows one
+    assert first.extra_headers["Message-ID"].startswith(f"<reward.{reward_id}@")
+    assert first.body == again.body
+    assert resent.extra_headers["Message-ID"].startswith(f"<reward.{reward_id}.resend-1@")
