@@ -23,9 +23,9 @@ import secrets
 import threading
 import time
 import uuid
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Iterable
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from functools import partial
@@ -491,6 +491,8 @@ def _sending_lease() -> timedelta:
 DUE_TOLERANCE_SECONDS = 0.25
 # Threads per worker process that make the HTTP requests of every drain running in it.
 SEND_THREADS = 64
+# How often a drain writes the outcomes of the requests answered meanwhile.
+FLUSH_SECONDS = 0.2
 
 _CLAIM_SQL = """
 UPDATE {table} AS d
@@ -542,6 +544,7 @@ class _Send:
     keys: tuple[bytes, ...] = ()
     headers: dict[str, str] = field(default_factory=dict)
     response: outbound.Response | None = None
+    recorded: bool = False
 
 
 _executor_lock = threading.Lock()
@@ -588,7 +591,7 @@ def _send_lane(sends: deque, deadline: float) -> None:
         except IndexError:
             return
         _sign(send)
-        send.response = outbound.post(
+        response = outbound.post(
             send.url,
             body=send.body,
             headers=send.headers,
@@ -596,29 +599,27 @@ def _send_lane(sends: deque, deadline: float) -> None:
             max_body=RESPONSE_EXCERPT_BYTES,
             keep_alive=True,
         )
-        if send.response.status is not None and 200 <= send.response.status < 300:
+        if response.status is not None and 200 <= response.status < 300:
             _fault_point("webhook.sent")  # the receiver took it, not yet recorded: it will be sent again
+        send.response = response  # from here the drain may record it
 
 
-def _send_all(sends: list[_Send], deadline: float) -> None:
-    """Every endpoint's sends concurrently, at most WEBHOOK_ENDPOINT_CONCURRENCY at a time per endpoint."""
-    by_endpoint: dict[str, deque] = {}
-    for send in sends:
-        by_endpoint.setdefault(send.endpoint_id, deque()).append(send)
-    lanes = [(queue, min(len(queue), settings.WEBHOOK_ENDPOINT_CONCURRENCY)) for queue in by_endpoint.values()]
-    if len(sends) == 1:
-        _send_lane(lanes[0][0], deadline)
-        return
-    futures = [_executor().submit(_send_lane, queue, deadline) for queue, count in lanes for _ in range(count)]
-    for future in futures:
-        future.result()
-
-
-def _claim(*, token: str, limit: int, only: list[str] | None = None, tolerance: float = DUE_TOLERANCE_SECONDS):
-    """Claim up to `limit` due deliveries (or those of `only` that are due) in one statement: SKIP LOCKED."""
+def _claim(
+    *,
+    token: str,
+    limit: int,
+    only: list[str] | None = None,
+    exclude: list[str] | None = None,
+    tolerance: float = DUE_TOLERANCE_SECONDS,
+) -> list[tuple]:
+    """Claim up to `limit` due deliveries in one statement (SKIP LOCKED): of the ids in `only` if given, not
+    of the endpoints in `exclude`."""
     now = timezone.now()
     table = WebhookDelivery._meta.db_table
-    sql = _CLAIM_SQL.format(table=table, only="AND id = ANY(%(only)s)" if only is not None else "")
+    where = ("AND id = ANY(%(only)s) " if only is not None else "") + (
+        "AND endpoint_id <> ALL(%(exclude)s)" if exclude else ""
+    )
+    sql = _CLAIM_SQL.format(table=table, only=where)
     params = {
         "token": token,
         "until": now + _sending_lease(),
@@ -626,6 +627,7 @@ def _claim(*, token: str, limit: int, only: list[str] | None = None, tolerance: 
         "now": now,
         "limit": limit,
         "only": only,
+        "exclude": exclude or [],
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
@@ -839,7 +841,7 @@ def _deliver(rows: list, *, token: str, deadline: float) -> dict[str, WebhookAtt
     sends = _prepare(rows, token=token)
     if not sends:
         return {}
-    _send_all(sends, deadline)
+    _send_lane(deque(sends), deadline)
     done = [send for send in sends if send.response is not None]
     _release([send for send in sends if send.response is None], token=token)
     return _record(done, token=token) if done else {}
@@ -860,16 +862,84 @@ def webhook_delivery_attempt(*, delivery_id: str) -> WebhookAttempt | None:
     return attempts.get(delivery_id)
 
 
+@dataclass
+class _Group:
+    """One endpoint's sends from one claim, being sent by its lanes (at most WEBHOOK_ENDPOINT_CONCURRENCY)."""
+
+    endpoint_id: str
+    token: str
+    sends: list[_Send]
+    lanes: list[Future]
+
+    def done(self) -> bool:
+        return all(lane.done() for lane in self.lanes)
+
+
+def _start(sends: list[_Send], *, token: str, deadline: float) -> list[_Group]:
+    by_endpoint: dict[str, list[_Send]] = {}
+    for send in sends:
+        by_endpoint.setdefault(send.endpoint_id, []).append(send)
+    groups = []
+    for endpoint_id, mine in by_endpoint.items():
+        queue = deque(mine)
+        lanes = [
+            _executor().submit(_send_lane, queue, deadline)
+            for _ in range(min(len(mine), settings.WEBHOOK_ENDPOINT_CONCURRENCY))
+        ]
+        groups.append(_Group(endpoint_id=endpoint_id, token=token, sends=mine, lanes=lanes))
+        with _busy_lock:
+            _busy[endpoint_id] += 1
+    return groups
+
+
+# Endpoints some drain in this process is sending to: other drains here leave them alone, so an endpoint gets
+# at most WEBHOOK_ENDPOINT_CONCURRENCY requests at a time per worker process, and no drain claims deliveries
+# that would only wait for a lane.
+_busy_lock = threading.Lock()
+_busy: Counter[str] = Counter()
+
+
+def _busy_endpoints() -> list[str]:
+    with _busy_lock:
+        return [endpoint_id for endpoint_id, count in _busy.items() if count > 0]
+
+
+def _flush(group: _Group, *, final: bool) -> int:
+    """Record the group's sends answered since the last flush; when it is done, give back what was not sent."""
+    ready = [send for send in group.sends if send.response is not None and not send.recorded]
+    for send in ready:
+        send.recorded = True
+    made = len(_record(ready, token=group.token)) if ready else 0
+    if final:
+        for lane in group.lanes:
+            lane.result()  # a lane's own bug surfaces here (its unsent deliveries were released first)
+    return made
+
+
+def _close(group: _Group) -> int:
+    try:
+        made = _flush(group, final=False)
+        _release([send for send in group.sends if send.response is None], token=group.token)
+        return made + _flush(group, final=True)
+    finally:
+        with _busy_lock:
+            _busy[group.endpoint_id] -= 1
+            if _busy[group.endpoint_id] <= 0:
+                del _busy[group.endpoint_id]
+
+
 def webhook_deliveries_drain(*, budget_seconds: float | None = None) -> int:
     """Send the current schema's due deliveries in batches until none is due or the time budget is spent.
 
-    Each batch: one statement claims up to WEBHOOK_DRAIN_BATCH due deliveries (SKIP LOCKED: concurrent
-    drains take different ones), their events, endpoints and secrets are loaded once, the requests go out
-    concurrently over kept-alive connections (at most WEBHOOK_ENDPOINT_CONCURRENCY at a time per endpoint),
-    and the attempts and outcomes are written with one insert and one update. A full batch publishes another
-    drain so other workers help; when the budget is spent with work left, the drain re-publishes itself; at
-    the end it publishes one for the next retry due within WEBHOOK_COUNTDOWN_MAX_SECONDS. Returns how many
-    attempts it made.
+    A claim is one statement: up to WEBHOOK_DRAIN_BATCH due deliveries (SKIP LOCKED: concurrent drains take
+    different ones) of endpoints no drain in this process is sending to. Their events, endpoints and secrets
+    are loaded once; each endpoint's requests go out on up to WEBHOOK_ENDPOINT_CONCURRENCY lanes over
+    kept-alive connections; every FLUSH_SECONDS the attempts and outcomes answered meanwhile are written with
+    one insert and one update; when an endpoint's lanes are done the drain claims again. So a slow receiver
+    holds its own deliveries only, not the others'; what a claim could not send within half the lease (or
+    the budget) goes back. A full claim publishes another drain (other workers help); a spent budget re-publishes this
+    one (tasks stay short); at the end, a drain is published for the next retry due within
+    WEBHOOK_COUNTDOWN_MAX_SECONDS. Returns how many attempts it made.
     """
     schema_name = connection.schema_name
     _drain_flag_clear(schema_name)  # from now on a commit publishes a new drain: we may have claimed already
@@ -877,17 +947,43 @@ def webhook_deliveries_drain(*, budget_seconds: float | None = None) -> int:
     deadline = time.monotonic() + budget
     batch = settings.WEBHOOK_DRAIN_BATCH
     made = 0
-    while True:
-        token = uuid.uuid4().hex
-        rows = _claim(token=token, limit=batch)
-        if not rows:
-            break
-        if len(rows) == batch:
-            _publish_drain(schema_name)  # more is due: another worker can take the next batch meanwhile
-        made += len(_deliver(rows, token=token, deadline=deadline))
-        if time.monotonic() >= deadline:
-            _publish_drain(schema_name)  # whatever is left, in a new task: tasks stay short
-            break
+    groups: list[_Group] = []
+    claim = True
+    flushed = time.monotonic()
+    try:
+        while True:
+            if claim and time.monotonic() < deadline:
+                token = uuid.uuid4().hex
+                rows = _claim(token=token, limit=batch, exclude=_busy_endpoints())
+                if len(rows) == batch:
+                    _publish_drain(schema_name)  # more is due: another worker can take the next batch meanwhile
+                if rows:
+                    # Sends not started within half the lease go back: a claim never outlives its lease.
+                    until = min(deadline, time.monotonic() + _sending_lease().total_seconds() / 2)
+                    groups += _start(_prepare(rows, token=token), token=token, deadline=until)
+                    continue  # perhaps more, for endpoints not in flight yet
+                claim = False
+            if not groups:
+                break
+            # Outcomes are written every FLUSH_SECONDS, not when a whole claim is done: a killed worker
+            # leaves little sent-but-unrecorded (sent again), and no claim outlives its lease.
+            wait([lane for group in groups for lane in group.lanes], FLUSH_SECONDS, FIRST_COMPLETED)
+            flush = time.monotonic() - flushed >= FLUSH_SECONDS
+            for group in list(groups):
+                if group.done():
+                    groups.remove(group)
+                    made += _close(group)
+                    claim = True
+                elif flush:
+                    made += _flush(group, final=False)
+            if flush:
+                flushed = time.monotonic()
+    finally:
+        for group in groups:  # only on an error above: still record what was sent
+            wait(group.lanes)
+            made += _close(group)
+    if time.monotonic() >= deadline:
+        _publish_drain(schema_name)  # whatever is left, in a new task
     _publish_next_retry(schema_name)
     return made
 

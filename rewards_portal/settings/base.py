@@ -365,7 +365,7 @@ WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=20)
 WEBHOOK_DRAIN_BATCH = env.int("WEBHOOK_DRAIN_BATCH", default=100)
 # A drain stops starting new requests after this many seconds (a new drain takes over what is left).
 WEBHOOK_DRAIN_SECONDS = env.float("WEBHOOK_DRAIN_SECONDS", default=10)
-# Requests in flight at once to one endpoint, per drain: one slow receiver cannot hold up the others.
+# Requests in flight at once to one endpoint from one worker process: a slow receiver holds only its own.
 WEBHOOK_ENDPOINT_CONCURRENCY = env.int("WEBHOOK_ENDPOINT_CONCURRENCY", default=8)
 
 # --- Logging: one JSON line per event; secrets scrubbed by a filter on every handler ----------------

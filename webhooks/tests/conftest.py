@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from collections import defaultdict
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -17,12 +18,20 @@ class Received:
     body: bytes
 
 
+class _Server(ThreadingHTTPServer):
+    request_queue_size = 128  # listen backlog (default 5): drains open several connections at once
+
+
 class Receiver:
-    """`script(path, [(status, headers), ...])` answers the next requests to path in order; then 200."""
+    """`script(path, [(status, headers), ...])` answers the next requests to path in order; then 200.
+
+    `slow(path, seconds)`: every request to path waits that long before its answer.
+    """
 
     def __init__(self) -> None:
         self.requests: list[Received] = []
         self._scripts: dict[str, list[tuple[int, dict[str, str]]]] = defaultdict(list)
+        self._delays: dict[str, float] = {}
         self._lock = threading.Lock()
         receiver = self
 
@@ -33,6 +42,9 @@ class Receiver:
                     receiver.requests.append(Received(self.path, {k.lower(): v for k, v in self.headers.items()}, body))
                     script = receiver._scripts[self.path]
                     status, headers = script.pop(0) if script else (200, {})
+                    delay = receiver._delays.get(self.path, 0)
+                if delay:
+                    time.sleep(delay)
                 self.send_response(status)
                 for name, value in headers.items():
                     self.send_header(name, value)
@@ -44,7 +56,7 @@ class Receiver:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
 
     def url(self, path: str = "/hook") -> str:
@@ -53,6 +65,10 @@ class Receiver:
     def script(self, path: str, responses: list[tuple[int, dict[str, str]]]) -> None:
         with self._lock:
             self._scripts[path].extend(responses)
+
+    def slow(self, path: str, seconds: float) -> None:
+        with self._lock:
+            self._delays[path] = seconds
 
     def to(self, path: str) -> list[Received]:
         with self._lock:

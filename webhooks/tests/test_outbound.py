@@ -7,6 +7,7 @@ import ipaddress
 import socket
 import threading
 import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
@@ -206,3 +207,64 @@ def test_endpoint_url_validation_in_dev_allows_local_http(settings):
     settings.OUTBOUND_ALLOW_PRIVATE = True
     assert outbound.validate_url("http://127.0.0.1:8001/hook") is None
     assert outbound.validate_url("ftp://127.0.0.1/hook") is not None
+
+
+class _KeepAliveHandler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keeps the connection open between requests
+    connections: list[tuple] = []
+
+    def setup(self) -> None:
+        super().setup()
+        type(self).connections.append(self.client_address)
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length") or 0))
+        self.send_response(204)
+        self.send_header("content-length", "0")
+        if self.path == "/close":
+            self.send_header("connection", "close")
+        self.end_headers()
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def keep_alive_server():
+    _KeepAliveHandler.connections = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+def test_keep_alive_reuses_one_connection_and_recovers_when_the_receiver_drops_it(keep_alive_server, monkeypatch):
+    port = keep_alive_server.server_address[1]
+    url = f"http://127.0.0.1:{port}/hook"
+    lookups = fake_dns(monkeypatch, {})
+    for _ in range(5):
+        assert outbound.post(url, body=b"{}", headers={}, timeout=2, keep_alive=True).status == 204
+    assert len(_KeepAliveHandler.connections) == 1
+    assert lookups == ["127.0.0.1"]  # resolved and checked once, when the connection opened
+
+    # The receiver closes idle connections (its keep-alive timeout): the next request goes on a new one.
+    (idle,) = [entry[0] for queue in outbound._POOL._idle.values() for entry in queue if entry[0].sock]
+    idle.sock.shutdown(socket.SHUT_RDWR)  # as if the far end had closed it
+    assert outbound.post(url, body=b"{}", headers={}, timeout=2, keep_alive=True).status == 204
+    # `Connection: close` from the receiver: not kept.
+    closing = f"http://127.0.0.1:{port}/close"
+    assert outbound.post(closing, body=b"{}", headers={}, timeout=2, keep_alive=True).status == 204
+    assert outbound.post(url, body=b"{}", headers={}, timeout=2, keep_alive=True).status == 204
+    assert len(_KeepAliveHandler.connections) == 3
+
+
+def test_a_kept_connection_is_not_reused_once_private_addresses_are_refused(keep_alive_server, settings):
+    port = keep_alive_server.server_address[1]
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    assert outbound.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={}, timeout=2, keep_alive=True).status == 204
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    response = outbound.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={}, timeout=2, keep_alive=True)
+    assert response.status is None and response.error.startswith("refused:")
+    assert len(_KeepAliveHandler.connections) == 1

@@ -41,7 +41,9 @@ pytestmark = pytest.mark.worker
 
 ORDERS = 1_000
 CLIENTS = 4
-PRODUCE_SECONDS = 20.0  # orders are paced over this long, so every kill lands with events in flight
+# Orders are paced over this long, and the kills spread over it (a worker takes seconds to boot), so every kill
+# lands with events in flight: delivery keeps pace with the orders, so once they stop nothing is in flight.
+PRODUCE_SECONDS = 30.0
 KILLS = 4
 SWEEP_EVERY = 1.0  # beat's interval, shortened
 # WEBHOOK_REQUEUE_AFTER_SECONDS for the sweeper (production: 300). Not much shorter: a delivery whose task
@@ -189,8 +191,10 @@ def test_every_event_arrives_at_least_once_while_workers_are_killed_at_random(
     kills: list[dict] = []
     try:
         # Kill -9 at random moments with events in flight, restarting the pool each time.
-        for _ in range(KILLS):
-            time.sleep(rng.uniform(1.0, 4.0))
+        # At random moments spread over the production (later if a restart took longer).
+        kill_at = sorted(rng.uniform(1.0, PRODUCE_SECONDS - 4.0) for _ in range(KILLS))
+        for at in kill_at:
+            time.sleep(max(0.0, started + at - time.monotonic()))
             while not _in_flight(states := _states(committed_tenant)):
                 assert time.monotonic() - started < 120, "no event in flight to kill the workers under"
                 time.sleep(0.05)
