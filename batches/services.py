@@ -382,13 +382,28 @@ _ROW_DATA_COLUMNS = (
 
 
 def _chunk_rows(batch: Batch, chunk: int) -> list[_ChunkRow]:
-    """The next `chunk` pending rows after the batch's cursor, in file order."""
+    """The pending rows after the batch's cursor, in file order: those among the next `chunk` row numbers from
+    the first one pending (fewer where the file had row errors).
+
+    A range of row numbers, not `ORDER BY row_number LIMIT chunk`: right after an upload the table's statistics
+    do not know the batch's rows yet, and that plan read and sorted every remaining row of the batch for each
+    chunk (quadratic in the file's size). The first pending row is one index probe.
+    """
+    table = BatchRow._meta.db_table
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT r.id, r.row_number, r.currency, d.* FROM {BatchRow._meta.db_table} AS r, "
-            f"jsonb_to_record(r.data) AS d({_ROW_DATA_COLUMNS}) "
-            "WHERE r.batch_id = %s AND r.row_number > %s AND r.status = %s ORDER BY r.row_number LIMIT %s",
-            [batch.id, batch.cursor_row, BatchRowStatus.PENDING, chunk],
+            f"SELECT min(row_number) FROM {table} WHERE batch_id = %s AND row_number > %s AND status = %s",
+            [batch.id, batch.cursor_row, BatchRowStatus.PENDING],
+        )
+        first = cursor.fetchone()[0]
+        if first is None:
+            return []
+        cursor.execute(
+            f"SELECT r.id, r.row_number, r.currency, d.* FROM {table} AS r "
+            f"CROSS JOIN LATERAL jsonb_to_record(r.data) AS d({_ROW_DATA_COLUMNS}) "
+            "WHERE r.batch_id = %s AND r.row_number >= %s AND r.row_number < %s AND r.status = %s "
+            "ORDER BY r.row_number",
+            [batch.id, first, first + chunk, BatchRowStatus.PENDING],
         )
         return [_ChunkRow._make(values) for values in cursor.fetchall()]
 
@@ -443,24 +458,29 @@ def _create_orders(
 
 
 def _mark_rows(links: list[tuple[int, str]], failed: list[tuple[_ChunkRow, str]]) -> None:
-    """Link each row to its reward, only if it has none: the row → reward link is set exactly once."""
+    """Link each row to its reward, only if it has none: the row → reward link is set exactly once.
+
+    The id range lets PostgreSQL read just the chunk's rows (an index range) and join them to the values;
+    without it the plan scanned every row of every batch for each chunk."""
     table = BatchRow._meta.db_table
     with connection.cursor() as cursor:
         if links:
+            ids = [i for i, _ in links]
             cursor.execute(
                 f"UPDATE {table} AS r SET reward_id = v.reward_id, status = %s "
                 "FROM unnest(%s::bigint[], %s::uuid[]) AS v(id, reward_id) "
-                "WHERE r.id = v.id AND r.reward_id IS NULL AND r.status = %s",
-                [BatchRowStatus.CREATED, [i for i, _ in links], [r for _, r in links], BatchRowStatus.PENDING],
+                "WHERE r.id = v.id AND r.reward_id IS NULL AND r.status = %s AND r.id BETWEEN %s AND %s",
+                [BatchRowStatus.CREATED, ids, [r for _, r in links], BatchRowStatus.PENDING, min(ids), max(ids)],
             )
             if cursor.rowcount != len(links):
                 raise RuntimeError("batch rows already had rewards; the chunk is rolled back")
         if failed:
             cursor.execute(
                 f"UPDATE {table} AS r SET status = %s, failure_reason = v.reason "
-                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason) WHERE r.id = v.id AND r.status = %s",
+                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason) WHERE r.id = v.id AND r.status = %s "
+                "AND r.id BETWEEN %s AND %s",
                 [BatchRowStatus.FAILED, [row.id for row, _ in failed], [why[:300] for _, why in failed],
-                 BatchRowStatus.PENDING],
+                 BatchRowStatus.PENDING, min(row.id for row, _ in failed), max(row.id for row, _ in failed)],
             )  # fmt: skip
 
 

@@ -14,6 +14,7 @@ import logging
 import os
 import re
 import secrets
+import time
 import uuid
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -484,12 +485,21 @@ class BatchReward(NamedTuple):
     status: str
 
 
-def _uuid4_texts(count: int) -> list[str]:
-    """`count` random (version 4) UUIDs as text, from one os.urandom call: uuid.uuid4() and psycopg's UUID
-    dumper cost ~4 µs per id, a noticeable share of a bulk row."""
+def _uuid7_texts(count: int) -> list[str]:
+    """`count` time-ordered (version 7, RFC 9562) UUIDs as text, ascending, from one os.urandom call: 48 bits of
+    Unix milliseconds, an 18-bit counter (rand_a and the top of rand_b, RFC 9562 method 1), 56 random bits.
+
+    Ids that arrive in order append to the right edge of each index that holds them (rewards, holds and their
+    references, reward events, batch rows) instead of dirtying a random page each: about half the database
+    time of a bulk chunk's inserts. And uuid.uuid4() with psycopg's UUID dumper cost ~4 µs per id."""
+    if count >= 1 << 18:
+        raise ValueError("at most 262,143 ids per call")
     raw = bytearray(os.urandom(16 * count))
-    raw[6::16] = bytes(b & 0x0F | 0x40 for b in raw[6::16])  # version 4
-    raw[8::16] = bytes(b & 0x3F | 0x80 for b in raw[8::16])  # RFC 4122 variant
+    for index, byte in enumerate((time.time_ns() // 1_000_000).to_bytes(6, "big")):
+        raw[index::16] = bytes((byte,)) * count
+    raw[6::16] = bytes(0x70 | i >> 14 for i in range(count))  # version 7, counter bits 17-14
+    raw[7::16] = bytes(i >> 6 & 0xFF for i in range(count))  # counter bits 13-6
+    raw[8::16] = bytes(0x80 | i & 0x3F for i in range(count))  # RFC 9562 variant, counter bits 5-0
     t = raw.hex()
     return [f"{t[i : i + 8]}-{t[i + 8 : i + 12]}-{t[i + 12 : i + 16]}-{t[i + 16 : i + 20]}-{t[i + 20 : i + 32]}"
             for i in range(0, 32 * count, 32)]  # fmt: skip
@@ -545,7 +555,7 @@ def order_create_for_batch_rows(
     token_hashes: list[str] = []
     created: list[BatchReward] = []
     held = Decimal(0)
-    ids = iter(_uuid4_texts(2 * len(planned) + sum(1 for item in planned if item.shipping_method is not None)))
+    ids = iter(_uuid7_texts(2 * len(planned) + sum(1 for item in planned if item.shipping_method is not None)))
     for item in planned:
         spec, product = item.spec, item.product
         snapshot = snapshots.get(product.id)
@@ -618,14 +628,25 @@ def _claim_tokens_copy(token_hashes: list[str]) -> None:
 
 
 def _dispatch(rewards: list[Reward]) -> None:
-    """After commit: hand due rewards to the fulfilment workers (scheduled ones wait for beat)."""
+    """After commit: hand due rewards to the fulfilment workers (scheduled ones wait for beat).
+
+    Never raises: the order is committed, so a broker outage must not turn its 201 into an error. What is
+    not published here, the fulfilment sweeper re-publishes (pending rewards older than the lease).
+    """
     try:
         from fulfillment.tasks import reward_fulfil_task
     except ImportError:  # fulfilment workers not installed in this build
         return
     for reward in rewards:
         if reward.status == RewardStatus.PENDING:
-            reward_fulfil_task.delay(str(reward.id))
+            try:
+                reward_fulfil_task.delay(str(reward.id))
+            except Exception:
+                logger.warning(
+                    "reward task not published (broker unavailable); the fulfilment sweeper will publish it",
+                    extra={"event": "reward.publish_failed", "reward_id": str(reward.id)},
+                )
+                return
 
 
 def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
