@@ -28,7 +28,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 # As bench/orders.py's server: DEBUG off, WARNING logs (base.py reads these at import time).
-os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false", LOG_LEVEL="WARNING")
+os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false")
+os.environ.setdefault("LOG_LEVEL", "WARNING")  # LOG_LEVEL=INFO: with the request log line, as production logs
 
 # Where the CPU goes: cumulative CPU per order of these entry points (nested ones are part of their parent).
 ENTRY_POINTS = [

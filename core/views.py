@@ -1,8 +1,11 @@
 """Error pages: problem+json under /api/, plain pages elsewhere."""
 
+import sys
+
+from django.http import HttpResponse
 from django.views import defaults
 
-from core.api.errors import api_not_found, api_server_error
+from core.api.errors import UNAVAILABLE_RETRY_AFTER, api_not_found, api_server_error, store_unavailable
 
 
 def not_found(request, exception=None):
@@ -14,4 +17,10 @@ def not_found(request, exception=None):
 def server_error(request):
     if request.path.startswith("/api/"):
         return api_server_error(request)
+    if store_unavailable(sys.exc_info()[1]):  # a database or Redis restart: a 503 the browser may retry
+        response = HttpResponse(
+            "Service briefly unavailable; please retry in a moment.", status=503, content_type="text/plain"
+        )
+        response["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
+        return response
     return defaults.server_error(request)

@@ -131,7 +131,7 @@ def reward_fulfil(*, reward_id: Any) -> Reward | None:
     if settled is None or settled.delivery_method == DeliveryMethod.SHIPMENT:
         return settled
     fault_point("fulfil.settled")  # tests only: a crash after the capture, before the email/SMS goes out
-    reward_deliver(reward_id=settled.id)
+    reward_deliver(reward_id=settled.id, first_delivery=True)
     return settled
 
 
@@ -153,7 +153,12 @@ def reward_fail_locked(*, reward_id: Any, reason: str) -> Reward | None:
 
 
 def reward_deliver(
-    *, reward_id: Any, to_email: str | None = None, to_phone: str | None = None, send_id: str = ""
+    *,
+    reward_id: Any,
+    to_email: str | None = None,
+    to_phone: str | None = None,
+    send_id: str = "",
+    first_delivery: bool = False,
 ) -> Reward | None:
     """Send the reward by its delivery method (email / SMS / nothing for api and link) and mark it delivered.
 
@@ -165,17 +170,21 @@ def reward_deliver(
     at-least-once with a window of a few milliseconds (it was the whole recording transaction), and every
     copy of an email carries the same Message-ID (`send_id` tells a requested resend apart), by which
     mailboxes show one message. Measured by resilience/test_worker_kills.py.
+
+    `first_delivery` (fulfilment) sends only a reward still `processing`: a worker that lost its lease and
+    finds the reward delivered by the one that took over must not send it again (only a resend does that).
     """
     from .delivery import DeliveryFailed, send_reward_email, send_reward_sms
 
     try:
         with transaction.atomic():
             reward = _lock(reward_id)
-            if reward is None or reward.status not in (
-                RewardStatus.PROCESSING,
-                RewardStatus.DELIVERED,
-                RewardStatus.DELIVERY_FAILED,
-            ):
+            sendable = (
+                (RewardStatus.PROCESSING,)
+                if first_delivery
+                else (RewardStatus.PROCESSING, RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED)
+            )
+            if reward is None or reward.status not in sendable:
                 return None
             note = {DeliveryMethod.EMAIL: "emailed", DeliveryMethod.SMS: "sent by SMS"}.get(
                 reward.delivery_method, "issued"

@@ -13,3 +13,34 @@ app.config_from_object("django.conf:settings", namespace="CELERY")
 QUEUES = ("default", "delivery", "webhooks", "bulk")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.autodiscover_tasks()
+
+
+def _resilient_consumer():
+    """The worker's consumer, surviving a broker connection loss (e.g. Redis restarted).
+
+    Celery 5.7's `on_connection_error_after_connected` collects the broken connection and then closes it;
+    with the Redis transport the close tries to restore unacked messages through the collected connection
+    and raises AttributeError, which `ignore_errors` does not cover, so the whole worker exits
+    ("Unrecoverable error") instead of reconnecting. Here that close error is ignored: the connection is
+    already detached, and the consumer goes on to reconnect. Unacked messages are restored by the broker's
+    visibility timeout, and lost ones are re-published by the sweepers.
+    """
+    import logging
+
+    from celery.worker.consumer import Consumer
+
+    class ResilientConsumer(Consumer):
+        def on_connection_error_after_connected(self, exc):
+            try:
+                super().on_connection_error_after_connected(exc)
+            except AttributeError:
+                logging.getLogger(__name__).warning(
+                    "broker connection lost; reconnecting", extra={"event": "worker.broker_lost"}
+                )
+                self.connection = None
+
+    return ResilientConsumer
+
+
+ResilientConsumer = _resilient_consumer()
+app.conf.worker_consumer = "rewards_portal.celery:ResilientConsumer"

@@ -70,6 +70,32 @@ def _flatten_detail(detail: Any) -> Any:
     return str(detail)
 
 
+UNAVAILABLE_RETRY_AFTER = 2  # seconds
+
+
+def store_unavailable(exc: BaseException | None) -> bool:
+    """A lost connection to PostgreSQL or Redis (a restart, a failover): the same request may succeed shortly.
+
+    django.db.OperationalError also covers deadlocks and serialization failures, for which a retry is the
+    answer as well. An exception raised after the connection broke mid-transaction rolled that transaction
+    back, so nothing of the request was written, unless the commit itself was cut off; a retry with the same
+    Idempotency-Key answers that case with the stored outcome.
+    """
+    import redis
+    from django.db import InterfaceError, OperationalError
+
+    return isinstance(exc, (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError))
+
+
+def unavailable_problem() -> dict[str, Any]:
+    return problem(
+        status=503,
+        code="service_unavailable",
+        detail="A data store is briefly unavailable; retry shortly (with the same Idempotency-Key for writes).",
+        retryable=True,
+    )
+
+
 def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
@@ -108,6 +134,12 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
+    elif store_unavailable(exc):
+        logger.warning(
+            "data store unavailable; answered 503", extra={"event": "store.unavailable", "error": type(exc).__name__}
+        )
+        body = unavailable_problem()
+        headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     else:
         return None  # unexpected: Django's 500 handler answers (problem+json under /api/)
 
@@ -121,9 +153,19 @@ def api_not_found(request, exception=None):
 
 
 def api_server_error(request):
+    import sys
+
+    if store_unavailable(sys.exc_info()[1]):  # raised outside a DRF view, e.g. by the tenant routing middleware
+        return problem_response(
+            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}, **_problem_kwargs(unavailable_problem())
+        )
     return problem_response(
         status=500,
         code="internal_error",
         detail="An unexpected error occurred; it has been logged. Retrying may help.",
         retryable=True,
     )
+
+
+def _problem_kwargs(body: dict[str, Any]) -> dict[str, Any]:
+    return {key: body[key] for key in ("status", "code", "detail", "title", "retryable")}

@@ -245,6 +245,8 @@ def test_a_crash_after_the_send_records_nothing_and_the_retry_sends_the_same_mes
         assert Reward.objects.get(pk=reward_id).status == "delivered"
         assert RewardEvent.objects.filter(reward_id=reward_id, to_status="delivered").count() == 1
         assert Event.objects.filter(type="reward.delivered", data__id=reward_id).count() == 1
+        # a worker that lost its lease to the one that delivered it sends nothing more
+        assert reward_deliver(reward_id=reward_id, first_delivery=True) is None
         reward_deliver(reward_id=reward_id, send_id="resend-1")  # a requested resend is a new message
         assert ledger_invariant_violations() == []
     assert api_a.get(f"/api/v1/orders/{order['id']}").json()["status"] == "completed"
