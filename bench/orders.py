@@ -24,7 +24,7 @@ import time
 import uuid
 from pathlib import Path
 
-from .common import Context, Row, percentile
+from .common import Context, Row, memory_row, peak_memory, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = float(os.environ.get("BENCH_ORDERS_SECONDS", "10"))
@@ -212,6 +212,7 @@ def run(ctx: Context) -> list[Row]:
         for clients in CLIENT_LEVELS:
             results[("orders", clients)] = _load(port, key, "POST", "/api/v1/orders", body.encode(), clients)
             results[("products", clients)] = _load(port, key, "GET", "/api/v1/products", None, clients)
+        memory = peak_memory([server.pid])  # before the workers exit: their high-water marks
     finally:
         server.send_signal(signal.SIGTERM)
         server.wait(timeout=30)
@@ -242,4 +243,5 @@ def run(ctx: Context) -> list[Row]:
             )
         )
     rows.append(Row("pgbench TPC-B, 16 clients", round(tps, 1) if tps else None, "tps", "ceiling", "same server"))
+    rows.append(memory_row("web (gunicorn)", memory, "the orders and products runs (gthread, 3 workers x 6 threads)"))
     return rows

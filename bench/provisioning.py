@@ -3,7 +3,7 @@
 New tenants clone a migrated template schema and fake-apply migrations (DESIGN: provisioning must stay fast as
 migrations grow). This measures the clone path at 0, 100 and (budget allowing) 500 tenants already present,
 and compares it with migrating a schema from scratch, which is what cloning avoids. Filling up to a level stops
-early when the run's time budget (`--budget`, default 180 s) would not leave room for that level's samples; the
+early when the run's time budget (`--budget`, default 480 s) would not leave room for that level's samples; the
 row then names the count actually reached.
 """
 

@@ -76,8 +76,8 @@ def main() -> int:
     parser.add_argument("benchmarks", nargs="*", default=BENCHMARKS, help=f"any of: {', '.join(BENCHMARKS)}")
     parser.add_argument("--keep-db", action="store_true", help="leave the bench database behind for inspection")
     parser.add_argument(
-        "--budget", type=float, default=float(os.environ.get("BENCH_BUDGET_SECONDS", 180)),
-        help="seconds the whole run should stay under; optional levels are skipped beyond it (default 180)",
+        "--budget", type=float, default=float(os.environ.get("BENCH_BUDGET_SECONDS", 480)),
+        help="seconds the whole run should stay under; optional levels are skipped beyond it (default 480)",
     )  # fmt: skip
     args = parser.parse_args()
     unknown = [name for name in args.benchmarks if name not in BENCHMARKS]
