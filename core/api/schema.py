@@ -39,6 +39,8 @@ PROBLEM_STATUSES = {
     "404": "not_found (also another tenant's object, and an invalid cursor)",
     "422": "validation_error and business refusals (see `code`)",
     "429": "rate_limited / too_many_failed_attempts (with Retry-After)",
+    "503": "service_unavailable: PostgreSQL or Redis briefly unreachable; nothing written, retry after Retry-After "
+    "(writes with the same Idempotency-Key)",
 }
 
 
