@@ -9,7 +9,9 @@ Measured: rewards/s from the first order's commit to the N-th message received, 
 (its order's commit → its message received; messages are matched to rewards by their unique recipient
 address), p50 and p99. Checked afterwards: every reward `delivered` (and so every order `completed`),
 exactly one message per recipient, and `ledger_invariant_violations() == []` in the tenant. Also recorded:
-CPU seconds per reward in the workers and in this process.
+CPU seconds per reward in the workers and in this process. Ceiling, measured right after on the same SMTP
+server: plain SMTP sends of reward-sized messages from this process over as many kept-open connections as
+the workers have threads (no database, no supplier, no rendering).
 
 N defaults to 500 rewards (BENCH_DELIVERY_REWARDS) in orders of 100, fewer when the run's time budget is
 short (sized from the pace of an untimed warm-up).
@@ -71,6 +73,33 @@ class SmtpSink:
 
     def stop(self) -> None:
         self.controller.stop()
+
+
+def _smtp_ceiling(sink: SmtpSink, count: int, threads: int = WORKERS * CONCURRENCY) -> float:
+    """Messages/s straight from this process to the same SMTP server: `threads` senders, one kept-open
+    connection each, a reward-sized message (~3 KB). The mail path's ceiling: no database, no supplier."""
+    import smtplib
+    from email.message import EmailMessage
+
+    addresses = [f"ceiling{i}@{DOMAIN}" for i in range(count)]
+    body = "Your gift card code: XXXX-XXXX-XXXX-XXXX\n" + "Thank you for your great work this quarter. " * 60
+
+    def send(mine: list[str]) -> None:
+        with smtplib.SMTP("127.0.0.1", sink.port, timeout=30) as smtp:
+            for address in mine:
+                message = EmailMessage()
+                message["From"], message["To"], message["Subject"] = "rewards@example.com", address, "Your reward"
+                message.set_content(body)
+                smtp.send_message(message)
+
+    started = time.monotonic()
+    senders = [threading.Thread(target=send, args=(addresses[n::threads],)) for n in range(threads)]
+    for sender in senders:
+        sender.start()
+    for sender in senders:
+        sender.join()
+    elapsed = time.monotonic() - started
+    return sink.received(addresses) / elapsed
 
 
 def _setup():
@@ -196,6 +225,9 @@ def run(ctx: Context) -> list[Row]:
         memory = workers.peak_memory()
     finally:
         workers.stop()
+    try:
+        ceiling = _smtp_ceiling(sink, count)
+    finally:
         sink.stop()
     load_after = os.getloadavg()
 
@@ -248,9 +280,11 @@ def run(ctx: Context) -> list[Row]:
             f"delivery: order → email received, {WORKERS} workers",
             round(rate, 1),
             "rewards/s",
-            f"{count} rewards in {len(order_ids)} order(s) of {ORDER_SIZE}, placed in {placed_s:.1f} s",
-            f"{verdict}; {cpu}; threads pool x{CONCURRENCY} per worker; {load}",
-            {**extra, "elapsed_s": elapsed},
+            f"{rate / ceiling:.0%} of plain SMTP sends to the same server: {ceiling:,.0f} messages/s "
+            f"({WORKERS * CONCURRENCY} kept-open connections)",
+            f"{verdict}; {count} rewards in {len(order_ids)} order(s) of {ORDER_SIZE}, placed in {placed_s:.1f} s; "
+            f"{cpu}; threads pool x{CONCURRENCY} per worker; {load}",
+            {**extra, "elapsed_s": elapsed, "smtp_ceiling_per_s": ceiling},
         ),
         Row(
             "delivery: latency order commit → email received",
