@@ -67,13 +67,20 @@ def resolve_destination(host: str, port: int) -> list[tuple]:
     return infos
 
 
-def guarded_connection(host: str, port: int, timeout: float) -> socket.socket:
-    """A TCP socket to one of the checked addresses of host (tried in order), never to a re-resolved one."""
+def guarded_connection(host: str, port: int, timeout: float, deadline: float | None = None) -> socket.socket:
+    """A TCP socket to one of the checked addresses of host (tried in order), never to a re-resolved one.
+
+    All attempts together end by `deadline` (monotonic) if given: a name with many addresses that drop
+    packets cannot hold the caller for `timeout` per address.
+    """
     last_error: OSError | None = None
     for family, socktype, proto, _, sockaddr in resolve_destination(host, port):
+        left = timeout if deadline is None else min(timeout, deadline - time.monotonic())
+        if left <= 0:
+            raise TimeoutError(f"cannot connect to {host} in time")
         sock = socket.socket(family, socktype, proto)
         try:
-            sock.settimeout(timeout)
+            sock.settimeout(left)
             sock.connect(sockaddr)
             return sock
         except OSError as exc:
@@ -83,13 +90,17 @@ def guarded_connection(host: str, port: int, timeout: float) -> socket.socket:
 
 
 class _GuardedHTTPConnection(http.client.HTTPConnection):
+    deadline: float | None = None  # set by post(): the whole exchange's end, connecting included
+
     def connect(self) -> None:
-        self.sock = guarded_connection(self.host, self.port, self.timeout)
+        self.sock = guarded_connection(self.host, self.port, self.timeout, self.deadline)
 
 
 class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    deadline: float | None = None
+
     def connect(self) -> None:
-        sock = guarded_connection(self.host, self.port, self.timeout)
+        sock = guarded_connection(self.host, self.port, self.timeout, self.deadline)
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
@@ -102,6 +113,14 @@ def validate_url(url: str) -> str | None:
         return "Not a valid URL."
     if parts.scheme not in ("http", "https") or not parts.hostname:
         return "Use an http:// or https:// URL with a host name."
+    if not url.isascii():
+        return (
+            "Use an ASCII URL: percent-encode the path and query, and write an international host name in its "
+            "xn-- form."
+        )
+    labels = parts.hostname.rstrip(".").split(".")
+    if len(parts.hostname) > 253 or any(not label or len(label) > 63 for label in labels):
+        return "Not a valid host name."
     if parts.username or parts.password:
         return "Credentials in the URL are not allowed; put a token in the path or query instead."
     if parts.fragment:
@@ -162,7 +181,7 @@ class _Pool:
             sock = connection.sock
             fresh = now - used < POOL_IDLE_SECONDS and now - created < POOL_MAX_AGE_SECONDS
             # Readable while idle means the receiver closed it (or sent something unasked): not reusable.
-            if fresh and sock is not None and not select.select([sock], [], [], 0)[0]:
+            if fresh and sock is not None and not _readable(sock):
                 connection._pool_created = created
                 return connection
             connection.close()
@@ -175,6 +194,13 @@ class _Pool:
             extra = idle.popleft() if len(idle) > POOL_MAX_IDLE_PER_DESTINATION else None
         if extra is not None:
             extra[0].close()
+
+
+def _readable(sock: socket.socket) -> bool:
+    """Whether `sock` has data or EOF waiting (poll, not select: any descriptor number)."""
+    poller = select.poll()
+    poller.register(sock, select.POLLIN)
+    return bool(poller.poll(0))
 
 
 class _Deadlines:
@@ -199,9 +225,9 @@ class _Deadlines:
                 self._cond.notify()
         return entry
 
-    @staticmethod
-    def cancel(entry: list) -> None:
-        entry[2] = None
+    def cancel(self, entry: list) -> None:
+        with self._cond:  # not while the watchdog cuts it (it does so holding the lock)
+            entry[2] = None
 
     def _run(self) -> None:
         while True:
@@ -214,11 +240,11 @@ class _Deadlines:
                         continue
                     delay = self._heap[0][0] - time.monotonic()
                     if delay <= 0:
-                        connection = heapq.heappop(self._heap)[2]
+                        # Cut under the lock: a request that ended meanwhile has cancelled its entry first,
+                        # so a connection already back in the pool is never cut under its next user.
+                        _cut(heapq.heappop(self._heap)[2])
                         break
                     self._cond.wait(delay)
-            if connection is not None:
-                _cut(connection)
 
 
 _POOL = _Pool()
@@ -262,6 +288,7 @@ def post(
             cls = _GuardedHTTPSConnection if https else _GuardedHTTPConnection
             kwargs = {"context": _tls_context()} if https else {}
             connection = cls(parts.hostname, port, timeout=timeout, **kwargs)
+            connection.deadline = started + timeout
         elif connection.sock is not None:
             connection.sock.settimeout(timeout)
         # The socket timeout bounds each read; this bounds the whole exchange, so a receiver dribbling a
@@ -278,7 +305,8 @@ def post(
             reusable = keep_alive and not response.will_close and response.isclosed()
         except OutboundRefused as exc:
             result.error = f"refused: {exc}"
-        except (OSError, http.client.HTTPException, ssl.SSLError) as exc:
+        except (OSError, http.client.HTTPException, ssl.SSLError, ValueError) as exc:
+            # ValueError: e.g. UnicodeError from a URL or host name http.client / IDNA cannot encode
             elapsed = time.monotonic() - started
             stale = reused and not retried and isinstance(exc, _STALE_ERRORS) and elapsed < timeout
             if isinstance(exc, TimeoutError) or elapsed >= timeout:

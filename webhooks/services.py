@@ -493,6 +493,11 @@ DUE_TOLERANCE_SECONDS = 0.25
 SEND_THREADS = 64
 # How often a drain writes the outcomes of the requests answered meanwhile.
 FLUSH_SECONDS = 0.2
+# A request must end this long before its claim's lease runs out (time to record it: flushes come every
+# FLUSH_SECONDS), and is not started with less than MIN_REQUEST_SECONDS left: a delivery is never in flight
+# when another drain may take it over.
+LEASE_MARGIN_SECONDS = 1.0
+MIN_REQUEST_SECONDS = 1.0
 
 _CLAIM_SQL = """
 UPDATE {table} AS d
@@ -583,22 +588,37 @@ def _sign(send: _Send) -> None:
     }
 
 
-def _send_lane(sends: deque, deadline: float) -> None:
-    """POST one endpoint's deliveries in turn over a kept-alive connection, until none is left or time is up."""
+def _send_lane(sends: deque, deadline: float, lease_end: float) -> None:
+    """POST one endpoint's deliveries in turn over a kept-alive connection, until none is left or time is up.
+
+    Each request's timeout is cut to what is left of the claim's lease (`lease_end`, monotonic), so no
+    request is still in flight when another drain may take the delivery over. Never raises: an unexpected
+    error (a bug, a URL http.client cannot encode) is that delivery's failed attempt, not the lane's end.
+    """
     while time.monotonic() < deadline:
+        timeout = min(settings.WEBHOOK_TIMEOUT_SECONDS, lease_end - time.monotonic() - LEASE_MARGIN_SECONDS)
+        if timeout < MIN_REQUEST_SECONDS:
+            return
         try:
             send = sends.popleft()
         except IndexError:
             return
-        _sign(send)
-        response = outbound.post(
-            send.url,
-            body=send.body,
-            headers=send.headers,
-            timeout=settings.WEBHOOK_TIMEOUT_SECONDS,
-            max_body=RESPONSE_EXCERPT_BYTES,
-            keep_alive=True,
-        )
+        try:
+            _sign(send)
+            response = outbound.post(
+                send.url,
+                body=send.body,
+                headers=send.headers,
+                timeout=timeout,
+                max_body=RESPONSE_EXCERPT_BYTES,
+                keep_alive=True,
+            )
+        except Exception as exc:
+            logger.error(
+                "webhook request failed unexpectedly",
+                extra={"event": "webhook.send_error", "delivery_id": send.delivery_id, "error": type(exc).__name__},
+            )
+            response = outbound.Response(error=f"{type(exc).__name__}: {exc}"[:500])
         if response.status is not None and 200 <= response.status < 300:
             _fault_point("webhook.sent")  # the receiver took it, not yet recorded: it will be sent again
         send.response = response  # from here the drain may record it
@@ -838,10 +858,11 @@ def _release(sends: list[_Send], *, token: str) -> None:
 
 def _deliver(rows: list, *, token: str, deadline: float) -> dict[str, WebhookAttempt]:
     """Send the claimed deliveries and record what happened; those not sent before the deadline go back."""
+    lease_end = time.monotonic() + _sending_lease().total_seconds()
     sends = _prepare(rows, token=token)
     if not sends:
         return {}
-    _send_lane(deque(sends), deadline)
+    _send_lane(deque(sends), deadline, lease_end)
     done = [send for send in sends if send.response is not None]
     _release([send for send in sends if send.response is None], token=token)
     return _record(done, token=token) if done else {}
@@ -855,7 +876,7 @@ def webhook_delivery_attempt(*, delivery_id: str) -> WebhookAttempt | None:
     """
     token = uuid.uuid4().hex
     # A countdown may fire a hair early (clock skew between hosts); a real early duplicate waits.
-    rows = _claim(token=token, limit=1, only=[delivery_id], tolerance=2.0)
+    rows = _claim(token=token, limit=1, only=[delivery_id], tolerance=2.0)  # leased from about now
     if not rows:
         return None
     attempts = _deliver(rows, token=token, deadline=time.monotonic() + settings.WEBHOOK_TIMEOUT_SECONDS)
@@ -875,7 +896,7 @@ class _Group:
         return all(lane.done() for lane in self.lanes)
 
 
-def _start(sends: list[_Send], *, token: str, deadline: float) -> list[_Group]:
+def _start(sends: list[_Send], *, token: str, deadline: float, lease_end: float) -> list[_Group]:
     by_endpoint: dict[str, list[_Send]] = {}
     for send in sends:
         by_endpoint.setdefault(send.endpoint_id, []).append(send)
@@ -883,7 +904,7 @@ def _start(sends: list[_Send], *, token: str, deadline: float) -> list[_Group]:
     for endpoint_id, mine in by_endpoint.items():
         queue = deque(mine)
         lanes = [
-            _executor().submit(_send_lane, queue, deadline)
+            _executor().submit(_send_lane, queue, deadline, lease_end)
             for _ in range(min(len(mine), settings.WEBHOOK_ENDPOINT_CONCURRENCY))
         ]
         groups.append(_Group(endpoint_id=endpoint_id, token=token, sends=mine, lanes=lanes))
@@ -897,6 +918,9 @@ def _start(sends: list[_Send], *, token: str, deadline: float) -> list[_Group]:
 # that would only wait for a lane.
 _busy_lock = threading.Lock()
 _busy: Counter[str] = Counter()
+# Held from a claim until its endpoints are marked busy, so two drains in one process (threads pool) never
+# claim the same endpoint at once.
+_claim_lock = threading.Lock()
 
 
 def _busy_endpoints() -> list[str]:
@@ -936,10 +960,10 @@ def webhook_deliveries_drain(*, budget_seconds: float | None = None) -> int:
     are loaded once; each endpoint's requests go out on up to WEBHOOK_ENDPOINT_CONCURRENCY lanes over
     kept-alive connections; every FLUSH_SECONDS the attempts and outcomes answered meanwhile are written with
     one insert and one update; when an endpoint's lanes are done the drain claims again. So a slow receiver
-    holds its own deliveries only, not the others'; what a claim could not send within half the lease (or
-    the budget) goes back. A full claim publishes another drain (other workers help); a spent budget re-publishes this
-    one (tasks stay short); at the end, a drain is published for the next retry due within
-    WEBHOOK_COUNTDOWN_MAX_SECONDS. Returns how many attempts it made.
+    holds its own deliveries only, not the others'; what a claim could not start within half the lease (or
+    the budget) goes back, and no request runs past the lease. A full claim publishes another drain (other
+    workers help); a spent budget re-publishes this one (tasks stay short); at the end, a drain is published
+    for the next retry due within WEBHOOK_COUNTDOWN_MAX_SECONDS. Returns how many attempts it made.
     """
     schema_name = connection.schema_name
     _drain_flag_clear(schema_name)  # from now on a commit publishes a new drain: we may have claimed already
@@ -954,20 +978,27 @@ def webhook_deliveries_drain(*, budget_seconds: float | None = None) -> int:
         while True:
             if claim and time.monotonic() < deadline:
                 token = uuid.uuid4().hex
-                rows = _claim(token=token, limit=batch, exclude=_busy_endpoints())
+                lease = _sending_lease().total_seconds()
+                claimed_at = time.monotonic()  # before the claim: the lease ends no sooner than this + lease
+                with _claim_lock:
+                    rows = _claim(token=token, limit=batch, exclude=_busy_endpoints())
+                    if rows:
+                        # Sends not started within half the lease go back; none runs past the lease.
+                        until = min(deadline, claimed_at + lease / 2)
+                        sends = _prepare(rows, token=token)
+                        groups += _start(sends, token=token, deadline=until, lease_end=claimed_at + lease)
                 if len(rows) == batch:
                     _publish_drain(schema_name)  # more is due: another worker can take the next batch meanwhile
                 if rows:
-                    # Sends not started within half the lease go back: a claim never outlives its lease.
-                    until = min(deadline, time.monotonic() + _sending_lease().total_seconds() / 2)
-                    groups += _start(_prepare(rows, token=token), token=token, deadline=until)
                     continue  # perhaps more, for endpoints not in flight yet
                 claim = False
             if not groups:
                 break
             # Outcomes are written every FLUSH_SECONDS, not when a whole claim is done: a killed worker
             # leaves little sent-but-unrecorded (sent again), and no claim outlives its lease.
-            wait([lane for group in groups for lane in group.lanes], FLUSH_SECONDS, FIRST_COMPLETED)
+            running = [lane for group in groups for lane in group.lanes if not lane.done()]
+            if running:  # (waiting on finished lanes too would return at once: a busy loop)
+                wait(running, max(0.0, FLUSH_SECONDS - (time.monotonic() - flushed)), FIRST_COMPLETED)
             flush = time.monotonic() - flushed >= FLUSH_SECONDS
             for group in list(groups):
                 if group.done():
@@ -979,9 +1010,12 @@ def webhook_deliveries_drain(*, budget_seconds: float | None = None) -> int:
             if flush:
                 flushed = time.monotonic()
     finally:
-        for group in groups:  # only on an error above: still record what was sent
-            wait(group.lanes)
-            made += _close(group)
+        for group in groups:  # only on an error above: still record what was sent, and free every endpoint
+            try:
+                wait(group.lanes)
+                made += _close(group)
+            except Exception:  # the error above is the one raised; this group's claim runs out with its lease
+                logger.exception("webhook drain could not close a claim", extra={"event": "webhook.drain_close_failed"})
     if time.monotonic() >= deadline:
         _publish_drain(schema_name)  # whatever is left, in a new task
     _publish_next_retry(schema_name)

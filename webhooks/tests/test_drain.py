@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from datetime import timedelta
 
@@ -201,3 +202,72 @@ def test_deliveries_of_an_endpoint_disabled_meanwhile_fail_unsent(in_a, receiver
     delivery.refresh_from_db()
     assert delivery.status == DeliveryStatus.FAILED and delivery.last_error == "The endpoint is disabled."
     assert receiver.requests == []
+
+
+def test_a_url_that_cannot_be_sent_is_a_failed_attempt_not_a_dead_drain(in_a, receiver, published):
+    bad, _ = webhook_endpoint_create(url=receiver.url("/bad"))
+    good, _ = webhook_endpoint_create(url=receiver.url("/good"))
+    # Stored before URLs had to be ASCII: http.client cannot encode it.
+    type(bad).objects.filter(pk=bad.pk).update(url=receiver.url("/café"))
+    emit_many(3)
+
+    assert webhook_deliveries_drain() == 6  # every claimed delivery got its attempt recorded
+    assert set(WebhookDelivery.objects.filter(endpoint=good).values_list("status", flat=True)) == {
+        DeliveryStatus.SUCCEEDED
+    }
+    failed = list(WebhookDelivery.objects.filter(endpoint=bad).values_list("status", "attempt_count", "last_error"))
+    assert len(failed) == 3
+    assert all(status == DeliveryStatus.PENDING and count == 1 for status, count, _ in failed), failed
+    assert all(error.startswith("UnicodeEncodeError") for *_, error in failed), failed
+    assert services._busy_endpoints() == []
+
+
+def test_a_drain_waiting_for_a_slow_answer_does_not_spin(in_a, receiver, published, settings):
+    settings.WEBHOOK_ENDPOINT_CONCURRENCY = 2
+    receiver.slow("/slow", 1.5)
+    webhook_endpoint_create(url=receiver.url("/slow"))
+    emit_many(3)  # two lanes: one sends two (3 s), the other one (1.5 s) and is done while the first waits
+
+    cpu_before = time.thread_time()
+    started = time.monotonic()
+    assert webhook_deliveries_drain() == 3
+    took = time.monotonic() - started
+    cpu = time.thread_time() - cpu_before
+    assert took >= 2.9  # two rounds of 1.5 s on one of the lanes
+    # The drain thread sleeps while the lanes wait; polling finished lanes used to burn a whole core here.
+    assert cpu < 0.5 * took, f"{cpu:.2f} s CPU in {took:.2f} s"
+
+
+def test_a_request_never_outlives_its_claims_lease(in_a, receiver, published, settings):
+    settings.WEBHOOK_SENDING_LEASE_SECONDS = 3
+    settings.WEBHOOK_TIMEOUT_SECONDS = 15
+    receiver.slow("/slow", 6)
+    webhook_endpoint_create(url=receiver.url("/slow"))
+    (event,) = emit_many(1)
+
+    started = time.monotonic()
+    assert webhook_deliveries_drain() == 1
+    assert time.monotonic() - started < 3  # cut before the lease ran out, not after 6 s or 15 s
+    delivery = event.deliveries.get()
+    assert (delivery.status, delivery.attempt_count) == (DeliveryStatus.PENDING, 1)
+    # its timeout was what the lease had left: 3 s - the 1 s margin = 2 s at most
+    assert 1.0 <= float(re.match(r"timed out after ([\d.]+) s", delivery.last_error).group(1)) <= 2.0
+    attempt = WebhookAttempt.objects.get(delivery=delivery)
+    assert attempt.duration_ms < 3000 and not attempt.succeeded
+
+
+def test_a_failing_drain_frees_every_endpoint_it_was_sending_to(in_a, receiver, published, monkeypatch):
+    for n in range(3):
+        webhook_endpoint_create(url=receiver.url(f"/{n}"))
+    emit_many(2)
+
+    def broken(sends, *, token):
+        raise RuntimeError("database went away")
+
+    monkeypatch.setattr(services, "_record", broken)
+    with pytest.raises(RuntimeError, match="database went away"):
+        webhook_deliveries_drain()
+    # Nothing was recorded (the claims run out with their lease), but no endpoint stays marked in flight,
+    # which would keep this worker process from ever claiming its deliveries again.
+    assert services._busy_endpoints() == []
+    assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SENDING}

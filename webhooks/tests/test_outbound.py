@@ -268,3 +268,40 @@ def test_a_kept_connection_is_not_reused_once_private_addresses_are_refused(keep
     response = outbound.post(f"http://127.0.0.1:{port}/", body=b"{}", headers={}, timeout=2, keep_alive=True)
     assert response.status is None and response.error.startswith("refused:")
     assert len(_KeepAliveHandler.connections) == 1
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["https://example.com/café", "https://bücher.example/hook", f"https://{'a' * 64}.example.com/hook"],
+)
+def test_urls_http_cannot_send_are_refused_at_save_time(url, settings):
+    for allow_private in (False, True):
+        settings.OUTBOUND_ALLOW_PRIVATE = allow_private
+        assert outbound.validate_url(url) is not None
+
+
+def test_a_url_http_cannot_encode_is_an_error_result_not_an_exception(settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    response = outbound.post("http://127.0.0.1:9/café", body=b"{}", headers={}, timeout=1)
+    assert response.status is None and response.error.startswith("UnicodeEncodeError")
+
+
+def test_connecting_to_many_dead_addresses_ends_by_the_requests_deadline(monkeypatch, settings):
+    """A name with several addresses that drop packets: the attempts share one deadline, not `timeout` each."""
+    settings.OUTBOUND_ALLOW_PRIVATE = True
+    fake_dns(monkeypatch, {"many.example": ["192.0.2.1", "192.0.2.2", "192.0.2.3", "192.0.2.4"]})
+    tried: list[tuple[str, float]] = []
+
+    class BlackHole(socket.socket):
+        def connect(self, address):
+            tried.append((address[0], self.gettimeout()))
+            time.sleep(self.gettimeout())
+            raise TimeoutError("timed out")
+
+    monkeypatch.setattr(outbound.socket, "socket", BlackHole)
+    started = time.monotonic()
+    response = outbound.post("http://many.example/hook", body=b"{}", headers={}, timeout=1)
+    took = time.monotonic() - started
+    assert response.status is None and response.error == "timed out after 1 s"
+    assert took < 1.5, f"{took:.2f} s for {len(tried)} addresses"
+    assert tried[0][0] == "192.0.2.1" and len(tried) <= 2 and sum(t for _, t in tried) <= 1.05
