@@ -27,6 +27,7 @@ from django.db.models import Count, Sum
 from django.utils import timezone
 
 from core import crypto
+from core.bulk import insert_together
 from core.errors import ApplicationError
 from core.money import quantize
 from funds.selectors import balance_get
@@ -350,41 +351,49 @@ def order_create(
         )
         _, fees, shipping_total, total = order_totals(planned)
         _check_program_budget(program=program, currency=currency, amount=total)
+        order = Order(
+            type=order_type,
+            external_id=external_id or None,
+            po_number=po_number,
+            program=program,
+            currency=currency,
+            total_amount=total,
+            fees=fees,
+            shipping_amount=shipping_total,
+            fx_rate=fx_rate,
+            api_key_id=api_key_id,
+            created_by_email=created_by_email,
+        )
+        # Hold ids are chosen now and the holds written last (_hold_funds): the rewards' foreign keys to them
+        # are checked at commit, so no UPDATE of the rewards is needed once the holds exist.
+        created, reward_rows = _new_rewards(order=order, planned=planned, program=program, preassign_holds=True)
         try:
             with transaction.atomic(savepoint=False):
-                order = Order.objects.create(
-                    type=order_type,
-                    external_id=external_id or None,
-                    po_number=po_number,
-                    program=program,
-                    currency=currency,
-                    total_amount=total,
-                    fees=fees,
-                    shipping_amount=shipping_total,
-                    fx_rate=fx_rate,
-                    api_key_id=api_key_id,
-                    created_by_email=created_by_email,
-                )
-        except IntegrityError:
+                insert_together([order], *reward_rows)  # one statement (one round trip) for all of them
+        except IntegrityError as exc:
+            if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != "order_external_id_unique":
+                raise
             raise ApplicationError(
                 f"An order with external_id {external_id!r} already exists.",
                 code="duplicate_external_id",
                 status=409,
                 errors={"external_id": ["Already used by another order."]},
             ) from None
-        # Hold ids are chosen now and the holds written last (_hold_funds): the rewards' foreign keys to them
-        # are checked at commit, so no UPDATE of the rewards is needed once the holds exist.
-        created = _create_rewards(order=order, planned=planned, program=program, preassign_holds=True)
+        from fulfillment.claims import claim_tokens_register
+
+        claim_tokens_register(token_hashes=[r.claim_token_hash for r in created if r.claim_token_hash])
         from webhooks.services import event_emit
 
         # Rendered from the rows just written, not re-read: what the selectors would read back is exactly this.
         order._prefetched_objects_cache = {"rewards": created}
         body = render(order)
-        event_emit(type="order.created", data=body)
-        if idempotency_key:
-            IdempotencyRecord.objects.create(
-                key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body
-            )
+        record = (
+            [IdempotencyRecord(key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body)]
+            if idempotency_key
+            else []
+        )
+        # The idempotency record goes with the event (both carry the body): one round trip.
+        event_emit(type="order.created", data=body, write_with=[record])
         # Funds last: the account rows stay locked from the first hold until commit, so everything else
         # is written before, and concurrent orders of one tenant queue on the lock as briefly as possible.
         _hold_funds(order=order, rewards=created)
@@ -396,9 +405,11 @@ def order_create(
     return 201, body, False
 
 
-def _create_rewards(
+def _new_rewards(
     *, order: Order, planned: list[PlannedReward], program: Any, preassign_holds: bool = False
-) -> list[Reward]:
+) -> tuple[list[Reward], list[list[Any]]]:
+    """The order's rewards, unsaved, and the rows they need written with them (first reward events, shipments;
+    groups of one model each, for core.bulk.insert_together). Claim tokens still need registering."""
     from fulfillment.models import Shipment
 
     now = timezone.now()
@@ -443,13 +454,7 @@ def _create_rewards(
             reward.claim_token_encrypted = crypto.encrypt(token)
             reward.claim_expires_at = now + claim_ttl
         rewards.append(reward)
-    Reward.objects.bulk_create(rewards)
-    from fulfillment.claims import claim_tokens_register
-
-    claim_tokens_register(token_hashes=[r.claim_token_hash for r in rewards if r.claim_token_hash])
-    RewardEvent.objects.bulk_create(
-        [RewardEvent(reward=r, from_status="", to_status=r.status, note="created") for r in rewards]
-    )
+    events = [RewardEvent(reward=r, from_status="", to_status=r.status, note="created") for r in rewards]
     shipments = [
         Shipment(
             reward=reward,
@@ -461,14 +466,12 @@ def _create_rewards(
         for reward, item in zip(rewards, planned, strict=True)
         if item.shipping_method is not None
     ]
-    if shipments:
-        Shipment.objects.bulk_create(shipments)
-    return rewards
+    return rewards, [rewards, events, shipments]
 
 
 def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
     """One hold per reward (so a failure releases exactly its own), in the order's funding currency, with the
-    id each reward already points at (_create_rewards(preassign_holds=True))."""
+    id each reward already points at (_new_rewards(preassign_holds=True))."""
     for reward in rewards:
         reward.hold = funds_hold(
             currency=order.currency,

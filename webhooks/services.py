@@ -24,7 +24,7 @@ import threading
 import time
 import uuid
 from collections import Counter, deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -33,12 +33,13 @@ from functools import partial
 from django.conf import settings
 from django.core.mail import send_mail
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 from django_tenants.utils import schema_context, tenant_context
 
 from core import crypto
+from core.bulk import insert_together
 from core.errors import ApplicationError
 
 from . import outbound
@@ -65,18 +66,26 @@ REDELIVER_MAX = 10_000  # deliveries one redeliver-failed call may reschedule
 # --- Events (the outbox) ----------------------------------------------------------------------------
 
 
-def event_emit(*, type: str, data: dict) -> Event:
+def event_emit(*, type: str, data: dict, write_with: Sequence[Sequence[models.Model]] = ()) -> Event:
     """Record an event and queue it for every enabled endpoint subscribed to `type`.
 
     Call it inside the `transaction.atomic()` block that makes the change the event announces: if that
     rolls back, nothing is recorded or sent; once it commits, delivery is guaranteed (at least once).
+    `write_with`: the caller's new rows (groups of one model each, as core.bulk.insert_together), written by
+    the event's own statement: one round trip for the change and its event.
     """
     if type not in EVENT_TYPES:
         raise ValueError(f"unknown webhook event type {type!r}; add it to webhooks.models.EVENT_TYPES")
     if not connection.in_atomic_block:
         raise RuntimeError("event_emit() must be called inside the caller's transaction.atomic() block")
-    endpoint_ids = list(endpoints_subscribed(type=type).values_list("id", flat=True))
-    return _event_record(type=type, data=data, endpoint_ids=endpoint_ids)
+    # Fail here, in the caller's transaction, rather than in a worker: data must be JSON.
+    json.dumps(data, cls=DjangoJSONEncoder)
+    event = Event(type=type, data=data)
+    # One round trip: the event's INSERT and the read of the endpoints that want it share a statement.
+    subscribed = endpoints_subscribed(type=type).values_list("id", flat=True).query.sql_with_params()
+    endpoint_ids = [endpoint_id for (endpoint_id,) in insert_together(*write_with, [event], then=subscribed)]
+    _deliveries_create(event=event, endpoint_ids=endpoint_ids)
+    return event
 
 
 def _event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
@@ -84,6 +93,11 @@ def _event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
     # Fail here, in the caller's transaction, rather than in a worker: data must be JSON.
     json.dumps(data, cls=DjangoJSONEncoder)
     event = Event.objects.create(type=type, data=data)
+    _deliveries_create(event=event, endpoint_ids=endpoint_ids)
+    return event
+
+
+def _deliveries_create(*, event: Event, endpoint_ids: list[str]) -> None:
     first_delay = _schedule()[0]
     deliveries = [
         WebhookDelivery(
@@ -97,7 +111,6 @@ def _event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
     if deliveries:
         WebhookDelivery.objects.bulk_create(deliveries)
         _drain_on_commit([d.id for d in deliveries], countdown=first_delay)
-    return event
 
 
 class _DrainOnCommit:

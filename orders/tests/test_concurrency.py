@@ -84,7 +84,8 @@ def test_crash_between_hold_and_response_then_retry(committed_tenant, live_http)
     key, shop = _setup(committed_tenant, "100.00")
     body = digital_order(shop.coffee_usd, "25.00")
     url = f"{live_http}/api/v1/orders"
-    with mock.patch("orders.services.IdempotencyRecord.objects.create", side_effect=RuntimeError("power cut")):
+    # The last step of the transaction: right after the ledger posting of the hold, before commit.
+    with mock.patch("funds.events.on_available_decreased", side_effect=RuntimeError("power cut")):
         status, problem, _ = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
     assert status == 500 and problem["code"] == "internal_error" and problem["retryable"] is True
     available, committed, orders, _, violations = _state(committed_tenant)
@@ -98,4 +99,23 @@ def test_crash_between_hold_and_response_then_retry(committed_tenant, live_http)
     assert status == 201 and again["id"] == first["id"] and headers.get("Idempotent-Replayed") == "true"
     available, committed, orders, rewards, violations = _state(committed_tenant)
     assert (orders, rewards, committed, available) == (1, 1, Decimal("25"), Decimal("75"))
+    assert violations == []
+
+
+def test_concurrent_orders_with_one_external_id_create_one_order(committed_tenant, live_http):
+    """Those that pass the look-up before the first commits meet the unique index: 409 as well, never a 500."""
+    key, shop = _setup(committed_tenant, "500.00")
+    body = digital_order(shop.coffee_usd, "10.00", external_id="crm-race")
+
+    def place(index):
+        return http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body,
+                         headers={"Idempotency-Key": f"race-{index}"})  # fmt: skip
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        results = list(pool.map(place, range(CLIENTS)))
+    statuses = [status for status, _, _ in results]
+    assert statuses.count(201) == 1, sorted(set(statuses))
+    assert all(b["code"] == "duplicate_external_id" for s, b, _ in results if s != 201), results
+    available, committed, orders, rewards, violations = _state(committed_tenant)
+    assert (orders, rewards, committed, available) == (1, 1, Decimal("10"), Decimal("490"))
     assert violations == []

@@ -337,6 +337,41 @@ def test_list_filters_and_query_budget(api_a, funded_a, shop, django_assert_max_
         api_a.get("/api/v1/rewards")
 
 
+def test_one_order_is_a_fixed_number_of_statements(api_a, funded_a, shop):
+    """The hot path's statement budget (bench/PROFILE-orders.md): the order with its rewards and their events is
+    one statement, the order.created event with its endpoints' read and the idempotency record another, the
+    hold with its ledger transaction a third, the posting two UPDATEs (the last one writes the entries)."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    from funds.models import LedgerEntry
+    from webhooks.models import WebhookDelivery
+    from webhooks.services import webhook_endpoint_create
+
+    api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "10"), HTTP_IDEMPOTENCY_KEY="warm-up")
+    with CaptureQueriesContext(connection) as without_endpoints:
+        response = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "10"), HTTP_IDEMPOTENCY_KEY="one")
+    assert response.status_code == 201, response.content
+    captured = without_endpoints.captured_queries
+    statements = [q["sql"] for q in captured if not q["sql"].startswith(("SAVEPOINT", "RELEASE"))]  # the test's
+    assert len(statements) <= 14, "\n".join(statements)  # 20 before the write set shared statements
+    with tenant_context(funded_a):
+        webhook_endpoint_create(url="http://127.0.0.1:9/hook", events=["order.created"])  # never sent here
+    with CaptureQueriesContext(connection) as with_endpoint:
+        response = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "10"), HTTP_IDEMPOTENCY_KEY="two")
+    assert response.status_code == 201, response.content
+    assert len(with_endpoint.captured_queries) == len(without_endpoints.captured_queries) + 1  # the delivery
+    with tenant_context(funded_a):
+        [delivery] = WebhookDelivery.objects.select_related("event")
+        assert delivery.event.type == "order.created" and delivery.event.data == response.json()
+        reference = f"reward:{response.json()['rewards'][0]['id']}"
+        entries = LedgerEntry.objects.filter(transaction__reference=reference).select_related("account").order_by("id")
+        assert [(e.account.kind, e.amount) for e in entries] == [("cash", Decimal("-10")), ("holds", Decimal("10"))]
+        assert ledger_invariant_violations() == []
+    replay = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "10"), HTTP_IDEMPOTENCY_KEY="two")
+    assert replay["Idempotent-Replayed"] == "true" and replay.json() == response.json()
+
+
 def test_read_key_cannot_order(make_api_client, funded_a, shop):
     reader = make_api_client(funded_a, scopes=["read"])
     assert_problem(reader.post("/api/v1/orders", digital_order(shop.coffee_usd)), 403, "forbidden")
