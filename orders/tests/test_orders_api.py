@@ -338,8 +338,8 @@ def test_list_filters_and_query_budget(api_a, funded_a, shop, django_assert_max_
 
 
 def test_one_order_is_a_fixed_number_of_statements(api_a, funded_a, shop):
-    """The hot path's statement budget (bench/PROFILE-orders.md): the order with its rewards and their events is
-    one statement, the order.created event with its endpoints' read and the idempotency record another, the
+    """The hot path's statement budget (bench/PROFILE-orders.md): the order with its rewards is one statement,
+    the order.created event with its endpoints' read, the reward events and the idempotency record another, the
     hold with its ledger transaction a third, the posting two UPDATEs (the last one writes the entries)."""
     from django.db import connection
     from django.test.utils import CaptureQueriesContext
