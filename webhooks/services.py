@@ -28,7 +28,7 @@ from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from functools import partial
+from functools import lru_cache, partial
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -82,10 +82,17 @@ def event_emit(*, type: str, data: dict, write_with: Sequence[Sequence[models.Mo
     json.dumps(data, cls=DjangoJSONEncoder)
     event = Event(type=type, data=data)
     # One round trip: the event's INSERT and the read of the endpoints that want it share a statement.
-    subscribed = endpoints_subscribed(type=type).values_list("id", flat=True).query.sql_with_params()
-    endpoint_ids = [endpoint_id for (endpoint_id,) in insert_together(*write_with, [event], then=subscribed)]
+    endpoint_ids = [endpoint_id for (endpoint_id,) in insert_together(*write_with, [event], then=_subscribed_sql(type))]
     _deliveries_create(event=event, endpoint_ids=endpoint_ids)
     return event
+
+
+@lru_cache(maxsize=len(EVENT_TYPES))
+def _subscribed_sql(type: str) -> tuple[str, tuple]:
+    """endpoints_subscribed(type)'s ids as (SQL, params), compiled once per process: the text is the same in every
+    schema (table names are unqualified; the search_path picks the tenant's)."""
+    sql, params = endpoints_subscribed(type=type).values_list("id", flat=True).query.sql_with_params()
+    return sql, tuple(params)
 
 
 def _event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
