@@ -207,6 +207,39 @@ def funds_hold_release(*, hold: Hold) -> Hold:
     )
 
 
+def _hold_source_locked(hold: Hold, total: Decimal) -> Hold:
+    """The pending hold `hold`, locked, if it can give `total`; else 409."""
+    source = Hold.objects.select_for_update().get(pk=hold.pk)
+    if source.status != HoldStatus.PENDING or source.amount < total:
+        raise ApplicationError(
+            f"Hold {source.reference} ({source.status}, {source.amount} {source.currency}) cannot give "
+            f"{total} {source.currency}.",
+            code="invalid_state",
+            status=409,
+        )
+    return source
+
+
+def _hold_source_move(*, hold: Hold, source: Hold, total: Decimal, count: int, description: str) -> None:
+    """The two postings of a split (release `total` from the source, hold it again as `count` new holds) and the
+    source's shrinking (released when nothing is left); `hold` (the caller's instance) follows."""
+    text = description or f"{count} holds from {source.reference}"
+    _post(kind=TransactionKind.RELEASE, currency=source.currency, amount=total,
+          legs={AccountKind.HOLDS: -total, AccountKind.CASH: total}, description=f"Release for {text}",
+          reference=source.reference)  # fmt: skip
+    _post(kind=TransactionKind.HOLD, currency=source.currency, amount=total,
+          legs={AccountKind.CASH: -total, AccountKind.HOLDS: total}, description=text,
+          reference=source.reference)  # fmt: skip
+    source.amount -= total
+    fields = ["amount"]
+    if source.amount == 0:
+        source.status = HoldStatus.RELEASED
+        source.resolved_at = timezone.now()
+        fields += ["status", "resolved_at"]
+    source.save(update_fields=fields)
+    hold.amount, hold.status = source.amount, source.status
+
+
 def funds_hold_split(*, hold: Hold, parts: list[tuple[str, Decimal]], description: str = "") -> list[Hold]:
     """Move part of a pending hold into new holds, one per (reference, amount) part (e.g. a bulk batch's hold
     into its rewards' holds), in the caller's transaction.
@@ -222,29 +255,8 @@ def funds_hold_split(*, hold: Hold, parts: list[tuple[str, Decimal]], descriptio
     if any(amount <= 0 for _, amount in parts):
         raise ApplicationError("A hold must be positive.", code="validation_error")
     with transaction.atomic(savepoint=False):
-        source = Hold.objects.select_for_update().get(pk=hold.pk)
-        if source.status != HoldStatus.PENDING or source.amount < total:
-            raise ApplicationError(
-                f"Hold {source.reference} ({source.status}, {source.amount} {source.currency}) cannot give "
-                f"{total} {source.currency}.",
-                code="invalid_state",
-                status=409,
-            )
-        text = description or f"{len(parts)} holds from {source.reference}"
-        legs_release = {AccountKind.HOLDS: -total, AccountKind.CASH: total}
-        _post(kind=TransactionKind.RELEASE, currency=source.currency, amount=total, legs=legs_release,
-              description=f"Release for {text}", reference=source.reference)  # fmt: skip
-        _post(kind=TransactionKind.HOLD, currency=source.currency, amount=total,
-              legs={AccountKind.CASH: -total, AccountKind.HOLDS: total}, description=text,
-              reference=source.reference)  # fmt: skip
-        source.amount -= total
-        fields = ["amount"]
-        if source.amount == 0:
-            source.status = HoldStatus.RELEASED
-            source.resolved_at = timezone.now()
-            fields += ["status", "resolved_at"]
-        source.save(update_fields=fields)
-        hold.amount, hold.status = source.amount, source.status
+        source = _hold_source_locked(hold, total)
+        _hold_source_move(hold=hold, source=source, total=total, count=len(parts), description=description)
         return Hold.objects.bulk_create(
             [Hold(currency=source.currency, amount=amount, reference=reference) for reference, amount in parts]
         )
@@ -264,14 +276,7 @@ def funds_hold_split_many(
     if total <= 0 or total != sum((amount for _, _, amount in parts), Decimal(0)):
         raise ApplicationError("The parts' total does not match.", code="validation_error")
     with transaction.atomic(savepoint=False):
-        source = Hold.objects.select_for_update().get(pk=hold.pk)
-        if source.status != HoldStatus.PENDING or source.amount < total:
-            raise ApplicationError(
-                f"Hold {source.reference} ({source.status}, {source.amount} {source.currency}) cannot give "
-                f"{total} {source.currency}.",
-                code="invalid_state",
-                status=409,
-            )
+        source = _hold_source_locked(hold, total)
         from core.bulk import copy_insert
 
         copy_insert(
@@ -279,21 +284,7 @@ def funds_hold_split_many(
             ["id", "currency", "amount", "reference"],
             ((hold_id, source.currency, amount, reference) for hold_id, reference, amount in parts),
         )
-        text = description or f"{len(parts)} holds from {source.reference}"
-        _post(kind=TransactionKind.RELEASE, currency=source.currency, amount=total,
-              legs={AccountKind.HOLDS: -total, AccountKind.CASH: total}, description=f"Release for {text}",
-              reference=source.reference)  # fmt: skip
-        _post(kind=TransactionKind.HOLD, currency=source.currency, amount=total,
-              legs={AccountKind.CASH: -total, AccountKind.HOLDS: total}, description=text,
-              reference=source.reference)  # fmt: skip
-        source.amount -= total
-        fields = ["amount"]
-        if source.amount == 0:
-            source.status = HoldStatus.RELEASED
-            source.resolved_at = timezone.now()
-            fields += ["status", "resolved_at"]
-        source.save(update_fields=fields)
-        hold.amount, hold.status = source.amount, source.status
+        _hold_source_move(hold=hold, source=source, total=total, count=len(parts), description=description)
 
 
 def funds_refund(*, currency: str, amount: Decimal, reference: str, description: str = "") -> LedgerTransaction:
