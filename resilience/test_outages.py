@@ -61,6 +61,14 @@ class Stream:
         return self.clients.join(timeout=180)
 
 
+def steady_stream(stack, webhook_receiver) -> Stream:
+    """A funded tenant with a webhook endpoint, and its order stream running for 8 s already."""
+    tenant = stack.probe("setup", "--funds", "100000.00", "--webhook", webhook_receiver.url)
+    stream = Stream(stack, tenant, f"{tenant['slug']}.example.com").start()
+    time.sleep(8)
+    return stream
+
+
 def readyz(port: int) -> tuple[int, dict]:
     conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
     conn.request("GET", "/readyz")
@@ -152,11 +160,9 @@ def verify(
 
 def test_redis_stopped_for_30_seconds_while_orders_arrive(healthy_stack, smtp_server, webhook_receiver):
     stack = healthy_stack
-    tenant = stack.probe("setup", "--funds", "100000.00", "--webhook", webhook_receiver.url)
-    domain = f"{tenant['slug']}.example.com"
     load_before = os.getloadavg()
-    stream = Stream(stack, tenant, domain).start()
-    time.sleep(8)
+    stream = steady_stream(stack, webhook_receiver)
+    tenant, domain = stream.tenant, stream.domain
     stopped_at = time.monotonic()
     stack.redis.stop()
     try:
@@ -184,11 +190,9 @@ def test_redis_stopped_for_30_seconds_while_orders_arrive(healthy_stack, smtp_se
 
 def test_postgres_restarted_while_orders_and_deliveries_are_in_flight(healthy_stack, smtp_server, webhook_receiver):
     stack = healthy_stack
-    tenant = stack.probe("setup", "--funds", "100000.00", "--webhook", webhook_receiver.url)
-    domain = f"{tenant['slug']}.example.com"
     load_before = os.getloadavg()
-    stream = Stream(stack, tenant, domain).start()
-    time.sleep(8)
+    stream = steady_stream(stack, webhook_receiver)
+    tenant, domain = stream.tenant, stream.domain
     restart_started = time.monotonic()
     stack.pg.stop("fast")  # terminates every session, mid-transaction or not
     time.sleep(3)  # down for a few seconds: requests arrive meanwhile

@@ -78,9 +78,7 @@ def event_emit(*, type: str, data: dict, write_with: Sequence[Sequence[models.Mo
         raise ValueError(f"unknown webhook event type {type!r}; add it to webhooks.models.EVENT_TYPES")
     if not connection.in_atomic_block:
         raise RuntimeError("event_emit() must be called inside the caller's transaction.atomic() block")
-    # Fail here, in the caller's transaction, rather than in a worker: data must be JSON.
-    json.dumps(data, cls=DjangoJSONEncoder)
-    event = Event(type=type, data=data)
+    event = _event_new(type=type, data=data)
     # One round trip: the event's INSERT and the read of the endpoints that want it share a statement.
     endpoint_ids = [endpoint_id for (endpoint_id,) in insert_together(*write_with, [event], then=_subscribed_sql(type))]
     _deliveries_create(event=event, endpoint_ids=endpoint_ids)
@@ -95,11 +93,16 @@ def _subscribed_sql(type: str) -> tuple[str, tuple]:
     return sql, tuple(params)
 
 
+def _event_new(*, type: str, data: dict) -> Event:
+    """An unsaved event; fails here, in the caller's transaction, rather than in a worker if data is not JSON."""
+    json.dumps(data, cls=DjangoJSONEncoder)
+    return Event(type=type, data=data)
+
+
 def _event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
     """Runs in the caller's transaction, without a savepoint: an insert for the event, one for its deliveries."""
-    # Fail here, in the caller's transaction, rather than in a worker: data must be JSON.
-    json.dumps(data, cls=DjangoJSONEncoder)
-    event = Event.objects.create(type=type, data=data)
+    event = _event_new(type=type, data=data)
+    event.save(force_insert=True)
     _deliveries_create(event=event, endpoint_ids=endpoint_ids)
     return event
 

@@ -87,13 +87,13 @@ def store_unavailable(exc: BaseException | None) -> bool:
     return isinstance(exc, (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError))
 
 
-def unavailable_problem() -> dict[str, Any]:
-    return problem(
-        status=503,
-        code="service_unavailable",
-        detail="A data store is briefly unavailable; retry shortly (with the same Idempotency-Key for writes).",
-        retryable=True,
-    )
+# problem() arguments of that answer (503, with Retry-After: UNAVAILABLE_RETRY_AFTER).
+UNAVAILABLE: dict[str, Any] = {
+    "status": 503,
+    "code": "service_unavailable",
+    "detail": "A data store is briefly unavailable; retry shortly (with the same Idempotency-Key for writes).",
+    "retryable": True,
+}
 
 
 def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
@@ -138,7 +138,7 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
         logger.warning(
             "data store unavailable; answered 503", extra={"event": "store.unavailable", "error": type(exc).__name__}
         )
-        body = unavailable_problem()
+        body = problem(**UNAVAILABLE)
         headers["Retry-After"] = str(UNAVAILABLE_RETRY_AFTER)
     else:
         return None  # unexpected: Django's 500 handler answers (problem+json under /api/)
@@ -156,16 +156,10 @@ def api_server_error(request):
     import sys
 
     if store_unavailable(sys.exc_info()[1]):  # raised outside a DRF view, e.g. by the tenant routing middleware
-        return problem_response(
-            headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}, **_problem_kwargs(unavailable_problem())
-        )
+        return problem_response(headers={"Retry-After": str(UNAVAILABLE_RETRY_AFTER)}, **UNAVAILABLE)
     return problem_response(
         status=500,
         code="internal_error",
         detail="An unexpected error occurred; it has been logged. Retrying may help.",
         retryable=True,
     )
-
-
-def _problem_kwargs(body: dict[str, Any]) -> dict[str, Any]:
-    return {key: body[key] for key in ("status", "code", "detail", "title", "retryable")}
