@@ -30,6 +30,15 @@ def _resilient_consumer():
     from celery.worker.consumer import Consumer
 
     class ResilientConsumer(Consumer):
+        def __init__(self, *args, **kwargs):
+            super().__init__(*args, **kwargs)
+            # A task that finishes after the connection was lost acks on the old channel, whose collected
+            # connection has no client any more: kombu's Redis transport raises AttributeError there, in the
+            # event loop, and the worker would exit. As a connection error it is logged ("Couldn't ack") and
+            # the consumer reconnects; the message comes back by the visibility timeout (tasks are idempotent)
+            # or, if Redis lost it, by the sweepers.
+            self.connection_errors = (*self.connection_errors, AttributeError)
+
         def on_connection_error_after_connected(self, exc):
             try:
                 super().on_connection_error_after_connected(exc)

@@ -52,3 +52,31 @@ def test_order_committed_while_the_broker_is_down_answers_201_and_waits_for_the_
         assert str(reward.id) not in rewards_due()  # within the lease its task may still be on its way
         Reward.objects.filter(pk=reward.pk).update(created_at=timezone.now() - timedelta(hours=1))
         assert str(reward.id) in rewards_due()  # the sweeper publishes it once the broker is back
+
+
+def test_the_worker_survives_acking_on_a_connection_lost_to_a_redis_restart():
+    """After Redis restarts, a task that finishes acks on the old channel, whose collected connection makes
+    kombu's Redis transport raise AttributeError: the worker's consumer treats that as a lost connection
+    (logged, reconnects) instead of exiting."""
+    import logging
+    from types import SimpleNamespace
+
+    from celery.utils.timer2 import Timer
+    from kombu.message import Message
+
+    from rewards_portal.celery import ResilientConsumer, app
+
+    assert app.conf.worker_consumer == "rewards_portal.celery:ResilientConsumer"
+    timer = Timer()
+    consumer = ResilientConsumer(
+        lambda *args: None, app=app, hostname="t@test", timer=timer,
+        controller=SimpleNamespace(use_eventloop=False, semaphore=None),
+    )  # fmt: skip
+
+    class LostChannel:
+        def basic_ack(self, delivery_tag, multiple=False):
+            raise AttributeError("'NoneType' object has no attribute 'hostname'")
+
+    message = Message(body=b"{}", delivery_tag=1, channel=LostChannel())
+    message.ack_log_error(logging.getLogger("test"), consumer.connection_errors)  # logged, not raised
+    timer.stop()
