@@ -145,7 +145,7 @@ class FakeVendor:
                 self.orders[reference] = {
                     "id": f"vo_{secrets.token_hex(4)}",
                     "code": f"VND-{secrets.token_hex(6).upper()}",
-                    "pin": f"{secrets.randbelow(10000):04d}",
+                    "pin": f"{secrets.randbelow(10**8):08d}",  # 8 digits: a 4-digit PIN turns up in UUIDs by chance
                     "expires_at": "2030-01-31T00:00:00Z",
                     "status": "issued",
                     "sku": body["sku"],
@@ -318,7 +318,7 @@ def test_reward_through_the_http_supplier_retries_a_503_and_never_logs_the_code(
     assert code in message.body
     assert api_a.post(f"/api/v1/rewards/{reward_id}/reveal").json()["code"] == code
     # Every string a log record carries (message and extra fields). Numbers such as timestamps are left out:
-    # a 4-digit PIN would otherwise match digits of a float by chance.
+    # an 8-digit PIN would otherwise match digits of a float by chance.
     logged = caplog.text + " ".join(
         str(value)
         for record in caplog.records
@@ -326,7 +326,9 @@ def test_reward_through_the_http_supplier_retries_a_503_and_never_logs_the_code(
         if not isinstance(value, (int, float))
     )
     assert "supplier unavailable; retrying" in caplog.text
-    assert code not in logged and vendor.orders[reward_id]["pin"] not in logged and VENDOR_KEY not in logged
+    assert code not in logged, "the gift card code reached a log record"
+    assert vendor.orders[reward_id]["pin"] not in logged, "the PIN reached a log record"
+    assert VENDOR_KEY not in logged, "the vendor API key reached a log record"
 
 
 def test_rejected_by_the_vendor_fails_the_reward_and_releases_its_hold(api_a, funded_a, vendor_shop):
@@ -347,7 +349,7 @@ def test_reward_from_code_inventory_end_to_end(api_a, funded_a, tmp_path, caplog
     brand = brand_upsert(slug=f"kite-{tag}", name="Kite Books")
     product = product_create(brand=brand, name="Kite Books", currency="USD", countries=["US"],
                              denomination_type="fixed", denomination_values=["25"], supplier=supplier)  # fmt: skip
-    (tmp_path / "codes.csv").write_text("code,pin,denomination\nKITE-7777-8888-9999,4242,25\n")
+    (tmp_path / "codes.csv").write_text("code,pin,denomination\nKITE-7777-8888-9999,73914286,25\n")
     inventory_import_csv(supplier=supplier, product=product, path=tmp_path / "codes.csv")
     first = _order(api_a, product)
     second = _order(api_a, product)
@@ -360,7 +362,7 @@ def test_reward_from_code_inventory_end_to_end(api_a, funded_a, tmp_path, caplog
         assert ledger_invariant_violations() == []
     assert "KITE-7777-8888-9999" in mail.outbox[0].body
     assert api_a.get(f"/api/v1/rewards/{first}").json()["code"].endswith("9999")
-    assert "KITE-7777-8888-9999" not in caplog.text and "4242" not in caplog.text
+    assert "KITE-7777-8888-9999" not in caplog.text and "73914286" not in caplog.text
 
 
 # --- HTTP SMS provider ----------------------------------------------------------------------------------
