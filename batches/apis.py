@@ -15,8 +15,8 @@ from rest_framework.fields import empty
 from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
 from rest_framework.response import Response
 
+from core.api.params import choice_param
 from core.api.views import TenantAPIView, TenantListAPIView
-from core.errors import ApplicationError
 from fulfillment.manifests import csv_safe
 
 from .csvfile import template_csv
@@ -185,14 +185,7 @@ class BatchListCreateApi(TenantListAPIView):
         return {**super().get_serializer_context(), "balances": available_funds()}
 
     def get_queryset(self):
-        status = self.request.query_params.get("status")
-        if status and status not in BatchStatus.values:
-            raise ApplicationError(
-                f"status must be one of {', '.join(BatchStatus.values)}.",
-                code="validation_error",
-                errors={"status": ["Unknown status."]},
-            )
-        return batch_list(status=status)
+        return batch_list(status=choice_param(self.request, "status", BatchStatus.values))
 
     @extend_schema(
         operation_id="batches_list",

@@ -10,6 +10,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import renderers, serializers
 from rest_framework.response import Response
 
+from core.api.params import choice_param
 from core.api.views import TenantAPIView, TenantListAPIView
 
 from .manifests import shipment_manifest
@@ -99,7 +100,8 @@ class ShipmentListApi(TenantListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
-        return shipment_list(status=params.get("status"), carrier=params.get("carrier"))
+        status = choice_param(self.request, "status", ShipmentStatus.values)
+        return shipment_list(status=status, carrier=params.get("carrier"))
 
     def list(self, request, *args, **kwargs):
         page = self.paginate_queryset(self.get_queryset())

@@ -7,6 +7,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.response import Response
 
+from core.api.params import choice_param
 from core.api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
 
@@ -277,14 +278,11 @@ class OrderListCreateApi(TenantListAPIView):
                     raise ApplicationError(
                         f"{name} must be an ISO 8601 timestamp.", code="validation_error", errors={name: ["Bad date."]}
                     ) from None
-        if params.get("status") and params["status"] not in OrderStatus.values:
-            raise ApplicationError(
-                f"status must be one of {', '.join(OrderStatus.values)}.",
-                code="validation_error",
-                errors={"status": ["Unknown status."]},
-            )
         return order_list(
-            status=params.get("status"), external_id=params.get("external_id"), program=params.get("program"), **dates
+            status=choice_param(self.request, "status", OrderStatus.values),
+            external_id=params.get("external_id"),
+            program=params.get("program"),
+            **dates,
         )
 
     @extend_schema(
@@ -397,7 +395,9 @@ class RewardListApi(TenantListAPIView):
                     "order_id must be an order id (a UUID).", code="validation_error", errors={"order_id": ["Bad id."]}
                 ) from None
         return reward_list(
-            status=params.get("status"), order_id=order_id, recipient_email=params.get("recipient_email")
+            status=choice_param(self.request, "status", RewardStatus.values),
+            order_id=order_id,
+            recipient_email=params.get("recipient_email"),
         )
 
 

@@ -12,6 +12,8 @@ import pytest
         ("/api/v1/events", "type", "order.created"),
         ("/api/v1/orders", "status", "pending"),
         ("/api/v1/batches", "status", "validated"),
+        ("/api/v1/rewards", "status", "delivered"),
+        ("/api/v1/shipments", "status", "shipped"),
     ],
 )
 def test_unknown_filter_value_is_a_validation_problem(api_a, funded_a, path, name, good):
