@@ -15,6 +15,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import models
 from django.db.models import Q
+from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
 # The public catalogue of event types (API.md). `webhook.test` is only sent by the test-send endpoint.
@@ -67,6 +68,8 @@ class Event(models.Model):
         indexes = [
             models.Index(fields=["-created_at", "-id"], name="webhook_event_created"),
             models.Index(fields=["type", "-created_at", "-id"], name="webhook_event_type_created"),
+            # The portal's reward timeline finds an object's events by data->'id' (reward, order, shipment ids).
+            models.Index(KeyTransform("id", "data"), name="webhook_event_subject"),
         ]
 
     def __str__(self) -> str:

@@ -4,6 +4,8 @@ import csv
 import io
 
 import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
@@ -100,6 +102,20 @@ def test_order_detail_lists_its_rewards_and_reward_detail_shows_the_timeline(sig
     with tenant_context(funded_a):
         code_last4 = Reward.objects.get(pk=reward_id).code_last4
     assert f"•••• {code_last4}" in page
+
+
+def test_the_timeline_finds_a_rewards_events_by_index_not_by_scanning_every_event(signed_in, api_a, funded_a, shop):
+    """The reward page looks up webhook events by data->'id'; a tenant with millions of events must not scan them."""
+    client, _ = signed_in("admin")
+    _, reward_id = delivered(api_a, funded_a, shop.coffee_usd)
+    with CaptureQueriesContext(connection) as queries:
+        assert client.get(f"/rewards/{reward_id}/").status_code == 200
+    [lookup] = [q["sql"] for q in queries.captured_queries if '"webhooks_event"."data" ->' in q["sql"]]
+    with tenant_context(funded_a), transaction.atomic(), connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # a few rows: without this the planner scans anyway
+        cursor.execute("EXPLAIN " + lookup)
+        plan = "\n".join(row[0] for row in cursor.fetchall())
+    assert "webhook_event_subject" in plan, plan
 
 
 def test_reveal_is_admin_only_shown_once_not_cached_and_audited(signed_in, staff, api_a, funded_a, shop, tenant_a):
