@@ -6,6 +6,7 @@ so the admin cannot store a product the API would refuse to sell.
 
 from django import forms
 from django.contrib import admin
+from django.db import models
 
 from core.errors import ApplicationError
 
@@ -39,6 +40,8 @@ class BrandAdmin(admin.ModelAdmin):
     search_fields = ("name", "slug")
     prepopulated_fields = {"slug": ("name",)}
     inlines = [ProductInline]
+    # A logo URL typed without a scheme is https:// (Django 6's default; no deprecation warning meanwhile).
+    formfield_overrides = {models.URLField: {"assume_scheme": "https"}}
 
 
 class ProductAdminForm(forms.ModelForm):

@@ -57,7 +57,7 @@ class SandboxSupplier:
                 raise SupplierRejected("sandbox: simulated rejection (product unavailable at supplier)")
         raw = _derive(reference, "code", 16, ALPHABET)
         code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
-        pin = _derive(reference, "pin", 4, "0123456789")
+        pin = _derive(reference, "pin", 8, "0123456789")  # 8 digits: log scans can look for it
         return IssuedCode(code=code, pin=pin, reference=f"sbx_{_derive(reference, 'ref', 12, ALPHABET).lower()}")
 
     def status(self, *, reference: str) -> str:

@@ -338,7 +338,7 @@ def test_no_code_pin_or_token_reaches_the_logs(api_a, funded_a, choice_shop, cap
         from core import crypto
 
         secrets += [crypto.decrypt(Reward.objects.get(pk=pk).pin_encrypted) for pk in (reward_id, choice_id)]
-    # Strings only: a 4-digit PIN could match the digits of a timestamp by chance.
+    # Strings only: the PIN (8 digits) could match the digits of a timestamp by chance.
     logged = caplog.text + " ".join(
         str(value)
         for record in caplog.records

@@ -29,7 +29,7 @@ class RawCapture(logging.Handler):
         self.lines: list[str] = []
 
     def emit(self, record: logging.LogRecord) -> None:
-        # String attributes only: numbers (timestamps, durations) would let a 4-digit PIN match by chance.
+        # String attributes only: numbers (timestamps, durations) would let a PIN match by chance.
         strings = {key: value for key, value in vars(record).items() if not isinstance(value, (int, float))}
         text = f"{record.getMessage()} {strings!r}"
         if record.exc_info:
@@ -136,7 +136,7 @@ def test_a_full_flow_logs_no_key_token_secret_code_pin_or_claim_token(tenant_a, 
     emitted = "\n".join(raw.lines)
     assert len(caplog.records) >= 20, "the flow should have logged"
     for secret in secrets:
-        if len(secret) < 8:  # a PIN: look for it as a token, not inside longer digit runs such as the year
+        if len(secret) < 8:  # a short PIN (inventory): look for it as a token, not inside longer digit runs
             pattern = re.compile(rf"(?<![0-9A-Za-z]){re.escape(secret)}(?![0-9A-Za-z])")
             assert not pattern.search(written), "a PIN reached the log output"
             assert not pattern.search(emitted), "a PIN was handed to the logging system"
