@@ -33,12 +33,15 @@ logger = logging.getLogger(__name__)
 
 
 def _lock(reward_id: Any) -> Reward | None:
-    return (
+    # order_by(): no ORDER BY (a primary-key lookup has one row; compiling Reward's default ordering, and
+    # first()'s, cost ~10 % of a delivery's CPU).
+    query = (
         Reward.objects.select_for_update(of=("self",), no_key=True)
         .select_related("order", "hold")
         .filter(pk=reward_id)
-        .first()
+        .order_by()
     )
+    return next(iter(query), None)
 
 
 def _claim(reward_id: Any) -> Reward | None:
@@ -67,7 +70,7 @@ def _claim(reward_id: Any) -> Reward | None:
 def _supplier_for(reward: Reward) -> Any:
     from catalog.models import Product
 
-    product = Product.objects.select_related("supplier").filter(pk=reward.product_id).first()
+    product = next(iter(Product.objects.select_related("supplier").filter(pk=reward.product_id).order_by()), None)
     if product is None:
         raise SupplierRejected("The product no longer exists in the catalogue.")
     return product, product.supplier
