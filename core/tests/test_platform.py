@@ -154,3 +154,27 @@ def test_readyz_is_ready_with_a_worker(committed_tenant, celery_worker_process):
     body = Client().get("/readyz").json()
     assert body["status"] == "ready", body
     assert body["checks"]["workers"]["ok"]
+
+
+def test_celery_publishes_into_the_redis_database_redis_url_names(settings):
+    """Each test and bench run claims its own Redis database; with the embedded Redis (a unix socket) kombu
+    ignored `?db=` and every run published into database 0, where the `make dev` worker took its tasks."""
+    import redis
+    from kombu import Exchange, Queue
+
+    from rewards_portal.celery import app
+    from rewards_portal.settings.base import redis_url_with_db
+
+    here = redis.Redis.from_url(settings.REDIS_URL)
+    database = here.connection_pool.connection_kwargs.get("db", 0)
+    assert database != 0, "make test runs on a claimed database (1-14)"
+    name = f"rp-broker-db-{uuid.uuid4().hex}"
+    queue = Queue(name, Exchange(name), routing_key=name)
+    key = app.conf.broker_transport_options.get("global_keyprefix", "") + name  # test runs prefix their keys
+    try:
+        with app.connection_for_write() as connection:
+            connection.Producer().publish({"hello": "there"}, exchange=queue.exchange, routing_key=name, declare=[queue])
+        assert here.llen(key) == 1
+        assert redis.Redis.from_url(redis_url_with_db(settings.REDIS_URL, 0)).llen(key) == 0
+    finally:
+        here.delete(key, *here.keys(f"*_kombu.binding.{name}"))

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import timedelta
 from pathlib import Path
-from urllib.parse import unquote, urlsplit, urlunsplit
+from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import environ
 
@@ -115,10 +115,16 @@ def database_config(url: str) -> dict:
 
 
 def celery_broker_url(redis_url: str) -> str:
-    """kombu spells a unix-socket Redis as redis+socket://."""
-    if redis_url.startswith("unix://"):
-        return "redis+socket://" + redis_url.removeprefix("unix://")
-    return redis_url
+    """kombu spells a unix-socket Redis as redis+socket://, and its database as `virtual_host` (it ignores
+    `?db=`: every bench run would otherwise publish into the dev worker's queues on database 0)."""
+    parts = urlsplit(redis_url)
+    if parts.scheme != "unix":
+        return redis_url
+    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"]
+    database = dict(parse_qsl(parts.query)).get("db")
+    if database:
+        query.append(("virtual_host", database))
+    return f"redis+socket://{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
 def redis_url_with_db(redis_url: str, db: int) -> str:
