@@ -173,7 +173,8 @@ def test_celery_publishes_into_the_redis_database_redis_url_names(settings):
     key = app.conf.broker_transport_options.get("global_keyprefix", "") + name  # test runs prefix their keys
     try:
         with app.connection_for_write() as connection:
-            connection.Producer().publish({"hello": "there"}, exchange=queue.exchange, routing_key=name, declare=[queue])
+            producer = connection.Producer()
+            producer.publish({"hello": "there"}, exchange=queue.exchange, routing_key=name, declare=[queue])
         assert here.llen(key) == 1
         assert redis.Redis.from_url(redis_url_with_db(settings.REDIS_URL, 0)).llen(key) == 0
     finally:
