@@ -1,13 +1,41 @@
 """The Celery app: tenant-aware (a task sent inside a tenant runs in that tenant's schema)."""
 
+import logging
 import os
 
 from kombu import Queue
-from tenant_schemas_celery.app import CeleryApp
+from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
+from tenant_schemas_celery.task import TenantTask
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rewards_portal.settings.dev")
 
-app = CeleryApp("rewards_portal")
+
+class Task(TenantTask):
+    """A task runs in the schema it was sent from, or not at all.
+
+    tenant_schemas_celery enters the schema before the task runs; when the tenant was deleted after the task
+    was queued, that fails (logged by Celery) and the task would run on the public schema, failing there with
+    a traceback on every redelivery. It is dropped instead, with one warning.
+    """
+
+    abstract = True
+
+    def __call__(self, *args, **kwargs):
+        from django.db import connection
+
+        schema = get_schema_name_from_task(self, kwargs)
+        if schema and schema != connection.schema_name:
+            logging.getLogger(__name__).warning(
+                "task %s dropped: its tenant (schema %s) no longer exists",
+                self.name,
+                schema,
+                extra={"event": "task.tenant_missing", "task": self.name, "tenant_schema": schema},
+            )
+            return None
+        return super().__call__(*args, **kwargs)
+
+
+app = CeleryApp("rewards_portal", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Separate queues so a flood of bulk work never delays deliveries or webhooks.
 QUEUES = ("default", "delivery", "webhooks", "bulk")
@@ -25,8 +53,6 @@ def _resilient_consumer():
     already detached, and the consumer goes on to reconnect. Unacked messages are restored by the broker's
     visibility timeout, and lost ones are re-published by the sweepers.
     """
-    import logging
-
     from celery.worker.consumer import Consumer
 
     class ResilientConsumer(Consumer):

@@ -150,6 +150,19 @@ def test_task_sent_inside_a_tenant_runs_in_its_schema(committed_tenant, celery_w
 
 
 @pytest.mark.worker
+def test_a_task_for_a_deleted_tenant_is_dropped_not_run_on_the_public_schema(committed_tenant, celery_worker_process):
+    gone, after = uuid.uuid4().hex, uuid.uuid4().hex
+    schema_probe.apply_async(args=[gone], headers={"_schema_name": "deleted_tenant_schema"})
+    with tenant_context(committed_tenant):
+        schema_probe.delay(after)  # queued behind it: once this ran, the first one was taken
+    redis = ratelimit.get_redis()
+    assert wait_for(lambda: redis.get(f"rp:probe:{after}")).decode() == committed_tenant.schema_name
+    assert redis.get(f"rp:probe:{gone}") is None  # it did not run, on the public schema or anywhere
+    expected = "task core.tasks.schema_probe dropped: its tenant (schema deleted_tenant_schema) no longer exists"
+    wait_for(lambda: expected in celery_worker_process.log_text())
+
+
+@pytest.mark.worker
 def test_readyz_is_ready_with_a_worker(committed_tenant, celery_worker_process):
     body = Client().get("/readyz").json()
     assert body["status"] == "ready", body
