@@ -236,7 +236,7 @@ class RewardRevealApi(TenantAPIView):
         summary="Reveal the code of an API-delivered reward (audited, once per call)",
         request=None,
         responses={200: RevealOutput},
-        examples=[OpenApiExample("Code", response_only=True, value={"code": "ABCD-EFGH-JKLM-NPQR", "pin": "4821"})],
+        examples=[OpenApiExample("Code", response_only=True, value={"code": "ABCD-EFGH-JKLM-NPQR", "pin": "48213907"})],
     )
     def post(self, request, reward_id):
         revealed = reward_reveal(reward_id=reward_id, actor=f"api-key:{request.api_key.key_id}")

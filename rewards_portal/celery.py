@@ -11,11 +11,15 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rewards_portal.settings.dev")
 
 
 class Task(TenantTask):
-    """A task runs in the schema it was sent from, or not at all.
+    """A task runs in the schema it was sent from; a task whose tenant was deleted is dropped.
 
-    tenant_schemas_celery enters the schema before the task runs; when the tenant was deleted after the task
-    was queued, that fails (logged by Celery) and the task would run on the public schema, failing there with
-    a traceback on every redelivery. It is dropped instead, with one warning.
+    tenant_schemas_celery enters the schema in a `task_prerun` receiver, and Celery only logs what a receiver
+    raises: when the tenant row is gone (deleted after the task was queued) the task would run on the public
+    schema and fail there with a traceback on every redelivery. It is dropped instead, with one warning. When
+    entering failed for another reason (the database unreachable at that moment) the task fails as any task
+    whose database is down, and its retry policy or the sweepers bring it back. (A worker that cached the
+    tenant before it was deleted, CELERY_TASK_TENANT_CACHE_SECONDS, still enters the dropped schema and the
+    task fails there.)
     """
 
     abstract = True
@@ -25,6 +29,10 @@ class Task(TenantTask):
 
         schema = get_schema_name_from_task(self, kwargs)
         if schema and schema != connection.schema_name:
+            from tenants.models import Tenant
+
+            if Tenant.objects.filter(schema_name=schema).exists():
+                raise RuntimeError(f"task {self.name} could not enter schema {schema}; it was not run")
             logging.getLogger(__name__).warning(
                 "task %s dropped: its tenant (schema %s) no longer exists",
                 self.name,

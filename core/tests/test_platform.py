@@ -162,6 +162,23 @@ def test_a_task_for_a_deleted_tenant_is_dropped_not_run_on_the_public_schema(com
     wait_for(lambda: expected in celery_worker_process.log_text())
 
 
+def test_a_task_whose_schema_cannot_be_entered_fails_and_is_not_dropped(tenant_a, monkeypatch):
+    """Only a deleted tenant's task is dropped: a lookup that fails (database unreachable) fails the task, so
+    its retry policy or the sweepers bring it back."""
+    from django.db import OperationalError
+
+    from rewards_portal.celery import Task
+
+    def unreachable(cls, schema_name):
+        raise OperationalError("server closed the connection unexpectedly")
+
+    monkeypatch.setattr(Task, "get_tenant_for_schema", classmethod(unreachable))
+    probe_id = uuid.uuid4().hex
+    result = schema_probe.apply(args=[probe_id], headers={"_schema_name": tenant_a.schema_name})
+    assert result.failed() and f"could not enter schema {tenant_a.schema_name}" in str(result.result)
+    assert ratelimit.get_redis().get(f"rp:probe:{probe_id}") is None  # not run on the public schema either
+
+
 @pytest.mark.worker
 def test_readyz_is_ready_with_a_worker(committed_tenant, celery_worker_process):
     body = Client().get("/readyz").json()

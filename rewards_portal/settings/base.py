@@ -124,7 +124,7 @@ def celery_broker_url(redis_url: str) -> str:
     database = dict(parse_qsl(parts.query)).get("db")
     if database:
         query.append(("virtual_host", database))
-    return f"redis+socket://{parts.path}" + (f"?{urlencode(query)}" if query else "")
+    return f"redis+socket://{parts.netloc}{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
 def redis_url_with_db(redis_url: str, db: int) -> str:
