@@ -209,3 +209,15 @@ def test_celery_publishes_into_the_redis_database_redis_url_names(settings):
         assert redis.Redis.from_url(redis_url_with_db(settings.REDIS_URL, 0)).llen(key) == 0
     finally:
         here.delete(key, *here.keys(f"*_kombu.binding.{name}"))
+
+
+def test_a_unix_socket_broker_url_keeps_its_password_and_database():
+    """kombu reads a socket URL's database from virtual_host and its password from the netloc (as redis-py)."""
+    from rewards_portal.settings.base import celery_broker_url
+
+    assert (
+        celery_broker_url("unix://:s3cret@/run/redis.sock?db=3")
+        == "redis+socket://:s3cret@/run/redis.sock?virtual_host=3"
+    )
+    assert celery_broker_url("unix:///run/redis.sock") == "redis+socket:///run/redis.sock"
+    assert celery_broker_url("redis://:pw@cache:6379/2") == "redis://:pw@cache:6379/2"
