@@ -120,10 +120,7 @@ def celery_broker_url(redis_url: str) -> str:
     parts = urlsplit(redis_url)
     if parts.scheme != "unix":
         return redis_url
-    query = [(name, value) for name, value in parse_qsl(parts.query) if name != "db"]
-    database = dict(parse_qsl(parts.query)).get("db")
-    if database:
-        query.append(("virtual_host", database))
+    query = [("virtual_host" if name == "db" else name, value) for name, value in parse_qsl(parts.query)]
     return f"redis+socket://{parts.netloc}{parts.path}" + (f"?{urlencode(query)}" if query else "")
 
 
