@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.money import quantize
+from core.text import control_character_error
 
 COLUMNS = [
     "recipient_name",
@@ -313,6 +314,9 @@ class RowValidator:
                 errors.append((column, f"At most {limit} characters."))
         if not name:
             errors.append(("recipient_name", "The recipient's name is required."))
+        for column in ("recipient_name", "sender_name", "message"):
+            if problem := control_character_error(get(column, ""), multiline=column == "message"):
+                errors.append((column, problem))
         if email and not self.email_ok(email):
             errors.append(("recipient_email", "Not a valid email address."))
         if phone and not E164_RE.match(phone):

@@ -32,9 +32,14 @@ def _branding(reward: Reward) -> dict[str, str]:
     }
 
 
+def message_carries_code(reward: Reward) -> bool:
+    """Whether the reward's email/SMS carries the code itself (not a claim link): sending it discloses the code."""
+    return bool(reward.code_encrypted) and reward.order.type != OrderType.LINK and not reward.claim_token_encrypted
+
+
 def reward_email_context(reward: Reward, *, preview: bool = False) -> dict:
     link = claim_url(reward)
-    shows_code = bool(reward.code_encrypted) and reward.order.type != OrderType.LINK and link is None
+    shows_code = message_carries_code(reward)
     return {
         "reward": reward,
         "brand": reward.product_snapshot.get("brand", ""),

@@ -18,7 +18,7 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import transaction
+from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from core import crypto
@@ -59,12 +59,37 @@ def _claim(reward_id: Any) -> Reward | None:
             return None  # another worker holds it
         if reward.status not in (RewardStatus.PENDING, RewardStatus.PROCESSING):
             return None
+        if reward.attempts >= settings.FULFILMENT_MAX_ATTEMPTS:
+            _give_up(reward)
+            return None
         reward.attempts += 1
         reward.lease_expires_at = now + timedelta(seconds=settings.FULFILMENT_LEASE_SECONDS)
         reward.save(update_fields=["attempts", "lease_expires_at"])
         reward_transition(reward=reward, to=RewardStatus.PROCESSING, note=f"attempt {reward.attempts}")
         order_refresh_status(order=reward.order)
     return reward
+
+
+def _give_up(reward: Reward) -> None:
+    """The sweeper's last word on a reward that kept failing (locked, in `processing` or `pending`).
+
+    Paid for (the hold captured, the code stored): delivery_failed, so an admin can resend or cancel it. Never
+    issued: failed, and its hold released.
+    """
+    from funds.models import HoldStatus
+
+    reason = f"gave up after {reward.attempts} attempts; see the worker log for each error"
+    reward.lease_expires_at = None
+    reward.save(update_fields=["lease_expires_at"])
+    paid = reward.hold is not None and reward.hold.status == HoldStatus.CAPTURED
+    if paid and reward.status == RewardStatus.PROCESSING:
+        reward.failure_reason = reason
+        reward.save(update_fields=["failure_reason"])
+        reward_transition(reward=reward, to=RewardStatus.DELIVERY_FAILED, note=reason)
+        order_refresh_status(order=reward.order)
+    else:
+        reward_fail(reward=reward, reason=reason)
+    logger.error("reward given up", extra={"event": "reward.given_up", "reward_id": str(reward.id), "reason": reason})
 
 
 def _supplier_for(reward: Reward) -> Any:
@@ -177,7 +202,7 @@ def reward_deliver(
     `first_delivery` (fulfilment) sends only a reward still `processing`: a worker that lost its lease and
     finds the reward delivered by the one that took over must not send it again (only a resend does that).
     """
-    from .delivery import DeliveryFailed, send_reward_email, send_reward_sms
+    from .delivery import DeliveryFailed, message_carries_code, send_reward_email, send_reward_sms
 
     try:
         with transaction.atomic():
@@ -195,31 +220,69 @@ def reward_deliver(
             if reward.status in (RewardStatus.PROCESSING, RewardStatus.DELIVERY_FAILED):
                 reward_transition(reward=reward, to=RewardStatus.DELIVERED, note=note)
             reward.lease_expires_at = None
-            reward.save(update_fields=["lease_expires_at"])
-            if reward.delivery_method == DeliveryMethod.EMAIL:
-                message_id = f"reward.{reward.id}" + (f".{send_id}" if send_id else "")
-                send_reward_email(reward=reward, to=to_email or reward.recipient_email, message_id=message_id)
-            elif reward.delivery_method == DeliveryMethod.SMS:
-                send_reward_sms(reward=reward, to=to_phone or reward.recipient_phone)
+            fields = ["lease_expires_at"]
+            sends = reward.delivery_method in (DeliveryMethod.EMAIL, DeliveryMethod.SMS)
+            if sends and reward.code_disclosed_at is None and message_carries_code(reward):
+                # Recorded in the transaction that sends: if the send fails, this rolls back with it.
+                reward.code_disclosed_at = timezone.now()
+                fields.append("code_disclosed_at")
+            reward.save(update_fields=fields)
+            try:
+                if reward.delivery_method == DeliveryMethod.EMAIL:
+                    message_id = f"reward.{reward.id}" + (f".{send_id}" if send_id else "")
+                    send_reward_email(reward=reward, to=to_email or reward.recipient_email, message_id=message_id)
+                elif reward.delivery_method == DeliveryMethod.SMS:
+                    send_reward_sms(reward=reward, to=to_phone or reward.recipient_phone)
+            except (DeliveryFailed, OSError, DatabaseError):
+                raise  # refused address: below; server/provider/database away: the task or the sweeper retries
+            except Exception as exc:
+                # Anything else fails the same way on every retry (a header the mail library refuses, a broken
+                # template): the reward is paid for and must not sit in `processing` for ever. An admin can
+                # correct and resend it, or cancel it (the code never went out, so the supplier can void it).
+                logger.exception(
+                    "reward could not be sent", extra={"event": "reward.send_error", "reward_id": str(reward_id)}
+                )
+                raise DeliveryFailed(f"the message could not be sent ({type(exc).__name__})") from exc
             fault_point("deliver.sent")  # tests only: a crash after the send, before COMMIT (sent again later)
             # After the send: the order row stays locked for this last statement only, not while sending
             # (siblings of a large order deliver in parallel).
             order_refresh_status(order=reward.order)
     except DeliveryFailed as exc:
-        with transaction.atomic():
-            locked = _lock(reward_id)
-            if locked.status == RewardStatus.PROCESSING:
-                reward_transition(reward=locked, to=RewardStatus.DELIVERED, note="issued")
-            reward_transition(reward=locked, to=RewardStatus.DELIVERY_FAILED, note=str(exc))
-            locked.lease_expires_at = None
-            locked.save(update_fields=["lease_expires_at"])
-            order_refresh_status(order=locked.order)
-        return locked
+        return _delivery_failed(reward_id, reason=str(exc))
     logger.info(
         "reward delivered",
         extra={"event": "reward.delivered", "reward_id": str(reward_id), "method": reward.delivery_method},
     )
     return reward
+
+
+def _delivery_failed(reward_id: Any, *, reason: str) -> Reward | None:
+    with transaction.atomic():
+        locked = _lock(reward_id)
+        if locked is None or locked.status not in (RewardStatus.PROCESSING, RewardStatus.DELIVERED):
+            return locked
+        locked.failure_reason = reason[:300]
+        locked.lease_expires_at = None
+        locked.save(update_fields=["failure_reason", "lease_expires_at"])
+        reward_transition(reward=locked, to=RewardStatus.DELIVERY_FAILED, note=reason)
+        order_refresh_status(order=locked.order)
+    logger.warning(
+        "reward delivery failed",
+        extra={"event": "reward.delivery_failed", "reward_id": str(reward_id), "reason": reason},
+    )
+    return locked
+
+
+RESENDABLE_METHODS = (DeliveryMethod.EMAIL, DeliveryMethod.SMS)
+RESENDABLE_STATES = (RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED, RewardStatus.OPENED)
+
+
+def reward_can_resend(reward: Reward) -> bool:
+    return reward.delivery_method in RESENDABLE_METHODS and reward.status in RESENDABLE_STATES
+
+
+def reward_can_reveal(reward: Reward) -> bool:
+    return bool(reward.code_encrypted) and reward.code_voided_at is None and reward.status != RewardStatus.CANCELED
 
 
 def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None = None) -> Reward:
@@ -232,13 +295,13 @@ def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None
     reward = Reward.objects.filter(pk=reward_id).first()
     if reward is None:
         raise NotFoundError("No such reward.")
-    if reward.delivery_method not in (DeliveryMethod.EMAIL, DeliveryMethod.SMS):
+    if reward.delivery_method not in RESENDABLE_METHODS:
         raise ApplicationError(
             f"Only email and SMS rewards can be resent; this one is delivered by {reward.delivery_method}.",
             code="not_resendable",
             status=409,
         )
-    if reward.status not in (RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED, RewardStatus.OPENED):
+    if reward.status not in RESENDABLE_STATES:
         raise ApplicationError(
             f"A {reward.status} reward cannot be resent (only delivered ones).", code="not_resendable", status=409
         )
@@ -268,13 +331,20 @@ def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None
 
 
 def reward_reveal(*, reward_id: Any, actor: str) -> dict[str, str | None]:
-    """The one place a code leaves the vault (API delivery or an admin): audited, never logged."""
+    """The one place a code is shown (API delivery, an admin, the claim page): audited, never logged, and the
+    code counts as disclosed from then on."""
     from .models import CodeReveal
 
     with transaction.atomic():
         reward = Reward.objects.select_for_update().filter(pk=reward_id).first()
         if reward is None:
             raise NotFoundError("No such reward.")
+        if reward.code_voided_at is not None or reward.status == RewardStatus.CANCELED:
+            raise ApplicationError(
+                "This reward was canceled: its code was voided and can no longer be shown.",
+                code="reward_canceled",
+                status=409,
+            )
         if not reward.code_encrypted:
             raise ApplicationError(
                 "This reward has no code yet: it is still being fulfilled, or it is physical, "
@@ -284,10 +354,31 @@ def reward_reveal(*, reward_id: Any, actor: str) -> dict[str, str | None]:
                 retryable=reward.status in (RewardStatus.PENDING, RewardStatus.PROCESSING, RewardStatus.SCHEDULED),
             )
         CodeReveal.objects.create(reward=reward, actor=actor[:200])
+        if reward.code_disclosed_at is None:  # from now on the code is spent (orders.policy)
+            reward.code_disclosed_at = timezone.now()
+            reward.save(update_fields=["code_disclosed_at"])
     return {
         "code": crypto.decrypt(reward.code_encrypted),
         "pin": crypto.decrypt(reward.pin_encrypted) if reward.pin_encrypted else None,
     }
+
+
+def reward_code_void(reward: Reward) -> None:
+    """Ask the reward's supplier to void its code (registered with orders as its code voider).
+
+    Runs under the reward's row lock, taken by reward_cancel: a vendor call under a lock is what the issue step
+    avoids, but a cancel is rare and one row waits at most the vendor's timeout, while a reveal or claim racing
+    the void would hand out a code we are about to refund.
+    """
+    from orders.services import VoidRefused, VoidUnavailable
+
+    _product, supplier = _supplier_for(reward)
+    try:
+        adapter_for(supplier).void(reference=str(reward.id), disclosed=reward.code_disclosed_at is not None)
+    except SupplierRejected as exc:
+        raise VoidRefused(str(exc)) from None
+    except SupplierError as exc:
+        raise VoidUnavailable(str(exc)) from None
 
 
 def rewards_due() -> list[str]:

@@ -69,6 +69,15 @@ class LedgerTransaction(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        constraints = [
+            # One refund per reference (e.g. "reward:<uuid>", "shipment:<uuid>"): a refund is idempotent in the
+            # ledger itself, whatever its caller checked (funds_refund relies on this).
+            models.UniqueConstraint(
+                fields=["reference"],
+                condition=models.Q(kind="refund") & ~models.Q(reference=""),
+                name="ledger_refund_reference_unique",
+            )
+        ]
 
 
 class LedgerEntry(models.Model):

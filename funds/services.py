@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Sequence
 from decimal import Decimal
 
-from django.db import connection, models, transaction
+from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from core.bulk import insert_together
@@ -288,16 +288,38 @@ def funds_hold_split_many(
 
 
 def funds_refund(*, currency: str, amount: Decimal, reference: str, description: str = "") -> LedgerTransaction:
-    """Return captured funds to the tenant (e.g. a returned physical gift)."""
+    """Return captured funds to the tenant (a voided code, a returned physical gift): once per `reference`.
+
+    Idempotent in the ledger itself: a second refund with the same reference returns the first one and posts
+    nothing (a partial unique index on refund references backs this under concurrency). A second refund with
+    the same reference but another amount or currency is a programming error and raises.
+    """
+    if not reference:
+        raise ValueError("a refund needs a reference (what is refunded), for its idempotency")
     with transaction.atomic():
-        return _post(
-            kind=TransactionKind.REFUND,
-            currency=currency,
-            amount=amount,
-            legs={AccountKind.SPENT: -amount, AccountKind.CASH: amount},
-            description=description or f"Refund for {reference}",
-            reference=reference,
-        )
+        existing = _refund_get(reference)
+        if existing is None:
+            try:
+                with transaction.atomic():  # savepoint: a concurrent twin's unique violation leaves ours usable
+                    return _post(
+                        kind=TransactionKind.REFUND,
+                        currency=currency,
+                        amount=amount,
+                        legs={AccountKind.SPENT: -amount, AccountKind.CASH: amount},
+                        description=description or f"Refund for {reference}",
+                        reference=reference,
+                    )
+            except IntegrityError:
+                existing = _refund_get(reference)
+                if existing is None:
+                    raise
+        if existing.currency != currency or existing.amount != amount:
+            raise ValueError(f"{reference} was refunded already with another amount or currency")
+        return existing
+
+
+def _refund_get(reference: str) -> LedgerTransaction | None:
+    return LedgerTransaction.objects.filter(kind=TransactionKind.REFUND, reference=reference).order_by().first()
 
 
 def funds_set_low_balance_threshold(*, currency: str, threshold: object | None) -> LedgerAccount:

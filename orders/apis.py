@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -124,6 +126,11 @@ PROBLEM_402 = {
 }
 
 
+def may_send(request: Any) -> bool:
+    """Bearer links (claim_url) go only to keys that may send: a claim link opens the code like a reveal."""
+    return "write" in getattr(getattr(request, "api_key", None), "scopes", ())
+
+
 class RecipientInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
@@ -195,7 +202,7 @@ class RewardOutput(serializers.Serializer):
     delivered_at = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, instance):
-        return reward_render(instance)
+        return reward_render(instance, bearer=may_send(self.context.get("request")))
 
 
 class OrderOutput(serializers.Serializer):
@@ -212,7 +219,7 @@ class OrderOutput(serializers.Serializer):
     created_at = serializers.DateTimeField()
 
     def to_representation(self, instance):
-        return order_render(instance)
+        return order_render(instance, bearer=may_send(self.context.get("request")))
 
 
 def _reward_inputs(rewards: list[dict]) -> list[RewardInput]:
@@ -325,7 +332,8 @@ class OrderListCreateApi(TenantListAPIView):
             rewards=_reward_inputs(data["rewards"]),
             idempotency_key=idempotency_key,
             body_hash=request_hash(request.data),
-            render=order_render,  # the order as just written (its rewards attached), not re-read
+            # The order as just written (its rewards attached), not re-read; a write key may see the claim links.
+            render=lambda order: order_render(order, bearer=True),
             external_id=data.get("external_id") or None,
             po_number=data.get("po_number", ""),
             program_slug=data.get("program") or None,
@@ -343,7 +351,7 @@ class OrderDetailApi(TenantAPIView):
         operation_id="orders_retrieve", summary="Get an order", responses={200: OrderOutput}, examples=[ORDER_EXAMPLE]
     )
     def get(self, request, order_id):
-        return Response(order_render(order_get(order_id=order_id)))
+        return Response(order_render(order_get(order_id=order_id), bearer=may_send(request)))
 
 
 class OrderCancelApi(TenantAPIView):
@@ -359,7 +367,7 @@ class OrderCancelApi(TenantAPIView):
     )
     def post(self, request, order_id):
         order_cancel(order_id=order_id)
-        return Response(order_render(order_get(order_id=order_id)))
+        return Response(order_render(order_get(order_id=order_id), bearer=may_send(request)))
 
 
 class RewardListApi(TenantListAPIView):
@@ -409,7 +417,7 @@ class RewardDetailApi(TenantAPIView):
         examples=[REWARD_EXAMPLE],
     )
     def get(self, request, reward_id):
-        return Response(reward_render(reward_get(reward_id=reward_id)))
+        return Response(reward_render(reward_get(reward_id=reward_id), bearer=may_send(request)))
 
 
 class RewardCancelApi(TenantAPIView):
@@ -427,4 +435,4 @@ class RewardCancelApi(TenantAPIView):
     )
     def post(self, request, reward_id):
         reward_cancel(reward_id=reward_id)
-        return Response(reward_render(reward_get(reward_id=reward_id)))
+        return Response(reward_render(reward_get(reward_id=reward_id), bearer=may_send(request)))

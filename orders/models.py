@@ -79,19 +79,24 @@ class RewardStatus(models.TextChoices):
 REWARD_TRANSITIONS: dict[str, set[str]] = {
     RewardStatus.PENDING: {RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.FAILED, RewardStatus.CANCELED},
     RewardStatus.SCHEDULED: {RewardStatus.PENDING, RewardStatus.PROCESSING, RewardStatus.CANCELED},
-    RewardStatus.PROCESSING: {RewardStatus.PENDING, RewardStatus.DELIVERED, RewardStatus.FAILED},
+    RewardStatus.PROCESSING: {
+        RewardStatus.PENDING,
+        RewardStatus.DELIVERED,
+        RewardStatus.DELIVERY_FAILED,  # issued and paid, but the message could not be sent (see the reason)
+        RewardStatus.FAILED,
+    },
     RewardStatus.DELIVERED: {
         RewardStatus.OPENED,
         RewardStatus.REDEEMED,
         RewardStatus.EXPIRED,
         RewardStatus.DELIVERY_FAILED,
-        RewardStatus.CANCELED,  # link rewards not yet redeemed only (checked by reward_cancel)
+        RewardStatus.CANCELED,  # only as orders.policy allows (a code is voided at the supplier first)
     },
     RewardStatus.DELIVERY_FAILED: {RewardStatus.DELIVERED, RewardStatus.CANCELED, RewardStatus.EXPIRED},
     RewardStatus.OPENED: {RewardStatus.REDEEMED, RewardStatus.EXPIRED, RewardStatus.CANCELED},
     RewardStatus.FAILED: set(),
     RewardStatus.CANCELED: set(),
-    RewardStatus.REDEEMED: set(),
+    RewardStatus.REDEEMED: {RewardStatus.CANCELED},  # only after the supplier confirmed the code's void
     RewardStatus.EXPIRED: set(),
 }
 # States in which the reward has reached the recipient (the order counts it as done).
@@ -132,6 +137,11 @@ class Reward(models.Model):
     code_encrypted = models.TextField(blank=True)
     pin_encrypted = models.TextField(blank=True)
     code_last4 = models.CharField(max_length=4, blank=True)
+    # When the code first left the vault: an API or portal reveal, the claim page, or an email/SMS that carried
+    # it. A disclosed code is spent: cancel refunds only after the supplier confirms a void (orders.policy).
+    code_disclosed_at = models.DateTimeField(null=True, blank=True)
+    # When the supplier confirmed the void of this reward's code (the code itself is then erased here).
+    code_voided_at = models.DateTimeField(null=True, blank=True)
     supplier_reference = models.CharField(max_length=200, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveIntegerField(default=0)

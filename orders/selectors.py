@@ -26,7 +26,9 @@ def claim_url(reward: Reward) -> str | None:
     return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/r/{crypto.decrypt(reward.claim_token_encrypted)}"
 
 
-def reward_render(reward: Reward) -> dict[str, Any]:
+def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
+    """The API's reward shape. `claim_url` is a bearer link to the code: only with `bearer` (a credential that
+    may send: a `write` key, a portal role with send) is it filled in, never in webhooks or for read keys."""
     shipment = getattr(reward, "shipment", None) if reward.delivery_method == DeliveryMethod.SHIPMENT else None
     return {
         "id": str(reward.id),
@@ -53,7 +55,7 @@ def reward_render(reward: Reward) -> dict[str, Any]:
         "message": reward.message,
         "sender_name": reward.sender_name,
         "deliver_at": _iso(reward.deliver_at),
-        "claim_url": claim_url(reward),
+        "claim_url": claim_url(reward) if bearer else None,
         "code": crypto.mask("x" * 8 + reward.code_last4) if reward.code_last4 else None,
         "shipment_id": str(shipment.id) if shipment else None,
         "failure_reason": reward.failure_reason or None,
@@ -62,7 +64,8 @@ def reward_render(reward: Reward) -> dict[str, Any]:
     }
 
 
-def order_render(order: Order) -> dict[str, Any]:
+def order_render(order: Order, *, bearer: bool = False) -> dict[str, Any]:
+    """The API's order shape; `bearer` as for reward_render."""
     rewards = sorted(order.rewards.all(), key=lambda r: r.position)
     return {
         "id": str(order.id),
@@ -78,7 +81,7 @@ def order_render(order: Order) -> dict[str, Any]:
             "fees": format_amount(order.fees, order.currency),
             "shipping": format_amount(order.shipping_amount, order.currency),
         },
-        "rewards": [reward_render(reward) for reward in rewards],
+        "rewards": [reward_render(reward, bearer=bearer) for reward in rewards],
         "created_at": _iso(order.created_at),
     }
 

@@ -16,6 +16,7 @@ import re
 import secrets
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -30,6 +31,7 @@ from core import crypto
 from core.bulk import insert_together
 from core.errors import ApplicationError
 from core.money import quantize
+from core.text import control_character_error
 from funds.selectors import balance_get
 from funds.services import funds_hold, funds_hold_capture, funds_hold_release, funds_refund
 
@@ -45,6 +47,7 @@ from .models import (
     RewardEvent,
     RewardStatus,
 )
+from .policy import CancelAction, CancelRule, cancel_rule
 
 logger = logging.getLogger(__name__)
 
@@ -152,6 +155,7 @@ def _plan_rewards(
         recipient = spec.recipient or {}
         if not (recipient.get("name") or "").strip():
             raise _field_error(f"{path}.recipient.name", "The recipient's name is required.")
+        _check_text(path, recipient_name=recipient["name"], sender_name=spec.sender_name, message=spec.message)
         if method == DeliveryMethod.EMAIL and not recipient.get("email"):
             raise _field_error(f"{path}.recipient.email", "Email delivery needs the recipient's email.")
         phone = (recipient.get("phone") or "").strip()
@@ -236,6 +240,17 @@ def _plan_rewards(
     single_rate = rates.pop() if len(rates) == 1 else None
     assert currency is not None
     return currency, planned, single_rate
+
+
+TEXT_FIELD_PATHS = {"recipient_name": "recipient.name", "sender_name": "sender_name", "message": "message"}
+
+
+def _check_text(path: str, **values: str) -> None:
+    """Control characters are refused at the door (422), not by the mail library after the capture."""
+    for name, value in values.items():
+        error = control_character_error(str(value or ""), multiline=name == "message")
+        if error:
+            raise _field_error(f"{path}.{TEXT_FIELD_PATHS[name]}", error)
 
 
 def order_totals(planned: list[PlannedReward]) -> tuple[Decimal, Decimal, Decimal, Decimal]:
@@ -726,25 +741,69 @@ def order_refresh_status(*, order: Order) -> Order:
     return order
 
 
-CANCELLABLE = {RewardStatus.PENDING, RewardStatus.SCHEDULED}
+class VoidRefused(Exception):
+    """The supplier answered that it cannot void this code (disclosed, redeemed at the merchant, no endpoint)."""
 
 
-def _reward_cancel_locked(reward: Reward, *, reason: str) -> bool:
-    """Cancel one locked reward if peers' rules allow; release or refund its funds. Returns True if canceled."""
+class VoidUnavailable(Exception):
+    """The supplier could not be asked now (timeout, 5xx): nothing changed; cancel may be tried again."""
+
+
+# Fulfilment registers the function that asks a reward's supplier to void its code (fulfillment.apps): orders
+# hands the work on instead of importing the later stage. It returns when the void is confirmed and raises
+# VoidRefused or VoidUnavailable otherwise.
+_code_voider: Callable[[Reward], None] | None = None
+
+
+def code_voider_register(voider: Callable[[Reward], None]) -> None:
+    global _code_voider
+    _code_voider = voider
+
+
+def _void_code(reward: Reward, rule: CancelRule) -> None:
+    """Ask the supplier to void the code (the reward row is locked: no reveal can slip in meanwhile)."""
+    if _code_voider is None:
+        raise ApplicationError(f"This reward cannot be canceled: {rule.reason}.", code=rule.code, status=409)
+    try:
+        _code_voider(reward)
+    except VoidRefused as exc:
+        raise ApplicationError(
+            f"This reward cannot be canceled: {rule.reason} ({exc}).", code=rule.code, status=409
+        ) from None
+    except VoidUnavailable as exc:
+        raise ApplicationError(
+            f"The supplier could not be reached to void the code; nothing changed, try again later ({exc}).",
+            code="supplier_unavailable",
+            status=503,
+            retryable=True,
+        ) from None
+    reward.code_voided_at = timezone.now()
+    reward.code_encrypted = ""
+    reward.pin_encrypted = ""
+    reward.save(update_fields=["code_voided_at", "code_encrypted", "pin_encrypted"])
+    logger.info("reward code voided", extra={"event": "reward.code_voided", "reward_id": str(reward.id)})
+
+
+def _reward_cancel_locked(reward: Reward, *, reason: str, void: bool = True) -> CancelRule:
+    """Cancel one locked reward as orders.policy says; release or refund its funds. Returns the rule applied.
+
+    A refusal is returned (action REFUSE), not raised; a refused void raises. With `void=False` (an order's
+    cancel) a reward whose code would need a void is left alone and reported as refused.
+    """
     from funds.models import HoldStatus
 
-    if reward.status == RewardStatus.CANCELED:
-        return False
-    unclaimed_link = reward.delivery_method == DeliveryMethod.LINK and reward.status in (
-        RewardStatus.DELIVERED,
-        RewardStatus.OPENED,
-    )
-    if reward.status not in CANCELLABLE and not unclaimed_link:
-        return False
+    rule = cancel_rule(reward)
+    if rule.action == CancelAction.REFUSE:
+        return rule
+    if rule.action == CancelAction.VOID_THEN_REFUND and not void:
+        return CancelRule(CancelAction.REFUSE, rule.code, "its code was issued: cancel the reward itself")
+    if rule.action == CancelAction.VOID_THEN_REFUND:
+        _void_code(reward, rule)
     hold = reward.hold
     if hold is not None and hold.status == HoldStatus.PENDING:
         funds_hold_release(hold=hold)
     elif hold is not None and hold.status == HoldStatus.CAPTURED:
+        # Idempotent in funds (one refund per reference), whatever happened before this call.
         funds_refund(currency=hold.currency, amount=hold.amount, reference=f"reward:{reward.id}")
     if hasattr(reward, "shipment"):
         from fulfillment.models import ShipmentStatus
@@ -753,10 +812,20 @@ def _reward_cancel_locked(reward: Reward, *, reason: str) -> bool:
             reward.shipment.status = ShipmentStatus.CANCELED
             reward.shipment.save(update_fields=["status"])
     reward_transition(reward=reward, to=RewardStatus.CANCELED, note=reason)
-    return True
+    return rule
+
+
+def _refusal(reward: Reward, rule: CancelRule) -> ApplicationError:
+    return ApplicationError(
+        f"This {reward.status} reward cannot be canceled: {rule.reason}.",
+        code=rule.code,
+        status=409,
+        retryable=rule.retryable,
+    )
 
 
 def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Reward:
+    """Cancel one reward as orders.policy allows: release its hold, or void its code and refund."""
     with transaction.atomic():
         reward = (
             Reward.objects.select_for_update(of=("self",), no_key=True)
@@ -768,19 +837,15 @@ def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Rew
             from core.errors import NotFoundError
 
             raise NotFoundError("No such reward.")
-        if not _reward_cancel_locked(reward, reason=reason):
-            raise ApplicationError(
-                f"A {reward.status} {reward.delivery_method} reward cannot be canceled: "
-                "only rewards not yet delivered (or unclaimed links) can.",
-                code="not_cancelable",
-                status=409,
-            )
+        rule = _reward_cancel_locked(reward, reason=reason)
+        if rule.action == CancelAction.REFUSE:
+            raise _refusal(reward, rule)
         order_refresh_status(order=reward.order)
     return reward
 
 
 def order_cancel(*, order_id: Any, reason: str = "order canceled by request") -> Order:
-    """Cancel every reward of the order that can still be canceled; release their funds."""
+    """Cancel every reward of the order not yet issued (release their holds); issued codes are left alone."""
     with transaction.atomic():
         order = Order.objects.filter(pk=order_id).first()  # locked after its rewards, by order_refresh_status
         if order is None:
@@ -793,10 +858,16 @@ def order_cancel(*, order_id: Any, reason: str = "order canceled by request") ->
             .filter(order=order)
             .order_by("pk")
         )
-        canceled = sum(_reward_cancel_locked(reward, reason=reason) for reward in rewards)
+        # Codes already issued are left alone: voiding a code is a decision per reward (POST .../rewards/{id}/cancel).
+        canceled = sum(
+            _reward_cancel_locked(reward, reason=reason, void=False).action != CancelAction.REFUSE
+            for reward in rewards
+            if reward.status != RewardStatus.CANCELED
+        )
         if not canceled:
             raise ApplicationError(
-                "Nothing in this order can be canceled any more (everything is delivered, failed or canceled).",
+                "Nothing in this order can be canceled any more: everything is issued, in flight, failed or "
+                "canceled (an issued code is canceled reward by reward, which voids it at the supplier first).",
                 code="not_cancelable",
                 status=409,
             )

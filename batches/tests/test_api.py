@@ -266,3 +266,17 @@ def test_sandbox_key_uploads_into_the_sandbox_twin(make_api_client, tenant_a, sh
         assert not Batch.objects.filter(pk=body["id"]).exists()
     with tenant_context(tenant_a.sandbox):
         assert Batch.objects.filter(pk=body["id"]).exists()
+
+
+def test_control_characters_are_row_errors_not_stranded_rewards(api_a, funded_a, shop):
+    base = digital_rows(shop.coffee_usd, 1)[0]
+    rows = [
+        {**base, "sender_name": "Bob\r\nBcc: x@evil.example", "external_id": "cc-2"},
+        {**base, "recipient_name": "Ada\u202eecalevoL", "external_id": "cc-3"},
+        {**base, "message": "Thanks!\nSee you\x1b[2J", "external_id": "cc-4"},
+        {**base, "message": "Thanks!\nSee you Monday.", "external_id": "cc-5"},  # line breaks are fine
+    ]
+    body = upload(api_a, csv_bytes(rows)).json()
+    assert (body["valid_rows"], body["error_rows"]) == (1, 3)
+    errors = {(int(r), c) for r, c, _ in _csv(api_a.get(body["errors_url"]))[1:]}
+    assert errors == {(2, "sender_name"), (3, "recipient_name"), (4, "message")}

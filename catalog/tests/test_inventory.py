@@ -185,10 +185,15 @@ def test_adapter_draws_from_a_tenant_schema_and_reissues_the_same_code(tenant_a,
         assert adapter.status(reference="reward-1") == "issued" and adapter.status(reference="nope") == "unknown"
         with pytest.raises(SupplierRejected, match="out of stock"):
             adapter.issue(product=product, amount=Decimal("25.00"), currency="USD", reference="reward-3")
-        adapter.cancel(reference="reward-2")
-        assert adapter.status(reference="reward-2") == "canceled"
-        with pytest.raises(SupplierRejected, match="voided"):
-            adapter.issue(product=product, amount=Decimal("10.00"), currency="USD", reference="reward-2")
+        # A disclosed code cannot be taken back; one nobody saw goes back on the shelf.
+        with pytest.raises(SupplierRejected, match="cannot be taken back"):
+            adapter.void(reference="reward-1", disclosed=True)
+        adapter.void(reference="reward-2", disclosed=False)
+        assert adapter.status(reference="reward-2") == "unknown"
+        with pytest.raises(SupplierRejected, match="no issued code"):
+            adapter.void(reference="reward-2", disclosed=False)
+        back = adapter.issue(product=product, amount=Decimal("10.00"), currency="USD", reference="reward-4")
+        assert back.code == codes[1]
     issued = InventoryCode.objects.get(reference="reward-1")
     assert issued.status == "issued" and issued.issued_at is not None
     assert [line.available for line in inventory_stock(product=product)] == [1]

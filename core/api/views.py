@@ -31,6 +31,8 @@ class TenantAPIMixin:
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
         api_write_audit(request=request, response=response)  # every successful API write, in the key's schema
+        # Tenant data, claim links and codes are never for a shared cache or the browser's disk.
+        response.setdefault("Cache-Control", "no-store")
         return response
 
     @property

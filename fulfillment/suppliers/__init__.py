@@ -1,4 +1,4 @@
-"""Supplier adapters: one interface (issue / status / cancel) over sandbox, code inventory and HTTP vendors."""
+"""Supplier adapters: one interface (issue / status / void) over sandbox, code inventory and HTTP vendors."""
 
 from .base import (
     IssuedCode,

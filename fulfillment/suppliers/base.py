@@ -2,7 +2,8 @@
 
 `issue()` must be idempotent per `reference` (the reward id): asking twice for the same reference returns
 the same code, never a second one. That is what makes a worker crash between "supplier issued" and
-"we stored it" safe to retry. Errors say whether retrying may help.
+"we stored it" safe to retry. `void()` is what makes a cancel after issue safe: money comes back only for a
+code the supplier confirms it voided. Errors say whether retrying may help.
 """
 
 from __future__ import annotations
@@ -51,7 +52,13 @@ class SupplierAdapter(Protocol):
 
     def status(self, *, reference: str) -> str: ...  # "issued" | "pending" | "canceled" | "unknown"
 
-    def cancel(self, *, reference: str) -> None: ...
+    def void(self, *, reference: str, disclosed: bool) -> None:
+        """Void the code issued for `reference` so it can never be spent; return only once that is confirmed.
+
+        `disclosed`: the code has left our vault (shown or sent to someone). Raises SupplierRejected when the
+        supplier cannot void it (then nothing is refunded) and SupplierUnavailable when it cannot be asked now.
+        """
+        ...
 
 
 _FACTORIES: dict[str, Callable[[Any], SupplierAdapter]] = {}

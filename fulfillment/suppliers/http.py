@@ -2,13 +2,14 @@
 
 Supplier config (no secrets in the database — the credential is read from an environment variable):
   {"base_url": "https://vendor.example/api", "api_key_env": "ACME_VENDOR_KEY", "timeout_seconds": 10,
-   "sku_map": {"<product uuid>": "<vendor sku>"}}
+   "sku_map": {"<product uuid>": "<vendor sku>"}, "void_path": "/orders/{reference}/cancel"}
 
   POST {base_url}/orders  {"reference", "sku", "amount", "currency"}
        headers Idempotency-Key: <reference>, Authorization: Bearer <key>
        200/201 → {"code", "pin", "id", "expires_at"}; 409 (reference already used) → GET the order.
   GET  {base_url}/orders/{reference}          → the same body, plus "status"
-  POST {base_url}/orders/{reference}/cancel
+  POST {base_url}{void_path}                 → 2xx: the card is voided (only if void_path is configured;
+                                               without it a cancel after issue is refused, never refunded)
 
 408, 429, 5xx, timeouts and connection errors are SupplierUnavailable (Retry-After honoured); any other
 4xx is SupplierRejected with the vendor's message. Codes, PINs and the credential never reach a message
@@ -260,13 +261,20 @@ class HttpSupplier:
         state = str(body.get("status") or ("issued" if body.get("code") else "")).lower()
         return STATUS_MAP.get(state, "unknown")
 
-    def cancel(self, *, reference: str) -> None:
+    def void(self, *, reference: str, disclosed: bool) -> None:
+        """POST {void_path}: only a vendor that says it voids (config `void_path`) can void; 2xx confirms."""
         if sandbox_twin_active():
             return None
+        path = self.config.get("void_path")
+        if not path:
+            raise SupplierRejected(f"{self.supplier.code}: this vendor has no void endpoint configured (void_path)")
         response = self._send(
-            "POST", f"{self._order_path(reference)}/cancel", reference=reference, idempotency_key=f"{reference}:cancel"
+            "POST",
+            path.replace("{reference}", quote(reference, safe="")),
+            reference=reference,
+            idempotency_key=f"{reference}:void",
         )
         if response.status in (200, 202, 204):
             return None
-        self._raise_for(response, "cancel")
+        self._raise_for(response, "void")
         return None

@@ -130,13 +130,22 @@ class InventorySupplier:
             return "unknown"
         return {InventoryCodeStatus.ISSUED: "issued", InventoryCodeStatus.VOID: "canceled"}.get(row.status, "pending")
 
-    def cancel(self, *, reference: str) -> None:
-        """Void the reward's code. It never returns to stock: nobody can prove it was not seen."""
+    def void(self, *, reference: str, disclosed: bool) -> None:
+        """A code nobody has seen goes back on the shelf; a disclosed one cannot be taken back.
+
+        The operator bought these codes outright: there is no one to ask for a void. A code that never left the
+        vault is as good as new, so it returns to stock (available, unreferenced) in the caller's transaction;
+        one that was shown or sent may be in someone's hands, so it is refused and its money stays spent.
+        """
         if sandbox_twin_active():
-            return self._sandbox().cancel(reference=reference)
+            return self._sandbox().void(reference=reference, disclosed=disclosed)
         from catalog.models import InventoryCode, InventoryCodeStatus
 
-        InventoryCode.objects.filter(reference=reference, status=InventoryCodeStatus.ISSUED).update(
-            status=InventoryCodeStatus.VOID
+        if disclosed:
+            raise SupplierRejected("inventory: a code that was shown or sent cannot be taken back into stock")
+        returned = InventoryCode.objects.filter(reference=reference, status=InventoryCodeStatus.ISSUED).update(
+            status=InventoryCodeStatus.AVAILABLE, reference=None, issued_at=None
         )
-        return None
+        if not returned:
+            raise SupplierRejected("inventory: no issued code for this reward")
+        logger.info("inventory code returned to stock", extra={"event": "inventory.returned", "reward_id": reference})

@@ -39,6 +39,10 @@ class SandboxSupplier:
         return (self.supplier.config or {}).get("products", {}).get(str(product.id), {})
 
     def issue(self, *, product: Any, amount: Decimal, currency: str, reference: str) -> IssuedCode:
+        from core.ratelimit import get_redis
+
+        if get_redis().exists(_void_key(reference)):
+            raise SupplierRejected("sandbox: the code issued for this reward was voided")
         behaviour = self._behaviour(product)
         if behaviour.get("delay_ms"):
             time.sleep(int(behaviour["delay_ms"]) / 1000)
@@ -61,7 +65,28 @@ class SandboxSupplier:
         return IssuedCode(code=code, pin=pin, reference=f"sbx_{_derive(reference, 'ref', 12, ALPHABET).lower()}")
 
     def status(self, *, reference: str) -> str:
-        return "issued"
+        from core.ratelimit import get_redis
 
-    def cancel(self, *, reference: str) -> None:
-        return None
+        return "canceled" if get_redis().exists(_void_key(reference)) else "issued"
+
+    def void(self, *, reference: str, disclosed: bool) -> None:
+        """Voids any code, disclosed or not, as a real vendor with a cancel endpoint would.
+
+        The product's config can make it refuse (`"void": "refuse"`) or time out (`"void": "unavailable"`),
+        to try both answers in the sandbox. Once voided, this sandbox never issues that reference again.
+        """
+        from core.ratelimit import get_redis
+
+        behaviour = (self.supplier.config or {}).get("void")
+        if behaviour == "refuse":
+            raise SupplierRejected("sandbox: simulated refusal to void (the card was spent at the merchant)")
+        if behaviour == "unavailable":
+            raise SupplierUnavailable("sandbox: simulated timeout while voiding")
+        get_redis().set(_void_key(reference), 1, ex=VOID_MEMORY_SECONDS)
+
+
+VOID_MEMORY_SECONDS = 90 * 86400  # the sandbox remembers a void this long (a sandbox needs no ledger of its own)
+
+
+def _void_key(reference: str) -> str:
+    return f"rp:sandbox-void:{reference}"

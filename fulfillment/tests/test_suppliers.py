@@ -274,19 +274,26 @@ def test_wrong_credential_is_rejected_without_echoing_it(vendor_shop, monkeypatc
     assert "401" in str(caught.value) and "wrong-key-123" not in str(caught.value)
 
 
-def test_status_and_cancel(vendor_shop, vendor):
+def test_status_and_void(vendor_shop, vendor):
     supplier, products = vendor_shop
     adapter = adapter_for(supplier)
     assert adapter.status(reference="reward-1") == "unknown"
     _issue(supplier, products["OK"])
     assert adapter.status(reference="reward-1") == "issued"
-    adapter.cancel(reference="reward-1")
+    # No void endpoint configured: a void is refused, and the vendor is not asked.
+    asked = len(vendor.server.requests)
+    with pytest.raises(SupplierRejected, match="no void endpoint"):
+        adapter.void(reference="reward-1", disclosed=True)
+    assert len(vendor.server.requests) == asked and adapter.status(reference="reward-1") == "issued"
+    supplier.config = {**supplier.config, "void_path": "/orders/{reference}/cancel"}
+    adapter = adapter_for(supplier)
+    adapter.void(reference="reward-1", disclosed=True)
     assert adapter.status(reference="reward-1") == "canceled"
-    cancel = vendor.server.requests[-2]
-    assert (cancel["method"], cancel["path"]) == ("POST", "/v1/orders/reward-1/cancel")
-    assert cancel["headers"]["Idempotency-Key"] == "reward-1:cancel"
+    void = vendor.server.requests[-2]
+    assert (void["method"], void["path"]) == ("POST", "/v1/orders/reward-1/cancel")
+    assert void["headers"]["Idempotency-Key"] == "reward-1:void"
     with pytest.raises(SupplierRejected, match="404"):
-        adapter.cancel(reference="never-ordered")
+        adapter.void(reference="never-ordered", disclosed=False)
 
 
 def _order(api, product, **reward_overrides):

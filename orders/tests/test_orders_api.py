@@ -265,20 +265,6 @@ def test_cancel_one_reward(api_a, funded_a, shop):
     assert api_a.get(f"/api/v1/orders/{order['id']}").json()["status"] == "pending"
 
 
-def test_delivered_email_reward_cannot_be_canceled(api_a, funded_a, shop):
-    from orders.services import reward_capture, reward_transition
-
-    order = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd)).json()
-    with tenant_context(funded_a):
-        reward = Reward.objects.select_related("hold", "order").get(pk=order["rewards"][0]["id"])
-        reward_transition(reward=reward, to="processing")
-        reward_capture(reward=reward)
-        reward_transition(reward=reward, to="delivered")
-    assert_problem(api_a.post(f"/api/v1/rewards/{reward.id}/cancel"), 409, "not_cancelable")
-    balance = usd(funded_a)
-    assert (balance.posted, balance.held, balance.available) == (Decimal("975"), Decimal("0"), Decimal("975"))
-
-
 def test_state_machine_guards(funded_a, api_a, shop):
     from core.errors import ApplicationError
     from orders.services import reward_transition

@@ -23,15 +23,16 @@ from core.errors import ApplicationError, NotFoundError
 from core.money import format_amount
 from fulfillment.manifests import csv_safe
 from fulfillment.models import CodeReveal, ShipmentEvent
-from fulfillment.services import reward_resend, reward_reveal
+from fulfillment.services import reward_can_resend, reward_can_reveal, reward_resend, reward_reveal
 from orders.models import Order, OrderStatus, Reward, RewardEvent
+from orders.policy import CancelAction, can_offer_cancel, cancel_rule
 from orders.selectors import claim_url, order_get, order_list, reward_get
 from orders.services import order_cancel, reward_cancel
 from programs.models import Program
 from webhooks.models import Event
 
 from ..mixins import PortalMixin, PortalView, actor_for, schema_of
-from ..permissions import Perm
+from ..permissions import Perm, has_perm
 
 PAGE_SIZE = 50
 EXPORT_CHUNK = 500  # orders per round trip while streaming (each with its rewards: 2 queries per chunk)
@@ -232,6 +233,8 @@ class OrderDetailView(PortalView):
         context.update(
             page_title=f"Order {str(order.id)[:8]}",
             order=order,
+            # The order's cancel leaves issued codes alone (those are voided reward by reward).
+            can_cancel_order=any(cancel_rule(r).action in (CancelAction.RELEASE, CancelAction.REFUND) for r in rewards),
             total=money(order.total_amount, order.currency),
             fees=money(order.fees, order.currency),
             shipping=money(order.shipping_amount, order.currency),
@@ -323,7 +326,14 @@ class RewardDetailView(PortalView):
             amount=money(reward.amount, reward.currency),
             charge=money(reward.charge_amount, reward.order.currency),
             masked_code=f"•••• {reward.code_last4}" if reward.code_last4 else "",
-            claim_url=claim_url(reward),
+            # A claim link opens the code: only for roles that may send (a viewer sees that one exists).
+            claim_url=claim_url(reward) if has_perm(self.request.user, Perm.SEND) else None,
+            has_claim_link=bool(reward.claim_token_encrypted),
+            # Only the actions the reward's state allows (the same rules the services check).
+            can_resend=reward_can_resend(reward),
+            cancel_rule=cancel_rule(reward),
+            can_cancel=can_offer_cancel(reward),
+            can_reveal=reward_can_reveal(reward),
             timeline=reward_timeline(reward),
         )
         context.setdefault("resend_form", RewardResendForm())
@@ -342,6 +352,13 @@ def _render_reward(request, reward_id, **extra):
 
 def _fail(request, exc: ApplicationError) -> None:
     messages.error(request, exc.detail)
+
+
+CANCELED_MESSAGES = {
+    CancelAction.RELEASE: "The reward was canceled and its funds released.",
+    CancelAction.REFUND: "The reward was canceled and its cost refunded to your funds.",
+    CancelAction.VOID_THEN_REFUND: "The supplier voided the code; the reward was canceled and its cost refunded.",
+}
 
 
 class RewardActionView(PortalMixin, View):
@@ -368,9 +385,10 @@ class RewardActionView(PortalMixin, View):
                     request, f"The reward is being sent again to {reward.recipient_email or reward.recipient_phone}."
                 )
             elif action == "cancel":
+                rule = cancel_rule(reward)
                 reward_cancel(reward_id=reward.id, reason=f"canceled in the portal by {request.user.email}")
                 self.audit("reward.cancel", object_type="reward", object_id=reward.id)
-                messages.success(request, "The reward was canceled and its funds released.")
+                messages.success(request, CANCELED_MESSAGES[rule.action])
             else:
                 raise Http404("No such reward action")
         except NotFoundError:

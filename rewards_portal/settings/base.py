@@ -221,6 +221,8 @@ BATCH_STALE_SECONDS = env.int("BATCH_STALE_SECONDS", default=120)
 FULFILMENT_LEASE_SECONDS = env.int("FULFILMENT_LEASE_SECONDS", default=120)
 # Retryable supplier errors: exponential backoff with jitter from BASE up to MAX, then the reward fails.
 FULFILMENT_MAX_RETRIES = env.int("FULFILMENT_MAX_RETRIES", default=8)
+# Claims of one reward (task runs, redeliveries, sweeps) before the sweeper gives up and says so on the reward.
+FULFILMENT_MAX_ATTEMPTS = env.int("FULFILMENT_MAX_ATTEMPTS", default=20)
 FULFILMENT_RETRY_BASE_SECONDS = env.float("FULFILMENT_RETRY_BASE_SECONDS", default=2.0)
 FULFILMENT_RETRY_MAX_SECONDS = env.float("FULFILMENT_RETRY_MAX_SECONDS", default=600.0)
 # A physical gift returned to sender: `refund` puts what the reward cost back into available funds
