@@ -117,6 +117,19 @@ def make_api_client(db):
 
 
 @pytest.fixture
+def make_partner_client(db):
+    """make_partner_client(tenant, name="ShipCo") -> ApiClient with a fulfilment partner's (operator-issued) key."""
+    from tenants.services import partner_key_create
+
+    def factory(tenant, name: str = "ShipCo", **options):
+        connection.set_schema_to_public()
+        key, raw = partner_key_create(tenant=tenant, name=name, **options)
+        return ApiClient(raw, key)
+
+    return factory
+
+
+@pytest.fixture
 def api_a(tenant_a, make_api_client) -> ApiClient:
     return make_api_client(tenant_a)
 

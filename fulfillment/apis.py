@@ -1,4 +1,10 @@
-"""Fulfilment API: shipments (list, detail, the partner's manifest and tracking callback), reveal and resend."""
+"""Fulfilment API: shipments (list, detail, the partner's manifest and tracking callback), reveal and resend.
+
+Who may do what with shipments: the tenant's keys read them (`read`); the fulfilment partner's key (scope
+`shipments:report`, issued by the operator with `manage.py partner_key_create`) reads them and reports their
+tracking. Shipment status is the partner's word, never the tenant's: a returned gift refunds the tenant, so a
+tenant key of any scope is refused (403 `forbidden`) on the tracking callback.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +14,11 @@ from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, inline_serializer
 from rest_framework import renderers, serializers
+from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
 from core.api.params import choice_param
+from core.api.permissions import HasScope, HasTenantCredential
 from core.api.views import TenantAPIView, TenantListAPIView
 
 from .manifests import shipment_manifest
@@ -18,6 +26,31 @@ from .models import ShipmentStatus
 from .selectors import shipment_get, shipment_list, shipment_render
 from .services import reward_resend, reward_reveal
 from .shipments import TRACKING_STATUSES, shipment_tracking_update
+
+
+class ShipmentReadScope(HasScope):
+    """Reading shipments: a tenant key with `read`, or the tenant's fulfilment partner (its manifest, its reports)."""
+
+    def has_permission(self, request, view) -> bool:
+        key = getattr(request, "api_key", None)
+        return key is not None and (key.is_partner or super().has_permission(request, view))
+
+
+class FulfilmentPartnerOnly(BasePermission):
+    """Tracking and status reports: only the partner's key, whatever scopes a tenant key has."""
+
+    message = (
+        "Shipment tracking and status are reported by the fulfilment partner, with a partner key the platform "
+        "operator issues; tenant API keys can read shipments but not report on them."
+    )
+
+    def has_permission(self, request, view) -> bool:
+        key = getattr(request, "api_key", None)
+        return key is not None and key.is_partner
+
+
+SHIPMENT_READ_PERMISSIONS = [HasTenantCredential, ShipmentReadScope]
+READ_DESCRIPTION = "Readable with a tenant key (`read` scope) or the tenant's fulfilment partner key."
 
 
 class ShipmentOutput(serializers.Serializer):
@@ -61,9 +94,12 @@ SHIPMENT_EXAMPLE = {
 
 
 class ShipmentDetailApi(TenantAPIView):
+    permission_classes = SHIPMENT_READ_PERMISSIONS
+
     @extend_schema(
         operation_id="shipments_retrieve",
         summary="Get a shipment",
+        description=READ_DESCRIPTION,
         responses={200: ShipmentOutput},
         examples=[
             OpenApiExample(
@@ -79,10 +115,12 @@ class ShipmentDetailApi(TenantAPIView):
 
 class ShipmentListApi(TenantListAPIView):
     serializer_class = ShipmentOutput
+    permission_classes = SHIPMENT_READ_PERMISSIONS
 
     @extend_schema(
         operation_id="shipments_list",
         summary="List shipments",
+        description=READ_DESCRIPTION,
         parameters=[
             OpenApiParameter("status", str, enum=ShipmentStatus.values),
             OpenApiParameter("carrier", str, description="Carrier name, e.g. Parcelway (case-insensitive)"),
@@ -137,13 +175,14 @@ MANIFEST_EXAMPLE = (
 
 class ShipmentManifestApi(TenantAPIView):
     renderer_classes = [renderers.JSONRenderer, CsvRenderer]
+    permission_classes = SHIPMENT_READ_PERMISSIONS
 
     @extend_schema(
         operation_id="shipments_manifest",
         summary="The day's manifest for a carrier (CSV for the fulfilment partner)",
         description=(
             "Shipments still `submitted` that were handed to fulfilment on `day`, for `carrier`. Cells that a "
-            "spreadsheet would read as formulas are prefixed with an apostrophe."
+            "spreadsheet would read as formulas are prefixed with an apostrophe. " + READ_DESCRIPTION
         ),
         parameters=[ManifestQuery],
         responses={
@@ -176,18 +215,28 @@ class TrackingInput(serializers.Serializer):
 
 
 class ShipmentTrackingApi(TenantAPIView):
-    """The fulfilment partner's callback (an API key of the tenant with the `write` scope)."""
+    """The fulfilment partner's callback: its partner key only (see FulfilmentPartnerOnly)."""
+
+    permission_classes = [HasTenantCredential, FulfilmentPartnerOnly]
 
     @extend_schema(
         operation_id="shipments_tracking",
-        summary="Report a tracking update for a shipment (fulfilment partner callback)",
+        summary="Report a tracking update for a shipment (fulfilment partner key only)",
         description=(
+            "**Fulfilment partners only.** Authenticate with the partner key the platform operator issued for "
+            "this tenant (`manage.py partner_key_create`, scope `shipments:report`); a tenant API key of any "
+            "scope answers 403 `forbidden`, because shipment status is the partner's word (a `returned` "
+            "shipment refunds the tenant). A partner key can read shipments and report on them, nothing else.\n\n"
             "Moves the shipment along pending → submitted → shipped → in_transit → delivered | returned "
             "(or exception). A report already recorded (same status, or same status and `occurred_at`) is a "
-            "no-op, so retries are safe; an impossible move answers 409 `invalid_state_transition`."
+            "no-op, so retries are safe: a `returned` report refunds the reward's cost once, however often it "
+            "is sent. An impossible move answers 409 `invalid_state_transition`."
         ),
         request=TrackingInput,
-        responses={200: ShipmentOutput},
+        responses={
+            200: ShipmentOutput,
+            403: OpenApiResponse(description="forbidden: not a fulfilment partner key (tenant keys never report)"),
+        },
         examples=[
             OpenApiExample(
                 "Picked up",

@@ -8,8 +8,11 @@ It writes the tracking event, emits the webhook and moves the reward in the same
   delivered  — the reward becomes `delivered` and the order's status is refreshed (usually `completed`);
   returned   — the gift came back to the sender; see `_reward_returned` for the return policy.
 
-Tracking updates from the partner (CSV file or the API callback) go through `shipment_tracking_update`,
-which makes a repeated report a no-op, so a partner may resend a file or retry a callback safely.
+Tracking updates go through `shipment_tracking_update`, which makes a repeated report a no-op, so a partner
+may resend a file or retry a callback safely. They are the fulfilment partner's word, never the tenant's (a
+`returned` shipment refunds the tenant): they arrive over the API with the partner's operator-issued key
+(fulfillment/apis.py refuses tenant keys), or from the operator (`manage.py shipment_tracking_import` for a
+partner's file, `manage.py shipment_report` for one report). No tenant-facing path changes a shipment's status.
 
 Locks: the reward row, then the shipment row — the same order as fulfilment (`services._settle`).
 """
@@ -181,6 +184,12 @@ def _reward_returned(reward: Reward) -> None:
 
 
 def _refund_once(reward: Reward) -> None:
+    """Refund the reward's captured hold, referenced `reward:<id>`.
+
+    The reference is the reward's, not the shipment's, on purpose: a reward cancel refunds under the same
+    reference, and funds posts one refund per reference, so no two paths can both refund one reward. The
+    check below only keeps a replay quiet; the guarantee belongs to funds.
+    """
     from funds.models import HoldStatus, LedgerTransaction, TransactionKind
     from funds.services import funds_hold_release, funds_refund
 

@@ -12,6 +12,7 @@ import ipaddress
 from django.contrib.postgres.fields import ArrayField
 from django.core.exceptions import ValidationError
 from django.db import models
+from django.db.models import Q
 from django.utils import timezone
 from django_tenants.models import DomainMixin, TenantMixin
 
@@ -81,8 +82,20 @@ class Domain(DomainMixin):
 
 
 class ApiScope(models.TextChoices):
+    """The scopes a tenant may give its own keys (portal Developers page, `api_key_create`)."""
+
     READ = "read", "Read"
     WRITE = "write", "Write"
+
+
+# A fulfilment partner's credential: it reads the tenant's shipments and reports their tracking, nothing else.
+# Shipment status is the partner's word, never the tenant's, so this scope is not one of ApiScope: only the
+# operator issues it (`manage.py partner_key_create`), and no tenant-facing form or service can grant it.
+# It is an ApiKey rather than a model of its own because it needs everything a key already has (routing by
+# prefix to the live or sandbox schema, hashing, IP allowlist, expiry, revocation, failed-credential
+# throttling, token exchange, rate limit, API audit); a second credential model would duplicate that path.
+PARTNER_SCOPE = "shipments:report"
+KEY_SCOPE_CHOICES = [*ApiScope.choices, (PARTNER_SCOPE, "Shipment reports (fulfilment partner)")]
 
 
 def validate_cidr(value: str) -> None:
@@ -100,7 +113,7 @@ class ApiKey(models.Model):
     name = models.CharField(max_length=100, default="default")
     key_hash = models.CharField(max_length=64)
     last4 = models.CharField(max_length=4)
-    scopes = ArrayField(models.CharField(max_length=16, choices=ApiScope.choices), default=list)
+    scopes = ArrayField(models.CharField(max_length=16, choices=KEY_SCOPE_CHOICES), default=list)
     allowed_cidrs = ArrayField(models.CharField(max_length=64, validators=[validate_cidr]), default=list, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     expires_at = models.DateTimeField(null=True, blank=True)
@@ -109,6 +122,13 @@ class ApiKey(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+        constraints = [
+            # A partner key holds the partner scope alone: it can never also read or write the tenant's data.
+            models.CheckConstraint(
+                condition=~Q(scopes__contains=[PARTNER_SCOPE]) | Q(scopes=[PARTNER_SCOPE]),
+                name="api_key_partner_scope_alone",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.prefix}{self.key_id}_…{self.last4}"
@@ -116,6 +136,11 @@ class ApiKey(models.Model):
     @property
     def prefix(self) -> str:
         return "rp_test_" if self.tenant.is_sandbox else "rp_live_"
+
+    @property
+    def is_partner(self) -> bool:
+        """An operator-issued fulfilment-partner key (shipment reads and reports only)."""
+        return PARTNER_SCOPE in self.scopes
 
 
 class ClaimTokenIndex(models.Model):

@@ -20,7 +20,7 @@ from django_tenants.utils import get_tenant_base_schema, schema_context, schema_
 
 from core.errors import ApplicationError
 
-from .models import ApiKey, ApiScope, Domain, Tenant, TenantStatus
+from .models import PARTNER_SCOPE, ApiKey, ApiScope, Domain, Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -168,8 +168,43 @@ def api_key_create(
     allowed_cidrs: list[str] | None = None,
     expires_at: datetime | None = None,
 ) -> tuple[ApiKey, str]:
-    """Issue a key for a tenant schema (live or sandbox). Returns the row and the raw key, shown once."""
+    """Issue a key for a tenant schema (live or sandbox). Returns the row and the raw key, shown once.
+
+    Only ApiScope scopes: a partner key comes from `partner_key_create` alone, so a tenant (or a rotation of
+    a partner key in the portal, which copies the scopes) can never mint one.
+    """
     scope_list = _parse_scopes(scopes if scopes is not None else ["read", "write"])
+    return _key_issue(tenant=tenant, name=name, scopes=scope_list, allowed_cidrs=allowed_cidrs, expires_at=expires_at)
+
+
+def partner_key_create(
+    *,
+    tenant: Tenant,
+    name: str,
+    allowed_cidrs: list[str] | None = None,
+    expires_at: datetime | None = None,
+) -> tuple[ApiKey, str]:
+    """Issue a fulfilment partner's key for a tenant schema: shipment reads and tracking reports, nothing else.
+
+    Operator only (`manage.py partner_key_create`). Returns the row and the raw key, shown once.
+    """
+    if not name.strip():
+        raise ApplicationError(
+            "Name the fulfilment partner (e.g. ShipCo).", code="validation_error", errors={"name": ["Required."]}
+        )
+    return _key_issue(
+        tenant=tenant, name=name, scopes=[PARTNER_SCOPE], allowed_cidrs=allowed_cidrs, expires_at=expires_at
+    )
+
+
+def _key_issue(
+    *,
+    tenant: Tenant,
+    name: str,
+    scopes: list[str],
+    allowed_cidrs: list[str] | None,
+    expires_at: datetime | None,
+) -> tuple[ApiKey, str]:
     cidr_list = _parse_cidrs(allowed_cidrs or [])
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("expires_at must be in the future.", code="validation_error")
@@ -182,12 +217,13 @@ def api_key_create(
         name=name.strip() or "default",
         key_hash=_hash_key(raw_key),
         last4=raw_key[-4:],
-        scopes=scope_list,
+        scopes=scopes,
         allowed_cidrs=cidr_list,
         expires_at=expires_at,
     )
     logger.info(
-        "api key created", extra={"event": "api_key.created", "key_id": key_id, "tenant_schema": tenant.schema_name}
+        "api key created",
+        extra={"event": "api_key.created", "key_id": key_id, "tenant_schema": tenant.schema_name, "scopes": scopes},
     )
     return key, raw_key
 
@@ -344,6 +380,7 @@ __all__ = [
     "api_key_create",
     "api_key_revoke",
     "credential_authenticate",
+    "partner_key_create",
     "schema_context",
     "tenant_create",
     "tenant_get",

@@ -1,5 +1,6 @@
 """Physical shipments: the state machine and the reward it drives, the partner's manifest, tracking updates
-(CSV import and the API callback), the return policy's money, and tenant isolation."""
+(CSV import and the API callback with the fulfilment partner's key), the return policy's money, and tenant
+isolation. Who may report (partner keys only, never a tenant's) is in test_partner_reports.py."""
 
 from __future__ import annotations
 
@@ -35,6 +36,12 @@ def assert_problem(response, status, code):
     body = response.json()
     assert body["code"] == code, body
     return body
+
+
+@pytest.fixture
+def partner_a(tenant_a, make_partner_client):
+    """Tenant A's fulfilment partner: the only API credential that reports tracking."""
+    return make_partner_client(tenant_a)
 
 
 def _order(api, shop, *, address=None, product=None, method=None, amount="50.00", external_id=None):
@@ -88,7 +95,7 @@ def _assert_books_balance(tenant):
         assert ledger_invariant_violations() == []
 
 
-def test_full_lifecycle_over_the_partner_callback(api_a, funded_a, shop):
+def test_full_lifecycle_over_the_partner_callback(api_a, partner_a, funded_a, shop):
     ids = _submitted(api_a, funded_a, shop, external_id="hris-7")
     url = f"/api/v1/shipments/{ids['shipment_id']}"
     shipment = api_a.get(url).json()
@@ -98,7 +105,7 @@ def test_full_lifecycle_over_the_partner_callback(api_a, funded_a, shop):
     assert (usd.available, usd.held) == (Decimal("1000") - HAMPER_COST, 0)  # captured when handed over
 
     base = timezone.now().replace(microsecond=0)
-    shipped = api_a.post(
+    shipped = partner_a.post(
         f"{url}/tracking",
         {
             "status": "shipped",
@@ -114,9 +121,9 @@ def test_full_lifecycle_over_the_partner_callback(api_a, funded_a, shop):
     assert api_a.get(f"/api/v1/orders/{ids['order_id']}").json()["status"] == "processing"
 
     later = (base + timedelta(seconds=2)).isoformat()
-    moving = api_a.post(f"{url}/tracking", {"status": "in_transit", "location": "Denver, CO", "occurred_at": later})
+    moving = partner_a.post(f"{url}/tracking", {"status": "in_transit", "location": "Denver, CO", "occurred_at": later})
     assert moving.status_code == 200 and moving.json()["status"] == "in_transit"
-    delivered = api_a.post(
+    delivered = partner_a.post(
         f"{url}/tracking",
         {
             "status": "delivered",
@@ -153,16 +160,16 @@ def test_full_lifecycle_over_the_partner_callback(api_a, funded_a, shop):
     _assert_books_balance(funded_a)
 
 
-def test_returned_after_delivery_refunds_exactly_once(api_a, funded_a, shop):
+def test_returned_after_delivery_refunds_exactly_once(api_a, partner_a, funded_a, shop):
     ids = _submitted(api_a, funded_a, shop)
     url = f"/api/v1/shipments/{ids['shipment_id']}/tracking"
     for status in ("shipped", "delivered"):
-        assert api_a.post(url, {"status": status}).status_code == 200
+        assert partner_a.post(url, {"status": status}).status_code == 200
     assert _usd(funded_a).available == Decimal("1000") - HAMPER_COST
 
-    first = api_a.post(url, {"status": "returned", "description": "Refused by recipient"})
+    first = partner_a.post(url, {"status": "returned", "description": "Refused by recipient"})
     assert first.status_code == 200 and first.json()["status"] == "returned"
-    again = api_a.post(url, {"status": "returned", "description": "Refused by recipient"})  # the partner retries
+    again = partner_a.post(url, {"status": "returned", "description": "Refused by recipient"})  # the partner retries
     assert again.status_code == 200
     with tenant_context(funded_a):  # and an operator reports it once more, straight to the service
         shipment_transition(shipment=Shipment.objects.get(pk=ids["shipment_id"]), to="returned")
@@ -207,19 +214,19 @@ def test_keep_policy_moves_no_money(api_a, funded_a, shop, settings):
     _assert_books_balance(funded_a)
 
 
-def test_illegal_transitions_are_refused_and_change_nothing(api_a, funded_a, shop):
+def test_illegal_transitions_are_refused_and_change_nothing(api_a, partner_a, funded_a, shop):
     pending = _order(api_a, shop)  # not yet handed to fulfilment
     ids = _submitted(api_a, funded_a, shop)
     url = f"/api/v1/shipments/{ids['shipment_id']}"
 
     problem = assert_problem(
-        api_a.post(f"{url}/tracking", {"status": "delivered", "tracking_number": "PW1"}),
+        partner_a.post(f"{url}/tracking", {"status": "delivered", "tracking_number": "PW1"}),
         409,
         "invalid_state_transition",
     )
     assert "submitted" in problem["detail"]
     assert_problem(
-        api_a.post(f"/api/v1/shipments/{pending['shipment_id']}/tracking", {"status": "shipped"}),
+        partner_a.post(f"/api/v1/shipments/{pending['shipment_id']}/tracking", {"status": "shipped"}),
         409,
         "invalid_state_transition",
     )
@@ -231,19 +238,21 @@ def test_illegal_transitions_are_refused_and_change_nothing(api_a, funded_a, sho
     assert _events(funded_a) == []
 
     # bad input is problem+json and changes nothing either
-    problem = assert_problem(api_a.post(f"{url}/tracking", {"status": "lost"}), 422, "validation_error")
+    problem = assert_problem(partner_a.post(f"{url}/tracking", {"status": "lost"}), 422, "validation_error")
     assert "status" in problem["errors"]
     problem = assert_problem(
-        api_a.post(f"{url}/tracking", {"status": "shipped", "occurred_at": "yesterday"}), 422, "validation_error"
+        partner_a.post(f"{url}/tracking", {"status": "shipped", "occurred_at": "yesterday"}), 422, "validation_error"
     )
     assert "occurred_at" in problem["errors"]
-    assert_problem(api_a.post(f"{url}/tracking", {"status": "submitted"}), 422, "validation_error")
+    assert_problem(partner_a.post(f"{url}/tracking", {"status": "submitted"}), 422, "validation_error")
     tomorrow = (timezone.now() + timedelta(days=1)).isoformat()
     problem = assert_problem(
-        api_a.post(f"{url}/tracking", {"status": "shipped", "occurred_at": tomorrow}), 422, "validation_error"
+        partner_a.post(f"{url}/tracking", {"status": "shipped", "occurred_at": tomorrow}), 422, "validation_error"
     )
     assert "occurred_at" in problem["errors"]
-    assert_problem(api_a.post(f"/api/v1/shipments/{uuid.uuid4()}/tracking", {"status": "shipped"}), 404, "not_found")
+    assert_problem(
+        partner_a.post(f"/api/v1/shipments/{uuid.uuid4()}/tracking", {"status": "shipped"}), 404, "not_found"
+    )
     assert api_a.get(url).json()["status"] == "submitted"
 
     with tenant_context(funded_a):
@@ -410,27 +419,27 @@ def test_tracking_import_refuses_a_file_without_the_columns(funded_a, tmp_path):
         call_command("shipment_tracking_import", "alpha", str(tmp_path / "missing.csv"), stdout=io.StringIO())
 
 
-def test_callback_is_isolated_per_tenant_and_needs_the_write_scope(
-    api_a, api_b, funded_a, shop, tenant_a, make_api_client
+def test_shipments_are_isolated_per_tenant_for_tenant_and_partner_keys(
+    api_a, api_b, partner_a, funded_a, shop, tenant_a, tenant_b, make_partner_client
 ):
     ids = _submitted(api_a, funded_a, shop)
     url = f"/api/v1/shipments/{ids['shipment_id']}"
-    assert_problem(api_b.post(f"{url}/tracking", {"status": "shipped"}), 404, "not_found")
-    assert_problem(api_b.get(url), 404, "not_found")
-    assert api_b.get("/api/v1/shipments").json()["results"] == []
-    manifest = api_b.get(
-        "/api/v1/shipments/manifest.csv", {"day": timezone.localdate().isoformat(), "carrier": "Parcelway"}
-    )
-    assert _manifest_rows(manifest.content.decode()) == [list(MANIFEST_COLUMNS)]
+    today = {"day": timezone.localdate().isoformat(), "carrier": "Parcelway"}
+    # Another tenant's partner, the twin schema's partner, another tenant's own key: none of them sees it.
+    for intruder in (make_partner_client(tenant_b), make_partner_client(tenant_a.sandbox), api_b):
+        if intruder.key.is_partner:
+            assert_problem(intruder.post(f"{url}/tracking", {"status": "shipped"}), 404, "not_found")
+        assert_problem(intruder.get(url), 404, "not_found")
+        assert intruder.get("/api/v1/shipments").json()["results"] == []
+        manifest = intruder.get("/api/v1/shipments/manifest.csv", today)
+        assert _manifest_rows(manifest.content.decode()) == [list(MANIFEST_COLUMNS)]
 
-    reader = make_api_client(tenant_a, scopes=["read"])
-    assert_problem(reader.post(f"{url}/tracking", {"status": "shipped"}), 403, "forbidden")
-    assert reader.get(url).status_code == 200  # reading is fine
-    assert api_a.get(url).json()["status"] == "submitted"
-
-    sandbox = make_api_client(tenant_a.sandbox)  # the twin schema does not see live shipments
-    assert_problem(sandbox.post(f"{url}/tracking", {"status": "shipped"}), 404, "not_found")
-    assert _events(funded_a) == []
+    # Tenant A's partner sees its tenant's shipment: detail, list and the manifest it works from.
+    assert partner_a.get(url).json()["status"] == "submitted"
+    assert [s["id"] for s in partner_a.get("/api/v1/shipments").json()["results"]] == [ids["shipment_id"]]
+    rows = _manifest_rows(partner_a.get("/api/v1/shipments/manifest.csv", today).content.decode())
+    assert [row[0] for row in rows[1:]] == [ids["shipment_id"]]
+    assert api_a.get(url).json()["status"] == "submitted" and _events(funded_a) == []
 
 
 def test_shipment_list_filters_and_pages_under_a_query_budget(api_a, funded_a, shop, django_assert_max_num_queries):
@@ -480,10 +489,11 @@ def test_concurrent_return_reports_refund_once(committed_tenant, live_http):
     from core.testing import http_json
     from funds.services import funds_deposit
     from orders.testing import make_shop
-    from tenants.services import api_key_create
+    from tenants.services import api_key_create, partner_key_create
 
     connection.set_schema_to_public()
     _, key = api_key_create(tenant=committed_tenant)
+    _, partner_key = partner_key_create(tenant=committed_tenant, name="ShipCo")
     shop = make_shop()
     with tenant_context(committed_tenant):
         funds_deposit(currency="USD", amount="100.00")
@@ -509,7 +519,7 @@ def test_concurrent_return_reports_refund_once(committed_tenant, live_http):
     url = f"{live_http}/api/v1/shipments/{shipment_id}/tracking"
 
     def report(index):
-        return http_json("POST", url, key=key, body={"status": "returned", "description": f"report {index}"})
+        return http_json("POST", url, key=partner_key, body={"status": "returned", "description": f"report {index}"})
 
     with ThreadPoolExecutor(10) as pool:
         results = list(pool.map(report, range(20)))

@@ -147,6 +147,9 @@ class ApiKeyActionView(PortalMixin, View):
         key = ApiKey.objects.select_related("tenant").filter(tenant=self.data_tenant, key_id=key_id).first()
         if key is None:
             raise Http404("No such API key")
+        if key.is_partner:  # the fulfilment partner's key is the operator's to issue and revoke, never the tenant's
+            messages.error(request, "A fulfilment partner's key is managed by the platform operator.")
+            return redirect("portal:developers")
         if action == "revoke":
             if key.revoked_at is None:
                 api_key_revoke(key=key)

@@ -7,10 +7,11 @@ an entry fails `test_every_api_route_has_a_registry_entry` with the exact entry 
 
 For every (owner, intruder) pair — another tenant, the owner's sandbox twin, and the other way round —
 the intruder calls every id-route with every method it allows: 404 problem+json, and not one row of the
-owner's schema changed (a fingerprint of every table). Every list the intruder reads is exactly what it was
-before the owner created anything. The owner, with the same paths, does get its objects (so the 404s are
-isolation, not typos). Finally a read-only key of the owner is refused (403 `forbidden`) on every
-non-safe method of every route, and changes nothing.
+owner's schema changed (a fingerprint of every table). A partner-only route (the shipment tracking callback)
+refuses the intruder's tenant key outright (403) and is tried with the intruder's fulfilment-partner key.
+Every list the intruder reads is exactly what it was before the owner created anything. The owner, with the
+same paths, does get its objects (so the 404s are isolation, not typos). Finally a read-only key of the owner
+is refused (403 `forbidden`) on every non-safe method of every route, and changes nothing.
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ class IdRoute:
     kwargs: Callable[[World], dict[str, str]]
     bodies: dict[str, dict] = field(default_factory=dict)  # per non-safe method: a body valid for the owner
     global_object: str = ""  # non-empty: the object is global (public schema); why another tenant may see it
+    partner_only: bool = False  # tenant keys are refused (403) whatever the id: the intruder's partner key tries it
 
 
 def _since() -> str:
@@ -58,7 +60,9 @@ ID_ROUTES: dict[str, IdRoute] = {
     "reward-resend": IdRoute(lambda w: {"reward_id": w.reward_id}, {"POST": {"email": "new@example.com"}}),
     "shipment-detail": IdRoute(lambda w: {"shipment_id": w.shipment_id}),
     "shipment-tracking": IdRoute(
-        lambda w: {"shipment_id": w.shipment_id}, {"POST": {"status": "shipped", "tracking_number": "PW1"}}
+        lambda w: {"shipment_id": w.shipment_id},
+        {"POST": {"status": "shipped", "tracking_number": "PW1"}},
+        partner_only=True,
     ),
     "webhook-endpoint-detail": IdRoute(
         lambda w: {"endpoint_id": w.endpoint_id},
@@ -250,8 +254,9 @@ def crossing(request, tenant_a, tenant_b, make_api_client, shop):
     return owner, owner_api, intruder_api
 
 
-def test_another_tenants_objects_are_404_and_never_listed(crossing, shop):
+def test_another_tenants_objects_are_404_and_never_listed(crossing, shop, make_partner_client):
     owner, owner_api, intruder_api = crossing
+    intruder_partner = make_partner_client(intruder_api.key.tenant)
     # What the intruder's lists say before the owner has anything (queries need a world: a dummy one).
     placeholder = World(tenant=owner, program_slug="security-matrix", carrier=shop.ground_us.carrier)
     lists_before = _list_reads(intruder_api, placeholder)
@@ -266,9 +271,13 @@ def test_another_tenants_objects_are_404_and_never_listed(crossing, shop):
         entry = ID_ROUTES[route.name]
         path = _path(route.name, world)
         for method in route.methods:
-            response = _call(intruder_api, method, path, entry.bodies.get(method))
+            if entry.partner_only and method not in SAFE:
+                refused = _call(intruder_api, method, path, entry.bodies.get(method))
+                assert refused.status_code == 403 and refused.json()["code"] == "forbidden", route.name
+            client = intruder_partner if entry.partner_only else intruder_api
+            response = _call(client, method, path, entry.bodies.get(method))
             calls += 1
-            what = f"{method} {path} ({route.name}) with the intruder's key"
+            what = f"{method} {path} ({route.name}) with the intruder's {'partner ' if entry.partner_only else ''}key"
             if entry.global_object:
                 assert response.status_code == 200, what
                 continue
