@@ -1,8 +1,8 @@
-"""Print the README's configuration table from .env.example (the single source for variables).
+"""Print the configuration table of docs/operations.md from .env.example (the single source for variables).
 
 Each variable in .env.example is a `# NAME=example` (or `NAME=example`) line after its comment lines; a
 `# --- Section ---` line starts a section. Run `python scripts/config_table.py` and paste the output
-between the CONFIG markers in README.md (core/tests/test_docs.py checks they agree).
+between the CONFIG markers in docs/operations.md (core/tests/test_docs.py checks they agree).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The docs stay true: every setting read from the environment is in .env.example and the README table."""
+"""The docs stay true: every setting read from the environment is in .env.example and the operations table."""
 
 import re
 import subprocess
@@ -22,13 +22,13 @@ def test_every_environment_variable_is_in_env_example():
     assert missing == [], f"add these to .env.example (one commented line each): {missing}"
 
 
-def test_readme_configuration_table_matches_env_example():
+def test_operations_configuration_table_matches_env_example():
     table = subprocess.run(
         [sys.executable, str(ROOT / "scripts" / "config_table.py")], capture_output=True, text=True, check=True
     ).stdout.strip()
-    readme = (ROOT / "README.md").read_text()
-    between = readme.split("<!-- CONFIG:START", 1)[1].split("-->", 1)[1].split("<!-- CONFIG:END -->", 1)[0].strip()
-    assert between == table, "README's configuration table is stale: run `python scripts/config_table.py`"
+    operations = (ROOT / "docs" / "operations.md").read_text()
+    between = operations.split("<!-- CONFIG:START", 1)[1].split("-->", 1)[1].split("<!-- CONFIG:END -->", 1)[0].strip()
+    assert between == table, "docs/operations.md's configuration table is stale: run `python scripts/config_table.py`"
 
 
 def test_readme_starts_with_the_two_commands():
