@@ -335,7 +335,7 @@ class EndpointRedeliverFailedApi(TenantAPIView):
     def post(self, request, endpoint_id: str):
         endpoint = selectors.endpoint_get(endpoint_id=endpoint_id)
         body = request.data if isinstance(request.data, dict) else {}
-        data = _validated(RedeliverFailedInput, {**body, **request.query_params.dict()})  # API.md: query string
+        data = _validated(RedeliverFailedInput, {**body, **request.query_params.dict()})  # docs/api.md: query string
         count = services.webhook_endpoint_redeliver_failed(endpoint=endpoint, since=data["since"], until=data["until"])
         return Response({"scheduled": count}, status=status.HTTP_202_ACCEPTED)
 

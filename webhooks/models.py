@@ -18,7 +18,7 @@ from django.db.models import Q
 from django.db.models.fields.json import KeyTransform
 from django.utils import timezone
 
-# The public catalogue of event types (API.md). `webhook.test` is only sent by the test-send endpoint.
+# The public catalogue of event types (docs/api.md). `webhook.test` is only sent by the test-send endpoint.
 EVENT_TYPES = (
     "order.created",
     "order.completed",

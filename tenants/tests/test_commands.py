@@ -1,4 +1,4 @@
-"""Operator commands: the contract in API.md (what they print), and bad input creating nothing."""
+"""Operator commands: the contract in docs/operations.md (what they print), and bad input creating nothing."""
 
 import io
 
