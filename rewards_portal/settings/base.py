@@ -262,7 +262,7 @@ REST_FRAMEWORK = {
     "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasTenantCredential"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "core.api.parsers.JSONParser",  # DRF's, with a nesting bound (MAX_JSON_DEPTH): never a RecursionError
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
@@ -304,12 +304,15 @@ SPECTACULAR_SETTINGS = {
 }
 # Requests per minute per API key (fixed window in Redis); 429 with Retry-After beyond it.
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)
-# Failed credential attempts per client IP per window before every further attempt gets 429.
+# Failed credential guesses (a secret that did not verify) allowed per window, counted per client address and
+# per presented key id; beyond that a failing request gets 429 instead of 401. A valid credential is never refused.
 AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
 AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", default=300)
 # Lifetime of bearer tokens from POST /api/v1/tokens.
 ACCESS_TOKEN_TTL = timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", default=3600))
-# Number of trusted reverse proxies in front of the app (for X-Forwarded-For); 0 = use REMOTE_ADDR.
+# Reverse proxies you run in front of the app, each appending to X-Forwarded-For: the client address (failure
+# throttle, key IP allowlists, audit) is that many entries from the right. 0 = REMOTE_ADDR, so behind a proxy all
+# clients share its address. Never more than you run: entries further left are whatever the client sent.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Celery -------------------------------------------------------------------------------------------
