@@ -181,7 +181,7 @@ def test_every_list_refuses_bad_cursors_and_limits(api_a, world):
     assert typed_positions >= 5  # the lists ordered by a timestamp
 
 
-def test_every_write_refuses_deep_large_and_malformed_bodies(tenant_a, api_a, world, settings):
+def test_every_write_refuses_deep_large_and_malformed_bodies(tenant_a, api_a, make_partner_client, world, settings):
     """Every POST/PUT/PATCH, with the owner's write key (and the token exchange, with none): a body nested
     5,000 deep, one over DATA_UPLOAD_MAX_MEMORY_SIZE (JSON and multipart), malformed JSON. Each is a 4xx
     problem+json, and nothing in the tenant's schema changes."""
@@ -193,8 +193,13 @@ def test_every_write_refuses_deep_large_and_malformed_bodies(tenant_a, api_a, wo
     assert len(writes) >= 15 and any(route.name == "token-create" for route, _ in writes), writes
     before = schema_fingerprint(tenant_a)
     failures = []
+    partner = make_partner_client(tenant_a)  # partner-only routes refuse a tenant key before reading the body
     for route, method in writes:
-        client = Client(raise_request_exception=False) if route.name == "token-create" else _client(api_a)
+        if route.name == "token-create":
+            client = Client(raise_request_exception=False)
+        else:
+            partner_only = any(getattr(p, "partner_only", False) for p in route.view_class.permission_classes)
+            client = _client(partner if partner_only else api_a)
         url, send = _url(route, world), getattr(client, method.lower())
         parsers = route.view_class.parser_classes
         takes_json = any(issubclass(parser, JSONParser) for parser in parsers)
