@@ -7,7 +7,6 @@ costs a handful of queries, not one per row.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import re
 from collections.abc import Iterable, Iterator
@@ -68,6 +67,7 @@ DIGITAL_METHODS = {"email", "sms", "api", "link"}
 E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 BOM = b"\xef\xbb\xbf"
 
+# The downloadable template (GET /batches/template.csv): every column, a digital and a physical gift.
 TEMPLATE_ROWS = [
     ["Ada Lovelace", "ada@example.com", "", "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10", "25.00", "USD", "email",
      "Thanks for shipping the release!", "The Platform Team", "", "hr-2026-001", "", "", "", "", "", "", ""],
@@ -75,17 +75,6 @@ TEMPLATE_ROWS = [
      "shipment", "Welcome aboard", "", "2026-12-01T09:00:00Z", "hr-2026-002", "1 Navy Way", "", "Arlington", "VA",
      "22202", "US", "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31"],
 ]  # fmt: skip
-
-
-def template_csv() -> str:
-    """The downloadable template: every column, two example rows (a digital and a physical gift)."""
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(ALL_COLUMNS)
-    writer.writerows(TEMPLATE_ROWS)
-    return out.getvalue()
 
 
 def file_error(

@@ -1,8 +1,5 @@
 """Bulk CSV pages with the Django client: preview, bad files, funds, confirm and results, roles, isolation."""
 
-import csv
-import io
-
 import pytest
 from django.core.files.uploadedfile import SimpleUploadedFile
 from django_tenants.utils import tenant_context
@@ -11,6 +8,7 @@ from audit.models import AuditEvent
 from batches.models import Batch
 from batches.services import batch_process
 from batches.testing import csv_bytes, digital_rows
+from core.testing import csv_export_rows
 from funds.models import Hold
 from funds.services import funds_deposit
 
@@ -35,7 +33,7 @@ def _batch_id(response) -> str:
 
 
 def _csv(response) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(b"".join(response.streaming_content).decode())))
+    return csv_export_rows(response)
 
 
 def test_upload_shows_the_preview_with_row_errors_and_cost_against_funds(signed_in, funded_a, shop):
@@ -44,7 +42,7 @@ def test_upload_shows_the_preview_with_row_errors_and_cost_against_funds(signed_
     assert 'href="/bulk/template.csv"' in page and 'enctype="multipart/form-data"' in page
     template = client.get("/bulk/template.csv")
     assert template["Content-Disposition"].endswith('"rewards-batch-template.csv"')
-    assert template.content.decode().startswith("recipient_name,recipient_email,")
+    assert _csv(template)[0][:2] == ["recipient_name", "recipient_email"]
 
     batch_id = _batch_id(_post(client, csv_bytes(_three_bad(shop)), name="december.csv"))
     page = client.get(f"/bulk/{batch_id}/").content.decode()
