@@ -94,7 +94,8 @@ def reward_email_from(reward: Reward) -> str:
 def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
     """`message_id` (its local part) is the same on every copy of one send, so a mailbox shows one of them."""
     context = reward_email_context(reward)
-    subject = f"{context['company']} sent you a {context['brand']} gift"
+    # Header-safe like the From name: a name stored before control characters were refused must not break it.
+    subject = f"{_display_part(context['company'])} sent you a {_display_part(context['brand'])} gift"
     text = render_to_string("emails/reward.txt", context)
     html = render_to_string("emails/reward.html", context)
     sender = reward_email_from(reward)

@@ -306,3 +306,15 @@ def test_every_state_method_and_disclosure_follows_the_policy_table(api_a, funde
         (RewardStatus.PENDING, CodeState.NONE),
         (RewardStatus.PROCESSING, CodeState.DISCLOSED),
     }
+
+
+def test_a_sender_name_stored_with_a_newline_still_sends_a_clean_subject(api_a, funded_a, shop, mailoutbox):
+    """Rows written before the door refused control characters are delivered, their headers made safe."""
+    reward = _order(api_a, shop.coffee_usd, method="email")
+    with tenant_context(funded_a):
+        Reward.objects.filter(pk=reward["id"]).update(sender_name="Bob\r\nBcc: x@evil.example")
+        reward_fulfil(reward_id=reward["id"])
+        assert Reward.objects.get(pk=reward["id"]).status == "delivered"
+    [message] = mailoutbox
+    assert message.subject.startswith("Bob Bcc: x@evil.example sent you") and "\n" not in message.subject
+    assert message.bcc == [] and "Bcc" not in str(message.message()["Bcc"] or "")
