@@ -521,6 +521,11 @@ def _choice_settle(*, reward_id: Any, issued: IssuedCode) -> Reward:
 
     with transaction.atomic():
         reward = _lock(reward_id)
+        if reward.status not in CLAIMABLE | {RewardStatus.REDEEMED}:
+            # Canceled (or failed) while the supplier was issuing: the card must not outlive the reward. The
+            # cancel policy refuses while a choice is being issued, so this is a safety net, not a path.
+            _void_orphan(reward, issued)
+            raise ApplicationError("This gift is no longer available.", code="not_choosable", status=409)
         if not reward.code_encrypted:
             reward.code_encrypted = crypto.encrypt(issued.code)
             reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
@@ -530,6 +535,23 @@ def _choice_settle(*, reward_id: Any, issued: IssuedCode) -> Reward:
         if reward.status in CLAIMABLE and reward.hold is not None and reward.hold.status == HoldStatus.PENDING:
             reward_capture(reward=reward)
     return reward
+
+
+def _void_orphan(reward: Reward, issued: IssuedCode) -> None:
+    from .services import reward_code_void
+
+    try:
+        reward_code_void(reward)
+    except Exception:
+        logger.exception(
+            "a code issued for a canceled choice could not be voided; void it at the supplier by hand",
+            extra={"event": "claim.orphan_code", "reward_id": str(reward.id), "supplier_reference": issued.reference},
+        )
+    else:
+        logger.warning(
+            "a code issued for a canceled choice was voided",
+            extra={"event": "claim.orphan_voided", "reward_id": str(reward.id)},
+        )
 
 
 def reward_choose(*, reward_id: uuid.UUID | str, product_id: uuid.UUID | str) -> Reward:

@@ -318,3 +318,30 @@ def test_a_sender_name_stored_with_a_newline_still_sends_a_clean_subject(api_a, 
     [message] = mailoutbox
     assert message.subject.startswith("Bob Bcc: x@evil.example sent you") and "\n" not in message.subject
     assert message.bcc == [] and "Bcc" not in str(message.message()["Bcc"] or "")
+
+
+def test_a_physical_gift_with_the_partner_is_refused_for_good_not_retryable(api_a, funded_a, shop):
+    from orders.testing import US_ADDRESS
+
+    body = {
+        "type": "physical",
+        "rewards": [
+            {
+                "product_id": str(shop.hamper_usd.id),
+                "amount": "50",
+                "currency": "USD",
+                "recipient": {"name": "Ada Lovelace", "email": "ada@example.com"},
+                "shipping_address": US_ADDRESS,
+                "shipping_method_id": str(shop.ground_us.id),
+            }
+        ],
+    }
+    created = api_a.post("/api/v1/orders", body)
+    assert created.status_code == 201, created.content
+    reward_id = created.json()["rewards"][0]["id"]
+    with tenant_context(funded_a):
+        reward_fulfil(reward_id=reward_id)  # handed to the partner: the reward stays processing
+        assert Reward.objects.get(pk=reward_id).status == "processing"
+    refused = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
+    assert refused.status_code == 409 and refused.json()["code"] == "not_cancelable"
+    assert refused.json()["retryable"] is False and "fulfilment partner" in refused.json()["detail"]
