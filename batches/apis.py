@@ -15,9 +15,10 @@ from core.api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_response
 
 from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
+from .lifecycle import batch_cancel, batch_confirm
 from .models import BatchStatus
 from .selectors import available_funds, batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
-from .services import batch_cancel, batch_confirm, batch_upload
+from .upload import batch_upload
 
 EXAMPLE_BATCH_ID = "3c1f8a4e-2b7d-4e59-9c0a-5d6e7f8a9b10"
 EXAMPLE_BATCH = {

@@ -27,7 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("anymail/", include("anymail.urls")),  # email provider tracking webhooks (bounces)
-    path("console/", include("portal.console_urls")),  # operator console, public host only
+    path("console/", include("portal.console.urls")),  # operator console, public host only
     # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claims.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),

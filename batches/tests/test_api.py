@@ -7,7 +7,7 @@ from django_tenants.utils import tenant_context
 
 from batches.csvfile import ALL_COLUMNS
 from batches.models import Batch, BatchRow, BatchRowError
-from batches.services import batch_process
+from batches.processing import batch_process
 from batches.testing import csv_bytes, digital_rows, upload
 from core.testing import csv_export_rows
 from funds.models import Hold, LedgerTransaction

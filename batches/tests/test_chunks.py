@@ -8,9 +8,10 @@ from decimal import Decimal
 from django_tenants.utils import tenant_context
 
 from batches.models import Batch
+from batches.processing import batch_process
 from batches.selectors import batch_result_rows
-from batches.services import batch_process, batch_upload
 from batches.testing import csv_bytes
+from batches.upload import batch_upload
 from catalog.models import Product
 from core import crypto
 from fulfillment.claims import claim_tenant_get

@@ -6,7 +6,7 @@ from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
 from batches.models import Batch
-from batches.services import batch_process
+from batches.processing import batch_process
 from batches.testing import csv_bytes, digital_rows
 from core.testing import csv_export_rows
 from funds.models import Hold

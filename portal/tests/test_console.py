@@ -224,10 +224,10 @@ def test_inventory_upload_imports_codes_and_shows_bad_rows_next_to_the_file(oper
 
 def test_tenant_list_is_paged_and_searchable(operator_client, settings, monkeypatch):
     """With hundreds of tenants the page stays one page long (balances read for the shown tenants only)."""
-    from portal import console_views
+    from portal.console import tenants as console_tenants
     from tenants.models import Tenant
 
-    monkeypatch.setattr(console_views, "TENANTS_PER_PAGE", 1)  # alpha and beta exist: two pages of one
+    monkeypatch.setattr(console_tenants, "TENANTS_PER_PAGE", 1)  # alpha and beta exist: two pages of one
     first = operator_client.get("/console/tenants/").content.decode()
     assert 'data-testid="tenant-alpha"' in first and 'data-testid="tenant-beta"' not in first
     assert "Page 1 of" in first and 'rel="next"' in first

@@ -1,8 +1,8 @@
 """Bulk CSV sending (managers, admins): template, upload with a dry-run preview, confirm, live progress, CSVs.
 
-Every write goes through batches.services (the same calls as POST /api/v1/batches); this module only parses the
-form, renders the service's answer and audits. Pages run on the schema the live/sandbox switch selects, so a
-sandbox upload validates against, holds and sends from the sandbox twin.
+Every write goes through batches.upload and batches.lifecycle (the same calls as POST /api/v1/batches); this
+module only parses the form, renders the service's answer and audits. Pages run on the schema the live/sandbox
+switch selects, so a sandbox upload validates against, holds and sends from the sandbox twin.
 """
 
 from __future__ import annotations
@@ -19,9 +19,10 @@ from django.shortcuts import redirect
 from django.views import View
 
 from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, TEMPLATE_ROWS
+from batches.lifecycle import batch_cancel, batch_confirm
 from batches.models import BATCH_ACTIVE_STATES, Batch, BatchRowError, BatchStatus
 from batches.selectors import batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
-from batches.services import batch_cancel, batch_confirm, batch_upload
+from batches.upload import batch_upload
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
 from programs.selectors import program_list

@@ -27,7 +27,7 @@ from ..permissions import Perm
 from .orders import _day_start, after_cursor, encode_cursor, money
 
 PAGE_SIZE = 50
-# Shown on the page as is; set FUNDS_DEPOSIT_INSTRUCTIONS in the settings to the operator's bank details.
+# Shown on the page as is until the operator sets FUNDS_DEPOSIT_INSTRUCTIONS (settings) to their bank details.
 DEFAULT_DEPOSIT_INSTRUCTIONS = (
     "Send a bank transfer to the operator's account:\n"
     "Bank: (set FUNDS_DEPOSIT_INSTRUCTIONS)\nIBAN / account number: —\nSWIFT / routing: —\n"
@@ -36,7 +36,7 @@ DEFAULT_DEPOSIT_INSTRUCTIONS = (
 
 
 def deposit_instructions() -> str:
-    return getattr(settings, "FUNDS_DEPOSIT_INSTRUCTIONS", "") or DEFAULT_DEPOSIT_INSTRUCTIONS
+    return settings.FUNDS_DEPOSIT_INSTRUCTIONS or DEFAULT_DEPOSIT_INSTRUCTIONS
 
 
 class StatementFilterForm(forms.Form):

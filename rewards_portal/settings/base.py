@@ -35,7 +35,6 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
-    "django_filters",
     "anymail",
     "portal",  # the staff portal on tenant hosts: views, templates and static only (no models)
 ]
@@ -195,11 +194,20 @@ CONTENT_SECURITY_POLICY = env(
 # Fernet keys (comma-separated) for codes and secrets at rest; the first encrypts, all decrypt (rotation).
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
 
+# --- Funds ------------------------------------------------------------------------------------------
+# The operator's bank details shown on the portal's Funds page (a `\n` in the value is a line break); empty shows
+# a placeholder that says to set it.
+FUNDS_DEPOSIT_INSTRUCTIONS = env.str("FUNDS_DEPOSIT_INSTRUCTIONS", default="", multiline=True)
+
 # --- Orders -----------------------------------------------------------------------------------------
 # Fee on cross-currency orders, in percent of the converted amount (recorded on the order).
 FX_FEE_PERCENT = env.float("FX_FEE_PERCENT", default=1.0)
 # How long claim links stay valid.
 CLAIM_LINK_TTL_DAYS = env.int("CLAIM_LINK_TTL_DAYS", default=365)
+# Claim page requests per client address per minute: a flood guard, generous (an office shares one address).
+CLAIM_RATE_LIMIT_PER_MINUTE = env.int("CLAIM_RATE_LIMIT_PER_MINUTE", default=300)
+# Dead claim links (unknown, expired, used) per client address per minute; beyond it every claim request is 429.
+CLAIM_FAILURE_LIMIT_PER_MINUTE = env.int("CLAIM_FAILURE_LIMIT_PER_MINUTE", default=30)
 # How long Idempotency-Key outcomes are kept (at least 24 h per the API contract).
 IDEMPOTENCY_KEY_TTL = timedelta(hours=max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)))
 
@@ -367,6 +375,9 @@ WEBHOOK_REQUEUE_AFTER_SECONDS = env.int("WEBHOOK_REQUEUE_AFTER_SECONDS", default
 WEBHOOK_RETRY_AFTER_MAX_SECONDS = env.int("WEBHOOK_RETRY_AFTER_MAX_SECONDS", default=24 * 3600)
 # After a secret rotation the previous secret keeps signing this long unless the request says otherwise.
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=24 * 3600)
+# A delivery's `sending` claim lasts this long before another drain may take it over; unset = the task's hard
+# time limit + 30 s, which no live worker outlives (shorter only risks a duplicate send, never a lost one).
+WEBHOOK_SENDING_LEASE_SECONDS = env.float("WEBHOOK_SENDING_LEASE_SECONDS", default=None)
 # Webhook endpoints per tenant schema.
 WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=20)
 # Deliveries a drain task claims, sends and records at a time.
