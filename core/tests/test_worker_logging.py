@@ -111,3 +111,31 @@ def test_dev_mail_goes_to_files_under_var_not_into_the_log(tmp_path):
     assert "CODE-1234" not in output and "/r/AbCdEf" not in output
     [mail] = (tmp_path / "mail").iterdir()
     assert "CODE-1234-5678" in mail.read_text() and "/r/AbCdEfGhIjKlMnOpQrStUv" in mail.read_text()
+
+
+DJANGO_LINES = """
+import django, logging
+django.setup()
+logging.getLogger("django.security.csrf").warning(
+    "Forbidden (CSRF cookie not set.): %s", "/r/AbCdEfGhIjKlMnOpQrStUv/reveal"
+)
+logging.getLogger("django.server").warning('"GET /r/AbCdEfGhIjKlMnOpQrStUvWx HTTP/1.1" 404 179')
+"""
+
+
+def test_djangos_own_lines_are_json_and_redacted_in_dev(tmp_path):
+    """runserver's 4xx access lines and the CSRF refusal named live claim tokens in plain text in the dev log."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev",
+        RP_VAR_DIR=str(tmp_path),
+        DATABASE_URL=worker_database_url(),
+        REDIS_URL=settings.REDIS_URL,
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", DJANGO_LINES], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    lines = [json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.strip()]
+    assert {line["logger"] for line in lines} == {"django.security.csrf", "django.server"}, lines
+    assert "AbCdEf" not in result.stdout + result.stderr

@@ -406,7 +406,12 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.server": {"level": "WARNING"},  # our request log replaces runserver's access log
+        # Django's own default config gives "django" a plain console handler and "django.server" one that does
+        # not propagate: their lines (a CSRF refusal, runserver's 4xx access line, both naming /r/<token>)
+        # would reach the terminal raw. Both go through our JSON formatter and redaction instead.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},  # our request log
+        # replaces runserver's access log
         "django.request": {"level": "ERROR"},
         "celery.app.trace": {"level": "WARNING"},  # our task log replaces Celery's "succeeded" line
     },
