@@ -21,7 +21,7 @@ from django.core.validators import EmailValidator
 from django.utils import timezone
 
 from core.errors import ApplicationError
-from core.money import quantize
+from core.money import amount_text_ok, quantize
 from core.text import control_character_error
 
 COLUMNS = [
@@ -197,11 +197,13 @@ class RowValidator:
             from catalog.selectors import product_validate_amount
 
             try:
+                if not amount_text_ok(text):
+                    raise ValueError(text)
                 value = Decimal(text)
                 product_validate_amount(product=product, amount=value)
                 self._amounts[key] = quantize(value, product.currency)
             except (InvalidOperation, ValueError):
-                self._amounts[key] = f"{text!r} is not a decimal amount."
+                self._amounts[key] = f"{text[:40]!r} is not an amount: write it with digits and a point, e.g. 25.00."
             except ApplicationError as exc:
                 self._amounts[key] = exc.detail
         return self._amounts[key]

@@ -279,3 +279,12 @@ def test_control_characters_are_row_errors_not_stranded_rewards(api_a, funded_a,
     assert (body["valid_rows"], body["error_rows"]) == (1, 3)
     errors = {(int(r), c) for r, c, _ in _csv(api_a.get(body["errors_url"]))[1:]}
     assert errors == {(2, "sender_name"), (3, "recipient_name"), (4, "message")}
+
+
+def test_amounts_must_be_written_with_ascii_digits(api_a, funded_a, shop):
+    base = digital_rows(shop.coffee_usd, 1)[0]
+    rows = [{**base, "amount": amount, "external_id": f"amt-{n}"} for n, amount in enumerate(("٢٥", "1e1", "25"))]
+    body = upload(api_a, csv_bytes(rows)).json()
+    assert (body["valid_rows"], body["error_rows"]) == (1, 2)
+    errors = {(int(r), c): m for r, c, m in _csv(api_a.get(body["errors_url"]))[1:]}
+    assert set(errors) == {(2, "amount"), (3, "amount")} and "digits" in errors[(2, "amount")]

@@ -345,3 +345,16 @@ def test_a_physical_gift_with_the_partner_is_refused_for_good_not_retryable(api_
     refused = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
     assert refused.status_code == 409 and refused.json()["code"] == "not_cancelable"
     assert refused.json()["retryable"] is False and "fulfilment partner" in refused.json()["detail"]
+
+
+def test_amounts_in_other_scripts_exponents_and_floats_are_refused(api_a, funded_a, shop):
+    for amount in ("٢٥", "２５", "1e2", "2.5e1", 25.0, "25,00", "NaN", " "):
+        body = digital_order(shop.coffee_usd)
+        body["rewards"][0]["amount"] = amount
+        response = api_a.post("/api/v1/orders", body)
+        assert response.status_code == 422, (amount, response.content)
+        assert "Decimal(" not in response.content.decode()
+    body = digital_order(shop.coffee_usd)
+    body["rewards"][0]["amount"] = 25  # a JSON integer is an amount too
+    assert api_a.post("/api/v1/orders", body).status_code == 201
+    assert _balance(funded_a) == (Decimal("975"), Decimal("25"))
