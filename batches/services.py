@@ -239,7 +239,7 @@ def batch_confirm(*, batch_id: Any, force: bool = False) -> Batch:
 
 def _confirm_locked(batch: Batch, *, force: bool) -> Batch:
     from funds.services import funds_hold
-    from orders.services import _check_program_budget
+    from orders.planning import program_budget_check
 
     if batch.status in BATCH_SENT_STATES:
         return batch
@@ -257,7 +257,7 @@ def _confirm_locked(batch: Batch, *, force: bool) -> Batch:
         if earlier:
             raise _duplicate_error(earlier)
     for currency, amount in sorted(batch.total_cost.items()):
-        _check_program_budget(program=batch.program, currency=currency, amount=Decimal(amount))
+        program_budget_check(program=batch.program, currency=currency, amount=Decimal(amount))
         hold = funds_hold(
             currency=currency,
             amount=Decimal(amount),
@@ -409,7 +409,7 @@ def _chunk_rows(batch: Batch, chunk: int) -> list[_ChunkRow]:
 
 
 def _planned(row: _ChunkRow, product: Any, methods: dict[str, Any], *, position: int) -> Any:
-    from orders.services import PlannedReward, RewardInput
+    from orders.planning import PlannedReward, RewardInput
 
     address = json.loads(row.address) if row.address else None
     spec = RewardInput(
@@ -441,7 +441,7 @@ def _planned(row: _ChunkRow, product: Any, methods: dict[str, Any], *, position:
 def _create_orders(
     batch: Batch, order_type: str, currency: str, items: list[tuple[_ChunkRow, Any]], hold: Any
 ) -> list[tuple[int, str]]:
-    from orders.services import order_create_for_batch_rows
+    from orders.bulk import order_create_for_batch_rows
 
     rates = {row.fx_rate or "1" for row, _ in items}
     rewards = order_create_for_batch_rows(

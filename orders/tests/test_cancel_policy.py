@@ -18,9 +18,9 @@ from core.errors import ApplicationError
 from fulfillment.services import reward_fulfil
 from funds.models import HoldStatus, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
+from orders.lifecycle import reward_cancel
 from orders.models import DeliveryMethod, Reward, RewardStatus
 from orders.policy import CANCEL_POLICY, CancelAction, CodeState, cancel_rule, code_state
-from orders.services import reward_cancel
 from orders.testing import digital_order
 
 
@@ -199,7 +199,7 @@ def test_the_sweeper_gives_up_after_the_bounded_attempts(api_a, funded_a, shop, 
     with tenant_context(funded_a):
         Reward.objects.filter(pk__in=[paid["id"], never_issued["id"]]).update(attempts=3)
         reward = Reward.objects.select_related("hold", "order").get(pk=paid["id"])
-        from orders.services import reward_capture, reward_transition
+        from orders.lifecycle import reward_capture, reward_transition
 
         reward_transition(reward=reward, to="processing")
         reward_capture(reward=reward)
