@@ -16,11 +16,21 @@ from celery import current_app
 logger = logging.getLogger(__name__)
 
 
-def task_publish(name: str, *, args: Sequence[Any] = (), event: str, log_extra: dict[str, Any] | None = None) -> bool:
-    """Send the task `name` with `args` (in the current tenant's schema); False, logged as `event`, when the
-    broker could not take it. Call it after commit (`transaction.on_commit`), never inside a transaction."""
+def task_publish(
+    name: str,
+    *,
+    args: Sequence[Any] = (),
+    event: str,
+    log_extra: dict[str, Any] | None = None,
+    countdown: float | None = None,
+    headers: dict[str, Any] | None = None,
+) -> bool:
+    """Send the task `name` with `args`; False, logged as `event`, when the broker could not take it.
+
+    The task runs in the current tenant's schema unless `headers` name another (`_schema_name`). Call it
+    after commit (`transaction.on_commit`), never inside a transaction."""
     try:
-        current_app.send_task(name, args=list(args))
+        current_app.send_task(name, args=list(args), countdown=countdown, headers=headers)
     except Exception:
         logger.warning(
             "task %s not published (broker unavailable); its sweeper will publish it",
