@@ -8,7 +8,6 @@ costs a handful of queries, not one per row.
 from __future__ import annotations
 
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,6 +21,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.money import amount_text_ok, quantize
+from core.phone import E164_RE
 from core.text import control_character_error
 
 COLUMNS = [
@@ -64,7 +64,6 @@ ADDRESS_COLUMNS = {
     "name": "recipient_name",
 }
 DIGITAL_METHODS = {"email", "sms", "api", "link"}
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 BOM = b"\xef\xbb\xbf"
 
 # The downloadable template (GET /batches/template.csv): every column, a digital and a physical gift.
@@ -229,7 +228,7 @@ class RowValidator:
             rate = self.fx_rate(base, quote)
             if isinstance(rate, str):
                 return rate
-            from orders.services import convert_at_rate
+            from orders.planning import convert_at_rate
 
             self._charges[key] = convert_at_rate(amount=amount, rate=rate, to_currency=quote)
         return self._charges[key]
@@ -349,7 +348,7 @@ class RowValidator:
         address = None
         shipping_method = None
         if physical:
-            from fulfillment.addresses import address_errors, address_normalize
+            from orders.addresses import address_errors, address_normalize
 
             raw = {key: get(column, "") for key, column in ADDRESS_COLUMNS.items()}
             for key, messages in address_errors(raw).items():

@@ -86,7 +86,7 @@ def batch_confirm(*, batch_id: Any, force: bool = False) -> Batch:
 def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
     """batch_confirm on a batch whose row the caller has locked (an upload that confirms at once)."""
     from funds.services import funds_hold
-    from orders.services import _check_program_budget
+    from orders.planning import program_budget_check
 
     if batch.status in BATCH_SENT_STATES:
         return batch
@@ -104,7 +104,7 @@ def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
         if earlier:
             raise duplicate_file_error(earlier)
     for currency, amount in sorted(batch.total_cost.items()):
-        _check_program_budget(program=batch.program, currency=currency, amount=Decimal(amount))
+        program_budget_check(program=batch.program, currency=currency, amount=Decimal(amount))
         hold = funds_hold(
             currency=currency,
             amount=Decimal(amount),

@@ -150,7 +150,7 @@ def _chunk_rows(batch: Batch, chunk: int) -> list[_ChunkRow]:
 
 
 def _planned(row: _ChunkRow, product: Any, methods: dict[str, Any], *, position: int) -> Any:
-    from orders.services import PlannedReward, RewardInput
+    from orders.planning import PlannedReward, RewardInput
 
     address = json.loads(row.address) if row.address else None
     spec = RewardInput(
@@ -182,7 +182,7 @@ def _planned(row: _ChunkRow, product: Any, methods: dict[str, Any], *, position:
 def _create_orders(
     batch: Batch, order_type: str, currency: str, items: list[tuple[_ChunkRow, Any]], hold: Any
 ) -> list[tuple[int, str]]:
-    from orders.services import order_create_for_batch_rows
+    from orders.bulk import order_create_for_batch_rows
 
     rates = {row.fx_rate or "1" for row, _ in items}
     rewards = order_create_for_batch_rows(

@@ -14,9 +14,12 @@ from core.api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
 from core.money import amount_text_ok
 
+from .create import order_create
+from .idempotency import request_hash
+from .lifecycle import order_cancel, reward_cancel
 from .models import DeliveryMethod, OrderStatus, OrderType, RewardStatus
+from .planning import RewardInput
 from .selectors import order_get, order_list, order_render, reward_get, reward_list, reward_render
-from .services import RewardInput, order_cancel, order_create, request_hash, reward_cancel
 
 EXAMPLE_PRODUCT = "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10"
 EXAMPLE_ORDER_REQUEST = {

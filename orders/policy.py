@@ -3,7 +3,7 @@
 A disclosed code is spent. Once a code has left the vault (an API or portal reveal, the claim page, an email
 or SMS that carried it) the money paid for it is refunded only after the supplier confirms a void of that
 code; a code nobody has seen is voided too before its money comes back, so the supplier never keeps a live
-card we refunded. `reward_cancel` (orders.services) applies this table, the portal offers only the actions
+card we refunded. `reward_cancel` (orders.lifecycle) applies this table, the portal offers only the actions
 it allows, and docs/architecture.md prints it (`policy_rows()` keeps the two in step).
 
 The code column is derived from the reward, not stored:

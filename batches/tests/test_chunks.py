@@ -17,8 +17,8 @@ from core import crypto
 from fulfillment.claims import claim_tenant_get
 from fulfillment.models import Shipment
 from funds.selectors import balance_get, ledger_invariant_violations
+from orders.claim_tokens import claim_token_hash
 from orders.models import Reward, RewardEvent
-from orders.services import claim_token_hash
 from orders.testing import US_ADDRESS
 
 LATER = "2099-01-01T09:00:00Z"

@@ -301,7 +301,7 @@ def test_tokens_are_indexed_to_their_own_schema_only(api_a, api_b, funded_a, ten
         funds_deposit(currency="USD", amount="100.00")
     s_reward_id, s_token = _delivered_link(make_api_client(sandbox), sandbox, shop.coffee_usd, message="From Sandbox")
 
-    from orders.services import claim_token_hash
+    from orders.claim_tokens import claim_token_hash
 
     index = dict(ClaimTokenIndex.objects.values_list("token_hash", "tenant__schema_name"))
     assert index[claim_token_hash(a_token)] == funded_a.schema_name
@@ -446,7 +446,7 @@ def test_migration_indexes_links_issued_before_the_index_existed(api_a, funded_a
     from django.apps import apps
     from django.db import connection
 
-    from orders.services import claim_token_hash
+    from orders.claim_tokens import claim_token_hash
 
     migration = importlib.import_module("tenants.migrations.0002_claim_token_index")
     _, token = _delivered_link(api_a, funded_a, shop.coffee_usd)

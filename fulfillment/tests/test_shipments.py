@@ -266,6 +266,22 @@ def test_illegal_transitions_are_refused_and_change_nothing(api_a, partner_a, fu
     _assert_books_balance(funded_a)
 
 
+def test_canceling_a_physical_reward_before_hand_over_cancels_its_shipment_through_its_state_machine(
+    api_a, funded_a, shop
+):
+    ids = _order(api_a, shop)  # pending: not yet handed to fulfilment
+    canceled = api_a.post(f"/api/v1/rewards/{ids['reward_id']}/cancel")
+    assert canceled.status_code == 200, canceled.content
+    assert canceled.json()["status"] == "canceled"
+    shipment = api_a.get(f"/api/v1/shipments/{ids['shipment_id']}").json()
+    assert shipment["status"] == "canceled"
+    assert [(e["status"], e["description"]) for e in shipment["events"]] == [("canceled", "Reward canceled")]
+    assert _events(funded_a) == []  # a cancel is the tenant's own act: no shipment webhook
+    usd = _usd(funded_a)
+    assert (usd.available, usd.held) == (Decimal("1000"), 0)
+    _assert_books_balance(funded_a)
+
+
 def _manifest_rows(text):
     return list(csv.reader(io.StringIO(text)))
 

@@ -7,6 +7,7 @@ checks the answer against orders.policy and the ledger after each attempt.
 from __future__ import annotations
 
 import itertools
+import json
 from decimal import Decimal
 
 import pytest
@@ -18,9 +19,9 @@ from core.errors import ApplicationError
 from fulfillment.services import reward_fulfil
 from funds.models import HoldStatus, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
+from orders.lifecycle import reward_cancel
 from orders.models import DeliveryMethod, Reward, RewardStatus
 from orders.policy import CANCEL_POLICY, CancelAction, CodeState, cancel_rule, code_state
-from orders.services import reward_cancel
 from orders.testing import digital_order
 
 
@@ -199,7 +200,7 @@ def test_the_sweeper_gives_up_after_the_bounded_attempts(api_a, funded_a, shop, 
     with tenant_context(funded_a):
         Reward.objects.filter(pk__in=[paid["id"], never_issued["id"]]).update(attempts=3)
         reward = Reward.objects.select_related("hold", "order").get(pk=paid["id"])
-        from orders.services import reward_capture, reward_transition
+        from orders.lifecycle import reward_capture, reward_transition
 
         reward_transition(reward=reward, to="processing")
         reward_capture(reward=reward)
@@ -358,3 +359,14 @@ def test_amounts_in_other_scripts_exponents_and_floats_are_refused(api_a, funded
     body["rewards"][0]["amount"] = 25  # a JSON integer is an amount too
     assert api_a.post("/api/v1/orders", body).status_code == 201
     assert _balance(funded_a) == (Decimal("975"), Decimal("25"))
+
+
+def test_order_events_never_carry_claim_links(api_a, make_api_client, funded_a, shop):
+    reader = make_api_client(funded_a, scopes=["read"])
+    body = digital_order(shop.coffee_usd, type="link")
+    body["rewards"][0]["delivery_method"] = "link"
+    created = api_a.post("/api/v1/orders", body)
+    assert created.json()["rewards"][0]["claim_url"]  # the placing key gets it, once, in the response
+    events = reader.get("/api/v1/events").json()["results"]
+    assert any(event["type"] == "order.created" for event in events)
+    assert "/r/" not in json.dumps(events)

@@ -23,10 +23,10 @@ from core.errors import ApplicationError, NotFoundError
 from core.money import format_amount
 from fulfillment.models import CodeReveal, ShipmentEvent
 from fulfillment.services import reward_can_resend, reward_can_reveal, reward_resend, reward_reveal
+from orders.lifecycle import order_cancel, reward_cancel
 from orders.models import Order, OrderStatus, Reward, RewardEvent
 from orders.policy import CancelAction, can_offer_cancel, cancel_rule
 from orders.selectors import claim_url, order_get, order_list, reward_get
-from orders.services import order_cancel, reward_cancel
 from programs.models import Program
 from webhooks.models import Event
 
