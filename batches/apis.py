@@ -67,8 +67,8 @@ PROBLEM_ENCODING = _problem(
 )  # fmt: skip
 PROBLEM_NO_VALID_ROWS = _problem(
     "no_valid_rows", 422, "None of the 1 row(s) can be sent; see `errors` (row number and column).",
-    {"rows[2].recipient_name": ["Cells may not start with =, +, -, @, a tab or a carriage return "
-                                "(spreadsheet formula injection)."]},
+    {"rows[2].recipient_name": ["Cells may not begin with a formula character (= + - @) or a tab or carriage "
+                                "return: spreadsheets would run them."]},
 )  # fmt: skip
 PROBLEM_402 = _problem("insufficient_funds", 402, "Available USD funds do not cover 24925.00 USD.")
 PROBLEM_DUPLICATE = _problem(

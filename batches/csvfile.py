@@ -284,11 +284,11 @@ class RowValidator:
             if len(value) > max_cell:
                 errors.append((column, f"At most {max_cell} characters ({len(value)} given)."))
             elif column not in NOT_TEXT and value.startswith(FORMULA_PREFIXES):
-                errors.append((column, "Cells may not start with =, +, -, @, a tab or a carriage return "
-                                       "(spreadsheet formula injection)."))  # fmt: skip
+                errors.append((column, "Cells may not begin with a formula character (= + - @) or a tab or carriage "
+                                       "return: spreadsheets would run them."))  # fmt: skip
             elif column == "recipient_phone" and value.startswith(PHONE_FORMULA_PREFIXES):
-                errors.append((column, "Cells may not start with =, -, @, a tab or a carriage return "
-                                       "(spreadsheet formula injection)."))  # fmt: skip
+                errors.append((column, "Phone cells may not begin with a formula character (= - @) or a tab or "
+                                       "carriage return: spreadsheets would run them."))  # fmt: skip
         if errors:
             return None, errors
         get = cells.get

@@ -73,7 +73,7 @@ def test_upload_shows_the_preview_with_row_errors_and_cost_against_funds(signed_
         (b"recipient_name,product_id,amount\r\n", "The file has a header but no rows."),
         (b'recipient_name,product_id,amount\r\n"Ada' + b"x" * 40_000 + b'",{pid},10\r\n', "Line 2 is 40"),
         (b'recipient_name,product_id,amount\r\n"=HYPERLINK(""http://x"",""y"")",{pid},10\r\n',
-         "Row 2, column recipient_name: Cells may not start with ="),
+         "Row 2, column recipient_name: Cells may not begin with a formula character"),
     ],
     ids=["encoding", "missing-columns", "no-rows", "huge-row", "formula"],
 )  # fmt: skip
