@@ -9,9 +9,9 @@ from rest_framework.fields import empty
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.parsers import JSONParser
-from core.api.views import TenantAPIView, TenantListAPIView
+from api.params import choice_param
+from api.parsers import JSONParser
+from api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_response
 
 from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS

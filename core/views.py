@@ -5,7 +5,7 @@ import sys
 from django.http import HttpResponse
 from django.views import defaults
 
-from core.api.errors import (
+from api.errors import (
     UNAVAILABLE_RETRY_AFTER,
     api_bad_request,
     api_not_found,

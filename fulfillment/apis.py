@@ -17,9 +17,9 @@ from rest_framework import renderers, serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.permissions import HasScope, HasTenantCredential
-from core.api.views import TenantAPIView, TenantListAPIView
+from api.params import choice_param
+from api.permissions import HasScope, HasTenantCredential
+from api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_text
 
 from .manifests import MANIFEST_COLUMNS, shipment_manifest

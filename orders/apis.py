@@ -9,8 +9,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.views import TenantAPIView, TenantListAPIView
+from api.params import choice_param
+from api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
 from core.money import amount_text_ok
 

@@ -27,8 +27,8 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from core.api.errors import problem_response
-from core.api.parsers import JSONParser
+from api.errors import problem_response
+from api.parsers import JSONParser
 from core.errors import ApplicationError
 
 from .authentication import (

@@ -267,16 +267,16 @@ INVENTORY_CODE_HASH_KEY = env("INVENTORY_CODE_HASH_KEY", default=SECRET_KEY)
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasTenantCredential"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasTenantCredential"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "core.api.parsers.JSONParser",  # DRF's, with a nesting bound (MAX_JSON_DEPTH): never a RecursionError
+        "api.parsers.JSONParser",  # DRF's, with a nesting bound (MAX_JSON_DEPTH): never a RecursionError
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "core.api.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "api.errors.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -307,7 +307,7 @@ SPECTACULAR_SETTINGS = {
     # Every operation documents its problem+json error responses (security/tests run schemathesis on them).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.api.schema.problem_responses_hook",
+        "api.schema.problem_responses_hook",
     ],
 }
 # Requests per minute per API key (fixed window in Redis); 429 with Retry-After beyond it.

@@ -10,9 +10,9 @@ from django.db import connection
 from rest_framework import generics
 from rest_framework.views import APIView
 
+from api.permissions import HasScope, HasTenantCredential
+from api.throttling import ApiKeyRateThrottle
 from audit.api import api_write_audit
-from core.api.permissions import HasScope, HasTenantCredential
-from core.api.throttling import ApiKeyRateThrottle
 from tenants.authentication import ApiKeyAuthentication
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
