@@ -16,11 +16,11 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
-# Every API error is RFC 9457 problem+json (api/errors.py). Documented on every operation so clients and
+# Every API error is RFC 9457 problem+json (core/problems.py). Documented on every operation so clients and
 # schema-driven tests (schemathesis, security/tests) know each status an operation can answer.
 PROBLEM_SCHEMA = {
     "type": "object",
-    "description": "RFC 9457 problem details with a stable `code` (api/errors.py).",
+    "description": "RFC 9457 problem details with a stable `code` (core/problems.py).",
     "properties": {
         "type": {"type": "string"},
         "title": {"type": "string"},

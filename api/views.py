@@ -10,6 +10,7 @@ from django.db import connection
 from rest_framework import generics
 from rest_framework.views import APIView
 
+from api import schema  # noqa: F401 — registers the OpenAPI extension for our credentials, with the views
 from api.permissions import HasScope, HasTenantCredential
 from api.throttling import ApiKeyRateThrottle
 from audit.api import api_write_audit

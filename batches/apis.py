@@ -10,9 +10,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
 from api.params import choice_param
-from api.parsers import JSONParser
 from api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_response
+from core.parsers import JSONParser
 
 from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
 from .lifecycle import batch_cancel, batch_confirm

@@ -5,7 +5,7 @@ import sys
 from django.http import HttpResponse
 from django.views import defaults
 
-from api.errors import (
+from core.problems import (
     UNAVAILABLE_RETRY_AFTER,
     api_bad_request,
     api_not_found,

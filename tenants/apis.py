@@ -27,9 +27,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from api.errors import problem_response
-from api.parsers import JSONParser
 from core.errors import ApplicationError
+from core.parsers import JSONParser
+from core.problems import problem_response
 
 from .authentication import (
     GUESS_CODES,

@@ -78,8 +78,8 @@ def address_failures_exceeded(client_ip: str) -> int | None:
 
 
 def too_many_failures_response(retry_after: int, *, extensions: dict | None = None):
-    # imported here: api.errors imports DRF's views, which import this module (DEFAULT_AUTHENTICATION_CLASSES)
-    from api.errors import problem_response
+    # imported here: core.problems imports DRF's views, which import this module (DEFAULT_AUTHENTICATION_CLASSES)
+    from core.problems import problem_response
 
     return problem_response(
         status=429,

@@ -14,8 +14,8 @@ from django.conf import settings
 from django.db import connection
 from django.http import Http404
 
-from api.errors import problem_response
 from core import context
+from core.problems import problem_response
 
 from .authentication import (
     GUESS_CODES,

@@ -1,7 +1,7 @@
 """Request body parsers for the API: JSON with a nesting bound, so no body can crash a view (the DRF default).
 
 Size: Django refuses a body over DATA_UPLOAD_MAX_MEMORY_SIZE before any parser reads it (RequestDataTooBig,
-answered 413 problem+json by api/errors.py); this parser only sees bodies within that bound.
+answered 413 problem+json by core/problems.py); this parser only sees bodies within that bound.
 """
 
 from __future__ import annotations
