@@ -27,11 +27,14 @@ AMOUNT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+", re.ASCII)
 
 
 def amount_text_ok(value: object) -> bool:
-    """Whether `value` is an amount as this API writes them: a string (or a JSON integer) of ASCII digits."""
+    """Whether `value` is an amount as this API writes them: a string (or a JSON integer) of ASCII digits, or a
+    Decimal our own code passes on."""
     if isinstance(value, bool):
         return False
     if isinstance(value, int):
         return value >= 0
+    if isinstance(value, Decimal):  # from our own code (a stored amount), not from a client
+        return value.is_finite()
     return isinstance(value, str) and AMOUNT_TEXT.fullmatch(value.strip()) is not None
 
 
