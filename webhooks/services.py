@@ -41,6 +41,7 @@ from django_tenants.utils import schema_context, tenant_context
 from core import crypto
 from core.bulk import insert_together
 from core.errors import ApplicationError
+from core.redis import get_redis
 
 from . import outbound
 from .models import (
@@ -163,16 +164,6 @@ def _drain_on_commit(delivery_ids: list[str], *, countdown: float = 0, dedupe: b
 # A drain published and not yet started holds this flag, so commits meanwhile publish nothing more: the drain
 # claims after it clears the flag, and so sees their deliveries. It expires in case the task is lost.
 DRAIN_FLAG_SECONDS = 5
-_redis_client = None
-
-
-def _redis():
-    global _redis_client
-    if _redis_client is None:
-        import redis
-
-        _redis_client = redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
-    return _redis_client
 
 
 def _drain_flag(schema_name: str, countdown: float = 0) -> tuple[str, int]:
@@ -187,14 +178,14 @@ def _drain_flag_take(schema_name: str, countdown: float = 0) -> bool:
     """True if no drain (for that moment) is waiting to start: the caller must publish one."""
     key, ttl = _drain_flag(schema_name, countdown)
     try:
-        return bool(_redis().set(key, b"1", nx=True, px=ttl))
+        return bool(get_redis().set(key, b"1", nx=True, px=ttl))
     except Exception:
         return True  # Redis trouble: publish anyway (the broker may still take it; else the sweeper)
 
 
 def _drain_flag_clear(schema_name: str) -> None:
     try:
-        _redis().delete(_drain_flag(schema_name)[0])
+        get_redis().delete(_drain_flag(schema_name)[0])
     except Exception:
         logger.warning("webhook drain flag not cleared", exc_info=True)  # it expires by itself
 

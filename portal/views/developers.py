@@ -24,8 +24,9 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views import View
 
-from core import crypto, ratelimit
+from core import crypto
 from core.errors import ApplicationError, NotFoundError
+from core.redis import get_redis
 from tenants.models import ApiKey, ApiScope
 from tenants.services import api_key_create, api_key_revoke
 from webhooks import selectors as webhook_selectors
@@ -109,7 +110,7 @@ def _show_once(request, secret: str, **about) -> HttpResponseRedirect:
     """
     token = secrets.token_urlsafe(24)
     note = {"user": request.user.pk, "tenant": request.tenant.schema_name, **about}
-    pipe = ratelimit.get_redis().pipeline()
+    pipe = get_redis().pipeline()
     pipe.set(f"rp:shown-once:{token}:secret", crypto.encrypt(secret), ex=SHOWN_ONCE_SECONDS)
     pipe.set(f"rp:shown-once:{token}:note", json.dumps(note), ex=SHOWN_ONCE_NOTE_SECONDS)
     pipe.execute()
@@ -124,7 +125,7 @@ class ShownOnceView(PortalView):
     template_name = "portal/developers/secret.html"
 
     def get(self, request, token: str):
-        redis = ratelimit.get_redis()
+        redis = get_redis()
         raw_note = redis.get(f"rp:shown-once:{token}:note")
         note = json.loads(raw_note) if raw_note else {}
         encrypted = None
