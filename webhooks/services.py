@@ -13,7 +13,6 @@ worker): the same webhook-id is sent again, and receivers deduplicate.
 from __future__ import annotations
 
 import base64
-import email.utils
 import hashlib
 import hmac
 import json
@@ -27,7 +26,7 @@ from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from functools import lru_cache, partial
 
 from django.conf import settings
@@ -41,6 +40,7 @@ from django_tenants.utils import schema_context, tenant_context
 from core import crypto
 from core.bulk import insert_together
 from core.errors import ApplicationError
+from core.http import retry_after_seconds
 from core.redis import get_redis
 
 from . import outbound
@@ -421,22 +421,6 @@ def _jittered(seconds: float) -> float:
     return max(0.0, seconds + random.uniform(-spread, spread))
 
 
-def _retry_after_seconds(value: str | None, now: datetime) -> float | None:
-    """Retry-After as seconds: delta-seconds or an HTTP date; None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        when = email.utils.parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return max(0.0, (when - now).total_seconds())
-
-
 def _fail_pending(*, endpoint_id: str, reason: str) -> int:
     return WebhookDelivery.objects.filter(endpoint_id=endpoint_id, status=DeliveryStatus.PENDING).update(
         status=DeliveryStatus.FAILED, last_error=reason[:500], enqueued_at=None
@@ -745,7 +729,7 @@ def _outcome(send: _Send, now: datetime) -> dict:
         return outcome
     delay = _jittered(schedule[outcome["retry_index"]])
     if response.status in (429, 503):
-        wait = _retry_after_seconds(response.headers.get("retry-after"), now)
+        wait = retry_after_seconds(response.headers.get("retry-after"), now=now)
         if wait is not None:
             delay = max(delay, min(wait, settings.WEBHOOK_RETRY_AFTER_MAX_SECONDS))
     outcome["status"] = DeliveryStatus.PENDING
