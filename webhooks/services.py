@@ -35,7 +35,7 @@ from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models, transaction
 from django.db.models import F, Q
 from django.utils import timezone
-from django_tenants.utils import schema_context, tenant_context
+from django_tenants.utils import schema_context
 
 from core import crypto
 from core.bulk import insert_together
@@ -1041,12 +1041,11 @@ def _publish_next_retry(schema_name: str) -> None:
 
 def webhook_deliveries_sweep() -> int:
     """Publish due deliveries whose task was lost, in every tenant schema (live and sandbox twins)."""
-    from tenants.models import Tenant
+    from tenants.selectors import for_each_tenant
 
     published = 0
-    for tenant in Tenant.objects.order_by("pk"):
-        with tenant_context(tenant):
-            published += webhook_deliveries_sweep_schema()
+    for _tenant in for_each_tenant(active_only=False):
+        published += webhook_deliveries_sweep_schema()
     return published
 
 
