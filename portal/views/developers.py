@@ -29,8 +29,9 @@ from core.errors import ApplicationError, NotFoundError
 from core.redis import get_redis
 from tenants.models import ApiKey, ApiScope
 from tenants.services import api_key_create, api_key_revoke
+from webhooks import endpoints as webhook_endpoints
+from webhooks import redelivery as webhook_redelivery
 from webhooks import selectors as webhook_selectors
-from webhooks import services as webhook_services
 from webhooks.models import ALL_EVENTS, EVENT_TYPES
 
 from ..mixins import PortalMixin, PortalView
@@ -260,7 +261,7 @@ class WebhookCreateView(DevelopersView):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                endpoint, secret = webhook_services.webhook_endpoint_create(
+                endpoint, secret = webhook_endpoints.webhook_endpoint_create(
                     url=data["url"], events=data["events"], description=data["description"]
                 )
             except ApplicationError as exc:
@@ -309,7 +310,7 @@ class WebhookEndpointView(PortalView):
             data = form.cleaned_data
             before = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description}
             try:
-                endpoint = webhook_services.webhook_endpoint_update(
+                endpoint = webhook_endpoints.webhook_endpoint_update(
                     endpoint=endpoint, url=data["url"], events=data["events"], description=data["description"]
                 )
             except ApplicationError as exc:
@@ -349,16 +350,16 @@ class WebhookActionView(PortalMixin, View):
         back = redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
         try:
             if action in ("enable", "disable"):
-                webhook_services.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
+                webhook_endpoints.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
                 self.audit(f"webhook_endpoint.{action}", **audit)
                 messages.success(request, f"The endpoint was {action}d.")
             elif action == "delete":
-                webhook_services.webhook_endpoint_delete(endpoint=endpoint)
+                webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint)
                 self.audit("webhook_endpoint.delete", **audit, data={"url": endpoint.url})
                 messages.success(request, f"The endpoint {endpoint.url} was deleted.")
                 return redirect("portal:developers")
             elif action == "rotate":
-                secret, previous_expires_at = webhook_services.webhook_secret_rotate(endpoint=endpoint)
+                secret, previous_expires_at = webhook_endpoints.webhook_secret_rotate(endpoint=endpoint)
                 self.audit(
                     "webhook_endpoint.rotate_secret",
                     **audit,
@@ -374,7 +375,7 @@ class WebhookActionView(PortalMixin, View):
                     previous_expires_at=previous_expires_at.isoformat(),
                 )
             elif action == "test":
-                delivery = webhook_services.webhook_endpoint_test(endpoint=endpoint)
+                delivery = webhook_endpoints.webhook_endpoint_test(endpoint=endpoint)
                 self.audit("webhook_endpoint.test", **audit, data={"delivery_id": delivery.pk})
                 messages.success(request, "A webhook.test event is on its way; it appears in the log below.")
             else:
@@ -395,7 +396,7 @@ class WebhookRedeliverView(PortalMixin, View):
         if delivery is None:
             raise Http404("No such delivery")
         try:
-            webhook_services.event_redeliver(event=delivery.event, endpoint_id=endpoint.pk)
+            webhook_redelivery.event_redeliver(event=delivery.event, endpoint_id=endpoint.pk)
         except ApplicationError as exc:
             messages.error(request, exc.detail)
         else:
