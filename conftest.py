@@ -56,9 +56,9 @@ def _public_schema_and_fresh_counters() -> Iterator[None]:
     Only our own keys are removed: flushing the whole Redis database would also drop Celery's queue
     bindings under a running worker, and its messages would silently go nowhere.
     """
-    from core import ratelimit
+    from core.redis import get_redis
 
-    redis = ratelimit.get_redis()
+    redis = get_redis()
     stale = list(redis.scan_iter("rl:*", count=1000))
     if stale:
         redis.delete(*stale)
@@ -277,8 +277,8 @@ class WorkerPool:
         self._log = open(self.log_path, "a")
 
     def start(self, count: int = 1, concurrency: int = 4) -> None:
-        from core import ratelimit
         from core.health import WORKER_HEARTBEAT_KEY
+        from core.redis import get_redis
 
         env = dict(os.environ)
         env.update(
@@ -302,7 +302,7 @@ class WorkerPool:
             )
         deadline = time.time() + 30
         while time.time() < deadline:
-            ready = {field.decode().split("@")[0] for field in ratelimit.get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
+            ready = {field.decode().split("@")[0] for field in get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
             if all(name in ready for name in names):
                 return
             if any(p.poll() is not None for p in self.processes[-count:]):

@@ -141,7 +141,7 @@ def _release_holds(batch: Batch) -> None:
 def batch_finish(*, batch: Batch) -> Batch:
     """Every valid row handled (the caller holds the lock): release what the batch hold has left, end the batch
     `completed` (or `failed` when no row could be sent) and announce it (webhook `batch.completed`)."""
-    from webhooks.services import event_emit
+    from webhooks.events import event_emit
 
     from .selectors import batch_render
 

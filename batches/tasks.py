@@ -6,7 +6,6 @@ import logging
 
 from celery import shared_task
 from django.db import OperationalError
-from django_tenants.utils import tenant_context
 
 logger = logging.getLogger(__name__)
 
@@ -33,16 +32,15 @@ def batch_process_task(self, batch_id: str) -> str:
 
 @shared_task(name="batches.tasks.batches_sweep")
 def batches_sweep() -> int:
-    """Beat: in every tenant schema, re-queue confirmed/processing batches whose worker went quiet."""
-    from tenants.models import Tenant, TenantStatus
+    """Beat: in every active tenant schema, re-queue confirmed/processing batches whose worker went quiet."""
+    from tenants.selectors import for_each_tenant
 
     from .lifecycle import batch_requeue_stale
 
     queued = 0
-    for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("pk"):
-        with tenant_context(tenant):
-            for batch_id in batch_requeue_stale():
-                logger.info("batch re-queued", extra={"event": "batch.requeued", "batch_id": batch_id})
-                batch_process_task.delay(batch_id)
-                queued += 1
+    for _tenant in for_each_tenant(active_only=True):
+        for batch_id in batch_requeue_stale():
+            logger.info("batch re-queued", extra={"event": "batch.requeued", "batch_id": batch_id})
+            batch_process_task.delay(batch_id)
+            queued += 1
     return queued

@@ -164,13 +164,13 @@ class Workers:
         import subprocess
         import sys
 
-        from core import ratelimit
         from core.health import WORKER_HEARTBEAT_KEY
+        from core.redis import get_redis
         from rewards_portal.celery import app
 
         # Start clean: tasks an earlier module left behind (say, one that failed) must not run in this one.
         app.control.purge()
-        ratelimit.get_redis().hdel(WORKER_HEARTBEAT_KEY, *[f"{name}@bench" for name in self.names])
+        get_redis().hdel(WORKER_HEARTBEAT_KEY, *[f"{name}@bench" for name in self.names])
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         env = self.env()
@@ -183,7 +183,7 @@ class Workers:
             )
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            ready = {field.decode() for field in ratelimit.get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
+            ready = {field.decode() for field in get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
             if all(f"{name}@bench" in ready for name in self.names):
                 return
             if any(process.poll() is not None for process in self.processes):

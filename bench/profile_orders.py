@@ -51,7 +51,7 @@ ENTRY_POINTS = [
     ("        insert_together (3 statements: order, event, hold)", "core/bulk.py", "insert_together"),
     ("        render: order_get + order_render", "orders/apis.py", "<lambda>"),
     ("          order_render", "orders/selectors.py", "order_render"),
-    ("        event_emit", "webhooks/services.py", "event_emit"),
+    ("        event_emit", "webhooks/events.py", "event_emit"),
     ("        _hold_funds (hold + ledger transaction, posting)", "orders/create.py", "_hold_funds"),
     ("          funds_hold", "funds/services.py", "funds_hold"),
     ("          on_available_decreased (balance.low check)", "funds/events.py", "on_available_decreased"),

@@ -3,7 +3,7 @@
 A small asyncio HTTP receiver on 127.0.0.1 (in this process) notes the arrival time of every request by its
 `webhook-id` (= the delivery id) and answers 204. One endpoint (BENCH_WEBHOOK_ENDPOINTS) of a fresh tenant
 subscribes to `order.created`. This process emits M events (default 2,000, BENCH_WEBHOOK_EVENTS; fewer when
-the run's time budget is short) with `webhooks.services.event_emit` inside `transaction.atomic()`, in
+the run's time budget is short) with `webhooks.events.event_emit` inside `transaction.atomic()`, in
 batches of 25 — each event's `created_at` is its state change — while two real Celery worker processes
 (production settings) deliver them: claim the delivery, sign, POST, record the attempt.
 
@@ -105,7 +105,7 @@ def _setup(url: str):
     from django_tenants.utils import tenant_context
 
     from tenants.services import tenant_create
-    from webhooks.services import webhook_endpoint_create
+    from webhooks.endpoints import webhook_endpoint_create
 
     tenant = tenant_create(slug=f"bench-webhooks-{uuid.uuid4().hex[:6]}", name="Bench Webhooks")
     with tenant_context(tenant):
@@ -126,7 +126,7 @@ def _emit(
     from django.db import connection, transaction
     from django_tenants.utils import tenant_context
 
-    from webhooks.services import event_emit
+    from webhooks.events import event_emit
 
     created: dict[str, float] = {}
     committed: dict[str, float] = {}

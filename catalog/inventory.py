@@ -320,7 +320,7 @@ def _alert_once_today(product: Product, denomination: Decimal, today: date) -> b
     """True for the first caller per product/denomination/day (a Redis key, SET NX); False if Redis is down."""
     import redis
 
-    from core.ratelimit import get_redis
+    from core.redis import get_redis
 
     key = f"rp:inventory-low-stock:{product.pk}:{denomination.normalize()}:{today.isoformat()}"
     try:

@@ -35,7 +35,7 @@ def fault_point(point: str) -> None:
     """Die here (SIGKILL) if fault injection is on and this point is armed; otherwise do nothing."""
     if not getattr(settings, "FAULT_INJECTION", False):
         return
-    from core.ratelimit import get_redis
+    from core.redis import get_redis
 
     if get_redis().decr(_key(point)) >= 0:
         logger.warning("fault injection: SIGKILL", extra={"event": "fault.kill", "point": point})
@@ -44,7 +44,7 @@ def fault_point(point: str) -> None:
 
 def fault_arm(point: str, *, times: int) -> None:
     """Tests: the next `times` passes through `point` kill the worker passing it."""
-    from core.ratelimit import get_redis
+    from core.redis import get_redis
 
     if point not in POINTS:
         raise ValueError(f"unknown fault point {point!r}")
@@ -53,13 +53,13 @@ def fault_arm(point: str, *, times: int) -> None:
 
 def fault_kills(point: str, *, armed: int) -> int:
     """Tests: how many of the `armed` kills at `point` have happened."""
-    from core.ratelimit import get_redis
+    from core.redis import get_redis
 
     left = int(get_redis().get(_key(point)) or 0)
     return armed - max(left, 0)
 
 
 def fault_disarm() -> None:
-    from core.ratelimit import get_redis
+    from core.redis import get_redis
 
     get_redis().delete(*[_key(point) for point in POINTS])

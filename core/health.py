@@ -7,7 +7,7 @@ import time
 from django.db import connection
 from django.http import JsonResponse
 
-from core import ratelimit
+from core.redis import get_redis
 
 WORKER_HEARTBEAT_KEY = "rp:worker-heartbeat"
 # A worker counts as connected if it pinged within this many seconds (beat pings every 15 s, and each
@@ -30,7 +30,7 @@ def _check_database() -> tuple[bool, str]:
 
 def _check_broker() -> tuple[bool, str]:
     try:
-        ratelimit.get_redis().ping()
+        get_redis().ping()
         return True, "ok"
     except Exception as exc:
         return False, type(exc).__name__
@@ -38,7 +38,7 @@ def _check_broker() -> tuple[bool, str]:
 
 def _check_workers() -> tuple[bool, str]:
     try:
-        beats = ratelimit.get_redis().hgetall(WORKER_HEARTBEAT_KEY)
+        beats = get_redis().hgetall(WORKER_HEARTBEAT_KEY)
     except Exception as exc:
         return False, type(exc).__name__
     now = time.time()

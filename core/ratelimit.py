@@ -7,17 +7,12 @@ from __future__ import annotations
 
 import logging
 import time
-from functools import lru_cache
 
 import redis
-from django.conf import settings
+
+from core.redis import get_redis
 
 logger = logging.getLogger(__name__)
-
-
-@lru_cache(maxsize=1)
-def get_redis() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=0.5, socket_connect_timeout=0.5)
 
 
 def hit(bucket: str, *, limit: int, window: int) -> tuple[bool, int]:

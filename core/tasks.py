@@ -9,12 +9,12 @@ from celery import shared_task
 from celery.signals import worker_ready
 from django.db import connection
 
-from core import ratelimit
 from core.health import WORKER_HEARTBEAT_KEY
+from core.redis import get_redis
 
 
 def _record_heartbeat(hostname: str) -> None:
-    ratelimit.get_redis().hset(WORKER_HEARTBEAT_KEY, hostname, str(time.time()))
+    get_redis().hset(WORKER_HEARTBEAT_KEY, hostname, str(time.time()))
 
 
 @shared_task(bind=True, name="core.tasks.worker_heartbeat")
@@ -35,5 +35,5 @@ def _on_worker_ready(sender=None, **kwargs) -> None:
 def schema_probe(probe_id: str) -> str:
     """Records which schema the task ran in, so a test (or an operator) can check tenant routing."""
     schema = connection.schema_name
-    ratelimit.get_redis().set(f"rp:probe:{probe_id}", schema, ex=300)
+    get_redis().set(f"rp:probe:{probe_id}", schema, ex=300)
     return schema

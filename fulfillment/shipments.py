@@ -133,7 +133,7 @@ def shipment_transition(
             _reward_returned(reward)
         event_type = WEBHOOK_EVENT_BY_STATUS.get(to)
         if event_type:
-            from webhooks.services import event_emit
+            from webhooks.events import event_emit
 
             from .selectors import shipment_render
 

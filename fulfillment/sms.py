@@ -68,8 +68,10 @@ class HttpSmsBackend:
 
         import httpx
 
+        from core.http import retry_after_seconds
+
         from .delivery import DeliveryFailed
-        from .suppliers.http import request_with_deadline, retry_after_seconds, vendor_message
+        from .suppliers.http import request_with_deadline, vendor_message
 
         form = {"To": to, "Body": body}
         if self.sender:

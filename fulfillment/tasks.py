@@ -7,7 +7,6 @@ import random
 
 from celery import shared_task
 from django.conf import settings
-from django_tenants.utils import tenant_context
 
 from .suppliers import SupplierError
 
@@ -51,15 +50,14 @@ def reward_deliver_task(self, reward_id: str) -> None:
 
 @shared_task(name="fulfillment.tasks.fulfilment_sweep")
 def fulfilment_sweep() -> int:
-    """Beat: in every tenant schema, send scheduled rewards that are due and re-queue stale ones."""
-    from tenants.models import Tenant, TenantStatus
+    """Beat: in every active tenant schema, send scheduled rewards that are due and re-queue stale ones."""
+    from tenants.selectors import for_each_tenant
 
     from .services import rewards_due
 
     queued = 0
-    for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("pk"):
-        with tenant_context(tenant):
-            for reward_id in rewards_due():
-                reward_fulfil_task.delay(reward_id)
-                queued += 1
+    for _tenant in for_each_tenant(active_only=True):
+        for reward_id in rewards_due():
+            reward_fulfil_task.delay(reward_id)
+            queued += 1
     return queued

@@ -16,7 +16,7 @@ from .models import AccountKind, LedgerAccount
 
 
 def on_deposit(*, currency: str, amount: Decimal) -> None:
-    from webhooks.services import event_emit
+    from webhooks.events import event_emit
 
     cash = LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
     event_emit(
@@ -40,7 +40,7 @@ def on_available_decreased(*, currency: str, balance: Decimal, threshold: Decima
         return
     if balance - delta < threshold:
         return  # already below: alerted when it crossed
-    from webhooks.services import event_emit
+    from webhooks.events import event_emit
 
     event_emit(
         type="balance.low",

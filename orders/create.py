@@ -105,7 +105,7 @@ def order_create(
                 errors={"external_id": ["Already used by another order."]},
             ) from None
         claim_tokens_register(token_hashes=[r.claim_token_hash for r in created if r.claim_token_hash])
-        from webhooks.services import event_emit
+        from webhooks.events import event_emit
 
         # Rendered from the rows just written, not re-read: what the selectors would read back is exactly this.
         order._prefetched_objects_cache = {"rewards": created}

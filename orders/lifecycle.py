@@ -51,7 +51,7 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
     }.get(to)
     if event_type and event_type != "reward.failed":
         from orders.selectors import reward_render
-        from webhooks.services import event_emit
+        from webhooks.events import event_emit
 
         event_emit(type=event_type, data=reward_render(reward))
     return reward
@@ -89,7 +89,7 @@ def order_refresh_status(*, order: Order) -> Order:
         }.get(new)
         if event_type:
             from orders.selectors import order_render
-            from webhooks.services import event_emit
+            from webhooks.events import event_emit
 
             event_emit(type=event_type, data=order_render(order))
     return order

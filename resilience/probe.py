@@ -30,7 +30,7 @@ def setup(funds: str, webhook: str | None) -> dict:
     with tenant_context(tenant):
         funds_deposit(currency="USD", amount=funds)
         if webhook:
-            from webhooks.services import webhook_endpoint_create
+            from webhooks.endpoints import webhook_endpoint_create
 
             webhook_endpoint_create(url=webhook, events=["order.created"])
     return {"slug": slug, "schema": tenant.schema_name, "key": key, "product_id": str(shop.coffee_usd.id)}

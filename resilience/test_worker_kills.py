@@ -63,8 +63,8 @@ from funds.services import funds_deposit
 from orders.models import Order, Reward
 from orders.testing import make_shop
 from tenants.services import api_key_create
+from webhooks.endpoints import webhook_endpoint_create
 from webhooks.models import Event, WebhookDelivery
-from webhooks.services import webhook_endpoint_create
 from webhooks.tasks import webhook_deliveries_sweep
 
 from .killing import ThirdParty, any_dead, purge_queued, restart, wait_until

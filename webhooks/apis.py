@@ -12,7 +12,7 @@ from rest_framework.response import Response
 from api.params import choice_param
 from api.views import TenantAPIView, TenantListAPIView
 
-from . import selectors, services
+from . import endpoints, redelivery, selectors
 from .models import EVENT_TYPES, DeliveryStatus
 
 EVENT_TYPE_CHOICES = ["*", *EVENT_TYPES]
@@ -207,7 +207,7 @@ class EndpointListCreateApi(TenantListAPIView):
     )
     def post(self, request):
         data = _validated(EndpointCreateInput, request.data)
-        endpoint, secret = services.webhook_endpoint_create(**data)
+        endpoint, secret = endpoints.webhook_endpoint_create(**data)
         body = EndpointOutput(endpoint).data | {"secret": secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -235,7 +235,7 @@ class EndpointDetailApi(TenantAPIView):
     def patch(self, request, endpoint_id: str):
         endpoint = selectors.endpoint_get(endpoint_id=endpoint_id)
         data = _validated(EndpointUpdateInput, request.data, partial=True)
-        endpoint = services.webhook_endpoint_update(endpoint=endpoint, **data)
+        endpoint = endpoints.webhook_endpoint_update(endpoint=endpoint, **data)
         return Response(EndpointOutput(endpoint).data)
 
     @extend_schema(
@@ -244,7 +244,7 @@ class EndpointDetailApi(TenantAPIView):
         responses={204: None},
     )
     def delete(self, request, endpoint_id: str):
-        services.webhook_endpoint_delete(endpoint=selectors.endpoint_get(endpoint_id=endpoint_id))
+        endpoints.webhook_endpoint_delete(endpoint=selectors.endpoint_get(endpoint_id=endpoint_id))
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -271,7 +271,7 @@ class EndpointRotateSecretApi(TenantAPIView):
         endpoint = selectors.endpoint_get(endpoint_id=endpoint_id)
         data = _validated(RotateSecretInput, request.data)
         seconds = data.get("previous_secret_expires_in")
-        secret, expires_at = services.webhook_secret_rotate(
+        secret, expires_at = endpoints.webhook_secret_rotate(
             endpoint=endpoint, previous_expires_in=None if seconds is None else timedelta(seconds=seconds)
         )
         return Response(
@@ -297,7 +297,7 @@ class EndpointTestApi(TenantAPIView):
         ],
     )
     def post(self, request, endpoint_id: str):
-        delivery = services.webhook_endpoint_test(endpoint=selectors.endpoint_get(endpoint_id=endpoint_id))
+        delivery = endpoints.webhook_endpoint_test(endpoint=selectors.endpoint_get(endpoint_id=endpoint_id))
         return Response(DeliveryOutput(delivery).data, status=status.HTTP_202_ACCEPTED)
 
 
@@ -336,7 +336,9 @@ class EndpointRedeliverFailedApi(TenantAPIView):
         endpoint = selectors.endpoint_get(endpoint_id=endpoint_id)
         body = request.data if isinstance(request.data, dict) else {}
         data = _validated(RedeliverFailedInput, {**body, **request.query_params.dict()})  # docs/api.md: query string
-        count = services.webhook_endpoint_redeliver_failed(endpoint=endpoint, since=data["since"], until=data["until"])
+        count = redelivery.webhook_endpoint_redeliver_failed(
+            endpoint=endpoint, since=data["since"], until=data["until"]
+        )
         return Response({"scheduled": count}, status=status.HTTP_202_ACCEPTED)
 
 
@@ -405,7 +407,7 @@ class EventRedeliverApi(TenantAPIView):
     def post(self, request, event_id: str):
         event = selectors.event_get(event_id=event_id)
         data = _validated(EventRedeliverInput, request.data)
-        deliveries = services.event_redeliver(event=event, endpoint_id=data.get("endpoint_id"))
+        deliveries = redelivery.event_redeliver(event=event, endpoint_id=data.get("endpoint_id"))
         return Response({"results": DeliveryOutput(deliveries, many=True).data}, status=status.HTTP_202_ACCEPTED)
 
 

@@ -12,8 +12,8 @@ import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from core import ratelimit
 from core.health import WORKER_HEARTBEAT_KEY
+from core.redis import get_redis
 from core.tasks import schema_probe
 from core.testing import wait_for
 
@@ -31,7 +31,7 @@ def test_readyz_reports_each_dependency(db):
 
     from rewards_portal.celery import app
 
-    ratelimit.get_redis().delete(WORKER_HEARTBEAT_KEY)
+    get_redis().delete(WORKER_HEARTBEAT_KEY)
     # no heartbeat and no worker answering a ping (as when every worker is down)
     with mock.patch.object(app.control, "ping", return_value=[]):
         response = Client().get("/readyz")
@@ -143,7 +143,7 @@ def test_task_sent_inside_a_tenant_runs_in_its_schema(committed_tenant, celery_w
     probe_public = uuid.uuid4().hex
     schema_probe.delay(probe_public)
     probes[probe_public] = "public"
-    redis = ratelimit.get_redis()
+    redis = get_redis()
     for probe_id, schema in probes.items():
         seen = wait_for(lambda pid=probe_id: redis.get(f"rp:probe:{pid}"))
         assert seen.decode() == schema
@@ -155,7 +155,7 @@ def test_a_task_for_a_deleted_tenant_is_dropped_not_run_on_the_public_schema(com
     schema_probe.apply_async(args=[gone], headers={"_schema_name": "deleted_tenant_schema"})
     with tenant_context(committed_tenant):
         schema_probe.delay(after)  # queued behind it: once this ran, the first one was taken
-    redis = ratelimit.get_redis()
+    redis = get_redis()
     assert wait_for(lambda: redis.get(f"rp:probe:{after}")).decode() == committed_tenant.schema_name
     assert redis.get(f"rp:probe:{gone}") is None  # it did not run, on the public schema or anywhere
     expected = "task core.tasks.schema_probe dropped: its tenant (schema deleted_tenant_schema) no longer exists"
@@ -176,7 +176,7 @@ def test_a_task_whose_schema_cannot_be_entered_fails_and_is_not_dropped(tenant_a
     probe_id = uuid.uuid4().hex
     result = schema_probe.apply(args=[probe_id], headers={"_schema_name": tenant_a.schema_name})
     assert result.failed() and f"could not enter schema {tenant_a.schema_name}" in str(result.result)
-    assert ratelimit.get_redis().get(f"rp:probe:{probe_id}") is None  # not run on the public schema either
+    assert get_redis().get(f"rp:probe:{probe_id}") is None  # not run on the public schema either
 
 
 @pytest.mark.worker

@@ -15,7 +15,7 @@ from django.conf import settings
 from django_tenants.utils import tenant_context
 
 from conftest import worker_database_url
-from core import ratelimit
+from core.redis import get_redis
 from core.tasks import schema_probe
 from core.testing import wait_for
 
@@ -44,7 +44,7 @@ def test_worker_lines_are_json_with_secrets_redacted(committed_tenant, celery_wo
     after = uuid.uuid4().hex
     with tenant_context(committed_tenant):
         schema_probe.delay(after)  # queued behind it: once this ran, the first one was taken
-    wait_for(lambda: ratelimit.get_redis().get(f"rp:probe:{after}"))
+    wait_for(lambda: get_redis().get(f"rp:probe:{after}"))
     wait_for(lambda: "task.tenant_missing" in celery_worker_process.log_text()[start:])
     logged = celery_worker_process.log_text()[start:]
     lines = json_lines(logged)

@@ -22,15 +22,14 @@ import logging
 import os
 import time
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from django.utils.dateparse import parse_datetime
 
+from core.http import retry_after_seconds
 from core.logging import redact
 
 from .base import IssuedCode, SupplierRejected, SupplierUnavailable, register_adapter
@@ -66,22 +65,6 @@ class VendorResponse:
         except ValueError:
             return {}
         return value if isinstance(value, dict) else {}
-
-
-def retry_after_seconds(value: str | None) -> float | None:
-    """Retry-After as seconds (delta-seconds or an HTTP date), None if absent or unreadable."""
-    if not value:
-        return None
-    value = value.strip()
-    if value.isdigit():
-        return float(value)
-    try:
-        moment = parsedate_to_datetime(value)
-    except (TypeError, ValueError):
-        return None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=UTC)
-    return max(0.0, (moment - datetime.now(UTC)).total_seconds())
 
 
 def vendor_message(response: VendorResponse) -> str:

@@ -39,7 +39,7 @@ class SandboxSupplier:
         return (self.supplier.config or {}).get("products", {}).get(str(product.id), {})
 
     def issue(self, *, product: Any, amount: Decimal, currency: str, reference: str) -> IssuedCode:
-        from core.ratelimit import get_redis
+        from core.redis import get_redis
 
         if get_redis().exists(_void_key(reference)):
             raise SupplierRejected("sandbox: the code issued for this reward was voided")
@@ -50,7 +50,7 @@ class SandboxSupplier:
         if failure:
             fail_times = behaviour.get("fail_times")
             if fail_times is not None:
-                from core.ratelimit import get_redis
+                from core.redis import get_redis
 
                 attempts = get_redis().incr(f"rp:sandbox-attempts:{reference}")
                 get_redis().expire(f"rp:sandbox-attempts:{reference}", 86400)
@@ -65,7 +65,7 @@ class SandboxSupplier:
         return IssuedCode(code=code, pin=pin, reference=f"sbx_{_derive(reference, 'ref', 12, ALPHABET).lower()}")
 
     def status(self, *, reference: str) -> str:
-        from core.ratelimit import get_redis
+        from core.redis import get_redis
 
         return "canceled" if get_redis().exists(_void_key(reference)) else "issued"
 
@@ -75,7 +75,7 @@ class SandboxSupplier:
         The product's config can make it refuse (`"void": "refuse"`) or time out (`"void": "unavailable"`),
         to try both answers in the sandbox. Once voided, this sandbox never issues that reference again.
         """
-        from core.ratelimit import get_redis
+        from core.redis import get_redis
 
         behaviour = (self.supplier.config or {}).get("void")
         if behaviour == "refuse":

@@ -331,8 +331,8 @@ def test_one_order_is_a_fixed_number_of_statements(api_a, funded_a, shop):
     from django.test.utils import CaptureQueriesContext
 
     from funds.models import LedgerEntry
+    from webhooks.endpoints import webhook_endpoint_create
     from webhooks.models import WebhookDelivery
-    from webhooks.services import webhook_endpoint_create
 
     api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "10"), HTTP_IDEMPOTENCY_KEY="warm-up")
     with CaptureQueriesContext(connection) as without_endpoints:

@@ -16,13 +16,13 @@ from .base import operator_required, tenant_schemas
 
 
 def queue_lengths() -> list[dict]:
-    from core import ratelimit
+    from core.redis import get_redis
     from rewards_portal.celery import QUEUES
 
     prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
     rows = []
     try:
-        client = ratelimit.get_redis()  # the broker is the same Redis (settings: CELERY_BROKER_URL)
+        client = get_redis()  # the broker is the same Redis (settings: CELERY_BROKER_URL)
         for name in QUEUES:
             rows.append({"name": name, "length": client.llen(f"{prefix}{name}")})
     except Exception as exc:  # the page still renders when the broker is down
@@ -31,11 +31,11 @@ def queue_lengths() -> list[dict]:
 
 
 def worker_status() -> dict:
-    from core import ratelimit
     from core.health import WORKER_HEARTBEAT_KEY, WORKER_HEARTBEAT_MAX_AGE
+    from core.redis import get_redis
 
     try:
-        beats = ratelimit.get_redis().hgetall(WORKER_HEARTBEAT_KEY)
+        beats = get_redis().hgetall(WORKER_HEARTBEAT_KEY)
     except Exception as exc:
         return {"ok": False, "detail": type(exc).__name__, "alive": [], "stale_count": 0}
     now = time.time()

@@ -24,12 +24,14 @@ from django.shortcuts import redirect
 from django.utils import timezone
 from django.views import View
 
-from core import crypto, ratelimit
+from core import crypto
 from core.errors import ApplicationError, NotFoundError
+from core.redis import get_redis
 from tenants.models import ApiKey, ApiScope
 from tenants.services import api_key_create, api_key_revoke
+from webhooks import endpoints as webhook_endpoints
+from webhooks import redelivery as webhook_redelivery
 from webhooks import selectors as webhook_selectors
-from webhooks import services as webhook_services
 from webhooks.models import ALL_EVENTS, EVENT_TYPES
 
 from ..mixins import PortalMixin, PortalView
@@ -109,7 +111,7 @@ def _show_once(request, secret: str, **about) -> HttpResponseRedirect:
     """
     token = secrets.token_urlsafe(24)
     note = {"user": request.user.pk, "tenant": request.tenant.schema_name, **about}
-    pipe = ratelimit.get_redis().pipeline()
+    pipe = get_redis().pipeline()
     pipe.set(f"rp:shown-once:{token}:secret", crypto.encrypt(secret), ex=SHOWN_ONCE_SECONDS)
     pipe.set(f"rp:shown-once:{token}:note", json.dumps(note), ex=SHOWN_ONCE_NOTE_SECONDS)
     pipe.execute()
@@ -124,7 +126,7 @@ class ShownOnceView(PortalView):
     template_name = "portal/developers/secret.html"
 
     def get(self, request, token: str):
-        redis = ratelimit.get_redis()
+        redis = get_redis()
         raw_note = redis.get(f"rp:shown-once:{token}:note")
         note = json.loads(raw_note) if raw_note else {}
         encrypted = None
@@ -259,7 +261,7 @@ class WebhookCreateView(DevelopersView):
         if form.is_valid():
             data = form.cleaned_data
             try:
-                endpoint, secret = webhook_services.webhook_endpoint_create(
+                endpoint, secret = webhook_endpoints.webhook_endpoint_create(
                     url=data["url"], events=data["events"], description=data["description"]
                 )
             except ApplicationError as exc:
@@ -308,7 +310,7 @@ class WebhookEndpointView(PortalView):
             data = form.cleaned_data
             before = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description}
             try:
-                endpoint = webhook_services.webhook_endpoint_update(
+                endpoint = webhook_endpoints.webhook_endpoint_update(
                     endpoint=endpoint, url=data["url"], events=data["events"], description=data["description"]
                 )
             except ApplicationError as exc:
@@ -348,16 +350,16 @@ class WebhookActionView(PortalMixin, View):
         back = redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
         try:
             if action in ("enable", "disable"):
-                webhook_services.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
+                webhook_endpoints.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
                 self.audit(f"webhook_endpoint.{action}", **audit)
                 messages.success(request, f"The endpoint was {action}d.")
             elif action == "delete":
-                webhook_services.webhook_endpoint_delete(endpoint=endpoint)
+                webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint)
                 self.audit("webhook_endpoint.delete", **audit, data={"url": endpoint.url})
                 messages.success(request, f"The endpoint {endpoint.url} was deleted.")
                 return redirect("portal:developers")
             elif action == "rotate":
-                secret, previous_expires_at = webhook_services.webhook_secret_rotate(endpoint=endpoint)
+                secret, previous_expires_at = webhook_endpoints.webhook_secret_rotate(endpoint=endpoint)
                 self.audit(
                     "webhook_endpoint.rotate_secret",
                     **audit,
@@ -373,7 +375,7 @@ class WebhookActionView(PortalMixin, View):
                     previous_expires_at=previous_expires_at.isoformat(),
                 )
             elif action == "test":
-                delivery = webhook_services.webhook_endpoint_test(endpoint=endpoint)
+                delivery = webhook_endpoints.webhook_endpoint_test(endpoint=endpoint)
                 self.audit("webhook_endpoint.test", **audit, data={"delivery_id": delivery.pk})
                 messages.success(request, "A webhook.test event is on its way; it appears in the log below.")
             else:
@@ -394,7 +396,7 @@ class WebhookRedeliverView(PortalMixin, View):
         if delivery is None:
             raise Http404("No such delivery")
         try:
-            webhook_services.event_redeliver(event=delivery.event, endpoint_id=endpoint.pk)
+            webhook_redelivery.event_redeliver(event=delivery.event, endpoint_id=endpoint.pk)
         except ApplicationError as exc:
             messages.error(request, exc.detail)
         else:

@@ -41,8 +41,9 @@ def test_a_full_flow_logs_no_key_token_secret_code_pin_or_claim_token(tenant_a, 
     from fulfillment.services import reward_fulfil
     from funds.services import funds_deposit
     from orders.models import Reward
+    from webhooks.drain import webhook_delivery_attempt
+    from webhooks.events import event_emit
     from webhooks.models import WebhookDelivery
-    from webhooks.services import event_emit, webhook_delivery_attempt
 
     root = logging.getLogger()
     console = next(h for h in root.handlers if any(isinstance(f, RedactSecretsFilter) for f in h.filters))

@@ -59,7 +59,8 @@ def build_world(owner, api, shop, *, hook_url: str = "http://127.0.0.1:9/hook") 
     from funds.services import funds_deposit
     from orders.models import Reward
     from programs.services import program_create
-    from webhooks.services import event_emit, webhook_endpoint_create
+    from webhooks.endpoints import webhook_endpoint_create
+    from webhooks.events import event_emit
 
     world = World(tenant=owner, product_id=str(shop.coffee_usd.id), carrier=shop.ground_us.carrier)
     with tenant_context(owner):

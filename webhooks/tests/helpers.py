@@ -7,8 +7,8 @@ import json
 from django.utils import timezone
 from standardwebhooks import Webhook
 
+from webhooks.drain import webhook_delivery_attempt
 from webhooks.models import DeliveryStatus, WebhookDelivery
-from webhooks.services import webhook_delivery_attempt
 
 
 def attempt_now(delivery: WebhookDelivery):

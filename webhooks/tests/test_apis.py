@@ -11,8 +11,8 @@ from django.db import transaction
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
+from webhooks.events import event_emit
 from webhooks.models import DeliveryStatus, WebhookDelivery, WebhookSecret
-from webhooks.services import event_emit
 
 from .helpers import run_pending, verify
 

@@ -12,15 +12,12 @@ from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
 
-from webhooks import services, tasks
+from webhooks import drain, publish, tasks
+from webhooks.drain import webhook_deliveries_drain
+from webhooks.endpoints import webhook_endpoint_create, webhook_endpoint_update
+from webhooks.events import event_emit
 from webhooks.models import DeliveryStatus, Event, WebhookAttempt, WebhookDelivery
-from webhooks.services import (
-    event_emit,
-    webhook_deliveries_drain,
-    webhook_deliveries_sweep_schema,
-    webhook_endpoint_create,
-    webhook_endpoint_update,
-)
+from webhooks.sweeper import webhook_deliveries_sweep_schema
 
 from .helpers import verify
 
@@ -42,7 +39,7 @@ def published(monkeypatch) -> list[dict]:
         calls.append({"schema_name": schema_name, **kwargs})
         return True
 
-    monkeypatch.setattr(services, "_publish_drain", record)
+    monkeypatch.setattr(publish, "publish_drain", record)
     return calls
 
 
@@ -67,20 +64,20 @@ def test_a_drain_waiting_to_start_absorbs_later_commits(in_a, monkeypatch):
     sent: list[dict] = []
     monkeypatch.setattr(tasks, "webhook_deliveries_drain", FakeTask(sent))
     schema = connection.schema_name
-    services._drain_flag_clear(schema)
+    publish.drain_flag_clear(schema)
 
-    assert services._publish_drain(schema) is True
+    assert publish.publish_drain(schema) is True
     # Other transactions commit before that drain starts: it will see their deliveries; nothing more is sent.
-    assert services._publish_drain(schema) is False
-    assert services._publish_drain(schema) is False
+    assert publish.publish_drain(schema) is False
+    assert publish.publish_drain(schema) is False
     assert len(sent) == 1
     # Once it has started (it clears the flag before claiming), the next commit needs a drain of its own.
-    services._drain_flag_clear(schema)
-    assert services._publish_drain(schema) is True
+    publish.drain_flag_clear(schema)
+    assert publish.publish_drain(schema) is True
     # The sweeper does not depend on the flag.
-    assert services._publish_drain(schema, dedupe=False) is True
+    assert publish.publish_drain(schema, dedupe=False) is True
     assert [call["headers"] for call in sent] == [{"_schema_name": schema}] * 3
-    services._drain_flag_clear(schema)
+    publish.drain_flag_clear(schema)
 
 
 class FakeTask:
@@ -95,7 +92,7 @@ def test_a_drain_delivers_every_due_delivery_in_batches_with_a_few_statements(
     in_a, receiver, published, settings, monkeypatch
 ):
     settings.WEBHOOK_DRAIN_BATCH = 40
-    monkeypatch.setattr(services, "FLUSH_SECONDS", 30)  # outcomes written per finished claim: a stable count
+    monkeypatch.setattr(drain, "FLUSH_SECONDS", 30)  # outcomes written per finished claim: a stable count
     endpoints = [webhook_endpoint_create(url=receiver.url(f"/{n}")) for n in range(3)]
     events = emit_many(30)
 
@@ -221,7 +218,7 @@ def test_a_url_that_cannot_be_sent_is_a_failed_attempt_not_a_dead_drain(in_a, re
     assert len(failed) == 3
     assert all(status == DeliveryStatus.PENDING and count == 1 for status, count, _ in failed), failed
     assert all(error.startswith("UnicodeEncodeError") for *_, error in failed), failed
-    assert services._busy_endpoints() == []
+    assert drain._busy_endpoints() == []
 
 
 def test_a_drain_waiting_for_a_slow_answer_does_not_spin(in_a, receiver, published, settings):
@@ -266,10 +263,10 @@ def test_a_failing_drain_frees_every_endpoint_it_was_sending_to(in_a, receiver, 
     def broken(sends, *, token):
         raise RuntimeError("database went away")
 
-    monkeypatch.setattr(services, "_record", broken)
+    monkeypatch.setattr(drain, "_record", broken)
     with pytest.raises(RuntimeError, match="database went away"):
         webhook_deliveries_drain()
     # Nothing was recorded (the claims run out with their lease), but no endpoint stays marked in flight,
     # which would keep this worker process from ever claiming its deliveries again.
-    assert services._busy_endpoints() == []
+    assert drain._busy_endpoints() == []
     assert set(WebhookDelivery.objects.values_list("status", flat=True)) == {DeliveryStatus.SENDING}

@@ -14,9 +14,11 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
-from webhooks import services
+from webhooks import publish
+from webhooks.endpoints import webhook_endpoint_create
+from webhooks.events import event_emit
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
-from webhooks.services import event_emit, webhook_deliveries_sweep, webhook_endpoint_create
+from webhooks.sweeper import webhook_deliveries_sweep
 
 from .helpers import verify, wait_for
 
@@ -83,7 +85,7 @@ def test_the_sandbox_twin_delivers_to_its_own_endpoints(committed_tenant, celery
 def test_a_lost_publish_is_recovered_by_the_sweeper(committed_tenant, celery_worker_process, receiver, monkeypatch):
     with tenant_context(committed_tenant):
         _, secret = webhook_endpoint_create(url=receiver.url())
-        monkeypatch.setattr(services, "_publish_drain", lambda *args, **kwargs: False)  # the broker "lost" it
+        monkeypatch.setattr(publish, "publish_drain", lambda *args, **kwargs: False)  # the broker "lost" it
         with transaction.atomic():
             event = event_emit(type="batch.completed", data={"batch_id": "bat_1"})
         monkeypatch.undo()

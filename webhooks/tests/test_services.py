@@ -19,17 +19,12 @@ from standardwebhooks import WebhookVerificationError
 from accounts.services import staff_create
 from core import crypto
 from funds.services import funds_deposit, funds_hold, funds_hold_release, funds_set_low_balance_threshold
+from webhooks.drain import webhook_delivery_attempt
+from webhooks.endpoints import webhook_endpoint_create, webhook_endpoint_update, webhook_secret_rotate
+from webhooks.events import event_emit
 from webhooks.models import DeliveryStatus, Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint, WebhookSecret
-from webhooks.services import (
-    event_emit,
-    event_redeliver,
-    webhook_deliveries_sweep_schema,
-    webhook_delivery_attempt,
-    webhook_endpoint_create,
-    webhook_endpoint_redeliver_failed,
-    webhook_endpoint_update,
-    webhook_secret_rotate,
-)
+from webhooks.redelivery import event_redeliver, webhook_endpoint_redeliver_failed
+from webhooks.sweeper import webhook_deliveries_sweep_schema
 
 from .helpers import attempt_now, run_pending, verify
 
