@@ -136,6 +136,10 @@ def validate_url(url: str) -> str | None:
     In production (private addresses not allowed) the host must be a public DNS name: an IP address in any form
     and a single-label name (`intranet`) are refused here, so the endpoint is never saved, not only never sent.
     """
+    if any(char.isspace() or ord(char) < 32 or ord(char) == 127 for char in url):
+        # urlsplit quietly drops tabs and line breaks (and http.client refuses a space at send time): a URL
+        # that would be stored as something else, or never be sendable, is refused as typed.
+        return "A URL may not contain spaces or control characters; percent-encode them (a space is %20)."
     try:
         parts = urlsplit(url)
         port = parts.port

@@ -94,6 +94,17 @@ def test_numeric_hosts_and_single_label_names_are_refused_at_registration(api_a,
     assert [e["url"] for e in api_a.get(BASE).json()["results"]] == ["https://hooks.example.com/ok"]
 
 
+@pytest.mark.parametrize(
+    "url", ["http://127.0.0.1:8199/a b", "https://hooks.example.com/\r\nX: y", "https://hooks.example.com/\ta"]
+)
+def test_urls_with_spaces_or_control_characters_are_refused_in_any_mode(api_a, url):
+    """urlsplit drops CR/LF/tab silently: the URL would be stored as something else, or fail every delivery."""
+    response = api_a.post(BASE, {"url": url})
+    assert response.status_code == 422 and list(response.json()["errors"]) == ["url"]
+    assert "%20" in response.json()["errors"]["url"][0]
+    assert api_a.get(BASE).json()["results"] == []
+
+
 def test_the_url_is_stored_normalised(api_a, settings):
     settings.OUTBOUND_ALLOW_PRIVATE = False
     response = api_a.post(BASE, {"url": "https://Hooks.Example.COM./rewards"})
