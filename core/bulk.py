@@ -8,7 +8,7 @@ table, bench/bulk.py's profile); `COPY … FROM STDIN` streams plain tuples that
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, cast
 
 from django.db import connection, models
 
@@ -31,7 +31,8 @@ def copy_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     # An auto-increment key is the database's to fill; any other field left out takes its default.
     rest = [f for f in fields if f.attname not in given and not isinstance(f, models.fields.AutoFieldMixin)]
     constants = tuple(_default(model, field) for field in rest)
-    names = ", ".join(connection.ops.quote_name(field.column) for field in [*_fields(model, columns), *rest])
+    # A concrete field always has a column (only a non-concrete one, e.g. a reverse relation, has None).
+    names = ", ".join(connection.ops.quote_name(cast(str, f.column)) for f in [*_fields(model, columns), *rest])
     count = 0
     with connection.cursor() as cursor:
         raw = cursor.cursor  # the psycopg cursor: COPY needs it
@@ -48,12 +49,12 @@ def copy_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     return count
 
 
-def _fields(model: type[models.Model], columns: Sequence[str]) -> list[models.Field]:
+def _fields(model: type[models.Model], columns: Sequence[str]) -> list[models.Field[Any, Any]]:
     by_attname = {field.attname: field for field in model._meta.concrete_fields}
     return [by_attname[name] for name in columns]
 
 
-def _default(model: type[models.Model], field: models.Field) -> Any:
+def _default(model: type[models.Model], field: models.Field[Any, Any]) -> Any:
     value = None if field.primary_key else field.get_default()  # "" for text fields without a default
     if value is None:
         if not field.null:
@@ -73,14 +74,16 @@ def insert_statement(objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
 
     model = type(objs[0])
     for obj in objs:
-        obj._prepare_related_fields_for_save(operation_name="insert_together")
+        # What bulk_create does first (a private Model method, so not in django-stubs): a related object's
+        # primary key is copied to its foreign key column, and an unsaved related object refused.
+        obj._prepare_related_fields_for_save(operation_name="insert_together")  # type: ignore[attr-defined]
     fields = [
         field
         for field in model._meta.concrete_fields
         if not field.generated and not (isinstance(field, models.fields.AutoFieldMixin) and objs[0].pk is None)
     ]
     query = InsertQuery(model)
-    query.insert_values(fields, objs)
+    query.insert_values(fields, list(objs))
     [(sql, params)] = query.get_compiler(connection=connection).as_sql()
     return sql, list(params)
 

@@ -4,19 +4,21 @@ from __future__ import annotations
 
 import logging
 import time
+from typing import Any
 
+from celery import Task
 from celery.signals import task_postrun, task_prerun
-from django.db import connection
 from tenant_schemas_celery.app import get_schema_name_from_task
 
 from core import context
+from core.db import connection
 
 logger = logging.getLogger("rewards_portal.task")
-_started: dict[str, float] = {}
+_started: dict[str | None, float] = {}
 
 
 @task_prerun.connect
-def _task_started(task_id=None, task=None, **kwargs) -> None:
+def _task_started(task_id: str | None = None, task: Task | None = None, **kwargs: Any) -> None:
     _started[task_id] = time.perf_counter()
     context.clear()
     # The schema the task was sent from (tenant_schemas_celery's header), else the one it runs in.
@@ -25,7 +27,9 @@ def _task_started(task_id=None, task=None, **kwargs) -> None:
 
 
 @task_postrun.connect
-def _task_finished(task_id=None, task=None, state=None, **kwargs) -> None:
+def _task_finished(
+    task_id: str | None = None, task: Task | None = None, state: str | None = None, **kwargs: Any
+) -> None:
     started = _started.pop(task_id, None)
     # No `tenant` here: tenant_schemas_celery's own postrun receiver has already put the connection back on the
     # public schema, so the tenant bound when the task started is the one the line must carry.

@@ -16,9 +16,10 @@ import csv
 import re
 from collections.abc import Iterable, Iterator
 
-from django.db import connection
 from django.http import HttpResponse, StreamingHttpResponse
 from django_tenants.utils import tenant_context
+
+from core.db import connection
 
 CSV_CONTENT_TYPE = "text/csv; charset=utf-8"
 # A formula character at the start of a piece: after the start of the field or a separator, past blanks.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 from django.db import connection
-from django.http import JsonResponse
+from django.http import HttpRequest, JsonResponse
 
 from core.redis import get_redis
 
@@ -15,7 +15,7 @@ WORKER_HEARTBEAT_KEY = "rp:worker-heartbeat"
 WORKER_HEARTBEAT_MAX_AGE = 60
 
 
-def healthz(request):
+def healthz(request: HttpRequest) -> JsonResponse:
     return JsonResponse({"status": "ok"})
 
 
@@ -57,7 +57,7 @@ def _check_workers() -> tuple[bool, str]:
     return False, "no worker has reported in the last minute or answered a ping"
 
 
-def readyz(request):
+def readyz(request: HttpRequest) -> JsonResponse:
     checks = {"database": _check_database(), "broker": _check_broker(), "workers": _check_workers()}
     ready = all(ok for ok, _ in checks.values())
     body = {

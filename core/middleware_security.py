@@ -12,8 +12,10 @@ hijacking, forms post only back here. A view that sets its own Content-Security-
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from django.conf import settings
-from django.http import HttpResponseBadRequest
+from django.http import HttpRequest, HttpResponseBadRequest, HttpResponseBase
 
 DEFAULT_POLICY = (
     "default-src 'self'; img-src 'self' data: https:; style-src 'self' 'unsafe-inline'; "
@@ -22,10 +24,10 @@ DEFAULT_POLICY = (
 
 
 class ContentSecurityPolicyMiddleware:
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         response = self.get_response(request)
         policy = getattr(settings, "CONTENT_SECURITY_POLICY", DEFAULT_POLICY)
         if policy and "Content-Security-Policy" not in response:
@@ -45,10 +47,10 @@ class RejectNulBytesMiddleware:
     refuse NUL. The API answers 422 problem+json `validation_error`, other pages a plain 400.
     """
 
-    def __init__(self, get_response) -> None:
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponseBase]) -> None:
         self.get_response = get_response
 
-    def __call__(self, request):
+    def __call__(self, request: HttpRequest) -> HttpResponseBase:
         if "\x00" in request.path or any(
             "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
         ):

@@ -7,7 +7,8 @@ answered 413 problem+json by core/problems.py); this parser only sees bodies wit
 from __future__ import annotations
 
 import codecs
-from typing import Any
+from collections.abc import Mapping
+from typing import IO, Any, cast
 
 from rest_framework import parsers
 from rest_framework.exceptions import ParseError
@@ -40,13 +41,16 @@ class JSONParser(parsers.JSONParser):
     """DRF's JSON parser, plus: nesting over MAX_JSON_DEPTH (or past the interpreter's recursion limit) and an
     unknown charset are a 400 `malformed_request`, never a RecursionError or LookupError 500."""
 
-    def parse(self, stream, media_type=None, parser_context=None):
+    def parse(
+        self, stream: IO[Any], media_type: str | None = None, parser_context: Mapping[str, Any] | None = None
+    ) -> Any:  # any JSON document: an object, an array or a scalar
         parser_context = parser_context or {}
-        encoding = parsers.get_encoding(parser_context)
+        encoding = parsers.get_encoding(parser_context)  # type: ignore[attr-defined]  # missing from the DRF stubs
         try:
             decoded_stream = codecs.getreader(encoding)(stream)
             parse_constant = json.strict_constant if self.strict else None
-            data = json.load(decoded_stream, parse_constant=parse_constant)
+            # A StreamReader is a text stream to json.load (which only calls .read()), though not typed as IO.
+            data = json.load(cast(IO[str], decoded_stream), parse_constant=parse_constant)
         except RecursionError:
             raise JSONNestingTooDeep() from None
         except (ValueError, LookupError) as exc:  # UnicodeDecodeError is a ValueError

@@ -8,7 +8,7 @@ from typing import Any
 from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
-from django.http import Http404, JsonResponse
+from django.http import Http404, HttpRequest, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
 from rest_framework.views import set_rollback
@@ -117,7 +117,7 @@ UNAVAILABLE: dict[str, Any] = {
 }
 
 
-def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
+def problem_exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
     headers: dict[str, str] = {}
     if isinstance(exc, ApplicationError):
         body = problem(
@@ -151,10 +151,13 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             )
         else:
             body = problem(status=status, code=code, detail=str(exc.detail), retryable=retryable)
-        if isinstance(exc, exceptions.Throttled) and exc.wait is not None:
-            headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
-        if getattr(exc, "auth_header", None):
-            headers["WWW-Authenticate"] = exc.auth_header
+        # Throttled.wait (set by DRF's __init__) is missing from the DRF stubs; auth_header is set by DRF's
+        # APIView on NotAuthenticated / AuthenticationFailed only.
+        wait = getattr(exc, "wait", None) if isinstance(exc, exceptions.Throttled) else None
+        if wait is not None:
+            headers["Retry-After"] = str(max(1, int(wait + 0.999)))
+        if auth_header := getattr(exc, "auth_header", None):
+            headers["WWW-Authenticate"] = auth_header
     elif (refusal := request_refusal(exc)) is not None:
         body = problem(**refusal)
     elif store_unavailable(exc):
@@ -171,11 +174,11 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
     return response
 
 
-def api_not_found(request, exception=None):
+def api_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return problem_response(status=404, code="not_found", detail="Not found.")
 
 
-def api_bad_request(request, exception=None):
+def api_bad_request(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     """Django's handler400 under /api/: a body refused outside a DRF view, or a SuspiciousOperation."""
     return problem_response(
         **(
@@ -185,11 +188,11 @@ def api_bad_request(request, exception=None):
     )
 
 
-def api_permission_denied(request, exception=None):
+def api_permission_denied(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
     return problem_response(status=403, code="forbidden", detail="You do not have permission to do this.")
 
 
-def api_server_error(request):
+def api_server_error(request: HttpRequest) -> JsonResponse:
     import sys
 
     if store_unavailable(sys.exc_info()[1]):  # raised outside a DRF view, e.g. by the tenant routing middleware

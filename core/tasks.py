@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import socket
 import time
+from typing import Any
 
-from celery import shared_task
+from celery import Task, shared_task
 from celery.signals import worker_ready
-from django.db import connection
 
+from core.db import connection
 from core.health import WORKER_HEARTBEAT_KEY
 from core.redis import get_redis
 
@@ -18,7 +19,7 @@ def _record_heartbeat(hostname: str) -> None:
 
 
 @shared_task(bind=True, name="core.tasks.worker_heartbeat")
-def worker_heartbeat(self) -> None:
+def worker_heartbeat(self: Task) -> None:
     """Sent by beat every 15 s; whichever worker takes it records that workers are consuming.
 
     Keyed by the worker's node name (as at start-up), so one worker is never counted twice in /readyz.
@@ -27,7 +28,7 @@ def worker_heartbeat(self) -> None:
 
 
 @worker_ready.connect
-def _on_worker_ready(sender=None, **kwargs) -> None:
+def _on_worker_ready(sender: object = None, **kwargs: Any) -> None:
     _record_heartbeat(getattr(sender, "hostname", None) or socket.gethostname())
 
 

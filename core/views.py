@@ -2,7 +2,7 @@
 
 import sys
 
-from django.http import HttpResponse
+from django.http import HttpRequest, HttpResponse
 from django.views import defaults
 
 from core.problems import (
@@ -15,25 +15,26 @@ from core.problems import (
 )
 
 
-def bad_request(request, exception=None):
+# Django calls handler400/403/404 with (request, exception), handler500 with (request).
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_bad_request(request, exception)
     return defaults.bad_request(request, exception)
 
 
-def permission_denied(request, exception=None):
+def permission_denied(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_permission_denied(request, exception)
     return defaults.permission_denied(request, exception)
 
 
-def not_found(request, exception=None):
+def not_found(request: HttpRequest, exception: Exception) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_not_found(request, exception)
     return defaults.page_not_found(request, exception)
 
 
-def server_error(request):
+def server_error(request: HttpRequest) -> HttpResponse:
     if request.path.startswith("/api/"):
         return api_server_error(request)
     if store_unavailable(sys.exc_info()[1]):  # a database or Redis restart: a 503 the browser may retry

@@ -1,14 +1,14 @@
 """URL configuration: health, the API (tenant from credential), docs, admin (operator, public schema), portal."""
 
 from django.contrib import admin
-from django.urls import include, path
+from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from core.health import healthz, readyz
 from fulfillment import views_claim
 from tenants.apis import TokenApi
 
-api_v1 = [
+api_v1: list[URLPattern | URLResolver] = [
     path("tokens", TokenApi.as_view(), name="token-create"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
     path("", include("funds.urls")),

@@ -356,6 +356,9 @@ CELERY_BEAT_SCHEDULE: dict = {
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------
+# Outbound HTTP may reach loopback/private addresses (the SSRF guard, webhooks/outbound.py): off unless an
+# environment module turns it on (dev and test do; production reads OUTBOUND_ALLOW_PRIVATE).
+OUTBOUND_ALLOW_PRIVATE = False
 # Seconds to wait before each delivery attempt, counted from the previous failure; the first entry is the
 # initial send. After the last attempt fails the delivery is marked failed (Standard Webhooks schedule).
 WEBHOOK_RETRY_SCHEDULE = env.list(

@@ -17,11 +17,13 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 _stores = embedded.environment()
 # Tests use their own Redis database so a running `make dev` worker never consumes test tasks.
 _redis = os.environ.get("TEST_REDIS_URL") or redis_url_with_db(_stores["REDIS_URL"], 15)
-globals().update(configure_stores(_stores["DATABASE_URL"], _redis))
+_store_settings = configure_stores(_stores["DATABASE_URL"], _redis)
+globals().update(_store_settings)
 REDIS_URL = _redis
-DATABASES["default"]["CONN_MAX_AGE"] = 0  # noqa: F405 — threaded test servers must not leak connections
+DATABASES = _store_settings["DATABASES"]  # the same dict, named here (globals().update is invisible to mypy)
+DATABASES["default"]["CONN_MAX_AGE"] = 0  # threaded test servers must not leak connections
 # `make test` gives each concurrent run its own test database (see scripts/run_tests.py).
-DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_rewards_portal")}  # noqa: F405
+DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_rewards_portal")}
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test")
 ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE="]
 # A short webhook retry schedule, read from the environment so the test worker process gets the same one.
@@ -48,6 +50,6 @@ WHITENOISE_AUTOREFRESH = True
 # another run that happens to use the same Redis logical database.
 CELERY_BROKER_TRANSPORT_OPTIONS = {
     "visibility_timeout": 3600,
-    "global_keyprefix": DATABASES["default"]["TEST"]["NAME"] + ":",  # noqa: F405
+    "global_keyprefix": DATABASES["default"]["TEST"]["NAME"] + ":",
 }
 ANYMAIL = {**ANYMAIL, "WEBHOOK_SECRET": "provider:webhook-secret"}  # noqa: F405

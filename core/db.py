@@ -1,0 +1,38 @@
+"""`django.db.connection` as django-tenants extends it, typed: the schema and tenant it is set to, and the calls
+that switch them.
+
+django-tenants ships no types, and django-stubs types `django.db.connection` as Django's own wrapper, which has
+none of these. `connection` here IS `django.db.connection` (the same per-thread proxy), only typed: import it from
+here where the schema or tenant is read or switched.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol, cast
+
+from django.db import connection as _connection
+
+if TYPE_CHECKING:
+    from django.db.backends.base.base import BaseDatabaseWrapper
+
+    class TenantDatabaseWrapper(BaseDatabaseWrapper):
+        """What django_tenants.postgresql_backend.base.DatabaseWrapper adds that our code uses."""
+
+        schema_name: str  # set to "public" when the connection is made, so never None once it exists
+        tenant: SchemaTenant
+        search_path_set_schemas: list[str] | None  # None: the next cursor sets the search_path again
+
+        def set_tenant(self, tenant: SchemaTenant, include_public: bool = True) -> None: ...
+        def set_schema(self, schema_name: str, include_public: bool = True, tenant_type: str | None = None) -> None: ...
+        def set_schema_to_public(self) -> None: ...
+
+
+class SchemaTenant(Protocol):
+    """A tenant as the connection holds it: a `tenants.Tenant` row, or django-tenants' FakeTenant for a schema set
+    by name (the public schema, a provisioning template). `tenants.selectors.tenant_current()` gives the row."""
+
+    @property
+    def schema_name(self) -> str: ...
+
+
+connection = cast("TenantDatabaseWrapper", _connection)
