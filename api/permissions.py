@@ -1,19 +1,27 @@
 """Permissions applied by the base API view: a tenant credential, and the scope the method needs."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from rest_framework.permissions import SAFE_METHODS, BasePermission
+
+if TYPE_CHECKING:  # DRF's settings import these modules while rest_framework.views loads
+    from rest_framework.request import Request
+    from rest_framework.views import APIView
 
 
 class HasTenantCredential(BasePermission):
     message = "Authenticate with an API key or access token."
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         return getattr(request, "api_key", None) is not None
 
 
 class HasScope(BasePermission):
     """GET/HEAD/OPTIONS need `read`; everything else needs `write`. A view may name `required_scope`."""
 
-    def has_permission(self, request, view) -> bool:
+    def has_permission(self, request: Request, view: APIView) -> bool:
         key = getattr(request, "api_key", None)
         if key is None:
             return False

@@ -6,8 +6,13 @@ check). The tenant schema was set by `tenants.middleware.TenantRoutingMiddleware
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from django.db import connection
 from rest_framework import generics
+from rest_framework.authentication import BaseAuthentication
+from rest_framework.permissions import BasePermission, OperandHolder, SingleOperandHolder
+from rest_framework.throttling import BaseThrottle
 from rest_framework.views import APIView
 
 from api import schema  # noqa: F401 — registers the OpenAPI extension for our credentials, with the views
@@ -20,9 +25,13 @@ BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class TenantAPIMixin:
-    authentication_classes = [ApiKeyAuthentication]
-    permission_classes = [HasTenantCredential, HasScope]
-    throttle_classes = [ApiKeyRateThrottle]
+    authentication_classes: Sequence[type[BaseAuthentication]] = [ApiKeyAuthentication]
+    # APIView's own type (a class, or classes combined with & | ~): an override must keep it, the list is mutable.
+    permission_classes: Sequence[type[BasePermission] | OperandHolder | SingleOperandHolder] = [
+        HasTenantCredential,
+        HasScope,
+    ]
+    throttle_classes: Sequence[type[BaseThrottle]] = [ApiKeyRateThrottle]
     required_scope: str | None = None  # default: read for safe methods, write otherwise
 
     def initial(self, request, *args, **kwargs):
