@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from decimal import Decimal
+from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
@@ -17,8 +18,11 @@ from .models import DenominationType, FxRate, Product, ProductType, ShippingMeth
 from .selectors import fx_rate_list, product_get_for_tenant, product_list_for_tenant, shipping_method_list
 
 COUNTRY_RE, CURRENCY_RE = r"^[A-Za-z]{2}$", r"^[A-Za-z]{3}$"  # also documented on the query parameters
-COUNTRY_FIELD = {"regex": COUNTRY_RE, "error_messages": {"invalid": "Use an ISO 3166 alpha-2 code like US."}}
-CURRENCY_FIELD = {"regex": CURRENCY_RE, "error_messages": {"invalid": "Use an ISO 4217 code like USD."}}
+COUNTRY_FIELD: dict[str, Any] = {
+    "regex": COUNTRY_RE,
+    "error_messages": {"invalid": "Use an ISO 3166 alpha-2 code like US."},
+}
+CURRENCY_FIELD: dict[str, Any] = {"regex": CURRENCY_RE, "error_messages": {"invalid": "Use an ISO 4217 code like USD."}}
 
 
 def format_rate(rate: Decimal) -> str:
@@ -67,10 +71,11 @@ class DenominationsOutput(serializers.Serializer):
         if product.denomination_type == DenominationType.FIXED:
             values = [format_amount(value, product.currency) for value in product.denomination_values]
             return {"type": "fixed", "values": values}
+        low, high = product.denomination_range
         return {
             "type": "range",
-            "min": format_amount(product.denomination_min, product.currency),
-            "max": format_amount(product.denomination_max, product.currency),
+            "min": format_amount(low, product.currency),
+            "max": format_amount(high, product.currency),
         }
 
 

@@ -110,8 +110,10 @@ def _denomination_error(product: Product, raw: str) -> tuple[Decimal | None, str
     if product.denomination_type == DenominationType.FIXED:
         if value not in set(product.denomination_values):
             return None, f"{raw} is not a denomination of this product ({product.allowed_amounts_text()})."
-    elif not (product.denomination_min <= value <= product.denomination_max):
-        return None, f"{raw} is outside this product's range ({product.allowed_amounts_text()})."
+    else:
+        low, high = product.denomination_range
+        if not (low <= value <= high):
+            return None, f"{raw} is outside this product's range ({product.allowed_amounts_text()})."
     return quantize(value, currency), None
 
 
@@ -205,7 +207,7 @@ def inventory_import_csv(
                 )
             else:
                 seen[digest] = number
-        if row_problems:
+        if row_problems or denomination is None:  # no denomination: its problem is listed
             problems.extend(row_problems)
         else:
             parsed.append((number, code, pin, denomination, digest))
@@ -259,8 +261,8 @@ def inventory_import_csv(
             errors={"path": ["Duplicate of a concurrently imported code."]},
         ) from None
     by_denomination: dict[str, int] = {}
-    for code in codes:
-        key = format_amount(code.denomination, code.currency)
+    for imported in codes:
+        key = format_amount(imported.denomination, imported.currency)
         by_denomination[key] = by_denomination.get(key, 0) + 1
     logger.info(
         "inventory codes imported",

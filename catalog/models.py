@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import uuid
 from decimal import Decimal
+from typing import cast
 
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex
@@ -196,6 +197,12 @@ class Product(models.Model):
             raise ValidationError(errors)
 
     @property
+    def denomination_range(self) -> tuple[Decimal, Decimal]:
+        """A range product's (minimum, maximum)."""
+        # Both are set for every range product (the catalog_product_denomination check constraint): never None.
+        return cast(Decimal, self.denomination_min), cast(Decimal, self.denomination_max)
+
+    @property
     def can_be_ordered(self) -> bool:
         """Orderable now: flagged so and its supplier active (needs `supplier` loaded)."""
         return self.is_orderable and self.supplier.is_active
@@ -205,8 +212,7 @@ class Product(models.Model):
         if self.denomination_type == DenominationType.FIXED:
             values = ", ".join(format_amount(value, self.currency) for value in self.denomination_values)
             return f"{values} {self.currency}"
-        low = format_amount(self.denomination_min, self.currency)
-        high = format_amount(self.denomination_max, self.currency)
+        low, high = (format_amount(bound, self.currency) for bound in self.denomination_range)
         return f"{low} to {high} {self.currency}"
 
 

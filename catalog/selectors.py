@@ -16,11 +16,11 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
-from django.db import connection
 from django.db.models import Prefetch, Q, QuerySet
 from django.utils import timezone
 from django_tenants.utils import get_public_schema_name
 
+from core.db import connection
 from core.errors import ApplicationError, NotFoundError
 from core.money import exponent, format_amount, quantize
 
@@ -202,8 +202,10 @@ def product_validate_amount(*, product: Product, amount: Decimal) -> None:
     elif product.denomination_type == DenominationType.FIXED:
         if value not in set(product.denomination_values):
             problem = f"{format_amount(value, currency)} {currency} is not offered; {product.name} comes in {allowed}."
-    elif not (product.denomination_min <= value <= product.denomination_max):
-        problem = f"{format_amount(value, currency)} {currency} is out of range; {product.name} accepts {allowed}."
+    else:
+        low, high = product.denomination_range
+        if not (low <= value <= high):
+            problem = f"{format_amount(value, currency)} {currency} is out of range; {product.name} accepts {allowed}."
     if problem:
         raise ApplicationError(
             problem, code="amount_not_allowed", status=422, title="Amount not allowed", errors={"amount": [problem]}
@@ -241,8 +243,8 @@ def fx_rate_list(*, base: str | None = None, quote: str | None = None) -> QueryS
         latest = latest.filter(base=base.strip().upper())
     if quote:
         latest = latest.filter(quote=quote.strip().upper())
-    latest = latest.order_by("base", "quote", "-as_of").distinct("base", "quote").values("id")
-    return FxRate.objects.filter(id__in=latest).order_by("base", "quote")
+    latest_ids = latest.order_by("base", "quote", "-as_of").distinct("base", "quote").values("id")
+    return FxRate.objects.filter(id__in=latest_ids).order_by("base", "quote")
 
 
 def shipping_method_list(*, country: str | None = None) -> QuerySet[ShippingMethod]:

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.db import transaction
+from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
 
@@ -43,7 +43,7 @@ def _validation_error(exc: ValidationError, *, prefix: str = "") -> ApplicationE
     return ApplicationError(f"{prefix}{summary}", code="validation_error", errors=errors)
 
 
-def _full_clean(instance, *, exclude: Iterable[str] = (), unique: bool = True) -> None:
+def _full_clean(instance: models.Model, *, exclude: Iterable[str] = (), unique: bool = True) -> None:
     try:
         instance.full_clean(exclude=list(exclude), validate_unique=unique, validate_constraints=unique)
     except ValidationError as exc:
@@ -64,7 +64,9 @@ def _decimal(value: Any, *, field: str) -> Decimal | None:
     return amount
 
 
-def supplier_upsert(*, code: str, name: str, kind: str, config: dict | None = None, is_active: bool = True) -> Supplier:
+def supplier_upsert(
+    *, code: str, name: str, kind: str, config: dict[str, Any] | None = None, is_active: bool = True
+) -> Supplier:
     if kind not in SupplierKind.values:
         raise ApplicationError(
             f"Unknown supplier kind {kind!r}.",
@@ -303,7 +305,8 @@ def shipping_method_upsert(
         method = ShippingMethod.objects.filter(pk=shipping_method_id).first()
     method = method or ShippingMethod(id=shipping_method_id or uuid.uuid4())
     method.name, method.carrier, method.countries = name.strip(), carrier.strip(), list(countries)
-    method.price, method.currency = _decimal(price, field="price"), currency
+    # A missing price (None) is refused by full_clean below, as a field error.
+    method.price, method.currency = _decimal(price, field="price"), currency  # type: ignore[assignment]
     method.estimated_days, method.is_active = estimated_days, is_active
     _full_clean(method)
     method.save()
@@ -312,7 +315,8 @@ def shipping_method_upsert(
 
 def fx_rate_create(*, base: str, quote: str, rate: Any, as_of: datetime | None = None) -> FxRate:
     """Record a rate (idempotent for the same pair and instant: the rate is replaced)."""
-    fx = FxRate(base=base, quote=quote, rate=_decimal(rate, field="rate"), as_of=as_of or timezone.now())
+    # A missing rate (None) is refused by full_clean below, as a field error.
+    fx = FxRate(base=base, quote=quote, rate=_decimal(rate, field="rate"), as_of=as_of or timezone.now())  # type: ignore[misc]
     _full_clean(fx, exclude=["as_of"] if as_of is None else (), unique=False)  # an existing pair+instant is replaced
     if fx.base == fx.quote:
         raise ApplicationError(
@@ -381,12 +385,12 @@ def fx_rates_load(*, path: str | Path) -> int:
             as_of = _parse_as_of(row.get("as_of") or "")
             if as_of is None:
                 row_problems.append(f"as_of: {row.get('as_of')!r} is not an ISO 8601 date or date-time.")
-            if not row_problems:
+            if not row_problems and rate is not None and as_of is not None:  # a None has its problem listed
                 key = (base, quote, as_of)
                 if key in seen:
                     row_problems.append(f"duplicates row {seen[key]} ({base}/{quote} at {as_of.isoformat()}).")
                 seen[key] = number
-            if row_problems:
+            if row_problems or rate is None or as_of is None:
                 problems[f"row {number}"] = row_problems
             else:
                 rows.append((base, quote, rate, as_of))
