@@ -45,7 +45,7 @@ def _product_ids(values: Iterable[Any], *, field: str, errors: dict[str, list[st
     return ids
 
 
-def _branding(value: dict | None, errors: dict[str, list[str]]) -> dict[str, str]:
+def _branding(value: dict[str, Any] | None, errors: dict[str, list[str]]) -> dict[str, str]:
     branding = dict(value or {})
     unknown = sorted(set(branding) - set(BRANDING_KEYS))
     problems = [f"Unknown key(s) {', '.join(unknown)}; use {', '.join(BRANDING_KEYS)}."] if unknown else []
@@ -71,7 +71,7 @@ def program_create(
     allowed_product_ids: Iterable[uuid.UUID | str] = (),
     default_message: str = "",
     sender_name: str = "",
-    branding: dict | None = None,
+    branding: dict[str, Any] | None = None,  # a JSON object from the client, checked by _branding
     is_active: bool = True,
 ) -> Program:
     """A program in the current tenant. A budget is an amount per month, quarter or year; period `none`
