@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from typing import Any
 
 # Countries whose addresses need a state/province/region.
 STATE_REQUIRED = {"US", "CA", "AU", "BR", "MX", "IN"}
@@ -27,7 +28,7 @@ NO_POSTAL_CODE = {"HK", "AE", "IE"}
 MAX_LENGTHS = {"name": 200, "line1": 200, "line2": 200, "city": 100, "state": 100, "postal_code": 20, "country": 2}
 
 
-def address_errors(address: dict | None) -> dict[str, list[str]]:
+def address_errors(address: object) -> dict[str, list[str]]:
     """Field -> messages; empty when the address can be shipped to."""
     if not isinstance(address, dict):
         return {"shipping_address": ["A shipping address is required for physical rewards."]}
@@ -54,7 +55,7 @@ def address_errors(address: dict | None) -> dict[str, list[str]]:
     return errors
 
 
-def address_normalize(address: dict) -> dict:
+def address_normalize(address: dict[str, Any]) -> dict[str, str]:
     clean = {key: str(address.get(key) or "").strip() for key in MAX_LENGTHS}
     clean["country"] = clean["country"].upper()
     if clean["country"] in {"GB", "CA", "NL", "IE"}:

@@ -64,7 +64,7 @@ EXAMPLE_PHYSICAL_REQUEST = {
         }
     ],
 }
-EXAMPLE_ORDER = {
+EXAMPLE_ORDER: dict[str, Any] = {
     "id": "8d6f0c52-3f4e-4a9b-9a7e-5b1c2d3e4f50",
     "type": "digital",
     "status": "pending",
@@ -182,7 +182,8 @@ class OrderCreateInput(serializers.Serializer):
     po_number = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     program = serializers.CharField(max_length=60, required=False, allow_null=True, allow_blank=True)
     funding_currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
-    rewards = RewardInputSerializer(many=True, allow_empty=False, max_length=500)
+    # many=True: DRF hands max_length to the ListSerializer it builds; the DRF stubs only know the child's arguments.
+    rewards = RewardInputSerializer(many=True, allow_empty=False, max_length=500)  # type: ignore[call-arg]
 
 
 class MoneyTotalOutput(serializers.Serializer):

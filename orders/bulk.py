@@ -9,9 +9,10 @@ from __future__ import annotations
 import json
 import os
 import time
+import uuid
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
 from django.db import transaction
@@ -26,6 +27,10 @@ from .create import order_new
 from .handoff import rewards_dispatch, shipment_hooks_required
 from .models import DeliveryMethod, OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward
+
+if TYPE_CHECKING:
+    from funds.models import Hold
+    from programs.models import Program
 
 _BATCH_REWARD_COLUMNS = [
     "id", "order_id", "position", "status", "product_id", "product_snapshot", "amount", "currency", "charge_amount",
@@ -66,8 +71,8 @@ def order_create_for_batch_rows(
     order_type: str,
     currency: str,
     planned: list[PlannedReward],
-    source_hold: Any,
-    program: Any = None,
+    source_hold: Hold,
+    program: Program | None = None,
     fx_rate: Decimal | None = None,
     po_number: str = "",
     api_key_id: str = "",
@@ -98,10 +103,10 @@ def order_create_for_batch_rows(
     claim_methods = (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS)
     default_message = program.default_message if program else ""
     default_sender = program.sender_name if program else ""
-    snapshots: dict[Any, str] = {}
-    rewards: list[tuple] = []
+    snapshots: dict[uuid.UUID, str] = {}
+    rewards: list[tuple[Any, ...]] = []  # COPY rows: database values in _BATCH_REWARD_COLUMNS order
     holds: list[tuple[str, str, Decimal]] = []
-    shipments: list[tuple[str, str, Any, dict | None]] = []
+    shipments: list[tuple[str, str, Any, dict[str, str] | None]] = []
     token_hashes: list[str] = []
     created: list[BatchReward] = []
     held = Decimal(0)

@@ -10,9 +10,8 @@ from __future__ import annotations
 import hashlib
 import secrets
 
-from django.db import connection
-
 from core.bulk import copy_insert
+from core.db import connection
 from tenants.models import ClaimTokenIndex
 
 
@@ -25,7 +24,7 @@ def claim_token_hash(token: str) -> str:
 
 
 def _tenant_id() -> int:
-    tenant_id = getattr(connection.tenant, "pk", None)
+    tenant_id: int | None = getattr(connection.tenant, "pk", None)  # a FakeTenant (public schema) has none
     if tenant_id is None:
         raise RuntimeError("claim tokens are created inside a tenant schema")
     return tenant_id

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import logging
 import uuid
+from collections.abc import Callable
 from datetime import timedelta
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.db import IntegrityError, transaction
@@ -28,6 +29,9 @@ from .handoff import rewards_dispatch, shipment_hooks_required
 from .idempotency import idempotency_begin
 from .models import DeliveryMethod, IdempotencyRecord, Order, OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward, RewardInput, field_error, order_plan, order_totals, program_budget_check
+
+if TYPE_CHECKING:
+    from programs.models import Program
 
 logger = logging.getLogger(__name__)
 
@@ -46,14 +50,14 @@ def order_create(
     rewards: list[RewardInput],
     idempotency_key: str | None,
     body_hash: str,
-    render: Any,
+    render: Callable[[Order], dict[str, Any]],
     external_id: str | None = None,
     po_number: str = "",
     program_slug: str | None = None,
     funding_currency: str | None = None,
     api_key_id: str = "",
     created_by_email: str = "",
-) -> tuple[int, dict, bool]:
+) -> tuple[int, dict[str, Any], bool]:
     """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
 
     Refusals raise ApplicationError and change nothing.
@@ -108,7 +112,7 @@ def order_create(
         from webhooks.events import event_emit
 
         # Rendered from the rows just written, not re-read: what the selectors would read back is exactly this.
-        order._prefetched_objects_cache = {"rewards": created}
+        order._prefetched_objects_cache = {"rewards": created}  # type: ignore[attr-defined]  # Django's own cache
         body = render(order)
         stored_response = (
             [IdempotencyRecord(key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body)]
@@ -134,7 +138,7 @@ def order_new(
     order_type: str,
     planned: list[PlannedReward],
     currency: str,
-    program: Any,
+    program: Program | None,
     fx_rate: Decimal | None,
     external_id: str | None = None,
     po_number: str = "",
@@ -159,7 +163,7 @@ def order_new(
 
 
 def _new_rewards(
-    *, order: Order, planned: list[PlannedReward], program: Any, preassign_holds: bool = False
+    *, order: Order, planned: list[PlannedReward], program: Program | None, preassign_holds: bool = False
 ) -> tuple[list[Reward], list[RewardEvent], list[Any]]:
     """The order's rewards, their first events and their shipments, all unsaved (for core.bulk.insert_together).
     Claim tokens still need registering."""

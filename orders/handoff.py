@@ -7,6 +7,7 @@ called inside the orders transaction that needs it, so what it writes commits or
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -32,7 +33,7 @@ class _Dispatchable(Protocol):
     """A Reward, or the BatchReward that bulk batches write."""
 
     @property
-    def id(self) -> Any: ...
+    def id(self) -> uuid.UUID | str: ...  # a BatchReward's is UUID text
 
     @property
     def status(self) -> str: ...
@@ -45,7 +46,7 @@ class ShipmentHooks:
     # An unsaved shipment for a reward, written with the order in one statement (core.bulk.insert_together).
     new: Callable[..., models.Model]  # (reward=, shipping_method=, address=)
     # Bulk batches: rows of (shipment id, reward id, shipping method, address) written with one COPY.
-    copy: Callable[[list[tuple[str, str, Any, dict | None]]], None]
+    copy: Callable[[list[tuple[str, str, Any, dict[str, str] | None]]], None]
     # The reward (row locked) is being canceled: its shipment, if still pending, is canceled with it.
     cancel: Callable[[Reward], None]
 

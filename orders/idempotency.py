@@ -12,9 +12,9 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection
 from django.utils import timezone
 
+from core.db import connection
 from core.errors import ApplicationError
 
 from .models import IdempotencyRecord

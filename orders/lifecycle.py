@@ -41,14 +41,15 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
         fields.append("delivered_at")
     reward.save(update_fields=fields)
     RewardEvent.objects.create(reward=reward, from_status=previous, to_status=to, note=note[:300])
-    event_type = {
+    event_types: dict[str, str] = {
         RewardStatus.DELIVERED: "reward.delivered",
         RewardStatus.DELIVERY_FAILED: "reward.delivery_failed",
         RewardStatus.OPENED: "reward.opened",
         RewardStatus.REDEEMED: "reward.redeemed",
         RewardStatus.CANCELED: "reward.canceled",
         RewardStatus.FAILED: "reward.failed",
-    }.get(to)
+    }
+    event_type = event_types.get(to)
     if event_type and event_type != "reward.failed":
         from orders.selectors import reward_render
         from webhooks.events import event_emit

@@ -10,10 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from django.conf import settings
-from django.db import connection
 from django.db.models import Sum
 from django.utils import timezone
 
@@ -22,17 +21,22 @@ from core.money import quantize
 from core.phone import E164_RE
 from core.text import control_character_error
 from funds.selectors import balance_get
+from tenants.selectors import tenant_current
 
 from .addresses import address_errors, address_normalize
 from .models import DeliveryMethod, Order, OrderStatus, OrderType
 
+if TYPE_CHECKING:
+    from catalog.models import Product, ShippingMethod
+    from programs.models import Program
+
 MAX_REWARDS_PER_ORDER = 500  # larger sends go through bulk batches
-DELIVERY_METHODS_BY_ORDER_TYPE = {
+DELIVERY_METHODS_BY_ORDER_TYPE: dict[str, set[str]] = {
     OrderType.DIGITAL: {DeliveryMethod.EMAIL, DeliveryMethod.SMS, DeliveryMethod.API},
     OrderType.LINK: {DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS},
     OrderType.PHYSICAL: {DeliveryMethod.SHIPMENT},
 }
-DEFAULT_DELIVERY_METHOD = {
+DEFAULT_DELIVERY_METHOD: dict[str, str] = {
     OrderType.DIGITAL: DeliveryMethod.EMAIL,
     OrderType.LINK: DeliveryMethod.LINK,
     OrderType.PHYSICAL: DeliveryMethod.SHIPMENT,
@@ -60,19 +64,19 @@ class RewardInput:
 class PlannedReward:
     position: int
     spec: RewardInput
-    product: Any
+    product: Product
     delivery_method: str
     charge: Decimal
     fx_fee: Decimal
     shipping: Decimal
-    shipping_method: Any = None
-    address: dict | None = None
+    shipping_method: ShippingMethod | None = None
+    address: dict[str, str] | None = None  # normalised (orders.addresses.address_normalize)
 
 
 class OrderPlan(NamedTuple):
     """An order validated and priced, not yet written: what order_create writes and order_quote prices."""
 
-    program: Any  # programs.Program or None
+    program: Program | None
     currency: str  # the funding currency
     planned: list[PlannedReward]
     fx_rate: Decimal | None  # None when rewards are charged at several rates
@@ -107,7 +111,7 @@ def _funding_currency(*, requested: str | None, face_currency: str) -> str:
         return requested.upper()
     if balance_get(currency=face_currency) is not None:
         return face_currency
-    return connection.tenant.live_tenant.default_currency
+    return tenant_current().live_tenant.default_currency
 
 
 def order_plan(
@@ -126,7 +130,7 @@ def order_plan(
 
 
 def plan_rewards(
-    *, order_type: str, rewards: list[RewardInput], program: Any, funding_currency: str | None
+    *, order_type: str, rewards: list[RewardInput], program: Program | None, funding_currency: str | None
 ) -> tuple[str, list[PlannedReward], Decimal | None]:
     """Validate every reward (catalogue, amount, recipient, address, text) and price it in the funding
     currency: (funding currency, one PlannedReward per reward to create, the single FX rate or None)."""
@@ -252,7 +256,7 @@ def order_totals(planned: list[PlannedReward]) -> tuple[Decimal, Decimal, Decima
     return charge, fees, shipping, charge + fees + shipping
 
 
-def program_budget_check(*, program: Any, currency: str, amount: Decimal) -> None:
+def program_budget_check(*, program: Program | None, currency: str, amount: Decimal) -> None:
     """Lock the program row and refuse the order if it would exceed this period's budget."""
     if program is None or program.budget_amount is None or program.budget_period == "none":
         return

@@ -73,7 +73,7 @@ def order_render(order: Order, *, bearer: bool = False) -> dict[str, Any]:
         "status": order.status,
         "external_id": order.external_id,
         "po_number": order.po_number or None,
-        "program": order.program.slug if order.program_id else None,
+        "program": order.program.slug if order.program is not None else None,
         "total": {
             "amount": format_amount(order.total_amount, order.currency),
             "currency": order.currency,

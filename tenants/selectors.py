@@ -1,12 +1,23 @@
-"""Reads for tenants: the loop over every tenant schema that periodic tasks run."""
+"""Reads for tenants: the tenant whose schema is in use, and the loop over every tenant schema that periodic tasks
+run."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import cast
 
 from django_tenants.utils import tenant_context
 
+from core.db import connection
+
 from .models import Tenant, TenantStatus
+
+
+def tenant_current() -> Tenant:
+    """The tenant row of the schema the connection is set to (a tenant's live schema or its sandbox twin)."""
+    # Inside a tenant schema the connection holds its Tenant row (set_tenant, tenant_context); django-tenants
+    # holds a FakeTenant only for a schema set by name (public), where no caller of this runs.
+    return cast(Tenant, connection.tenant)
 
 
 def for_each_tenant(*, active_only: bool = True) -> Iterator[Tenant]:
