@@ -8,11 +8,12 @@ costs a handful of queries, not one per row.
 from __future__ import annotations
 
 import hashlib
+import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal, InvalidOperation
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,6 +24,12 @@ from core.errors import ApplicationError
 from core.money import amount_text_ok, quantize
 from core.phone import E164_RE
 from core.text import control_character_error
+
+if TYPE_CHECKING:
+    from _hashlib import HASH
+
+    from catalog.models import Product, ShippingMethod
+    from programs.models import Program
 
 COLUMNS = [
     "recipient_name",
@@ -87,7 +94,7 @@ def file_error(
 
 @dataclass
 class FileDigest:
-    sha256: Any = field(default_factory=hashlib.sha256)
+    sha256: HASH = field(default_factory=hashlib.sha256)
     bytes: int = 0
 
 
@@ -156,28 +163,29 @@ class ValidRow:
 class RowValidator:
     """Validates one row at a time against the catalogue as this tenant (and program) sees it, with caches."""
 
-    def __init__(self, *, program: Any = None) -> None:
+    def __init__(self, *, program: Program | None = None) -> None:
         from funds.selectors import balance_list
 
         self.program = program
         self.now = timezone.now()
         self.max_cell = settings.BATCH_MAX_CELL_CHARS
         self.funded = {balance.currency for balance in balance_list()}
-        from django.db import connection
+        from tenants.selectors import tenant_current
 
-        self.default_currency = connection.tenant.live_tenant.default_currency
-        self._products: dict[tuple[str, str | None], Any] = {}
-        self._amounts: dict[tuple[Any, str], Decimal | str] = {}
+        self.default_currency = tenant_current().live_tenant.default_currency
+        # Each cache holds the value, or why there is none (a str).
+        self._products: dict[tuple[str, str | None], Product | str] = {}
+        self._amounts: dict[tuple[uuid.UUID, str], Decimal | str] = {}
         self._fx: dict[tuple[str, str], Decimal | str] = {}
         self._charges: dict[tuple[Decimal, str, str], tuple[Decimal, Decimal]] = {}
-        self._shipping: dict[tuple[str, str], Any] = {}
+        self._shipping: dict[tuple[str, str], ShippingMethod | str] = {}
         self._dates: dict[str, datetime | str] = {}
         self._emails: dict[str, bool] = {}
         self._email_validator = EmailValidator()
         self.external_ids: set[str] = set()
 
     # --- cached lookups --------------------------------------------------------------------------------
-    def product(self, product_id: str, country: str | None) -> Any:
+    def product(self, product_id: str, country: str | None) -> Product | str:
         key = (product_id, country)
         if key not in self._products:
             from catalog.selectors import product_get_orderable
@@ -190,7 +198,7 @@ class RowValidator:
                 self._products[key] = exc.detail
         return self._products[key]
 
-    def amount(self, product: Any, text: str) -> Decimal | str:
+    def amount(self, product: Product, text: str) -> Decimal | str:
         key = (product.id, text)
         if key not in self._amounts:
             from catalog.selectors import product_validate_amount
@@ -233,7 +241,7 @@ class RowValidator:
             self._charges[key] = convert_at_rate(amount=amount, rate=rate, to_currency=quote)
         return self._charges[key]
 
-    def shipping_method(self, method_id: str, country: str) -> Any:
+    def shipping_method(self, method_id: str, country: str) -> ShippingMethod | str:
         key = (method_id, country)
         if key not in self._shipping:
             from catalog.selectors import shipping_method_get
@@ -361,7 +369,8 @@ class RowValidator:
                 shipping_method = self.shipping_method(method_id, address["country"])
                 if isinstance(shipping_method, str):
                     errors.append(("shipping_method_id", shipping_method))
-        if errors:
+        # A refusal (a str) is always in `errors` too; the isinstance tests only tell the type checker so.
+        if errors or isinstance(amount, str) or isinstance(deliver_at, str) or isinstance(shipping_method, str):
             return None, errors
 
         funding = self.funding_currency(product.currency)

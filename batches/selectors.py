@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
@@ -36,7 +37,7 @@ def available_funds() -> dict[str, str]:
     return {b.currency: format_amount(b.available, b.currency) for b in balance_list()}
 
 
-def _iso(value) -> str | None:
+def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
@@ -52,7 +53,7 @@ def batch_render(batch: Batch, *, balances: dict[str, str] | None = None) -> dic
         "id": str(batch.id),
         "name": batch.name,
         "status": batch.status,
-        "program": batch.program.slug if batch.program_id else None,
+        "program": batch.program.slug if batch.program is not None else None,
         "file_name": batch.file_name,
         "file_sha256": batch.file_sha256,
         "duplicate_of": str(batch.duplicate_of) if batch.duplicate_of else None,
