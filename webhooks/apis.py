@@ -69,7 +69,8 @@ class EventOutput(serializers.Serializer):
     id = serializers.CharField()
     type = serializers.CharField()
     created_at = serializers.DateTimeField()
-    data = serializers.JSONField()
+    # DRF's metaclass takes declared fields off the class, so Serializer.data stays the property at runtime.
+    data = serializers.JSONField()  # type: ignore[assignment]
 
 
 class AttemptOutput(serializers.Serializer):

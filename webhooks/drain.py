@@ -19,15 +19,18 @@ import uuid
 from collections import Counter, deque
 from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core.serializers.json import DjangoJSONEncoder
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from . import publish
+from core.db import connection
+
+from . import outbound, publish
 from .endpoints import endpoint_auto_disable
 from .models import DeliveryStatus, Event, WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from .retries import attempt_outcome
@@ -70,6 +73,9 @@ WHERE d.id = picked.id
 RETURNING d.id, d.event_id, d.endpoint_id, d.attempt_count, d.retry_index, d.next_attempt_at
 """
 
+# A claimed delivery, as _CLAIM_SQL returns it: id, event id, endpoint id, attempt number, retry index, due time.
+ClaimedRow = tuple[str, str, str, int, int, datetime]
+
 # The outcome of a batch, one row per delivery still held by this claim: set-based.
 _OUTCOME_SQL = """
 UPDATE {table} AS d
@@ -98,7 +104,7 @@ def _claim(
     only: list[str] | None = None,
     exclude: list[str] | None = None,
     tolerance: float = DUE_TOLERANCE_SECONDS,
-) -> list[tuple]:
+) -> list[ClaimedRow]:
     """Claim up to `limit` due deliveries in one statement (SKIP LOCKED): of the ids in `only` if given, not
     of the endpoints in `exclude`."""
     now = timezone.now()
@@ -107,7 +113,7 @@ def _claim(
         "AND endpoint_id <> ALL(%(exclude)s)" if exclude else ""
     )
     sql = _CLAIM_SQL.format(table=table, only=where)
-    params = {
+    params: dict[str, Any] = {
         "token": token,
         "until": now + _sending_lease(),
         "due": now + timedelta(seconds=tolerance),
@@ -118,12 +124,12 @@ def _claim(
     }
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
+        rows: list[ClaimedRow] = cursor.fetchall()
     rows.sort(key=lambda row: (row[5], row[0]))  # oldest due first, so each endpoint gets them in order
     return rows
 
 
-def _prepare(rows: list, *, token: str) -> list[Send]:
+def _prepare(rows: list[ClaimedRow], *, token: str) -> list[Send]:
     """Load what the claimed deliveries need, once per batch: events, endpoints, decrypted signing secrets."""
     event_ids = {row[1] for row in rows}
     endpoint_ids = {row[2] for row in rows}
@@ -174,6 +180,12 @@ def _prepare(rows: list, *, token: str) -> list[Send]:
     return sends
 
 
+def _answer(send: Send) -> outbound.Response:
+    """A send's response: _record is only given sends that have one (see _deliver and _flush)."""
+    assert send.response is not None
+    return send.response
+
+
 def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
     """Attempts (one bulk insert) and outcomes (one set-based UPDATE), in one transaction; then the log lines.
 
@@ -181,7 +193,7 @@ def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
     """
     now = timezone.now()
     outcomes = {
-        send.delivery_id: attempt_outcome(response=send.response, retry_index=send.retry_index, now=now)
+        send.delivery_id: attempt_outcome(response=_answer(send), retry_index=send.retry_index, now=now)
         for send in sends
     }
     table = WebhookDelivery._meta.db_table
@@ -189,7 +201,7 @@ def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
     retry_delays: list[float] = []
     with transaction.atomic():
         with connection.cursor() as cursor:
-            columns = {
+            columns: dict[str, list[Any]] = {  # one array of database values per column
                 "ids": [],
                 "statuses": [],
                 "codes": [],
@@ -224,9 +236,9 @@ def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
                 number=send.number,
                 url=send.url,
                 request_headers=send.headers,
-                response_status=send.response.status,
-                response_excerpt=send.response.body_excerpt.decode("utf-8", errors="replace"),
-                duration_ms=send.response.duration_ms,
+                response_status=_answer(send).status,
+                response_excerpt=_answer(send).body_excerpt.decode("utf-8", errors="replace"),
+                duration_ms=_answer(send).duration_ms,
                 error=outcome["attempt_error"],
                 succeeded=outcome["succeeded"],
                 created_at=now,
@@ -245,7 +257,7 @@ def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
             WebhookEndpoint.objects.filter(pk__in=failing, failing_since=None).update(failing_since=now)
             disable_after = timedelta(seconds=settings.WEBHOOK_DISABLE_AFTER_SECONDS)
             for send in sends:
-                if send.delivery_id in owned and send.response.status == 410:
+                if send.delivery_id in owned and _answer(send).status == 410:
                     endpoint_auto_disable(
                         endpoint_id=send.endpoint_id, reason=f"The receiver at {send.url} answered 410 Gone."
                     )
@@ -273,9 +285,9 @@ def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
                 "event": "webhook.attempt",
                 "delivery": send.delivery_id,
                 "attempt": send.number,
-                "status": send.response.status,
+                "status": _answer(send).status,
                 "error": outcome["attempt_error"][:200],
-                "duration_ms": send.response.duration_ms,
+                "duration_ms": _answer(send).duration_ms,
                 "outcome": outcome["status"] if send.delivery_id in owned else "taken over",
             },
         )
@@ -291,7 +303,7 @@ def _release(sends: list[Send], *, token: str) -> None:
             )
 
 
-def _deliver(rows: list, *, token: str, deadline: float) -> dict[str, WebhookAttempt]:
+def _deliver(rows: list[ClaimedRow], *, token: str, deadline: float) -> dict[str, WebhookAttempt]:
     """Send the claimed deliveries and record what happened; those not sent before the deadline go back."""
     lease_end = time.monotonic() + _sending_lease().total_seconds()
     sends = _prepare(rows, token=token)
@@ -325,7 +337,7 @@ class _Group:
     endpoint_id: str
     token: str
     sends: list[Send]
-    lanes: list[Future]
+    lanes: list[Future[None]]
 
     def done(self) -> bool:
         return all(lane.done() for lane in self.lanes)

@@ -12,6 +12,7 @@ import json
 from collections.abc import Sequence
 from datetime import timedelta
 from functools import lru_cache
+from typing import Any
 
 from django.core.serializers.json import DjangoJSONEncoder
 from django.db import connection, models
@@ -24,7 +25,7 @@ from .retries import retry_schedule
 from .selectors import endpoints_subscribed
 
 
-def event_emit(*, type: str, data: dict, write_with: Sequence[Sequence[models.Model]] = ()) -> Event:
+def event_emit(*, type: str, data: dict[str, Any], write_with: Sequence[Sequence[models.Model]] = ()) -> Event:
     """Record an event and queue it for every enabled endpoint subscribed to `type`.
 
     Call it inside the `transaction.atomic()` block that makes the change the event announces: if that
@@ -43,7 +44,7 @@ def event_emit(*, type: str, data: dict, write_with: Sequence[Sequence[models.Mo
     return event
 
 
-def event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
+def event_record(*, type: str, data: dict[str, Any], endpoint_ids: list[str]) -> Event:
     """An event for the endpoints given (whatever they subscribe to), e.g. a test send.
 
     Runs in the caller's transaction, without a savepoint: an insert for the event, one for its deliveries.
@@ -55,14 +56,14 @@ def event_record(*, type: str, data: dict, endpoint_ids: list[str]) -> Event:
 
 
 @lru_cache(maxsize=len(EVENT_TYPES))
-def _subscribed_sql(type: str) -> tuple[str, tuple]:
+def _subscribed_sql(type: str) -> tuple[str, tuple[Any, ...]]:
     """endpoints_subscribed(type)'s ids as (SQL, params), compiled once per process: the text is the same in every
     schema (table names are unqualified; the search_path picks the tenant's)."""
     sql, params = endpoints_subscribed(type=type).values_list("id", flat=True).query.sql_with_params()
     return sql, tuple(params)
 
 
-def _event_new(*, type: str, data: dict) -> Event:
+def _event_new(*, type: str, data: dict[str, Any]) -> Event:
     """An unsaved event; fails here, in the caller's transaction, rather than in a worker if data is not JSON."""
     json.dumps(data, cls=DjangoJSONEncoder)
     return Event(type=type, data=data)

@@ -25,7 +25,9 @@ import ssl
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
@@ -52,10 +54,14 @@ def address_is_public(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> bool
     )
 
 
-def resolve_destination(host: str, port: int) -> list[tuple]:
+# getaddrinfo's answers: (family, type, proto, canonname, sockaddr); a sockaddr's shape depends on the family.
+AddressInfo = tuple[socket.AddressFamily, socket.SocketKind, int, str, tuple[Any, ...]]
+
+
+def resolve_destination(host: str, port: int) -> Sequence[AddressInfo]:
     """getaddrinfo results for host:port, refused if any address is not public (and privates are not allowed)."""
     try:
-        infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+        infos: Sequence[AddressInfo] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
     except socket.gaierror as exc:
         raise OSError(f"cannot resolve {host}: {exc.strerror or exc}") from exc
     if not infos:
@@ -91,18 +97,28 @@ def guarded_connection(host: str, port: int, timeout: float, deadline: float | N
 
 
 class _GuardedHTTPConnection(http.client.HTTPConnection):
+    timeout: float  # post() always gives one
     deadline: float | None = None  # set by post(): the whole exchange's end, connecting included
+    _pool_created: float | None = None  # set by _Pool.take: when a pooled connection was opened
 
     def connect(self) -> None:
         self.sock = guarded_connection(self.host, self.port, self.timeout, self.deadline)
 
 
 class _GuardedHTTPSConnection(http.client.HTTPSConnection):
+    timeout: float
     deadline: float | None = None
+    _pool_created: float | None = None
 
     def connect(self) -> None:
         sock = guarded_connection(self.host, self.port, self.timeout, self.deadline)
-        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
+        # HTTPSConnection keeps the context passed to __init__ there (not part of its typed interface).
+        self.sock = self._context.wrap_socket(sock, server_hostname=self.host)  # type: ignore[attr-defined]
+
+
+_Connection = _GuardedHTTPConnection | _GuardedHTTPSConnection
+# A pool key: scheme, host, port, and whether private addresses were allowed when the connection was checked.
+_Destination = tuple[str, str | None, int, bool]
 
 
 def host_is_numeric(host: str) -> bool:
@@ -123,6 +139,7 @@ def host_is_numeric(host: str) -> bool:
 def normalize_url(url: str) -> str:
     """`url` as stored: scheme and host in lower case, the host without a trailing dot (call after validate_url)."""
     parts = urlsplit(url)
+    assert parts.hostname is not None  # validate_url refused a URL without a host
     host = parts.hostname.rstrip(".")
     netloc = f"[{host}]" if ":" in host else host
     if parts.port is not None:
@@ -196,11 +213,12 @@ class _Pool:
     """Idle HTTP(S) connections per destination, each still connected to the address checked when it opened."""
 
     def __init__(self) -> None:
-        self._idle: dict[tuple, deque] = {}
+        # Per destination: (connection, when it was opened, when it was last used), most recently used last.
+        self._idle: dict[_Destination, deque[tuple[_Connection, float, float]]] = {}
         self._lock = threading.Lock()
         self._pid = os.getpid()
 
-    def take(self, key: tuple) -> http.client.HTTPConnection | None:
+    def take(self, key: _Destination) -> _Connection | None:
         now = time.monotonic()
         while True:
             with self._lock:
@@ -218,7 +236,7 @@ class _Pool:
                 return connection
             connection.close()
 
-    def put(self, key: tuple, connection: http.client.HTTPConnection) -> None:
+    def put(self, key: _Destination, connection: _Connection) -> None:
         created = getattr(connection, "_pool_created", None) or time.monotonic()
         with self._lock:
             idle = self._idle.setdefault(key, deque())
@@ -239,13 +257,14 @@ class _Deadlines:
     """One thread per process that cuts requests past their deadline (cheaper than a Timer thread each)."""
 
     def __init__(self) -> None:
-        self._heap: list[list] = []
+        # Entries are [when, order, connection]: lists, so cancel() can blank the connection in place.
+        self._heap: list[list[Any]] = []
         self._cond = threading.Condition()
         self._order = itertools.count()
         self._thread: threading.Thread | None = None
         self._pid = 0
 
-    def add(self, when: float, connection: http.client.HTTPConnection) -> list:
+    def add(self, when: float, connection: _Connection) -> list[Any]:
         entry = [when, next(self._order), connection]
         with self._cond:
             if self._thread is None or self._pid != os.getpid() or not self._thread.is_alive():
@@ -257,7 +276,7 @@ class _Deadlines:
                 self._cond.notify()
         return entry
 
-    def cancel(self, entry: list) -> None:
+    def cancel(self, entry: list[Any]) -> None:
         with self._cond:  # not while the watchdog cuts it (it does so holding the lock)
             entry[2] = None
 
@@ -309,7 +328,7 @@ def post(
     target = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
     https = parts.scheme == "https"
     port = parts.port or (443 if https else 80)
-    key = (parts.scheme, parts.hostname, port, bool(settings.OUTBOUND_ALLOW_PRIVATE))
+    key: _Destination = (parts.scheme, parts.hostname, port, bool(settings.OUTBOUND_ALLOW_PRIVATE))
     started = time.monotonic()
     retried = False
     while True:
@@ -317,9 +336,11 @@ def post(
         connection = _POOL.take(key) if keep_alive else None
         reused = connection is not None
         if connection is None:
-            cls = _GuardedHTTPSConnection if https else _GuardedHTTPConnection
-            kwargs = {"context": _tls_context()} if https else {}
-            connection = cls(parts.hostname, port, timeout=timeout, **kwargs)
+            assert parts.hostname is not None  # validate_url refused a URL without a host
+            if https:
+                connection = _GuardedHTTPSConnection(parts.hostname, port, timeout=timeout, context=_tls_context())
+            else:
+                connection = _GuardedHTTPConnection(parts.hostname, port, timeout=timeout)
             connection.deadline = started + timeout
         elif connection.sock is not None:
             connection.sock.settimeout(timeout)

@@ -11,9 +11,10 @@ import logging
 import time
 from collections.abc import Iterable
 
-from django.db import connection, transaction
+from django.db import transaction
 from django_tenants.utils import schema_context
 
+from core.db import connection
 from core.redis import get_redis
 
 from .models import WebhookDelivery
@@ -47,7 +48,8 @@ def drain_on_commit(delivery_ids: list[str], *, countdown: float = 0, dedupe: bo
         return
     schema_name = connection.schema_name
     if dedupe and connection.in_atomic_block:
-        for _, callback, _ in connection.run_on_commit:
+        # Django 5 keeps (savepoint ids, callback, robust) per entry; django-stubs still declares two items.
+        for _, callback, _ in connection.run_on_commit:  # type: ignore[misc]
             if (
                 isinstance(callback, _DrainOnCommit)
                 and callback.dedupe

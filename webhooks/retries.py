@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 from datetime import datetime, timedelta
+from typing import NotRequired, TypedDict
 
 from django.conf import settings
 
@@ -23,7 +24,22 @@ def _jittered(seconds: float) -> float:
     return max(0.0, seconds + random.uniform(-spread, spread))
 
 
-def attempt_outcome(*, response: outbound.Response, retry_index: int, now: datetime) -> dict:
+class AttemptOutcome(TypedDict):
+    """A delivery's new state after an attempt (its columns), and what the attempt row and the drain need."""
+
+    status: str
+    code: int | None
+    error: str
+    retry_index: int
+    next_attempt_at: datetime | None
+    enqueued_at: datetime | None
+    succeeded_at: datetime | None
+    succeeded: bool
+    attempt_error: str
+    delay: NotRequired[float]  # seconds until the retry, when there is one
+
+
+def attempt_outcome(*, response: outbound.Response, retry_index: int, now: datetime) -> AttemptOutcome:
     """What an attempt's response means for its delivery: succeeded, failed, or pending until a retry time.
 
     2xx succeeds; 410 Gone, or the end of the schedule, fails; anything else retries after the next step
@@ -31,7 +47,7 @@ def attempt_outcome(*, response: outbound.Response, retry_index: int, now: datet
     """
     succeeded = response.status is not None and 200 <= response.status < 300
     error = response.error or ("" if succeeded else f"HTTP {response.status}")
-    outcome = {
+    outcome: AttemptOutcome = {
         "status": DeliveryStatus.SUCCEEDED if succeeded else DeliveryStatus.FAILED,
         "code": response.status,
         "error": "" if succeeded else error[:500],
