@@ -45,8 +45,9 @@ class Tenant(TenantMixin):
 
     def create_schema(self, check_if_exists: bool = False, sync_schema: bool = True, verbosity: int = 1) -> bool:
         """Provision by replaying the tenant migrations' SQL (tenants.provisioning), not clone_schema."""
-        from django.db import connection
         from django_tenants.utils import schema_exists
+
+        from core.db import connection
 
         from .provisioning import schema_provision
 

@@ -21,9 +21,11 @@ import logging
 import django
 from django.apps import apps
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.migrations.executor import MigrationExecutor
 from django_tenants.utils import get_tenant_base_schema
+
+from core.db import connection
 
 logger = logging.getLogger(__name__)
 _cache: dict[str, tuple[list[str], list[str]]] = {}
