@@ -353,6 +353,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Re-queues bulk batches whose worker died mid-batch (see BATCH_STALE_SECONDS).
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 30.0, "options": {"expires": 30.0}},
+    "idempotency-purge": {"task": "orders.tasks.idempotency_purge_task", "schedule": 3600.0},
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------
