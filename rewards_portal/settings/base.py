@@ -338,7 +338,6 @@ CELERY_TASK_TENANT_CACHE_SECONDS = 300
 CELERY_TASK_ROUTES = {
     "fulfillment.tasks.*": {"queue": "delivery"},
     "webhooks.tasks.*": {"queue": "webhooks"},
-    "orders.tasks.batch_*": {"queue": "bulk"},
     "batches.tasks.*": {"queue": "bulk"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
