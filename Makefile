@@ -32,6 +32,8 @@ test-resilience: venv-embedded
 lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	PYTHONPATH=. $(VENV)/bin/lint-imports --no-cache
+	$(PY) manage.py makemigrations --check --dry-run
 	$(PY) scripts/check_wheels.py
 
 format: venv

@@ -1,4 +1,4 @@
-"""Audit rows for API writes, recorded by the one base API class (core.api.views.TenantAPIMixin)."""
+"""Audit rows for API writes, recorded by the one base API class (api.views.TenantAPIMixin)."""
 
 from __future__ import annotations
 

@@ -2,27 +2,23 @@
 
 from __future__ import annotations
 
-import csv
-from collections.abc import Iterable, Iterator
-
-from django.db import connection
-from django.http import HttpResponse, StreamingHttpResponse
-from django_tenants.utils import tenant_context
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.fields import empty
-from rest_framework.parsers import FormParser, JSONParser, MultiPartParser
+from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.views import TenantAPIView, TenantListAPIView
-from fulfillment.manifests import csv_safe
+from api.params import choice_param
+from api.views import TenantAPIView, TenantListAPIView
+from core.csv_export import csv_response
+from core.parsers import JSONParser
 
-from .csvfile import template_csv
+from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
+from .lifecycle import batch_cancel, batch_confirm
 from .models import BatchStatus
 from .selectors import available_funds, batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
-from .services import batch_cancel, batch_confirm, batch_upload
+from .upload import batch_upload
 
 EXAMPLE_BATCH_ID = "3c1f8a4e-2b7d-4e59-9c0a-5d6e7f8a9b10"
 EXAMPLE_BATCH = {
@@ -71,8 +67,8 @@ PROBLEM_ENCODING = _problem(
 )  # fmt: skip
 PROBLEM_NO_VALID_ROWS = _problem(
     "no_valid_rows", 422, "None of the 1 row(s) can be sent; see `errors` (row number and column).",
-    {"rows[2].recipient_name": ["Cells may not start with =, +, -, @, a tab or a carriage return "
-                                "(spreadsheet formula injection)."]},
+    {"rows[2].recipient_name": ["Cells may not begin with a formula character (= + - @) or a tab or carriage "
+                                "return: spreadsheets would run them."]},
 )  # fmt: skip
 PROBLEM_402 = _problem("insufficient_funds", 402, "Available USD funds do not cover 24925.00 USD.")
 PROBLEM_DUPLICATE = _problem(
@@ -136,28 +132,6 @@ class BatchOutput(serializers.Serializer):
         return batch_render(instance, balances=self.context.get("balances"))
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_response(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> StreamingHttpResponse:
-    """A CSV streamed row by row in the current tenant's schema, every cell neutralised against formulas."""
-    tenant = connection.tenant
-    writer = csv.writer(_Echo(), lineterminator="\r\n")
-
-    def stream() -> Iterator[str]:
-        # The response is iterated after the middleware has reset the connection to the public schema.
-        with tenant_context(tenant):
-            yield writer.writerow(header)
-            for row in rows:
-                yield writer.writerow([csv_safe(cell) for cell in row])
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
-
-
 CSV_RESPONSE = OpenApiResponse(response=OpenApiTypes.STR, description="text/csv")
 
 
@@ -168,9 +142,9 @@ class BatchTemplateApi(TenantAPIView):
         responses={(200, "text/csv"): CSV_RESPONSE},  # was documented as JSON
     )
     def get(self, request):
-        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="rewards-batch-template.csv"'
-        return response
+        return csv_response(
+            filename="rewards-batch-template.csv", header=ALL_COLUMNS, rows=TEMPLATE_ROWS, streaming=False
+        )
 
 
 class BatchListCreateApi(TenantListAPIView):
@@ -304,8 +278,10 @@ class BatchErrorsCsvApi(TenantAPIView):
     )
     def get(self, request, batch_id):
         batch = batch_get(batch_id=batch_id)
-        return _csv_response(
-            f"batch-{batch.id}-errors.csv", ["row", "column", "message"], batch_error_rows(batch=batch)
+        return csv_response(
+            filename=f"batch-{batch.id}-errors.csv",
+            header=["row", "column", "message"],
+            rows=batch_error_rows(batch=batch),
         )
 
 
@@ -318,4 +294,6 @@ class BatchResultsCsvApi(TenantAPIView):
     def get(self, request, batch_id):
         batch = batch_get(batch_id=batch_id)
         header = ["row", "reward_id", "status", "external_id", "reason"]
-        return _csv_response(f"batch-{batch.id}-results.csv", header, batch_result_rows(batch=batch))
+        return csv_response(
+            filename=f"batch-{batch.id}-results.csv", header=header, rows=batch_result_rows(batch=batch)
+        )

@@ -7,9 +7,7 @@ costs a handful of queries, not one per row.
 
 from __future__ import annotations
 
-import csv
 import hashlib
-import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -22,7 +20,8 @@ from django.core.validators import EmailValidator
 from django.utils import timezone
 
 from core.errors import ApplicationError
-from core.money import quantize
+from core.money import amount_text_ok, quantize
+from core.phone import E164_RE
 from core.text import control_character_error
 
 COLUMNS = [
@@ -65,9 +64,9 @@ ADDRESS_COLUMNS = {
     "name": "recipient_name",
 }
 DIGITAL_METHODS = {"email", "sms", "api", "link"}
-E164_RE = re.compile(r"^\+[1-9]\d{6,14}$")
 BOM = b"\xef\xbb\xbf"
 
+# The downloadable template (GET /batches/template.csv): every column, a digital and a physical gift.
 TEMPLATE_ROWS = [
     ["Ada Lovelace", "ada@example.com", "", "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10", "25.00", "USD", "email",
      "Thanks for shipping the release!", "The Platform Team", "", "hr-2026-001", "", "", "", "", "", "", ""],
@@ -75,17 +74,6 @@ TEMPLATE_ROWS = [
      "shipment", "Welcome aboard", "", "2026-12-01T09:00:00Z", "hr-2026-002", "1 Navy Way", "", "Arlington", "VA",
      "22202", "US", "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31"],
 ]  # fmt: skip
-
-
-def template_csv() -> str:
-    """The downloadable template: every column, two example rows (a digital and a physical gift)."""
-    import io
-
-    out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\r\n")
-    writer.writerow(ALL_COLUMNS)
-    writer.writerows(TEMPLATE_ROWS)
-    return out.getvalue()
 
 
 def file_error(
@@ -208,11 +196,13 @@ class RowValidator:
             from catalog.selectors import product_validate_amount
 
             try:
+                if not amount_text_ok(text):
+                    raise ValueError(text)
                 value = Decimal(text)
                 product_validate_amount(product=product, amount=value)
                 self._amounts[key] = quantize(value, product.currency)
             except (InvalidOperation, ValueError):
-                self._amounts[key] = f"{text!r} is not a decimal amount."
+                self._amounts[key] = f"{text[:40]!r} is not an amount: write it with digits and a point, e.g. 25.00."
             except ApplicationError as exc:
                 self._amounts[key] = exc.detail
         return self._amounts[key]
@@ -238,7 +228,7 @@ class RowValidator:
             rate = self.fx_rate(base, quote)
             if isinstance(rate, str):
                 return rate
-            from orders.services import convert_at_rate
+            from orders.planning import convert_at_rate
 
             self._charges[key] = convert_at_rate(amount=amount, rate=rate, to_currency=quote)
         return self._charges[key]
@@ -294,11 +284,11 @@ class RowValidator:
             if len(value) > max_cell:
                 errors.append((column, f"At most {max_cell} characters ({len(value)} given)."))
             elif column not in NOT_TEXT and value.startswith(FORMULA_PREFIXES):
-                errors.append((column, "Cells may not start with =, +, -, @, a tab or a carriage return "
-                                       "(spreadsheet formula injection)."))  # fmt: skip
+                errors.append((column, "Cells may not begin with a formula character (= + - @) or a tab or carriage "
+                                       "return: spreadsheets would run them."))  # fmt: skip
             elif column == "recipient_phone" and value.startswith(PHONE_FORMULA_PREFIXES):
-                errors.append((column, "Cells may not start with =, -, @, a tab or a carriage return "
-                                       "(spreadsheet formula injection)."))  # fmt: skip
+                errors.append((column, "Phone cells may not begin with a formula character (= - @) or a tab or "
+                                       "carriage return: spreadsheets would run them."))  # fmt: skip
         if errors:
             return None, errors
         get = cells.get
@@ -358,7 +348,7 @@ class RowValidator:
         address = None
         shipping_method = None
         if physical:
-            from fulfillment.addresses import address_errors, address_normalize
+            from orders.addresses import address_errors, address_normalize
 
             raw = {key: get(column, "") for key, column in ADDRESS_COLUMNS.items()}
             for key, messages in address_errors(raw).items():

@@ -27,6 +27,17 @@ class BatchStatus(models.TextChoices):
 BATCH_ACTIVE_STATES = {BatchStatus.CONFIRMED, BatchStatus.PROCESSING}
 # A confirmed (or later) batch with the same file hash makes a new upload of that file a duplicate.
 BATCH_SENT_STATES = {BatchStatus.CONFIRMED, BatchStatus.PROCESSING, BatchStatus.COMPLETED}
+# The moves a batch may make; batches.lifecycle.batch_transition is the one place its status changes.
+BATCH_TRANSITIONS: dict[str, set[str]] = {
+    BatchStatus.VALIDATING: {BatchStatus.VALIDATED},  # a file refused while being read is rolled back whole
+    BatchStatus.VALIDATED: {BatchStatus.CONFIRMED, BatchStatus.CANCELED},
+    # Finished from `confirmed` too: a chunk that finds no row left pending finishes whatever the batch's state.
+    BatchStatus.CONFIRMED: {BatchStatus.PROCESSING, BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED},
+    BatchStatus.PROCESSING: {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED},
+    BatchStatus.COMPLETED: set(),
+    BatchStatus.FAILED: set(),
+    BatchStatus.CANCELED: set(),
+}
 
 
 class Batch(models.Model):

@@ -23,7 +23,7 @@ logger = logging.getLogger(__name__)
 def batch_process_task(self, batch_id: str) -> str:
     """Create the batch's orders for a while (BATCH_TASK_SECONDS, under the soft time limit), then hand the
     rest to a fresh task so one batch never holds a worker past its time limits."""
-    from .services import batch_process
+    from .processing import batch_process
 
     outcome = batch_process(batch_id=batch_id)
     if outcome == "more":
@@ -36,7 +36,7 @@ def batches_sweep() -> int:
     """Beat: in every tenant schema, re-queue confirmed/processing batches whose worker went quiet."""
     from tenants.models import Tenant, TenantStatus
 
-    from .services import batch_requeue_stale
+    from .lifecycle import batch_requeue_stale
 
     queued = 0
     for tenant in Tenant.objects.filter(status=TenantStatus.ACTIVE).order_by("pk"):

@@ -1,7 +1,7 @@
 """Bulk CSV rows per second: validation (dry run) and acceptance (funds held, orders created) of a 100,000-row
 file, beside PostgreSQL `COPY` of the same file into a plain table on the same server (the ceiling).
 
-Validation is `batches.services.batch_upload(dry_run=True)`: the CSV streamed row by row, every row checked
+Validation is `batches.upload.batch_upload(dry_run=True)`: the CSV streamed row by row, every row checked
 against the catalogue (cached per upload), the valid rows COPY-loaded as BatchRows. Acceptance is
 `batch_confirm` (one funds hold for the whole batch) then `batch_process` in this process — exactly what one
 bulk worker runs: chunk after chunk, each one transaction creating the chunk's order, rewards, reward events and
@@ -81,7 +81,7 @@ def _one_chunk(batch_id) -> tuple[float, float]:
     """(milliseconds of one chunk transaction, peak MB traced during the next one: tracing slows it down)."""
     import tracemalloc
 
-    from batches.services import batch_process_chunk
+    from batches.processing import batch_process_chunk
 
     started = time.perf_counter()
     batch_process_chunk(batch_id=batch_id)
@@ -119,8 +119,10 @@ def run(ctx: Context) -> list[Row]:
     from django.db import connection
     from django_tenants.utils import tenant_context
 
+    from batches.lifecycle import batch_cancel, batch_confirm
     from batches.models import Batch
-    from batches.services import CHUNK, batch_cancel, batch_confirm, batch_process, batch_upload
+    from batches.processing import CHUNK, batch_process
+    from batches.upload import batch_upload
     from funds.selectors import ledger_invariant_violations
     from orders.models import Reward
 

@@ -1,6 +1,6 @@
 """Rewards delivered per second end to end, with two real Celery worker processes.
 
-End to end means: `orders.services.order_create` commits an order of email rewards in this process (funds
+End to end means: `orders.create.order_create` commits an order of email rewards in this process (funds
 held, `order.created` emitted, one `reward_fulfil_task` per reward published on commit) → a worker claims the
 reward, issues a code at the sandbox supplier, captures the hold and emails the code through Django's SMTP
 backend → the message arrives at a real SMTP server (aiosmtpd) on 127.0.0.1 in this process.
@@ -123,8 +123,10 @@ def _place(tenant, product, addresses: list[str]) -> tuple[str, float]:
     from django.db import connection
     from django_tenants.utils import tenant_context
 
+    from orders.create import order_create
+    from orders.idempotency import request_hash
+    from orders.planning import RewardInput
     from orders.selectors import order_get, order_render
-    from orders.services import RewardInput, order_create, request_hash
 
     rewards = [
         RewardInput(

@@ -8,8 +8,8 @@ from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 
-from core.api.pagination import CursorPagination
-from core.api.views import TenantListAPIView, TenantRetrieveAPIView
+from api.pagination import CursorPagination
+from api.views import TenantListAPIView, TenantRetrieveAPIView
 from core.money import format_amount
 from programs.selectors import program_get
 

@@ -194,7 +194,7 @@ def product_validate_amount(*, product: Product, amount: Decimal) -> None:
     allowed = product.allowed_amounts_text()
     problem = None
     if value is None or not value.is_finite() or value <= 0:
-        problem = f"{amount!r} is not a positive amount; {product.name} accepts {allowed}."
+        problem = f"{amount} is not a positive amount; {product.name} accepts {allowed}."
     elif value != quantize(value, currency):
         problem = (
             f"{currency} amounts have at most {exponent(currency)} decimal places; {product.name} accepts {allowed}."

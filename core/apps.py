@@ -6,4 +6,3 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core import celery_signals  # noqa: F401 — connects the task log signals
-        from core.api import schema  # noqa: F401 — registers the OpenAPI auth extension

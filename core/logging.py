@@ -6,6 +6,7 @@ import json
 import logging
 import re
 from datetime import UTC, datetime
+from typing import Any
 
 from core import context
 
@@ -30,6 +31,17 @@ def redact(text: str) -> str:
     return text
 
 
+def _redact_value(value: Any) -> Any:
+    """An extra attribute with every string in it redacted; an object the JSON line would str() is str()ed here."""
+    if value is None or isinstance(value, bool | int | float):
+        return value
+    if isinstance(value, dict):
+        return {key: _redact_value(item) for key, item in value.items()}
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_redact_value(item) for item in value]
+    return redact(value if isinstance(value, str) else str(value))
+
+
 class ContextFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         for key, value in context.current().items():
@@ -39,14 +51,19 @@ class ContextFilter(logging.Filter):
 
 
 class RedactSecretsFilter(logging.Filter):
-    """Scrubs the formatted message and every extra attribute; runs on every handler."""
+    """Scrubs the formatted message and every extra attribute (nested ones too); runs on every handler."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         record.msg = redact(record.getMessage())
         record.args = None
+        data = getattr(record, "data", None)
+        if record.name.startswith("celery.") and isinstance(data, dict):
+            # Celery's own lines (task received, task failed) carry the task's arguments in `data`; ours never
+            # log arguments (the task id finds them).
+            record.data = {key: value for key, value in data.items() if key not in ("args", "kwargs")}
         for key, value in list(vars(record).items()):
-            if key not in _STANDARD_ATTRS and isinstance(value, str):
-                setattr(record, key, redact(value))
+            if key not in _STANDARD_ATTRS and not key.startswith("_"):
+                setattr(record, key, _redact_value(value))
         if record.exc_info and record.exc_info[1] is not None:
             record.exc_text = redact(logging.Formatter().formatException(record.exc_info))
             record.exc_info = None

@@ -53,7 +53,7 @@ class RejectNulBytesMiddleware:
             "\x00" in key or any("\x00" in value for value in values) for key, values in request.GET.lists()
         ):
             if request.path.startswith("/api/"):
-                from core.api.errors import problem_response
+                from core.problems import problem_response
 
                 return problem_response(
                     status=422,

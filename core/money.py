@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from decimal import ROUND_HALF_EVEN, Decimal, InvalidOperation
+import re
+from decimal import ROUND_HALF_EVEN, Decimal
 
 from core.errors import ApplicationError
 
@@ -19,15 +20,29 @@ def quantize(amount: Decimal, currency: str) -> Decimal:
     return amount.quantize(Decimal(1).scaleb(-exponent(currency)), rounding=ROUND_HALF_EVEN)
 
 
+# How people and programs write an amount here: ASCII digits, an optional point and decimals. Python's Decimal
+# also takes "1e2", "٢٥" (Arabic-Indic digits), "１０" (full-width) and "NaN": none of those is a price anyone
+# typed on purpose, and accepting them only makes two amounts that look different mean the same money.
+AMOUNT_TEXT = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+", re.ASCII)
+
+
+def amount_text_ok(value: object) -> bool:
+    """Whether `value` is an amount as this API writes them: a string (or a JSON integer) of ASCII digits."""
+    if isinstance(value, bool):
+        return False
+    if isinstance(value, int):
+        return value >= 0
+    return isinstance(value, str) and AMOUNT_TEXT.fullmatch(value.strip()) is not None
+
+
 def parse_amount(value: object, currency: str, *, field: str = "amount", allow_zero: bool = False) -> Decimal:
     """A positive amount with no more decimals than the currency allows, or a validation_error."""
-    try:
-        amount = Decimal(str(value).strip())
-    except (InvalidOperation, ValueError):
-        amount = None
+    amount = Decimal(str(value).strip()) if amount_text_ok(value) else None
     if amount is None or not amount.is_finite():
         raise ApplicationError(
-            f"{value!r} is not a decimal amount.", code="validation_error", errors={field: ["Not a decimal amount."]}
+            f'{str(value)[:40]!r} is not an amount: write it with digits and a point, e.g. "25.00".',
+            code="validation_error",
+            errors={field: ['Not an amount (digits and a point, e.g. "25.00").']},
         )
     if amount < 0 or (amount == 0 and not allow_zero) or amount > MAX_AMOUNT:
         raise ApplicationError(

@@ -22,18 +22,25 @@ def get_redis() -> redis.Redis:
 
 def hit(bucket: str, *, limit: int, window: int) -> tuple[bool, int]:
     """Count one event in `bucket`; return (allowed, seconds until the window resets)."""
+    return hit_all([bucket], limit=limit, window=window)
+
+
+def hit_all(buckets: list[str], *, limit: int, window: int) -> tuple[bool, int]:
+    """Count one event in each bucket (one round trip); return (every bucket within `limit`, seconds until
+    the window resets)."""
     now = int(time.time())
     window_start = now - now % window
-    key = f"rl:{bucket}:{window_start}"
     try:
         pipe = get_redis().pipeline()
-        pipe.incr(key)
-        pipe.expire(key, window + 1)
-        count = pipe.execute()[0]
+        for bucket in buckets:
+            key = f"rl:{bucket}:{window_start}"
+            pipe.incr(key)
+            pipe.expire(key, window + 1)
+        counts = pipe.execute()[::2]
     except redis.RedisError:
         logger.warning("rate limiter unavailable; allowing request", extra={"event": "ratelimit.unavailable"})
         return True, 0
-    return count <= limit, window_start + window - now
+    return all(count <= limit for count in counts), window_start + window - now
 
 
 def peek(bucket: str, *, limit: int, window: int) -> tuple[bool, int]:

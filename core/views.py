@@ -5,7 +5,26 @@ import sys
 from django.http import HttpResponse
 from django.views import defaults
 
-from core.api.errors import UNAVAILABLE_RETRY_AFTER, api_not_found, api_server_error, store_unavailable
+from core.problems import (
+    UNAVAILABLE_RETRY_AFTER,
+    api_bad_request,
+    api_not_found,
+    api_permission_denied,
+    api_server_error,
+    store_unavailable,
+)
+
+
+def bad_request(request, exception=None):
+    if request.path.startswith("/api/"):
+        return api_bad_request(request, exception)
+    return defaults.bad_request(request, exception)
+
+
+def permission_denied(request, exception=None):
+    if request.path.startswith("/api/"):
+        return api_permission_denied(request, exception)
+    return defaults.permission_denied(request, exception)
 
 
 def not_found(request, exception=None):

@@ -17,11 +17,12 @@ from rest_framework import renderers, serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.permissions import HasScope, HasTenantCredential
-from core.api.views import TenantAPIView, TenantListAPIView
+from api.params import choice_param
+from api.permissions import HasScope, HasTenantCredential
+from api.views import TenantAPIView, TenantListAPIView
+from core.csv_export import csv_text
 
-from .manifests import shipment_manifest
+from .manifests import MANIFEST_COLUMNS, shipment_manifest
 from .models import ShipmentStatus
 from .selectors import shipment_get, shipment_list, shipment_render
 from .services import reward_resend, reward_reveal
@@ -39,6 +40,7 @@ class ShipmentReadScope(HasScope):
 class FulfilmentPartnerOnly(BasePermission):
     """Tracking and status reports: only the partner's key, whatever scopes a tenant key has."""
 
+    partner_only = True  # tests that walk the URLconf use a partner key on these routes
     message = (
         "Shipment tracking and status are reported by the fulfilment partner, with a partner key the platform "
         "operator issues; tenant API keys can read shipments but not report on them."
@@ -164,13 +166,17 @@ class ManifestQuery(serializers.Serializer):
     carrier = serializers.CharField(max_length=100, help_text="Carrier name, e.g. Parcelway")
 
 
-MANIFEST_EXAMPLE = (
-    "shipment_id,reward_id,order_id,external_id,carrier,method,recipient_name,line1,line2,city,state,"
-    "postal_code,country,product,quantity,created_at\r\n"
-    "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f,0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a,"
-    "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e,hris-1,Parcelway,US Ground,Grace Hopper,1 Navy Way,,Arlington,VA,"
-    "22202,US,Harvest Hampers Harvest Hamper,1,2026-11-22T10:00:00Z\r\n"
-)
+MANIFEST_EXAMPLE = csv_text(
+    MANIFEST_COLUMNS,
+    [
+        (
+            "3c1d2e4f-5a6b-4c7d-8e9f-0a1b2c3d4e5f", "0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a",
+            "5b6c7d8e-9f0a-4b1c-8d2e-3f4a5b6c7d8e", "hris-1", "Parcelway", "US Ground", "Grace Hopper",
+            "1 Navy Way", "", "Arlington", "VA", "22202", "US", "Harvest Hampers Harvest Hamper", 1,
+            "2026-11-22T10:00:00Z",
+        )
+    ],
+)  # fmt: skip
 
 
 class ShipmentManifestApi(TenantAPIView):

@@ -7,6 +7,12 @@ class FulfillmentConfig(AppConfig):
     def ready(self) -> None:
         from fulfillment import bounces  # noqa: F401 — connects the email provider's bounce signal
         from fulfillment.services import reward_code_void
-        from orders.services import code_voider_register
+        from fulfillment.shipments import shipment_cancel_with_reward, shipment_new, shipments_copy
+        from orders.handoff import ShipmentHooks, code_voider_register, shipment_hooks_register
 
-        code_voider_register(reward_code_void)  # orders' cancel asks suppliers through this, not by import
+        # Orders hands work on through these instead of importing fulfilment (the layers point one way): its
+        # cancel asks suppliers to void codes, and its orders write and cancel shipments, in their transaction.
+        code_voider_register(reward_code_void)
+        shipment_hooks_register(
+            ShipmentHooks(new=shipment_new, copy=shipments_copy, cancel=shipment_cancel_with_reward)
+        )

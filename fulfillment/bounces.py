@@ -15,8 +15,8 @@ from django.db import transaction
 from django.dispatch import receiver
 from django_tenants.utils import schema_context
 
+from orders.lifecycle import order_refresh_status, reward_transition
 from orders.models import Reward, RewardStatus
-from orders.services import order_refresh_status, reward_transition
 
 logger = logging.getLogger(__name__)
 FAILURE_EVENTS = {EventType.BOUNCED, EventType.REJECTED, EventType.FAILED}

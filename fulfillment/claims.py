@@ -7,7 +7,7 @@ Finding the reward
   order that creates the token. Every lookup — in the index, then `Reward.claim_token_hash` inside the
   tenant schema — is by the SHA-256 of the token through a unique/btree index, never a comparison with the
   plaintext, so timing says nothing about how close a guess was (nobody can steer a hash prefix). Tokens
-  are 192 random bits (orders.services._claim_token). Per client address, 30 dead links a minute and the
+  are 192 random bits (orders.claim_tokens). Per client address, 30 dead links a minute and the
   address is refused (429) until the minute ends, valid links included; all requests are capped at 300.
 
 One face for every dead link
@@ -53,20 +53,22 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from core import crypto, ratelimit
 from core.errors import ApplicationError, NotFoundError
 from core.money import format_amount
+from orders.addresses import address_errors, address_normalize
+from orders.claim_tokens import claim_token_hash, claim_token_new, claim_tokens_register
+from orders.lifecycle import reward_capture, reward_transition
 from orders.models import Reward, RewardEvent, RewardStatus
-from orders.services import claim_token_hash, reward_capture, reward_transition
 
 from .suppliers import IssuedCode, SupplierError, SupplierRejected
 
 logger = logging.getLogger(__name__)
 
-# What orders.services._claim_token makes (32 url-safe characters), with room to lengthen tokens later.
+# What orders.claim_tokens.claim_token_new makes (32 url-safe characters), with room to lengthen tokens later.
 CLAIM_TOKEN_RE = re.compile(r"[A-Za-z0-9_-]{32,86}")
 # Dead links (unknown, expired, used…) per client address per minute; beyond it every claim request from the
 # address gets 429 until the window ends, valid tokens included: guessing tokens stays hopeless.
@@ -130,23 +132,7 @@ class ClaimPage:
     field_errors: dict[str, list[str]] = field(default_factory=dict)
 
 
-# --- the public-schema index ------------------------------------------------------------------------
-
-
-def claim_tokens_register(*, token_hashes: list[str]) -> None:
-    """Index new claim tokens (by hash) under the current tenant schema; call inside the order's transaction.
-
-    Runs in the tenant's schema: django-tenants puts `public` on the search_path after the tenant schema,
-    and the index table exists only in public, so the insert lands there, in the same transaction.
-    """
-    if not token_hashes:
-        return
-    from tenants.models import ClaimTokenIndex
-
-    tenant = connection.tenant
-    if getattr(tenant, "pk", None) is None:
-        raise RuntimeError("claim tokens are created inside a tenant schema")
-    ClaimTokenIndex.objects.bulk_create([ClaimTokenIndex(token_hash=h, tenant_id=tenant.pk) for h in token_hashes])
+# --- the public-schema index (written by orders.claim_tokens) -------------------------------------
 
 
 def claim_tenant_get(*, token: str) -> Any:
@@ -178,7 +164,6 @@ def claim_link_issue(*, reward_id: Any) -> str:
     """A claim URL for a reward that has none yet (e.g. a physical gift whose address the recipient
     should confirm); the existing URL if it has one. Call inside the reward's tenant schema."""
     from orders.selectors import claim_url
-    from orders.services import _claim_token
 
     with transaction.atomic():
         reward = Reward.objects.select_for_update(of=("self",), no_key=True).filter(pk=reward_id).first()
@@ -187,7 +172,7 @@ def claim_link_issue(*, reward_id: Any) -> str:
         if reward.status in (RewardStatus.CANCELED, RewardStatus.FAILED, RewardStatus.EXPIRED):
             raise ApplicationError(f"A {reward.status} reward has no claim link.", code="not_claimable", status=409)
         if not reward.claim_token_encrypted:
-            token = _claim_token()
+            token = claim_token_new()
             reward.claim_token_hash = claim_token_hash(token)
             reward.claim_token_encrypted = crypto.encrypt(token)
             reward.claim_expires_at = timezone.now() + timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
@@ -402,7 +387,6 @@ def claim_choose(*, token: str, product_id: str, binding: str | None) -> ClaimPa
 
 def claim_address_confirm(*, token: str, address: dict[str, Any]) -> ClaimPage:
     """POST /r/<token>/address: the recipient corrects the shipping address of a gift not yet handed off."""
-    from .addresses import address_errors, address_normalize
     from .models import Shipment, ShipmentEvent, ShipmentStatus
 
     with transaction.atomic():
@@ -521,6 +505,11 @@ def _choice_settle(*, reward_id: Any, issued: IssuedCode) -> Reward:
 
     with transaction.atomic():
         reward = _lock(reward_id)
+        if reward.status not in CLAIMABLE | {RewardStatus.REDEEMED}:
+            # Canceled (or failed) while the supplier was issuing: the card must not outlive the reward. The
+            # cancel policy refuses while a choice is being issued, so this is a safety net, not a path.
+            _void_orphan(reward, issued)
+            raise ApplicationError("This gift is no longer available.", code="not_choosable", status=409)
         if not reward.code_encrypted:
             reward.code_encrypted = crypto.encrypt(issued.code)
             reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
@@ -530,6 +519,23 @@ def _choice_settle(*, reward_id: Any, issued: IssuedCode) -> Reward:
         if reward.status in CLAIMABLE and reward.hold is not None and reward.hold.status == HoldStatus.PENDING:
             reward_capture(reward=reward)
     return reward
+
+
+def _void_orphan(reward: Reward, issued: IssuedCode) -> None:
+    from .services import reward_code_void
+
+    try:
+        reward_code_void(reward)
+    except Exception:
+        logger.exception(
+            "a code issued for a canceled choice could not be voided; void it at the supplier by hand",
+            extra={"event": "claim.orphan_code", "reward_id": str(reward.id), "supplier_reference": issued.reference},
+        )
+    else:
+        logger.warning(
+            "a code issued for a canceled choice was voided",
+            extra={"event": "claim.orphan_voided", "reward_id": str(reward.id)},
+        )
 
 
 def reward_choose(*, reward_id: uuid.UUID | str, product_id: uuid.UUID | str) -> Reward:

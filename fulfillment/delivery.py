@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import smtplib
+import unicodedata
 from email.utils import formataddr
 
 from django.conf import settings
@@ -56,13 +57,48 @@ def reward_email_context(reward: Reward, *, preview: bool = False) -> dict:
     }  # fmt: skip
 
 
+# Never in a display name: controls and line separators (a CR/LF would end the header) become spaces; format
+# characters (bidi overrides that reverse what a mail client shows, zero-width ones) and unassigned ones go.
+_SPACE_IN_DISPLAY_NAMES = {"Cc", "Zl", "Zp"}
+_DROPPED_FROM_DISPLAY_NAMES = {"Cf", "Cs", "Co", "Cn"}
+DISPLAY_PART_MAX = 60  # characters of the sender's name and of the tenant's name each
+
+
+def _display_part(text: str) -> str:
+    kept = []
+    for ch in text or "":
+        category = unicodedata.category(ch)
+        if category not in _DROPPED_FROM_DISPLAY_NAMES:
+            kept.append(" " if category in _SPACE_IN_DISPLAY_NAMES else ch)
+    return " ".join("".join(kept).split())[:DISPLAY_PART_MAX].strip()
+
+
+def reward_email_from(reward: Reward) -> str:
+    """The From header: the platform's address, shown as "<sender> via <tenant name>".
+
+    The sender name is whatever the tenant typed (an API field): alone it could pose as anyone ("PayPal Security
+    Team"), so the name of the tenant that sent it, set by the operator, is always shown with it. Encoded by
+    formataddr (RFC 2047 for non-ASCII).
+    """
+    from django.db import connection
+
+    program = reward.order.program
+    sender = _display_part(reward.sender_name or (program.sender_name if program else ""))
+    tenant = _display_part(getattr(getattr(connection, "tenant", None), "name", ""))
+    if not tenant:
+        return settings.DEFAULT_FROM_EMAIL  # no name rather than an unattributed one
+    name = tenant if not sender or sender.casefold() == tenant.casefold() else f"{sender} via {tenant}"
+    return formataddr((name, settings.DEFAULT_FROM_EMAIL))
+
+
 def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
     """`message_id` (its local part) is the same on every copy of one send, so a mailbox shows one of them."""
     context = reward_email_context(reward)
-    subject = f"{context['company']} sent you a {context['brand']} gift"
+    # Header-safe like the From name: a name stored before control characters were refused must not break it.
+    subject = f"{_display_part(context['company'])} sent you a {_display_part(context['brand'])} gift"
     text = render_to_string("emails/reward.txt", context)
     html = render_to_string("emails/reward.html", context)
-    sender = formataddr((context["company"][:60], settings.DEFAULT_FROM_EMAIL))
+    sender = reward_email_from(reward)
     headers = {}
     if message_id:
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"

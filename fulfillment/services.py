@@ -24,8 +24,8 @@ from django.utils import timezone
 from core import crypto
 from core.errors import ApplicationError, NotFoundError
 from core.faults import fault_point
+from orders.lifecycle import order_refresh_status, reward_capture, reward_fail, reward_transition
 from orders.models import DeliveryMethod, OrderType, Reward, RewardStatus
-from orders.services import order_refresh_status, reward_capture, reward_fail, reward_transition
 
 from .suppliers import IssuedCode, SupplierError, SupplierRejected, adapter_for
 
@@ -290,7 +290,7 @@ def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
-    from orders.services import E164_RE
+    from core.phone import E164_RE
 
     reward = Reward.objects.filter(pk=reward_id).first()
     if reward is None:
@@ -370,7 +370,7 @@ def reward_code_void(reward: Reward) -> None:
     avoids, but a cancel is rare and one row waits at most the vendor's timeout, while a reveal or claim racing
     the void would hand out a code we are about to refund.
     """
-    from orders.services import VoidRefused, VoidUnavailable
+    from orders.handoff import VoidRefused, VoidUnavailable
 
     _product, supplier = _supplier_for(reward)
     try:

@@ -20,6 +20,7 @@ Locks: the reward row, then the shipment row — the same order as fulfilment (`
 from __future__ import annotations
 
 import csv
+import json
 import logging
 import uuid
 from dataclasses import dataclass, field
@@ -33,9 +34,10 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_datetime
 
+from core.bulk import copy_insert
 from core.errors import ApplicationError, NotFoundError
+from orders.lifecycle import order_refresh_status, reward_transition
 from orders.models import Reward, RewardStatus
-from orders.services import order_refresh_status, reward_transition
 
 from .models import SHIPMENT_TRANSITIONS, Shipment, ShipmentEvent, ShipmentStatus
 
@@ -217,6 +219,38 @@ def shipment_submit(*, reward: Reward) -> Shipment | None:
     if shipment is None or shipment.status != ShipmentStatus.PENDING:
         return shipment
     return shipment_transition(shipment=shipment, to=ShipmentStatus.SUBMITTED, description="Sent to fulfilment")
+
+
+# --- Shipments written and canceled with their reward (orders calls these through orders.handoff) -------
+
+
+def shipment_new(*, reward: Reward, shipping_method: Any, address: dict | None) -> Shipment:
+    """A pending shipment (unsaved) for a physical reward: orders writes it with the order, in one statement."""
+    return Shipment(
+        reward=reward,
+        shipping_method_id=shipping_method.id,
+        carrier=shipping_method.carrier,
+        method_name=shipping_method.name,
+        address=address,
+    )
+
+
+def shipments_copy(rows: list[tuple[str, str, Any, dict | None]]) -> None:
+    """Bulk batches' shipments with one COPY: rows of (shipment id, reward id, shipping method, address)."""
+    copy_insert(
+        Shipment,
+        ["id", "reward_id", "shipping_method_id", "carrier", "method_name", "address"],
+        (
+            (shipment_id, reward_id, method.id, method.carrier, method.name, json.dumps(address))
+            for shipment_id, reward_id, method, address in rows
+        ),
+    )
+
+
+def shipment_cancel_with_reward(reward: Reward) -> None:
+    """The reward (row locked) is being canceled: a shipment not yet sent to the partner is canceled with it."""
+    if hasattr(reward, "shipment") and reward.shipment.status == ShipmentStatus.PENDING:
+        shipment_transition(shipment=reward.shipment, to=ShipmentStatus.CANCELED, description="Reward canceled")
 
 
 # --- Tracking updates from the fulfilment partner ---------------------------------------------------

@@ -6,8 +6,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.views import TenantAPIView, TenantListAPIView, TenantRetrieveAPIView
+from api.params import choice_param
+from api.views import TenantAPIView, TenantListAPIView, TenantRetrieveAPIView
 from core.money import format_amount
 
 from .models import TransactionKind

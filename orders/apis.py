@@ -9,13 +9,17 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.views import TenantAPIView, TenantListAPIView
+from api.params import choice_param
+from api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
+from core.money import amount_text_ok
 
+from .create import order_create
+from .idempotency import request_hash
+from .lifecycle import order_cancel, reward_cancel
 from .models import DeliveryMethod, OrderStatus, OrderType, RewardStatus
+from .planning import RewardInput
 from .selectors import order_get, order_list, order_render, reward_get, reward_list, reward_render
-from .services import RewardInput, order_cancel, order_create, request_hash, reward_cancel
 
 EXAMPLE_PRODUCT = "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10"
 EXAMPLE_ORDER_REQUEST = {
@@ -131,6 +135,16 @@ def may_send(request: Any) -> bool:
     return "write" in getattr(getattr(request, "api_key", None), "scopes", ())
 
 
+class AmountField(serializers.DecimalField):
+    """A decimal amount as the API documents it: a string of ASCII digits (or a JSON integer), never a float
+    or an exponent, and never digits of another script that Python's Decimal would quietly accept."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        if not amount_text_ok(data):
+            raise serializers.ValidationError('Write the amount as a string of digits and a point, e.g. "25.00".')
+        return super().to_internal_value(data)
+
+
 class RecipientInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
@@ -149,7 +163,7 @@ class AddressInput(serializers.Serializer):
 
 class RewardInputSerializer(serializers.Serializer):
     product_id = serializers.UUIDField()
-    amount = serializers.DecimalField(max_digits=16, decimal_places=4, min_value=0, coerce_to_string=True)
+    amount = AmountField(max_digits=16, decimal_places=4, min_value=0, coerce_to_string=True)
     currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
     quantity = serializers.IntegerField(min_value=1, max_value=500, default=1)
     delivery_method = serializers.ChoiceField(choices=DeliveryMethod.values, required=False, allow_null=True)

@@ -3,11 +3,12 @@
 A disclosed code is spent. Once a code has left the vault (an API or portal reveal, the claim page, an email
 or SMS that carried it) the money paid for it is refunded only after the supplier confirms a void of that
 code; a code nobody has seen is voided too before its money comes back, so the supplier never keeps a live
-card we refunded. `reward_cancel` (orders.services) applies this table, the portal offers only the actions
+card we refunded. `reward_cancel` (orders.lifecycle) applies this table, the portal offers only the actions
 it allows, and docs/architecture.md prints it (`policy_rows()` keeps the two in step).
 
 The code column is derived from the reward, not stored:
   none         no code exists (not issued yet, or a choice link whose product is not chosen)
+  choosing     a choice link whose product the recipient picked and whose code is being issued right now
   undisclosed  a code is stored and has never left the vault
   disclosed    the code has reached someone (see above)
   shipment     a physical gift: cancel only before fulfilment; a return is refunded when the partner reports it
@@ -23,6 +24,7 @@ from .models import DeliveryMethod, Reward, RewardStatus
 
 class CodeState(StrEnum):
     NONE = "none"
+    CHOOSING = "choosing"
     UNDISCLOSED = "undisclosed"
     DISCLOSED = "disclosed"
     SHIPMENT = "shipment"
@@ -52,6 +54,12 @@ _VOID_DISCLOSED = CancelRule(
 _IN_FLIGHT = CancelRule(
     CancelAction.REFUSE, "not_cancelable", "it is being fulfilled right now; try again in a minute", retryable=True
 )
+_CHOOSING = CancelRule(
+    CancelAction.REFUSE,
+    "not_cancelable",
+    "the recipient has chosen a product and its code is being issued; try again once it is",
+    retryable=True,
+)
 _FINAL = CancelRule(CancelAction.REFUSE, "not_cancelable", "it is already final (failed, canceled or expired)")
 _SHIPPED = CancelRule(
     CancelAction.REFUSE,
@@ -61,6 +69,7 @@ _SHIPPED = CancelRule(
 
 _AFTER_ISSUE = {
     CodeState.NONE: _REFUND,
+    CodeState.CHOOSING: _CHOOSING,  # a card may exist at the supplier a moment from now: never refund it blind
     CodeState.UNDISCLOSED: _VOID,
     CodeState.DISCLOSED: _VOID_DISCLOSED,
     CodeState.SHIPMENT: _SHIPPED,
@@ -71,7 +80,8 @@ _ANY = dict.fromkeys(CodeState)
 CANCEL_POLICY: dict[str, dict[CodeState, CancelRule]] = {
     RewardStatus.PENDING: dict.fromkeys(_ANY, _RELEASE),
     RewardStatus.SCHEDULED: dict.fromkeys(_ANY, _RELEASE),
-    RewardStatus.PROCESSING: dict.fromkeys(_ANY, _IN_FLIGHT),
+    # A physical gift stays `processing` while the partner has it: that is not "try again in a minute".
+    RewardStatus.PROCESSING: {**dict.fromkeys(_ANY, _IN_FLIGHT), CodeState.SHIPMENT: _SHIPPED},
     RewardStatus.DELIVERED: _AFTER_ISSUE,
     RewardStatus.DELIVERY_FAILED: _AFTER_ISSUE,
     RewardStatus.OPENED: _AFTER_ISSUE,
@@ -89,6 +99,8 @@ def code_state(reward: Reward) -> CodeState:
         return CodeState.DISCLOSED
     if reward.code_encrypted:
         return CodeState.UNDISCLOSED
+    if (reward.product_snapshot or {}).get("chosen_from") is not None:
+        return CodeState.CHOOSING
     return CodeState.NONE
 
 

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from funds.selectors import balance_get
 
-from .services import RewardInput, _plan_rewards, order_totals
+from .planning import RewardInput, order_plan, order_totals
 
 
 @dataclass(frozen=True)
@@ -41,16 +41,11 @@ def order_quote(
 ) -> OrderQuote:
     """Validate an order exactly as order_create would and price it; raises the same ApplicationErrors.
 
-    Uses the same planner as order_create (`_plan_rewards`), so the quoted total is the amount that
-    order_create holds; the totals below are summed the way order_create sums them.
+    Uses the same planner as order_create (orders.planning.order_plan), so the quoted total is the amount
+    that order_create holds; the totals below are summed the way order_create sums them.
     """
-    program = None
-    if program_slug:
-        from programs.selectors import program_get
-
-        program = program_get(slug=program_slug)
-    currency, planned, fx_rate = _plan_rewards(
-        order_type=order_type, rewards=rewards, program=program, funding_currency=funding_currency
+    _, currency, planned, fx_rate = order_plan(
+        order_type=order_type, rewards=rewards, program_slug=program_slug, funding_currency=funding_currency
     )
     charge, fees, shipping, total = order_totals(planned)
     face_currencies = {p.product.currency for p in planned}

@@ -11,7 +11,6 @@ class Perm(StrEnum):
     VIEW = "view"  # dashboard, orders and rewards (read)
     SEND = "send"  # send rewards one by one
     BULK = "bulk"  # bulk CSV sending
-    REPORTS = "reports"
     FUNDS = "funds"  # ledger, deposits, low-balance alerts
     DEVELOPERS = "developers"  # API keys and webhook endpoints
     TEAM = "team"  # invite, change roles, deactivate
@@ -21,8 +20,8 @@ class Perm(StrEnum):
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
-    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK, Perm.REPORTS}),
-    Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS, Perm.REPORTS}),
+    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK}),
+    Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS}),
     Role.VIEWER: frozenset({Perm.VIEW}),
 }
 

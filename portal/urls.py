@@ -43,6 +43,7 @@ urlpatterns = [
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     path("developers/", developers.DevelopersView.as_view(), name="developers"),
+    path("developers/shown/<str:token>/", developers.ShownOnceView.as_view(), name="developers_shown"),
     path("developers/keys/<str:key_id>/<str:action>", developers.ApiKeyActionView.as_view(), name="developers_key"),
     path("developers/webhooks/", developers.WebhookCreateView.as_view(), name="developers_webhooks"),
     path("developers/webhooks/<str:endpoint_id>/", developers.WebhookEndpointView.as_view(), name="developers_webhook"),

@@ -5,7 +5,7 @@ from __future__ import annotations
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
 from rest_framework import serializers
 
-from core.api.views import TenantListAPIView, TenantRetrieveAPIView
+from api.views import TenantListAPIView, TenantRetrieveAPIView
 from core.money import format_amount
 
 from .models import BudgetPeriod, Program

@@ -451,8 +451,10 @@ def test_kill_after_the_send_before_commit_sends_the_same_email_again_and_record
     """The one window left: the mail server accepted the email, the worker dies before COMMIT. On recovery the
     email goes out again — the same message under the same Message-ID (a mailbox shows one) — and the reward is
     delivered once: one timeline entry, one reward.delivered event, one capture."""
+    from orders.create import order_create
+    from orders.idempotency import request_hash
     from orders.models import RewardEvent
-    from orders.services import RewardInput, order_create, request_hash
+    from orders.planning import RewardInput
 
     pool = killable_workers
     tag = uuid.uuid4().hex[:8]

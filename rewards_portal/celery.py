@@ -3,6 +3,7 @@
 import logging
 import os
 
+from celery.signals import setup_logging
 from kombu import Queue
 from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
 from tenant_schemas_celery.task import TenantTask
@@ -45,10 +46,29 @@ class Task(TenantTask):
 
 app = CeleryApp("rewards_portal", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
+# Celery must not replace the root logger's handlers with its own plain-text one (see _use_django_logging).
+app.conf.worker_hijack_root_logger = False
 # Separate queues so a flood of bulk work never delays deliveries or webhooks.
 QUEUES = ("default", "delivery", "webhooks", "bulk")
 app.conf.task_queues = [Queue(name) for name in QUEUES]
 app.autodiscover_tasks()
+
+
+@setup_logging.connect
+def _use_django_logging(loglevel=None, **kwargs) -> None:
+    """Worker and beat log like the web: settings.LOGGING's JSON lines, request/task context, secrets redacted.
+
+    Without a receiver for this signal Celery installs its own plain-text handler on the root logger, so worker
+    lines were neither JSON nor redacted. With one, Celery configures nothing (and leaves stdout alone); the
+    level given with `-l` still applies to the root logger, as Celery users expect.
+    """
+    import logging.config
+
+    from django.conf import settings
+
+    logging.config.dictConfig(settings.LOGGING)
+    if loglevel:
+        logging.getLogger().setLevel(loglevel)
 
 
 def _resilient_consumer():

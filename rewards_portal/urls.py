@@ -27,7 +27,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),
     path("anymail/", include("anymail.urls")),  # email provider tracking webhooks (bounces)
-    path("console/", include("portal.console_urls")),  # operator console, public host only
+    path("console/", include("portal.console.urls")),  # operator console, public host only
     # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claims.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
@@ -37,5 +37,7 @@ urlpatterns = [
     path("", include("portal.urls")),
 ]
 
+handler400 = "core.views.bad_request"
+handler403 = "core.views.permission_denied"
 handler404 = "core.views.not_found"
 handler500 = "core.views.server_error"

@@ -2,7 +2,7 @@
 
 - `/api/…` (except the schema and docs): `Authorization: Bearer <key or token>` → ApiKey → tenant schema
   (a `rp_test_` key lands in the sandbox twin). A bad credential is answered here with 401/403
-  problem+json; repeated failures from one address are throttled (429) before any lookup.
+  problem+json; repeated guesses are answered 429 instead, never a valid credential (tenants/authentication.py).
 - `<slug>.<PORTAL_DOMAIN>`: that tenant's portal; the bare PORTAL_DOMAIN (or 127.0.0.1) is the public
   schema (operator console, admin, health). An unknown portal host is a 404.
 A bare tenant header is never trusted.
@@ -14,9 +14,16 @@ from django.conf import settings
 from django.db import connection
 from django.http import Http404
 
-from core import context, ratelimit
-from core.api.errors import problem_response
+from core import context
+from core.problems import problem_response
 
+from .authentication import (
+    GUESS_CODES,
+    address_failures_exceeded,
+    credential_failure_record,
+    presented_key_id,
+    too_many_failures_response,
+)
 from .models import Domain
 from .services import CredentialError, credential_authenticate
 
@@ -32,27 +39,6 @@ def client_ip(request) -> str:
         if len(chain) >= hops:
             return chain[-hops]
     return request.META.get("REMOTE_ADDR", "")
-
-
-def auth_failure_throttled(ip: str) -> tuple[bool, int]:
-    allowed, retry_after = ratelimit.peek(
-        f"authfail:{ip}", limit=settings.AUTH_FAILURE_LIMIT, window=settings.AUTH_FAILURE_WINDOW_SECONDS
-    )
-    return (not allowed), retry_after
-
-
-def auth_failure_record(ip: str) -> None:
-    ratelimit.hit(f"authfail:{ip}", limit=settings.AUTH_FAILURE_LIMIT, window=settings.AUTH_FAILURE_WINDOW_SECONDS)
-
-
-def too_many_failures_response(retry_after: int):
-    return problem_response(
-        status=429,
-        code="too_many_failed_attempts",
-        detail="Too many failed authentication attempts from this address; try again later.",
-        retryable=True,
-        headers={"Retry-After": str(max(1, retry_after))},
-    )
 
 
 class TenantRoutingMiddleware:
@@ -83,33 +69,32 @@ class TenantRoutingMiddleware:
 
     def _route_api(self, request):
         header = request.META.get("HTTP_AUTHORIZATION", "")
-        if not header:
-            return None  # the base API view answers 401 problem+json
         ip = client_ip(request)
-        throttled, retry_after = auth_failure_throttled(ip)
-        if throttled:
-            return too_many_failures_response(retry_after)
+        if not header:  # the base API view answers 401 problem+json, or 429 to an address over its guess budget
+            retry_after = address_failures_exceeded(ip)
+            return too_many_failures_response(retry_after) if retry_after else None
         scheme, _, credential = header.partition(" ")
-        if scheme.lower() != "bearer" or not credential.strip():
-            auth_failure_record(ip)
-            return problem_response(
-                status=401,
-                code="invalid_credentials",
-                detail="Use `Authorization: Bearer <api key or access token>`.",
-                headers={"WWW-Authenticate": "Bearer"},
-            )
-        try:
-            key = credential_authenticate(credential=credential.strip(), client_ip=ip)
-        except CredentialError as exc:
-            auth_failure_record(ip)
-            return problem_response(
-                status=exc.status, code=exc.code, detail=exc.detail, headers={"WWW-Authenticate": "Bearer"}
-            )
-        request.api_key = key
-        request.tenant = key.tenant
-        connection.set_tenant(key.tenant)
-        context.bind(tenant=key.tenant.schema_name, key_id=key.key_id)
-        return None
+        credential = credential.strip()
+        if scheme.lower() != "bearer" or not credential:
+            error = CredentialError("Use `Authorization: Bearer <api key or access token>`.")
+        else:
+            try:
+                key = credential_authenticate(credential=credential, client_ip=ip)
+            except CredentialError as exc:
+                error = exc
+            else:
+                request.api_key = key
+                request.tenant = key.tenant
+                connection.set_tenant(key.tenant)
+                context.bind(tenant=key.tenant.schema_name, key_id=key.key_id)
+                return None
+        if error.code in GUESS_CODES:
+            retry_after = credential_failure_record(client_ip=ip, key_id=presented_key_id(credential))
+            if retry_after:
+                return too_many_failures_response(retry_after)
+        return problem_response(
+            status=error.status, code=error.code, detail=error.detail, headers={"WWW-Authenticate": "Bearer"}
+        )
 
     def _route_portal(self, request):
         host = request.get_host().split(":")[0].lower()

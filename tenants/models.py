@@ -147,7 +147,7 @@ class ClaimTokenIndex(models.Model):
     """Which tenant schema holds a claim link: the recipient page arrives on the public host with only a token.
 
     Only the SHA-256 of the token is stored (as on the reward itself), so this table alone opens nothing.
-    Written in the same transaction as the order that creates the token (orders.services._create_rewards).
+    Written in the same transaction as the order that creates the token (orders.create and orders.claim_tokens).
     """
 
     token_hash = models.CharField(max_length=64, unique=True)

@@ -326,14 +326,30 @@ def api_key_authenticate(*, raw_key: str, client_ip: str | None) -> ApiKey:
     return key
 
 
-def access_token_issue(*, client_id: str, client_secret: str, client_ip: str | None) -> dict:
-    """OAuth2 client credentials: the full key is the secret, its key_id the client id."""
+def access_token_issue(
+    *, client_id: str, client_secret: str, client_ip: str | None, scopes: list[str] | None = None
+) -> dict:
+    """OAuth2 client credentials: the full key is the secret, its key_id the client id. `scopes` narrows the
+    token to some of the key's scopes (OAuth `scope`); asking for one the key lacks is `invalid_scope`."""
     key = api_key_authenticate(raw_key=client_secret, client_ip=client_ip)
     if not hmac.compare_digest(key.key_id, client_id or ""):
         raise CredentialError("client_id does not match client_secret.")
+    payload: dict = {"k": key.key_id}
+    granted = list(key.scopes)
+    if scopes is not None:
+        missing = sorted(set(scopes) - set(key.scopes))
+        if missing:
+            raise ApplicationError(
+                f"This API key does not have the scope {', '.join(missing)}; it has {' '.join(key.scopes)}.",
+                code="invalid_scope",
+                status=400,
+                errors={"scope": [f"Not a scope of this key: {', '.join(missing)}."]},
+            )
+        granted = [scope for scope in key.scopes if scope in scopes]
+        payload["s"] = granted
     ttl = int(settings.ACCESS_TOKEN_TTL.total_seconds())
-    token = TOKEN_PREFIX + signing.dumps({"k": key.key_id}, salt=TOKEN_SALT, compress=False)
-    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": " ".join(key.scopes)}
+    token = TOKEN_PREFIX + signing.dumps(payload, salt=TOKEN_SALT, compress=False)
+    return {"access_token": token, "token_type": "Bearer", "expires_in": ttl, "scope": " ".join(granted)}
 
 
 def access_token_authenticate(*, token: str, client_ip: str | None) -> ApiKey:
@@ -352,6 +368,8 @@ def access_token_authenticate(*, token: str, client_ip: str | None) -> ApiKey:
     if key is None:
         raise CredentialError("The access token is invalid.")
     _check_key_usable(key, client_ip=client_ip)
+    if "s" in payload:  # a token narrowed at issue: the key's scopes now, within those granted then
+        key.scopes = [scope for scope in key.scopes if scope in payload["s"]]
     _touch_last_used(key)
     return key
 

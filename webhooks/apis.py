@@ -9,8 +9,8 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schem
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
-from core.api.params import choice_param
-from core.api.views import TenantAPIView, TenantListAPIView
+from api.params import choice_param
+from api.views import TenantAPIView, TenantListAPIView
 
 from . import selectors, services
 from .models import EVENT_TYPES, DeliveryStatus

@@ -18,6 +18,7 @@ import http.client
 import ipaddress
 import itertools
 import os
+import re
 import select
 import socket
 import ssl
@@ -25,7 +26,7 @@ import threading
 import time
 from collections import deque
 from dataclasses import dataclass, field
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from django.conf import settings
 
@@ -104,8 +105,37 @@ class _GuardedHTTPSConnection(http.client.HTTPSConnection):
         self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
 
 
+def host_is_numeric(host: str) -> bool:
+    """Whether a resolver would read `host` as an IP address, in any of the forms inet_aton and browsers accept:
+    dotted (127.0.0.1), short (127.1), decimal (2130706433), hex (0x7f000001), octal (0177.0.0.1), IPv6."""
+    host = host.rstrip(".")
+    if ":" in host:
+        return True  # IPv6 (urlsplit has removed the brackets), with or without a zone
+    try:
+        socket.inet_aton(host)
+        return True
+    except OSError:
+        pass
+    # A name whose last label is a number is no DNS name (no top-level domain is numeric), whatever parses it.
+    return bool(re.fullmatch(r"[0-9]+|0x[0-9a-f]*", host.rsplit(".", 1)[-1], re.IGNORECASE))
+
+
+def normalize_url(url: str) -> str:
+    """`url` as stored: scheme and host in lower case, the host without a trailing dot (call after validate_url)."""
+    parts = urlsplit(url)
+    host = parts.hostname.rstrip(".")
+    netloc = f"[{host}]" if ":" in host else host
+    if parts.port is not None:
+        netloc += f":{parts.port}"
+    return urlunsplit((parts.scheme.lower(), netloc, parts.path, parts.query, ""))
+
+
 def validate_url(url: str) -> str | None:
-    """Why `url` cannot be a receiver, or None. Checked at save time; addresses are checked again at send time."""
+    """Why `url` cannot be a receiver, or None. Checked at save time; addresses are checked again at send time.
+
+    In production (private addresses not allowed) the host must be a public DNS name: an IP address in any form
+    and a single-label name (`intranet`) are refused here, so the endpoint is never saved, not only never sent.
+    """
     try:
         parts = urlsplit(url)
         port = parts.port
@@ -134,13 +164,11 @@ def validate_url(url: str) -> str | None:
     host = parts.hostname.rstrip(".").lower()
     if host == "localhost" or host.endswith((".localhost", ".local", ".internal")):
         return "The host must be reachable on the public internet."
-    try:
-        ip = ipaddress.ip_address(host)
-    except ValueError:
-        return None  # a name: its addresses are checked when we connect
-    if not address_is_public(ip):
-        return "The host must be a public address."
-    return None
+    if host_is_numeric(host):
+        return "Use the receiver's host name (e.g. hooks.example.com), not an IP address."
+    if "." not in host:
+        return "Use a fully qualified host name (e.g. hooks.example.com), not a single-label name."
+    return None  # a name: its addresses are checked when we connect
 
 
 @dataclass

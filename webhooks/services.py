@@ -248,7 +248,7 @@ def _clean_url(url: str) -> str:
     problem = outbound.validate_url(url) if len(url) <= 2000 else "At most 2000 characters."
     if problem:
         raise ApplicationError(f"Invalid url: {problem}", code="validation_error", errors={"url": [problem]})
-    return url
+    return outbound.normalize_url(url)
 
 
 def webhook_endpoint_create(

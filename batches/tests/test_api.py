@@ -1,7 +1,5 @@
 """Bulk CSV over the API: template, validation preview, refused files, confirm, CSV exports, isolation."""
 
-import csv
-import io
 from decimal import Decimal
 
 import pytest
@@ -9,8 +7,9 @@ from django_tenants.utils import tenant_context
 
 from batches.csvfile import ALL_COLUMNS
 from batches.models import Batch, BatchRow, BatchRowError
-from batches.services import batch_process
+from batches.processing import batch_process
 from batches.testing import csv_bytes, digital_rows, upload
+from core.testing import csv_export_rows
 from funds.models import Hold, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
@@ -18,8 +17,7 @@ from orders.models import Order, Reward
 
 
 def _csv(response) -> list[list[str]]:
-    body = b"".join(response.streaming_content) if response.streaming else response.content
-    return list(csv.reader(io.StringIO(body.decode("utf-8"))))
+    return csv_export_rows(response)
 
 
 def _nothing_stored(tenant) -> bool:
@@ -29,10 +27,9 @@ def _nothing_stored(tenant) -> bool:
 
 def test_template_lists_every_column_and_parses_as_a_preview(api_a, shop):
     response = api_a.get("/api/v1/batches/template.csv")
-    assert response.status_code == 200 and response["Content-Type"].startswith("text/csv")
-    assert "attachment" in response["Content-Disposition"]
     rows = _csv(response)
     assert rows[0] == ALL_COLUMNS and len(rows) == 3
+    assert "+14155550123" in rows[2]  # a phone number is left as it is: a number is not a formula
 
 
 def test_thousand_rows_with_three_bad_ones_preview_exactly_those_errors(api_a, funded_a, shop):
@@ -55,7 +52,7 @@ def test_thousand_rows_with_three_bad_ones_preview_exactly_those_errors(api_a, f
         ("501", "amount"),
         ("999", "recipient_name"),
     ]
-    assert "formula" in errors[3][2]
+    assert "formula" in errors[3][2] and "'" not in errors[3][2]  # readable in the errors CSV, not mangled by it
     with tenant_context(funded_a):
         assert BatchRow.objects.count() == 997
         assert Order.objects.count() == 0 and Hold.objects.count() == 0  # a preview holds and sends nothing
@@ -179,6 +176,7 @@ def test_confirm_processes_every_row_once_and_results_csv_neutralises_formulas(a
     rows = digital_rows(shop.coffee_usd, 30)
     rows[4]["external_id"] = "@SUM(A1)"  # formula-like cells are refused on the way in...
     rows[5]["external_id"] = "ok-5"
+    rows[9]["external_id"] = "hr-11;=1+1"  # one cell here, but `=1+1` is a cell of its own in a `;` locale
     body = upload(api_a, csv_bytes(rows), dry_run=False).json()
     assert body["status"] == "confirmed" and body["valid_rows"] == 29
     with tenant_context(funded_a):
@@ -198,6 +196,7 @@ def test_confirm_processes_every_row_once_and_results_csv_neutralises_formulas(a
     assert len(results) == 30 and {r[2] for r in results[1:]} == {"pending"}
     assert results[5][:1] == ["7"] and results[5][3] == "ok-5"  # row 6 was refused
     assert results[6][3] == "'=cmd|'/c calc'!A1"
+    assert {r[0]: r[3] for r in results[1:]}["11"] == "hr-11;'=1+1"
     errors = _csv(api_a.get(done["errors_url"]))
     assert errors[1][:2] == ["6", "external_id"]
 
@@ -280,3 +279,12 @@ def test_control_characters_are_row_errors_not_stranded_rewards(api_a, funded_a,
     assert (body["valid_rows"], body["error_rows"]) == (1, 3)
     errors = {(int(r), c) for r, c, _ in _csv(api_a.get(body["errors_url"]))[1:]}
     assert errors == {(2, "sender_name"), (3, "recipient_name"), (4, "message")}
+
+
+def test_amounts_must_be_written_with_ascii_digits(api_a, funded_a, shop):
+    base = digital_rows(shop.coffee_usd, 1)[0]
+    rows = [{**base, "amount": amount, "external_id": f"amt-{n}"} for n, amount in enumerate(("٢٥", "1e1", "25"))]
+    body = upload(api_a, csv_bytes(rows)).json()
+    assert (body["valid_rows"], body["error_rows"]) == (1, 2)
+    errors = {(int(r), c): m for r, c, m in _csv(api_a.get(body["errors_url"]))[1:]}
+    assert set(errors) == {(2, "amount"), (3, "amount")} and "digits" in errors[(2, "amount")]

@@ -9,10 +9,12 @@ import pytest
 from django.db.models import Count, Sum
 from django_tenants.utils import tenant_context
 
+from batches.lifecycle import batch_requeue_stale
 from batches.models import Batch, BatchHold, BatchRow
-from batches.services import CHUNK, batch_requeue_stale, batch_upload
+from batches.processing import CHUNK
 from batches.tasks import batch_process_task
 from batches.testing import csv_bytes, digital_rows
+from batches.upload import batch_upload
 from core.testing import wait_for
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit

@@ -8,7 +8,7 @@ import redis
 from django.db import InterfaceError, OperationalError
 from django.test import RequestFactory
 
-from core.api.errors import problem_exception_handler
+from core.problems import problem_exception_handler
 from core.views import server_error
 
 

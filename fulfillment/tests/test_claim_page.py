@@ -301,7 +301,7 @@ def test_tokens_are_indexed_to_their_own_schema_only(api_a, api_b, funded_a, ten
         funds_deposit(currency="USD", amount="100.00")
     s_reward_id, s_token = _delivered_link(make_api_client(sandbox), sandbox, shop.coffee_usd, message="From Sandbox")
 
-    from orders.services import claim_token_hash
+    from orders.claim_tokens import claim_token_hash
 
     index = dict(ClaimTokenIndex.objects.values_list("token_hash", "tenant__schema_name"))
     assert index[claim_token_hash(a_token)] == funded_a.schema_name
@@ -446,7 +446,7 @@ def test_migration_indexes_links_issued_before_the_index_existed(api_a, funded_a
     from django.apps import apps
     from django.db import connection
 
-    from orders.services import claim_token_hash
+    from orders.claim_tokens import claim_token_hash
 
     migration = importlib.import_module("tenants.migrations.0002_claim_token_index")
     _, token = _delivered_link(api_a, funded_a, shop.coffee_usd)
@@ -493,4 +493,30 @@ def test_choice_survives_supplier_outages_and_refusals(api_a, funded_a, choice_s
     picked = browser.post(f"/r/{other_token}/choose", {"product_id": str(shop.coffee_usd.id)})
     assert picked.status_code == 200 and _code(funded_a, other_id) in picked.content.decode()
     with tenant_context(funded_a):
+        assert ledger_invariant_violations() == []
+
+
+def test_cancel_while_a_choice_is_being_issued_is_refused_and_never_refunds_a_live_card(api_a, funded_a, choice_shop):
+    """The choice is recorded and the supplier is issuing (no lock held): a cancel now would refund a card the
+    supplier is about to hand out. Refused (retryable) until the code is stored; then it voids and refunds."""
+    from fulfillment.claims import _choice_record, _choice_settle
+    from fulfillment.services import reward_issue_code
+    from funds.selectors import balance_get, ledger_invariant_violations
+
+    shop = choice_shop
+    reward_id, _ = _delivered_link(api_a, funded_a, shop.choice_usd)
+    with tenant_context(funded_a):
+        reward = _choice_record(reward_id=reward_id, product_id=shop.trail_usd.id)  # step 1 done
+        available = balance_get(currency="USD").available
+    refused = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
+    assert refused.status_code == 409 and refused.json()["retryable"] is True
+    assert "being issued" in refused.json()["detail"]
+    with tenant_context(funded_a):
+        _choice_settle(reward_id=reward_id, issued=reward_issue_code(reward=reward))  # steps 2 and 3
+        assert balance_get(currency="USD").available == available
+    canceled = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
+    assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"
+    with tenant_context(funded_a):
+        assert _reward(funded_a, reward_id).code_voided_at is not None
+        assert balance_get(currency="USD").available == available + 25
         assert ledger_invariant_violations() == []

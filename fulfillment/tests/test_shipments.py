@@ -17,6 +17,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from core.errors import ApplicationError
+from core.testing import csv_export_rows
 from fulfillment.manifests import MANIFEST_COLUMNS, shipment_manifest
 from fulfillment.models import Shipment, ShipmentEvent
 from fulfillment.services import reward_fulfil
@@ -265,12 +266,31 @@ def test_illegal_transitions_are_refused_and_change_nothing(api_a, partner_a, fu
     _assert_books_balance(funded_a)
 
 
+def test_canceling_a_physical_reward_before_hand_over_cancels_its_shipment_through_its_state_machine(
+    api_a, funded_a, shop
+):
+    ids = _order(api_a, shop)  # pending: not yet handed to fulfilment
+    canceled = api_a.post(f"/api/v1/rewards/{ids['reward_id']}/cancel")
+    assert canceled.status_code == 200, canceled.content
+    assert canceled.json()["status"] == "canceled"
+    shipment = api_a.get(f"/api/v1/shipments/{ids['shipment_id']}").json()
+    assert shipment["status"] == "canceled"
+    assert [(e["status"], e["description"]) for e in shipment["events"]] == [("canceled", "Reward canceled")]
+    assert _events(funded_a) == []  # a cancel is the tenant's own act: no shipment webhook
+    usd = _usd(funded_a)
+    assert (usd.available, usd.held) == (Decimal("1000"), 0)
+    _assert_books_balance(funded_a)
+
+
 def _manifest_rows(text):
     return list(csv.reader(io.StringIO(text)))
 
 
 def test_manifest_lists_the_days_submitted_shipments_and_neutralises_formulas(api_a, funded_a, shop, tmp_path):
-    hostile = {**US_ADDRESS, "name": '=HYPERLINK("http://x")', "line2": "@SUM(A1:A9)", "city": "+Arlington"}
+    hostile = {
+        **US_ADDRESS, "name": '=HYPERLINK("http://x")', "line1": "1 Navy Way;=1+1", "line2": "@SUM(A1:A9)",
+        "city": "+Arlington",
+    }  # fmt: skip
     first = _submitted(api_a, funded_a, shop, external_id="-crm-1")
     second = _submitted(api_a, funded_a, shop, address=hostile)
     _order(api_a, shop)  # pending: not handed to fulfilment yet
@@ -289,10 +309,8 @@ def test_manifest_lists_the_days_submitted_shipments_and_neutralises_formulas(ap
     today = timezone.localdate()
 
     response = api_a.get("/api/v1/shipments/manifest.csv", {"day": today.isoformat(), "carrier": "parcelway"})
-    assert response.status_code == 200, response.content
-    assert response["Content-Type"].startswith("text/csv")
     assert response["Content-Disposition"] == f'attachment; filename="manifest-parcelway-{today.isoformat()}.csv"'
-    rows = _manifest_rows(response.content.decode())
+    rows = csv_export_rows(response)
     assert rows[0] == list(MANIFEST_COLUMNS)
     by_id = {row[0]: dict(zip(MANIFEST_COLUMNS, row, strict=True)) for row in rows[1:]}
     assert set(by_id) == {first["shipment_id"], second["shipment_id"]}
@@ -310,6 +328,7 @@ def test_manifest_lists_the_days_submitted_shipments_and_neutralises_formulas(ap
     neutral = by_id[second["shipment_id"]]
     assert neutral["recipient_name"] == '\'=HYPERLINK("http://x")'
     assert neutral["line2"] == "'@SUM(A1:A9)" and neutral["city"] == "'+Arlington"
+    assert neutral["line1"] == "1 Navy Way;'=1+1"  # `=1+1` is a cell of its own in a `;` locale
 
     eu_rows = _manifest_rows(shipment_manifest_text(funded_a, today, "PostaEuropa"))
     assert [row[0] for row in eu_rows[1:]] == [eu["shipment_id"]]

@@ -15,8 +15,10 @@ from fulfillment.tasks import fulfilment_sweep
 from funds.models import LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
+from orders.create import order_create
+from orders.idempotency import request_hash
 from orders.models import Reward
-from orders.services import RewardInput, order_create, request_hash
+from orders.planning import RewardInput
 from orders.testing import make_shop
 from tenants.services import api_key_create
 

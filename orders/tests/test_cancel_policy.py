@@ -7,6 +7,7 @@ checks the answer against orders.policy and the ledger after each attempt.
 from __future__ import annotations
 
 import itertools
+import json
 from decimal import Decimal
 
 import pytest
@@ -18,9 +19,9 @@ from core.errors import ApplicationError
 from fulfillment.services import reward_fulfil
 from funds.models import HoldStatus, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
+from orders.lifecycle import reward_cancel
 from orders.models import DeliveryMethod, Reward, RewardStatus
 from orders.policy import CANCEL_POLICY, CancelAction, CodeState, cancel_rule, code_state
-from orders.services import reward_cancel
 from orders.testing import digital_order
 
 
@@ -199,7 +200,7 @@ def test_the_sweeper_gives_up_after_the_bounded_attempts(api_a, funded_a, shop, 
     with tenant_context(funded_a):
         Reward.objects.filter(pk__in=[paid["id"], never_issued["id"]]).update(attempts=3)
         reward = Reward.objects.select_related("hold", "order").get(pk=paid["id"])
-        from orders.services import reward_capture, reward_transition
+        from orders.lifecycle import reward_capture, reward_transition
 
         reward_transition(reward=reward, to="processing")
         reward_capture(reward=reward)
@@ -306,3 +307,66 @@ def test_every_state_method_and_disclosure_follows_the_policy_table(api_a, funde
         (RewardStatus.PENDING, CodeState.NONE),
         (RewardStatus.PROCESSING, CodeState.DISCLOSED),
     }
+
+
+def test_a_sender_name_stored_with_a_newline_still_sends_a_clean_subject(api_a, funded_a, shop, mailoutbox):
+    """Rows written before the door refused control characters are delivered, their headers made safe."""
+    reward = _order(api_a, shop.coffee_usd, method="email")
+    with tenant_context(funded_a):
+        Reward.objects.filter(pk=reward["id"]).update(sender_name="Bob\r\nBcc: x@evil.example")
+        reward_fulfil(reward_id=reward["id"])
+        assert Reward.objects.get(pk=reward["id"]).status == "delivered"
+    [message] = mailoutbox
+    assert message.subject.startswith("Bob Bcc: x@evil.example sent you") and "\n" not in message.subject
+    assert message.bcc == [] and "Bcc" not in str(message.message()["Bcc"] or "")
+
+
+def test_a_physical_gift_with_the_partner_is_refused_for_good_not_retryable(api_a, funded_a, shop):
+    from orders.testing import US_ADDRESS
+
+    body = {
+        "type": "physical",
+        "rewards": [
+            {
+                "product_id": str(shop.hamper_usd.id),
+                "amount": "50",
+                "currency": "USD",
+                "recipient": {"name": "Ada Lovelace", "email": "ada@example.com"},
+                "shipping_address": US_ADDRESS,
+                "shipping_method_id": str(shop.ground_us.id),
+            }
+        ],
+    }
+    created = api_a.post("/api/v1/orders", body)
+    assert created.status_code == 201, created.content
+    reward_id = created.json()["rewards"][0]["id"]
+    with tenant_context(funded_a):
+        reward_fulfil(reward_id=reward_id)  # handed to the partner: the reward stays processing
+        assert Reward.objects.get(pk=reward_id).status == "processing"
+    refused = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
+    assert refused.status_code == 409 and refused.json()["code"] == "not_cancelable"
+    assert refused.json()["retryable"] is False and "fulfilment partner" in refused.json()["detail"]
+
+
+def test_amounts_in_other_scripts_exponents_and_floats_are_refused(api_a, funded_a, shop):
+    for amount in ("٢٥", "２５", "1e2", "2.5e1", 25.0, "25,00", "NaN", " "):
+        body = digital_order(shop.coffee_usd)
+        body["rewards"][0]["amount"] = amount
+        response = api_a.post("/api/v1/orders", body)
+        assert response.status_code == 422, (amount, response.content)
+        assert "Decimal(" not in response.content.decode()
+    body = digital_order(shop.coffee_usd)
+    body["rewards"][0]["amount"] = 25  # a JSON integer is an amount too
+    assert api_a.post("/api/v1/orders", body).status_code == 201
+    assert _balance(funded_a) == (Decimal("975"), Decimal("25"))
+
+
+def test_order_events_never_carry_claim_links(api_a, make_api_client, funded_a, shop):
+    reader = make_api_client(funded_a, scopes=["read"])
+    body = digital_order(shop.coffee_usd, type="link")
+    body["rewards"][0]["delivery_method"] = "link"
+    created = api_a.post("/api/v1/orders", body)
+    assert created.json()["rewards"][0]["claim_url"]  # the placing key gets it, once, in the response
+    events = reader.get("/api/v1/events").json()["results"]
+    assert any(event["type"] == "order.created" for event in events)
+    assert "/r/" not in json.dumps(events)

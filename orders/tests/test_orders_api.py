@@ -267,7 +267,7 @@ def test_cancel_one_reward(api_a, funded_a, shop):
 
 def test_state_machine_guards(funded_a, api_a, shop):
     from core.errors import ApplicationError
-    from orders.services import reward_transition
+    from orders.lifecycle import reward_transition
 
     order = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd)).json()
     with tenant_context(funded_a):

@@ -108,8 +108,9 @@ def test_deposit_request_approved_credits_exactly_once(tenant_a, operator_client
     page = operator_client.get("/console/deposits/")
     assert b"WIRE-1" in page.content
     url = f"/console/deposits/{tenant_a.schema_name}/{deposit.id}/approve"
-    assert operator_client.post(url).status_code == 302
-    response = operator_client.post(url, follow=True)
+    assert f'href="{url}"' in page.content.decode()  # the list's button opens the confirmation, it credits nothing
+    assert operator_client.post(url, {"confirm": "on"}).status_code == 302
+    response = operator_client.post(url, {"confirm": "on"}, follow=True)
     assert b"already credited" in response.content
     with tenant_context(tenant_a):
         deposit.refresh_from_db()
@@ -118,6 +119,36 @@ def test_deposit_request_approved_credits_exactly_once(tenant_a, operator_client
         assert ledger_invariant_violations() == []
         assert AuditEvent.objects.filter(action="funds.deposit_request_approved").count() == 1
     assert b"WIRE-1" not in operator_client.get("/console/deposits/").content
+
+
+def test_approve_and_credit_asks_for_confirmation_naming_tenant_amount_and_currency(tenant_a, operator_client):
+    from funds.models import DepositRequestStatus
+    from funds.selectors import balance_get, ledger_invariant_violations
+    from funds.services import deposit_request_create
+
+    with tenant_context(tenant_a):
+        before = balance_get(currency="USD")
+        deposit = deposit_request_create(currency="USD", amount="12500.00", reference="WIRE-9", requested_by="f@a.test")
+    url = f"/console/deposits/{tenant_a.schema_name}/{deposit.id}/approve"
+    page = operator_client.get(url)
+    text = page.content.decode()
+    assert page.status_code == 200 and 'data-testid="deposit-confirm"' in text
+    assert f"Credit 12,500.00 USD to {tenant_a.name}?" in text and tenant_a.slug in text and "WIRE-9" in text
+    assert 'type="checkbox" name="confirm"' in text
+
+    refused = operator_client.post(url)  # a bare POST (the old one-click form) credits nothing
+    assert refused.status_code == 422 and b"Tick the box to confirm" in refused.content
+    with tenant_context(tenant_a):
+        deposit.refresh_from_db()
+        assert deposit.status == DepositRequestStatus.PENDING and balance_get(currency="USD") == before
+
+    assert operator_client.post(url, {"confirm": "on"}).status_code == 302
+    with tenant_context(tenant_a):
+        deposit.refresh_from_db()
+        assert deposit.status == DepositRequestStatus.CREDITED
+        assert balance_get(currency="USD").available == (before.available if before else 0) + Decimal("12500.00")
+        assert ledger_invariant_violations() == []
+    assert operator_client.get(url).status_code == 302  # no confirmation page for a resolved request
 
 
 def test_deposit_request_reject_credits_nothing(tenant_a, operator_client):
@@ -193,10 +224,10 @@ def test_inventory_upload_imports_codes_and_shows_bad_rows_next_to_the_file(oper
 
 def test_tenant_list_is_paged_and_searchable(operator_client, settings, monkeypatch):
     """With hundreds of tenants the page stays one page long (balances read for the shown tenants only)."""
-    from portal import console_views
+    from portal.console import tenants as console_tenants
     from tenants.models import Tenant
 
-    monkeypatch.setattr(console_views, "TENANTS_PER_PAGE", 1)  # alpha and beta exist: two pages of one
+    monkeypatch.setattr(console_tenants, "TENANTS_PER_PAGE", 1)  # alpha and beta exist: two pages of one
     first = operator_client.get("/console/tenants/").content.decode()
     assert 'data-testid="tenant-alpha"' in first and 'data-testid="tenant-beta"' not in first
     assert "Page 1 of" in first and 'rel="next"' in first

@@ -17,8 +17,9 @@ SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")
 
 
 def create_key(client, **fields):
+    """POST the form and follow the redirect to the page that shows the new key (or the form, on an error)."""
     data = {"name": "CRM sync", "scopes": ["read", "write"], "allowed_cidrs": "", "expires_in_days": ""} | fields
-    return client.post("/developers/", data)
+    return client.post("/developers/", data, follow=True)
 
 
 def raw_key_in(response) -> str:
@@ -52,6 +53,37 @@ def test_create_shows_the_key_once_and_the_list_never(signed_in, tenant_a):
     assert raw not in str(events)
 
 
+def test_reloading_the_new_key_page_says_already_shown_and_creates_nothing(signed_in, tenant_a, staff):
+    client, _ = signed_in("admin")
+    response = create_key(client)
+    [(shown_url, status)] = response.redirect_chain  # POST -> redirect -> GET
+    assert status == 302 and shown_url.startswith("/developers/shown/")
+    raw = raw_key_in(response)
+    key = ApiKey.objects.get(tenant=tenant_a)
+    for _ in range(2):  # a reload, then the back button
+        again = client.get(shown_url)
+        page = again.content.decode()
+        assert again.status_code == 410 and again["Cache-Control"] == "no-store"
+        assert "Already shown" in page and f"rp_live_{key.key_id}…" in page
+        assert raw not in page and not RAW_KEY.search(page)
+    assert ApiKey.objects.filter(tenant=tenant_a).count() == 1
+    # another admin of the same tenant who got hold of the link sees nothing either
+    other = portal_client(tenant_a)
+    sign_in(other, staff("admin").email)
+    assert "Already shown" in other.get(shown_url).content.decode()
+
+
+def test_a_stashed_key_is_shown_only_to_the_user_who_created_it(signed_in, tenant_a, staff):
+    client, _ = signed_in("admin")
+    response = client.post("/developers/", {"name": "CRM sync", "scopes": ["read", "write"]})
+    assert response.status_code == 302
+    other = portal_client(tenant_a)
+    sign_in(other, staff("admin").email)
+    page = other.get(response["Location"]).content.decode()
+    assert "Already shown" in page and not RAW_KEY.search(page)
+    assert RAW_KEY.search(client.get(response["Location"]).content.decode())  # its creator still gets it once
+
+
 def test_service_errors_show_next_to_their_field(signed_in, tenant_a):
     client, _ = signed_in("admin")
     page = create_key(client, allowed_cidrs="not-a-network").content.decode()
@@ -79,7 +111,7 @@ def test_rotate_issues_a_new_key_with_the_same_settings_and_revokes_the_old(sign
     client, _ = signed_in("admin")
     old_raw = raw_key_in(create_key(client, scopes=["read"], allowed_cidrs="127.0.0.0/8"))
     old = ApiKey.objects.get(tenant=tenant_a)
-    response = client.post(f"/developers/keys/{old.key_id}/rotate")
+    response = client.post(f"/developers/keys/{old.key_id}/rotate", follow=True)
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     new_raw = raw_key_in(response)
     assert new_raw != old_raw
@@ -121,9 +153,8 @@ def test_webhook_endpoint_create_rotate_test_disable_delete(signed_in, tenant_a)
     client, _ = signed_in("admin")
     page = client.post("/developers/webhooks/", {"url": "ftp://nope"}).content.decode()
     assert 'id="id_url_error"' in page
-    response = client.post(
-        "/developers/webhooks/", {"url": "https://hooks.example.com/rewards", "events": ["order.completed"]}
-    )
+    form = {"url": "https://hooks.example.com/rewards", "events": ["order.completed"]}
+    response = client.post("/developers/webhooks/", form, follow=True)
     assert response.status_code == 200 and response["Cache-Control"] == "no-store"
     secret = SECRET.findall(response.content.decode())
     assert len(secret) == 1
@@ -135,7 +166,7 @@ def test_webhook_endpoint_create_rotate_test_disable_delete(signed_in, tenant_a)
     detail = f"/developers/webhooks/{endpoint.pk}/"
     assert "whsec_" not in client.get(detail).content.decode()
 
-    rotated = client.post(f"{detail}rotate")
+    rotated = client.post(f"{detail}rotate", follow=True)
     assert rotated.status_code == 200 and rotated["Cache-Control"] == "no-store"
     new_secret = SECRET.findall(rotated.content.decode())
     assert len(new_secret) == 1 and new_secret != secret

@@ -1,7 +1,5 @@
 """Funds page: roles, balances, statement filters and export, deposit requests, low-balance thresholds and alerts."""
 
-import csv
-import io
 from decimal import Decimal
 
 from django.core import mail
@@ -9,6 +7,7 @@ from django_tenants.utils import schema_context, tenant_context
 
 from accounts.models import User
 from audit.models import AuditEvent
+from core.testing import csv_export_rows
 from funds.models import DepositRequest, LedgerAccount
 from funds.selectors import low_balance_recipients
 from funds.services import funds_deposit, funds_hold
@@ -46,13 +45,17 @@ def test_statement_filters_by_kind_currency_and_date(signed_in, funded_a):
 def test_statement_export_is_filtered_and_neutralised(signed_in, funded_a, tenant_a):
     with tenant_context(funded_a):
         funds_deposit(currency="USD", amount="5.00", description='=HYPERLINK("http://x")', reference="r-1")
+        funds_deposit(currency="USD", amount="6.00", description="Wire;@SUM(A1:A9)", reference="r-2")
     client, _ = signed_in("finance")
     response = client.get("/funds/statement.csv", {"kind": "deposit"})
-    assert response.status_code == 200 and response.streaming and response["Cache-Control"] == "no-store"
-    rows = list(csv.DictReader(io.StringIO(b"".join(response.streaming_content).decode())))
-    assert {r["kind"] for r in rows} == {"deposit"} and len(rows) == 2
+    assert response.streaming and response["Cache-Control"] == "no-store"
+    header, *lines = csv_export_rows(response)
+    rows = [dict(zip(header, line, strict=True)) for line in lines]
+    assert {r["kind"] for r in rows} == {"deposit"} and len(rows) == 3
     [evil] = [r for r in rows if r["reference"] == "r-1"]
     assert evil["description"] == '\'=HYPERLINK("http://x")' and evil["amount"] == "5.00"
+    [semicolon] = [r for r in rows if r["reference"] == "r-2"]
+    assert semicolon["description"] == "Wire;'@SUM(A1:A9)"
     with tenant_context(tenant_a):
         assert AuditEvent.objects.filter(action="funds.statement_export").count() == 1
 

@@ -41,7 +41,7 @@ def test_permission_map():
     user.role = "manager"
     assert has_perm(user, Perm.SEND) and has_perm(user, Perm.BULK) and not has_perm(user, Perm.FUNDS)
     user.role = "finance"
-    assert has_perm(user, Perm.FUNDS) and has_perm(user, Perm.REPORTS) and not has_perm(user, Perm.SEND)
+    assert has_perm(user, Perm.FUNDS) and has_perm(user, Perm.VIEW) and not has_perm(user, Perm.SEND)
     user.is_active = False
     assert not has_perm(user, Perm.VIEW)
 

@@ -1,33 +1,30 @@
 """Bulk CSV sending (managers, admins): template, upload with a dry-run preview, confirm, live progress, CSVs.
 
-Every write goes through batches.services (the same calls as POST /api/v1/batches); this module only parses the
-form, renders the service's answer and audits. Pages run on the schema the live/sandbox switch selects, so a
-sandbox upload validates against, holds and sends from the sandbox twin.
+Every write goes through batches.upload and batches.lifecycle (the same calls as POST /api/v1/batches); this
+module only parses the form, renders the service's answer and audits. Pages run on the schema the live/sandbox
+switch selects, so a sandbox upload validates against, holds and sends from the sandbox twin.
 """
 
 from __future__ import annotations
 
-import csv
 import re
-from collections.abc import Iterable, Iterator
 from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.contrib import messages
 from django.core.paginator import Paginator
-from django.db import connection
-from django.http import Http404, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
 from django.views import View
-from django_tenants.utils import tenant_context
 
-from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, template_csv
+from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, TEMPLATE_ROWS
+from batches.lifecycle import batch_cancel, batch_confirm
 from batches.models import BATCH_ACTIVE_STATES, Batch, BatchRowError, BatchStatus
 from batches.selectors import batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
-from batches.services import batch_cancel, batch_confirm, batch_upload
+from batches.upload import batch_upload
+from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
-from fulfillment.manifests import csv_safe
 from programs.selectors import program_list
 
 from ..mixins import PortalMixin, PortalView
@@ -98,27 +95,6 @@ def _row_errors(exc: ApplicationError) -> list[str]:
             where = f"Row {row}" if column == "row" else f"Row {row}, column {column}"
             found += [f"{where}: {value}" for value in values]
     return found
-
-
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def _csv_download(filename: str, header: list[str], rows: Iterable[Iterable[object]]) -> StreamingHttpResponse:
-    """A CSV streamed in the schema in use (live or sandbox), every cell neutralised against formulas."""
-    tenant = connection.tenant
-    writer = csv.writer(_Echo(), lineterminator="\r\n")
-
-    def stream() -> Iterator[str]:
-        with tenant_context(tenant):  # iterated after the middleware put the connection back on public
-            yield writer.writerow(header)
-            for row in rows:
-                yield writer.writerow([csv_safe(cell) for cell in row])
-
-    response = StreamingHttpResponse(stream(), content_type="text/csv; charset=utf-8")
-    response["Content-Disposition"] = f'attachment; filename="{filename}"'
-    return response
 
 
 class BulkView(PortalView):
@@ -258,7 +234,7 @@ class BulkErrorsCsvView(PortalMixin, View):
     def get(self, request, batch_id):
         batch = _batch_or_404(batch_id)
         rows = batch_error_rows(batch=batch)
-        return _csv_download(f"batch-{batch.id}-errors.csv", ["row", "column", "message"], rows)
+        return csv_response(filename=f"batch-{batch.id}-errors.csv", header=["row", "column", "message"], rows=rows)
 
 
 class BulkResultsCsvView(PortalMixin, View):
@@ -269,13 +245,15 @@ class BulkResultsCsvView(PortalMixin, View):
         if batch.status in (BatchStatus.VALIDATING, BatchStatus.VALIDATED):
             raise Http404("Results exist once the batch is confirmed")
         header = ["row", "reward_id", "status", "external_id", "reason"]
-        return _csv_download(f"batch-{batch.id}-results.csv", header, batch_result_rows(batch=batch))
+        return csv_response(
+            filename=f"batch-{batch.id}-results.csv", header=header, rows=batch_result_rows(batch=batch)
+        )
 
 
 class BulkTemplateCsvView(PortalMixin, View):
     permission = Perm.BULK
 
     def get(self, request):
-        response = HttpResponse(template_csv(), content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="rewards-batch-template.csv"'
-        return response
+        return csv_response(
+            filename="rewards-batch-template.csv", header=ALL_COLUMNS, rows=TEMPLATE_ROWS, streaming=False
+        )

@@ -2,21 +2,29 @@
 
 Keys are public-schema rows pointing at a tenant: a live-mode page manages the live tenant's `rp_live_` keys,
 a sandbox-mode page the twin's `rp_test_` keys. Webhook endpoints live in the schema in use. Secrets (raw keys,
-`whsec_` signing secrets) appear in exactly one POST response, sent with `Cache-Control: no-store`, and never
-in the audit log, the session or a message.
+`whsec_` signing secrets) appear in exactly one page, sent with `Cache-Control: no-store`, and never in the
+audit log, the session or a message.
+
+That page is a GET after a redirect (POST -> redirect -> GET): the POST that creates or rotates stashes the
+secret, encrypted, in Redis under a random token for a few minutes; the first GET of /developers/shown/<token>/
+by the same user takes it out, and any later GET (a reload, the back button) says it was already shown. So a
+reload never repeats the POST, which created a second live key.
 """
 
 from __future__ import annotations
 
-from datetime import timedelta
+import json
+import secrets
+from datetime import datetime, timedelta
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404
-from django.shortcuts import redirect, render
+from django.http import Http404, HttpResponseRedirect
+from django.shortcuts import redirect
 from django.utils import timezone
 from django.views import View
 
+from core import crypto, ratelimit
 from core.errors import ApplicationError, NotFoundError
 from tenants.models import ApiKey, ApiScope
 from tenants.services import api_key_create, api_key_revoke
@@ -28,6 +36,8 @@ from ..mixins import PortalMixin, PortalView
 from ..permissions import Perm
 
 MAX_DELIVERIES_SHOWN = 50
+SHOWN_ONCE_SECONDS = 300  # a stashed secret waits this long for its one GET, then only a rotation helps
+SHOWN_ONCE_NOTE_SECONDS = 3600  # the page still names what was shown (without the secret) on a reload
 
 
 class ServiceCheckedChoices(forms.MultipleChoiceField):
@@ -91,10 +101,58 @@ def _key_data(key: ApiKey) -> dict:
     }
 
 
-def _shown_once(request, context: dict):
-    response = render(request, "portal/developers/secret.html", {"nav_section": "developers", **context})
-    response["Cache-Control"] = "no-store"
-    return response
+def _show_once(request, secret: str, **about) -> HttpResponseRedirect:
+    """Stash `secret` for one GET of the page that shows it, and redirect there.
+
+    `about` is what the page says about the secret (kind, page_title, key_id, replaced_key_id, endpoint_id,
+    endpoint_url, previous_expires_at): ids and text only, kept a little longer so a reload can say what was shown.
+    """
+    token = secrets.token_urlsafe(24)
+    note = {"user": request.user.pk, "tenant": request.tenant.schema_name, **about}
+    pipe = ratelimit.get_redis().pipeline()
+    pipe.set(f"rp:shown-once:{token}:secret", crypto.encrypt(secret), ex=SHOWN_ONCE_SECONDS)
+    pipe.set(f"rp:shown-once:{token}:note", json.dumps(note), ex=SHOWN_ONCE_NOTE_SECONDS)
+    pipe.execute()
+    return redirect("portal:developers_shown", token=token)
+
+
+class ShownOnceView(PortalView):
+    """GET /developers/shown/<token>/: the new secret the first time, "already shown" on every later visit."""
+
+    permission = Perm.DEVELOPERS
+    nav_section = "developers"
+    template_name = "portal/developers/secret.html"
+
+    def get(self, request, token: str):
+        redis = ratelimit.get_redis()
+        raw_note = redis.get(f"rp:shown-once:{token}:note")
+        note = json.loads(raw_note) if raw_note else {}
+        encrypted = None
+        if note.get("user") != request.user.pk or note.get("tenant") != request.tenant.schema_name:
+            note = {}  # another user's (or tenant's) link: nothing to show them, and it stays for its owner
+        else:
+            pipe = redis.pipeline(transaction=True)  # read and delete at once: two tabs cannot both get it
+            pipe.get(f"rp:shown-once:{token}:secret")
+            pipe.delete(f"rp:shown-once:{token}:secret")
+            encrypted, _ = pipe.execute()
+        context = self.get_context_data(**self._about(note))
+        context["secret"] = crypto.decrypt(encrypted.decode()) if encrypted else None
+        context["page_title"] = note.get("page_title", "Shown once") if encrypted else "Already shown"
+        response = self.render_to_response(context, status=200 if encrypted else 410)
+        response["Cache-Control"] = "no-store"
+        return response
+
+    def _about(self, note: dict) -> dict:
+        about: dict = {"kind": note.get("kind", "")}
+        if note.get("key_id"):
+            about["key"] = ApiKey.objects.filter(key_id=note["key_id"], tenant=self.data_tenant).first()
+        if note.get("replaced_key_id"):
+            about["replaced"] = ApiKey.objects.filter(key_id=note["replaced_key_id"], tenant=self.data_tenant).first()
+        if note.get("endpoint_id"):
+            about["endpoint"] = {"pk": note["endpoint_id"], "url": note.get("endpoint_url", "")}
+        if note.get("previous_expires_at"):
+            about["previous_expires_at"] = datetime.fromisoformat(note["previous_expires_at"])
+        return about
 
 
 class DevelopersView(PortalView):
@@ -131,10 +189,7 @@ class DevelopersView(PortalView):
                 _apply_errors(form, exc)
             else:
                 self.audit("api_key.create", object_type="api_key", object_id=key.key_id, data=_key_data(key))
-                return _shown_once(
-                    request,
-                    {"page_title": "Your new API key", "kind": "api_key", "key": key, "secret": raw_key},
-                )
+                return _show_once(request, raw_key, page_title="Your new API key", kind="api_key", key_id=key.key_id)
         return self.render_to_response(self.get_context_data(key_form=form), status=200)
 
 
@@ -178,15 +233,13 @@ class ApiKeyActionView(PortalMixin, View):
                 object_id=key.key_id,
                 data={**_key_data(new_key), "new_key_id": new_key.key_id},
             )
-            return _shown_once(
+            return _show_once(
                 request,
-                {
-                    "page_title": "Your rotated API key",
-                    "kind": "api_key",
-                    "key": new_key,
-                    "secret": raw_key,
-                    "replaced": key,
-                },
+                raw_key,
+                page_title="Your rotated API key",
+                kind="api_key",
+                key_id=new_key.key_id,
+                replaced_key_id=key.key_id,
             )
         raise Http404("No such key action")
 
@@ -218,9 +271,13 @@ class WebhookCreateView(DevelopersView):
                     object_id=endpoint.pk,
                     data={"url": endpoint.url, "events": list(endpoint.events)},
                 )
-                return _shown_once(
+                return _show_once(
                     request,
-                    {"page_title": "Webhook signing secret", "kind": "webhook", "endpoint": endpoint, "secret": secret},
+                    secret,
+                    page_title="Webhook signing secret",
+                    kind="webhook",
+                    endpoint_id=endpoint.pk,
+                    endpoint_url=endpoint.url,
                 )
         return self.render_to_response(self.get_context_data(endpoint_form=form), status=200)
 
@@ -306,15 +363,14 @@ class WebhookActionView(PortalMixin, View):
                     **audit,
                     data={"previous_expires_at": previous_expires_at.isoformat()},
                 )
-                return _shown_once(
+                return _show_once(
                     request,
-                    {
-                        "page_title": "New webhook signing secret",
-                        "kind": "webhook",
-                        "endpoint": endpoint,
-                        "secret": secret,
-                        "previous_expires_at": previous_expires_at,
-                    },
+                    secret,
+                    page_title="New webhook signing secret",
+                    kind="webhook",
+                    endpoint_id=endpoint.pk,
+                    endpoint_url=endpoint.url,
+                    previous_expires_at=previous_expires_at.isoformat(),
                 )
             elif action == "test":
                 delivery = webhook_services.webhook_endpoint_test(endpoint=endpoint)

@@ -3,7 +3,6 @@ instructions and a deposit request to the operator, low-balance thresholds and w
 
 from __future__ import annotations
 
-import csv
 from collections.abc import Iterator
 from datetime import timedelta
 from typing import Any
@@ -12,24 +11,23 @@ from django import forms
 from django.conf import settings
 from django.contrib import messages
 from django.db.models import QuerySet
-from django.http import StreamingHttpResponse
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views import View
 
+from core.csv_export import csv_response
 from core.errors import ApplicationError
 from core.money import format_amount
-from fulfillment.manifests import csv_safe
 from funds.models import LedgerTransaction, TransactionKind
 from funds.selectors import balance_list, deposit_request_list, low_balance_recipients, transaction_list
 from funds.services import deposit_request_create, funds_set_low_balance_threshold, low_balance_recipients_set
 
-from ..mixins import PortalMixin, PortalView, schema_of
+from ..mixins import PortalMixin, PortalView
 from ..permissions import Perm
-from .orders import _day_start, _Echo, after_cursor, encode_cursor, money
+from .orders import _day_start, after_cursor, encode_cursor, money
 
 PAGE_SIZE = 50
-# Shown on the page as is; set FUNDS_DEPOSIT_INSTRUCTIONS in the settings to the operator's bank details.
+# Shown on the page as is until the operator sets FUNDS_DEPOSIT_INSTRUCTIONS (settings) to their bank details.
 DEFAULT_DEPOSIT_INSTRUCTIONS = (
     "Send a bank transfer to the operator's account:\n"
     "Bank: (set FUNDS_DEPOSIT_INSTRUCTIONS)\nIBAN / account number: —\nSWIFT / routing: —\n"
@@ -38,7 +36,7 @@ DEFAULT_DEPOSIT_INSTRUCTIONS = (
 
 
 def deposit_instructions() -> str:
-    return getattr(settings, "FUNDS_DEPOSIT_INSTRUCTIONS", "") or DEFAULT_DEPOSIT_INSTRUCTIONS
+    return settings.FUNDS_DEPOSIT_INSTRUCTIONS or DEFAULT_DEPOSIT_INSTRUCTIONS
 
 
 class StatementFilterForm(forms.Form):
@@ -230,16 +228,12 @@ class FundsView(PortalView):
 STATEMENT_HEADER = ["created_at", "transaction_id", "kind", "amount", "currency", "description", "reference"]
 
 
-def statement_rows(transactions: QuerySet[LedgerTransaction], *, tenant) -> Iterator[str]:
-    with schema_of(tenant):  # iterated after the view returned: keep the schema it was asked on
-        writer = csv.writer(_Echo())
-        yield writer.writerow(STATEMENT_HEADER)
-        for t in transactions.iterator(chunk_size=1000):
-            row = [
-                t.created_at.isoformat(), t.id, t.kind, format_amount(t.amount, t.currency), t.currency,
-                t.description, t.reference,
-            ]  # fmt: skip
-            yield writer.writerow([csv_safe(cell) for cell in row])
+def statement_rows(transactions: QuerySet[LedgerTransaction]) -> Iterator[list[object]]:
+    for t in transactions.iterator(chunk_size=1000):
+        yield [
+            t.created_at.isoformat(), t.id, t.kind, format_amount(t.amount, t.currency), t.currency,
+            t.description, t.reference,
+        ]  # fmt: skip
 
 
 class StatementExportView(PortalMixin, View):
@@ -249,10 +243,9 @@ class StatementExportView(PortalMixin, View):
         form = StatementFilterForm(request.GET or None)
         filters = form.cleaned_data if form.is_valid() else {}
         self.audit("funds.statement_export", object_type="ledger", data={k: str(v) for k, v in filters.items() if v})
-        response = StreamingHttpResponse(
-            statement_rows(filtered_statement(filters), tenant=self.data_tenant), content_type="text/csv"
-        )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="statement-{stamp}.csv"'
+        response = csv_response(
+            filename=f"statement-{stamp}.csv", header=STATEMENT_HEADER, rows=statement_rows(filtered_statement(filters))
+        )
         response["Cache-Control"] = "no-store"
         return response

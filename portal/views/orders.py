@@ -5,7 +5,6 @@ audited)."""
 from __future__ import annotations
 
 import base64
-import csv
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -14,24 +13,24 @@ from typing import Any
 from django import forms
 from django.contrib import messages
 from django.db.models import Exists, OuterRef, Q, QuerySet
-from django.http import Http404, StreamingHttpResponse
+from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
 from django.views import View
 
+from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
 from core.money import format_amount
-from fulfillment.manifests import csv_safe
 from fulfillment.models import CodeReveal, ShipmentEvent
 from fulfillment.services import reward_can_resend, reward_can_reveal, reward_resend, reward_reveal
+from orders.lifecycle import order_cancel, reward_cancel
 from orders.models import Order, OrderStatus, Reward, RewardEvent
 from orders.policy import CancelAction, can_offer_cancel, cancel_rule
 from orders.selectors import claim_url, order_get, order_list, reward_get
-from orders.services import order_cancel, reward_cancel
 from programs.models import Program
 from webhooks.models import Event
 
-from ..mixins import PortalMixin, PortalView, actor_for, schema_of
+from ..mixins import PortalMixin, PortalView, actor_for
 from ..permissions import Perm, has_perm
 
 PAGE_SIZE = 50
@@ -161,24 +160,12 @@ EXPORT_HEADER = [
 ]  # fmt: skip
 
 
-class _Echo:
-    def write(self, value: str) -> str:
-        return value
-
-
-def export_rows(orders: QuerySet[Order], *, tenant) -> Iterator[str]:
-    """The server iterates this after every middleware returned: pin the schema the page was asked on."""
-    with schema_of(tenant):
-        yield from _export_lines(orders)
-
-
-def _export_lines(orders: QuerySet[Order]) -> Iterator[str]:
-    writer = csv.writer(_Echo())
-    yield writer.writerow(EXPORT_HEADER)
+def export_rows(orders: QuerySet[Order]) -> Iterator[list[object]]:
+    """One row per reward, in the order's reward order."""
     for order in orders.iterator(chunk_size=EXPORT_CHUNK):
         for reward in sorted(order.rewards.all(), key=lambda r: r.position):
             snapshot = reward.product_snapshot or {}
-            row = [
+            yield [
                 order.id, order.created_at.isoformat(), order.status, order.external_id or "", order.po_number,
                 order.program.slug if order.program_id else "", reward.id, reward.status, reward.recipient_name,
                 reward.recipient_email, snapshot.get("brand", ""), snapshot.get("name", ""),
@@ -186,7 +173,6 @@ def _export_lines(orders: QuerySet[Order]) -> Iterator[str]:
                 format_amount(reward.charge_amount, order.currency), order.currency,
                 reward.delivered_at.isoformat() if reward.delivered_at else "",
             ]  # fmt: skip
-            yield writer.writerow([csv_safe(cell) for cell in row])
 
 
 class OrderExportView(PortalMixin, View):
@@ -198,11 +184,10 @@ class OrderExportView(PortalMixin, View):
         form = OrderFilterForm(request.GET or None)
         filters = form.cleaned_data if form.is_valid() else {}
         self.audit("orders.export", object_type="order", data={k: str(v) for k, v in filters.items() if v})
-        response = StreamingHttpResponse(
-            export_rows(filtered_orders(filters), tenant=self.data_tenant), content_type="text/csv"
-        )
         stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response["Content-Disposition"] = f'attachment; filename="orders-{stamp}.csv"'
+        response = csv_response(
+            filename=f"orders-{stamp}.csv", header=EXPORT_HEADER, rows=export_rows(filtered_orders(filters))
+        )
         response["Cache-Control"] = "no-store"
         return response
 

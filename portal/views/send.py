@@ -1,5 +1,5 @@
 """Send a reward (managers, admins): browse the catalogue, fill the form, preview the email and the cost,
-confirm. The order goes through orders.services.order_create with an idempotency key minted per form
+confirm. The order goes through orders.create.order_create with an idempotency key minted per form
 render, so a double submit replays the first order instead of sending twice."""
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from catalog.selectors import product_get_for_tenant, product_list_for_tenant, s
 from core.errors import ApplicationError, NotFoundError
 from fulfillment.delivery import reward_email_context
 from funds.selectors import balance_list
+from orders.create import order_create
+from orders.idempotency import request_hash
 from orders.models import DeliveryMethod, Order, OrderType, Reward
+from orders.planning import RewardInput
 from orders.quotes import order_quote
 from orders.selectors import order_get, order_render
-from orders.services import RewardInput, order_create, request_hash
 from programs.selectors import program_list
 
 from ..forms_send import SendRewardForm

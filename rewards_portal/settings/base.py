@@ -35,7 +35,6 @@ SHARED_APPS = [
     "rest_framework",
     "drf_spectacular",
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
-    "django_filters",
     "anymail",
     "portal",  # the staff portal on tenant hosts: views, templates and static only (no models)
 ]
@@ -195,11 +194,20 @@ CONTENT_SECURITY_POLICY = env(
 # Fernet keys (comma-separated) for codes and secrets at rest; the first encrypts, all decrypt (rotation).
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
 
+# --- Funds ------------------------------------------------------------------------------------------
+# The operator's bank details shown on the portal's Funds page (a `\n` in the value is a line break); empty shows
+# a placeholder that says to set it.
+FUNDS_DEPOSIT_INSTRUCTIONS = env.str("FUNDS_DEPOSIT_INSTRUCTIONS", default="", multiline=True)
+
 # --- Orders -----------------------------------------------------------------------------------------
 # Fee on cross-currency orders, in percent of the converted amount (recorded on the order).
 FX_FEE_PERCENT = env.float("FX_FEE_PERCENT", default=1.0)
 # How long claim links stay valid.
 CLAIM_LINK_TTL_DAYS = env.int("CLAIM_LINK_TTL_DAYS", default=365)
+# Claim page requests per client address per minute: a flood guard, generous (an office shares one address).
+CLAIM_RATE_LIMIT_PER_MINUTE = env.int("CLAIM_RATE_LIMIT_PER_MINUTE", default=300)
+# Dead claim links (unknown, expired, used) per client address per minute; beyond it every claim request is 429.
+CLAIM_FAILURE_LIMIT_PER_MINUTE = env.int("CLAIM_FAILURE_LIMIT_PER_MINUTE", default=30)
 # How long Idempotency-Key outcomes are kept (at least 24 h per the API contract).
 IDEMPOTENCY_KEY_TTL = timedelta(hours=max(24, env.int("IDEMPOTENCY_KEY_TTL_HOURS", default=48)))
 
@@ -259,16 +267,16 @@ INVENTORY_CODE_HASH_KEY = env("INVENTORY_CODE_HASH_KEY", default=SECRET_KEY)
 # --- API ----------------------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": ["tenants.authentication.ApiKeyAuthentication"],
-    "DEFAULT_PERMISSION_CLASSES": ["core.api.permissions.HasTenantCredential"],
+    "DEFAULT_PERMISSION_CLASSES": ["api.permissions.HasTenantCredential"],
     "DEFAULT_RENDERER_CLASSES": ["rest_framework.renderers.JSONRenderer"],
     "DEFAULT_PARSER_CLASSES": [
-        "rest_framework.parsers.JSONParser",
+        "core.parsers.JSONParser",  # DRF's, with a nesting bound (MAX_JSON_DEPTH): never a RecursionError
         "rest_framework.parsers.FormParser",
         "rest_framework.parsers.MultiPartParser",
     ],
-    "DEFAULT_PAGINATION_CLASS": "core.api.pagination.CursorPagination",
+    "DEFAULT_PAGINATION_CLASS": "api.pagination.CursorPagination",
     "PAGE_SIZE": 50,
-    "EXCEPTION_HANDLER": "core.api.errors.problem_exception_handler",
+    "EXCEPTION_HANDLER": "core.problems.problem_exception_handler",
     "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
     "UNAUTHENTICATED_USER": None,
     "COERCE_DECIMAL_TO_STRING": True,
@@ -299,17 +307,20 @@ SPECTACULAR_SETTINGS = {
     # Every operation documents its problem+json error responses (security/tests run schemathesis on them).
     "POSTPROCESSING_HOOKS": [
         "drf_spectacular.hooks.postprocess_schema_enums",
-        "core.api.schema.problem_responses_hook",
+        "api.schema.problem_responses_hook",
     ],
 }
 # Requests per minute per API key (fixed window in Redis); 429 with Retry-After beyond it.
 API_RATE_LIMIT_PER_MINUTE = env.int("API_RATE_LIMIT_PER_MINUTE", default=6000)
-# Failed credential attempts per client IP per window before every further attempt gets 429.
+# Failed credential guesses (a secret that did not verify) allowed per window, counted per client address and
+# per presented key id; beyond that a failing request gets 429 instead of 401. A valid credential is never refused.
 AUTH_FAILURE_LIMIT = env.int("AUTH_FAILURE_LIMIT", default=20)
 AUTH_FAILURE_WINDOW_SECONDS = env.int("AUTH_FAILURE_WINDOW_SECONDS", default=300)
 # Lifetime of bearer tokens from POST /api/v1/tokens.
 ACCESS_TOKEN_TTL = timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", default=3600))
-# Number of trusted reverse proxies in front of the app (for X-Forwarded-For); 0 = use REMOTE_ADDR.
+# Reverse proxies you run in front of the app, each appending to X-Forwarded-For: the client address (failure
+# throttle, key IP allowlists, audit) is that many entries from the right. 0 = REMOTE_ADDR, so behind a proxy all
+# clients share its address. Never more than you run: entries further left are whatever the client sent.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
 # --- Celery -------------------------------------------------------------------------------------------
@@ -364,6 +375,9 @@ WEBHOOK_REQUEUE_AFTER_SECONDS = env.int("WEBHOOK_REQUEUE_AFTER_SECONDS", default
 WEBHOOK_RETRY_AFTER_MAX_SECONDS = env.int("WEBHOOK_RETRY_AFTER_MAX_SECONDS", default=24 * 3600)
 # After a secret rotation the previous secret keeps signing this long unless the request says otherwise.
 WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS = env.int("WEBHOOK_SECRET_ROTATION_OVERLAP_SECONDS", default=24 * 3600)
+# A delivery's `sending` claim lasts this long before another drain may take it over; unset = the task's hard
+# time limit + 30 s, which no live worker outlives (shorter only risks a duplicate send, never a lost one).
+WEBHOOK_SENDING_LEASE_SECONDS = env.float("WEBHOOK_SENDING_LEASE_SECONDS", default=None)
 # Webhook endpoints per tenant schema.
 WEBHOOK_MAX_ENDPOINTS = env.int("WEBHOOK_MAX_ENDPOINTS", default=20)
 # Deliveries a drain task claims, sends and records at a time.
@@ -392,7 +406,12 @@ LOGGING = {
     },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {
-        "django.server": {"level": "WARNING"},  # our request log replaces runserver's access log
+        # Django's own default config gives "django" a plain console handler and "django.server" one that does
+        # not propagate: their lines (a CSRF refusal, runserver's 4xx access line, both naming /r/<token>)
+        # would reach the terminal raw. Both go through our JSON formatter and redaction instead.
+        "django": {"handlers": ["console"], "level": "INFO", "propagate": False},
+        "django.server": {"handlers": ["console"], "level": "WARNING", "propagate": False},  # our request log
+        # replaces runserver's access log
         "django.request": {"level": "ERROR"},
         "celery.app.trace": {"level": "WARNING"},  # our task log replaces Celery's "succeeded" line
     },

@@ -10,7 +10,10 @@ SECRET_KEY = env("SECRET_KEY", default="dev-only-insecure-secret-key-change-me")
 ALLOWED_HOSTS = env.list("ALLOWED_HOSTS", default=["127.0.0.1", "localhost", f".{PORTAL_DOMAIN}", "[::1]"])
 # Outbound HTTP to loopback/private addresses (webhook receivers, fake suppliers) is allowed in dev.
 OUTBOUND_ALLOW_PRIVATE = env.bool("OUTBOUND_ALLOW_PRIVATE", default=True)
-EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.console.EmailBackend")
+# Dev mail is written to files under var/mail/ (one per send, codes and claim links included, for trying the
+# claim flow) instead of being printed: printed mail went into the web and worker logs unredacted.
+EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.filebased.EmailBackend")
+EMAIL_FILE_PATH = str(embedded.VAR_DIR / "mail")
 
 _stores = embedded.environment()
 globals().update(configure_stores(_stores["DATABASE_URL"], _stores["REDIS_URL"]))

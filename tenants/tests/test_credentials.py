@@ -133,7 +133,8 @@ def test_token_with_wrong_client_id_or_grant(api_a):
     bad_grant = Client().post(
         "/api/v1/tokens", {"grant_type": "password", "client_id": api_a.key.key_id, "client_secret": api_a.raw_key}
     )
-    body = _problem(bad_grant, 422, "validation_error")
+    body = _problem(bad_grant, 400, "validation_error")  # RFC 6749 §5.2: 400 unsupported_grant_type
+    assert body["error"] == "unsupported_grant_type"
     assert "grant_type" in body["errors"]
 
 
@@ -144,9 +145,9 @@ def test_credential_brute_force_is_throttled(api_a):
         _problem(attacker.get("/api/v1/balances"), 401, "invalid_credentials")
     body = _problem(attacker.get("/api/v1/balances"), 429, "too_many_failed_attempts")
     assert body["retryable"] is True
-    # once throttled, even a correct key from that address waits; other addresses are unaffected
-    blocked = api_a.get("/api/v1/balances", REMOTE_ADDR="198.51.100.9")
-    assert blocked.status_code == 429 and int(blocked["Retry-After"]) >= 1
+    assert int(attacker.get("/api/v1/balances")["Retry-After"]) >= 1
+    # a correct key from that address is not refused (every client may share one address behind a proxy)
+    assert api_a.get("/api/v1/balances", REMOTE_ADDR="198.51.100.9").status_code == 200
     assert api_a.get("/api/v1/balances", REMOTE_ADDR="198.51.100.10").status_code == 200
     # the token endpoint counts failures against the same budget
     tokens = Client(REMOTE_ADDR="198.51.100.9").post(

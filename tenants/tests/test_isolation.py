@@ -60,7 +60,7 @@ def test_every_api_endpoint_uses_the_tenant_base_view():
     """No endpoint may skip credential, tenant and scope checks (the token exchange and docs excepted)."""
     from django.urls import URLPattern, URLResolver, get_resolver
 
-    from core.api.views import TenantAPIMixin
+    from api.views import TenantAPIMixin
 
     allowed_public = {"token-create", "api-schema"}
 

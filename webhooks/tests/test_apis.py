@@ -71,6 +71,35 @@ def test_private_urls_are_refused_in_production_mode(api_a, settings):
     assert api_a.post(BASE, {"url": "https://hooks.example.com/rewards"}).status_code == 201
 
 
+@pytest.mark.parametrize(
+    "url",
+    [
+        "https://2130706433/hook",
+        "https://0x7f000001/hook",
+        "https://0177.0.0.1/hook",
+        "https://127.1/hook",
+        "https://[::ffff:127.0.0.1]/hook",
+        "https://93.184.216.34/hook",
+        "https://intranet/hook",
+    ],
+)
+def test_numeric_hosts_and_single_label_names_are_refused_at_registration(api_a, settings, url):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    response = api_a.post(BASE, {"url": url})
+    assert response.status_code == 422 and response["Content-Type"] == "application/problem+json"
+    body = response.json()
+    assert body["code"] == "validation_error" and list(body["errors"]) == ["url"]
+    endpoint = api_a.post(BASE, {"url": "https://hooks.example.com/ok"}).json()
+    assert api_a.patch(f"{BASE}/{endpoint['id']}", {"url": url}).status_code == 422  # nor by an update
+    assert [e["url"] for e in api_a.get(BASE).json()["results"]] == ["https://hooks.example.com/ok"]
+
+
+def test_the_url_is_stored_normalised(api_a, settings):
+    settings.OUTBOUND_ALLOW_PRIVATE = False
+    response = api_a.post(BASE, {"url": "https://Hooks.Example.COM./rewards"})
+    assert response.status_code == 201 and response.json()["url"] == "https://hooks.example.com/rewards"
+
+
 def test_update_disable_and_delete(api_a, tenant_a, receiver):
     endpoint = create_endpoint(api_a, receiver)
     emit_in(tenant_a)

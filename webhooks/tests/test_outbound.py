@@ -186,7 +186,8 @@ def test_timeouts_and_refused_connections_are_errors_not_exceptions():
     ("url", "ok"),
     [
         ("https://hooks.example.com/rewards", True),
-        ("https://93.184.216.34/x", True),
+        ("https://Hooks.Example.COM./rewards", True),
+        ("https://93.184.216.34/x", False),  # a public address too: a receiver is named (and its certificate)
         ("http://hooks.example.com/rewards", False),  # https required in production
         ("https://127.0.0.1/x", False),
         ("https://[::1]/x", False),
@@ -201,6 +202,46 @@ def test_timeouts_and_refused_connections_are_errors_not_exceptions():
 )
 def test_endpoint_url_validation_in_production(production, url, ok):
     assert (outbound.validate_url(url) is None) is ok
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        "2130706433",  # 127.0.0.1 as one decimal number
+        "0x7f000001",  # ... in hex
+        "0X7F000001",
+        "0177.0.0.1",  # ... with an octal first part
+        "0x7f.0.0.1",
+        "127.1",  # ... short form
+        "127.0.0.1.",  # ... with the root dot
+        "017700000001",
+        "1.2.3.4.5",  # no DNS name ends in a number
+        "[::1]",
+        "[::ffff:127.0.0.1]",
+        "[::ffff:7f00:1]",
+        "[0:0:0:0:0:0:0:1]",
+        "[2606:4700:4700::1111]",  # public, still an address
+        "[fe80::1%25eth0]",
+        "intranet",  # single-label names resolve through the search domain to internal hosts
+        "intranet.",
+        "metadata",
+    ],
+)
+def test_numeric_hosts_and_single_label_names_are_refused_at_registration(production, host):
+    problem = outbound.validate_url(f"https://{host}/hook")
+    assert problem is not None and ("IP address" in problem or "single-label" in problem), problem
+
+
+@pytest.mark.parametrize(
+    ("url", "stored"),
+    [
+        ("https://Hooks.Example.COM./rewards?a=B", "https://hooks.example.com/rewards?a=B"),
+        ("https://hooks.example.com:8443/x", "https://hooks.example.com:8443/x"),
+        ("http://[::1]:8001/x", "http://[::1]:8001/x"),
+    ],
+)
+def test_urls_are_stored_normalised(url, stored):
+    assert outbound.normalize_url(url) == stored
 
 
 def test_endpoint_url_validation_in_dev_allows_local_http(settings):

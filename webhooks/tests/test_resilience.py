@@ -1,6 +1,6 @@
 """Resilience: 1,000 `order.created` events flow while the whole worker pool is killed with SIGKILL at random.
 
-Client threads place orders through orders.services.order_create, each emitting `order.created` in its own
+Client threads place orders through orders.create.order_create, each emitting `order.created` in its own
 transaction; real Celery workers (subprocesses) deliver them to a real HTTP receiver on 127.0.0.1. The main
 thread kills every worker (kill -9: reserved tasks lost, claims left `sending`, requests cut mid-flight) at
 random moments and restarts the pool; a sweeper thread does what beat does. The test settings keep the
@@ -29,7 +29,9 @@ from django_tenants.utils import tenant_context
 
 from funds.selectors import ledger_invariant_violations
 from funds.services import funds_deposit
-from orders.services import RewardInput, order_create, request_hash
+from orders.create import order_create
+from orders.idempotency import request_hash
+from orders.planning import RewardInput
 from orders.testing import make_shop
 from webhooks.models import DeliveryStatus, Event, WebhookDelivery
 from webhooks.services import webhook_endpoint_create

@@ -1,7 +1,7 @@
 from django_tenants.utils import tenant_context
 
 from accounts.services import staff_create
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 
 
 class Command(OperatorCommand):

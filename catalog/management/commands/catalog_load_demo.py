@@ -21,7 +21,7 @@ from catalog.services import (
     shipping_method_upsert,
     supplier_default_get,
 )
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 
 DEMO_NAMESPACE = uuid.UUID("5b0c8f2e-4a57-4d0e-9a63-0f6f2c1d9e77")
 

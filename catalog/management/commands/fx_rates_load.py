@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from catalog.services import fx_rates_load
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 
 
 class Command(OperatorCommand):

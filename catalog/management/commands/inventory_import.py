@@ -7,7 +7,7 @@ from django.core.exceptions import ValidationError
 from catalog.inventory import inventory_import_csv
 from catalog.models import Product, Supplier
 from core.errors import ApplicationError
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 
 
 class Command(OperatorCommand):

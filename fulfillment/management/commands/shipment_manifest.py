@@ -7,8 +7,8 @@ from datetime import date
 
 from django_tenants.utils import tenant_context
 
-from core.management.base import OperatorCommand
 from fulfillment.manifests import shipment_manifest
+from tenants.management.base import OperatorCommand
 
 
 def _day(value: str) -> date:

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from django_tenants.utils import tenant_context
 
-from core.management.base import OperatorCommand
 from fulfillment.shipments import TRACKING_STATUSES, shipment_tracking_update, tracking_update_parse
+from tenants.management.base import OperatorCommand
 
 
 class Command(OperatorCommand):

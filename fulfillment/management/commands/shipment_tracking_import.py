@@ -5,8 +5,8 @@ from __future__ import annotations
 from django.core.management.base import CommandError
 from django_tenants.utils import tenant_context
 
-from core.management.base import OperatorCommand
 from fulfillment.shipments import TRACKING_IMPORT_COLUMNS, shipment_tracking_import
+from tenants.management.base import OperatorCommand
 
 
 class Command(OperatorCommand):

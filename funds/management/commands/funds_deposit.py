@@ -1,9 +1,9 @@
 from django_tenants.utils import tenant_context
 
-from core.management.base import OperatorCommand
 from core.money import format_amount
 from funds.selectors import balance_get
 from funds.services import funds_deposit
+from tenants.management.base import OperatorCommand
 
 
 class Command(OperatorCommand):

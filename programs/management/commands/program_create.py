@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from django_tenants.utils import tenant_context
 
-from core.management.base import OperatorCommand
 from programs.services import program_create
+from tenants.management.base import OperatorCommand
 
 
 def _csv(value: str) -> list[str]:

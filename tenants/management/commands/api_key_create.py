@@ -2,7 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 from tenants.services import api_key_create
 
 

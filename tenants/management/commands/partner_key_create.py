@@ -4,7 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 from tenants.services import partner_key_create
 
 

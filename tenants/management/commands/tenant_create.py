@@ -1,4 +1,4 @@
-from core.management.base import OperatorCommand
+from tenants.management.base import OperatorCommand
 from tenants.services import tenant_create
 
 

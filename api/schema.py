@@ -16,11 +16,11 @@ class ApiKeyAuthenticationScheme(OpenApiAuthenticationExtension):
         }
 
 
-# Every API error is RFC 9457 problem+json (core/api/errors.py). Documented on every operation so clients and
+# Every API error is RFC 9457 problem+json (core/problems.py). Documented on every operation so clients and
 # schema-driven tests (schemathesis, security/tests) know each status an operation can answer.
 PROBLEM_SCHEMA = {
     "type": "object",
-    "description": "RFC 9457 problem details with a stable `code` (core/api/errors.py).",
+    "description": "RFC 9457 problem details with a stable `code` (core/problems.py).",
     "properties": {
         "type": {"type": "string"},
         "title": {"type": "string"},
@@ -33,10 +33,11 @@ PROBLEM_SCHEMA = {
     "required": ["type", "title", "status", "detail", "code", "retryable"],
 }
 PROBLEM_STATUSES = {
-    "400": "malformed_request (unparseable body)",
+    "400": "malformed_request (unparseable body, JSON nested too deep) / validation_error (a `cursor` or `limit` "
+    "the API did not issue)",
     "401": "unauthenticated / invalid_credentials / key_revoked / key_expired / token_expired",
     "403": "forbidden (scope) / ip_not_allowed / tenant_suspended",
-    "404": "not_found (also another tenant's object, and an invalid cursor)",
+    "404": "not_found (also another tenant's object)",
     "422": "validation_error and business refusals (see `code`)",
     "429": "rate_limited / too_many_failed_attempts (with Retry-After)",
     "503": "service_unavailable: PostgreSQL or Redis briefly unreachable; nothing written, retry after Retry-After "
@@ -56,6 +57,7 @@ def problem_responses_hook(result, generator, request, public):
             responses = operation.setdefault("responses", {})
             statuses = dict(PROBLEM_STATUSES)
             if "requestBody" in operation:
+                statuses["413"] = "payload_too_large (a body over DATA_UPLOAD_MAX_MEMORY_SIZE)"
                 statuses["415"] = "unsupported_media_type"
             if method != "get":
                 statuses["409"] = (

@@ -10,10 +10,13 @@ from django.db import connection
 from rest_framework import generics
 from rest_framework.views import APIView
 
+from api import schema  # noqa: F401 — registers the OpenAPI extension for our credentials, with the views
+from api.permissions import HasScope, HasTenantCredential
+from api.throttling import ApiKeyRateThrottle
 from audit.api import api_write_audit
-from core.api.permissions import HasScope, HasTenantCredential
-from core.api.throttling import ApiKeyRateThrottle
 from tenants.authentication import ApiKeyAuthentication
+
+BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
 
 
 class TenantAPIMixin:
@@ -27,6 +30,11 @@ class TenantAPIMixin:
         # Defence in depth: the view must run in the credential's schema, whatever happened before.
         if connection.schema_name != request.tenant.schema_name:
             connection.set_tenant(request.tenant)
+        if request.method in BODY_METHODS:
+            # Parse the body now, after the credential, scope and rate checks and before the view runs: a
+            # malformed, too deep or too large body is a 400/413 whatever the view would have looked up first,
+            # and it is refused before any write.
+            request.data  # noqa: B018
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)

@@ -6,11 +6,11 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import User
 from accounts.services import staff_create
-from core.management.base import OperatorCommand
 from funds.selectors import balance_get
 from funds.services import funds_deposit
 from programs.models import Program
 from programs.services import program_create
+from tenants.management.base import OperatorCommand
 from tenants.models import ApiKey, Tenant
 from tenants.services import api_key_create, api_key_revoke, tenant_create
 

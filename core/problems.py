@@ -5,7 +5,9 @@ from __future__ import annotations
 import logging
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import RequestDataTooBig, TooManyFieldsSent, TooManyFilesSent
 from django.http import Http404, JsonResponse
 from rest_framework import exceptions
 from rest_framework.response import Response
@@ -40,7 +42,9 @@ def problem(
     title: str | None = None,
     retryable: bool = False,
     errors: dict[str, Any] | None = None,
+    extensions: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
+    """The problem document; `extensions` are further members (RFC 9457 §3.2), e.g. OAuth's `error`."""
     body: dict[str, Any] = {
         "type": PROBLEM_TYPE_BASE + code,
         "title": title or code.replace("_", " ").capitalize(),
@@ -51,6 +55,8 @@ def problem(
     }
     if errors:
         body["errors"] = errors
+    if extensions:
+        body.update(extensions)
     return body
 
 
@@ -85,6 +91,21 @@ def store_unavailable(exc: BaseException | None) -> bool:
     from django.db import InterfaceError, OperationalError
 
     return isinstance(exc, (OperationalError, InterfaceError, redis.ConnectionError, redis.TimeoutError))
+
+
+def request_refusal(exc: BaseException | None) -> dict[str, Any] | None:
+    """problem() arguments for Django's refusals of a request body (raised when a view or parser reads it):
+    over DATA_UPLOAD_MAX_MEMORY_SIZE is 413, too many form fields or files 400; None for anything else.
+    Django answered them with its HTML 400 page."""
+    if isinstance(exc, RequestDataTooBig):
+        return {
+            "status": 413,
+            "code": "payload_too_large",
+            "detail": f"The request body is over {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes.",
+        }
+    if isinstance(exc, (TooManyFieldsSent, TooManyFilesSent)):
+        return {"status": 400, "code": "malformed_request", "detail": "The request has too many fields or files."}
+    return None  # other SuspiciousOperations go on to Django, which logs them, then to api_bad_request
 
 
 # problem() arguments of that answer (503, with Retry-After: UNAVAILABLE_RETRY_AFTER).
@@ -134,6 +155,8 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
             headers["Retry-After"] = str(max(1, int(exc.wait + 0.999)))
         if getattr(exc, "auth_header", None):
             headers["WWW-Authenticate"] = exc.auth_header
+    elif (refusal := request_refusal(exc)) is not None:
+        body = problem(**refusal)
     elif store_unavailable(exc):
         logger.warning(
             "data store unavailable; answered 503", extra={"event": "store.unavailable", "error": type(exc).__name__}
@@ -150,6 +173,20 @@ def problem_exception_handler(exc: Exception, context: dict) -> Response | None:
 
 def api_not_found(request, exception=None):
     return problem_response(status=404, code="not_found", detail="Not found.")
+
+
+def api_bad_request(request, exception=None):
+    """Django's handler400 under /api/: a body refused outside a DRF view, or a SuspiciousOperation."""
+    return problem_response(
+        **(
+            request_refusal(exception)
+            or {"status": 400, "code": "malformed_request", "detail": "The request was refused as malformed."}
+        )
+    )
+
+
+def api_permission_denied(request, exception=None):
+    return problem_response(status=403, code="forbidden", detail="You do not have permission to do this.")
 
 
 def api_server_error(request):

@@ -1,0 +1,197 @@
+"""A bulk batch's states and the moves between them: the one transition function (BATCH_TRANSITIONS), confirm
+(one funds hold per currency, then the workers are queued), finish, cancel, and re-queueing stale batches.
+
+Every move runs under the batch's row lock (`batch_lock`, or the chunk's own lock in batches.processing).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from core.errors import ApplicationError, NotFoundError
+
+from .models import (
+    BATCH_ACTIVE_STATES,
+    BATCH_SENT_STATES,
+    BATCH_TRANSITIONS,
+    Batch,
+    BatchHold,
+    BatchRow,
+    BatchRowStatus,
+    BatchStatus,
+)
+
+logger = logging.getLogger(__name__)
+
+
+def batch_can_become(*, batch: Batch, to: str) -> bool:
+    """Whether BATCH_TRANSITIONS allows `batch` to move to `to` now (what a service checks before the work)."""
+    return to in BATCH_TRANSITIONS.get(batch.status, set())
+
+
+def batch_transition(*, batch: Batch, to: str, fields: Iterable[str] = ()) -> Batch:
+    """The one place a batch changes state: sets `to` and saves it with `fields` (what the caller changed with it).
+
+    An illegal move raises `invalid_state` (409) and saves nothing. An unchanged status writes no status; the
+    `fields` are still saved (a chunk's progress while the batch stays `processing`).
+    """
+    fields = list(fields)
+    if batch.status != to:
+        if not batch_can_become(batch=batch, to=to):
+            raise ApplicationError(f"A {batch.status} batch cannot become {to}.", code="invalid_state", status=409)
+        batch.status = to
+        fields.append("status")
+    if fields:
+        batch.save(update_fields=fields)
+    return batch
+
+
+def batch_lock(batch_id: Any) -> Batch:
+    """The batch, its row locked until the end of the transaction; NotFoundError when there is none."""
+    batch = Batch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
+    if batch is None:
+        raise NotFoundError("No such batch.")
+    return batch
+
+
+def duplicate_file_error(earlier_id: Any) -> ApplicationError:
+    """The refusal of a file already sent as batch `earlier_id` (upload or confirm without force)."""
+    return ApplicationError(
+        f"This file was already sent as batch {earlier_id}. Upload (or confirm) with force=true to send it again.",
+        code="duplicate_file",
+        status=409,
+        errors={"file": [f"Same file as batch {earlier_id}."]},
+        title="Duplicate file",
+    )
+
+
+def batch_confirm(*, batch_id: Any, force: bool = False) -> Batch:
+    """Hold the funds for every valid row at once (one hold per funding currency) and queue the workers.
+
+    Refused with 402 insufficient_funds (nothing changed) when a currency's available funds do not cover it.
+    Confirming a batch already confirmed (or further) changes nothing.
+    """
+    with transaction.atomic():
+        return batch_confirm_locked(batch=batch_lock(batch_id), force=force)
+
+
+def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
+    """batch_confirm on a batch whose row the caller has locked (an upload that confirms at once)."""
+    from funds.services import funds_hold
+    from orders.planning import program_budget_check
+
+    if batch.status in BATCH_SENT_STATES:
+        return batch
+    if not batch_can_become(batch=batch, to=BatchStatus.CONFIRMED):
+        raise ApplicationError(f"A {batch.status} batch cannot be confirmed.", code="invalid_state", status=409)
+    if force:
+        batch.allow_duplicate = True
+    if not batch.allow_duplicate:
+        earlier = (
+            Batch.objects.filter(file_sha256=batch.file_sha256, status__in=BATCH_SENT_STATES)
+            .exclude(pk=batch.pk)
+            .values_list("id", flat=True)
+            .first()
+        )
+        if earlier:
+            raise duplicate_file_error(earlier)
+    for currency, amount in sorted(batch.total_cost.items()):
+        program_budget_check(program=batch.program, currency=currency, amount=Decimal(amount))
+        hold = funds_hold(
+            currency=currency,
+            amount=Decimal(amount),
+            reference=f"batch:{batch.id}",
+            description=f"Hold for bulk batch {batch.id} ({batch.valid_rows} rows)",
+        )
+        BatchHold.objects.create(batch=batch, currency=currency, hold=hold)
+    batch.confirmed_at = batch.heartbeat_at = timezone.now()
+    batch_transition(batch=batch, to=BatchStatus.CONFIRMED, fields=["confirmed_at", "heartbeat_at", "allow_duplicate"])
+    batch_id = str(batch.id)
+    transaction.on_commit(lambda: _enqueue(batch_id))
+    logger.info("batch confirmed", extra={"event": "batch.confirmed", "batch_id": batch_id})
+    return batch
+
+
+def _enqueue(batch_id: str) -> None:
+    from .tasks import batch_process_task
+
+    try:
+        batch_process_task.delay(batch_id)
+    except Exception:  # a broker outage must not fail a committed confirm: the sweeper queues it later
+        logger.exception("could not queue batch", extra={"event": "batch.enqueue_failed", "batch_id": batch_id})
+
+
+def _release_holds(batch: Batch) -> None:
+    from funds.models import HoldStatus
+    from funds.services import funds_hold_release
+
+    for item in BatchHold.objects.select_related("hold").filter(batch=batch).order_by("currency"):
+        if item.hold.status == HoldStatus.PENDING:
+            funds_hold_release(hold=item.hold)
+
+
+def batch_finish(*, batch: Batch) -> Batch:
+    """Every valid row handled (the caller holds the lock): release what the batch hold has left, end the batch
+    `completed` (or `failed` when no row could be sent) and announce it (webhook `batch.completed`)."""
+    from webhooks.services import event_emit
+
+    from .selectors import batch_render
+
+    _release_holds(batch)  # what failed rows (and rounding) did not use
+    failed = bool(batch.valid_rows) and batch.rows_failed >= batch.valid_rows
+    if failed:
+        batch.failure_reason = "No row could be sent; see results.csv."
+    batch.completed_at = batch.heartbeat_at = timezone.now()
+    batch_transition(
+        batch=batch,
+        to=BatchStatus.FAILED if failed else BatchStatus.COMPLETED,
+        fields=["failure_reason", "completed_at", "heartbeat_at"],
+    )
+    event_emit(type="batch.completed", data=batch_render(batch, balances={}))
+    logger.info(
+        "batch completed",
+        extra={"event": "batch.completed", "batch_id": str(batch.id), "rows": batch.rows_done,
+               "failed": batch.rows_failed},
+    )  # fmt: skip
+    return batch
+
+
+def batch_cancel(*, batch_id: Any) -> Batch:
+    """Stop a batch: a preview is dropped; a confirmed or processing one sends no further rows and releases what
+    they had held (rewards already created stay; cancel them through the orders API if needed)."""
+    with transaction.atomic():
+        batch = batch_lock(batch_id)
+        if batch.status == BatchStatus.CANCELED:
+            return batch
+        if not batch_can_become(batch=batch, to=BatchStatus.CANCELED):
+            raise ApplicationError(f"A {batch.status} batch cannot be canceled.", code="invalid_state", status=409)
+        BatchRow.objects.filter(batch=batch, status=BatchRowStatus.PENDING).update(status=BatchRowStatus.CANCELED)
+        _release_holds(batch)
+        batch.completed_at = timezone.now()
+        batch_transition(batch=batch, to=BatchStatus.CANCELED, fields=["completed_at"])
+    return batch
+
+
+def batch_requeue_stale(*, stale_after: timedelta | None = None) -> list[str]:
+    """Confirmed/processing batches of this schema with no chunk for `stale_after` (a worker died, or the queue
+    message was lost): their heartbeat is bumped and their ids returned for re-queueing. Running a batch twice
+    at once is harmless (chunks lock the batch), so erring early only costs a wasted task."""
+    stale_after = stale_after if stale_after is not None else timedelta(seconds=settings.BATCH_STALE_SECONDS)
+    now = timezone.now()
+    with transaction.atomic():
+        stale = list(
+            Batch.objects.select_for_update(skip_locked=True, no_key=True)
+            .filter(status__in=BATCH_ACTIVE_STATES, heartbeat_at__lt=now - stale_after)
+            .values_list("id", flat=True)
+        )
+        if stale:
+            Batch.objects.filter(pk__in=stale).update(heartbeat_at=now)
+    return [str(pk) for pk in stale]

@@ -1,0 +1,231 @@
+"""Creating an order through the API or the portal: idempotent, everything written in one transaction.
+
+order_create validates everything first (orders.planning: catalogue, amounts, FX, recipients, addresses),
+then in ONE transaction creates the order, its rewards, one funds hold per reward and the idempotency
+record, and stages the hand-off to fulfilment with on_commit. A crash anywhere before commit leaves
+nothing; a retry with the same Idempotency-Key after commit replays the stored response.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from datetime import timedelta
+from decimal import Decimal
+from typing import Any
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from core import crypto
+from core.bulk import insert_together
+from core.errors import ApplicationError
+from funds.services import funds_hold
+
+from .claim_tokens import claim_token_hash, claim_token_new, claim_tokens_register
+from .handoff import rewards_dispatch, shipment_hooks_required
+from .idempotency import idempotency_begin
+from .models import DeliveryMethod, IdempotencyRecord, Order, OrderType, Reward, RewardEvent, RewardStatus
+from .planning import PlannedReward, RewardInput, field_error, order_plan, order_totals, program_budget_check
+
+logger = logging.getLogger(__name__)
+
+
+def without_claim_links(body: dict[str, Any]) -> dict[str, Any]:
+    """The order as events carry it: a claim link is a bearer credential, never in an event (read keys list
+    events, webhooks deliver them) — the response to the key that placed the order is the only place for it."""
+    if not any(reward.get("claim_url") for reward in body.get("rewards", ())):
+        return body
+    return {**body, "rewards": [{**reward, "claim_url": None} for reward in body["rewards"]]}
+
+
+def order_create(
+    *,
+    order_type: str,
+    rewards: list[RewardInput],
+    idempotency_key: str | None,
+    body_hash: str,
+    render: Any,
+    external_id: str | None = None,
+    po_number: str = "",
+    program_slug: str | None = None,
+    funding_currency: str | None = None,
+    api_key_id: str = "",
+    created_by_email: str = "",
+) -> tuple[int, dict, bool]:
+    """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
+
+    Refusals raise ApplicationError and change nothing.
+    """
+    if order_type not in OrderType.values:
+        raise field_error("type", f"type must be one of {', '.join(OrderType.values)}.")
+    with transaction.atomic():
+        if idempotency_key:
+            record = idempotency_begin(key=idempotency_key, body_hash=body_hash)
+            if record is not None:
+                return record.response_status, record.response_body, True
+        if external_id and Order.objects.filter(external_id=external_id).exists():
+            raise ApplicationError(
+                f"An order with external_id {external_id!r} already exists.",
+                code="duplicate_external_id",
+                status=409,
+                errors={"external_id": ["Already used by another order."]},
+            )
+        program, currency, planned, fx_rate = order_plan(
+            order_type=order_type, rewards=rewards, program_slug=program_slug, funding_currency=funding_currency
+        )
+        order = order_new(
+            order_type=order_type,
+            planned=planned,
+            currency=currency,
+            program=program,
+            fx_rate=fx_rate,
+            external_id=external_id or None,
+            po_number=po_number,
+            api_key_id=api_key_id,
+            created_by_email=created_by_email,
+        )
+        program_budget_check(program=program, currency=currency, amount=order.total_amount)
+        # Hold ids are chosen now and the holds written last (_hold_funds): the rewards' foreign keys to them
+        # are checked at commit, so no UPDATE of the rewards is needed once the holds exist.
+        created, reward_events, shipments = _new_rewards(
+            order=order, planned=planned, program=program, preassign_holds=True
+        )
+        try:
+            with transaction.atomic(savepoint=False):
+                insert_together([order], created, shipments)  # one statement (one round trip) for all of them
+        except IntegrityError as exc:
+            if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != "order_external_id_unique":
+                raise
+            raise ApplicationError(
+                f"An order with external_id {external_id!r} already exists.",
+                code="duplicate_external_id",
+                status=409,
+                errors={"external_id": ["Already used by another order."]},
+            ) from None
+        claim_tokens_register(token_hashes=[r.claim_token_hash for r in created if r.claim_token_hash])
+        from webhooks.services import event_emit
+
+        # Rendered from the rows just written, not re-read: what the selectors would read back is exactly this.
+        order._prefetched_objects_cache = {"rewards": created}
+        body = render(order)
+        stored_response = (
+            [IdempotencyRecord(key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body)]
+            if idempotency_key
+            else []
+        )
+        # The rewards' first events and the idempotency record go with the order.created event: one round trip.
+        # (Not with the order: psycopg parses a statement of more than 50 parameters afresh each time.)
+        event_emit(type="order.created", data=without_claim_links(body), write_with=[reward_events, stored_response])
+        # Funds last: the account rows stay locked from the first hold until commit, so everything else
+        # is written before, and concurrent orders of one tenant queue on the lock as briefly as possible.
+        _hold_funds(order=order, rewards=created)
+        transaction.on_commit(lambda: rewards_dispatch(created))
+    logger.info(
+        "order created",
+        extra={"event": "order.created", "order_id": str(order.id), "rewards": len(created), "currency": currency},
+    )
+    return 201, body, False
+
+
+def order_new(
+    *,
+    order_type: str,
+    planned: list[PlannedReward],
+    currency: str,
+    program: Any,
+    fx_rate: Decimal | None,
+    external_id: str | None = None,
+    po_number: str = "",
+    api_key_id: str = "",
+    created_by_email: str = "",
+) -> Order:
+    """The order (unsaved) for planned rewards, with their totals (orders.planning.order_totals)."""
+    _, fees, shipping_total, total = order_totals(planned)
+    return Order(
+        type=order_type,
+        external_id=external_id,
+        po_number=po_number,
+        program=program,
+        currency=currency,
+        total_amount=total,
+        fees=fees,
+        shipping_amount=shipping_total,
+        fx_rate=fx_rate,
+        api_key_id=api_key_id,
+        created_by_email=created_by_email,
+    )
+
+
+def _new_rewards(
+    *, order: Order, planned: list[PlannedReward], program: Any, preassign_holds: bool = False
+) -> tuple[list[Reward], list[RewardEvent], list[Any]]:
+    """The order's rewards, their first events and their shipments, all unsaved (for core.bulk.insert_together).
+    Claim tokens still need registering."""
+    now = timezone.now()
+    claim_ttl = timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
+    rewards: list[Reward] = []
+    for item in planned:
+        spec = item.spec
+        reward_id = uuid.uuid4()
+        per_reward_charge = item.charge + item.fx_fee + item.shipping
+        recipient = spec.recipient or {}
+        reward = Reward(
+            id=reward_id,
+            order=order,
+            position=item.position,
+            status=RewardStatus.SCHEDULED if spec.deliver_at else RewardStatus.PENDING,
+            product_id=item.product.id,
+            product_snapshot={
+                "brand": item.product.brand.name,
+                "brand_slug": item.product.brand.slug,
+                "name": item.product.name,
+                "type": item.product.type,
+                "supplier": item.product.supplier.code if item.product.supplier_id else "",
+            },
+            amount=spec.amount,
+            currency=item.product.currency,
+            charge_amount=per_reward_charge,
+            delivery_method=item.delivery_method,
+            recipient_name=recipient.get("name", "").strip(),
+            recipient_email=(recipient.get("email") or "").strip().lower(),
+            recipient_phone=(recipient.get("phone") or "").strip(),
+            country=(item.address or {}).get("country") or (spec.country or "").upper(),
+            message=spec.message or (program.default_message if program else ""),
+            sender_name=spec.sender_name or (program.sender_name if program else ""),
+            deliver_at=spec.deliver_at,
+            hold_id=uuid.uuid4() if preassign_holds else None,
+        )
+        if item.delivery_method in (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS) and (
+            order.type == OrderType.LINK or item.product.type == "choice"
+        ):
+            token = claim_token_new()
+            reward.claim_token_hash = claim_token_hash(token)
+            reward.claim_token_encrypted = crypto.encrypt(token)
+            reward.claim_expires_at = now + claim_ttl
+        rewards.append(reward)
+    events = [RewardEvent(reward=r, from_status="", to_status=r.status, note="created") for r in rewards]
+    shipping = [
+        (reward, item) for reward, item in zip(rewards, planned, strict=True) if item.shipping_method is not None
+    ]
+    shipments = []
+    if shipping:
+        new_shipment = shipment_hooks_required().new
+        shipments = [
+            new_shipment(reward=reward, shipping_method=item.shipping_method, address=item.address)
+            for reward, item in shipping
+        ]
+    return rewards, events, shipments
+
+
+def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
+    """One hold per reward (so a failure releases exactly its own), in the order's funding currency, with the
+    id each reward already points at (_new_rewards(preassign_holds=True))."""
+    for reward in rewards:
+        reward.hold = funds_hold(
+            currency=order.currency,
+            amount=reward.charge_amount,
+            reference=f"reward:{reward.id}",
+            hold_id=reward.hold_id,
+        )

@@ -1,0 +1,222 @@
+"""A reward's life after its order is written: the state machine, the order's derived status, capture and
+failure of its funds, and cancellation as orders.policy allows (voiding an issued code at the supplier).
+
+Lock order everywhere: rewards (by pk), then their order.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.db import transaction
+from django.db.models import Count
+from django.utils import timezone
+
+from core.errors import ApplicationError, NotFoundError
+from funds.models import HoldStatus
+from funds.services import funds_hold_capture, funds_hold_release, funds_refund
+
+from .handoff import VoidRefused, VoidUnavailable, code_voider, shipment_hooks
+from .models import REWARD_DONE_STATES, REWARD_TRANSITIONS, Order, OrderStatus, Reward, RewardEvent, RewardStatus
+from .policy import CancelAction, CancelRule, cancel_rule
+
+logger = logging.getLogger(__name__)
+
+
+def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
+    """The one place a reward changes state. Illegal moves raise; an unchanged state is a no-op."""
+    if reward.status == to:
+        return reward
+    if to not in REWARD_TRANSITIONS.get(reward.status, set()):
+        raise ApplicationError(
+            f"A {reward.status} reward cannot become {to}.", code="invalid_state_transition", status=409
+        )
+    previous = reward.status
+    reward.status = to
+    reward.updated_at = timezone.now()
+    fields = ["status", "updated_at"]
+    if to == RewardStatus.DELIVERED and reward.delivered_at is None:
+        reward.delivered_at = reward.updated_at
+        fields.append("delivered_at")
+    reward.save(update_fields=fields)
+    RewardEvent.objects.create(reward=reward, from_status=previous, to_status=to, note=note[:300])
+    event_type = {
+        RewardStatus.DELIVERED: "reward.delivered",
+        RewardStatus.DELIVERY_FAILED: "reward.delivery_failed",
+        RewardStatus.OPENED: "reward.opened",
+        RewardStatus.REDEEMED: "reward.redeemed",
+        RewardStatus.CANCELED: "reward.canceled",
+        RewardStatus.FAILED: "reward.failed",
+    }.get(to)
+    if event_type and event_type != "reward.failed":
+        from orders.selectors import reward_render
+        from webhooks.services import event_emit
+
+        event_emit(type=event_type, data=reward_render(reward))
+    return reward
+
+
+def order_refresh_status(*, order: Order) -> Order:
+    """Derive the order's status from its rewards and announce terminal outcomes.
+
+    Locks the order row first: two rewards of one order finishing at once would otherwise each read the
+    other as still processing, and the order would never complete. (Lock order everywhere: rewards, then
+    their order.)
+    """
+    locked = Order.objects.select_for_update(no_key=True).only("status").get(pk=order.pk)
+    order.status = locked.status
+    counts = dict(order.rewards.values_list("status").annotate(n=Count("id")).order_by())
+    active = {status: n for status, n in counts.items() if status != RewardStatus.CANCELED}
+    if not active:
+        new = OrderStatus.CANCELED
+    elif set(active) == {RewardStatus.FAILED}:
+        new = OrderStatus.FAILED
+    elif all(s in REWARD_DONE_STATES or s == RewardStatus.FAILED for s in active):
+        new = OrderStatus.COMPLETED
+    elif all(s in (RewardStatus.PENDING, RewardStatus.SCHEDULED) for s in active):
+        new = OrderStatus.PENDING
+    else:
+        new = OrderStatus.PROCESSING
+    if new != order.status:
+        order.status = new
+        order.updated_at = timezone.now()
+        order.save(update_fields=["status", "updated_at"])
+        event_type = {
+            OrderStatus.COMPLETED: "order.completed",
+            OrderStatus.FAILED: "order.failed",
+            OrderStatus.CANCELED: "order.canceled",
+        }.get(new)
+        if event_type:
+            from orders.selectors import order_render
+            from webhooks.services import event_emit
+
+            event_emit(type=event_type, data=order_render(order))
+    return order
+
+
+def reward_capture(*, reward: Reward) -> None:
+    """Fulfilment succeeded: capture the reward's hold (idempotent)."""
+    if reward.hold is not None:
+        funds_hold_capture(hold=reward.hold)
+
+
+def reward_fail(*, reward: Reward, reason: str) -> Reward:
+    """Non-retryable failure: release exactly this reward's hold and mark it failed."""
+    if reward.hold is not None:
+        funds_hold_release(hold=reward.hold)
+    reward.failure_reason = reason[:300]
+    reward.save(update_fields=["failure_reason"])
+    reward_transition(reward=reward, to=RewardStatus.FAILED, note=reason)
+    order_refresh_status(order=reward.order)
+    return reward
+
+
+# --- cancellation ---------------------------------------------------------------------------------------
+
+
+def _void_code(reward: Reward, rule: CancelRule) -> None:
+    """Ask the supplier to void the code (the reward row is locked: no reveal can slip in meanwhile)."""
+    voider = code_voider()
+    if voider is None:
+        raise ApplicationError(f"This reward cannot be canceled: {rule.reason}.", code=rule.code, status=409)
+    try:
+        voider(reward)
+    except VoidRefused as exc:
+        raise ApplicationError(
+            f"This reward cannot be canceled: {rule.reason} ({exc}).", code=rule.code, status=409
+        ) from None
+    except VoidUnavailable as exc:
+        raise ApplicationError(
+            f"The supplier could not be reached to void the code; nothing changed, try again later ({exc}).",
+            code="supplier_unavailable",
+            status=503,
+            retryable=True,
+        ) from None
+    reward.code_voided_at = timezone.now()
+    reward.code_encrypted = ""
+    reward.pin_encrypted = ""
+    reward.save(update_fields=["code_voided_at", "code_encrypted", "pin_encrypted"])
+    logger.info("reward code voided", extra={"event": "reward.code_voided", "reward_id": str(reward.id)})
+
+
+def _reward_cancel_locked(reward: Reward, *, reason: str, void: bool = True) -> CancelRule:
+    """Cancel one locked reward as orders.policy says; release or refund its funds. Returns the rule applied.
+
+    A refusal is returned (action REFUSE), not raised; a refused void raises. With `void=False` (an order's
+    cancel) a reward whose code would need a void is left alone and reported as refused.
+    """
+    rule = cancel_rule(reward)
+    if rule.action == CancelAction.REFUSE:
+        return rule
+    if rule.action == CancelAction.VOID_THEN_REFUND and not void:
+        return CancelRule(CancelAction.REFUSE, rule.code, "its code was issued: cancel the reward itself")
+    if rule.action == CancelAction.VOID_THEN_REFUND:
+        _void_code(reward, rule)
+    hold = reward.hold
+    if hold is not None and hold.status == HoldStatus.PENDING:
+        funds_hold_release(hold=hold)
+    elif hold is not None and hold.status == HoldStatus.CAPTURED:
+        # Idempotent in funds (one refund per reference), whatever happened before this call.
+        funds_refund(currency=hold.currency, amount=hold.amount, reference=f"reward:{reward.id}")
+    hooks = shipment_hooks()
+    if hooks is not None:
+        hooks.cancel(reward)  # a pending shipment is canceled with its reward, in this transaction
+    reward_transition(reward=reward, to=RewardStatus.CANCELED, note=reason)
+    return rule
+
+
+def _refusal(reward: Reward, rule: CancelRule) -> ApplicationError:
+    return ApplicationError(
+        f"This {reward.status} reward cannot be canceled: {rule.reason}.",
+        code=rule.code,
+        status=409,
+        retryable=rule.retryable,
+    )
+
+
+def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Reward:
+    """Cancel one reward as orders.policy allows: release its hold, or void its code and refund."""
+    with transaction.atomic():
+        reward = (
+            Reward.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("hold")
+            .filter(pk=reward_id)
+            .first()
+        )
+        if reward is None:
+            raise NotFoundError("No such reward.")
+        rule = _reward_cancel_locked(reward, reason=reason)
+        if rule.action == CancelAction.REFUSE:
+            raise _refusal(reward, rule)
+        order_refresh_status(order=reward.order)
+    return reward
+
+
+def order_cancel(*, order_id: Any, reason: str = "order canceled by request") -> Order:
+    """Cancel every reward of the order not yet issued (release their holds); issued codes are left alone."""
+    with transaction.atomic():
+        order = Order.objects.filter(pk=order_id).first()  # locked after its rewards, by order_refresh_status
+        if order is None:
+            raise NotFoundError("No such order.")
+        rewards = list(
+            Reward.objects.select_for_update(of=("self",), no_key=True)
+            .select_related("hold")
+            .filter(order=order)
+            .order_by("pk")
+        )
+        # Codes already issued are left alone: voiding a code is a decision per reward (POST .../rewards/{id}/cancel).
+        canceled = sum(
+            _reward_cancel_locked(reward, reason=reason, void=False).action != CancelAction.REFUSE
+            for reward in rewards
+            if reward.status != RewardStatus.CANCELED
+        )
+        if not canceled:
+            raise ApplicationError(
+                "Nothing in this order can be canceled any more: everything is issued, in flight, failed or "
+                "canceled (an issued code is canceled reward by reward, which voids it at the supplier first).",
+                code="not_cancelable",
+                status=409,
+            )
+        order_refresh_status(order=order)
+    return order

@@ -1,0 +1,57 @@
+"""What every operator console page shares: the public-host and operator checks, the tenant schemas it walks,
+and the audit row an operator action writes in the affected tenant's schema (actor `operator:<email>`)."""
+
+from __future__ import annotations
+
+import functools
+
+from django.http import Http404, HttpResponseForbidden, HttpResponseRedirect
+from django.urls import reverse
+from django_tenants.utils import get_public_schema_name, tenant_context
+
+from audit.services import audit_record
+from tenants.middleware import client_ip
+from tenants.models import Tenant
+
+
+def _on_public_host(request) -> bool:
+    schema = getattr(getattr(request, "tenant", None), "schema_name", None)
+    return getattr(request, "api_key", None) is None and schema == get_public_schema_name()
+
+
+def public_host_only(view):
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        if not _on_public_host(request):
+            raise Http404("The operator console lives on the public host only")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def operator_required(view):
+    @public_host_only
+    @functools.wraps(view)
+    def wrapper(request, *args, **kwargs):
+        user = request.user
+        if not user.is_authenticated:
+            return HttpResponseRedirect(f"{reverse('console:login')}?next={request.get_full_path()}")
+        if not (user.is_active and user.is_staff):
+            return HttpResponseForbidden("Operators only.")
+        return view(request, *args, **kwargs)
+
+    return wrapper
+
+
+def operator_actor(request) -> str:
+    return f"operator:{request.user.email}"
+
+
+def operator_audit(request, tenant, action: str, **fields) -> None:
+    with tenant_context(tenant):
+        audit_record(actor=operator_actor(request), action=action, ip=client_ip(request), **fields)
+
+
+def tenant_schemas():
+    """Every tenant schema, live and sandbox twins (the console's cross-tenant pages walk them in this order)."""
+    return Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("slug", "is_sandbox")

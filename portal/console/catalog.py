@@ -1,0 +1,92 @@
+"""Operator console: the catalogue and suppliers (counts, inventory stock) and inventory code uploads (CSV)."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.shortcuts import redirect, render
+
+from core.errors import ApplicationError
+
+from .base import operator_required
+
+
+class InventoryUploadForm(forms.Form):
+    product = forms.ChoiceField(help_text="Only products of an inventory supplier take codes.")
+    file = forms.FileField(
+        label="CSV file", help_text="Columns code,pin,denomination (pin optional); all rows or none."
+    )
+    batch = forms.CharField(max_length=100, required=False, label="Batch label", help_text="e.g. the purchase order.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        from catalog.models import Product, SupplierKind
+
+        super().__init__(*args, **kwargs)
+        products = Product.objects.filter(supplier__kind=SupplierKind.INVENTORY).select_related("supplier")
+        self.fields["product"].choices = [("", "Choose a product")] + [
+            (str(p.pk), f"{p.name} ({p.currency}) · {p.supplier.code}") for p in products.order_by("name")
+        ]
+
+
+def _inventory_upload(request, form: InventoryUploadForm) -> bool:
+    """Import the uploaded CSV via catalog.inventory (all or nothing); errors land on the form."""
+    import tempfile
+
+    from catalog.inventory import inventory_import_csv
+    from catalog.models import Product
+
+    product = Product.objects.select_related("supplier").get(pk=form.cleaned_data["product"])
+    with tempfile.NamedTemporaryFile(suffix=".csv") as handle:
+        for chunk in form.cleaned_data["file"].chunks():
+            handle.write(chunk)
+        handle.flush()
+        try:
+            result = inventory_import_csv(
+                supplier=product.supplier, product=product, path=handle.name, batch_label=form.cleaned_data["batch"]
+            )
+        except ApplicationError as exc:
+            rows = exc.errors.get("rows") or []
+            if rows:
+                form.add_error("file", f"{len({r['row'] for r in rows})} bad row(s); nothing was imported.")
+                for row in rows[:20]:
+                    form.add_error("file", f"Row {row['row']}, {row['column']}: {row['message']}")
+                if len(rows) > 20:
+                    form.add_error("file", f"… and {len(rows) - 20} more.")
+            else:
+                field_map = {"product": "product", "supplier": "product", "path": "file", "header": "file"}
+                mapped = False
+                for key, errors in exc.errors.items():
+                    if key in field_map:
+                        for error in errors:
+                            form.add_error(field_map[key], error)
+                        mapped = True
+                if not mapped:
+                    form.add_error(None, exc.detail)
+            return False
+    messages.success(
+        request, f"Imported {result.imported} code{'s' if result.imported != 1 else ''} for {product.name}."
+    )
+    return True
+
+
+@operator_required
+def catalog_view(request):
+    from catalog.inventory import inventory_stock
+    from catalog.models import Brand, Product, Supplier
+
+    form = InventoryUploadForm()
+    status = 200
+    if request.method == "POST":
+        form = InventoryUploadForm(request.POST, request.FILES)
+        if form.is_valid() and _inventory_upload(request, form):
+            return redirect("console:catalog")
+        status = 422
+    stock = inventory_stock()
+    suppliers = []
+    for supplier in Supplier.objects.order_by("code"):
+        lines = [line for line in stock if line.supplier_code == supplier.code]
+        suppliers.append({"supplier": supplier, "stock": lines})
+    counts = {"brands": Brand.objects.count(), "products": Product.objects.count(), "suppliers": len(suppliers)}
+    context = {"counts": counts, "suppliers": suppliers, "form": form, "page_title": "Catalogue and suppliers",
+               "nav_section": "catalog"}  # fmt: skip
+    return render(request, "console/catalog.html", context, status=status)

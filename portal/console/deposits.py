@@ -1,0 +1,105 @@
+"""Operator console: pending deposit requests across tenants; approve & credit (after a confirmation page) or
+reject."""
+
+from __future__ import annotations
+
+from django import forms
+from django.contrib import messages
+from django.db import connection
+from django.http import Http404, HttpResponseNotAllowed
+from django.shortcuts import redirect, render
+from django_tenants.utils import tenant_context
+
+from audit.services import audit_record
+from core.errors import ApplicationError
+from tenants.middleware import client_ip
+
+from ..templatetags.portal_tags import money
+from .base import operator_actor, operator_required, tenant_schemas
+
+
+@operator_required
+def deposits_view(request):
+    from funds.models import DepositRequestStatus
+    from funds.selectors import deposit_request_list
+
+    rows = []
+    for tenant in tenant_schemas():
+        with tenant_context(tenant):
+            for deposit in deposit_request_list().filter(status=DepositRequestStatus.PENDING):
+                rows.append({"tenant": tenant, "deposit": deposit})
+    connection.set_schema_to_public()
+    rows.sort(key=lambda row: row["deposit"].created_at)
+    return render(
+        request, "console/deposits.html", {"rows": rows, "page_title": "Deposit requests", "nav_section": "deposits"}
+    )
+
+
+class DepositApproveForm(forms.Form):
+    confirm = forms.BooleanField(
+        label="I have checked the bank statement: this money has arrived.",
+        error_messages={"required": "Tick the box to confirm the money has arrived; nothing was credited."},
+    )
+
+
+def _pending_deposit(tenant, request_id):
+    from funds.models import DepositRequestStatus
+    from funds.selectors import deposit_request_list
+
+    with tenant_context(tenant):
+        deposit = deposit_request_list().filter(pk=request_id).first()
+    if deposit is None:
+        raise Http404("No such deposit request")
+    return deposit if deposit.status == DepositRequestStatus.PENDING else None
+
+
+def _deposit_confirm_page(request, tenant, deposit, form: DepositApproveForm, status: int = 200):
+    context = {
+        "tenant": tenant,
+        "deposit": deposit,
+        "amount": money(deposit.amount, deposit.currency),
+        "form": form,
+        "page_title": "Approve & credit",
+        "nav_section": "deposits",
+    }
+    return render(request, "console/deposit_confirm.html", context, status=status)
+
+
+@operator_required
+def deposit_resolve_view(request, schema: str, request_id, action: str):
+    """Approve & credit asks first (GET: a page naming tenant, amount and currency; POST: only with the box
+    ticked); reject moves no money and needs no confirmation."""
+    from funds.services import deposit_request_approve, deposit_request_reject
+
+    tenant = tenant_schemas().filter(schema_name=schema).first()
+    if tenant is None or action not in ("approve", "reject"):
+        raise Http404("No such tenant")
+    if request.method not in ("GET", "POST") or (request.method == "GET" and action != "approve"):
+        return HttpResponseNotAllowed(["POST"] if action == "reject" else ["GET", "POST"])
+    if action == "approve":
+        deposit = _pending_deposit(tenant, request_id)
+        if deposit is None:
+            messages.info(request, "That deposit request is no longer pending: it was already credited or rejected.")
+            return redirect("console:deposits")
+        form = DepositApproveForm(request.POST if request.method == "POST" else None)
+        if not form.is_valid():
+            return _deposit_confirm_page(request, tenant, deposit, form, status=422 if form.is_bound else 200)
+    service = deposit_request_approve if action == "approve" else deposit_request_reject
+    try:
+        with tenant_context(tenant):
+            deposit = service(request_id=request_id, acting_operator=request.user.email)
+            audit_record(
+                actor=operator_actor(request),
+                action=f"funds.deposit_request_{'approved' if action == 'approve' else 'rejected'}",
+                object_type="deposit",
+                object_id=deposit.id,
+                data={"currency": deposit.currency, "amount": str(deposit.amount), "reference": deposit.reference},
+                ip=client_ip(request),
+            )
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    else:
+        verb = "credited to" if action == "approve" else "rejected for"
+        messages.success(request, f"{money(deposit.amount, deposit.currency)} {deposit.currency} {verb} {tenant.name}.")
+    connection.set_schema_to_public()
+    return redirect("console:deposits")
