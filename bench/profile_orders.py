@@ -127,7 +127,7 @@ def setup_database() -> tuple[str, object, str, str]:
     from rewards_portal.settings.base import redis_url_with_db
     from scripts.run_tests import claim_slot
 
-    stores = embedded.environment()
+    stores = embedded.environment_or_exit()
     slot, slot_client = claim_slot(stores["REDIS_URL"])
     database = BENCH_DATABASE.format(slot=slot)
     database_url = database_url_for(stores["DATABASE_URL"], database)

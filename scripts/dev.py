@@ -23,7 +23,7 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "rewards_portal.settings.dev")
-    env.update(embedded.environment())  # DATABASE_URL / REDIS_URL: given, or the embedded servers
+    env.update(embedded.environment_or_exit())  # DATABASE_URL / REDIS_URL: given, or the embedded servers
     env["PYTHONUNBUFFERED"] = "1"
     (ROOT / "var").mkdir(exist_ok=True)
     py = sys.executable
