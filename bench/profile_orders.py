@@ -58,7 +58,7 @@ ENTRY_POINTS = [
     ("        commit + on_commit (rewards_dispatch: Celery publish)", "django/db/transaction.py", "__exit__"),
     ("          rewards_dispatch (Celery publish by task name)", "orders/handoff.py", "rewards_dispatch"),
     ("    finalize_response (+ audit INSERT)", "api/views.py", "finalize_response"),
-    ("      api_write_audit", "audit/api.py", "api_write_audit"),
+    ("      api_write_audit", "api/write_audit.py", "api_write_audit"),
     ("    JSON rendering", "rest_framework/renderers.py", "render"),
     ("  SQL: psycopg execute (all statements, client side)", "psycopg/cursor.py", "execute"),
 ]
