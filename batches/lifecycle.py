@@ -1,7 +1,7 @@
 """A bulk batch's states and the moves between them: the one transition function (BATCH_TRANSITIONS), confirm
 (one funds hold per currency, then the workers are queued), finish, cancel, and re-queueing stale batches.
 
-Every move runs under the batch's row lock (`batch_lock`, or the chunk's own lock in batches.processing).
+Every move runs under the batch's row lock (`batch_lock`, which batches.processing takes for each chunk too).
 """
 
 from __future__ import annotations
@@ -55,8 +55,13 @@ def batch_transition(*, batch: Batch, to: str, fields: Iterable[str] = ()) -> Ba
 
 
 def batch_lock(batch_id: Any) -> Batch:
-    """The batch, its row locked until the end of the transaction; NotFoundError when there is none."""
-    batch = Batch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
+    """The batch with its program, its row locked until the end of the transaction; NotFoundError when there is none.
+
+    The one lock on a batch: FOR NO KEY UPDATE OF the batch row alone (the program is read, not locked). Chunks
+    run one at a time because each takes it (batches.processing)."""
+    batch = (
+        Batch.objects.select_for_update(no_key=True, of=("self",)).select_related("program").filter(pk=batch_id).first()
+    )
     if batch is None:
         raise NotFoundError("No such batch.")
     return batch

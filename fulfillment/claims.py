@@ -63,6 +63,7 @@ from orders.addresses import address_errors, address_normalize
 from orders.claim_tokens import claim_token_hash, claim_token_new, claim_tokens_register
 from orders.lifecycle import reward_capture, reward_transition
 from orders.models import Reward, RewardEvent, RewardStatus
+from orders.selectors import claim_url, reward_lock, rewards_for_update
 
 from .suppliers import IssuedCode, SupplierError, SupplierRejected
 
@@ -163,10 +164,8 @@ def claim_failure_record(*, client_ip: str) -> None:
 def claim_link_issue(*, reward_id: Any) -> str:
     """A claim URL for a reward that has none yet (e.g. a physical gift whose address the recipient
     should confirm); the existing URL if it has one. Call inside the reward's tenant schema."""
-    from orders.selectors import claim_url
-
     with transaction.atomic():
-        reward = Reward.objects.select_for_update(of=("self",), no_key=True).filter(pk=reward_id).first()
+        reward = reward_lock(reward_id)
         if reward is None:
             raise NotFoundError("No such reward.")
         if reward.status in (RewardStatus.CANCELED, RewardStatus.FAILED, RewardStatus.EXPIRED):
@@ -185,10 +184,8 @@ def claim_link_issue(*, reward_id: Any) -> str:
 
 
 def _reward_for_token(*, token: str, lock: bool) -> Reward:
-    queryset = Reward.objects.select_related("order", "order__program", "hold")
-    if lock:
-        queryset = queryset.select_for_update(of=("self",), no_key=True)
-    reward = queryset.filter(claim_token_hash=claim_token_hash(token)).first()
+    rewards = rewards_for_update() if lock else Reward.objects.select_related("order", "hold")
+    reward = rewards.select_related("order__program").filter(claim_token_hash=claim_token_hash(token)).first()
     if reward is None or reward.claim_expires_at is None or reward.claim_expires_at <= timezone.now():
         raise ClaimNotFound
     if reward.status in (RewardStatus.CANCELED, RewardStatus.FAILED, RewardStatus.EXPIRED):
@@ -387,11 +384,12 @@ def claim_choose(*, token: str, product_id: str, binding: str | None) -> ClaimPa
 
 def claim_address_confirm(*, token: str, address: dict[str, Any]) -> ClaimPage:
     """POST /r/<token>/address: the recipient corrects the shipping address of a gift not yet handed off."""
-    from .models import Shipment, ShipmentEvent, ShipmentStatus
+    from .models import ShipmentEvent, ShipmentStatus
+    from .shipments import shipment_lock
 
     with transaction.atomic():
         reward = _reward_for_token(token=token, lock=True)
-        shipment = Shipment.objects.select_for_update().filter(reward=reward).first()
+        shipment = shipment_lock(reward_id=reward.pk)
         if shipment is None or shipment.status != ShipmentStatus.PENDING:
             page = _page(reward)
             if shipment is not None:
@@ -428,19 +426,10 @@ def claim_address_confirm(*, token: str, address: dict[str, Any]) -> ClaimPage:
 # --- choice rewards ---------------------------------------------------------------------------------
 
 
-def _lock(reward_id: Any) -> Reward | None:
-    return (
-        Reward.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("order", "hold")
-        .filter(pk=reward_id)
-        .first()
-    )
-
-
 def _choice_record(*, reward_id: Any, product_id: Any) -> Reward:
     """Step 1 (locked): validate the pick and record it on the reward; a repeat of the same pick is a no-op."""
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None:
             raise NotFoundError("No such reward.")
         if not _is_choice(reward):
@@ -486,7 +475,7 @@ def _choice_record(*, reward_id: Any, product_id: Any) -> Reward:
 def _choice_undo(*, reward_id: Any) -> None:
     """The chosen product's supplier refused for good: let the recipient pick again (if no code was stored)."""
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         chosen_from = reward.product_snapshot.get("chosen_from") if reward else None
         if reward is None or chosen_from is None or reward.code_encrypted:
             return
@@ -504,7 +493,7 @@ def _choice_settle(*, reward_id: Any, issued: IssuedCode) -> Reward:
     from funds.models import HoldStatus
 
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward.status not in CLAIMABLE | {RewardStatus.REDEEMED}:
             # Canceled (or failed) while the supplier was issuing: the card must not outlive the reward. The
             # cancel policy refuses while a choice is being issued, so this is a safety net, not a path.

@@ -26,29 +26,18 @@ from core.errors import ApplicationError, NotFoundError
 from core.faults import fault_point
 from orders.lifecycle import order_refresh_status, reward_capture, reward_fail, reward_transition
 from orders.models import DeliveryMethod, OrderType, Reward, RewardStatus
+from orders.selectors import reward_lock
 
 from .suppliers import IssuedCode, SupplierError, SupplierRejected, adapter_for
 
 logger = logging.getLogger(__name__)
 
 
-def _lock(reward_id: Any) -> Reward | None:
-    # order_by(): no ORDER BY (a primary-key lookup has one row; compiling Reward's default ordering, and
-    # first()'s, cost ~10 % of a delivery's CPU).
-    query = (
-        Reward.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("order", "hold")
-        .filter(pk=reward_id)
-        .order_by()
-    )
-    return next(iter(query), None)
-
-
 def _claim(reward_id: Any) -> Reward | None:
     """Step 1. Returns the reward if this worker now owns it, else None (nothing to do or someone else has it)."""
     now = timezone.now()
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None:
             return None
         if reward.status == RewardStatus.SCHEDULED:
@@ -117,7 +106,7 @@ def reward_issue_code(*, reward: Reward) -> IssuedCode:
 def _settle(reward_id: Any, issued: IssuedCode | None) -> Reward | None:
     """Step 3: store the code, capture the hold, hand over to delivery."""
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None or reward.status != RewardStatus.PROCESSING:
             return None  # canceled meanwhile, or another worker finished it
         if issued is not None and not reward.code_encrypted:
@@ -170,7 +159,7 @@ def _release_lease(reward_id: Any) -> None:
 def reward_fail_locked(*, reward_id: Any, reason: str) -> Reward | None:
     """Non-retryable failure (or retries exhausted): fail the reward and release exactly its hold."""
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None or reward.status != RewardStatus.PROCESSING:
             return reward
         reward.lease_expires_at = None
@@ -206,7 +195,7 @@ def reward_deliver(
 
     try:
         with transaction.atomic():
-            reward = _lock(reward_id)
+            reward = reward_lock(reward_id)
             sendable = (
                 (RewardStatus.PROCESSING,)
                 if first_delivery
@@ -258,7 +247,7 @@ def reward_deliver(
 
 def _delivery_failed(reward_id: Any, *, reason: str) -> Reward | None:
     with transaction.atomic():
-        locked = _lock(reward_id)
+        locked = reward_lock(reward_id)
         if locked is None or locked.status not in (RewardStatus.PROCESSING, RewardStatus.DELIVERED):
             return locked
         locked.failure_reason = reason[:300]
@@ -336,7 +325,7 @@ def reward_reveal(*, reward_id: Any, actor: str) -> dict[str, str | None]:
     from .models import CodeReveal
 
     with transaction.atomic():
-        reward = Reward.objects.select_for_update().filter(pk=reward_id).first()
+        reward = reward_lock(reward_id)
         if reward is None:
             raise NotFoundError("No such reward.")
         if reward.code_voided_at is not None or reward.status == RewardStatus.CANCELED:
