@@ -103,18 +103,25 @@ def reward_issue_code(*, reward: Reward) -> IssuedCode:
     )
 
 
+def reward_code_store(reward: Reward, issued: IssuedCode) -> None:
+    """Keep the supplier's code on the (locked) reward, encrypted. The first code stored wins: a repeat is a no-op."""
+    if reward.code_encrypted:
+        return
+    reward.code_encrypted = crypto.encrypt(issued.code)
+    reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
+    reward.code_last4 = issued.code[-4:]
+    reward.supplier_reference = issued.reference
+    reward.save(update_fields=["code_encrypted", "pin_encrypted", "code_last4", "supplier_reference"])
+
+
 def _settle(reward_id: Any, issued: IssuedCode | None) -> Reward | None:
     """Step 3: store the code, capture the hold, hand over to delivery."""
     with transaction.atomic():
         reward = reward_lock(reward_id)
         if reward is None or reward.status != RewardStatus.PROCESSING:
             return None  # canceled meanwhile, or another worker finished it
-        if issued is not None and not reward.code_encrypted:
-            reward.code_encrypted = crypto.encrypt(issued.code)
-            reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
-            reward.code_last4 = issued.code[-4:]
-            reward.supplier_reference = issued.reference
-            reward.save(update_fields=["code_encrypted", "pin_encrypted", "code_last4", "supplier_reference"])
+        if issued is not None:
+            reward_code_store(reward, issued)
         if reward.delivery_method == DeliveryMethod.SHIPMENT:
             from .shipments import shipment_submit
 

@@ -28,7 +28,7 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("anymail/", include("anymail.urls")),  # email provider tracking webhooks (bounces)
     path("console/", include("portal.console.urls")),  # operator console, public host only
-    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claims.py
+    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claim_page.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
     path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),
