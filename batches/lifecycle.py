@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError, NotFoundError
+from core.publish import task_publish
 
 from .models import (
     BATCH_ACTIVE_STATES,
@@ -30,6 +31,8 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
+
+PROCESS_TASK = "batches.tasks.batch_process_task"
 
 
 def batch_can_become(*, batch: Batch, to: str) -> bool:
@@ -120,18 +123,15 @@ def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
     batch.confirmed_at = batch.heartbeat_at = timezone.now()
     batch_transition(batch=batch, to=BatchStatus.CONFIRMED, fields=["confirmed_at", "heartbeat_at", "allow_duplicate"])
     batch_id = str(batch.id)
-    transaction.on_commit(lambda: _enqueue(batch_id))
+    # A broker outage must not fail a committed confirm: logged, and batches_sweep queues it once its heartbeat
+    # is BATCH_STALE_SECONDS old.
+    transaction.on_commit(
+        lambda: task_publish(
+            PROCESS_TASK, args=[batch_id], event="batch.enqueue_failed", log_extra={"batch_id": batch_id}
+        )
+    )
     logger.info("batch confirmed", extra={"event": "batch.confirmed", "batch_id": batch_id})
     return batch
-
-
-def _enqueue(batch_id: str) -> None:
-    from .tasks import batch_process_task
-
-    try:
-        batch_process_task.delay(batch_id)
-    except Exception:  # a broker outage must not fail a committed confirm: the sweeper queues it later
-        logger.exception("could not queue batch", extra={"event": "batch.enqueue_failed", "batch_id": batch_id})
 
 
 def _release_holds(batch: Batch) -> None:

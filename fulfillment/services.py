@@ -24,6 +24,7 @@ from django.utils import timezone
 from core import crypto
 from core.errors import ApplicationError, NotFoundError
 from core.faults import fault_point
+from core.publish import task_publish
 from orders.lifecycle import order_refresh_status, reward_capture, reward_fail, reward_transition
 from orders.models import DeliveryMethod, OrderType, Reward, RewardStatus
 from orders.selectors import reward_lock
@@ -31,6 +32,8 @@ from orders.selectors import reward_lock
 from .suppliers import IssuedCode, SupplierError, SupplierRejected, adapter_for
 
 logger = logging.getLogger(__name__)
+
+DELIVER_TASK = "fulfillment.tasks.reward_deliver_task"
 
 
 def _claim(reward_id: Any) -> Reward | None:
@@ -320,9 +323,16 @@ def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None
         updates.append("recipient_phone")
     if updates:
         reward.save(update_fields=updates)
-    from .tasks import reward_deliver_task
-
-    transaction.on_commit(lambda: reward_deliver_task.delay(str(reward.id)))
+    reward_id = str(reward.id)
+    # A broker outage is logged (`reward.resend_publish_failed`) and the request still succeeds: the corrected
+    # address is committed. Nothing sends it later: unlike a new reward, which waits `pending` for the sweeper,
+    # a resend leaves no state behind to find (the reward stays delivered), and a durable request would need a
+    # column on orders.Reward. Whoever asked sees no new message and asks again.
+    transaction.on_commit(
+        lambda: task_publish(
+            DELIVER_TASK, args=[reward_id], event="reward.resend_publish_failed", log_extra={"reward_id": reward_id}
+        )
+    )
     return reward
 
 
