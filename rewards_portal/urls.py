@@ -30,7 +30,7 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),  # email provider tracking webhooks (bounces)
     path("console/", include("portal.console.urls")),  # operator console, public host only
     path("demo/brand-logos/<slug:slug>.svg", demo_brand_logo, name="demo-brand-logo"),
-    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claims.py
+    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claim_page.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
     path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),

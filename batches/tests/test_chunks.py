@@ -14,7 +14,7 @@ from batches.testing import csv_bytes
 from batches.upload import batch_upload
 from catalog.models import Product
 from core import crypto
-from fulfillment.claims import claim_tenant_get
+from fulfillment.claim_links import claim_tenant_get
 from fulfillment.models import Shipment
 from funds.selectors import balance_get, ledger_invariant_violations
 from orders.claim_tokens import claim_token_hash
