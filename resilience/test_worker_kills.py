@@ -55,19 +55,20 @@ from catalog.models import InventoryCode, InventoryCodeStatus
 from catalog.services import brand_upsert, product_create, supplier_upsert
 from core import crypto
 from core.faults import fault_arm, fault_disarm, fault_kills
-from core.testing import http_json
 from fulfillment.tasks import fulfilment_sweep
 from funds.models import Hold, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Order, Reward
-from orders.testing import make_shop
 from tenants.services import api_key_create
+from testsupport.api import http_json
+from testsupport.catalog import make_shop
+from testsupport.waiting import wait_until
 from webhooks.models import Event, WebhookDelivery
 from webhooks.services import webhook_endpoint_create
 from webhooks.tasks import webhook_deliveries_sweep
 
-from .killing import ThirdParty, any_dead, purge_queued, restart, wait_until
+from .killing import ThirdParty, any_dead, purge_queued, restart
 
 pytestmark = [pytest.mark.resilience, pytest.mark.worker]
 

@@ -14,10 +14,10 @@ import pytest
 from django.conf import settings
 from django_tenants.utils import tenant_context
 
-from conftest import worker_database_url
 from core import ratelimit
 from core.tasks import schema_probe
-from core.testing import wait_for
+from testsupport.waiting import wait_for
+from testsupport.workers import worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # A live API key as it would appear in an error message: the redaction filter must catch it in a worker line.

@@ -10,7 +10,6 @@ from django_tenants.utils import tenant_context
 
 from catalog.models import Supplier
 from core import crypto
-from core.testing import wait_for
 from fulfillment.tasks import fulfilment_sweep
 from funds.models import LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
@@ -19,8 +18,9 @@ from orders.create import order_create
 from orders.idempotency import request_hash
 from orders.models import Reward
 from orders.planning import RewardInput
-from orders.testing import make_shop
 from tenants.services import api_key_create
+from testsupport.catalog import make_shop
+from testsupport.waiting import wait_for
 
 pytestmark = pytest.mark.worker
 

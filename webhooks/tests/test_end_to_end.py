@@ -14,11 +14,12 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
+from testsupport.waiting import wait_for
 from webhooks import services
 from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
 from webhooks.services import event_emit, webhook_deliveries_sweep, webhook_endpoint_create
 
-from .helpers import verify, wait_for
+from .helpers import verify
 
 pytestmark = pytest.mark.worker
 

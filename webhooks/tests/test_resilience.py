@@ -32,7 +32,7 @@ from funds.services import funds_deposit
 from orders.create import order_create
 from orders.idempotency import request_hash
 from orders.planning import RewardInput
-from orders.testing import make_shop
+from testsupport.catalog import make_shop
 from webhooks.models import DeliveryStatus, Event, WebhookDelivery
 from webhooks.services import webhook_endpoint_create
 from webhooks.tasks import webhook_deliveries_sweep
