@@ -24,6 +24,20 @@ def worker_database_url() -> str:
     return f"postgresql://{auth}@{host}{port}/{db['NAME']}"
 
 
+def subprocess_env(**extra: str) -> dict[str, str]:
+    """The environment of a subprocess (a worker, beat) that runs on this run's test database and test Redis."""
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
+        DATABASE_URL=worker_database_url(),
+        TEST_REDIS_URL=settings.REDIS_URL,
+        TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
+        PYTHONUNBUFFERED="1",
+        **extra,
+    )
+    return env
+
+
 class WorkerPool:
     """Real `celery worker` subprocesses on the test database, test Redis and the test SMTP server."""
 
@@ -39,15 +53,7 @@ class WorkerPool:
         from core import ratelimit
         from core.health import WORKER_HEARTBEAT_KEY
 
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
-            DATABASE_URL=worker_database_url(),
-            TEST_REDIS_URL=settings.REDIS_URL,
-            TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
-            TEST_SMTP_PORT=str(self.smtp_port),
-            PYTHONUNBUFFERED="1",
-        )
+        env = subprocess_env(TEST_SMTP_PORT=str(self.smtp_port))
         names = []
         for _ in range(count):
             self.started += 1
