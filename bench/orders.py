@@ -142,8 +142,8 @@ def _setup() -> tuple[str, str]:
     from django_tenants.utils import tenant_context
 
     from funds.services import funds_deposit
-    from orders.testing import make_shop
     from tenants.services import api_key_create, tenant_create
+    from testsupport.catalog import make_shop
 
     tenant = tenant_create(slug=f"bench-orders-{uuid.uuid4().hex[:6]}", name="Bench Orders")
     _, key = api_key_create(tenant=tenant)

@@ -14,10 +14,10 @@ import pytest
 from django.conf import settings
 from django_tenants.utils import tenant_context
 
-from conftest import worker_database_url
 from core.redis import get_redis
 from core.tasks import schema_probe
-from core.testing import wait_for
+from testsupport.waiting import wait_for
+from testsupport.workers import subprocess_env, worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # A live API key as it would appear in an error message: the redaction filter must catch it in a worker line.
@@ -59,14 +59,7 @@ def test_worker_lines_are_json_with_secrets_redacted(committed_tenant, celery_wo
 
 
 def test_beat_lines_are_json(django_db_setup, tmp_path):
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
-        DATABASE_URL=worker_database_url(),
-        TEST_REDIS_URL=settings.REDIS_URL,
-        TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
-        PYTHONUNBUFFERED="1",
-    )
+    env = subprocess_env()
     stderr_path = tmp_path / "beat.err"
     command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "beat", "-l", "info"]
     command += ["-s", str(tmp_path / "schedule"), "--pidfile="]

@@ -8,8 +8,8 @@ from django_tenants.utils import tenant_context
 from fulfillment.services import reward_fulfil
 from funds.selectors import ledger_invariant_violations
 from orders.models import Reward
-from orders.testing import digital_order
 from orders.tests.test_broker_down import broker_unreachable
+from testsupport.orders import digital_order
 
 
 def test_resend_while_the_broker_is_down_keeps_the_corrected_address_and_is_logged(

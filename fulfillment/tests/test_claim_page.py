@@ -19,8 +19,8 @@ from funds.models import Hold
 from funds.selectors import ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Reward, RewardEvent
-from orders.testing import US_ADDRESS
 from tenants.models import ClaimTokenIndex
+from testsupport.orders import US_ADDRESS, physical_order
 
 
 def _client() -> Client:
@@ -377,19 +377,7 @@ def test_page_is_phone_ready_and_loads_nothing_from_other_hosts(api_a, funded_a,
 
 
 def test_recipient_confirms_the_address_of_a_physical_gift(api_a, funded_a, shop):
-    body = {
-        "type": "physical",
-        "rewards": [
-            {
-                "product_id": str(shop.hamper_usd.id),
-                "amount": "50.00",
-                "currency": "USD",
-                "recipient": {"name": "Grace Hopper", "email": "grace@example.com"},
-                "shipping_address": US_ADDRESS,
-                "shipping_method_id": str(shop.ground_us.id),
-            }
-        ],
-    }
+    body = physical_order(shop.hamper_usd, shop.ground_us)
     response = api_a.post("/api/v1/orders", body)
     assert response.status_code == 201, response.content
     reward_id = response.json()["rewards"][0]["id"]

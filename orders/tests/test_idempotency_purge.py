@@ -7,7 +7,7 @@ from django_tenants.utils import tenant_context
 
 from orders.models import IdempotencyRecord
 from orders.tasks import idempotency_purge_task
-from orders.testing import digital_order
+from testsupport.orders import digital_order
 
 
 def test_old_outcomes_are_purged_in_every_schema_and_fresh_ones_kept(api_a, api_b, funded_a, tenant_b, shop):
