@@ -324,15 +324,25 @@ def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None
     if updates:
         reward.save(update_fields=updates)
     reward_id = str(reward.id)
-    # A broker outage is logged (`reward.resend_publish_failed`) and the request still succeeds: the corrected
-    # address is committed. Nothing sends it later: unlike a new reward, which waits `pending` for the sweeper,
-    # a resend leaves no state behind to find (the reward stays delivered), and a durable request would need a
-    # column on orders.Reward. Whoever asked sees no new message and asks again.
-    transaction.on_commit(
-        lambda: task_publish(
+
+    def publish() -> bool:
+        return task_publish(
             DELIVER_TASK, args=[reward_id], event="reward.resend_publish_failed", log_extra={"reward_id": reward_id}
         )
-    )
+
+    if transaction.get_connection().in_atomic_block:
+        # Inside a caller's transaction: published after its commit, a broker outage then only logged (nothing
+        # re-sends a resend later: the reward stays delivered and leaves no state for a sweeper to find).
+        transaction.on_commit(publish)
+    elif not publish():
+        # The usual case (API, portal): the corrected address is saved; say plainly that nothing went out.
+        raise ApplicationError(
+            "The resend could not be queued (the task broker is unavailable): nothing was sent. Try again in a "
+            "minute; the corrected address is kept.",
+            code="service_unavailable",
+            status=503,
+            retryable=True,
+        )
     return reward
 
 
