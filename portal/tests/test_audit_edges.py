@@ -11,8 +11,7 @@ from funds.models import DepositRequest
 from funds.selectors import ledger_invariant_violations
 from funds.services import deposit_request_create
 from tenants.models import ApiKey
-
-from .conftest import PASSWORD
+from testsupport.portal import PASSWORD
 
 pytestmark = pytest.mark.django_db
 
