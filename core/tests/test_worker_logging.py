@@ -92,20 +92,23 @@ send_mail("A gift", "Your code: CODE-1234-5678 PIN 9999. Claim: http://alpha.loc
 """
 
 
-def test_dev_mail_goes_to_files_under_var_not_into_the_log(tmp_path):
-    """`make dev` used the console mail backend: every code, PIN and claim link was printed into the web and
-    worker logs. Dev mail is now written to files under var/mail/ (where a developer opens the claim link)."""
+def _run_with_dev_settings(script: str, var_dir: Path) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter with `make dev`'s settings (its logging, its mail), on the test servers."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev",
-        RP_VAR_DIR=str(tmp_path),
+        RP_VAR_DIR=str(var_dir),
         DATABASE_URL=worker_database_url(),
         REDIS_URL=settings.REDIS_URL,
     )
     env.pop("EMAIL_BACKEND", None)
-    result = subprocess.run(
-        [sys.executable, "-c", DEV_MAIL], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_dev_mail_goes_to_files_under_var_not_into_the_log(tmp_path):
+    """`make dev` used the console mail backend: every code, PIN and claim link was printed into the web and
+    worker logs. Dev mail is now written to files under var/mail/ (where a developer opens the claim link)."""
+    result = _run_with_dev_settings(DEV_MAIL, tmp_path)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "CODE-1234" not in output and "/r/AbCdEf" not in output
@@ -125,16 +128,7 @@ logging.getLogger("django.server").warning('"GET /r/AbCdEfGhIjKlMnOpQrStUvWx HTT
 
 def test_djangos_own_lines_are_json_and_redacted_in_dev(tmp_path):
     """runserver's 4xx access lines and the CSRF refusal named live claim tokens in plain text in the dev log."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev",
-        RP_VAR_DIR=str(tmp_path),
-        DATABASE_URL=worker_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", DJANGO_LINES], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = _run_with_dev_settings(DJANGO_LINES, tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert {line["logger"] for line in lines} == {"django.security.csrf", "django.server"}, lines
