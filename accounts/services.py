@@ -1,4 +1,9 @@
-"""Writes for people: a tenant's staff users (in the tenant's schema), their team changes and two-factor."""
+"""Writes for people: a tenant's staff users (in the tenant's schema), their team changes and two-factor.
+
+Every change to who may sign in, with what role and which factors records an audit row in the same
+transaction: `actor` where the caller may be anyone (the CLI, the portal), the acting user where only a
+signed-in staff member can act (team management, their own two-factor and password).
+"""
 
 from __future__ import annotations
 
@@ -14,15 +19,31 @@ from django.db import connection, transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
-from audit.services import audit_record
+from audit.actors import Actor
+from audit.services import audit_action
 from core import crypto
 from core.errors import ApplicationError
 
 from .models import Role, User
 
 
-def staff_create(*, email: str, role: str, password: str | None = None, name: str = "") -> tuple[User, str]:
-    """Create a portal user in the current tenant schema; returns the user and the (possibly generated) password."""
+def staff_create(
+    *, email: str, role: str, password: str | None = None, name: str = "", actor: Actor | None = None
+) -> tuple[User, str]:
+    """Create a portal user in the current tenant schema; returns the user and the (possibly generated) password.
+
+    Audited as `team.create`.
+    """
+    with transaction.atomic():
+        user, password = _staff_new(email=email, role=role, password=password, name=name)
+        audit_action(
+            actor=actor, action="team.create", object_type="user", object_id=user.pk,
+            data={"email": user.email, "role": user.role},
+        )  # fmt: skip
+    return user, password
+
+
+def _staff_new(*, email: str, role: str, password: str | None = None, name: str = "") -> tuple[User, str]:
     email = email.strip().lower()
     errors: dict[str, list[str]] = {}
     try:
@@ -48,8 +69,8 @@ def staff_create(*, email: str, role: str, password: str | None = None, name: st
 # --- Team management (portal, admins only) ------------------------------------------------------------
 
 
-def _actor(user: User) -> str:
-    return f"staff:{user.email}"
+def _actor(user: User, ip: str) -> Actor:
+    return Actor.staff(user.email, ip=ip)
 
 
 def _active_admins_other_than(user: User) -> int:
@@ -64,12 +85,12 @@ def staff_invite(
     `set_password_url(user)` builds the absolute link on the tenant's portal host (the view knows the host).
     """
     with transaction.atomic():
-        user, _ = staff_create(email=email, role=role, name=name)
+        user, _ = _staff_new(email=email, role=role, name=name)
         user.set_unusable_password()
         user.save(update_fields=["password"])
-        audit_record(
-            actor=_actor(acting_user), action="team.invite", object_type="user", object_id=user.pk,
-            data={"email": user.email, "role": role}, ip=ip,
+        audit_action(
+            actor=_actor(acting_user, ip), action="team.invite", object_type="user", object_id=user.pk,
+            data={"email": user.email, "role": role},
         )  # fmt: skip
         link = set_password_url(user)
         tenant_name = connection.tenant.name
@@ -101,9 +122,9 @@ def staff_set_role(*, acting_user: User, user: User, role: str, ip: str = "") ->
         previous = user.role
         user.role = role
         user.save(update_fields=["role"])
-        audit_record(
-            actor=_actor(acting_user), action="team.role_change", object_type="user", object_id=user.pk,
-            data={"email": user.email, "from": previous, "to": role}, ip=ip,
+        audit_action(
+            actor=_actor(acting_user, ip), action="team.role_change", object_type="user", object_id=user.pk,
+            data={"email": user.email, "from": previous, "to": role},
         )  # fmt: skip
     return user
 
@@ -120,10 +141,19 @@ def staff_set_active(*, acting_user: User, user: User, active: bool, ip: str = "
             raise ApplicationError("Keep at least one active admin.", code="last_admin")
         user.is_active = active
         user.save(update_fields=["is_active"])
-        audit_record(
-            actor=_actor(acting_user), action="team.reactivate" if active else "team.deactivate",
-            object_type="user", object_id=user.pk, data={"email": user.email}, ip=ip,
+        audit_action(
+            actor=_actor(acting_user, ip), action="team.reactivate" if active else "team.deactivate",
+            object_type="user", object_id=user.pk, data={"email": user.email},
         )  # fmt: skip
+    return user
+
+
+def password_set(*, user: User, password: str, ip: str = "") -> User:
+    """The user's new password (already validated by the form that asked for it), audited as theirs."""
+    with transaction.atomic():
+        user.set_password(password)
+        user.save(update_fields=["password"])
+        audit_action(actor=_actor(user, ip), action="auth.password_set", object_type="user", object_id=user.pk)
     return user
 
 
@@ -169,7 +199,7 @@ def totp_enable(*, user: User, secret: str, code: str, ip: str = "") -> User:
         user.totp_enabled_at = timezone.now()
         user.totp_last_step = step
         user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
-        audit_record(actor=_actor(user), action="auth.totp_enable", object_type="user", object_id=user.pk, ip=ip)
+        audit_action(actor=_actor(user, ip), action="auth.totp_enable", object_type="user", object_id=user.pk)
     return user
 
 
@@ -198,5 +228,5 @@ def totp_disable(*, user: User, code: str, ip: str = "") -> User:
         user.totp_enabled_at = None
         user.totp_last_step = None
         user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
-        audit_record(actor=_actor(user), action="auth.totp_disable", object_type="user", object_id=user.pk, ip=ip)
+        audit_action(actor=_actor(user, ip), action="auth.totp_disable", object_type="user", object_id=user.pk)
     return user

@@ -18,7 +18,9 @@ from rest_framework.views import APIView
 from api import schema  # noqa: F401 — registers the OpenAPI extension for our credentials, with the views
 from api.permissions import HasScope, HasTenantCredential
 from api.throttling import ApiKeyRateThrottle
-from audit.api import api_write_audit
+from api.write_audit import api_actor, api_write_audit
+from audit.actors import Actor
+from audit.services import audit_rows_recorded
 from tenants.authentication import ApiKeyAuthentication
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -35,6 +37,7 @@ class TenantAPIMixin:
     required_scope: str | None = None  # default: read for safe methods, write otherwise
 
     def initial(self, request, *args, **kwargs):
+        request.audit_rows_before = audit_rows_recorded()
         super().initial(request, *args, **kwargs)
         # Defence in depth: the view must run in the credential's schema, whatever happened before.
         if connection.schema_name != request.tenant.schema_name:
@@ -47,7 +50,13 @@ class TenantAPIMixin:
 
     def finalize_response(self, request, response, *args, **kwargs):
         response = super().finalize_response(request, response, *args, **kwargs)
-        api_write_audit(request=request, response=response)  # every successful API write, in the key's schema
+        # Every successful API write, in the key's schema: the service's own row, else a generic one.
+        api_write_audit(
+            request=request,
+            response=response,
+            rows_before=getattr(request, "audit_rows_before", None),
+            rows_after=audit_rows_recorded(),
+        )
         # Tenant data, claim links and codes are never for a shared cache or the browser's disk.
         response.setdefault("Cache-Control", "no-store")
         return response
@@ -55,6 +64,12 @@ class TenantAPIMixin:
     @property
     def tenant(self):
         return self.request.tenant
+
+    @property
+    def actor(self) -> Actor:
+        """Who the audit log names for this request's writes: pass it to services that audit."""
+        # The mixin is only used with APIView subclasses, whose dispatch sets self.request.
+        return api_actor(self.request)  # type: ignore[attr-defined]
 
 
 class TenantAPIView(TenantAPIMixin, APIView):

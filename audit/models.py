@@ -7,7 +7,7 @@ from django.utils import timezone
 class AuditEvent(models.Model):
     """One staff action or API write. Append-only; `data` never holds secrets, codes or tokens."""
 
-    actor = models.CharField(max_length=200)  # "staff:a@example.com", "api-key:<key_id>", "anonymous"
+    actor = models.CharField(max_length=200)  # audit.actors.Actor.label: "staff:a@example.com", "cli:deploy", ...
     action = models.CharField(max_length=120)  # "team.invite", "POST /api/v1/orders"
     object_type = models.CharField(max_length=60, blank=True, default="")
     object_id = models.CharField(max_length=64, blank=True, default="")

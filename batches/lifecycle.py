@@ -1,7 +1,7 @@
 """A bulk batch's states and the moves between them: the one transition function (BATCH_TRANSITIONS), confirm
 (one funds hold per currency, then the workers are queued), finish, cancel, and re-queueing stale batches.
 
-Every move runs under the batch's row lock (`batch_lock`, or the chunk's own lock in batches.processing).
+Every move runs under the batch's row lock (`batch_lock`, which batches.processing takes for each chunk too).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from core.errors import ApplicationError, NotFoundError
+from core.publish import task_publish
 
 from .models import (
     BATCH_ACTIVE_STATES,
@@ -30,6 +31,8 @@ from .models import (
 )
 
 logger = logging.getLogger(__name__)
+
+PROCESS_TASK = "batches.tasks.batch_process_task"
 
 
 def batch_can_become(*, batch: Batch, to: str) -> bool:
@@ -55,8 +58,13 @@ def batch_transition(*, batch: Batch, to: str, fields: Iterable[str] = ()) -> Ba
 
 
 def batch_lock(batch_id: Any) -> Batch:
-    """The batch, its row locked until the end of the transaction; NotFoundError when there is none."""
-    batch = Batch.objects.select_for_update(no_key=True).filter(pk=batch_id).first()
+    """The batch with its program, its row locked until the end of the transaction; NotFoundError when there is none.
+
+    The one lock on a batch: FOR NO KEY UPDATE OF the batch row alone (the program is read, not locked). Chunks
+    run one at a time because each takes it (batches.processing)."""
+    batch = (
+        Batch.objects.select_for_update(no_key=True, of=("self",)).select_related("program").filter(pk=batch_id).first()
+    )
     if batch is None:
         raise NotFoundError("No such batch.")
     return batch
@@ -115,18 +123,15 @@ def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
     batch.confirmed_at = batch.heartbeat_at = timezone.now()
     batch_transition(batch=batch, to=BatchStatus.CONFIRMED, fields=["confirmed_at", "heartbeat_at", "allow_duplicate"])
     batch_id = str(batch.id)
-    transaction.on_commit(lambda: _enqueue(batch_id))
+    # A broker outage must not fail a committed confirm: logged, and batches_sweep queues it once its heartbeat
+    # is BATCH_STALE_SECONDS old.
+    transaction.on_commit(
+        lambda: task_publish(
+            PROCESS_TASK, args=[batch_id], event="batch.enqueue_failed", log_extra={"batch_id": batch_id}
+        )
+    )
     logger.info("batch confirmed", extra={"event": "batch.confirmed", "batch_id": batch_id})
     return batch
-
-
-def _enqueue(batch_id: str) -> None:
-    from .tasks import batch_process_task
-
-    try:
-        batch_process_task.delay(batch_id)
-    except Exception:  # a broker outage must not fail a committed confirm: the sweeper queues it later
-        logger.exception("could not queue batch", extra={"event": "batch.enqueue_failed", "batch_id": batch_id})
 
 
 def _release_holds(batch: Batch) -> None:

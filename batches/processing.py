@@ -19,7 +19,9 @@ from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
-from .lifecycle import batch_finish, batch_transition
+from core.errors import NotFoundError
+
+from .lifecycle import batch_finish, batch_lock, batch_transition
 from .models import BATCH_ACTIVE_STATES, Batch, BatchHold, BatchRow, BatchRowStatus, BatchStatus
 
 if TYPE_CHECKING:
@@ -48,13 +50,11 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
     from catalog.models import Product, ShippingMethod
 
     with transaction.atomic():
-        batch = (
-            Batch.objects.select_for_update(no_key=True, of=("self",))
-            .filter(pk=batch_id)
-            .select_related("program")
-            .first()
-        )
-        if batch is None or batch.status not in BATCH_ACTIVE_STATES:
+        try:
+            batch = batch_lock(batch_id)
+        except NotFoundError:
+            return "idle"
+        if batch.status not in BATCH_ACTIVE_STATES:
             return "idle"
         rows = _chunk_rows(batch, chunk)
         if not rows:

@@ -35,8 +35,8 @@ def _setup():
     from django_tenants.utils import tenant_context
 
     from funds.services import funds_deposit
-    from orders.testing import make_shop
     from tenants.services import tenant_create
+    from testsupport.catalog import make_shop
 
     tenant = tenant_create(slug=f"bench-bulk-{uuid.uuid4().hex[:6]}", name="Bench Bulk")
     shop = make_shop()
@@ -47,7 +47,7 @@ def _setup():
 
 
 def _file(product, rows: int) -> bytes:
-    from batches.testing import csv_bytes
+    from testsupport.batches import csv_bytes
 
     return csv_bytes(
         {

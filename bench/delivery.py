@@ -107,8 +107,8 @@ def _setup():
     from django_tenants.utils import tenant_context
 
     from funds.services import funds_deposit
-    from orders.testing import make_shop
     from tenants.services import tenant_create
+    from testsupport.catalog import make_shop
 
     tenant = tenant_create(slug=f"bench-delivery-{uuid.uuid4().hex[:6]}", name="Bench Delivery")
     shop = make_shop()

@@ -101,13 +101,13 @@ def _load(port: int, key: str, method: str, path: str, body: bytes | None, clien
 def _pgbench(ctx: Context) -> float | None:
     """TPC-B tps with 16 clients on a scratch database of the same server."""
     pgbench = shutil.which("pgbench")
-    try:
-        import pgserver
+    from rewards_portal.embedded import EmbeddedServerError, postgres_bin_dir
 
-        bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "pgbench"
+    try:
+        bundled = postgres_bin_dir() / "pgbench"
         if bundled.exists():
             pgbench = str(bundled)
-    except ImportError:
+    except EmbeddedServerError:  # a DATABASE_URL run without the embedded packages: pgbench from PATH
         pass
     if not pgbench:
         return None
@@ -142,8 +142,8 @@ def _setup() -> tuple[str, str]:
     from django_tenants.utils import tenant_context
 
     from funds.services import funds_deposit
-    from orders.testing import make_shop
     from tenants.services import api_key_create, tenant_create
+    from testsupport.catalog import make_shop
 
     tenant = tenant_create(slug=f"bench-orders-{uuid.uuid4().hex[:6]}", name="Bench Orders")
     _, key = api_key_create(tenant=tenant)

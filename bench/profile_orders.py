@@ -58,7 +58,7 @@ ENTRY_POINTS = [
     ("        commit + on_commit (rewards_dispatch: Celery publish)", "django/db/transaction.py", "__exit__"),
     ("          rewards_dispatch (Celery publish by task name)", "orders/handoff.py", "rewards_dispatch"),
     ("    finalize_response (+ audit INSERT)", "api/views.py", "finalize_response"),
-    ("      api_write_audit", "audit/api.py", "api_write_audit"),
+    ("      api_write_audit", "api/write_audit.py", "api_write_audit"),
     ("    JSON rendering", "rest_framework/renderers.py", "render"),
     ("  SQL: psycopg execute (all statements, client side)", "psycopg/cursor.py", "execute"),
 ]
@@ -127,7 +127,7 @@ def setup_database() -> tuple[str, object, str, str]:
     from rewards_portal.settings.base import redis_url_with_db
     from scripts.run_tests import claim_slot
 
-    stores = embedded.environment()
+    stores = embedded.environment_or_exit()
     slot, slot_client = claim_slot(stores["REDIS_URL"])
     database = BENCH_DATABASE.format(slot=slot)
     database_url = database_url_for(stores["DATABASE_URL"], database)

@@ -94,7 +94,7 @@ def main() -> int:
     from rewards_portal.settings.base import redis_url_with_db
     from scripts.run_tests import claim_slot
 
-    stores = embedded.environment()
+    stores = embedded.environment_or_exit()
     server = "DATABASE_URL" if os.environ.get("DATABASE_URL") else "embedded (./var/pg)"
     slot, slot_client = claim_slot(stores["REDIS_URL"])
     database = BENCH_DATABASE.format(slot=slot)

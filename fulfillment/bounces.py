@@ -17,6 +17,7 @@ from django_tenants.utils import schema_context
 
 from orders.lifecycle import order_refresh_status, reward_transition
 from orders.models import Reward, RewardStatus
+from orders.selectors import reward_lock
 
 logger = logging.getLogger(__name__)
 FAILURE_EVENTS = {EventType.BOUNCED, EventType.REJECTED, EventType.FAILED}
@@ -25,7 +26,7 @@ FAILURE_EVENTS = {EventType.BOUNCED, EventType.REJECTED, EventType.FAILED}
 def reward_mark_delivery_failed(*, reward_id: Any, reason: str) -> Reward | None:
     """Delivered → delivery_failed (a no-op for any other state: a late bounce never undoes a redemption)."""
     with transaction.atomic():
-        reward = Reward.objects.select_for_update(of=("self",)).select_related("order").filter(pk=reward_id).first()
+        reward = reward_lock(reward_id)
         if reward is None or reward.status != RewardStatus.DELIVERED:
             return reward
         reward_transition(reward=reward, to=RewardStatus.DELIVERY_FAILED, note=reason[:300])

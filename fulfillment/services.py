@@ -24,31 +24,23 @@ from django.utils import timezone
 from core import crypto
 from core.errors import ApplicationError, NotFoundError
 from core.faults import fault_point
+from core.publish import task_publish
 from orders.lifecycle import order_refresh_status, reward_capture, reward_fail, reward_transition
 from orders.models import DeliveryMethod, OrderType, Reward, RewardStatus
+from orders.selectors import reward_lock
 
 from .suppliers import IssuedCode, SupplierError, SupplierRejected, adapter_for
 
 logger = logging.getLogger(__name__)
 
-
-def _lock(reward_id: Any) -> Reward | None:
-    # order_by(): no ORDER BY (a primary-key lookup has one row; compiling Reward's default ordering, and
-    # first()'s, cost ~10 % of a delivery's CPU).
-    query = (
-        Reward.objects.select_for_update(of=("self",), no_key=True)
-        .select_related("order", "hold")
-        .filter(pk=reward_id)
-        .order_by()
-    )
-    return next(iter(query), None)
+DELIVER_TASK = "fulfillment.tasks.reward_deliver_task"
 
 
 def _claim(reward_id: Any) -> Reward | None:
     """Step 1. Returns the reward if this worker now owns it, else None (nothing to do or someone else has it)."""
     now = timezone.now()
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None:
             return None
         if reward.status == RewardStatus.SCHEDULED:
@@ -114,18 +106,25 @@ def reward_issue_code(*, reward: Reward) -> IssuedCode:
     )
 
 
+def reward_code_store(reward: Reward, issued: IssuedCode) -> None:
+    """Keep the supplier's code on the (locked) reward, encrypted. The first code stored wins: a repeat is a no-op."""
+    if reward.code_encrypted:
+        return
+    reward.code_encrypted = crypto.encrypt(issued.code)
+    reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
+    reward.code_last4 = issued.code[-4:]
+    reward.supplier_reference = issued.reference
+    reward.save(update_fields=["code_encrypted", "pin_encrypted", "code_last4", "supplier_reference"])
+
+
 def _settle(reward_id: Any, issued: IssuedCode | None) -> Reward | None:
     """Step 3: store the code, capture the hold, hand over to delivery."""
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None or reward.status != RewardStatus.PROCESSING:
             return None  # canceled meanwhile, or another worker finished it
-        if issued is not None and not reward.code_encrypted:
-            reward.code_encrypted = crypto.encrypt(issued.code)
-            reward.pin_encrypted = crypto.encrypt(issued.pin) if issued.pin else ""
-            reward.code_last4 = issued.code[-4:]
-            reward.supplier_reference = issued.reference
-            reward.save(update_fields=["code_encrypted", "pin_encrypted", "code_last4", "supplier_reference"])
+        if issued is not None:
+            reward_code_store(reward, issued)
         if reward.delivery_method == DeliveryMethod.SHIPMENT:
             from .shipments import shipment_submit
 
@@ -170,7 +169,7 @@ def _release_lease(reward_id: Any) -> None:
 def reward_fail_locked(*, reward_id: Any, reason: str) -> Reward | None:
     """Non-retryable failure (or retries exhausted): fail the reward and release exactly its hold."""
     with transaction.atomic():
-        reward = _lock(reward_id)
+        reward = reward_lock(reward_id)
         if reward is None or reward.status != RewardStatus.PROCESSING:
             return reward
         reward.lease_expires_at = None
@@ -206,7 +205,7 @@ def reward_deliver(
 
     try:
         with transaction.atomic():
-            reward = _lock(reward_id)
+            reward = reward_lock(reward_id)
             sendable = (
                 (RewardStatus.PROCESSING,)
                 if first_delivery
@@ -258,7 +257,7 @@ def reward_deliver(
 
 def _delivery_failed(reward_id: Any, *, reason: str) -> Reward | None:
     with transaction.atomic():
-        locked = _lock(reward_id)
+        locked = reward_lock(reward_id)
         if locked is None or locked.status not in (RewardStatus.PROCESSING, RewardStatus.DELIVERED):
             return locked
         locked.failure_reason = reason[:300]
@@ -324,9 +323,26 @@ def reward_resend(*, reward_id: Any, email: str | None = None, phone: str | None
         updates.append("recipient_phone")
     if updates:
         reward.save(update_fields=updates)
-    from .tasks import reward_deliver_task
+    reward_id = str(reward.id)
 
-    transaction.on_commit(lambda: reward_deliver_task.delay(str(reward.id)))
+    def publish() -> bool:
+        return task_publish(
+            DELIVER_TASK, args=[reward_id], event="reward.resend_publish_failed", log_extra={"reward_id": reward_id}
+        )
+
+    if transaction.get_connection().in_atomic_block:
+        # Inside a caller's transaction: published after its commit, a broker outage then only logged (nothing
+        # re-sends a resend later: the reward stays delivered and leaves no state for a sweeper to find).
+        transaction.on_commit(publish)
+    elif not publish():
+        # The usual case (API, portal): the corrected address is saved; say plainly that nothing went out.
+        raise ApplicationError(
+            "The resend could not be queued (the task broker is unavailable): nothing was sent. Try again in a "
+            "minute; the corrected address is kept.",
+            code="service_unavailable",
+            status=503,
+            retryable=True,
+        )
     return reward
 
 
@@ -336,7 +352,7 @@ def reward_reveal(*, reward_id: Any, actor: str) -> dict[str, str | None]:
     from .models import CodeReveal
 
     with transaction.atomic():
-        reward = Reward.objects.select_for_update().filter(pk=reward_id).first()
+        reward = reward_lock(reward_id)
         if reward is None:
             raise NotFoundError("No such reward.")
         if reward.code_voided_at is not None or reward.status == RewardStatus.CANCELED:

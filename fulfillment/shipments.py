@@ -14,7 +14,8 @@ may resend a file or retry a callback safely. They are the fulfilment partner's 
 (fulfillment/apis.py refuses tenant keys), or from the operator (`manage.py shipment_tracking_import` for a
 partner's file, `manage.py shipment_report` for one report). No tenant-facing path changes a shipment's status.
 
-Locks: the reward row, then the shipment row — the same order as fulfilment (`services._settle`).
+Locks: the reward row, then the shipment row — the same order as fulfilment (`services._settle`),
+through `orders.selectors.reward_lock` and `shipment_lock`.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from core.bulk import copy_insert
 from core.errors import ApplicationError, NotFoundError
 from orders.lifecycle import order_refresh_status, reward_transition
 from orders.models import Reward, RewardStatus
+from orders.selectors import reward_lock
 
 from .models import SHIPMENT_TRANSITIONS, Shipment, ShipmentEvent, ShipmentStatus
 
@@ -65,15 +67,20 @@ TRACKING_IMPORT_COLUMNS = ("shipment_id", "status", "tracking_number", "descript
 TRACKING_IMPORT_MAX_ROWS = 50_000  # one transaction per row: ~3 ms each, so ~3 min at the limit
 
 
+def shipment_lock(*, reward_id: Any) -> Shipment | None:
+    """The reward's shipment, its row locked (FOR NO KEY UPDATE, like the reward's) until the transaction ends.
+
+    Lock the reward first (orders.selectors.reward_lock): reward, then shipment, everywhere."""
+    return next(iter(Shipment.objects.select_for_update(no_key=True).filter(reward_id=reward_id).order_by()), None)
+
+
 def _lock(shipment_id: Any) -> tuple[Reward, Shipment]:
     """Lock the shipment's reward, then the shipment (fulfilment's order). Raises NotFoundError."""
     reward_id = Shipment.objects.filter(pk=shipment_id).values_list("reward_id", flat=True).first()
-    if reward_id is None:
+    reward = reward_lock(reward_id) if reward_id is not None else None
+    shipment = shipment_lock(reward_id=reward_id) if reward is not None else None
+    if reward is None or shipment is None:
         raise NotFoundError("No such shipment.")
-    reward = (
-        Reward.objects.select_for_update(of=("self",), no_key=True).select_related("order", "hold").get(pk=reward_id)
-    )
-    shipment = Shipment.objects.select_for_update(no_key=True).get(pk=shipment_id)
     return reward, shipment
 
 
@@ -215,7 +222,7 @@ def _refund_once(reward: Reward) -> None:
 
 def shipment_submit(*, reward: Reward) -> Shipment | None:
     """Queue the shipment for the partner's next manifest (idempotent: only a pending shipment moves)."""
-    shipment = Shipment.objects.select_for_update(no_key=True).filter(reward=reward).first()
+    shipment = shipment_lock(reward_id=reward.pk)
     if shipment is None or shipment.status != ShipmentStatus.PENDING:
         return shipment
     return shipment_transition(shipment=shipment, to=ShipmentStatus.SUBMITTED, description="Sent to fulfilment")

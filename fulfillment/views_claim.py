@@ -1,7 +1,7 @@
-"""The recipient claim pages under /r/<token> (rules and the reveal policy: fulfillment/claims.py).
+"""The recipient claim pages under /r/<token> (rules and the reveal policy: fulfillment/claim_page.py).
 
 Each view: rate limit by client address (dead links are counted apart, more strictly:
-see claims.claim_rate_limit), find the tenant from the token, call one claims service inside
+see claim_links.claim_rate_limit), find the tenant from the token, call one claim_page service inside
 that tenant's schema, render. Every dead link gets the same 404 page; responses are never cached.
 """
 
@@ -20,20 +20,11 @@ from django_tenants.utils import tenant_context
 from core import context
 from tenants.middleware import client_ip
 
-from .claims import (
-    ADDRESS_FIELDS,
-    ClaimNotFound,
-    ClaimPage,
-    claim_address_confirm,
-    claim_choose,
-    claim_failure_record,
-    claim_open,
-    claim_rate_limit,
-    claim_reveal,
-    claim_tenant_get,
-)
+from .claim_links import ClaimNotFound, claim_failure_record, claim_rate_limit, claim_tenant_get
+from .claim_page import ADDRESS_FIELDS, ClaimPage, claim_address_confirm, claim_choose, claim_open, claim_reveal
 
 BINDING_COOKIE = "rp_claim"
+# Named after the module the claim page once lived in; a new salt would unbind every browser bound so far.
 BINDING_SALT = "fulfillment.claims.binding"
 
 

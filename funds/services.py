@@ -2,6 +2,9 @@
 
 Debits are conditional UPDATEs (`… WHERE balance + delta >= 0`), never read-then-write, and accounts are
 locked in ACCOUNT_LOCK_ORDER so concurrent postings cannot deadlock.
+
+What a person or the operator decides (a deposit, a deposit request and its approval, the low-balance alert)
+records an audit row naming the `actor`, in the same transaction; postings that follow from orders do not.
 """
 
 from __future__ import annotations
@@ -14,6 +17,8 @@ from decimal import Decimal
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
 
+from audit.actors import Actor
+from audit.services import audit_action
 from core.bulk import insert_together
 from core.errors import ApplicationError
 from core.money import format_amount, parse_amount, parse_currency
@@ -109,13 +114,26 @@ def _post(
     return txn
 
 
-def funds_deposit(*, currency: str, amount: object, description: str = "Deposit", reference: str = "") -> LedgerAccount:
-    """Credit prepaid funds (operator action). Returns the cash (available) account."""
+def funds_deposit(
+    *, currency: str, amount: object, description: str = "Deposit", reference: str = "", actor: Actor | None = None
+) -> LedgerAccount:
+    """Credit prepaid funds (operator action). Returns the cash (available) account. Audited as `funds.deposit`."""
     currency = parse_currency(currency)
     value = parse_amount(amount, currency)
     with transaction.atomic():
+        txn = _deposit_post(currency=currency, value=value, description=description, reference=reference)
+        audit_action(
+            actor=actor, action="funds.deposit", object_type="ledger_transaction", object_id=txn.id,
+            data={"currency": currency, "amount": format_amount(value, currency), "reference": reference},
+        )  # fmt: skip
+    return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
+
+
+def _deposit_post(*, currency: str, value: Decimal, description: str, reference: str) -> LedgerTransaction:
+    """The deposit posting itself, for the two audited ways in (a deposit, an approved deposit request)."""
+    with transaction.atomic():
         _ensure_accounts(currency)
-        _post(
+        txn = _post(
             kind=TransactionKind.DEPOSIT,
             currency=currency,
             amount=value,
@@ -127,7 +145,7 @@ def funds_deposit(*, currency: str, amount: object, description: str = "Deposit"
 
         events.on_deposit(currency=currency, amount=value)
     logger.info("funds deposited", extra={"event": "funds.deposit", "currency": currency, "amount": str(value)})
-    return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
+    return txn
 
 
 def funds_hold(
@@ -322,7 +340,10 @@ def _refund_get(reference: str) -> LedgerTransaction | None:
     return LedgerTransaction.objects.filter(kind=TransactionKind.REFUND, reference=reference).order_by().first()
 
 
-def funds_set_low_balance_threshold(*, currency: str, threshold: object | None) -> LedgerAccount:
+def funds_set_low_balance_threshold(
+    *, currency: str, threshold: object | None, actor: Actor | None = None
+) -> LedgerAccount:
+    """Below this available balance the tenant is warned (None: never). Audited as `funds.low_balance_threshold`."""
     currency = parse_currency(currency)
     value = (
         None
@@ -332,14 +353,24 @@ def funds_set_low_balance_threshold(*, currency: str, threshold: object | None) 
     with transaction.atomic():
         _ensure_accounts(currency)
         LedgerAccount.objects.filter(currency=currency, kind=AccountKind.CASH).update(low_balance_threshold=value)
+        shown = f"{format_amount(value, currency)} {currency}" if value is not None else "none"
+        audit_action(
+            actor=actor, action="funds.low_balance_threshold", object_type="currency", object_id=currency,
+            data={"threshold": shown},
+        )  # fmt: skip
     return LedgerAccount.objects.get(currency=currency, kind=AccountKind.CASH)
 
 
 DEPOSIT_REQUEST_MAX_AMOUNT = Decimal("100000000")  # a typo guard; larger deposits are arranged with the operator
 
 
-def deposit_request_create(*, currency: str, amount: object, reference: str, requested_by: str) -> DepositRequest:
-    """Record a tenant's deposit notice and email the operators (is_staff users on the public schema)."""
+def deposit_request_create(
+    *, currency: str, amount: object, reference: str, requested_by: str, actor: Actor | None = None
+) -> DepositRequest:
+    """Record a tenant's deposit notice and email the operators (is_staff users on the public schema).
+
+    Audited as `funds.deposit_request`.
+    """
     currency = parse_currency(currency)
     value = parse_amount(amount, currency, field="amount")
     if value > DEPOSIT_REQUEST_MAX_AMOUNT:
@@ -356,6 +387,10 @@ def deposit_request_create(*, currency: str, amount: object, reference: str, req
         deposit = DepositRequest.objects.create(
             currency=currency, amount=value, reference=reference[:100], requested_by=requested_by[:254]
         )
+        audit_action(
+            actor=actor, action="funds.deposit_request", object_type="deposit_request", object_id=deposit.id,
+            data={"amount": f"{format_amount(value, currency)} {currency}", "reference": deposit.reference},
+        )  # fmt: skip
         transaction.on_commit(lambda: _email_operators_about(deposit, tenant=tenant))
     logger.info("deposit requested", extra={"event": "funds.deposit_request", "currency": currency})
     return deposit
@@ -390,8 +425,11 @@ def _email_operators_about(deposit: DepositRequest, *, tenant) -> None:
 LOW_BALANCE_RECIPIENTS_MAX = 20
 
 
-def low_balance_recipients_set(*, emails: list[str]) -> list[str]:
-    """Replace who is emailed on a low balance; returns the stored list (lowercased, deduplicated, sorted)."""
+def low_balance_recipients_set(*, emails: list[str], actor: Actor | None = None) -> list[str]:
+    """Replace who is emailed on a low balance; returns the stored list (lowercased, deduplicated, sorted).
+
+    Audited as `funds.low_balance_recipients`.
+    """
     from django.core.exceptions import ValidationError
     from django.core.validators import validate_email
 
@@ -420,10 +458,11 @@ def low_balance_recipients_set(*, emails: list[str]) -> list[str]:
         LowBalanceAlertRecipient.objects.bulk_create(
             [LowBalanceAlertRecipient(email=e) for e in cleaned if e not in existing]
         )
+        audit_action(actor=actor, action="funds.low_balance_recipients", object_type="alert", data={"emails": cleaned})
     return cleaned
 
 
-def _deposit_request_resolve(*, request_id: object, to: str, acting_operator: str) -> DepositRequest:
+def _deposit_request_resolve(*, request_id: object, to: str, actor: Actor) -> DepositRequest:
     from core.errors import NotFoundError
 
     from .models import DepositRequestStatus
@@ -437,26 +476,33 @@ def _deposit_request_resolve(*, request_id: object, to: str, acting_operator: st
                 f"This deposit request is already {deposit.status}.", code="deposit_request_resolved", status=409
             )
         if to == DepositRequestStatus.CREDITED:
-            funds_deposit(
+            _deposit_post(
                 currency=deposit.currency,
-                amount=deposit.amount,
-                description=f"Deposit {deposit.reference} (approved by {acting_operator})"[:300],
+                value=parse_amount(deposit.amount, deposit.currency),
+                description=f"Deposit {deposit.reference} (approved by {actor.name})"[:300],
                 reference=f"deposit_request:{deposit.id}",
             )
         deposit.status = to
         deposit.resolved_at = timezone.now()
         deposit.save(update_fields=["status", "resolved_at"])
+        audit_action(
+            actor=actor, action=f"funds.deposit_request_{'approved' if to == 'credited' else 'rejected'}",
+            object_type="deposit", object_id=deposit.id,
+            data={"currency": deposit.currency, "amount": str(deposit.amount), "reference": deposit.reference},
+        )  # fmt: skip
     logger.info(
         "deposit request resolved", extra={"event": f"funds.deposit_request_{to}", "currency": deposit.currency}
     )
     return deposit
 
 
-def deposit_request_approve(*, request_id: object, acting_operator: str) -> DepositRequest:
-    """Operator: the money arrived. Credit the ledger once (in the current tenant schema) and mark it credited."""
-    return _deposit_request_resolve(request_id=request_id, to="credited", acting_operator=acting_operator)
+def deposit_request_approve(*, request_id: object, actor: Actor) -> DepositRequest:
+    """Operator: the money arrived. Credit the ledger once (in the current tenant schema) and mark it credited.
+
+    One audit row, `funds.deposit_request_approved` (the posting records no `funds.deposit` of its own)."""
+    return _deposit_request_resolve(request_id=request_id, to="credited", actor=actor)
 
 
-def deposit_request_reject(*, request_id: object, acting_operator: str) -> DepositRequest:
-    """Operator: no such money arrived. Nothing is credited."""
-    return _deposit_request_resolve(request_id=request_id, to="rejected", acting_operator=acting_operator)
+def deposit_request_reject(*, request_id: object, actor: Actor) -> DepositRequest:
+    """Operator: no such money arrived. Nothing is credited; audited as `funds.deposit_request_rejected`."""
+    return _deposit_request_resolve(request_id=request_id, to="rejected", actor=actor)

@@ -20,6 +20,7 @@ from funds.services import funds_hold_capture, funds_hold_release, funds_refund
 from .handoff import VoidRefused, VoidUnavailable, code_voider, shipment_hooks
 from .models import REWARD_DONE_STATES, REWARD_TRANSITIONS, Order, OrderStatus, Reward, RewardEvent, RewardStatus
 from .policy import CancelAction, CancelRule, cancel_rule
+from .selectors import reward_lock, rewards_for_update
 
 logger = logging.getLogger(__name__)
 
@@ -179,12 +180,7 @@ def _refusal(reward: Reward, rule: CancelRule) -> ApplicationError:
 def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Reward:
     """Cancel one reward as orders.policy allows: release its hold, or void its code and refund."""
     with transaction.atomic():
-        reward = (
-            Reward.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("hold")
-            .filter(pk=reward_id)
-            .first()
-        )
+        reward = reward_lock(reward_id)
         if reward is None:
             raise NotFoundError("No such reward.")
         rule = _reward_cancel_locked(reward, reason=reason)
@@ -200,12 +196,7 @@ def order_cancel(*, order_id: Any, reason: str = "order canceled by request") ->
         order = Order.objects.filter(pk=order_id).first()  # locked after its rewards, by order_refresh_status
         if order is None:
             raise NotFoundError("No such order.")
-        rewards = list(
-            Reward.objects.select_for_update(of=("self",), no_key=True)
-            .select_related("hold")
-            .filter(order=order)
-            .order_by("pk")
-        )
+        rewards = list(rewards_for_update().filter(order=order).order_by("pk"))
         # Codes already issued are left alone: voiding a code is a decision per reward (POST .../rewards/{id}/cancel).
         canceled = sum(
             _reward_cancel_locked(reward, reason=reason, void=False).action != CancelAction.REFUSE

@@ -1,5 +1,6 @@
 """Reads of orders, rewards and shipments, and their API representation (shared by responses,
-idempotent replays and webhook payloads, so all three always agree). Codes are always masked here."""
+idempotent replays and webhook payloads, so all three always agree), and the one way a reward is read to be
+changed (its row lock). Codes are always masked here."""
 
 from __future__ import annotations
 
@@ -132,6 +133,24 @@ def reward_list(
     if recipient_email:
         qs = qs.filter(recipient_email=recipient_email.strip().lower())
     return qs
+
+
+def rewards_for_update() -> QuerySet[Reward]:
+    """Rewards read to be changed: each row the query returns is locked until the transaction ends.
+
+    The one lock on a reward, wherever it is taken: FOR NO KEY UPDATE OF the reward row alone. Every writer of a
+    reward waits for it, but rows that only reference the reward (its timeline, reveals) can still be inserted,
+    and the order and hold joined here are read, not locked. Lock order everywhere: rewards (by pk when there
+    are several), then their order.
+    """
+    return Reward.objects.select_for_update(of=("self",), no_key=True).select_related("order", "hold")
+
+
+def reward_lock(reward_id: Any) -> Reward | None:
+    """The reward with its order and hold, its row locked (rewards_for_update); None if there is none."""
+    # order_by(): no ORDER BY (a primary-key lookup has one row; compiling Reward's default ordering, and
+    # first()'s, cost ~10 % of a delivery's CPU).
+    return next(iter(rewards_for_update().filter(pk=reward_id).order_by()), None)
 
 
 def reward_get(*, reward_id: Any) -> Reward:

@@ -39,6 +39,7 @@ from django.shortcuts import render
 from django.views.generic import TemplateView
 from django_tenants.utils import get_public_schema_name
 
+from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.services import audit_record
 from tenants.middleware import client_ip
@@ -192,6 +193,11 @@ class PortalMixin:
     def client_ip(self) -> str:
         return client_ip(self.request)
 
+    @property
+    def actor(self) -> Actor:
+        """The signed-in staff member, for services that record their own audit row (money, keys, people)."""
+        return Actor.staff(self.request.user.email, ip=self.client_ip)
+
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
         context = super().get_context_data(**kwargs)
         context.setdefault("nav_section", self.nav_section)
@@ -201,7 +207,11 @@ class PortalMixin:
     def audit(
         self, action: str, *, object_type: str = "", object_id: object = "", data: dict | None = None
     ) -> AuditEvent:
-        """Record a staff action in the audit log of the schema in use (live or sandbox)."""
+        """Record a staff action in the audit log of the schema in use (live or sandbox).
+
+        Only for what no service audits (exports, reveals, cancels, test sends): services that change money,
+        credentials or people take `actor=self.actor` and record their own row.
+        """
         return audit_record(
             actor=actor_for(self.request),
             action=action,

@@ -7,7 +7,6 @@ The fault tests stop and restart its servers; nothing they do reaches the shared
 
 from __future__ import annotations
 
-import time
 from collections.abc import Iterator
 
 import pytest
@@ -40,15 +39,3 @@ def healthy_stack(stack: Stack) -> Stack:
     if stack.redis.process is None:
         stack.redis.start()
     return stack
-
-
-def wait_for(condition, *, timeout: float, interval: float = 1.0, message: str = ""):
-    """Poll `condition()` until it returns something truthy; fail with `message` (and the last value)."""
-    deadline = time.monotonic() + timeout
-    value = None
-    while time.monotonic() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s: {message} (last: {value!r})")

@@ -12,7 +12,6 @@ import json
 import threading
 import time
 import uuid
-from collections.abc import Callable
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
@@ -121,15 +120,6 @@ def restart(pool, count: int = 1) -> float:
 
 def any_dead(pool) -> bool:
     return any(p.poll() is not None for p in pool.processes)
-
-
-def wait_until(predicate: Callable[[], bool], *, timeout: float, interval: float = 0.05) -> bool:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(interval)
-    return False
 
 
 def purge_queued(schema_names: set[str], queues: tuple[str, ...] = ("delivery", "webhooks", "default")) -> int:

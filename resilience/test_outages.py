@@ -25,7 +25,8 @@ import uuid
 
 import pytest
 
-from .conftest import wait_for
+from testsupport.waiting import wait_for
+
 from .load import Clients, Summary, order_body
 
 pytestmark = pytest.mark.resilience

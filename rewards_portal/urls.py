@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from catalog.views import demo_brand_logo
 from core.health import healthz, readyz
 from fulfillment import views_claim
 from tenants.apis import TokenApi
@@ -28,7 +29,8 @@ urlpatterns = [
     path("admin/", admin.site.urls),
     path("anymail/", include("anymail.urls")),  # email provider tracking webhooks (bounces)
     path("console/", include("portal.console.urls")),  # operator console, public host only
-    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claims.py
+    path("demo/brand-logos/<slug:slug>.svg", demo_brand_logo, name="demo-brand-logo"),
+    # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claim_page.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
     path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),

@@ -23,8 +23,10 @@ def main() -> int:
     port = os.environ.get("PORT", "8000")
     env = dict(os.environ)
     env.setdefault("DJANGO_SETTINGS_MODULE", "rewards_portal.settings.dev")
-    env.update(embedded.environment())  # DATABASE_URL / REDIS_URL: given, or the embedded servers
+    env.update(embedded.environment_or_exit())  # DATABASE_URL / REDIS_URL: given, or the embedded servers
     env["PYTHONUNBUFFERED"] = "1"
+    # Claim links, emails and demo logos name the address this server listens on (PORT=8100 make dev too).
+    env.setdefault("PUBLIC_BASE_URL", f"http://127.0.0.1:{port}")
     (ROOT / "var").mkdir(exist_ok=True)
     py = sys.executable
     manage = [py, str(ROOT / "manage.py")]

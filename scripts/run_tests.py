@@ -33,7 +33,7 @@ def claim_slot(redis_url: str) -> tuple[int, object]:
 
 def main() -> int:
     env = dict(os.environ)
-    env.update(embedded.environment())
+    env.update(embedded.environment_or_exit())
     slot, client = claim_slot(env["REDIS_URL"])
     env["DJANGO_SETTINGS_MODULE"] = "rewards_portal.settings.test"
     env["TEST_REDIS_URL"] = redis_url_with_db(env["REDIS_URL"], slot)

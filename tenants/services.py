@@ -1,4 +1,9 @@
-"""Writes for tenants and credentials: provisioning (live + sandbox twin), API keys, access tokens."""
+"""Writes for tenants and credentials: provisioning (live + sandbox twin), API keys, access tokens.
+
+Provisioning, status changes and key issue/revoke/rotate record an audit row in the affected tenant's schema
+(the key's own schema for keys: live or sandbox twin), in the transaction that makes the change. Access tokens
+are not audited: they are derived from a key (whose issue is), short-lived, and minted on every exchange.
+"""
 
 from __future__ import annotations
 
@@ -18,6 +23,8 @@ from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
 
+from audit.actors import Actor
+from audit.services import audit_action
 from core.errors import ApplicationError
 
 from .models import PARTNER_SCOPE, ApiKey, ApiScope, Domain, Tenant, TenantStatus
@@ -90,8 +97,11 @@ def _validate_new_tenant(*, slug: str, name: str, currency: str) -> dict[str, li
     return errors
 
 
-def tenant_create(*, slug: str, name: str, currency: str = "USD") -> Tenant:
-    """Provision a tenant: the live schema, its sandbox twin and the portal domain, or nothing at all."""
+def tenant_create(*, slug: str, name: str, currency: str = "USD", actor: Actor | None = None) -> Tenant:
+    """Provision a tenant: the live schema, its sandbox twin and the portal domain, or nothing at all.
+
+    Audited as `tenant.create` in the new live schema.
+    """
     slug = slug.strip().lower()
     currency = currency.strip().upper()
     errors = _validate_new_tenant(slug=slug, name=name, currency=currency)
@@ -116,15 +126,28 @@ def tenant_create(*, slug: str, name: str, currency: str = "USD") -> Tenant:
         )
         sandbox.save(verbosity=0)
         Domain.objects.create(domain=f"{slug}.{settings.PORTAL_DOMAIN}", tenant=live, is_primary=True)
+        with schema_context(live.schema_name):
+            audit_action(
+                actor=actor, action="tenant.create", object_type="tenant", object_id=slug,
+                data={"name": live.name, "currency": currency},
+            )  # fmt: skip
     connection.set_schema_to_public()
     logger.info("tenant provisioned", extra={"event": "tenant.created", "tenant_slug": slug})
     return live
 
 
-def tenant_set_status(*, tenant: Tenant, status: str) -> Tenant:
+def tenant_set_status(*, tenant: Tenant, status: str, actor: Actor | None = None) -> Tenant:
+    """Suspend or reactivate both twins; audited (`tenant.suspend` / `tenant.reactivate`) when it changes."""
     if status not in TenantStatus.values:
         raise ApplicationError(f"Unknown status {status!r}.", code="validation_error")
-    Tenant.objects.filter(slug=tenant.slug).update(status=status)
+    with transaction.atomic():
+        changed = Tenant.objects.filter(slug=tenant.slug).exclude(status=status).update(status=status)
+        if changed:
+            action = "tenant.suspend" if status == TenantStatus.SUSPENDED else "tenant.reactivate"
+            with schema_context(tenant.schema_name):
+                audit_action(
+                    actor=actor, action=action, object_type="tenant", object_id=tenant.slug, data={"status": status}
+                )
     tenant.refresh_from_db()
     return tenant
 
@@ -167,14 +190,20 @@ def api_key_create(
     scopes: list[str] | None = None,
     allowed_cidrs: list[str] | None = None,
     expires_at: datetime | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a key for a tenant schema (live or sandbox). Returns the row and the raw key, shown once.
 
     Only ApiScope scopes: a partner key comes from `partner_key_create` alone, so a tenant (or a rotation of
-    a partner key in the portal, which copies the scopes) can never mint one.
+    a partner key, which copies the scopes) can never mint one. Audited as `api_key.create`.
     """
     scope_list = _parse_scopes(scopes if scopes is not None else ["read", "write"])
-    return _key_issue(tenant=tenant, name=name, scopes=scope_list, allowed_cidrs=allowed_cidrs, expires_at=expires_at)
+    with transaction.atomic():
+        key, raw_key = _key_issue(
+            tenant=tenant, name=name, scopes=scope_list, allowed_cidrs=allowed_cidrs, expires_at=expires_at
+        )
+        _key_audit(key, actor=actor, action="api_key.create")
+    return key, raw_key
 
 
 def partner_key_create(
@@ -183,18 +212,23 @@ def partner_key_create(
     name: str,
     allowed_cidrs: list[str] | None = None,
     expires_at: datetime | None = None,
+    actor: Actor | None = None,
 ) -> tuple[ApiKey, str]:
     """Issue a fulfilment partner's key for a tenant schema: shipment reads and tracking reports, nothing else.
 
-    Operator only (`manage.py partner_key_create`). Returns the row and the raw key, shown once.
+    Operator only (`manage.py partner_key_create`). Returns the row and the raw key, shown once. Audited as
+    `partner_key.create`.
     """
     if not name.strip():
         raise ApplicationError(
             "Name the fulfilment partner (e.g. ShipCo).", code="validation_error", errors={"name": ["Required."]}
         )
-    return _key_issue(
-        tenant=tenant, name=name, scopes=[PARTNER_SCOPE], allowed_cidrs=allowed_cidrs, expires_at=expires_at
-    )
+    with transaction.atomic():
+        key, raw_key = _key_issue(
+            tenant=tenant, name=name, scopes=[PARTNER_SCOPE], allowed_cidrs=allowed_cidrs, expires_at=expires_at
+        )
+        _key_audit(key, actor=actor, action="partner_key.create")
+    return key, raw_key
 
 
 def _key_issue(
@@ -228,12 +262,63 @@ def _key_issue(
     return key, raw_key
 
 
-def api_key_revoke(*, key: ApiKey) -> ApiKey:
-    if key.revoked_at is None:
-        key.revoked_at = timezone.now()
-        key.save(update_fields=["revoked_at"])
-        logger.info("api key revoked", extra={"event": "api_key.revoked", "key_id": key.key_id})
+def _key_audit(
+    key: ApiKey, *, actor: Actor | None, action: str, settings_of: ApiKey | None = None, **extra: object
+) -> None:
+    """The audit row of a key change, in the key's own schema: the settings of `settings_of` (default: the key)
+    and `extra`, never a raw key or its hash."""
+    shown = settings_of or key
+    data = {
+        "name": shown.name,
+        "scopes": list(shown.scopes),
+        "allowed_cidrs": list(shown.allowed_cidrs),
+        "expires_at": shown.expires_at.isoformat() if shown.expires_at else None,
+        **extra,
+    }
+    with schema_context(key.tenant.schema_name):
+        audit_action(actor=actor, action=action, object_type="api_key", object_id=key.key_id, data=data)
+
+
+def _key_revoke(key: ApiKey) -> bool:
+    """Revoke once: True if this call did (a conditional UPDATE, so two concurrent revokes record one)."""
+    now = timezone.now()
+    if not ApiKey.objects.filter(pk=key.pk, revoked_at__isnull=True).update(revoked_at=now):
+        key.refresh_from_db(fields=["revoked_at"])
+        return False
+    key.revoked_at = now
+    logger.info("api key revoked", extra={"event": "api_key.revoked", "key_id": key.key_id})
+    return True
+
+
+def api_key_revoke(*, key: ApiKey, actor: Actor | None = None) -> ApiKey:
+    """Revoke a key (an already revoked one is left as it is); audited as `api_key.revoke`."""
+    with transaction.atomic():
+        if _key_revoke(key):
+            _key_audit(key, actor=actor, action="api_key.revoke")
     return key
+
+
+def api_key_rotate(*, key: ApiKey, actor: Actor | None = None) -> tuple[ApiKey, str]:
+    """Replace a key by a new one with the same name, scopes, allowlist and (future) expiry, and revoke it.
+
+    One transaction, one audit row (`api_key.rotate` on the old key, naming the new one). Returns the new row
+    and its raw key, shown once. A partner's key cannot be rotated this way: its scope is refused, as on create.
+    """
+    scope_list = _parse_scopes(list(key.scopes))
+    with transaction.atomic():
+        if not _key_revoke(key):
+            raise ApplicationError(
+                "This key is already revoked; create a new one instead.", code="api_key_revoked", status=409
+            )
+        new_key, raw_key = _key_issue(
+            tenant=key.tenant,
+            name=key.name,
+            scopes=scope_list,
+            allowed_cidrs=list(key.allowed_cidrs),
+            expires_at=key.expires_at if key.expires_at and key.expires_at > timezone.now() else None,
+        )
+        _key_audit(key, actor=actor, action="api_key.rotate", settings_of=new_key, new_key_id=new_key.key_id)
+    return new_key, raw_key
 
 
 class CredentialError(ApplicationError):

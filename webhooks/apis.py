@@ -208,7 +208,7 @@ class EndpointListCreateApi(TenantListAPIView):
     )
     def post(self, request):
         data = _validated(EndpointCreateInput, request.data)
-        endpoint, secret = endpoints.webhook_endpoint_create(**data)
+        endpoint, secret = endpoints.webhook_endpoint_create(**data, actor=self.actor)
         body = EndpointOutput(endpoint).data | {"secret": secret}
         return Response(body, status=status.HTTP_201_CREATED)
 
@@ -236,7 +236,7 @@ class EndpointDetailApi(TenantAPIView):
     def patch(self, request, endpoint_id: str):
         endpoint = selectors.endpoint_get(endpoint_id=endpoint_id)
         data = _validated(EndpointUpdateInput, request.data, partial=True)
-        endpoint = endpoints.webhook_endpoint_update(endpoint=endpoint, **data)
+        endpoint = endpoints.webhook_endpoint_update(endpoint=endpoint, **data, actor=self.actor)
         return Response(EndpointOutput(endpoint).data)
 
     @extend_schema(
@@ -245,7 +245,7 @@ class EndpointDetailApi(TenantAPIView):
         responses={204: None},
     )
     def delete(self, request, endpoint_id: str):
-        endpoints.webhook_endpoint_delete(endpoint=selectors.endpoint_get(endpoint_id=endpoint_id))
+        endpoints.webhook_endpoint_delete(endpoint=selectors.endpoint_get(endpoint_id=endpoint_id), actor=self.actor)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -273,7 +273,9 @@ class EndpointRotateSecretApi(TenantAPIView):
         data = _validated(RotateSecretInput, request.data)
         seconds = data.get("previous_secret_expires_in")
         secret, expires_at = endpoints.webhook_secret_rotate(
-            endpoint=endpoint, previous_expires_in=None if seconds is None else timedelta(seconds=seconds)
+            endpoint=endpoint,
+            previous_expires_in=None if seconds is None else timedelta(seconds=seconds),
+            actor=self.actor,
         )
         return Response(
             RotateSecretOutput(

@@ -2,6 +2,9 @@
 
 A receiver that answers 410 Gone, or fails every attempt for WEBHOOK_DISABLE_AFTER_SECONDS, is disabled by
 the drain (`endpoint_auto_disable`): its pending deliveries fail and the tenant's admins get an email.
+
+Creating, changing, deleting an endpoint and rotating its secret decide where signed events go and who can
+verify them: each records an audit row naming the `actor`, in its own transaction (never the secret).
 """
 
 from __future__ import annotations
@@ -18,6 +21,8 @@ from django.db.models import Q
 from django.utils import timezone
 from django_tenants.utils import schema_context
 
+from audit.actors import Actor
+from audit.services import audit_action
 from core import crypto
 from core.errors import ApplicationError
 
@@ -50,7 +55,12 @@ def _clean_url(url: str) -> str:
 
 
 def webhook_endpoint_create(
-    *, url: str, events: list[str] | None = None, description: str = "", enabled: bool = True
+    *,
+    url: str,
+    events: list[str] | None = None,
+    description: str = "",
+    enabled: bool = True,
+    actor: Actor | None = None,
 ) -> tuple[WebhookEndpoint, str]:
     """A new receiver; returns it with its signing secret, which is shown this once and stored encrypted."""
     url = _clean_url(url)
@@ -66,6 +76,10 @@ def webhook_endpoint_create(
         )
         secret = secret_generate()
         WebhookSecret.objects.create(endpoint=endpoint, secret_encrypted=crypto.encrypt(secret))
+        audit_action(
+            actor=actor, action="webhook_endpoint.create", object_type="webhook_endpoint", object_id=endpoint.pk,
+            data={"url": endpoint.url, "events": list(endpoint.events)},
+        )  # fmt: skip
     logger.info("webhook endpoint created", extra={"event": "webhook.endpoint_created", "endpoint": endpoint.id})
     return endpoint, secret
 
@@ -77,10 +91,16 @@ def webhook_endpoint_update(
     events: list[str] | None = None,
     enabled: bool | None = None,
     description: str | None = None,
+    actor: Actor | None = None,
 ) -> WebhookEndpoint:
-    """Change what is given (None: unchanged). Disabling fails pending deliveries; enabling clears the reason."""
+    """Change what is given (None: unchanged). Disabling fails pending deliveries; enabling clears the reason.
+
+    Audited when something changed: `webhook_endpoint.enable` / `.disable` when that is all, else
+    `webhook_endpoint.update` with the changed fields before and after.
+    """
     with transaction.atomic():
         endpoint = WebhookEndpoint.objects.select_for_update().get(pk=endpoint.pk)
+        before = _audited_fields(endpoint)
         if url is not None:
             endpoint.url = _clean_url(url)
         if events is not None:
@@ -97,18 +117,39 @@ def webhook_endpoint_update(
                 _fail_pending(endpoint_id=endpoint.pk, reason="The endpoint was disabled.")
         endpoint.updated_at = timezone.now()
         endpoint.save()
+        after = _audited_fields(endpoint)
+        changed = {name: value for name, value in after.items() if before[name] != value}
+        if set(changed) == {"enabled"}:
+            action, data = f"webhook_endpoint.{'enable' if endpoint.enabled else 'disable'}", {}
+        else:
+            action, data = "webhook_endpoint.update", {"before": {n: before[n] for n in changed}, "after": changed}
+        if changed:
+            audit_action(actor=actor, action=action, object_type="webhook_endpoint", object_id=endpoint.pk, data=data)
     return endpoint
 
 
-def webhook_endpoint_delete(*, endpoint: WebhookEndpoint) -> None:
+def _audited_fields(endpoint: WebhookEndpoint) -> dict[str, object]:
+    return {
+        "url": endpoint.url,
+        "events": list(endpoint.events),
+        "description": endpoint.description,
+        "enabled": endpoint.enabled,
+    }
+
+
+def webhook_endpoint_delete(*, endpoint: WebhookEndpoint, actor: Actor | None = None) -> None:
     """Deletes the endpoint with its secrets, deliveries and attempts (events stay)."""
     with transaction.atomic():
-        WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()
+        if WebhookEndpoint.objects.filter(pk=endpoint.pk).delete()[0]:
+            audit_action(
+                actor=actor, action="webhook_endpoint.delete", object_type="webhook_endpoint", object_id=endpoint.pk,
+                data={"url": endpoint.url},
+            )  # fmt: skip
     logger.info("webhook endpoint deleted", extra={"event": "webhook.endpoint_deleted", "endpoint": endpoint.pk})
 
 
 def webhook_secret_rotate(
-    *, endpoint: WebhookEndpoint, previous_expires_in: timedelta | None = None
+    *, endpoint: WebhookEndpoint, previous_expires_in: timedelta | None = None, actor: Actor | None = None
 ) -> tuple[str, datetime]:
     """A new current secret; the previous ones keep signing until now + previous_expires_in (default 24 h).
 
@@ -131,6 +172,10 @@ def webhook_secret_rotate(
         secrets_qs.filter(Q(expires_at__isnull=True) | Q(expires_at__gt=expires_at)).update(expires_at=expires_at)
         secret = secret_generate()
         WebhookSecret.objects.create(endpoint_id=endpoint.pk, secret_encrypted=crypto.encrypt(secret), created_at=now)
+        audit_action(
+            actor=actor, action="webhook_endpoint.rotate_secret", object_type="webhook_endpoint",
+            object_id=endpoint.pk, data={"previous_expires_at": expires_at.isoformat()},
+        )  # fmt: skip
     logger.info("webhook secret rotated", extra={"event": "webhook.secret_rotated", "endpoint": endpoint.pk})
     return secret, expires_at
 

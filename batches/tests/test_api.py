@@ -8,12 +8,12 @@ from django_tenants.utils import tenant_context
 from batches.csvfile import ALL_COLUMNS
 from batches.models import Batch, BatchRow, BatchRowError
 from batches.processing import batch_process
-from batches.testing import csv_bytes, digital_rows, upload
-from core.testing import csv_export_rows
 from funds.models import Hold, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Order, Reward
+from testsupport.batches import csv_bytes, digital_rows, upload
+from testsupport.exports import csv_export_rows
 
 
 def _csv(response) -> list[list[str]]:

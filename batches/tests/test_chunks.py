@@ -10,16 +10,16 @@ from django_tenants.utils import tenant_context
 from batches.models import Batch
 from batches.processing import batch_process
 from batches.selectors import batch_result_rows
-from batches.testing import csv_bytes
 from batches.upload import batch_upload
 from catalog.models import Product
 from core import crypto
-from fulfillment.claims import claim_tenant_get
+from fulfillment.claim_links import claim_tenant_get
 from fulfillment.models import Shipment
 from funds.selectors import balance_get, ledger_invariant_violations
 from orders.claim_tokens import claim_token_hash
 from orders.models import Reward, RewardEvent
-from orders.testing import US_ADDRESS
+from testsupport.batches import csv_bytes
+from testsupport.orders import US_ADDRESS
 
 LATER = "2099-01-01T09:00:00Z"
 COMPARED = [

@@ -11,11 +11,11 @@ from batches import lifecycle, processing, upload
 from batches.lifecycle import batch_cancel, batch_confirm, batch_transition
 from batches.models import BATCH_TRANSITIONS, Batch, BatchStatus
 from batches.processing import batch_process, batch_process_chunk
-from batches.testing import csv_bytes, digital_rows
 from batches.upload import batch_upload
 from catalog.models import Product
 from core.errors import ApplicationError
 from funds.selectors import ledger_invariant_violations
+from testsupport.batches import csv_bytes, digital_rows
 
 S = BatchStatus
 

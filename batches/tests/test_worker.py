@@ -13,13 +13,13 @@ from batches.lifecycle import batch_requeue_stale
 from batches.models import Batch, BatchHold, BatchRow
 from batches.processing import CHUNK
 from batches.tasks import batch_process_task
-from batches.testing import csv_bytes, digital_rows
 from batches.upload import batch_upload
-from core.testing import wait_for
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Reward
-from orders.testing import make_shop
+from testsupport.batches import csv_bytes, digital_rows
+from testsupport.catalog import make_shop
+from testsupport.waiting import wait_for
 from webhooks.models import Event
 
 pytestmark = pytest.mark.worker

@@ -9,17 +9,10 @@ from django_tenants.utils import tenant_context
 
 from catalog.services import brand_upsert, fx_rate_create, product_create, product_set_orderable
 from programs.services import catalog_rule_set, program_create
+from testsupport.problems import assert_problem
 
 PRODUCT_FIELDS = {"id", "brand", "name", "type", "currency", "countries", "denominations", "is_orderable",
                   "description", "terms", "redemption_instructions", "choice_options"}  # fmt: skip
-
-
-def assert_problem(response, status: int, code: str) -> dict:
-    assert response.status_code == status, response.content
-    assert response["Content-Type"].startswith("application/problem+json")
-    body = response.json()
-    assert body["code"] == code and body["status"] == status
-    return body
 
 
 def by_name(response) -> dict[str, dict]:

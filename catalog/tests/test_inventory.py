@@ -237,8 +237,8 @@ def test_low_stock_alert_is_sent_once_a_day(tenant_a, tmp_path, caplog):
 
 
 def _place_orders(live_http, key, product, count: int) -> list[str]:
-    from core.testing import http_json
-    from orders.testing import digital_order
+    from testsupport.api import http_json
+    from testsupport.orders import digital_order
 
     body = digital_order(product, "10.00")
 

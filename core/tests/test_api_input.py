@@ -13,12 +13,14 @@ import pytest
 from django.core.exceptions import PermissionDenied, SuspiciousOperation
 from django.http import HttpResponse
 from django.test import Client, override_settings
-from django.urls import URLPattern, URLResolver, get_resolver, path, reverse
+from django.urls import get_resolver, path, reverse
 from django_tenants.utils import tenant_context
 from rest_framework.mixins import ListModelMixin
 from rest_framework.parsers import JSONParser, MultiPartParser
 
 from security.tests.world import build_world, schema_fingerprint
+from testsupport.problems import assert_problem
+from testsupport.urls import api_v1_routes
 
 WRITE_METHODS = ("POST", "PUT", "PATCH")
 NESTED = '{"grant_type": ' + "[" * 5000 + "]" * 5000 + "}"  # the issue's probe: 5,000 levels
@@ -65,19 +67,11 @@ class Route:
 
 
 def api_routes() -> list[Route]:
-    def walk(patterns, prefix=""):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            elif isinstance(pattern, URLPattern):
-                yield prefix + str(pattern.pattern), pattern
-
-    routes = []
-    for route, pattern in walk(get_resolver().url_patterns):
-        view_class = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
-        if route.startswith("api/v1/") and view_class is not None:
-            routes.append(Route(pattern.name or route, route, tuple(pattern.pattern.converters), view_class))
-    return routes
+    return [
+        Route(url.pattern.name or url.route, url.route, tuple(url.pattern.pattern.converters), url.view_class)
+        for url in api_v1_routes()
+        if url.view_class is not None
+    ]
 
 
 # URL parameter -> the World field holding an object of that kind (security/tests/world.py)
@@ -100,16 +94,6 @@ def _url(route: Route, world) -> str:
     return reverse(route.name, kwargs={p: getattr(world, WORLD_FIELDS[p]) for p in route.params})
 
 
-def _assert_problem(response, statuses: set[int], code: str | None, what: str) -> dict:
-    assert response.status_code in statuses, f"{what}: {response.status_code} {response.content[:300]!r}"
-    assert response["Content-Type"] == "application/problem+json", f"{what}: {response['Content-Type']}"
-    body = response.json()
-    assert body["status"] == response.status_code, what
-    if code is not None:
-        assert body["code"] == code, f"{what}: {body}"
-    return body
-
-
 @pytest.fixture
 def world(tenant_a, api_a, shop):
     return build_world(tenant_a, api_a, shop)
@@ -122,19 +106,19 @@ def _client(api) -> Client:
 def test_the_issue_probes(api_a, funded_a, shop):
     """Issue 12, finding 4, as reported."""
     client = _client(api_a)
-    body = _assert_problem(client.get("/api/v1/orders?cursor=cD0yMDI2"), {400}, "validation_error", "p=2026")
+    body = assert_problem(client.get("/api/v1/orders?cursor=cD0yMDI2"), {400}, "validation_error", "p=2026")
     assert "cursor" in body["errors"]
-    body = _assert_problem(client.get("/api/v1/orders?limit=%C2%B2"), {400}, "validation_error", "limit=²")
+    body = assert_problem(client.get("/api/v1/orders?limit=%C2%B2"), {400}, "validation_error", "limit=²")
     assert "limit" in body["errors"]
     for path_ in ("/api/v1/orders", "/api/v1/tokens"):
         nested = client.post(path_, NESTED, content_type="application/json")
-        _assert_problem(nested, {400}, "malformed_request", f"{path_} nested 5,000 deep")
+        assert_problem(nested, {400}, "malformed_request", f"{path_} nested 5,000 deep")
         big = client.post(path_, json.dumps({"x": "a" * 3_000_000}), content_type="application/json")
-        _assert_problem(big, {413}, "payload_too_large", f"{path_} 3 MB")
+        assert_problem(big, {413}, "payload_too_large", f"{path_} 3 MB")
     unauthenticated = Client(raise_request_exception=False).post(
         "/api/v1/tokens", NESTED, content_type="application/json"
     )
-    assert _assert_problem(unauthenticated, {400}, "malformed_request", "tokens")["error"] == "invalid_request"
+    assert assert_problem(unauthenticated, {400}, "malformed_request", "tokens")["error"] == "invalid_request"
 
 
 def test_every_list_refuses_bad_cursors_and_limits(api_a, world):
@@ -153,14 +137,14 @@ def test_every_list_refuses_bad_cursors_and_limits(api_a, world):
         for what, cursor in BAD_CURSORS.items():
             response = client.get(url, {"cursor": cursor})
             try:
-                assert "cursor" in _assert_problem(response, {400}, "validation_error", f"{url} {what}")["errors"]
+                assert "cursor" in assert_problem(response, {400}, "validation_error", f"{url} {what}")["errors"]
             except AssertionError as exc:
                 failures.append(str(exc))
         for limit in BAD_LIMITS:
             response = client.get(url, {"limit": limit})
             try:
                 assert (
-                    "limit" in _assert_problem(response, {400}, "validation_error", f"{url} limit={limit!r}")["errors"]
+                    "limit" in assert_problem(response, {400}, "validation_error", f"{url} limit={limit!r}")["errors"]
                 )
             except AssertionError as exc:
                 failures.append(str(exc))
@@ -215,7 +199,7 @@ def test_every_write_refuses_deep_large_and_malformed_bodies(tenant_a, api_a, ma
         for what, body, content_type, statuses in cases:
             try:
                 response = send(url, body, content_type=content_type)
-                problem = _assert_problem(response, statuses, None, f"{method} {url} {what}")
+                problem = assert_problem(response, statuses, None, f"{method} {url} {what}")
                 if route.name == "token-create" and response.status_code != 405:
                     assert problem["error"] == "invalid_request", problem
             except AssertionError as exc:
@@ -255,13 +239,13 @@ handler500 = "core.views.server_error"
 @override_settings(ROOT_URLCONF=__name__, DATA_UPLOAD_MAX_MEMORY_SIZE=1024)
 def test_django_error_pages_under_api_are_problem_json(db):
     client = Client(raise_request_exception=False)
-    _assert_problem(client.get("/api/v1/test-suspicious"), {400}, "malformed_request", "SuspiciousOperation")
-    _assert_problem(client.get("/api/v1/test-forbidden"), {403}, "forbidden", "PermissionDenied")
-    _assert_problem(client.get("/api/v1/test-crash"), {500}, "internal_error", "unexpected exception")
+    assert_problem(client.get("/api/v1/test-suspicious"), {400}, "malformed_request", "SuspiciousOperation")
+    assert_problem(client.get("/api/v1/test-forbidden"), {403}, "forbidden", "PermissionDenied")
+    assert_problem(client.get("/api/v1/test-crash"), {500}, "internal_error", "unexpected exception")
     big = client.post("/api/v1/test-body", "x" * 2048, content_type="text/plain")
-    _assert_problem(big, {413}, "payload_too_large", "a body over the limit read outside DRF")
-    _assert_problem(client.get("/api/v1/no-such-route"), {404}, "not_found", "unknown route")
-    _assert_problem(client.put("/api/v1/tokens"), {405}, "method_not_allowed", "PUT /tokens")
+    assert_problem(big, {413}, "payload_too_large", "a body over the limit read outside DRF")
+    assert_problem(client.get("/api/v1/no-such-route"), {404}, "not_found", "unknown route")
+    assert_problem(client.put("/api/v1/tokens"), {405}, "method_not_allowed", "PUT /tokens")
     # the portal keeps its HTML pages
     page = client.get("/test-suspicious")
     assert page.status_code == 400 and page["Content-Type"].startswith("text/html")

@@ -15,7 +15,7 @@ from django_tenants.utils import tenant_context
 from core.health import WORKER_HEARTBEAT_KEY
 from core.redis import get_redis
 from core.tasks import schema_probe
-from core.testing import wait_for
+from testsupport.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
 

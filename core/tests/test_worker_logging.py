@@ -14,10 +14,10 @@ import pytest
 from django.conf import settings
 from django_tenants.utils import tenant_context
 
-from conftest import worker_database_url
 from core.redis import get_redis
 from core.tasks import schema_probe
-from core.testing import wait_for
+from testsupport.waiting import wait_for
+from testsupport.workers import subprocess_env, worker_database_url
 
 ROOT = Path(__file__).resolve().parents[2]
 # A live API key as it would appear in an error message: the redaction filter must catch it in a worker line.
@@ -59,14 +59,7 @@ def test_worker_lines_are_json_with_secrets_redacted(committed_tenant, celery_wo
 
 
 def test_beat_lines_are_json(django_db_setup, tmp_path):
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="rewards_portal.settings.test",
-        DATABASE_URL=worker_database_url(),
-        TEST_REDIS_URL=settings.REDIS_URL,
-        TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
-        PYTHONUNBUFFERED="1",
-    )
+    env = subprocess_env()
     stderr_path = tmp_path / "beat.err"
     command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "beat", "-l", "info"]
     command += ["-s", str(tmp_path / "schedule"), "--pidfile="]
@@ -74,8 +67,15 @@ def test_beat_lines_are_json(django_db_setup, tmp_path):
         beat = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             deadline = time.time() + 30
-            while "Starting" not in stderr_path.read_text() and beat.poll() is None and time.time() < deadline:
+
+            def started() -> bool:
+                # "Starting" is logged before beat opens its schedule file; stopped in between, beat prints a
+                # plain traceback of the interrupted open (seen once on a loaded machine): wait for the file too.
+                return "Starting" in stderr_path.read_text() and any(tmp_path.glob("schedule*"))
+
+            while not started() and beat.poll() is None and time.time() < deadline:
                 time.sleep(0.1)
+            time.sleep(0.3)  # the schedule's first write
         finally:
             beat.terminate()
             beat.wait(timeout=15)
@@ -92,20 +92,23 @@ send_mail("A gift", "Your code: CODE-1234-5678 PIN 9999. Claim: http://alpha.loc
 """
 
 
-def test_dev_mail_goes_to_files_under_var_not_into_the_log(tmp_path):
-    """`make dev` used the console mail backend: every code, PIN and claim link was printed into the web and
-    worker logs. Dev mail is now written to files under var/mail/ (where a developer opens the claim link)."""
+def _run_with_dev_settings(script: str, var_dir: Path) -> subprocess.CompletedProcess:
+    """`script` in a fresh interpreter with `make dev`'s settings (its logging, its mail), on the test servers."""
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev",
-        RP_VAR_DIR=str(tmp_path),
+        RP_VAR_DIR=str(var_dir),
         DATABASE_URL=worker_database_url(),
         REDIS_URL=settings.REDIS_URL,
     )
     env.pop("EMAIL_BACKEND", None)
-    result = subprocess.run(
-        [sys.executable, "-c", DEV_MAIL], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    return subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60)
+
+
+def test_dev_mail_goes_to_files_under_var_not_into_the_log(tmp_path):
+    """`make dev` used the console mail backend: every code, PIN and claim link was printed into the web and
+    worker logs. Dev mail is now written to files under var/mail/ (where a developer opens the claim link)."""
+    result = _run_with_dev_settings(DEV_MAIL, tmp_path)
     assert result.returncode == 0, result.stderr
     output = result.stdout + result.stderr
     assert "CODE-1234" not in output and "/r/AbCdEf" not in output
@@ -125,16 +128,7 @@ logging.getLogger("django.server").warning('"GET /r/AbCdEfGhIjKlMnOpQrStUvWx HTT
 
 def test_djangos_own_lines_are_json_and_redacted_in_dev(tmp_path):
     """runserver's 4xx access lines and the CSRF refusal named live claim tokens in plain text in the dev log."""
-    env = dict(os.environ)
-    env.update(
-        DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev",
-        RP_VAR_DIR=str(tmp_path),
-        DATABASE_URL=worker_database_url(),
-        REDIS_URL=settings.REDIS_URL,
-    )
-    result = subprocess.run(
-        [sys.executable, "-c", DJANGO_LINES], env=env, cwd=ROOT, capture_output=True, text=True, timeout=60
-    )
+    result = _run_with_dev_settings(DJANGO_LINES, tmp_path)
     assert result.returncode == 0, result.stderr
     lines = [json.loads(line) for line in (result.stdout + result.stderr).splitlines() if line.strip()]
     assert {line["logger"] for line in lines} == {"django.security.csrf", "django.server"}, lines

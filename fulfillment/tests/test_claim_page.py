@@ -11,15 +11,16 @@ from django_tenants.utils import tenant_context
 from freezegun import freeze_time
 
 from catalog.services import brand_upsert, product_create
-from fulfillment.claims import CLAIM_FAILURE_LIMIT_PER_MINUTE, claim_link_issue, reward_choose
+from fulfillment.choice import reward_choose
+from fulfillment.claim_links import CLAIM_FAILURE_LIMIT_PER_MINUTE, claim_link_issue
 from fulfillment.models import CodeReveal, Shipment
 from fulfillment.services import reward_fulfil
 from funds.models import Hold
 from funds.selectors import ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Reward, RewardEvent
-from orders.testing import US_ADDRESS
 from tenants.models import ClaimTokenIndex
+from testsupport.orders import US_ADDRESS, physical_order
 
 
 def _client() -> Client:
@@ -215,7 +216,7 @@ def test_dead_links_get_an_address_rate_limited(api_a, funded_a, shop):
 def test_an_office_behind_one_address_can_open_its_gifts_up_to_the_flood_limit(api_a, funded_a, shop, monkeypatch):
     _, token = _delivered_link(api_a, funded_a, shop.coffee_usd)
     office = _client()
-    monkeypatch.setattr("fulfillment.claims.CLAIM_RATE_LIMIT_PER_MINUTE", CLAIM_FAILURE_LIMIT_PER_MINUTE + 11)
+    monkeypatch.setattr("fulfillment.claim_links.CLAIM_RATE_LIMIT_PER_MINUTE", CLAIM_FAILURE_LIMIT_PER_MINUTE + 11)
     with freeze_time(timezone.now().replace(second=5)):
         for _ in range(CLAIM_FAILURE_LIMIT_PER_MINUTE + 11):  # valid links are not failures
             assert office.get(f"/r/{token}").status_code == 200
@@ -376,19 +377,7 @@ def test_page_is_phone_ready_and_loads_nothing_from_other_hosts(api_a, funded_a,
 
 
 def test_recipient_confirms_the_address_of_a_physical_gift(api_a, funded_a, shop):
-    body = {
-        "type": "physical",
-        "rewards": [
-            {
-                "product_id": str(shop.hamper_usd.id),
-                "amount": "50.00",
-                "currency": "USD",
-                "recipient": {"name": "Grace Hopper", "email": "grace@example.com"},
-                "shipping_address": US_ADDRESS,
-                "shipping_method_id": str(shop.ground_us.id),
-            }
-        ],
-    }
+    body = physical_order(shop.hamper_usd, shop.ground_us)
     response = api_a.post("/api/v1/orders", body)
     assert response.status_code == 201, response.content
     reward_id = response.json()["rewards"][0]["id"]
@@ -499,20 +488,20 @@ def test_choice_survives_supplier_outages_and_refusals(api_a, funded_a, choice_s
 def test_cancel_while_a_choice_is_being_issued_is_refused_and_never_refunds_a_live_card(api_a, funded_a, choice_shop):
     """The choice is recorded and the supplier is issuing (no lock held): a cancel now would refund a card the
     supplier is about to hand out. Refused (retryable) until the code is stored; then it voids and refunds."""
-    from fulfillment.claims import _choice_record, _choice_settle
+    from fulfillment.choice import choice_record, choice_settle
     from fulfillment.services import reward_issue_code
     from funds.selectors import balance_get, ledger_invariant_violations
 
     shop = choice_shop
     reward_id, _ = _delivered_link(api_a, funded_a, shop.choice_usd)
     with tenant_context(funded_a):
-        reward = _choice_record(reward_id=reward_id, product_id=shop.trail_usd.id)  # step 1 done
+        reward = choice_record(reward_id=reward_id, product_id=shop.trail_usd.id)  # step 1 done
         available = balance_get(currency="USD").available
     refused = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
     assert refused.status_code == 409 and refused.json()["retryable"] is True
     assert "being issued" in refused.json()["detail"]
     with tenant_context(funded_a):
-        _choice_settle(reward_id=reward_id, issued=reward_issue_code(reward=reward))  # steps 2 and 3
+        choice_settle(reward_id=reward_id, issued=reward_issue_code(reward=reward))  # steps 2 and 3
         assert balance_get(currency="USD").available == available
     canceled = api_a.post(f"/api/v1/rewards/{reward_id}/cancel")
     assert canceled.status_code == 200 and canceled.json()["status"] == "canceled"

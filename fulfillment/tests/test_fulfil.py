@@ -14,7 +14,7 @@ from fulfillment.suppliers import SupplierUnavailable
 from funds.models import Hold
 from funds.selectors import balance_get, ledger_invariant_violations
 from orders.models import Reward
-from orders.testing import digital_order
+from testsupport.orders import digital_order
 
 
 def _order(api, product, **reward_overrides):

@@ -18,36 +18,19 @@ from fulfillment.models import Shipment, ShipmentEvent
 from fulfillment.services import reward_fulfil
 from funds.models import LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
-from orders.testing import US_ADDRESS
 from tenants.models import PARTNER_SCOPE, ApiKey
 from tenants.services import api_key_create
+from testsupport.orders import physical_order
+from testsupport.problems import assert_problem
 from webhooks.models import Event
 
 HAMPER_COST = Decimal("58.00")  # 50.00 hamper + 8.00 US ground shipping
 PROBE = ("shipped", "in_transit", "delivered", "returned")
 
 
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    assert response.json()["code"] == code, response.json()
-    return response.json()
-
-
 def _submitted(api, tenant, shop) -> dict[str, str]:
     """A physical order fulfilled: the hamper bought (hold captured) and handed to the partner (`submitted`)."""
-    body = {
-        "type": "physical",
-        "rewards": [
-            {
-                "product_id": str(shop.hamper_usd.id),
-                "amount": "50.00",
-                "recipient": {"name": "Grace Hopper", "email": "grace@example.com"},
-                "shipping_address": US_ADDRESS,
-                "shipping_method_id": str(shop.ground_us.id),
-            }
-        ],
-    }
+    body = physical_order(shop.hamper_usd, shop.ground_us)
     created = api.post("/api/v1/orders", body)
     assert created.status_code == 201, created.content
     reward = api.get(f"/api/v1/orders/{created.json()['id']}").json()["rewards"][0]

@@ -12,7 +12,7 @@ from django_tenants.utils import tenant_context
 from fulfillment.delivery import reward_email_from
 from fulfillment.services import reward_fulfil
 from orders.models import Reward
-from orders.testing import digital_order
+from testsupport.orders import digital_order
 
 
 @pytest.fixture

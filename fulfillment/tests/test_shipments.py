@@ -17,7 +17,6 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from core.errors import ApplicationError
-from core.testing import csv_export_rows
 from fulfillment.manifests import MANIFEST_COLUMNS, shipment_manifest
 from fulfillment.models import Shipment, ShipmentEvent
 from fulfillment.services import reward_fulfil
@@ -25,18 +24,12 @@ from fulfillment.shipments import shipment_tracking_import, shipment_tracking_up
 from funds.models import LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
 from orders.models import Order, Reward
-from orders.testing import US_ADDRESS
+from testsupport.exports import csv_export_rows
+from testsupport.orders import US_ADDRESS
+from testsupport.problems import assert_problem
 from webhooks.models import Event
 
 HAMPER_COST = Decimal("58")  # 50.00 hamper + 8.00 US ground shipping
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code, body
-    return body
 
 
 @pytest.fixture
@@ -505,10 +498,10 @@ def test_concurrent_return_reports_refund_once(committed_tenant, live_http):
 
     from django.db import connection
 
-    from core.testing import http_json
     from funds.services import funds_deposit
-    from orders.testing import make_shop
     from tenants.services import api_key_create, partner_key_create
+    from testsupport.api import http_json
+    from testsupport.catalog import make_shop
 
     connection.set_schema_to_public()
     _, key = api_key_create(tenant=committed_tenant)

@@ -9,9 +9,7 @@ import secrets
 import threading
 import time
 import uuid
-from dataclasses import dataclass, field
 from decimal import Decimal
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs
 
 import pytest
@@ -24,70 +22,11 @@ from fulfillment.services import reward_fulfil
 from fulfillment.suppliers import SupplierRejected, SupplierUnavailable, adapter_for
 from funds.selectors import balance_get, ledger_invariant_violations
 from orders.models import Reward
-from orders.testing import digital_order
+from testsupport.orders import digital_order
+from testsupport.servers import LocalServer, Reply
 
 VENDOR_KEY = "vk_live_" + "s3cr3t" * 4
 KEY_ENV = "RP_TEST_VENDOR_KEY"
-
-
-@dataclass
-class Reply:
-    status: int
-    body: dict | None = None
-    headers: dict[str, str] = field(default_factory=dict)
-    delay: float = 0.0  # before the headers
-    dribble: float = 0.0  # between body bytes
-
-
-class LocalServer:
-    """A real HTTP server on 127.0.0.1 in a thread; `route(method, path, headers, body) -> Reply`."""
-
-    def __init__(self, route) -> None:
-        self.requests: list[dict] = []
-        server = self
-
-        class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *args):
-                pass
-
-            def _handle(self):
-                length = int(self.headers.get("Content-Length") or 0)
-                raw = self.rfile.read(length) if length else b""
-                request = {"method": self.command, "path": self.path, "headers": dict(self.headers), "raw": raw}
-                server.requests.append(request)
-                reply = route(self.command, self.path, self.headers, raw)
-                time.sleep(reply.delay)
-                payload = json.dumps(reply.body).encode() if reply.body is not None else b""
-                try:
-                    self.send_response(reply.status)
-                    self.send_header("Content-Type", "application/json")
-                    self.send_header("Content-Length", str(len(payload)))
-                    for name, value in reply.headers.items():
-                        self.send_header(name, value)
-                    self.end_headers()
-                    if reply.dribble:
-                        for byte in payload:
-                            self.wfile.write(bytes([byte]))
-                            self.wfile.flush()
-                            time.sleep(reply.dribble)
-                    else:
-                        self.wfile.write(payload)
-                except (BrokenPipeError, ConnectionResetError):
-                    pass
-
-            do_GET = do_POST = _handle
-
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
-        self.thread.start()
-
-    def stop(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
 
 
 class FakeVendor:

@@ -12,7 +12,7 @@ from django_tenants.utils import tenant_context
 
 from funds.selectors import ledger_invariant_violations
 from orders.models import Order, Reward
-from orders.testing import digital_order
+from testsupport.orders import digital_order
 
 
 @contextmanager

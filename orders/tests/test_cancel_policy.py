@@ -22,7 +22,7 @@ from funds.selectors import balance_get, ledger_invariant_violations
 from orders.lifecycle import reward_cancel
 from orders.models import DeliveryMethod, Reward, RewardStatus
 from orders.policy import CANCEL_POLICY, CancelAction, CodeState, cancel_rule, code_state
-from orders.testing import digital_order
+from testsupport.orders import digital_order, physical_order
 
 
 def _balance(tenant) -> tuple[Decimal, Decimal]:
@@ -322,21 +322,7 @@ def test_a_sender_name_stored_with_a_newline_still_sends_a_clean_subject(api_a, 
 
 
 def test_a_physical_gift_with_the_partner_is_refused_for_good_not_retryable(api_a, funded_a, shop):
-    from orders.testing import US_ADDRESS
-
-    body = {
-        "type": "physical",
-        "rewards": [
-            {
-                "product_id": str(shop.hamper_usd.id),
-                "amount": "50",
-                "currency": "USD",
-                "recipient": {"name": "Ada Lovelace", "email": "ada@example.com"},
-                "shipping_address": US_ADDRESS,
-                "shipping_method_id": str(shop.ground_us.id),
-            }
-        ],
-    }
+    body = physical_order(shop.hamper_usd, shop.ground_us)
     created = api_a.post("/api/v1/orders", body)
     assert created.status_code == 201, created.content
     reward_id = created.json()["rewards"][0]["id"]

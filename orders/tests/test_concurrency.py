@@ -8,13 +8,14 @@ from django.db import connection
 from django.db.models import Sum
 from django_tenants.utils import tenant_context
 
-from core.testing import http_json
 from funds.models import Hold
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Order, Reward
-from orders.testing import digital_order, make_shop
 from tenants.services import api_key_create
+from testsupport.api import http_json
+from testsupport.catalog import make_shop
+from testsupport.orders import digital_order
 
 CLIENTS = 24  # concurrent client threads (each request also gets its own server thread)
 

@@ -8,20 +8,13 @@ from django_tenants.utils import tenant_context
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
 from orders.models import Order, Reward
-from orders.testing import US_ADDRESS, digital_order
+from testsupport.orders import US_ADDRESS, digital_order
+from testsupport.problems import assert_problem
 
 
 def usd(tenant):
     with tenant_context(tenant):
         return balance_get(currency="USD")
-
-
-def assert_problem(response, status, code):
-    assert response.status_code == status, response.content
-    assert response["Content-Type"] == "application/problem+json"
-    body = response.json()
-    assert body["code"] == code, body
-    return body
 
 
 def test_digital_order_holds_funds(api_a, funded_a, shop):

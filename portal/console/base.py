@@ -1,5 +1,5 @@
 """What every operator console page shares: the public-host and operator checks, the tenant schemas it walks,
-and the audit row an operator action writes in the affected tenant's schema (actor `operator:<email>`)."""
+and the actor (`operator:<email>`) it passes to the services, which audit in the affected tenant's schema."""
 
 from __future__ import annotations
 
@@ -7,9 +7,9 @@ import functools
 
 from django.http import Http404, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
-from django_tenants.utils import get_public_schema_name, tenant_context
+from django_tenants.utils import get_public_schema_name
 
-from audit.services import audit_record
+from audit.actors import Actor
 from tenants.middleware import client_ip
 from tenants.models import Tenant
 
@@ -43,13 +43,8 @@ def operator_required(view):
     return wrapper
 
 
-def operator_actor(request) -> str:
-    return f"operator:{request.user.email}"
-
-
-def operator_audit(request, tenant, action: str, **fields) -> None:
-    with tenant_context(tenant):
-        audit_record(actor=operator_actor(request), action=action, ip=client_ip(request), **fields)
+def operator_actor(request) -> Actor:
+    return Actor.operator(request.user.email, ip=client_ip(request))
 
 
 def tenant_schemas():

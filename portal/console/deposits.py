@@ -10,9 +10,7 @@ from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django_tenants.utils import tenant_context
 
-from audit.services import audit_record
 from core.errors import ApplicationError
-from tenants.middleware import client_ip
 
 from ..templatetags.portal_tags import money
 from .base import operator_actor, operator_required, tenant_schemas
@@ -87,15 +85,7 @@ def deposit_resolve_view(request, schema: str, request_id, action: str):
     service = deposit_request_approve if action == "approve" else deposit_request_reject
     try:
         with tenant_context(tenant):
-            deposit = service(request_id=request_id, acting_operator=request.user.email)
-            audit_record(
-                actor=operator_actor(request),
-                action=f"funds.deposit_request_{'approved' if action == 'approve' else 'rejected'}",
-                object_type="deposit",
-                object_id=deposit.id,
-                data={"currency": deposit.currency, "amount": str(deposit.amount), "reference": deposit.reference},
-                ip=client_ip(request),
-            )
+            deposit = service(request_id=request_id, actor=operator_actor(request))
     except ApplicationError as exc:
         messages.error(request, exc.detail)
     else:

@@ -13,9 +13,9 @@ from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name, tenant_context
 
 from core.errors import ApplicationError
-from tenants.models import Tenant, TenantStatus
+from tenants.models import Tenant
 
-from .base import operator_audit, operator_required
+from .base import operator_actor, operator_required
 
 
 class TenantCreateForm(forms.Form):
@@ -41,7 +41,7 @@ def tenants_view(request):
         form = TenantCreateForm(request.POST)
         if form.is_valid():
             try:
-                tenant = tenant_create(**form.cleaned_data)
+                tenant = tenant_create(**form.cleaned_data, actor=operator_actor(request))
             except ApplicationError as exc:
                 for field, errors in exc.errors.items():
                     for error in errors:
@@ -50,7 +50,6 @@ def tenants_view(request):
                     form.add_error(None, exc.detail)
                 status = 422
             else:
-                operator_audit(request, tenant, "tenant.create", object_type="tenant", object_id=tenant.slug)
                 messages.success(request, f"Tenant {tenant.slug} created.")
                 return redirect("console:tenants")
         else:
@@ -87,14 +86,10 @@ def tenant_status_view(request, slug: str):
         raise Http404("No such tenant")
     new_status = request.POST.get("status", "")
     try:
-        tenant_set_status(tenant=tenant, status=new_status)
+        tenant_set_status(tenant=tenant, status=new_status, actor=operator_actor(request))
     except ApplicationError as exc:
         messages.error(request, exc.detail)
     else:
-        action = f"tenant.{'suspend' if new_status == TenantStatus.SUSPENDED else 'reactivate'}"
-        operator_audit(
-            request, tenant, action, object_type="tenant", object_id=tenant.slug, data={"status": new_status}
-        )
         messages.success(request, f"Tenant {tenant.slug} is now {new_status}.")
     return redirect("console:tenants")
 

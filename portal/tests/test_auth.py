@@ -9,8 +9,7 @@ from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
 from portal.mixins import LAST_SEEN_SESSION_KEY
-
-from .conftest import PASSWORD, host_of, make_staff, portal_client, sign_in
+from testsupport.portal import PASSWORD, host_of, make_staff, portal_client, sign_in
 
 
 def test_login_lands_on_the_dashboard_with_balances(client_a, staff, funded_a):

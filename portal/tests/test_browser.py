@@ -10,8 +10,8 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
-
-from .conftest import PASSWORD, SCREENSHOTS, make_staff
+from testsupport.browser import SCREENSHOTS
+from testsupport.portal import PASSWORD, make_staff
 
 
 @pytest.fixture

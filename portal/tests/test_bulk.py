@@ -7,12 +7,11 @@ from django_tenants.utils import tenant_context
 from audit.models import AuditEvent
 from batches.models import Batch
 from batches.processing import batch_process
-from batches.testing import csv_bytes, digital_rows
-from core.testing import csv_export_rows
 from funds.models import Hold
 from funds.services import funds_deposit
-
-from .conftest import make_staff, portal_client, sign_in
+from testsupport.batches import csv_bytes, digital_rows
+from testsupport.exports import csv_export_rows
+from testsupport.portal import make_staff, portal_client, sign_in
 
 
 def _post(client, data: bytes, *, name: str = "batch.csv", **fields):

@@ -8,11 +8,11 @@ import uuid
 import pytest
 from django_tenants.utils import tenant_context
 
-from batches.testing import csv_bytes, digital_rows
 from funds.services import funds_deposit
-from orders.testing import make_shop
-
-from .conftest import PASSWORD, SCREENSHOTS, make_staff
+from testsupport.batches import csv_bytes, digital_rows
+from testsupport.browser import SCREENSHOTS
+from testsupport.catalog import make_shop
+from testsupport.portal import PASSWORD, make_staff
 
 pytestmark = pytest.mark.worker
 

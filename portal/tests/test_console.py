@@ -8,7 +8,7 @@ import pytest
 from django.test import Client
 from django_tenants.utils import tenant_context
 
-from .conftest import PASSWORD, portal_client
+from testsupport.portal import PASSWORD, portal_client
 
 pytestmark = pytest.mark.django_db
 

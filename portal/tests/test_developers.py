@@ -8,9 +8,8 @@ from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
 from tenants.models import ApiKey
+from testsupport.portal import make_staff, portal_client, sign_in
 from webhooks.models import WebhookDelivery, WebhookEndpoint
-
-from .conftest import make_staff, portal_client, sign_in
 
 RAW_KEY = re.compile(r"rp_(?:live|test)_[a-z0-9]{12}_[A-Za-z0-9_-]+")
 SECRET = re.compile(r"whsec_[A-Za-z0-9+/=]+")

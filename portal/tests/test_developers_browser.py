@@ -4,10 +4,10 @@ a user of one tenant cannot sign in to, or open, another tenant's portal. Screen
 
 import re
 
-from core.testing import http_json
 from tenants.models import ApiKey
-
-from .conftest import PASSWORD, SCREENSHOTS, make_staff
+from testsupport.api import http_json
+from testsupport.browser import SCREENSHOTS
+from testsupport.portal import PASSWORD, make_staff
 
 RAW_KEY = re.compile(r"rp_live_[a-z0-9]{12}_[A-Za-z0-9_-]+")
 

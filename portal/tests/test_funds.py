@@ -7,12 +7,11 @@ from django_tenants.utils import schema_context, tenant_context
 
 from accounts.models import User
 from audit.models import AuditEvent
-from core.testing import csv_export_rows
 from funds.models import DepositRequest, LedgerAccount
 from funds.selectors import low_balance_recipients
 from funds.services import funds_deposit, funds_hold
-
-from .conftest import make_staff, portal_client, sign_in
+from testsupport.exports import csv_export_rows
+from testsupport.portal import make_staff, portal_client, sign_in
 
 
 def test_viewer_and_manager_are_refused_finance_and_admin_see_balances(signed_in, staff, funded_a, tenant_a):

@@ -6,14 +6,13 @@ from django.test.utils import CaptureQueriesContext
 from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
-from core.testing import csv_export_rows
 from fulfillment.models import CodeReveal
 from fulfillment.services import reward_fulfil
 from orders.models import Reward
-from orders.testing import digital_order
 from portal.views import orders as orders_views
-
-from .conftest import make_staff, portal_client, sign_in
+from testsupport.exports import csv_export_rows
+from testsupport.orders import digital_order
+from testsupport.portal import make_staff, portal_client, sign_in
 
 
 def place(api, product, *, name="Ada Lovelace", email="ada@example.com", **order_fields):

@@ -2,9 +2,10 @@
 
 from django_tenants.utils import tenant_context
 
-from orders.testing import digital_order, make_shop
-
-from .conftest import PASSWORD, SCREENSHOTS, make_staff
+from testsupport.browser import SCREENSHOTS
+from testsupport.catalog import make_shop
+from testsupport.orders import digital_order
+from testsupport.portal import PASSWORD, make_staff
 
 
 def login(page, email: str) -> None:
@@ -18,9 +19,9 @@ def login(page, email: str) -> None:
 def test_orders_reward_and_funds_pages(browser_page, committed_tenant):
     from django.db import connection
 
-    from conftest import ApiClient
     from funds.services import funds_deposit
     from tenants.services import api_key_create
+    from testsupport.api import ApiClient
 
     with tenant_context(committed_tenant):
         funds_deposit(currency="USD", amount="500.00", reference="opening")

@@ -10,8 +10,7 @@ from django_tenants.utils import tenant_context
 from audit.models import AuditEvent
 from funds.services import funds_deposit
 from orders.models import Order
-
-from .conftest import portal_client, sign_in
+from testsupport.portal import portal_client, sign_in
 
 pytestmark = pytest.mark.django_db
 

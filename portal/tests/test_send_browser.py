@@ -8,9 +8,10 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
-from orders.testing import make_shop
+from testsupport.browser import SCREENSHOTS
+from testsupport.catalog import make_shop
+from testsupport.portal import make_staff
 
-from .conftest import SCREENSHOTS, make_staff
 from .test_browser import log_in
 
 pytestmark = pytest.mark.worker

@@ -10,9 +10,8 @@ from django_tenants.utils import tenant_context
 from accounts.models import User
 from audit.models import AuditEvent
 from audit.services import audit_record
-from orders.testing import digital_order
-
-from .conftest import portal_client, sign_in
+from testsupport.orders import digital_order
+from testsupport.portal import portal_client, sign_in
 
 
 def events(tenant, **filters):

@@ -7,8 +7,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import User
 from audit.models import AuditEvent
-
-from .conftest import sign_in
+from testsupport.portal import sign_in
 
 
 def enrol(client) -> str:

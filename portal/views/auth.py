@@ -8,6 +8,7 @@ import time
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
+from django.contrib.auth.forms import SetPasswordForm
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -15,7 +16,7 @@ from django.utils.http import url_has_allowed_host_and_scheme
 from django.views import View
 
 from accounts.models import User
-from accounts.services import totp_verify
+from accounts.services import password_set, totp_verify
 from audit.services import audit_record
 from tenants.middleware import client_ip
 
@@ -197,16 +198,25 @@ class PasswordResetDoneView(TenantHostRequiredMixin, auth_views.PasswordResetDon
     extra_context = {"page_title": "Check your email"}
 
 
+class _PasswordSetForm(SetPasswordForm):
+    """Django's form, saved through accounts.services.password_set (which records the audit row)."""
+
+    ip = ""
+
+    def save(self, commit=True):
+        return password_set(user=self.user, password=self.cleaned_data["new_password1"], ip=self.ip)
+
+
 class PasswordResetConfirmView(TenantHostRequiredMixin, auth_views.PasswordResetConfirmView):
     template_name = "portal/auth/password_reset_confirm.html"
     success_url = reverse_lazy("portal:password_reset_complete")
     extra_context = {"page_title": "Choose a password"}
+    form_class = _PasswordSetForm
 
-    def form_valid(self, form):
-        response = super().form_valid(form)
-        audit_record(actor=f"staff:{form.user.email}", action="auth.password_set", object_type="user",
-                     object_id=form.user.pk, ip=client_ip(self.request))  # fmt: skip
-        return response
+    def get_form(self, form_class=None):
+        form = super().get_form(form_class)
+        form.ip = client_ip(self.request)
+        return form
 
 
 class PasswordResetCompleteView(TenantHostRequiredMixin, auth_views.PasswordResetCompleteView):

@@ -28,7 +28,7 @@ from core import crypto
 from core.errors import ApplicationError, NotFoundError
 from core.redis import get_redis
 from tenants.models import ApiKey, ApiScope
-from tenants.services import api_key_create, api_key_revoke
+from tenants.services import api_key_create, api_key_revoke, api_key_rotate
 from webhooks import endpoints as webhook_endpoints
 from webhooks import redelivery as webhook_redelivery
 from webhooks import selectors as webhook_selectors
@@ -91,16 +91,6 @@ def _apply_errors(form: forms.Form, exc: ApplicationError) -> None:
             form.add_error(field if field in form.fields else None, error)
     if not exc.errors:
         form.add_error(None, exc.detail)
-
-
-def _key_data(key: ApiKey) -> dict:
-    """What the audit log keeps about a key: its settings, never the raw key or its hash."""
-    return {
-        "name": key.name,
-        "scopes": list(key.scopes),
-        "allowed_cidrs": list(key.allowed_cidrs),
-        "expires_at": key.expires_at.isoformat() if key.expires_at else None,
-    }
 
 
 def _show_once(request, secret: str, **about) -> HttpResponseRedirect:
@@ -186,11 +176,11 @@ class DevelopersView(PortalView):
                     scopes=data["scopes"],
                     allowed_cidrs=[line.strip() for line in data["allowed_cidrs"].splitlines() if line.strip()],
                     expires_at=timezone.now() + timedelta(days=days) if days else None,
+                    actor=self.actor,
                 )
             except ApplicationError as exc:
                 _apply_errors(form, exc)
             else:
-                self.audit("api_key.create", object_type="api_key", object_id=key.key_id, data=_key_data(key))
                 return _show_once(request, raw_key, page_title="Your new API key", kind="api_key", key_id=key.key_id)
         return self.render_to_response(self.get_context_data(key_form=form), status=200)
 
@@ -209,32 +199,15 @@ class ApiKeyActionView(PortalMixin, View):
             return redirect("portal:developers")
         if action == "revoke":
             if key.revoked_at is None:
-                api_key_revoke(key=key)
-                self.audit("api_key.revoke", object_type="api_key", object_id=key.key_id, data=_key_data(key))
+                api_key_revoke(key=key, actor=self.actor)
                 messages.success(request, f"The key “{key.name}” ({key.prefix}{key.key_id}…) was revoked.")
             return redirect("portal:developers")
         if action == "rotate":
-            if key.revoked_at is not None:
-                messages.error(request, "This key is already revoked; create a new one instead.")
-                return redirect("portal:developers")
             try:
-                new_key, raw_key = api_key_create(
-                    tenant=self.data_tenant,
-                    name=key.name,
-                    scopes=list(key.scopes),
-                    allowed_cidrs=list(key.allowed_cidrs),
-                    expires_at=key.expires_at if key.expires_at and key.expires_at > timezone.now() else None,
-                )
-            except ApplicationError as exc:
+                new_key, raw_key = api_key_rotate(key=key, actor=self.actor)
+            except ApplicationError as exc:  # already revoked (by another tab): create a new one instead
                 messages.error(request, exc.detail)
                 return redirect("portal:developers")
-            api_key_revoke(key=key)
-            self.audit(
-                "api_key.rotate",
-                object_type="api_key",
-                object_id=key.key_id,
-                data={**_key_data(new_key), "new_key_id": new_key.key_id},
-            )
             return _show_once(
                 request,
                 raw_key,
@@ -262,17 +235,11 @@ class WebhookCreateView(DevelopersView):
             data = form.cleaned_data
             try:
                 endpoint, secret = webhook_endpoints.webhook_endpoint_create(
-                    url=data["url"], events=data["events"], description=data["description"]
+                    url=data["url"], events=data["events"], description=data["description"], actor=self.actor
                 )
             except ApplicationError as exc:
                 _apply_errors(form, exc)
             else:
-                self.audit(
-                    "webhook_endpoint.create",
-                    object_type="webhook_endpoint",
-                    object_id=endpoint.pk,
-                    data={"url": endpoint.url, "events": list(endpoint.events)},
-                )
                 return _show_once(
                     request,
                     secret,
@@ -308,23 +275,19 @@ class WebhookEndpointView(PortalView):
         form = WebhookEndpointForm(request.POST, prefix="edit")
         if form.is_valid():
             data = form.cleaned_data
-            before = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description}
+            before = (endpoint.url, list(endpoint.events), endpoint.description)
             try:
                 endpoint = webhook_endpoints.webhook_endpoint_update(
-                    endpoint=endpoint, url=data["url"], events=data["events"], description=data["description"]
+                    endpoint=endpoint,
+                    url=data["url"],
+                    events=data["events"],
+                    description=data["description"],
+                    actor=self.actor,
                 )
             except ApplicationError as exc:
                 _apply_errors(form, exc)
             else:
-                after = {"url": endpoint.url, "events": list(endpoint.events), "description": endpoint.description}
-                changed = {name: value for name, value in after.items() if before[name] != value}
-                if changed:
-                    self.audit(
-                        "webhook_endpoint.update",
-                        object_type="webhook_endpoint",
-                        object_id=endpoint.pk,
-                        data={"before": {name: before[name] for name in changed}, "after": changed},
-                    )
+                if before != (endpoint.url, list(endpoint.events), endpoint.description):
                     messages.success(request, "The endpoint was updated.")
                 else:
                     messages.info(request, "Nothing changed.")
@@ -346,24 +309,20 @@ class WebhookActionView(PortalMixin, View):
 
     def post(self, request, endpoint_id: str, action: str):
         endpoint = _endpoint_or_404(endpoint_id)
-        audit = {"object_type": "webhook_endpoint", "object_id": endpoint.pk}
         back = redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
         try:
             if action in ("enable", "disable"):
-                webhook_endpoints.webhook_endpoint_update(endpoint=endpoint, enabled=action == "enable")
-                self.audit(f"webhook_endpoint.{action}", **audit)
+                webhook_endpoints.webhook_endpoint_update(
+                    endpoint=endpoint, enabled=action == "enable", actor=self.actor
+                )
                 messages.success(request, f"The endpoint was {action}d.")
             elif action == "delete":
-                webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint)
-                self.audit("webhook_endpoint.delete", **audit, data={"url": endpoint.url})
+                webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint, actor=self.actor)
                 messages.success(request, f"The endpoint {endpoint.url} was deleted.")
                 return redirect("portal:developers")
             elif action == "rotate":
-                secret, previous_expires_at = webhook_endpoints.webhook_secret_rotate(endpoint=endpoint)
-                self.audit(
-                    "webhook_endpoint.rotate_secret",
-                    **audit,
-                    data={"previous_expires_at": previous_expires_at.isoformat()},
+                secret, previous_expires_at = webhook_endpoints.webhook_secret_rotate(
+                    endpoint=endpoint, actor=self.actor
                 )
                 return _show_once(
                     request,
@@ -376,7 +335,12 @@ class WebhookActionView(PortalMixin, View):
                 )
             elif action == "test":
                 delivery = webhook_endpoints.webhook_endpoint_test(endpoint=endpoint)
-                self.audit("webhook_endpoint.test", **audit, data={"delivery_id": delivery.pk})
+                self.audit(
+                    "webhook_endpoint.test",
+                    object_type="webhook_endpoint",
+                    object_id=endpoint.pk,
+                    data={"delivery_id": delivery.pk},
+                )
                 messages.success(request, "A webhook.test event is on its way; it appears in the log below.")
             else:
                 raise Http404("No such endpoint action")

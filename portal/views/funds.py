@@ -173,17 +173,12 @@ class FundsView(PortalView):
                     amount=form.cleaned_data["amount"],
                     reference=form.cleaned_data["reference"],
                     requested_by=request.user.email,
+                    actor=self.actor,
                 )
             except ApplicationError as exc:
                 _apply_service_error(form, exc)
             else:
                 amount = f"{format_amount(deposit.amount, deposit.currency)} {deposit.currency}"
-                self.audit(
-                    "funds.deposit_request",
-                    object_type="deposit_request",
-                    object_id=deposit.id,
-                    data={"amount": amount, "reference": deposit.reference},
-                )
                 messages.success(request, f"Deposit request for {amount} sent to the operator.")
                 return redirect("portal:funds")
         return self._invalid(deposit_form=form)
@@ -193,19 +188,15 @@ class FundsView(PortalView):
         if form.is_valid():
             try:
                 account = funds_set_low_balance_threshold(
-                    currency=form.cleaned_data["currency"], threshold=form.cleaned_data["threshold"].strip() or None
+                    currency=form.cleaned_data["currency"],
+                    threshold=form.cleaned_data["threshold"].strip() or None,
+                    actor=self.actor,
                 )
             except ApplicationError as exc:
                 _apply_service_error(form, exc, field_map={"low_balance_threshold": "threshold"})
             else:
                 value = account.low_balance_threshold
                 shown = money(value, account.currency) if value is not None else "none"
-                self.audit(
-                    "funds.low_balance_threshold",
-                    object_type="currency",
-                    object_id=account.currency,
-                    data={"threshold": shown},
-                )
                 messages.success(request, f"Low-balance alert for {account.currency}: {shown}.")
                 return redirect("portal:funds")
         return self._invalid(threshold_form=form)
@@ -215,11 +206,10 @@ class FundsView(PortalView):
         if form.is_valid():
             raw = form.cleaned_data["emails"].replace(",", "\n").splitlines()
             try:
-                stored = low_balance_recipients_set(emails=raw)
+                stored = low_balance_recipients_set(emails=raw, actor=self.actor)
             except ApplicationError as exc:
                 _apply_service_error(form, exc)
             else:
-                self.audit("funds.low_balance_recipients", object_type="alert", data={"emails": stored})
                 messages.success(request, f"Low-balance alerts go to {', '.join(stored) or 'nobody'}.")
                 return redirect("portal:funds")
         return self._invalid(recipients_form=form)

@@ -338,7 +338,6 @@ CELERY_TASK_TENANT_CACHE_SECONDS = 300
 CELERY_TASK_ROUTES = {
     "fulfillment.tasks.*": {"queue": "delivery"},
     "webhooks.tasks.*": {"queue": "webhooks"},
-    "orders.tasks.batch_*": {"queue": "bulk"},
     "batches.tasks.*": {"queue": "bulk"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
@@ -353,6 +352,7 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Re-queues bulk batches whose worker died mid-batch (see BATCH_STALE_SECONDS).
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 30.0, "options": {"expires": 30.0}},
+    "idempotency-purge": {"task": "orders.tasks.idempotency_purge_task", "schedule": 3600.0},
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------

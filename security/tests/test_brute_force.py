@@ -64,7 +64,7 @@ def test_token_exchange_guessing_is_throttled(api_a):
 
 
 def test_claim_token_guessing_is_throttled(db):
-    from fulfillment.claims import CLAIM_FAILURE_LIMIT_PER_MINUTE
+    from fulfillment.claim_links import CLAIM_FAILURE_LIMIT_PER_MINUTE
 
     guesser = Client(REMOTE_ADDR=ATTACKER)
     codes = _codes(guesser.get(f"/r/{'A' * 31}{i:011d}") for i in range(CLAIM_FAILURE_LIMIT_PER_MINUTE + 1))

@@ -1,9 +1,11 @@
 """The cross-tenant matrix, generated from the URL configuration.
 
-Every `/api/v1/` route is found by walking the resolver. Each route with a path parameter needs an entry in
-ID_ROUTES (how to point it at an object of the owner tenant, and a valid body per non-safe method, so a
-404 cannot hide behind a 422); each route without one needs an entry in LIST_ROUTES. A route added without
-an entry fails `test_every_api_route_has_a_registry_entry` with the exact entry to add.
+Every `/api/v1/` route is found by walking the resolver, and each must derive from the tenant base view
+(api.views.TenantAPIMixin: credential, tenant and scope checks), the token exchange and schema excepted.
+Each route with a path parameter needs an entry in ID_ROUTES (how to point it at an object of the owner
+tenant, and a valid body per non-safe method, so a 404 cannot hide behind a 422); each route without one
+needs an entry in LIST_ROUTES. A route added without an entry fails
+`test_every_api_route_has_a_registry_entry` with the exact entry to add.
 
 For every (owner, intruder) pair — another tenant, the owner's sandbox twin, and the other way round —
 the intruder calls every id-route with every method it allows: 404 problem+json, and not one row of the
@@ -22,7 +24,10 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from django.urls import reverse
+
+from testsupport.problems import assert_problem
+from testsupport.urls import api_v1_routes
 
 from .world import World, build_world, schema_fingerprint
 
@@ -145,26 +150,23 @@ class ApiRoute:
     name: str
     params: tuple[str, ...]
     methods: tuple[str, ...]  # the HTTP methods the view implements (OPTIONS/HEAD left out)
+    view_class: type
 
 
 def api_routes() -> list[ApiRoute]:
-    def walk(patterns, prefix=""):
-        for pattern in patterns:
-            if isinstance(pattern, URLResolver):
-                yield from walk(pattern.url_patterns, prefix + str(pattern.pattern))
-            elif isinstance(pattern, URLPattern):
-                yield prefix + str(pattern.pattern), pattern
-
     routes = []
-    for route, pattern in walk(get_resolver().url_patterns):
-        if not route.startswith("api/v1/") or pattern.name in PUBLIC_API_ROUTES:
+    for url in api_v1_routes():
+        if url.pattern.name in PUBLIC_API_ROUTES:
             continue
-        view_class = getattr(pattern.callback, "view_class", None) or getattr(pattern.callback, "cls", None)
-        assert view_class is not None, f"{route}: not a class-based view"
+        assert url.view_class is not None, f"{url.route}: not a class-based view"
         methods = tuple(
-            m.upper() for m in view_class.http_method_names if m not in ("options", "head") and hasattr(view_class, m)
+            m.upper()
+            for m in url.view_class.http_method_names
+            if m not in ("options", "head") and hasattr(url.view_class, m)
         )
-        routes.append(ApiRoute(route, pattern.name or "", tuple(pattern.pattern.converters), methods))
+        routes.append(
+            ApiRoute(url.route, url.pattern.name or "", tuple(url.pattern.pattern.converters), methods, url.view_class)
+        )
     return routes
 
 
@@ -186,6 +188,14 @@ def _missing_entry_message(route: ApiRoute) -> str:
         + (", bodies={<method>: <valid body>}" if set(route.methods) - SAFE else "")
         + "),"
     )
+
+
+def test_every_api_route_uses_the_tenant_base_view():
+    """No endpoint may skip credential, tenant and scope checks (the token exchange and the schema excepted)."""
+    from api.views import TenantAPIMixin
+
+    skipping = [r.route for r in api_routes() if not issubclass(r.view_class, TenantAPIMixin)]
+    assert not skipping, f"these API views do not derive from api.views.TenantAPIMixin: {skipping}"
 
 
 def test_every_api_route_has_a_registry_entry():
@@ -233,12 +243,6 @@ def _list_reads(client, world: World) -> dict[str, bytes]:
     return reads
 
 
-def _assert_404_problem(response, what: str) -> None:
-    assert response.status_code == 404, f"{what}: {response.status_code} {response.content[:300]!r}"
-    assert response["Content-Type"] == "application/problem+json", what
-    assert response.json()["code"] == "not_found", what
-
-
 @pytest.fixture(params=["other-tenant", "sandbox-reads-live", "live-reads-sandbox"])
 def crossing(request, tenant_a, tenant_b, make_api_client, shop):
     """(owner, owner's client, intruder's client) for one kind of crossing."""
@@ -281,7 +285,7 @@ def test_another_tenants_objects_are_404_and_never_listed(crossing, shop, make_p
             if entry.global_object:
                 assert response.status_code == 200, what
                 continue
-            _assert_404_problem(response, what)
+            assert_problem(response, 404, "not_found", what)
             assert schema_fingerprint(owner) == fingerprint, f"{what} changed the owner's data"
     assert calls >= 20
 

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from django.db import connection, transaction
 from django_tenants.utils import tenant_context
 
-from orders.testing import US_ADDRESS
+from testsupport.orders import physical_order
 
 
 @dataclass
@@ -90,18 +90,7 @@ def build_world(owner, api, shop, *, hook_url: str = "http://127.0.0.1:9/hook") 
     world.order_id = created.json()["id"]
     world.reward_id = created.json()["rewards"][0]["id"]
 
-    physical = {
-        "type": "physical",
-        "rewards": [
-            {
-                "product_id": str(shop.hamper_usd.id),
-                "amount": "50.00",
-                "recipient": {"name": "Grace Hopper", "email": "grace@example.com"},
-                "shipping_address": US_ADDRESS,
-                "shipping_method_id": str(shop.ground_us.id),
-            }
-        ],
-    }
+    physical = physical_order(shop.hamper_usd, shop.ground_us)
     created = api.post("/api/v1/orders", physical)
     assert created.status_code == 201, created.content
     world.physical_order_id = created.json()["id"]
@@ -128,7 +117,7 @@ def _batch(api, shop) -> str:
 
     if not apps.is_installed("batches"):
         return ""
-    from batches.testing import csv_bytes, digital_rows, upload
+    from testsupport.batches import csv_bytes, digital_rows, upload
 
     response = upload(api, csv_bytes(digital_rows(shop.coffee_usd, 2, amount="10")), dry_run=True)
     assert response.status_code in (200, 201, 202), response.content

@@ -31,18 +31,3 @@ def verify(secret: str, received) -> dict:
     payload = Webhook(secret).verify(received.body, received.headers)
     assert payload == json.loads(received.body)
     return payload
-
-
-def wait_for(predicate, timeout: float = 20.0, interval: float = 0.05):
-    """Poll until predicate() is truthy; return its value or fail the test."""
-    import time
-
-    import pytest
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(interval)
-    pytest.fail(f"condition not met within {timeout}s")

@@ -5,7 +5,6 @@ The worker runs the test settings, whose short WEBHOOK_RETRY_SCHEDULE (0 s, then
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 
 import pytest
@@ -14,13 +13,14 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
+from testsupport.waiting import wait_for
 from webhooks import publish
 from webhooks.endpoints import webhook_endpoint_create
 from webhooks.events import event_emit
-from webhooks.models import DeliveryStatus, WebhookAttempt, WebhookDelivery
+from webhooks.models import DeliveryStatus, Event, WebhookAttempt, WebhookDelivery
 from webhooks.sweeper import webhook_deliveries_sweep
 
-from .helpers import verify, wait_for
+from .helpers import verify
 
 pytestmark = pytest.mark.worker
 
@@ -64,7 +64,10 @@ def test_events_are_delivered_signed_and_retried_with_the_same_webhook_id(
         numbers = list(WebhookAttempt.objects.filter(delivery=delivery).values_list("number", "response_status"))
         assert numbers == [(1, 500), (2, 503), (3, 500), (4, 200)]
 
-    time.sleep(0.5)  # nothing else arrives: the rolled-back event was never recorded or sent
+    # Nothing else is to come: the rolled-back event was never recorded, and every delivery is finished.
+    with tenant_context(committed_tenant):
+        assert not Event.objects.filter(type="order.failed").exists()
+        assert WebhookDelivery.objects.count() == 4
     assert "ord_rolled_back" not in str([r.body for r in receiver.requests])
     assert len(receiver.requests) == 7
 
@@ -78,7 +81,8 @@ def test_the_sandbox_twin_delivers_to_its_own_endpoints(committed_tenant, celery
             event_emit(type="order.completed", data={"order_id": "ord_sandbox"})
     (received,) = wait_for(lambda: receiver.to("/sandbox"))
     assert verify(sandbox_secret, received)["data"] == {"order_id": "ord_sandbox"}
-    time.sleep(0.3)
+    with tenant_context(committed_tenant):  # the live twin has nothing to send, so nothing will ever arrive
+        assert not WebhookDelivery.objects.exists()
     assert receiver.to("/live") == []
 
 
@@ -89,7 +93,10 @@ def test_a_lost_publish_is_recovered_by_the_sweeper(committed_tenant, celery_wor
         with transaction.atomic():
             event = event_emit(type="batch.completed", data={"batch_id": "bat_1"})
         monkeypatch.undo()
-        time.sleep(0.3)
+        # No drain was published: the delivery waits, never claimed or attempted, and nothing was sent.
+        delivery = WebhookDelivery.objects.get()
+        assert (delivery.status, delivery.attempt_count) == (DeliveryStatus.PENDING, 0)
+        assert not WebhookAttempt.objects.exists()
         assert receiver.requests == []
         # Long after it was due, nobody has run it: the beat sweeper publishes it again.
         WebhookDelivery.objects.update(enqueued_at=timezone.now() - timedelta(minutes=10))

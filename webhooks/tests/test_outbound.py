@@ -7,10 +7,11 @@ import ipaddress
 import socket
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
+from testsupport.servers import LocalHttpServer
 from webhooks import outbound
 
 
@@ -273,12 +274,9 @@ class _KeepAliveHandler(BaseHTTPRequestHandler):
 @pytest.fixture
 def keep_alive_server():
     _KeepAliveHandler.connections = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _KeepAliveHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
+    local = LocalHttpServer(_KeepAliveHandler)
+    yield local.server
+    local.stop()
 
 
 def test_keep_alive_reuses_one_connection_and_recovers_when_the_receiver_drops_it(keep_alive_server, monkeypatch):

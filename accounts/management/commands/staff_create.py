@@ -1,6 +1,7 @@
 from django_tenants.utils import tenant_context
 
 from accounts.services import staff_create
+from audit.actors import Actor
 from tenants.management.base import OperatorCommand
 
 
@@ -18,7 +19,11 @@ class Command(OperatorCommand):
         tenant = self.handle_tenant(options["slug"])
         with tenant_context(tenant):
             user, password = staff_create(
-                email=options["email"], role=options["role"], password=options["password"], name=options["name"]
+                email=options["email"],
+                role=options["role"],
+                password=options["password"],
+                name=options["name"],
+                actor=Actor.cli(),
             )
         if options["password"] is None:
             self.stderr.write(f"generated password: {password}")

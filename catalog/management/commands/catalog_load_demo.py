@@ -10,6 +10,7 @@ import uuid
 from datetime import UTC, datetime
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import transaction
 
 from catalog.models import Product
@@ -31,7 +32,8 @@ def demo_id(kind: str, key: str) -> uuid.UUID:
 
 
 def logo(slug: str) -> str:
-    return f"https://static.rewards-portal.dev/demo/brands/{slug}.png"
+    # Drawn by this app (catalog/views.py): the brands are fictional, and nothing is fetched from elsewhere.
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/demo/brand-logos/{slug}.svg"
 
 
 # slug, name, description

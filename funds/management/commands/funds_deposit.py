@@ -1,5 +1,6 @@
 from django_tenants.utils import tenant_context
 
+from audit.actors import Actor
 from core.money import format_amount
 from funds.selectors import balance_get
 from funds.services import funds_deposit
@@ -20,7 +21,10 @@ class Command(OperatorCommand):
         tenant = self.handle_tenant(options["slug"], sandbox=options["sandbox"])
         with tenant_context(tenant):
             account = funds_deposit(
-                currency=options["currency"], amount=options["amount"], description=options["description"]
+                currency=options["currency"],
+                amount=options["amount"],
+                description=options["description"],
+                actor=Actor.cli(),
             )
             balance = balance_get(currency=account.currency)
         return format_amount(balance.available, balance.currency)

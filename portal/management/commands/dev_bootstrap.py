@@ -6,6 +6,7 @@ from django_tenants.utils import tenant_context
 
 from accounts.models import User
 from accounts.services import staff_create
+from audit.actors import Actor
 from funds.selectors import balance_get
 from funds.services import funds_deposit
 from programs.models import Program
@@ -27,26 +28,27 @@ class Command(OperatorCommand):
         parser.add_argument("--port", default="8000")
 
     def handle(self, *args, **options) -> None:
+        actor = Actor.cli()
         call_command("catalog_load_demo", stdout=self.stdout)
         live = Tenant.objects.filter(slug=DEMO_SLUG, is_sandbox=False).first()
         if live is None:
-            live = tenant_create(slug=DEMO_SLUG, name="Demo Company", currency="USD")
+            live = tenant_create(slug=DEMO_SLUG, name="Demo Company", currency="USD", actor=actor)
         for tenant, amounts in ((live, {"USD": "10000.00", "EUR": "5000.00"}), (live.sandbox, {"USD": "100000.00"})):
             with tenant_context(tenant):
                 for currency, amount in amounts.items():
                     if balance_get(currency=currency) is None:
-                        funds_deposit(currency=currency, amount=amount, description="Demo funds")
+                        funds_deposit(currency=currency, amount=amount, description="Demo funds", actor=actor)
                 if not Program.objects.filter(slug="spot-awards").exists():
                     program_create(slug="spot-awards", name="Spot awards", sender_name="Demo Company")
                 if not tenant.is_sandbox and not User.objects.filter(email=DEMO_EMAIL).exists():
-                    staff_create(email=DEMO_EMAIL, role="admin", password=DEMO_PASSWORD, name="Demo Admin")
+                    staff_create(email=DEMO_EMAIL, role="admin", password=DEMO_PASSWORD, name="Demo Admin", actor=actor)
         # Keys are stored as hashes only, so the ones printed last time cannot be shown again: issue fresh ones
         # and revoke the earlier `make dev` keys, so restarts never pile up live credentials.
         earlier = list(ApiKey.objects.filter(tenant__in=[live, live.sandbox], name=DEV_KEY_NAME, revoked_at=None))
-        _, live_key = api_key_create(tenant=live, name=DEV_KEY_NAME)
-        _, test_key = api_key_create(tenant=live.sandbox, name=DEV_KEY_NAME)
+        _, live_key = api_key_create(tenant=live, name=DEV_KEY_NAME, actor=actor)
+        _, test_key = api_key_create(tenant=live.sandbox, name=DEV_KEY_NAME, actor=actor)
         for key in earlier:
-            api_key_revoke(key=key)
+            api_key_revoke(key=key, actor=actor)
         port = options["port"]
         lines = [
             "",

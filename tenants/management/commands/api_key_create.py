@@ -2,6 +2,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from audit.actors import Actor
 from tenants.management.base import OperatorCommand
 from tenants.services import api_key_create
 
@@ -26,5 +27,6 @@ class Command(OperatorCommand):
             scopes=options["scopes"].split(","),
             allowed_cidrs=options["allow_cidr"],
             expires_at=timezone.now() + timedelta(days=days) if days else None,
+            actor=Actor.cli(),
         )
         return raw_key

@@ -4,6 +4,7 @@ from datetime import timedelta
 
 from django.utils import timezone
 
+from audit.actors import Actor
 from tenants.management.base import OperatorCommand
 from tenants.services import partner_key_create
 
@@ -30,5 +31,6 @@ class Command(OperatorCommand):
             name=options["name"],
             allowed_cidrs=options["allow_cidr"],
             expires_at=timezone.now() + timedelta(days=days) if days else None,
+            actor=Actor.cli(),
         )
         return raw_key

@@ -1,3 +1,4 @@
+from audit.actors import Actor
 from tenants.management.base import OperatorCommand
 from tenants.services import tenant_create
 
@@ -11,5 +12,7 @@ class Command(OperatorCommand):
         parser.add_argument("--currency", default="USD")
 
     def handle(self, *args, **options) -> str:
-        tenant = tenant_create(slug=options["slug"], name=options["name"], currency=options["currency"])
+        tenant = tenant_create(
+            slug=options["slug"], name=options["name"], currency=options["currency"], actor=Actor.cli()
+        )
         return tenant.slug

@@ -6,7 +6,7 @@ import csv
 import io
 from collections.abc import Iterable
 
-from .csvfile import ALL_COLUMNS
+from batches.csvfile import ALL_COLUMNS
 
 
 def csv_bytes(rows: Iterable[dict[str, str]], *, columns: list[str] | None = None, bom: bool = False) -> bytes:

@@ -1,4 +1,4 @@
-"""Audit rows for API writes, recorded by the one base API class (api.views.TenantAPIMixin)."""
+"""The generic audit row of an API write, recorded by the one base API class (api.views.TenantAPIMixin)."""
 
 from __future__ import annotations
 
@@ -6,23 +6,30 @@ import logging
 
 from rest_framework.permissions import SAFE_METHODS
 
+from audit.actors import Actor
+from audit.services import audit_record
 from tenants.middleware import client_ip
-
-from .services import audit_record
 
 logger = logging.getLogger(__name__)
 
 
-def api_write_audit(*, request, response) -> None:
+def api_actor(request) -> Actor:
+    """The request's API key as an audit actor (`api-key:<key_id>`, with the client's address)."""
+    return Actor.api_key(request.api_key.key_id, ip=client_ip(request))
+
+
+def api_write_audit(*, request, response, rows_before: int | None, rows_after: int) -> None:
     """Record a non-safe request answered 2xx: actor `api-key:<key_id>`, action `<METHOD> /<route>`.
 
+    Skipped when the view's service recorded its own row (`rows_after > rows_before`: a webhook endpoint
+    created, a secret rotated), which says more than the route; the generic row covers every other write.
     Only the response's `id` is kept, never its body (a reveal answers with a code). Idempotent replays are
     not new writes and are skipped. A failure here is logged, not raised: the write itself has committed.
     """
     key = getattr(request, "api_key", None)
     if request.method in SAFE_METHODS or key is None or not 200 <= response.status_code < 300:
         return
-    if response.get("Idempotent-Replayed") == "true":
+    if response.get("Idempotent-Replayed") == "true" or (rows_before is not None and rows_after > rows_before):
         return
     match = getattr(request, "resolver_match", None)
     route = f"/{match.route}" if match is not None else request.path
@@ -34,12 +41,11 @@ def api_write_audit(*, request, response) -> None:
     segments = [s for s in route.split("/") if s and s not in ("api", "v1") and not s.startswith("<")]
     try:
         audit_record(
-            actor=f"api-key:{key.key_id}",
+            actor=api_actor(request._request),
             action=f"{request.method} {route}",
             object_type=segments[0] if segments else "",
             object_id=object_id or "",
             data={"status": response.status_code},
-            ip=client_ip(request._request),
         )
     except Exception:
         logger.exception("audit record failed", extra={"event": "audit.failed", "route": route})

@@ -1,0 +1,286 @@
+"""The recipient claim page (`/r/<token>`): what it shows for a reward found by its claim token, and what opening
+it, revealing the code, choosing a product (choice rewards) or confirming the shipping address records.
+
+How a token finds its tenant, the dead-link rule and the rate limits: fulfillment.claim_links. The views:
+fulfillment.views_claim.
+
+The reveal rule: the first reveal binds the link to that browser
+  - Opening the page (GET) shows the gift, never the code, and marks a delivered reward `opened`. Mail
+    scanners that prefetch links can neither read nor burn a code: revealing is a POST with a CSRF token.
+  - Revealing (POST) marks the reward `redeemed` (once), audits a CodeReveal(actor="recipient") through
+    fulfillment.services.reward_reveal, and sets a signed, HttpOnly cookie, scoped to this link's path,
+    that binds the link to this browser.
+  - From then on the same browser sees the code on the same link until the link expires, and every showing
+    is audited again. Any other browser gets the "not valid" page: for everyone else the link is used.
+  Why not Tremendous's rule (anyone with the link sees the code until expiry)? Links travel through
+  forwarded mail, shared inboxes, SMS previews and browser histories, and live for a year
+  (CLAIM_LINK_TTL_DAYS); once the recipient has the code, a leaked link would hand the card to whoever
+  finds it. Binding costs the recipient little — the code is shown, copyable and barcoded on the device
+  they chose, and the sender can still retrieve it through the audited API reveal and pass it on.
+  For a choice reward, choosing is the reveal: the code issued for the chosen product is shown at once
+  (fulfillment.choice).
+
+Physical gifts
+  Orders never send a physical product as a link, so a physical reward has a claim link only if
+  claim_link_issue gave it one. While its Shipment is still `pending`, the page shows the address and lets
+  the recipient correct it (same country: the shipping method was priced for it).
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from django.db import transaction
+from django.utils import timezone
+
+from catalog.models import Product
+from core.errors import ApplicationError
+from core.money import format_amount
+from orders.addresses import address_errors, address_normalize
+from orders.claim_tokens import claim_token_hash
+from orders.lifecycle import reward_transition
+from orders.models import Reward, RewardEvent, RewardStatus
+from orders.selectors import rewards_for_update
+
+from .barcodes import barcode_svg
+from .choice import choice_options, reward_choose, reward_is_choice
+from .claim_links import CLAIMABLE, DEAD, ClaimNotFound
+from .models import Shipment, ShipmentEvent, ShipmentStatus
+from .services import reward_reveal
+from .shipments import shipment_lock
+
+logger = logging.getLogger(__name__)
+
+RECIPIENT_ACTOR = "recipient"
+PREPARING = {RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.PROCESSING}
+ADDRESS_FIELDS = ("name", "line1", "line2", "city", "state", "postal_code", "country")
+_COLOR_RE = re.compile(r"#[0-9A-Fa-f]{3,8}")
+
+
+@dataclass(frozen=True)
+class ClaimOption:
+    id: str
+    brand: str
+    name: str
+    logo_url: str
+    description: str
+
+
+@dataclass
+class ClaimPage:
+    """What the claim page shows. `state` is one of: preparing, ready, choose, revealed, address, shipping."""
+
+    state: str
+    brand: str
+    product_name: str
+    logo_url: str
+    description: str
+    terms: str
+    redemption_instructions: str
+    amount: str
+    currency: str
+    recipient_name: str
+    sender_name: str
+    message: str
+    primary_color: str
+    expires_at: datetime | None
+    # The browser binding to store after a reveal (the view signs it into a cookie).
+    binding: str = field(default="", repr=False)
+    code: str | None = field(default=None, repr=False)  # never in a repr, a log line or a traceback
+    pin: str | None = field(default=None, repr=False)
+    barcode_svg: str = field(default="", repr=False)
+    options: list[ClaimOption] = field(default_factory=list)
+    chosen_product_id: str = ""  # a choice recorded whose code is not issued yet (the retry button)
+    address: dict[str, str] = field(default_factory=dict)
+    address_saved: bool = False
+    shipment_status: str = ""
+    carrier: str = ""
+    tracking_number: str = ""
+    error: str = ""
+    field_errors: dict[str, list[str]] = field(default_factory=dict)
+
+
+# --- reading a reward by its token ------------------------------------------------------------------
+
+
+def _reward_for_token(*, token: str, lock: bool) -> Reward:
+    rewards = rewards_for_update() if lock else Reward.objects.select_related("order", "hold")
+    reward = rewards.select_related("order__program").filter(claim_token_hash=claim_token_hash(token)).first()
+    if reward is None or reward.claim_expires_at is None or reward.claim_expires_at <= timezone.now():
+        raise ClaimNotFound
+    if reward.status in DEAD:
+        raise ClaimNotFound
+    return reward
+
+
+def _is_bound(reward: Reward, binding: str | None) -> bool:
+    return bool(binding) and hmac.compare_digest(binding, reward.claim_token_hash)
+
+
+# --- the page -----------------------------------------------------------------------------------------
+
+
+def _base_page(reward: Reward, state: str) -> ClaimPage:
+    product = Product.objects.select_related("brand").filter(pk=reward.product_id).first()
+    brand = product.brand if product else None
+    snapshot = reward.product_snapshot
+    program = reward.order.program
+    branding = dict(program.branding or {}) if program else {}
+    color = str(branding.get("primary_color") or "")
+    return ClaimPage(
+        state=state,
+        brand=snapshot.get("brand") or (brand.name if brand else ""),
+        product_name=snapshot.get("name", ""),
+        logo_url=brand.logo_url if brand else "",
+        description=(product.description or brand.description) if product and brand else "",
+        terms=brand.terms if brand else "",
+        redemption_instructions=brand.redemption_instructions if brand else "",
+        amount=format_amount(reward.amount, reward.currency),
+        currency=reward.currency,
+        recipient_name=reward.recipient_name,
+        sender_name=reward.sender_name or (program.sender_name if program else ""),
+        message=reward.message,
+        primary_color=color if _COLOR_RE.fullmatch(color) else "#4f46e5",
+        expires_at=reward.claim_expires_at,
+    )
+
+
+def _page(reward: Reward) -> ClaimPage:
+    """The page for a claimable reward, without its code (the reveal adds it)."""
+    shipment = Shipment.objects.filter(reward=reward).first()
+    if shipment is not None:
+        page = _base_page(reward, "address" if shipment.status == ShipmentStatus.PENDING else "shipping")
+        page.address = {key: str(shipment.address.get(key) or "") for key in ADDRESS_FIELDS}
+        page.shipment_status = shipment.status
+        page.carrier = shipment.carrier
+        page.tracking_number = shipment.tracking_number
+        return page
+    if reward.status in PREPARING:
+        return _base_page(reward, "preparing")
+    if reward_is_choice(reward) and not reward.code_encrypted:
+        page = _base_page(reward, "choose")
+        if "chosen_from" in reward.product_snapshot:
+            page.chosen_product_id = str(reward.product_id)
+        else:
+            page.options = [
+                ClaimOption(
+                    id=str(option.id),
+                    brand=option.brand.name,
+                    name=option.name,
+                    logo_url=option.brand.logo_url,
+                    description=option.description or option.brand.description,
+                )
+                for option in choice_options(reward)
+            ]
+        return page
+    return _base_page(reward, "ready" if reward.code_encrypted else "preparing")
+
+
+def _reveal_into(page: ClaimPage, reward: Reward) -> ClaimPage:
+    """Mark the reward redeemed (once), audit the showing, and put the code on the page."""
+    if reward.status == RewardStatus.DELIVERY_FAILED:  # the recipient has the link: it did arrive
+        reward_transition(reward=reward, to=RewardStatus.DELIVERED, note="recipient opened the claim link")
+    if reward.status != RewardStatus.REDEEMED:
+        reward_transition(reward=reward, to=RewardStatus.REDEEMED, note="code revealed on the claim page")
+    secret = reward_reveal(reward_id=reward.id, actor=RECIPIENT_ACTOR)
+    product = Product.objects.filter(pk=reward.product_id).only("barcode_format").first()
+    page.state = "revealed"
+    page.code = secret["code"]
+    page.pin = secret["pin"]
+    page.barcode_svg = barcode_svg(page.code or "", product.barcode_format if product else "")
+    page.binding = reward.claim_token_hash
+    return page
+
+
+# --- what the views call ----------------------------------------------------------------------------
+
+
+def claim_open(*, token: str, binding: str | None) -> ClaimPage:
+    """GET /r/<token>: the page. A delivered reward becomes `opened`; the bound browser sees its code again."""
+    with transaction.atomic():
+        reward = _reward_for_token(token=token, lock=True)
+        bound = _is_bound(reward, binding)
+        if reward.status == RewardStatus.REDEEMED:
+            if not bound:
+                raise ClaimNotFound  # used: revealed in another browser
+            return _reveal_into(_base_page(reward, "revealed"), reward)
+        if reward.status == RewardStatus.DELIVERY_FAILED:
+            reward_transition(reward=reward, to=RewardStatus.DELIVERED, note="recipient opened the claim link")
+        if reward.status == RewardStatus.DELIVERED:
+            reward_transition(reward=reward, to=RewardStatus.OPENED, note="claim page opened")
+            logger.info("claim page opened", extra={"event": "claim.opened", "reward_id": str(reward.id)})
+        return _page(reward)
+
+
+def claim_reveal(*, token: str, binding: str | None) -> ClaimPage:
+    """POST /r/<token>/reveal: show the code, mark the reward redeemed, audit, bind the link to this browser."""
+    with transaction.atomic():
+        reward = _reward_for_token(token=token, lock=True)
+        if reward.status == RewardStatus.REDEEMED and not _is_bound(reward, binding):
+            raise ClaimNotFound
+        if reward.status not in CLAIMABLE | {RewardStatus.REDEEMED} or not reward.code_encrypted:
+            return _page(reward)  # nothing to reveal yet: still being prepared, a choice to make, or physical
+        page = _reveal_into(_base_page(reward, "revealed"), reward)
+    logger.info("claim code revealed", extra={"event": "claim.revealed", "reward_id": str(reward.id)})
+    return page
+
+
+def claim_choose(*, token: str, product_id: str, binding: str | None) -> ClaimPage:
+    """POST /r/<token>/choose: the recipient's pick for a choice reward; shows the issued code at once."""
+    with transaction.atomic():
+        reward = _reward_for_token(token=token, lock=False)
+        if reward.status == RewardStatus.REDEEMED:
+            return claim_reveal(token=token, binding=binding)  # chosen already: the bound browser sees its code
+        if not reward_is_choice(reward) or reward.status not in CLAIMABLE:
+            return _page(reward)
+    try:
+        reward_choose(reward_id=reward.id, product_id=product_id)
+    except ApplicationError as exc:
+        with transaction.atomic():
+            page = _page(_reward_for_token(token=token, lock=True))
+        page.error = exc.detail
+        return page
+    return claim_reveal(token=token, binding=binding)
+
+
+def claim_address_confirm(*, token: str, address: dict[str, Any]) -> ClaimPage:
+    """POST /r/<token>/address: the recipient corrects the shipping address of a gift not yet handed off."""
+    with transaction.atomic():
+        reward = _reward_for_token(token=token, lock=True)
+        shipment = shipment_lock(reward_id=reward.pk)
+        if shipment is None or shipment.status != ShipmentStatus.PENDING:
+            page = _page(reward)
+            if shipment is not None:
+                page.error = "This gift has already been handed to the carrier; the address can no longer change."
+            return page
+        submitted = {key: str(address.get(key) or "").strip() for key in ADDRESS_FIELDS}
+        errors = address_errors(submitted)
+        country = str(shipment.address.get("country") or "").upper()
+        if submitted["country"].upper() != country:
+            errors.setdefault("country", []).append(
+                f"This gift ships to {country}; ask the sender if it should go to another country."
+            )
+        if errors:
+            page = _page(reward)
+            page.address = submitted
+            page.field_errors = errors
+            page.error = "Please check the highlighted fields."
+            return page
+        shipment.address = address_normalize(submitted)
+        shipment.updated_at = timezone.now()
+        shipment.save(update_fields=["address", "updated_at"])
+        ShipmentEvent.objects.create(
+            shipment=shipment, status=shipment.status, description="Address confirmed by the recipient"
+        )
+        RewardEvent.objects.create(
+            reward=reward, from_status=reward.status, to_status=reward.status, note="recipient confirmed the address"
+        )
+        page = _page(reward)
+        page.address_saved = True
+    logger.info("claim address confirmed", extra={"event": "claim.address_confirmed", "reward_id": str(reward.id)})
+    return page

@@ -1,0 +1,34 @@
+"""Idempotency-Key outcomes are forgotten after IDEMPOTENCY_KEY_TTL_HOURS by the hourly beat task."""
+
+from datetime import timedelta
+
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from orders.models import IdempotencyRecord
+from orders.tasks import idempotency_purge_task
+from testsupport.orders import digital_order
+
+
+def test_old_outcomes_are_purged_in_every_schema_and_fresh_ones_kept(api_a, api_b, funded_a, tenant_b, shop):
+    from funds.services import funds_deposit
+
+    with tenant_context(tenant_b):
+        funds_deposit(currency="USD", amount="100.00")
+    old = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd), HTTP_IDEMPOTENCY_KEY="old-key")
+    fresh = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd), HTTP_IDEMPOTENCY_KEY="fresh-key")
+    other = api_b.post("/api/v1/orders", digital_order(shop.coffee_usd), HTTP_IDEMPOTENCY_KEY="old-key")
+    assert old.status_code == fresh.status_code == other.status_code == 201
+    long_ago = timezone.now() - timedelta(hours=49)
+    for tenant in (funded_a, tenant_b):
+        with tenant_context(tenant):
+            IdempotencyRecord.objects.filter(key="old-key").update(created_at=long_ago)
+
+    assert idempotency_purge_task() == 2
+
+    with tenant_context(funded_a):
+        assert list(IdempotencyRecord.objects.values_list("key", flat=True)) == ["fresh-key"]
+    with tenant_context(tenant_b):
+        assert not IdempotencyRecord.objects.exists()
+    replay = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd), HTTP_IDEMPOTENCY_KEY="fresh-key")
+    assert replay["Idempotent-Replayed"] == "true"
