@@ -1,5 +1,9 @@
 """People who sign in: operators in the public schema, a tenant's staff in its schema (same table shape)."""
 
+from __future__ import annotations
+
+from typing import Any, cast
+
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
@@ -15,13 +19,14 @@ class Role(models.TextChoices):
 class UserManager(BaseUserManager):
     use_in_migrations = True
 
-    def create_user(self, email: str, password: str | None = None, **fields):
-        user = self.model(email=self.normalize_email(email).lower(), **fields)
+    def create_user(self, email: str, password: str | None = None, **fields: Any) -> User:
+        # This is User's manager; BaseUserManager is generic over the model only in django-stubs, not at runtime.
+        user = cast("User", self.model(email=self.normalize_email(email).lower(), **fields))
         user.set_password(password)
         user.save(using=self._db)
         return user
 
-    def create_superuser(self, email: str, password: str | None = None, **fields):
+    def create_superuser(self, email: str, password: str | None = None, **fields: Any) -> User:
         fields.update(is_staff=True, is_superuser=True, role=Role.ADMIN)
         return self.create_user(email, password, **fields)
 

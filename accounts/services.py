@@ -15,7 +15,7 @@ import pyotp
 from django.core.exceptions import ValidationError
 from django.core.mail import send_mail
 from django.core.validators import validate_email
-from django.db import connection, transaction
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
 
@@ -23,6 +23,7 @@ from audit.actors import Actor
 from audit.services import audit_action
 from core import crypto
 from core.errors import ApplicationError
+from tenants.selectors import tenant_current
 
 from .models import Role, User
 
@@ -93,7 +94,7 @@ def staff_invite(
             data={"email": user.email, "role": role},
         )  # fmt: skip
         link = set_password_url(user)
-        tenant_name = connection.tenant.name
+        tenant_name = tenant_current().name
         transaction.on_commit(
             lambda: _send_invitation(user=user, inviter=acting_user, link=link, tenant_name=tenant_name)
         )

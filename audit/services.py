@@ -39,7 +39,8 @@ def audit_record(
 ) -> AuditEvent:
     """Append one event to the audit log of the schema the connection is on (an Actor brings its own ip)."""
     if isinstance(actor, Actor):
-        actor, ip = actor.label, ip or actor.ip
+        ip = ip or actor.ip
+        actor = actor.label
     event = AuditEvent.objects.create(
         actor=actor[:200],
         action=action[:120],

@@ -12,6 +12,7 @@ balance equals the sum of its entries (checked by `funds.selectors.ledger_invari
 from __future__ import annotations
 
 import uuid
+from decimal import Decimal
 
 from django.db import models
 from django.db.models import Q
@@ -66,6 +67,9 @@ class LedgerTransaction(models.Model):
     description = models.CharField(max_length=300, blank=True)
     reference = models.CharField(max_length=100, blank=True, db_index=True)  # e.g. "reward:<uuid>"
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+    # Not a column: set by funds.services on the transaction it posts, (balance, low_balance_threshold) of the
+    # cash account as that posting left them.
+    cash_after: tuple[Decimal, Decimal | None]
 
     class Meta:
         ordering = ["-created_at", "-id"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -62,7 +63,7 @@ def low_balance_recipients() -> list[str]:
     return list(LowBalanceAlertRecipient.objects.values_list("email", flat=True))
 
 
-def transaction_get(*, transaction_id: object) -> LedgerTransaction:
+def transaction_get(*, transaction_id: uuid.UUID | str) -> LedgerTransaction:
     txn = LedgerTransaction.objects.filter(pk=transaction_id).first()
     if txn is None:
         raise NotFoundError("No such transaction.")

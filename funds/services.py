@@ -13,6 +13,7 @@ import logging
 import uuid
 from collections.abc import Sequence
 from decimal import Decimal
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, models, transaction
 from django.utils import timezone
@@ -22,6 +23,7 @@ from audit.services import audit_action
 from core.bulk import insert_together
 from core.errors import ApplicationError
 from core.money import format_amount, parse_amount, parse_currency
+from tenants.selectors import tenant_current
 
 from .models import (
     ACCOUNT_LOCK_ORDER,
@@ -35,6 +37,9 @@ from .models import (
     LowBalanceAlertRecipient,
     TransactionKind,
 )
+
+if TYPE_CHECKING:
+    from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -91,7 +96,7 @@ def _post(
     account_ids: list[int | None] = []
     with connection.cursor() as cursor:
         for index, (account_kind, delta) in enumerate(postings):
-            params: list = [delta, currency, account_kind, delta]
+            params: list[Any] = [delta, currency, account_kind, delta]
             if index == len(postings) - 1:
                 # Every leg's entry, in lock order (ids ascending as before); the last leg's account is the row
                 # this UPDATE returns, and no row (refused) writes no entry.
@@ -382,7 +387,7 @@ def deposit_request_create(
     reference = reference.strip()
     if not reference:
         raise ApplicationError("A reference is required.", code="validation_error", errors={"reference": ["Required."]})
-    tenant = connection.tenant
+    tenant = tenant_current()
     with transaction.atomic():
         deposit = DepositRequest.objects.create(
             currency=currency, amount=value, reference=reference[:100], requested_by=requested_by[:254]
@@ -396,7 +401,7 @@ def deposit_request_create(
     return deposit
 
 
-def _email_operators_about(deposit: DepositRequest, *, tenant) -> None:
+def _email_operators_about(deposit: DepositRequest, *, tenant: Tenant) -> None:
     from django.conf import settings
     from django.core.mail import send_mail
     from django_tenants.utils import get_public_schema_name, schema_context
@@ -462,7 +467,7 @@ def low_balance_recipients_set(*, emails: list[str], actor: Actor | None = None)
     return cleaned
 
 
-def _deposit_request_resolve(*, request_id: object, to: str, actor: Actor) -> DepositRequest:
+def _deposit_request_resolve(*, request_id: uuid.UUID | str, to: str, actor: Actor) -> DepositRequest:
     from core.errors import NotFoundError
 
     from .models import DepositRequestStatus
@@ -496,13 +501,13 @@ def _deposit_request_resolve(*, request_id: object, to: str, actor: Actor) -> De
     return deposit
 
 
-def deposit_request_approve(*, request_id: object, actor: Actor) -> DepositRequest:
+def deposit_request_approve(*, request_id: uuid.UUID | str, actor: Actor) -> DepositRequest:
     """Operator: the money arrived. Credit the ledger once (in the current tenant schema) and mark it credited.
 
     One audit row, `funds.deposit_request_approved` (the posting records no `funds.deposit` of its own)."""
     return _deposit_request_resolve(request_id=request_id, to="credited", actor=actor)
 
 
-def deposit_request_reject(*, request_id: object, actor: Actor) -> DepositRequest:
+def deposit_request_reject(*, request_id: uuid.UUID | str, actor: Actor) -> DepositRequest:
     """Operator: no such money arrived. Nothing is credited; audited as `funds.deposit_request_rejected`."""
     return _deposit_request_resolve(request_id=request_id, to="rejected", actor=actor)

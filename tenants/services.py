@@ -14,17 +14,19 @@ import logging
 import re
 import secrets
 from datetime import datetime, timedelta
+from typing import Any
 
 from django.conf import settings
 from django.core import signing
 from django.core.management import call_command
-from django.db import connection, transaction
+from django.db import transaction
 from django.db.migrations.loader import MigrationLoader
 from django.utils import timezone
 from django_tenants.utils import get_tenant_base_schema, schema_context, schema_exists
 
 from audit.actors import Actor
 from audit.services import audit_action
+from core.db import connection
 from core.errors import ApplicationError
 
 from .models import PARTNER_SCOPE, ApiKey, ApiScope, Domain, Tenant, TenantStatus
@@ -413,13 +415,13 @@ def api_key_authenticate(*, raw_key: str, client_ip: str | None) -> ApiKey:
 
 def access_token_issue(
     *, client_id: str, client_secret: str, client_ip: str | None, scopes: list[str] | None = None
-) -> dict:
+) -> dict[str, Any]:
     """OAuth2 client credentials: the full key is the secret, its key_id the client id. `scopes` narrows the
     token to some of the key's scopes (OAuth `scope`); asking for one the key lacks is `invalid_scope`."""
     key = api_key_authenticate(raw_key=client_secret, client_ip=client_ip)
     if not hmac.compare_digest(key.key_id, client_id or ""):
         raise CredentialError("client_id does not match client_secret.")
-    payload: dict = {"k": key.key_id}
+    payload: dict[str, Any] = {"k": key.key_id}  # signed into the token
     granted = list(key.scopes)
     if scopes is not None:
         missing = sorted(set(scopes) - set(key.scopes))
@@ -443,7 +445,7 @@ def access_token_authenticate(*, token: str, client_ip: str | None) -> ApiKey:
         payload = signing.loads(
             token.removeprefix(TOKEN_PREFIX),
             salt=TOKEN_SALT,
-            max_age=settings.ACCESS_TOKEN_TTL.total_seconds(),
+            max_age=settings.ACCESS_TOKEN_TTL,
         )
     except signing.SignatureExpired:
         raise CredentialError("The access token has expired; request a new one.", code="token_expired") from None
@@ -466,11 +468,12 @@ def credential_authenticate(*, credential: str, client_ip: str | None) -> ApiKey
 
 
 def tenant_for_schema(schema_name: str) -> Tenant:
-    return Tenant.objects.select_related("live").get(schema_name=schema_name)
+    tenant: Tenant = Tenant.objects.select_related("live").get(schema_name=schema_name)
+    return tenant
 
 
 def tenant_get(*, slug: str, sandbox: bool = False) -> Tenant:
-    tenant = Tenant.objects.filter(slug=slug, is_sandbox=sandbox).first()
+    tenant: Tenant | None = Tenant.objects.filter(slug=slug, is_sandbox=sandbox).first()
     if tenant is None:
         raise ApplicationError(f"No tenant with slug '{slug}'.", code="not_found", status=404)
     return tenant

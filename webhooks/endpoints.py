@@ -13,6 +13,7 @@ import logging
 from collections.abc import Iterable
 from datetime import datetime, timedelta
 from functools import partial
+from typing import TYPE_CHECKING
 
 from django.conf import settings
 from django.core.mail import send_mail
@@ -30,6 +31,9 @@ from . import outbound
 from .events import event_record
 from .models import ALL_EVENTS, EVENT_TYPES, DeliveryStatus, WebhookDelivery, WebhookEndpoint, WebhookSecret
 from .signing import secret_generate
+
+if TYPE_CHECKING:
+    from core.db import SchemaTenant
 
 logger = logging.getLogger(__name__)
 
@@ -213,9 +217,10 @@ def endpoint_auto_disable(*, endpoint_id: str, reason: str, only_if_failing_befo
     return True
 
 
-def _notify_admins_endpoint_disabled(tenant, endpoint_id: str, reason: str) -> None:
+def _notify_admins_endpoint_disabled(tenant: SchemaTenant | None, endpoint_id: str, reason: str) -> None:
     """Email the tenant's admins (a sandbox twin's are those of its live tenant)."""
     from accounts.models import Role, User
+    from tenants.models import Tenant
 
     if tenant is None or not getattr(tenant, "schema_name", None):
         return
@@ -224,7 +229,9 @@ def _notify_admins_endpoint_disabled(tenant, endpoint_id: str, reason: str) -> N
     if endpoint is None:
         return
     people_schema = (
-        tenant.live.schema_name if getattr(tenant, "is_sandbox", False) and tenant.live else tenant.schema_name
+        tenant.live.schema_name
+        if isinstance(tenant, Tenant) and tenant.is_sandbox and tenant.live
+        else tenant.schema_name
     )
     with schema_context(people_schema):
         recipients = list(User.objects.filter(role=Role.ADMIN, is_active=True).values_list("email", flat=True))

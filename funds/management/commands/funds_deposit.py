@@ -27,4 +27,5 @@ class Command(OperatorCommand):
                 actor=Actor.cli(),
             )
             balance = balance_get(currency=account.currency)
+        assert balance is not None  # the deposit just credited this currency
         return format_amount(balance.available, balance.currency)
