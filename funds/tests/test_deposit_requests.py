@@ -12,8 +12,8 @@ from django_tenants.utils import get_public_schema_name, schema_context
 from accounts.models import User
 from audit.actors import Actor
 from core.errors import ApplicationError, NotFoundError
+from funds.deposit_requests import deposit_request_approve, deposit_request_create, deposit_request_reject
 from funds.selectors import deposit_request_list, ledger_invariant_violations, transaction_list
-from funds.services import deposit_request_approve, deposit_request_create, deposit_request_reject
 from testsupport.funds import balances
 
 pytestmark = pytest.mark.usefixtures("in_tenant_a")

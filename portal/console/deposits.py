@@ -67,7 +67,7 @@ def _deposit_confirm_page(request, tenant, deposit, form: DepositApproveForm, st
 def deposit_resolve_view(request, schema: str, request_id, action: str):
     """Approve & credit asks first (GET: a page naming tenant, amount and currency; POST: only with the box
     ticked); reject moves no money and needs no confirmation."""
-    from funds.services import deposit_request_approve, deposit_request_reject
+    from funds.deposit_requests import deposit_request_approve, deposit_request_reject
 
     tenant = tenant_schemas().filter(schema_name=schema).first()
     if tenant is None or action not in ("approve", "reject"):

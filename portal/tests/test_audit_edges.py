@@ -7,9 +7,9 @@ from django.test import Client
 from django_tenants.utils import schema_context, tenant_context
 
 from audit.models import AuditEvent
+from funds.deposit_requests import deposit_request_create
 from funds.models import DepositRequest
 from funds.selectors import ledger_invariant_violations
-from funds.services import deposit_request_create
 from tenants.models import ApiKey
 from testsupport.portal import PASSWORD
 

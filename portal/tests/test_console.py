@@ -97,9 +97,9 @@ def test_suspend_makes_the_api_key_get_403_then_reactivate(tenant_a, operator_cl
 
 def test_deposit_request_approved_credits_exactly_once(tenant_a, operator_client):
     from audit.models import AuditEvent
+    from funds.deposit_requests import deposit_request_create
     from funds.models import DepositRequestStatus
     from funds.selectors import balance_get, ledger_invariant_violations
-    from funds.services import deposit_request_create
 
     with tenant_context(tenant_a):
         before = balance_get(currency="USD")
@@ -122,9 +122,9 @@ def test_deposit_request_approved_credits_exactly_once(tenant_a, operator_client
 
 
 def test_approve_and_credit_asks_for_confirmation_naming_tenant_amount_and_currency(tenant_a, operator_client):
+    from funds.deposit_requests import deposit_request_create
     from funds.models import DepositRequestStatus
     from funds.selectors import balance_get, ledger_invariant_violations
-    from funds.services import deposit_request_create
 
     with tenant_context(tenant_a):
         before = balance_get(currency="USD")
@@ -152,8 +152,8 @@ def test_approve_and_credit_asks_for_confirmation_naming_tenant_amount_and_curre
 
 
 def test_deposit_request_reject_credits_nothing(tenant_a, operator_client):
+    from funds.deposit_requests import deposit_request_create
     from funds.selectors import balance_get
-    from funds.services import deposit_request_create
 
     with tenant_context(tenant_a):
         before = balance_get(currency="USD")

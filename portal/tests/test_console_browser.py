@@ -10,8 +10,8 @@ def test_browser_operator_console(static_from_app_dirs, live_http, committed_ten
     from django_tenants.utils import tenant_context
 
     from accounts.models import User
+    from funds.deposit_requests import deposit_request_create
     from funds.selectors import balance_get, ledger_invariant_violations
-    from funds.services import deposit_request_create
 
     if not User.objects.filter(email="browser-op@operator.test").exists():
         User.objects.create_user("browser-op@operator.test", PASSWORD, is_staff=True)

@@ -18,9 +18,10 @@ from django.views import View
 from core.csv_export import csv_response
 from core.errors import ApplicationError
 from core.money import format_amount
+from funds.deposit_requests import deposit_request_create
 from funds.models import LedgerTransaction, TransactionKind
 from funds.selectors import balance_list, deposit_request_list, low_balance_recipients, transaction_list
-from funds.services import deposit_request_create, funds_set_low_balance_threshold, low_balance_recipients_set
+from funds.services import funds_set_low_balance_threshold, low_balance_recipients_set
 
 from ..mixins import PortalMixin, PortalView
 from ..permissions import Perm
