@@ -22,7 +22,7 @@ def barcode_svg(code: str, barcode_format: str) -> str:
             svg = barcode.get("code128", code, writer=SVGWriter()).render(
                 {"module_height": 14.0, "write_text": False, "quiet_zone": 4.0}
             )
-            text = svg.decode()
+            text: str = svg.decode()  # python-barcode is untyped: render() gives the SVG as bytes
             return text[text.index("<svg") :]
     except Exception:  # a code the symbology cannot encode: the page shows the text alone
         logger.warning("barcode not drawn", extra={"event": "claim.barcode_failed", "format": barcode_format})

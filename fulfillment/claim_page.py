@@ -119,7 +119,9 @@ def _reward_for_token(*, token: str, lock: bool) -> Reward:
 
 
 def _is_bound(reward: Reward, binding: str | None) -> bool:
-    return bool(binding) and hmac.compare_digest(binding, reward.claim_token_hash)
+    if not binding:
+        return False
+    return hmac.compare_digest(binding, reward.claim_token_hash)
 
 
 # --- the page -----------------------------------------------------------------------------------------

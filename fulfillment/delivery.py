@@ -6,6 +6,7 @@ import logging
 import smtplib
 import unicodedata
 from email.utils import formataddr
+from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
@@ -38,7 +39,7 @@ def message_carries_code(reward: Reward) -> bool:
     return bool(reward.code_encrypted) and reward.order.type != OrderType.LINK and not reward.claim_token_encrypted
 
 
-def reward_email_context(reward: Reward, *, preview: bool = False) -> dict:
+def reward_email_context(reward: Reward, *, preview: bool = False) -> dict[str, Any]:
     link = claim_url(reward)
     shows_code = message_carries_code(reward)
     return {
@@ -80,13 +81,13 @@ def reward_email_from(reward: Reward) -> str:
     Team"), so the name of the tenant that sent it, set by the operator, is always shown with it. Encoded by
     formataddr (RFC 2047 for non-ASCII).
     """
-    from django.db import connection
+    from core.db import connection
 
     program = reward.order.program
     sender = _display_part(reward.sender_name or (program.sender_name if program else ""))
     tenant = _display_part(getattr(getattr(connection, "tenant", None), "name", ""))
     if not tenant:
-        return settings.DEFAULT_FROM_EMAIL  # no name rather than an unattributed one
+        return str(settings.DEFAULT_FROM_EMAIL)  # no name rather than an unattributed one
     name = tenant if not sender or sender.casefold() == tenant.casefold() else f"{sender} via {tenant}"
     return formataddr((name, settings.DEFAULT_FROM_EMAIL))
 
@@ -106,10 +107,11 @@ def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
     message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[to], headers=headers)
     message.attach_alternative(html, "text/html")
     # Read by django-anymail backends: bounce webhooks come back with these (fulfillment/bounces.py).
-    from django.db import connection
+    from core.db import connection
 
-    message.metadata = {"reward_id": str(reward.id), "schema": connection.schema_name}
-    message.tags = ["reward"]
+    # Attributes of anymail's message mixin, which Django's class does not declare.
+    message.metadata = {"reward_id": str(reward.id), "schema": connection.schema_name}  # type: ignore[attr-defined]
+    message.tags = ["reward"]  # type: ignore[attr-defined]
     try:
         message.send(fail_silently=False)
     except smtplib.SMTPRecipientsRefused as exc:

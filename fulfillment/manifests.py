@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, time, timedelta
 
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, QuerySet
 from django.utils import timezone
 
 from core.csv_export import csv_text
@@ -43,7 +43,7 @@ def _day_bounds(day: date) -> tuple[datetime, datetime]:
     return start, timezone.make_aware(datetime.combine(day + timedelta(days=1), time.min))
 
 
-def manifest_shipments(*, day: date, carrier: str):
+def manifest_shipments(*, day: date, carrier: str) -> QuerySet[Shipment]:
     """Shipments still `submitted` whose hand-off to fulfilment happened on `day`, for `carrier`."""
     start, end = _day_bounds(day)
     submitted_that_day = ShipmentEvent.objects.filter(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from django.db.models import QuerySet
@@ -29,7 +30,7 @@ def shipment_list(*, status: str | None = None, carrier: str | None = None) -> Q
 
 
 def shipment_render(shipment: Shipment) -> dict[str, Any]:
-    def iso(value):
+    def iso(value: datetime | None) -> str | None:
         return value.isoformat().replace("+00:00", "Z") if value else None
 
     return {

@@ -213,9 +213,8 @@ def reward_deliver(
             )
             if reward is None or reward.status not in sendable:
                 return None
-            note = {DeliveryMethod.EMAIL: "emailed", DeliveryMethod.SMS: "sent by SMS"}.get(
-                reward.delivery_method, "issued"
-            )
+            notes: dict[str, str] = {DeliveryMethod.EMAIL: "emailed", DeliveryMethod.SMS: "sent by SMS"}
+            note = notes.get(reward.delivery_method, "issued")
             if reward.status in (RewardStatus.PROCESSING, RewardStatus.DELIVERY_FAILED):
                 reward_transition(reward=reward, to=RewardStatus.DELIVERED, note=note)
             reward.lease_expires_at = None

@@ -27,7 +27,7 @@ import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.core.exceptions import ImproperlyConfigured
@@ -43,6 +43,9 @@ from orders.selectors import reward_lock
 
 from .models import SHIPMENT_TRANSITIONS, Shipment, ShipmentEvent, ShipmentStatus
 
+if TYPE_CHECKING:
+    from catalog.models import ShippingMethod
+
 logger = logging.getLogger(__name__)
 
 # What a fulfilment partner may report. `pending`/`submitted` are ours; `canceled` belongs to order cancellation.
@@ -53,7 +56,7 @@ TRACKING_STATUSES = (
     ShipmentStatus.RETURNED,
     ShipmentStatus.EXCEPTION,
 )
-WEBHOOK_EVENT_BY_STATUS = {
+WEBHOOK_EVENT_BY_STATUS: dict[str, str] = {
     ShipmentStatus.SHIPPED: "shipment.shipped",
     ShipmentStatus.DELIVERED: "shipment.delivered",
     ShipmentStatus.RETURNED: "shipment.returned",
@@ -153,7 +156,7 @@ def shipment_transition(
 
 
 def return_policy() -> str:
-    policy = settings.SHIPMENT_RETURN_POLICY
+    policy: str = settings.SHIPMENT_RETURN_POLICY
     if policy not in RETURN_POLICIES:
         raise ImproperlyConfigured(f"SHIPMENT_RETURN_POLICY must be one of {RETURN_POLICIES}, not {policy!r}.")
     return policy
@@ -231,7 +234,7 @@ def shipment_submit(*, reward: Reward) -> Shipment | None:
 # --- Shipments written and canceled with their reward (orders calls these through orders.handoff) -------
 
 
-def shipment_new(*, reward: Reward, shipping_method: Any, address: dict | None) -> Shipment:
+def shipment_new(*, reward: Reward, shipping_method: ShippingMethod, address: dict[str, str] | None) -> Shipment:
     """A pending shipment (unsaved) for a physical reward: orders writes it with the order, in one statement."""
     return Shipment(
         reward=reward,
@@ -242,7 +245,7 @@ def shipment_new(*, reward: Reward, shipping_method: Any, address: dict | None) 
     )
 
 
-def shipments_copy(rows: list[tuple[str, str, Any, dict | None]]) -> None:
+def shipments_copy(rows: list[tuple[str, str, ShippingMethod, dict[str, str] | None]]) -> None:
     """Bulk batches' shipments with one COPY: rows of (shipment id, reward id, shipping method, address)."""
     copy_insert(
         Shipment,

@@ -118,4 +118,5 @@ def _without_body(message: str, body: str) -> str:
 
 @lru_cache(maxsize=1)
 def get_sms_backend() -> SmsBackend:
-    return import_string(settings.SMS_BACKEND)()
+    backend: SmsBackend = import_string(settings.SMS_BACKEND)()
+    return backend

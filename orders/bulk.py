@@ -29,6 +29,7 @@ from .models import DeliveryMethod, OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward
 
 if TYPE_CHECKING:
+    from catalog.models import ShippingMethod
     from funds.models import Hold
     from programs.models import Program
 
@@ -106,7 +107,7 @@ def order_create_for_batch_rows(
     snapshots: dict[uuid.UUID, str] = {}
     rewards: list[tuple[Any, ...]] = []  # COPY rows: database values in _BATCH_REWARD_COLUMNS order
     holds: list[tuple[str, str, Decimal]] = []
-    shipments: list[tuple[str, str, Any, dict[str, str] | None]] = []
+    shipments: list[tuple[str, str, ShippingMethod, dict[str, str] | None]] = []
     token_hashes: list[str] = []
     created: list[BatchReward] = []
     held = Decimal(0)

@@ -10,13 +10,16 @@ from __future__ import annotations
 import uuid
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from django.db import models
 
 from core.publish import task_publish
 
 from .models import Reward, RewardStatus
+
+if TYPE_CHECKING:
+    from catalog.models import ShippingMethod
 
 FULFIL_TASK = "fulfillment.tasks.reward_fulfil_task"
 
@@ -46,7 +49,7 @@ class ShipmentHooks:
     # An unsaved shipment for a reward, written with the order in one statement (core.bulk.insert_together).
     new: Callable[..., models.Model]  # (reward=, shipping_method=, address=)
     # Bulk batches: rows of (shipment id, reward id, shipping method, address) written with one COPY.
-    copy: Callable[[list[tuple[str, str, Any, dict[str, str] | None]]], None]
+    copy: Callable[[list[tuple[str, str, ShippingMethod, dict[str, str] | None]]], None]
     # The reward (row locked) is being canceled: its shipment, if still pending, is canceled with it.
     cancel: Callable[[Reward], None]
 

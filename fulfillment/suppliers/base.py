@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from decimal import Decimal
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 
 @dataclass(frozen=True)
@@ -64,10 +64,13 @@ class SupplierAdapter(Protocol):
 _FACTORIES: dict[str, Callable[[Any], SupplierAdapter]] = {}
 
 
-def register_adapter(kind: str) -> Callable:
+_Adapter = TypeVar("_Adapter", bound=type[SupplierAdapter])
+
+
+def register_adapter(kind: str) -> Callable[[_Adapter], _Adapter]:
     """Class decorator: `@register_adapter("sandbox")`; the class is built with the Supplier row."""
 
-    def decorate(cls):
+    def decorate(cls: _Adapter) -> _Adapter:
         _FACTORIES[kind] = cls
         return cls
 

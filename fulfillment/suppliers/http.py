@@ -57,7 +57,7 @@ class VendorResponse:
     headers: httpx.Headers
     body: bytes
 
-    def json(self) -> dict:
+    def json(self) -> dict[str, Any]:  # the vendor's JSON object
         import json
 
         try:
@@ -83,7 +83,14 @@ def vendor_message(response: VendorResponse) -> str:
 
 
 def request_with_deadline(
-    method: str, url: str, *, timeout: float, headers: dict[str, str], json: Any = None, data: Any = None, auth=None
+    method: str,
+    url: str,
+    *,
+    timeout: float,
+    headers: dict[str, str],
+    json: Any = None,
+    data: Any = None,
+    auth: tuple[str, str] | None = None,
 ) -> VendorResponse:
     """One HTTP exchange bounded by `timeout` in total, not per read: a server dribbling bytes cannot
     hold a worker. Network trouble raises httpx.TransportError / TimeoutError."""
@@ -109,7 +116,7 @@ def request_with_deadline(
 class HttpSupplier:
     def __init__(self, supplier: Any) -> None:
         self.supplier = supplier
-        self.config: dict = supplier.config or {}
+        self.config: dict[str, Any] = supplier.config or {}  # the Supplier row's JSON configuration
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _base_url(self) -> str:
@@ -139,7 +146,13 @@ class HttpSupplier:
             return DEFAULT_TIMEOUT_SECONDS
 
     def _send(
-        self, method: str, path: str, *, reference: str, body: dict | None = None, idempotency_key: str | None = None
+        self,
+        method: str,
+        path: str,
+        *,
+        reference: str,
+        body: dict[str, Any] | None = None,
+        idempotency_key: str | None = None,
     ) -> VendorResponse:
         url = f"{self._base_url()}{path}"
         headers = self._headers(idempotency_key)

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from decimal import Decimal
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
@@ -23,6 +23,9 @@ from core import crypto
 from core.money import format_amount
 
 from .base import IssuedCode, SupplierRejected, SupplierUnavailable, register_adapter
+
+if TYPE_CHECKING:
+    from .sandbox import SandboxSupplier
 
 logger = logging.getLogger(__name__)
 
@@ -46,7 +49,7 @@ class InventorySupplier:
     def __init__(self, supplier: Any) -> None:
         self.supplier = supplier
 
-    def _sandbox(self):
+    def _sandbox(self) -> SandboxSupplier:
         from .sandbox import SandboxSupplier
 
         return SandboxSupplier(self.supplier)
@@ -128,7 +131,8 @@ class InventorySupplier:
         row = InventoryCode.objects.filter(reference=reference).only("status").first()
         if row is None:
             return "unknown"
-        return {InventoryCodeStatus.ISSUED: "issued", InventoryCodeStatus.VOID: "canceled"}.get(row.status, "pending")
+        statuses: dict[str, str] = {InventoryCodeStatus.ISSUED: "issued", InventoryCodeStatus.VOID: "canceled"}
+        return statuses.get(row.status, "pending")
 
     def void(self, *, reference: str, disclosed: bool) -> None:
         """A code nobody has seen goes back on the shelf; a disclosed one cannot be taken back.

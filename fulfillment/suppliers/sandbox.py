@@ -35,8 +35,9 @@ class SandboxSupplier:
     def __init__(self, supplier: Any) -> None:
         self.supplier = supplier
 
-    def _behaviour(self, product: Any) -> dict:
-        return (self.supplier.config or {}).get("products", {}).get(str(product.id), {})
+    def _behaviour(self, product: Any) -> dict[str, Any]:
+        behaviour: dict[str, Any] = (self.supplier.config or {}).get("products", {}).get(str(product.id), {})
+        return behaviour
 
     def issue(self, *, product: Any, amount: Decimal, currency: str, reference: str) -> IssuedCode:
         from core.redis import get_redis
