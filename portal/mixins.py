@@ -27,14 +27,13 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from functools import wraps
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from django.conf import settings
 from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
-from django.db import connection
-from django.http import Http404, HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import render
 from django.views.generic import TemplateView
 from django_tenants.utils import get_public_schema_name
@@ -42,9 +41,22 @@ from django_tenants.utils import get_public_schema_name
 from audit.actors import Actor
 from audit.models import AuditEvent
 from audit.services import audit_record
+from core.db import connection
 from tenants.middleware import client_ip
 
 from .permissions import Perm, has_perm
+
+if TYPE_CHECKING:
+    from core.db import SchemaTenant
+    from tenants.models import Tenant
+
+    class PortalRequest(HttpRequest):
+        """A request on a tenant host, as the routing middleware and the portal's gate leave it."""
+
+        tenant: Tenant  # tenants.middleware: the live tenant of the host
+        portal_mode: str  # run_in_mode: LIVE or SANDBOX
+        data_tenant: Tenant  # run_in_mode: the tenant whose schema the view reads and writes
+
 
 LIVE, SANDBOX = "live", "sandbox"
 MODE_SESSION_KEY = "portal_mode"
@@ -94,7 +106,7 @@ def actor_for(request: HttpRequest) -> str:
 
 
 @contextmanager
-def schema_of(tenant) -> Iterator[None]:
+def schema_of(tenant: SchemaTenant) -> Iterator[None]:
     """Run a block on another tenant schema, then return to the previous one."""
     previous = connection.tenant
     connection.set_tenant(tenant)
@@ -104,7 +116,7 @@ def schema_of(tenant) -> Iterator[None]:
         connection.set_tenant(previous)
 
 
-def _iterate_in_schema(tenant, chunks) -> Iterator[bytes]:
+def _iterate_in_schema(tenant: SchemaTenant, chunks: Iterator[bytes]) -> Iterator[bytes]:
     # A streaming body (CSV export) is iterated by the server after every middleware returned.
     with schema_of(tenant):
         yield from chunks
@@ -114,7 +126,7 @@ def forbidden(request: HttpRequest, perm: Perm | str) -> HttpResponse:
     return render(request, "portal/403.html", {"missing_perm": str(perm), "page_title": "Not allowed"}, status=403)
 
 
-def portal_gate(request: HttpRequest, *, perm: Perm | str | None) -> HttpResponse | None:
+def portal_gate(request: PortalRequest, *, perm: Perm | str | None) -> HttpResponse | None:
     """Checks in order: tenant host (404), tenant active, signed in on this tenant (login), idle timeout, role (403).
 
     Runs on the live schema: `request.user` is evaluated here, before any switch to the sandbox twin.
@@ -143,7 +155,7 @@ def portal_gate(request: HttpRequest, *, perm: Perm | str | None) -> HttpRespons
     return None
 
 
-def run_in_mode(request: HttpRequest, handler: Callable[[], HttpResponse], *, live_only: bool) -> HttpResponse:
+def run_in_mode(request: PortalRequest, handler: Callable[[], HttpResponse], *, live_only: bool) -> HttpResponse:
     """Call the view on the schema the session's mode selects; always back on the live schema afterwards."""
     request.portal_mode = LIVE if live_only else portal_mode(request)
     if request.portal_mode == LIVE:
@@ -155,13 +167,17 @@ def run_in_mode(request: HttpRequest, handler: Callable[[], HttpResponse], *, li
         response = handler()
         if hasattr(response, "render") and not getattr(response, "is_rendered", True):
             response.render()  # lazy TemplateResponse: its queries must run on the sandbox schema too
-    if getattr(response, "streaming", False):
+    if isinstance(response, StreamingHttpResponse):
         response.streaming_content = _iterate_in_schema(sandbox, response.streaming_content)
     return response
 
 
 class PortalMixin:
-    """Mix into any class-based view: gate, role, live/sandbox schema, context and an audit helper."""
+    """Mix into any class-based view: gate, role, live/sandbox schema, context and an audit helper.
+
+    Used only with Django's class-based views: `self.request` (a PortalRequest) and the parent's
+    get_context_data come from the view it is mixed into, which mypy cannot see from here.
+    """
 
     permission: Perm | None = Perm.VIEW  # None: any signed-in staff member
     live_schema_only: bool = False  # True for pages about people (users live in the live schema only)
@@ -187,19 +203,19 @@ class PortalMixin:
 
     @property
     def is_sandbox(self) -> bool:
-        return self.request.portal_mode == SANDBOX
+        return self.request.portal_mode == SANDBOX  # type: ignore[attr-defined]  # see the class docstring
 
     @property
     def client_ip(self) -> str:
-        return client_ip(self.request)
+        return client_ip(self.request)  # type: ignore[attr-defined]  # see the class docstring
 
     @property
     def actor(self) -> Actor:
         """The signed-in staff member, for services that record their own audit row (money, keys, people)."""
-        return Actor.staff(self.request.user.email, ip=self.client_ip)
+        return Actor.staff(self.request.user.email, ip=self.client_ip)  # type: ignore[attr-defined]  # see the docstring
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
-        context = super().get_context_data(**kwargs)
+        context: dict[str, Any] = super().get_context_data(**kwargs)  # type: ignore[misc]  # see the class docstring
         context.setdefault("nav_section", self.nav_section)
         context.setdefault("page_title", self.page_title)
         return context
@@ -213,7 +229,7 @@ class PortalMixin:
         credentials or people take `actor=self.actor` and record their own row.
         """
         return audit_record(
-            actor=actor_for(self.request),
+            actor=actor_for(self.request),  # type: ignore[attr-defined]  # see the class docstring
             action=action,
             object_type=object_type,
             object_id=object_id,

@@ -23,7 +23,7 @@ class InventoryUploadForm(forms.Form):
 
         super().__init__(*args, **kwargs)
         products = Product.objects.filter(supplier__kind=SupplierKind.INVENTORY).select_related("supplier")
-        self.fields["product"].choices = [("", "Choose a product")] + [
+        self.fields["product"].choices = [  # type: ignore[attr-defined]  # a ChoiceField("", "Choose a product")] + [
             (str(p.pk), f"{p.name} ({p.currency}) · {p.supplier.code}") for p in products.order_by("name")
         ]
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 from django import forms
 from django.contrib import messages
-from django.db import connection
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
 from django_tenants.utils import tenant_context
 
+from core.db import connection
 from core.errors import ApplicationError
 
 from ..templatetags.portal_tags import money

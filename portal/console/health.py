@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 from datetime import timedelta
+from typing import Any
 
 from django.conf import settings
 from django.db import connection
@@ -39,7 +40,7 @@ def worker_status() -> dict:
     except Exception as exc:
         return {"ok": False, "detail": type(exc).__name__, "alive": [], "stale_count": 0}
     now = time.time()
-    workers = sorted(
+    workers: list[dict[str, Any]] = sorted(
         (
             {"name": name.decode() if isinstance(name, bytes) else name, "age": int(now - float(at))}
             for name, at in beats.items()

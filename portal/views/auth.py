@@ -110,7 +110,8 @@ class LoginTwoFactorView(TenantHostRequiredMixin, View):
         pending = request.session.get(PENDING_2FA_SESSION_KEY) or {}
         if not pending or time.time() - pending.get("at", 0) > PENDING_2FA_TTL_SECONDS:
             return None, {}
-        user = User.objects.filter(pk=pending.get("user_id"), is_active=True).first()
+        # No user_id (None) finds no one, as an unknown id does.
+        user = User.objects.filter(pk=pending.get("user_id"), is_active=True).first()  # type: ignore[misc]
         return user, pending
 
     def _render(self, request, form):

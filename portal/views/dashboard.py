@@ -14,7 +14,7 @@ from ..mixins import PortalView
 from ..permissions import Perm
 from ..templatetags.portal_tags import money
 
-STATUS_TONES = {
+STATUS_TONES: dict[str, str] = {
     RewardStatus.DELIVERED: "ok",
     RewardStatus.OPENED: "ok",
     RewardStatus.REDEEMED: "ok",

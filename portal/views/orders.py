@@ -52,7 +52,7 @@ class OrderFilterForm(forms.Form):
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         programs = Program.objects.order_by("name").values_list("slug", "name")
-        self.fields["program"].choices = [("", "Any program"), *programs]
+        self.fields["program"].choices = [("", "Any program"), *programs]  # type: ignore[attr-defined]  # a ChoiceField
 
     def clean(self):
         data = super().clean()
@@ -167,7 +167,7 @@ def export_rows(orders: QuerySet[Order]) -> Iterator[list[object]]:
             snapshot = reward.product_snapshot or {}
             yield [
                 order.id, order.created_at.isoformat(), order.status, order.external_id or "", order.po_number,
-                order.program.slug if order.program_id else "", reward.id, reward.status, reward.recipient_name,
+                order.program.slug if order.program else "", reward.id, reward.status, reward.recipient_name,
                 reward.recipient_email, snapshot.get("brand", ""), snapshot.get("name", ""),
                 format_amount(reward.amount, reward.currency), reward.currency,
                 format_amount(reward.charge_amount, order.currency), order.currency,

@@ -251,6 +251,7 @@ class SendRewardView(PortalView):
             match = REWARD_KEY_RE.match(key)
             index, path = (int(match[1]), match[2]) if match else (None, key)
             prefix = ""
+            field: str | None
             if path.startswith("recipient."):
                 field = "recipients"
                 if index is not None and index < len(recipients):
