@@ -26,3 +26,21 @@ def control_character_error(value: str, *, multiline: bool = False) -> str | Non
                 return "Must be a single line (no line breaks)."
             return f"Contains a control character (U+{ord(char):04X}); remove it."
     return None
+
+
+# Never in a display name: controls and line separators (a CR/LF would end the header) become spaces; format
+# characters (bidi overrides that reverse what a mail client shows, zero-width ones) and unassigned ones go.
+_SPACE_IN_DISPLAY_NAMES = {"Cc", "Zl", "Zp"}
+_DROPPED_FROM_DISPLAY_NAMES = {"Cf", "Cs", "Co", "Cn"}
+DISPLAY_PART_MAX = 60  # characters of the sender's name and of the tenant's name each
+
+
+def header_text(text: str) -> str:
+    """`text` made safe for an email header (a display name, a subject): what `control_character_error` refuses
+    at the door, removed here from what was stored before it did, or comes from elsewhere (a tenant's name)."""
+    kept = []
+    for ch in text or "":
+        category = unicodedata.category(ch)
+        if category not in _DROPPED_FROM_DISPLAY_NAMES:
+            kept.append(" " if category in _SPACE_IN_DISPLAY_NAMES else ch)
+    return " ".join("".join(kept).split())[:DISPLAY_PART_MAX].strip()

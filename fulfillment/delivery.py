@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import smtplib
-import unicodedata
 from email.utils import formataddr
 from typing import Any
 
@@ -14,6 +13,7 @@ from django.template.loader import render_to_string
 
 from core import crypto
 from core.money import format_amount
+from core.text import header_text
 from orders.models import OrderType, Reward
 from orders.selectors import claim_url
 
@@ -58,22 +58,6 @@ def reward_email_context(reward: Reward, *, preview: bool = False) -> dict[str, 
     }  # fmt: skip
 
 
-# Never in a display name: controls and line separators (a CR/LF would end the header) become spaces; format
-# characters (bidi overrides that reverse what a mail client shows, zero-width ones) and unassigned ones go.
-_SPACE_IN_DISPLAY_NAMES = {"Cc", "Zl", "Zp"}
-_DROPPED_FROM_DISPLAY_NAMES = {"Cf", "Cs", "Co", "Cn"}
-DISPLAY_PART_MAX = 60  # characters of the sender's name and of the tenant's name each
-
-
-def _display_part(text: str) -> str:
-    kept = []
-    for ch in text or "":
-        category = unicodedata.category(ch)
-        if category not in _DROPPED_FROM_DISPLAY_NAMES:
-            kept.append(" " if category in _SPACE_IN_DISPLAY_NAMES else ch)
-    return " ".join("".join(kept).split())[:DISPLAY_PART_MAX].strip()
-
-
 def reward_email_from(reward: Reward) -> str:
     """The From header: the platform's address, shown as "<sender> via <tenant name>".
 
@@ -84,8 +68,8 @@ def reward_email_from(reward: Reward) -> str:
     from core.db import connection
 
     program = reward.order.program
-    sender = _display_part(reward.sender_name or (program.sender_name if program else ""))
-    tenant = _display_part(getattr(getattr(connection, "tenant", None), "name", ""))
+    sender = header_text(reward.sender_name or (program.sender_name if program else ""))
+    tenant = header_text(getattr(getattr(connection, "tenant", None), "name", ""))
     if not tenant:
         return str(settings.DEFAULT_FROM_EMAIL)  # no name rather than an unattributed one
     name = tenant if not sender or sender.casefold() == tenant.casefold() else f"{sender} via {tenant}"
@@ -96,7 +80,7 @@ def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
     """`message_id` (its local part) is the same on every copy of one send, so a mailbox shows one of them."""
     context = reward_email_context(reward)
     # Header-safe like the From name: a name stored before control characters were refused must not break it.
-    subject = f"{_display_part(context['company'])} sent you a {_display_part(context['brand'])} gift"
+    subject = f"{header_text(context['company'])} sent you a {header_text(context['brand'])} gift"
     text = render_to_string("emails/reward.txt", context)
     html = render_to_string("emails/reward.html", context)
     sender = reward_email_from(reward)

@@ -278,6 +278,18 @@ class TrackingUpdate:
     occurred_at: datetime | None = None
 
 
+def tracking_update_apply(update: TrackingUpdate) -> tuple[Shipment, bool]:
+    """Apply one parsed report (a tracking file's row, the operator's `shipment_report`)."""
+    return shipment_tracking_update(
+        shipment_id=update.shipment_id,
+        status=update.status,
+        tracking_number=update.tracking_number,
+        description=update.description,
+        location=update.location,
+        occurred_at=update.occurred_at,
+    )
+
+
 def tracking_update_parse(raw: dict[str, Any]) -> TrackingUpdate:
     """Validate a report given as strings (a CSV row); raises ApplicationError with per-field `errors`."""
     errors: dict[str, list[str]] = {}
@@ -436,14 +448,7 @@ def _import_rows(path: str | Path, result: ImportResult) -> None:
             shipment_ref = str(raw.get("shipment_id") or "").strip()
             try:
                 update = tracking_update_parse(raw)
-                _, changed = shipment_tracking_update(
-                    shipment_id=update.shipment_id,
-                    status=update.status,
-                    tracking_number=update.tracking_number,
-                    description=update.description,
-                    location=update.location,
-                    occurred_at=update.occurred_at,
-                )
+                _, changed = tracking_update_apply(update)
             except ApplicationError as exc:
                 result.failed += 1
                 result.errors.append(RowError(row=row, shipment_id=shipment_ref, code=exc.code, message=exc.detail))

@@ -1,7 +1,7 @@
 """Operator command: record one tracking or status report for a shipment (e.g. a partner's phone call or email).
 
 The same path as the partner's callback and tracking file: validated like a tracking-file row, then applied by
-`shipment_tracking_update`, so a report already recorded changes nothing, an impossible move is refused and
+`tracking_update_apply`, so a report already recorded changes nothing, an impossible move is refused and
 a `returned` report refunds at most once.
 """
 
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from django_tenants.utils import tenant_context
 
-from fulfillment.shipments import TRACKING_STATUSES, shipment_tracking_update, tracking_update_parse
+from fulfillment.shipments import TRACKING_STATUSES, tracking_update_apply, tracking_update_parse
 from tenants.management.base import OperatorCommand
 
 
@@ -43,12 +43,5 @@ class Command(OperatorCommand):
             }
         )
         with tenant_context(tenant):
-            shipment, changed = shipment_tracking_update(
-                shipment_id=update.shipment_id,
-                status=update.status,
-                tracking_number=update.tracking_number,
-                description=update.description,
-                location=update.location,
-                occurred_at=update.occurred_at,
-            )
+            shipment, changed = tracking_update_apply(update)
         return f"{shipment.status} {'changed' if changed else 'unchanged'}"
