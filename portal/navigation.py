@@ -23,6 +23,7 @@ NAV: list[NavItem] = [
     NavItem("Send", "portal:send", Perm.SEND, "send"),
     NavItem("Bulk", "portal:bulk", Perm.BULK, "bulk"),
     NavItem("Orders", "portal:orders", Perm.VIEW, "orders"),
+    NavItem("Programs", "portal:programs", Perm.PROGRAMS, "programs"),
     NavItem("Funds", "portal:funds", Perm.FUNDS, "funds"),
     NavItem("Developers", "portal:developers", Perm.DEVELOPERS, "developers"),
     NavItem("Team", "portal:team", Perm.TEAM, "team"),

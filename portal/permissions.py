@@ -16,11 +16,12 @@ class Perm(StrEnum):
     TEAM = "team"  # invite, change roles, deactivate
     AUDIT = "audit"  # the audit log
     REVEAL = "reveal"  # reveal a reward's code (audited)
+    PROGRAMS = "programs"  # create and change programs (budgets, curation, points currency)
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
-    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK}),
+    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK, Perm.PROGRAMS}),
     Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS}),
     Role.VIEWER: frozenset({Perm.VIEW}),
 }

@@ -5,6 +5,7 @@ from django.urls import path
 from .views import account, audit_log, auth, bulk, dashboard, developers, send, team
 from .views import funds as funds_views
 from .views import orders as orders_views
+from .views import programs as programs_views
 
 app_name = "portal"
 
@@ -40,6 +41,9 @@ urlpatterns = [
     path("rewards/<uuid:reward_id>/", orders_views.RewardDetailView.as_view(), name="reward"),
     path("rewards/<uuid:reward_id>/reveal", orders_views.RewardRevealView.as_view(), name="reward_reveal"),
     path("rewards/<uuid:reward_id>/<str:action>", orders_views.RewardActionView.as_view(), name="reward_action"),
+    path("programs/", programs_views.ProgramListView.as_view(), name="programs"),
+    path("programs/new/", programs_views.ProgramEditView.as_view(), name="program_new"),
+    path("programs/<slug:slug>/", programs_views.ProgramEditView.as_view(), name="program_edit"),
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     path("developers/", developers.DevelopersView.as_view(), name="developers"),

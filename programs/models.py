@@ -33,6 +33,16 @@ class Program(models.Model):
     default_message = models.TextField(blank=True)
     sender_name = models.CharField(max_length=200, blank=True)
     branding = models.JSONField(default=dict, blank=True)  # {"logo_url": …, "primary_color": "#RRGGBB"}
+    # The language of what recipients see when neither they nor the reward name one ("" = the tenant's).
+    default_locale = models.CharField(max_length=10, blank=True)
+    # An optional points currency ("Kudos"): `points_per_unit` points are worth one unit of `points_currency`,
+    # the funding currency each award holds money in. Both are fixed once set (outstanding points hold money at
+    # that rate); null `points_per_unit` means the program has no points.
+    points_name = models.CharField(max_length=40, blank=True)
+    points_per_unit = models.PositiveIntegerField(null=True, blank=True)
+    points_currency = models.CharField(max_length=3, blank=True)
+    points_expire_after_days = models.PositiveIntegerField(null=True, blank=True)  # null: points never expire
+    points_self_redeem = models.BooleanField(default=False)  # recipients may spend points on the points page
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 
@@ -44,10 +54,20 @@ class Program(models.Model):
                 | (Q(budget_amount__gt=0, budget_currency__regex=r"^[A-Z]{3}$") & ~Q(budget_period="none")),
                 name="program_budget_amount_per_period",
             ),
+            # A point's value (1 / points_per_unit) is exact in the ledger's four decimals: 10000 % ppu == 0.
+            models.CheckConstraint(
+                condition=Q(points_per_unit__isnull=True, points_currency="")
+                | Q(points_per_unit__gte=1, points_per_unit__lte=10000, points_currency__regex=r"^[A-Z]{3}$"),
+                name="program_points_rate_and_currency",
+            ),
         ]
 
     def __str__(self) -> str:
         return self.slug
+
+    @property
+    def has_points(self) -> bool:
+        return self.points_per_unit is not None
 
 
 class CatalogRuleMode(models.TextChoices):

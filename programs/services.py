@@ -13,9 +13,12 @@ from django.core.validators import URLValidator
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actors import Actor
+from audit.services import audit_action
 from catalog.models import Brand, Product
 from core.errors import ApplicationError
 from core.money import parse_amount, parse_currency
+from core.text import control_character_error
 
 from .models import BudgetPeriod, CatalogRule, CatalogRuleMode, Program
 
@@ -61,6 +64,108 @@ def _branding(value: dict[str, Any] | None, errors: dict[str, list[str]]) -> dic
     return {key: str(branding[key]) for key in BRANDING_KEYS if branding.get(key)}
 
 
+LOCALES = ("en", "ms")  # the languages the platform serves (docs/architecture.md)
+POINTS_KEYS = ("name", "points_per_unit", "currency", "expire_after_days", "self_redeem")
+LEDGER_SCALE = 10_000  # the funds ledger keeps four decimals: a point's value 1/ppu must be exact in them
+
+
+def _points(value: dict[str, Any] | None, errors: dict[str, list[str]], *, current: Program | None) -> dict[str, Any]:
+    """The points currency's model fields from the API shape `{"name", "points_per_unit", "currency",
+    "expire_after_days", "self_redeem"}`; None or {} means no points (only while none were ever set)."""
+    if not value:
+        if current is not None and current.has_points:
+            errors["points"] = ["A program's points currency cannot be removed once set."]
+        return {"points_name": "", "points_per_unit": None, "points_currency": "",
+                "points_expire_after_days": None, "points_self_redeem": False}  # fmt: skip
+    if not isinstance(value, dict):
+        errors["points"] = ["An object: name, points_per_unit, currency, expire_after_days, self_redeem."]
+        return {}
+    problems: dict[str, str] = {}
+    if unknown := sorted(set(value) - set(POINTS_KEYS)):
+        problems["points"] = f"Unknown key(s) {', '.join(map(str, unknown))}; use {', '.join(POINTS_KEYS)}."
+    name = value.get("name")
+    if not isinstance(name, str) or not name.strip() or len(name.strip()) > 40 or control_character_error(name):
+        problems["points.name"] = "Name the points (1-40 characters), e.g. Kudos."
+    rate = value.get("points_per_unit")
+    if isinstance(rate, bool) or not isinstance(rate, int) or not 1 <= rate <= LEDGER_SCALE or LEDGER_SCALE % rate:
+        problems["points.points_per_unit"] = (
+            "A whole number of points per unit that divides 10000 (1, 10, 100, 1000, …) so a point's value is exact."
+        )
+    currency = ""
+    try:
+        currency = parse_currency(value.get("currency"), field="points.currency")
+    except ApplicationError as exc:
+        problems.update({key: " ".join(msgs) for key, msgs in exc.errors.items()})
+    days = value.get("expire_after_days")
+    if days is not None and (isinstance(days, bool) or not isinstance(days, int) or not 1 <= days <= 3650):
+        problems["points.expire_after_days"] = "Days from award to expiry, 1-3650, or null for never."
+    self_redeem = value.get("self_redeem", False)
+    if not isinstance(self_redeem, bool):
+        problems["points.self_redeem"] = "true or false."
+    if current is not None and current.has_points and "points.points_per_unit" not in problems:
+        if (rate, currency) != (current.points_per_unit, current.points_currency):
+            problems["points.points_per_unit"] = (
+                f"Fixed at {current.points_per_unit} per {current.points_currency}: outstanding points hold money "
+                "at that rate."
+            )
+    for key, message in problems.items():
+        errors[key] = [message]
+    if problems or not isinstance(name, str):
+        return {}
+    return {"points_name": name.strip(), "points_per_unit": rate, "points_currency": currency,
+            "points_expire_after_days": days, "points_self_redeem": self_redeem}  # fmt: skip
+
+
+def _budget(
+    amount_value: object, currency_value: object, period: object, errors: dict[str, list[str]]
+) -> dict[str, Any]:
+    if period not in BudgetPeriod.values:
+        errors["budget_period"] = [f"One of {', '.join(BudgetPeriod.values)}."]
+    amount = None
+    currency = ""
+    if amount_value not in (None, "") and period == BudgetPeriod.NONE:
+        errors["budget_period"] = ["A budget amount needs a period: monthly, quarterly or yearly."]
+    elif amount_value not in (None, ""):
+        try:
+            currency = parse_currency(currency_value, field="budget_currency")
+            amount = parse_amount(amount_value, currency, field="budget_amount")
+        except ApplicationError as exc:
+            errors.update(exc.errors)
+    elif currency_value:
+        errors["budget_amount"] = ["A budget currency needs a budget amount."]
+    elif period != BudgetPeriod.NONE and "budget_period" not in errors:
+        errors["budget_amount"] = [f"A {period} budget needs an amount."]
+    return {"budget_amount": amount, "budget_currency": currency, "budget_period": period}
+
+
+def _text(
+    value: object,
+    *,
+    field: str,
+    errors: dict[str, list[str]],
+    limit: int,
+    required: bool = False,
+    multiline: bool = False,
+) -> str:
+    text = value.strip() if isinstance(value, str) else ""
+    if value is not None and not isinstance(value, str):
+        errors[field] = ["Text expected."]
+    elif required and not text:
+        errors[field] = ["The name may not be blank."]
+    elif len(text) > limit:
+        errors[field] = [f"At most {limit} characters."]
+    elif problem := control_character_error(text, multiline=multiline):
+        errors[field] = [problem]
+    return text
+
+
+def _locale(value: object, errors: dict[str, list[str]]) -> str:
+    locale = value.strip().lower() if isinstance(value, str) else ""
+    if locale and locale not in LOCALES:
+        errors["default_locale"] = [f"One of {', '.join(LOCALES)} (or empty for the tenant's)."]
+    return locale
+
+
 def program_create(
     *,
     slug: str,
@@ -72,50 +177,86 @@ def program_create(
     default_message: str = "",
     sender_name: str = "",
     branding: dict[str, Any] | None = None,  # a JSON object from the client, checked by _branding
+    default_locale: str = "",
+    points: dict[str, Any] | None = None,  # the API's points object, checked by _points
     is_active: bool = True,
+    actor: Actor | None = None,
 ) -> Program:
     """A program in the current tenant. A budget is an amount per month, quarter or year; period `none`
-    (the default, with no amount) means unlimited."""
+    (the default, with no amount) means unlimited. Audited as `program.create`."""
     slug = (slug or "").strip().lower()
     errors: dict[str, list[str]] = {}
     if not PROGRAM_SLUG_RE.match(slug) or "--" in slug:
         errors["slug"] = ["Use 2-60 lowercase letters, digits and single hyphens."]
     elif Program.objects.filter(slug=slug).exists():
         errors["slug"] = [f"A program {slug!r} already exists."]
-    if not (name or "").strip():
-        errors["name"] = ["The name may not be blank."]
-    if budget_period not in BudgetPeriod.values:
-        errors["budget_period"] = [f"One of {', '.join(BudgetPeriod.values)}."]
-    amount = None
-    currency = ""
-    if budget_amount not in (None, "") and budget_period == BudgetPeriod.NONE:
-        errors["budget_period"] = ["A budget amount needs a period: monthly, quarterly or yearly."]
-    elif budget_amount not in (None, ""):
-        try:
-            currency = parse_currency(budget_currency, field="budget_currency")
-            amount = parse_amount(budget_amount, currency, field="budget_amount")
-        except ApplicationError as exc:
-            errors.update(exc.errors)
-    elif budget_currency:
-        errors["budget_amount"] = ["A budget currency needs a budget amount."]
-    elif budget_period != BudgetPeriod.NONE and "budget_period" not in errors:
-        errors["budget_amount"] = [f"A {budget_period} budget needs an amount."]
-    product_ids = _product_ids(allowed_product_ids, field="allowed_product_ids", errors=errors)
-    clean_branding = _branding(branding, errors)
+    fields: dict[str, Any] = {
+        "name": _text(name, field="name", errors=errors, limit=200, required=True),
+        **_budget(budget_amount, budget_currency, budget_period, errors),
+        "allowed_product_ids": _product_ids(allowed_product_ids, field="allowed_product_ids", errors=errors),
+        "default_message": _text(default_message, field="default_message", errors=errors, limit=2000, multiline=True),
+        "sender_name": _text(sender_name, field="sender_name", errors=errors, limit=200),
+        "branding": _branding(branding, errors),
+        "default_locale": _locale(default_locale, errors),
+        **_points(points, errors, current=None),
+    }
     if errors:
         raise _refuse(errors)
-    return Program.objects.create(
-        slug=slug,
-        name=name.strip(),
-        budget_amount=amount,
-        budget_currency=currency,
-        budget_period=budget_period,
-        allowed_product_ids=product_ids,
-        default_message=default_message.strip(),
-        sender_name=sender_name.strip(),
-        branding=clean_branding,
-        is_active=is_active,
-    )
+    with transaction.atomic():
+        program = Program.objects.create(slug=slug, is_active=is_active, **fields)
+        audit_action(actor=actor, action="program.create", object_type="program", object_id=slug,
+                     data={"name": program.name, "points": bool(program.points_per_unit)})  # fmt: skip
+    return program
+
+
+PROGRAM_UPDATABLE = (
+    "name", "budget", "allowed_product_ids", "default_message", "sender_name", "branding", "default_locale",
+    "points", "is_active",
+)  # fmt: skip
+
+
+def program_update(*, program: Program, changes: dict[str, Any], actor: Actor | None) -> Program:
+    """Change some of a program's settings (`changes` holds only what the caller sent; `budget` is
+    `{"amount", "currency", "period"}`). The slug stays: orders and links name it. Audited as `program.update`."""
+    errors: dict[str, list[str]] = {}
+    if unknown := sorted(set(changes) - set(PROGRAM_UPDATABLE)):
+        raise _refuse({key: ["This field cannot be changed."] for key in unknown})
+    fields: dict[str, Any] = {}
+    if "name" in changes:
+        fields["name"] = _text(changes["name"], field="name", errors=errors, limit=200, required=True)
+    if "budget" in changes:
+        budget = changes["budget"] or {}
+        fields.update(_budget(budget.get("amount"), budget.get("currency", ""),
+                              budget.get("period") or BudgetPeriod.NONE, errors))  # fmt: skip
+    if "allowed_product_ids" in changes:
+        ids = changes["allowed_product_ids"] or []
+        fields["allowed_product_ids"] = _product_ids(ids, field="allowed_product_ids", errors=errors)
+    for key, limit in (("default_message", 2000), ("sender_name", 200)):
+        if key in changes:
+            multiline = key == "default_message"
+            fields[key] = _text(changes[key] or "", field=key, errors=errors, limit=limit, multiline=multiline)
+    if "branding" in changes:
+        fields["branding"] = _branding(changes["branding"], errors)
+    if "default_locale" in changes:
+        fields["default_locale"] = _locale(changes["default_locale"], errors)
+    if "points" in changes:
+        fields.update(_points(changes["points"], errors, current=program))
+    if "is_active" in changes:
+        if not isinstance(changes["is_active"], bool):
+            errors["is_active"] = ["true or false."]
+        fields["is_active"] = changes["is_active"]
+    if errors:
+        raise _refuse(errors)
+    with transaction.atomic():
+        locked = Program.objects.select_for_update().get(pk=program.pk)
+        if "points" in changes and not changes["points"] and locked.has_points:
+            raise _refuse({"points": ["A program's points currency cannot be removed once set."]})
+        for key, value in fields.items():
+            setattr(locked, key, value)
+        locked.save(update_fields=list(fields) or None)
+        audit_action(actor=actor, action="program.update", object_type="program", object_id=locked.slug,
+                     data={"changed": sorted(changes)})  # fmt: skip
+    return locked
 
 
 def program_set_active(*, program: Program, is_active: bool) -> Program:

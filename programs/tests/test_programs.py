@@ -136,6 +136,8 @@ def test_program_api_list_and_detail(tenant_a, api_a, product, django_assert_max
         "default_message": "",
         "sender_name": "People Team",
         "branding": {"primary_color": "#112233"},
+        "default_locale": "",
+        "points": None,
         "is_active": True,
     }
     unlimited = api_a.get("/api/v1/programs/team-1").json()

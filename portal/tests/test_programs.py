@@ -1,0 +1,46 @@
+"""The Programs page: create and edit a program, refusals next to their fields, managers yes, viewers no."""
+
+from __future__ import annotations
+
+from django_tenants.utils import tenant_context
+
+from programs.models import Program
+
+FORM = {"slug": "kudos", "name": "Kudos", "budget_period": "none", "default_locale": "ms", "points_enabled": "on",
+        "points_name": "Kudos", "points_per_unit": "100", "points_currency": "USD", "points_expire_after_days": "365",
+        "points_self_redeem": "on"}  # fmt: skip
+
+
+def test_manager_creates_and_edits_a_program(signed_in, tenant_a):
+    client, _ = signed_in("manager")
+    response = client.post("/programs/new/", FORM)
+    assert response.status_code == 302, response.content.decode()[:2000]
+    listing = client.get("/programs/").content.decode()
+    assert "Kudos" in listing and "100 = 1 USD" in listing
+    page = client.get("/programs/kudos/").content.decode()
+    assert 'name="points_per_unit"' in page and "disabled" in page  # the rate is fixed once set
+    response = client.post("/programs/kudos/", {**FORM, "name": "Kudos 2026", "budget_period": "monthly",
+                                                "budget_amount": "500", "budget_currency": "USD"})  # fmt: skip
+    assert response.status_code == 302
+    with tenant_context(tenant_a):
+        program = Program.objects.get(slug="kudos")
+    assert (program.name, program.budget_amount, program.points_per_unit, program.default_locale) == (
+        "Kudos 2026", 500, 100, "ms")  # fmt: skip
+
+
+def test_refusals_are_shown_next_to_their_fields(signed_in, tenant_a):
+    client, _ = signed_in("admin")
+    response = client.post("/programs/new/", {**FORM, "slug": "Bad slug", "points_per_unit": "3",
+                                              "budget_period": "monthly"})  # fmt: skip
+    assert response.status_code == 200
+    page = response.content.decode()
+    assert 'id="id_slug_error"' in page and 'id="id_points_per_unit_error"' in page
+    assert 'id="id_budget_amount_error"' in page
+    with tenant_context(tenant_a):
+        assert not Program.objects.exists()
+
+
+def test_viewers_cannot_open_programs(signed_in):
+    client, _ = signed_in("viewer")
+    assert client.get("/programs/").status_code == 403
+    assert client.post("/programs/new/", FORM).status_code == 403
