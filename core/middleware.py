@@ -11,9 +11,12 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponseBase
 
 from core import context
+from core.metrics import REQUEST_LATENCY, REQUESTS
 
 logger = logging.getLogger("rewards_portal.request")
 _REQUEST_ID_RE = re.compile(r"^[A-Za-z0-9._-]{8,64}$")
+# Any other method (a client may send anything) is one metrics series, not one per spelling.
+_METHODS = {"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"}
 
 
 class RequestLogMiddleware:
@@ -30,6 +33,12 @@ class RequestLogMiddleware:
         response = self.get_response(request)
         response["X-Request-ID"] = request_id
         match = getattr(request, "resolver_match", None)
+        elapsed = time.perf_counter() - started
+        # The route pattern keeps the label set bounded (a 404 for any unknown path is one series).
+        route = (match.route if match else None) or "<unmatched>"
+        method = request.method if request.method in _METHODS else "other"
+        REQUESTS.labels(method, route, str(response.status_code)).inc()
+        REQUEST_LATENCY.labels(method, route).observe(elapsed)
         logger.info(
             "request",
             extra={
@@ -38,7 +47,7 @@ class RequestLogMiddleware:
                 "route": match.route if match else None,
                 "path": request.path if match is None or "<" not in (match.route or "") else None,
                 "status": response.status_code,
-                "duration_ms": round((time.perf_counter() - started) * 1000, 1),
+                "duration_ms": round(elapsed * 1000, 1),
             },
         )
         context.clear()

@@ -14,6 +14,7 @@ from django.db.models import Count
 from django.utils import timezone
 
 from core.errors import ApplicationError, NotFoundError
+from core.metrics import REWARD_STATE_CHANGES
 from funds.models import HoldStatus
 from funds.services import funds_hold_capture, funds_hold_release, funds_refund
 
@@ -42,6 +43,7 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
         fields.append("delivered_at")
     reward.save(update_fields=fields)
     RewardEvent.objects.create(reward=reward, from_status=previous, to_status=to, note=note[:300])
+    transaction.on_commit(REWARD_STATE_CHANGES.labels(to).inc)  # a rolled-back move is not counted
     event_types: dict[str, str] = {
         RewardStatus.DELIVERED: "reward.delivered",
         RewardStatus.DELIVERY_FAILED: "reward.delivery_failed",

@@ -7,6 +7,7 @@ from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 from catalog.views import demo_brand_logo
 from core.health import healthz, readyz
 from fulfillment import views_claim
+from observability.views import metrics
 from tenants.apis import TokenApi
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -24,6 +25,7 @@ api_v1: list[URLPattern | URLResolver] = [
 urlpatterns = [
     path("healthz", healthz, name="healthz"),
     path("readyz", readyz, name="readyz"),
+    path("metrics", metrics, name="metrics"),  # Prometheus; token or network allowlist (observability/views.py)
     path("api/v1/", include(api_v1)),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("admin/", admin.site.urls),

@@ -84,7 +84,7 @@ stale() {
     return 1
 }
 
-if stale "$VENV/.installed" requirements.txt requirements-dev.txt; then
+if stale "$VENV/.installed" requirements.txt requirements-dev.txt requirements-tracing.txt; then
     pip install --quiet --upgrade pip
     pip install --quiet -r requirements-dev.txt
     touch "$VENV/.installed"

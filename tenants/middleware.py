@@ -63,7 +63,7 @@ class TenantRoutingMiddleware:
             if path.startswith(PUBLIC_API_PATHS):
                 return None
             return self._route_api(request)
-        if path.startswith(("/healthz", "/readyz", "/static/")):
+        if path.startswith(("/healthz", "/readyz", "/metrics", "/static/")):
             return None
         return self._route_portal(request)
 

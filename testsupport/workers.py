@@ -49,18 +49,20 @@ class WorkerPool:
         self.log_path.parent.mkdir(exist_ok=True)
         self._log = open(self.log_path, "a")  # open for the pool's life: close() closes it
 
-    def start(self, count: int = 1, concurrency: int = 4) -> None:
+    def start(
+        self, count: int = 1, concurrency: int = 4, queues: str = "default,delivery,webhooks,bulk", **env_extra: str
+    ) -> None:
         from core.health import WORKER_HEARTBEAT_KEY
         from core.redis import get_redis
 
-        env = subprocess_env(TEST_SMTP_PORT=str(self.smtp_port))
+        env = subprocess_env(TEST_SMTP_PORT=str(self.smtp_port), **env_extra)
         names = []
         for _ in range(count):
             self.started += 1
             name = f"test{os.getpid()}n{self.started}"
             names.append(name)
             command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "worker", "-P", "threads"]
-            command += ["-Q", "default,delivery,webhooks,bulk", "-c", str(concurrency), "-l", "info"]
+            command += ["-Q", queues, "-c", str(concurrency), "-l", "info"]
             command += ["-n", f"{name}@%h", "--without-mingle", "--without-gossip"]
             self.processes.append(
                 subprocess.Popen(command, env=env, cwd=ROOT, stdout=self._log, stderr=subprocess.STDOUT)

@@ -29,6 +29,7 @@ from django.db.models import F
 from django.utils import timezone
 
 from core.db import connection
+from core.metrics import WEBHOOK_ATTEMPTS
 
 from . import outbound, publish
 from .endpoints import endpoint_auto_disable
@@ -277,6 +278,8 @@ def _record(sends: list[Send], *, token: str) -> dict[str, WebhookAttempt]:
             publish.drain_on_commit(
                 [d for d in owned if outcomes[d]["enqueued_at"] is not None], countdown=max(0.0, min(retry_delays))
             )
+    for attempt in attempts.values():  # recorded ones only (committed): the failure rate's numerator and base
+        WEBHOOK_ATTEMPTS.labels("succeeded" if attempt.succeeded else "failed").inc()
     for send in sends:
         outcome = outcomes[send.delivery_id]
         (logger.info if outcome["succeeded"] else logger.warning)(

@@ -37,6 +37,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
     "anymail",
     "portal",  # the staff portal on tenant hosts: views, templates and static only (no models)
+    "observability",  # /metrics, the business gauges, the workers' metrics port, optional tracing (no models)
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -323,6 +324,21 @@ ACCESS_TOKEN_TTL = timedelta(seconds=env.int("ACCESS_TOKEN_TTL_SECONDS", default
 # clients share its address. Never more than you run: entries further left are whatever the client sent.
 TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 
+# --- Metrics and tracing ------------------------------------------------------------------------------
+# GET /metrics answers a request with `Authorization: Bearer <METRICS_TOKEN>`, or from an address in
+# METRICS_ALLOWED_NETWORKS (CIDRs; the client address as TRUSTED_PROXY_COUNT defines it); anyone else, and
+# everyone while both are empty, gets a 404.
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+# How often beat recomputes the business gauges (open rewards, lags, backlog, ledger totals) over all tenants.
+METRICS_SNAPSHOT_SECONDS = env.int("METRICS_SNAPSHOT_SECONDS", default=30)
+# A Celery worker serves its own metrics on this port when set (0 = off; see docs/operations.md, Metrics).
+METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
+METRICS_WORKER_ADDRESS = env("METRICS_WORKER_ADDRESS", default="127.0.0.1")
+# OpenTelemetry spans for requests, tasks and SQL (needs requirements-tracing.txt); off by default.
+OTEL_TRACING = env.bool("OTEL_TRACING", default=False)
+OTEL_EXPORTER_OTLP_ENDPOINT = env("OTEL_EXPORTER_OTLP_ENDPOINT", default="")
+
 # --- Celery -------------------------------------------------------------------------------------------
 CELERY_TASK_ACKS_LATE = True  # tasks are idempotent (services guard on state), so redelivery is safe
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -353,6 +369,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Re-queues bulk batches whose worker died mid-batch (see BATCH_STALE_SECONDS).
     "batches-sweep": {"task": "batches.tasks.batches_sweep", "schedule": 30.0, "options": {"expires": 30.0}},
     "idempotency-purge": {"task": "orders.tasks.idempotency_purge_task", "schedule": 3600.0},
+    # The business gauges of /metrics (observability.snapshot): a scrape reads them, never the tenants' tables.
+    "metrics-snapshot": {
+        "task": "observability.tasks.metrics_snapshot_refresh",
+        "schedule": float(METRICS_SNAPSHOT_SECONDS),
+        "options": {"expires": float(METRICS_SNAPSHOT_SECONDS)},
+    },
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------

@@ -17,4 +17,6 @@ EMAIL_FILE_PATH = str(embedded.VAR_DIR / "mail")
 
 _stores = embedded.environment()
 globals().update(configure_stores(_stores["DATABASE_URL"], _stores["REDIS_URL"]))
+# /metrics from this machine without a token (a dev's Prometheus or curl).
+METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=["127.0.0.1/32", "::1/128"])
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=["ZGV2LW9ubHktaW5zZWN1cmUta2V5LTMyLWJ5dGVzISE="])  # dev only

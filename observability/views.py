@@ -1,0 +1,39 @@
+"""GET /metrics: Prometheus text format, for a scraper holding METRICS_TOKEN or inside METRICS_ALLOWED_NETWORKS."""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+
+from django.conf import settings
+from django.http import Http404, HttpRequest, HttpResponse
+from django.views.decorators.http import require_GET
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
+from observability.collectors import BusinessCollector
+from observability.registry import process_registry
+from tenants.middleware import client_ip
+
+_business = CollectorRegistry(auto_describe=False)
+_business.register(BusinessCollector())
+
+
+def _allowed(request: HttpRequest) -> bool:
+    token = settings.METRICS_TOKEN
+    header = request.META.get("HTTP_AUTHORIZATION", "")
+    if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
+        return True
+    try:
+        address = ipaddress.ip_address(client_ip(request))
+    except ValueError:
+        return False
+    return any(address in ipaddress.ip_network(network) for network in settings.METRICS_ALLOWED_NETWORKS)
+
+
+@require_GET
+def metrics(request: HttpRequest) -> HttpResponse:
+    """A 404 to anyone else (nothing says the endpoint exists), and when neither guard is configured."""
+    if not _allowed(request):
+        raise Http404
+    body = generate_latest(process_registry()) + generate_latest(_business)
+    return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)
