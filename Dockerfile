@@ -16,6 +16,8 @@ COPY requirements.txt .
 RUN pip install -r requirements.txt
 
 COPY . .
+# The translations (.po to .mo, with Babel): the image's code is read-only to the app user.
+RUN python scripts/messages.py compile --force
 # Static files are collected at build time (WhiteNoise serves them from gunicorn). Production settings refuse
 # to load without their variables, so this one command gets throwaway values; nothing connects to them.
 RUN SECRET_KEY=collectstatic-only \

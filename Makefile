@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: dev test test-resilience lint format bench migrate stop clean venv venv-embedded
+.PHONY: dev test test-resilience lint format bench migrate messages stop clean venv venv-embedded
 
 # Before every target that needs .venv: create or reuse it, install what changed (no pip when nothing did).
 venv:
@@ -34,6 +34,8 @@ lint: venv
 	$(VENV)/bin/ruff format --check .
 	PYTHONPATH=. $(VENV)/bin/lint-imports --no-cache
 	$(VENV)/bin/mypy
+	@# Every string in locale/ catalogues and translated into Malay; no bare text in the recipient's templates.
+	$(PY) scripts/messages.py check
 	@# Models against migrations only: no server is needed (the unreachable URLs keep the embedded ones from
 	@# starting; the history check that would use them is skipped with a RuntimeWarning, silenced here).
 	DATABASE_URL=postgresql://127.0.0.1:1/none REDIS_URL=redis://127.0.0.1:1/0 \
@@ -46,6 +48,10 @@ format: venv
 
 bench: venv
 	@exec $(PY) bench/run.py $(ARGS)
+
+# After marking strings for translation: adds them to locale/*/LC_MESSAGES/django.po (Babel, no GNU gettext).
+messages: venv
+	$(PY) scripts/messages.py update
 
 migrate: venv
 	$(PY) manage.py platform_migrate

@@ -43,6 +43,8 @@ class User(AbstractBaseUser, PermissionsMixin):
     totp_enabled_at = models.DateTimeField(null=True, blank=True)
     # The last accepted TOTP time step: a code is accepted once, never replayed within its window.
     totp_last_step = models.BigIntegerField(null=True, blank=True)
+    # The portal's language for this person (`en`, `ms`); '' = the tenant's default, else the browser's.
+    language = models.CharField(max_length=16, blank=True, default="")
 
     objects = UserManager()
     USERNAME_FIELD = "email"

@@ -16,6 +16,7 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext as _
 
 from catalog.models import Product
 from catalog.selectors import product_choice_options, product_validate_amount
@@ -73,7 +74,7 @@ def choice_record(*, reward_id: Any, product_id: Any) -> Reward:
         if chosen_from is not None:
             if str(reward.product_id) != str(product_id):
                 raise ApplicationError(
-                    "A product has already been chosen for this gift.", code="already_chosen", status=409
+                    _("A product has already been chosen for this gift."), code="already_chosen", status=409
                 )
             return reward
         try:
@@ -83,9 +84,9 @@ def choice_record(*, reward_id: Any, product_id: Any) -> Reward:
         option = next((o for o in choice_options(reward) if o.id == wanted), None)
         if option is None:
             raise ApplicationError(
-                "That product is not one of the options for this gift.",
+                _("That product is not one of the options for this gift."),
                 code="invalid_choice",
-                errors={"product_id": ["Not one of the options."]},
+                errors={"product_id": [_("Not one of the options.")]},
             )
         previous = dict(reward.product_snapshot)
         reward.product_snapshot = {
@@ -131,7 +132,7 @@ def choice_settle(*, reward_id: Any, issued: IssuedCode) -> Reward:
             # Canceled (or failed) while the supplier was issuing: the card must not outlive the reward. The
             # cancel policy refuses while a choice is being issued, so this is a safety net, not a path.
             _void_orphan(reward, issued)
-            raise ApplicationError("This gift is no longer available.", code="not_choosable", status=409)
+            raise ApplicationError(_("This gift is no longer available."), code="not_choosable", status=409)
         reward_code_store(reward, issued)
         if reward.status in CLAIMABLE and reward.hold is not None and reward.hold.status == HoldStatus.PENDING:
             reward_capture(reward=reward)
@@ -171,13 +172,13 @@ def reward_choose(*, reward_id: uuid.UUID | str, product_id: uuid.UUID | str) ->
             "choice refused by supplier", extra={"event": "claim.choice_refused", "reward_id": str(reward.id)}
         )
         raise ApplicationError(
-            "That product is not available right now; please choose another.",
+            _("That product is not available right now; please choose another."),
             code="option_unavailable",
-            errors={"product_id": ["Not available right now."]},
+            errors={"product_id": [_("Not available right now.")]},
         ) from None
     except SupplierError:
         raise ApplicationError(
-            "We could not get your code just now; please try again in a minute.",
+            _("We could not get your code just now; please try again in a minute."),
             code="supplier_unavailable",
             status=503,
             retryable=True,

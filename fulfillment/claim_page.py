@@ -37,6 +37,8 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.translation import gettext
+from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Product
 from core.errors import ApplicationError
@@ -60,6 +62,17 @@ RECIPIENT_ACTOR = "recipient"
 PREPARING = {RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.PROCESSING}
 ADDRESS_FIELDS = ("name", "line1", "line2", "city", "state", "postal_code", "country")
 _COLOR_RE = re.compile(r"#[0-9A-Fa-f]{3,8}")
+# A shipment's state in the recipient's words (the page says "Your gift is on its way (…)").
+SHIPMENT_STATUS_TEXT: dict[str, Any] = {
+    ShipmentStatus.PENDING: _("being prepared"),
+    ShipmentStatus.SUBMITTED: _("being packed"),
+    ShipmentStatus.SHIPPED: _("shipped"),
+    ShipmentStatus.IN_TRANSIT: _("in transit"),
+    ShipmentStatus.DELIVERED: _("delivered"),
+    ShipmentStatus.RETURNED: _("returned to the sender"),
+    ShipmentStatus.EXCEPTION: _("delayed: the carrier reported a problem"),
+    ShipmentStatus.CANCELED: _("canceled"),
+}
 
 
 @dataclass(frozen=True)
@@ -118,6 +131,13 @@ def _reward_for_token(*, token: str, lock: bool) -> Reward:
     return reward
 
 
+def claim_locale(*, token: str) -> str:
+    """The language stored on the token's reward ('' when none was named, or no such reward): the page's
+    default before the switch or the browser say otherwise."""
+    found = Reward.objects.filter(claim_token_hash=claim_token_hash(token)).values_list("locale", flat=True).first()
+    return found or ""
+
+
 def _is_bound(reward: Reward, binding: str | None) -> bool:
     if not binding:
         return False
@@ -158,7 +178,7 @@ def _page(reward: Reward) -> ClaimPage:
     if shipment is not None:
         page = _base_page(reward, "address" if shipment.status == ShipmentStatus.PENDING else "shipping")
         page.address = {key: str(shipment.address.get(key) or "") for key in ADDRESS_FIELDS}
-        page.shipment_status = shipment.status
+        page.shipment_status = str(SHIPMENT_STATUS_TEXT.get(shipment.status, shipment.status))
         page.carrier = shipment.carrier
         page.tracking_number = shipment.tracking_number
         return page
@@ -258,20 +278,23 @@ def claim_address_confirm(*, token: str, address: dict[str, Any]) -> ClaimPage:
         if shipment is None or shipment.status != ShipmentStatus.PENDING:
             page = _page(reward)
             if shipment is not None:
-                page.error = "This gift has already been handed to the carrier; the address can no longer change."
+                page.error = gettext(
+                    "This gift has already been handed to the carrier; the address can no longer change."
+                )
             return page
         submitted = {key: str(address.get(key) or "").strip() for key in ADDRESS_FIELDS}
         errors = address_errors(submitted)
         country = str(shipment.address.get("country") or "").upper()
         if submitted["country"].upper() != country:
             errors.setdefault("country", []).append(
-                f"This gift ships to {country}; ask the sender if it should go to another country."
+                gettext("This gift ships to %(country)s; ask the sender if it should go to another country.")
+                % {"country": country}
             )
         if errors:
             page = _page(reward)
             page.address = submitted
             page.field_errors = errors
-            page.error = "Please check the highlighted fields."
+            page.error = gettext("Please check the highlighted fields.")
             return page
         shipment.address = address_normalize(submitted)
         shipment.updated_at = timezone.now()

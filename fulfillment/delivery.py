@@ -1,4 +1,5 @@
-"""Delivering a reward to its recipient: branded email (HTML + text) and SMS through a provider interface."""
+"""Delivering a reward to its recipient: branded email (HTML + text) and SMS through a provider interface, in the
+reward's language (Reward.locale; English when none was named)."""
 
 from __future__ import annotations
 
@@ -10,8 +11,10 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import render_to_string
+from django.utils.translation import gettext as _
 
 from core import crypto
+from core.i18n import language
 from core.money import format_amount
 from core.text import header_text
 from orders.models import OrderType, Reward
@@ -30,7 +33,7 @@ def _branding(reward: Reward) -> dict[str, str]:
     return {
         "logo_url": branding.get("logo_url", ""),
         "primary_color": branding.get("primary_color", "#4f46e5"),
-        "company": reward.sender_name or (program.sender_name if program else "") or "Your team",
+        "company": reward.sender_name or (program.sender_name if program else "") or _("Your team"),
     }
 
 
@@ -72,18 +75,34 @@ def reward_email_from(reward: Reward) -> str:
     tenant = header_text(getattr(getattr(connection, "tenant", None), "name", ""))
     if not tenant:
         return str(settings.DEFAULT_FROM_EMAIL)  # no name rather than an unattributed one
-    name = tenant if not sender or sender.casefold() == tenant.casefold() else f"{sender} via {tenant}"
+    if not sender or sender.casefold() == tenant.casefold():
+        name = tenant
+    else:
+        name = _("%(sender)s via %(tenant)s") % {"sender": sender, "tenant": tenant}
     return formataddr((name, settings.DEFAULT_FROM_EMAIL))
+
+
+def reward_email_render(reward: Reward, *, preview: bool = False) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of the reward's email, in the reward's language."""
+    with language(reward.locale):
+        context = reward_email_context(reward, preview=preview)
+        # Header-safe like the From name: a name stored before control characters were refused must not break it.
+        subject = _("%(company)s sent you a %(brand)s gift") % {
+            "company": header_text(context["company"]),
+            "brand": header_text(context["brand"]),
+        }
+        return (
+            subject,
+            render_to_string("emails/reward.txt", context),
+            render_to_string("emails/reward.html", context),
+        )
 
 
 def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
     """`message_id` (its local part) is the same on every copy of one send, so a mailbox shows one of them."""
-    context = reward_email_context(reward)
-    # Header-safe like the From name: a name stored before control characters were refused must not break it.
-    subject = f"{header_text(context['company'])} sent you a {header_text(context['brand'])} gift"
-    text = render_to_string("emails/reward.txt", context)
-    html = render_to_string("emails/reward.html", context)
-    sender = reward_email_from(reward)
+    subject, text, html = reward_email_render(reward)
+    with language(reward.locale):
+        sender = reward_email_from(reward)
     headers = {}
     if message_id:
         domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
@@ -106,13 +125,28 @@ def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
 def send_reward_sms(*, reward: Reward, to: str) -> None:
     from .sms import get_sms_backend
 
-    context = reward_email_context(reward)
-    if context["claim_url"]:
-        body = f"{context['company']} sent you a {context['brand']} gift: {context['claim_url']}"
-    else:
-        pin = f" PIN {context['pin']}" if context["pin"] else ""
-        body = (
-            f"{context['company']} sent you a {context['amount']} {context['currency']} {context['brand']} "
-            f"gift card: {context['code']}{pin}"
+    get_sms_backend().send(to=to, body=reward_sms_text(reward))
+
+
+def reward_sms_text(reward: Reward) -> str:
+    """The SMS body, in the reward's language."""
+    with language(reward.locale):
+        context = reward_email_context(reward)
+        if context["claim_url"]:
+            return _("%(company)s sent you a %(brand)s gift: %(url)s") % {
+                "company": context["company"],
+                "brand": context["brand"],
+                "url": context["claim_url"],
+            }
+        pin = (" " + _("PIN %(pin)s") % {"pin": context["pin"]}) if context["pin"] else ""
+        return (
+            _("%(company)s sent you a %(amount)s %(currency)s %(brand)s gift card: %(code)s")
+            % {
+                "company": context["company"],
+                "amount": context["amount"],
+                "currency": context["currency"],
+                "brand": context["brand"],
+                "code": context["code"],
+            }
+            + pin
         )
-    get_sms_backend().send(to=to, body=body)

@@ -10,26 +10,91 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import datetime
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
-from django.utils import timezone
+from django.utils import timezone, translation
+from django.utils.translation import gettext_lazy as _
 from django.views.decorators.cache import never_cache
 from django.views.decorators.http import require_http_methods, require_POST
 from django_tenants.utils import tenant_context
 
 from core import context
+from core.i18n import locale_choose, locale_from_accept_language, locale_normalize
+from orders.addresses import STATE_CHOICES
 from tenants.middleware import client_ip
 
 from .claim_links import ClaimNotFound, claim_failure_record, claim_rate_limit, claim_tenant_get
-from .claim_page import ADDRESS_FIELDS, ClaimPage, claim_address_confirm, claim_choose, claim_open, claim_reveal
+from .claim_page import (
+    ADDRESS_FIELDS,
+    ClaimPage,
+    claim_address_confirm,
+    claim_choose,
+    claim_locale,
+    claim_open,
+    claim_reveal,
+)
 
 BINDING_COOKIE = "rp_claim"
 # Named after the module the claim page once lived in; a new salt would unbind every browser bound so far.
 BINDING_SALT = "fulfillment.claims.binding"
+# The language the recipient picked with the switch (?lang=), kept for this link's later pages and posts.
+LANGUAGE_COOKIE = "rp_lang"
+LANGUAGE_COOKIE_MAX_AGE = 365 * 24 * 3600
+ADDRESS_LABELS = {
+    "name": _("Full name"),
+    "line1": _("Address line 1"),
+    "line2": _("Address line 2 (optional)"),
+    "city": _("City"),
+    "state": _("State / province / region"),
+    "postal_code": _("Postal code"),
+    "country": _("Country (2-letter code)"),
+}
+ADDRESS_AUTOCOMPLETE = {
+    "name": "name",
+    "line1": "address-line1",
+    "line2": "address-line2",
+    "city": "address-level2",
+    "state": "address-level1",
+    "postal_code": "postal-code",
+    "country": "country",
+}
 
 
-def _not_found(request: HttpRequest) -> HttpResponse:
-    return _private(render(request, "claim/not_found.html", status=404))
+def _language(request: HttpRequest, reward_locale: str = "") -> str:
+    """The switch (?lang=, then its cookie), else the reward's language, else the browser's, else English."""
+    return (
+        locale_choose(
+            request.GET.get("lang"),
+            request.COOKIES.get(LANGUAGE_COOKIE),
+            reward_locale,
+            locale_from_accept_language(request.headers.get("Accept-Language", "")),
+        )
+        or settings.LANGUAGE_CODE
+    )
+
+
+def _localised(request: HttpRequest, response: HttpResponse, language: str) -> HttpResponse:
+    response["Content-Language"] = language
+    response["Vary"] = "Accept-Language, Cookie"
+    if locale_normalize(request.GET.get("lang")):
+        response.set_cookie(
+            LANGUAGE_COOKIE,
+            language,
+            max_age=LANGUAGE_COOKIE_MAX_AGE,
+            path="/r/",
+            secure=request.is_secure(),
+            httponly=True,
+            samesite="Lax",
+        )
+    return response
+
+
+def _not_found(request: HttpRequest, language: str) -> HttpResponse:
+    """The same bytes for every dead link (no token in it, not even in the language switch's links)."""
+    with translation.override(language):
+        response = render(request, "claim/not_found.html", status=404)
+    return _localised(request, _private(response), language)
 
 
 def _private(response: HttpResponse) -> HttpResponse:
@@ -61,54 +126,47 @@ def _claim(request: HttpRequest, token: str, action: Callable[[], ClaimPage]) ->
     address = client_ip(request)
     allowed, retry_after = claim_rate_limit(client_ip=address)
     if not allowed:
-        response = render(request, "claim/rate_limited.html", {"retry_after": retry_after}, status=429)
+        language = _language(request)
+        with translation.override(language):
+            response = render(request, "claim/rate_limited.html", {"retry_after": retry_after}, status=429)
         response["Retry-After"] = str(max(1, retry_after))
-        return _private(response)
+        return _localised(request, _private(response), language)
+    language = _language(request)
     try:
         tenant = claim_tenant_get(token=token)
         context.bind(tenant=tenant.schema_name)
         with tenant_context(tenant):
-            page = action()
+            language = _language(request, claim_locale(token=token))
+            # Messages the services write (a refused choice, address errors) come out in the page's language.
+            with translation.override(language):
+                page = action()
     except ClaimNotFound:
         claim_failure_record(client_ip=address)
-        return _not_found(request)
+        return _not_found(request, language)
     status = 422 if page.error or page.field_errors else 200
-    response = render(
-        request,
-        "claim/page.html",
-        {"page": page, "token": token, "address_fields": _address_fields(page)},
-        status=status,
-    )
+    with translation.override(language):
+        response = render(
+            request,
+            "claim/page.html",
+            {"page": page, "token": token, "address_fields": _address_fields(page)},
+            status=status,
+        )
     if page.state == "revealed" and page.binding:
         _bind(response, request=request, token=token, page=page)
-    return _private(response)
+    return _localised(request, _private(response), language)
 
 
 def _address_fields(page: ClaimPage) -> list[dict[str, object]]:
-    labels = {
-        "name": "Full name",
-        "line1": "Address line 1",
-        "line2": "Address line 2 (optional)",
-        "city": "City",
-        "state": "State / province / region",
-        "postal_code": "Postal code",
-        "country": "Country (2-letter code)",
-    }
+    country = page.address.get("country", "").upper()
     return [
         {
             "name": key,
-            "label": labels[key],
+            "label": ADDRESS_LABELS[key],
             "value": page.address.get(key, ""),
             "errors": page.field_errors.get(key, []),
-            "autocomplete": {
-                "name": "name",
-                "line1": "address-line1",
-                "line2": "address-line2",
-                "city": "address-level2",
-                "state": "address-level1",
-                "postal_code": "postal-code",
-                "country": "country",
-            }[key],
+            "autocomplete": ADDRESS_AUTOCOMPLETE[key],
+            # A fixed list (Malaysia's states and federal territories) is a choice, not a guess.
+            "choices": STATE_CHOICES.get(country, []) if key == "state" else [],
         }
         for key in ADDRESS_FIELDS
     ]

@@ -149,6 +149,8 @@ class RecipientInput(serializers.Serializer):
     name = serializers.CharField(max_length=200)
     email = serializers.EmailField(required=False, allow_blank=True, allow_null=True)
     phone = serializers.CharField(max_length=20, required=False, allow_blank=True, allow_null=True)
+    # The language of the claim page, emails and SMS (`en`, `ms`); else the program's, else the tenant's.
+    locale = serializers.CharField(max_length=16, required=False, allow_blank=True, allow_null=True)
 
 
 class AddressInput(serializers.Serializer):
@@ -208,6 +210,9 @@ class RewardOutput(serializers.Serializer):
     recipient = serializers.DictField()
     message = serializers.CharField()
     sender_name = serializers.CharField()
+    locale = serializers.CharField(
+        allow_null=True, help_text="The language of its claim page, emails and SMS (recipient, program, tenant)"
+    )
     deliver_at = serializers.DateTimeField(allow_null=True)
     claim_url = serializers.URLField(allow_null=True)
     code = serializers.CharField(allow_null=True, help_text="Masked (last 4 only); use /reveal for API delivery")

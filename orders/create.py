@@ -22,7 +22,9 @@ from django.utils import timezone
 from core import crypto
 from core.bulk import insert_together
 from core.errors import ApplicationError
+from core.i18n import locale_choose
 from funds.services import funds_hold
+from tenants.selectors import tenant_current
 
 from .claim_tokens import claim_token_hash, claim_token_new, claim_tokens_register
 from .handoff import rewards_dispatch, shipment_hooks_required
@@ -169,6 +171,8 @@ def _new_rewards(
     Claim tokens still need registering."""
     now = timezone.now()
     claim_ttl = timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
+    # The tenant's settings are written to its live and sandbox rows alike (tenants.services): no lookup here.
+    fallback_locale = locale_choose(program.default_locale if program else "", tenant_current().default_locale)
     rewards: list[Reward] = []
     for item in planned:
         spec = item.spec
@@ -198,6 +202,7 @@ def _new_rewards(
             country=(item.address or {}).get("country") or (spec.country or "").upper(),
             message=spec.message or (program.default_message if program else ""),
             sender_name=spec.sender_name or (program.sender_name if program else ""),
+            locale=locale_choose(recipient.get("locale")) or fallback_locale,
             deliver_at=spec.deliver_at,
             hold_id=uuid.uuid4() if preassign_holds else None,
         )

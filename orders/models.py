@@ -128,6 +128,9 @@ class Reward(models.Model):
     country = models.CharField(max_length=2, blank=True)
     message = models.TextField(blank=True)
     sender_name = models.CharField(max_length=200, blank=True)
+    # The language of the claim page, emails and SMS, chosen at creation (core.i18n): the recipient's, the
+    # program's, the tenant's; '' = none named, the recipient's browser decides (messages go in English).
+    locale = models.CharField(max_length=16, blank=True, default="")
     deliver_at = models.DateTimeField(null=True, blank=True, db_index=True)
     # Claim link (link delivery): the token is a bearer credential — kept encrypted, looked up by hash.
     claim_token_hash = models.CharField(max_length=64, blank=True, db_index=True)

@@ -17,6 +17,7 @@ from django.db.models import Sum
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.i18n import locale_normalize, supported_locales
 from core.money import quantize
 from core.phone import E164_RE
 from core.text import control_character_error
@@ -161,6 +162,10 @@ def plan_rewards(
             raise field_error(f"{path}.recipient.phone", "SMS delivery needs the recipient's phone (E.164).")
         if phone and not E164_RE.match(phone):
             raise field_error(f"{path}.recipient.phone", "Use E.164 format, e.g. +14155550123.")
+        if (recipient.get("locale") or "").strip() and not locale_normalize(recipient["locale"]):
+            raise field_error(
+                f"{path}.recipient.locale", f"Use one of the platform's languages: {', '.join(supported_locales())}."
+            )
         if spec.deliver_at is not None and spec.deliver_at <= now:
             raise field_error(f"{path}.deliver_at", "deliver_at must be in the future.")
 

@@ -55,6 +55,7 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
         },
         "message": reward.message,
         "sender_name": reward.sender_name,
+        "locale": reward.locale or None,
         "deliver_at": _iso(reward.deliver_at),
         "claim_url": claim_url(reward) if bearer else None,
         "code": crypto.mask("x" * 8 + reward.code_last4) if reward.code_last4 else None,

@@ -32,6 +32,8 @@ def claim_slot(redis_url: str) -> tuple[int, object]:
 
 
 def main() -> int:
+    # The translations, as `make` compiles them (this script is also run directly).
+    subprocess.check_call([sys.executable, str(ROOT / "scripts" / "messages.py"), "compile"], cwd=ROOT)
     env = dict(os.environ)
     env.update(embedded.environment_or_exit())
     slot, client = claim_slot(env["REDIS_URL"])

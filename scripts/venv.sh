@@ -98,3 +98,5 @@ if [ "$mode" = embedded ] && stale "$VENV/.installed-embedded" requirements-embe
     pip install --quiet --only-binary=:all: -r requirements-embedded.txt
     touch "$VENV/.installed-embedded"
 fi
+# The translations: .po to .mo with Babel (no GNU gettext needed), only for catalogues that changed.
+"$VENV/bin/python" scripts/messages.py compile

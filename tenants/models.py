@@ -30,6 +30,11 @@ class Tenant(TenantMixin):
     is_sandbox = models.BooleanField(default=False)
     live = models.OneToOneField("self", null=True, blank=True, on_delete=models.CASCADE, related_name="sandbox")
     created_at = models.DateTimeField(default=timezone.now)
+    # The language of rewards whose recipient and program name none ('' = the recipient's browser decides on the
+    # claim page; messages go in English), and the zone the portal shows and reads times in (IANA name).
+    # Written to the live row and its sandbox twin together (tenants.services.tenant_settings_update).
+    default_locale = models.CharField(max_length=16, blank=True, default="")
+    timezone = models.CharField(max_length=64, default="UTC")
 
     auto_create_schema = True
     auto_drop_schema = True  # deleting a tenant row (operator only, after export) drops its schema

@@ -150,7 +150,11 @@ def configure_stores(database_url: str, redis_url: str) -> dict:
 
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
-LANGUAGE_CODE = "en-us"
+# The languages recipients and staff can read everything in (catalogues under locale/, compiled by scripts/venv.sh
+# with Babel: see docs/operations.md). A reward's language: recipient, program, tenant, then the browser.
+LANGUAGE_CODE = "en"
+LANGUAGES = [("en", "English"), ("ms", "Bahasa Melayu")]
+LOCALE_PATHS = [BASE_DIR / "locale"]
 TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
