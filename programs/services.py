@@ -8,6 +8,7 @@ from collections.abc import Iterable
 from decimal import Decimal
 from typing import Any
 
+from django.conf import settings
 from django.core.exceptions import ValidationError
 from django.core.validators import URLValidator
 from django.db import transaction
@@ -64,7 +65,7 @@ def _branding(value: dict[str, Any] | None, errors: dict[str, list[str]]) -> dic
     return {key: str(branding[key]) for key in BRANDING_KEYS if branding.get(key)}
 
 
-LOCALES = ("en", "ms")  # the languages the platform serves (docs/architecture.md)
+LOCALES = tuple(code for code, _ in settings.LANGUAGES)  # the languages the platform serves
 POINTS_KEYS = ("name", "points_per_unit", "currency", "expire_after_days", "self_redeem")
 LEDGER_SCALE = 10_000  # the funds ledger keeps four decimals: a point's value 1/ppu must be exact in them
 
