@@ -3,6 +3,7 @@ reward's language (Reward.locale; English when none was named)."""
 
 from __future__ import annotations
 
+import functools
 import logging
 import smtplib
 from email.utils import formataddr
@@ -10,7 +11,8 @@ from typing import Any
 
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
-from django.template.loader import render_to_string
+from django.template.loader import get_template
+from django.utils import translation
 from django.utils.translation import gettext as _
 
 from core import crypto
@@ -82,6 +84,20 @@ def reward_email_from(reward: Reward) -> str:
     return formataddr((name, settings.DEFAULT_FROM_EMAIL))
 
 
+@functools.lru_cache(maxsize=64)
+def _template(name: str, lang: str | None) -> Any:
+    """A compiled email template per (name, language): compiled once per process, not once per message.
+
+    Translated strings are looked up when it renders, in the language active then; the language is part of the
+    key so a template chosen per language can never be served in another one.
+    """
+    return get_template(name)
+
+
+def _render(name: str, context: dict[str, Any]) -> str:
+    return str(_template(name, translation.get_language()).render(context))
+
+
 def reward_email_render(reward: Reward, *, preview: bool = False) -> tuple[str, str, str]:
     """(subject, plain text, HTML) of the reward's email, in the reward's language."""
     with language(reward.locale):
@@ -91,22 +107,18 @@ def reward_email_render(reward: Reward, *, preview: bool = False) -> tuple[str, 
             "company": header_text(context["company"]),
             "brand": header_text(context["brand"]),
         }
-        return (
-            subject,
-            render_to_string("emails/reward.txt", context),
-            render_to_string("emails/reward.html", context),
-        )
+        return subject, _render("emails/reward.txt", context), _render("emails/reward.html", context)
 
 
-def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
-    """`message_id` (its local part) is the same on every copy of one send, so a mailbox shows one of them."""
+def reward_email_message(*, reward: Reward, to: str, message_id: str = "") -> EmailMultiAlternatives:
+    """The reward email, ready to send. `message_id` (its local part) is the same on every copy of one send, so
+    a mailbox shows one of them."""
     subject, text, html = reward_email_render(reward)
     with language(reward.locale):
         sender = reward_email_from(reward)
     headers = {}
     if message_id:
-        domain = settings.DEFAULT_FROM_EMAIL.rpartition("@")[2] or "localhost"
-        headers["Message-ID"] = f"<{message_id}@{domain}>"
+        headers["Message-ID"] = f"<{message_id}@{_message_id_domain()}>"
     message = EmailMultiAlternatives(subject=subject, body=text, from_email=sender, to=[to], headers=headers)
     message.attach_alternative(html, "text/html")
     # Read by django-anymail backends: bounce webhooks come back with these (fulfillment/bounces.py).
@@ -115,11 +127,66 @@ def send_reward_email(*, reward: Reward, to: str, message_id: str = "") -> None:
     # Attributes of anymail's message mixin, which Django's class does not declare.
     message.metadata = {"reward_id": str(reward.id), "schema": connection.schema_name}  # type: ignore[attr-defined]
     message.tags = ["reward"]  # type: ignore[attr-defined]
+    return message
+
+
+def _message_id_domain() -> str:
+    return str(settings.DEFAULT_FROM_EMAIL).rpartition("@")[2] or "localhost"
+
+
+def mail_send(message: EmailMultiAlternatives, *, connection: Any = None) -> None:
+    """Send one message (over `connection`, a mail backend kept open by the caller, or a new one); a refused
+    recipient raises DeliveryFailed, other SMTP / connection errors (OSError) propagate: the caller retries."""
     try:
-        message.send(fail_silently=False)
+        if connection is None:
+            message.send(fail_silently=False)
+        else:
+            connection.send_messages([message])
     except smtplib.SMTPRecipientsRefused as exc:
         raise DeliveryFailed("the recipient's mail server refused the address") from exc
-    # other SMTP / connection errors propagate: the task retries them
+
+
+def send_reward_email(*, reward: Reward, to: str, message_id: str = "", connection: Any = None) -> None:
+    mail_send(reward_email_message(reward=reward, to=to, message_id=message_id), connection=connection)
+
+
+# --- accepted sends -------------------------------------------------------------------------------------
+# A message the mail server accepted is noted in Redis under its Message-ID, right after the acceptance and
+# before the transaction that records the delivery commits. A worker killed in between rolls its records back;
+# whoever delivers the reward again finds the note and records the delivery without sending a second copy. So a
+# kill doubles a message only in the one round trip between the acceptance and the note, however many messages
+# the transaction sent (the fulfilment drain sends a batch in one). Losing Redis loses the notes: then such a
+# message goes out again, under the same Message-ID (mailboxes show one).
+ACCEPTED_SECONDS = 86400  # far longer than any retry of one send takes
+
+
+def _accepted_key(message_id: str) -> str:
+    from core.db import connection
+
+    return f"rp:mail-accepted:{connection.settings_dict['NAME']}:{connection.schema_name}:{message_id}"
+
+
+def mail_accepted(message_ids: list[str]) -> set[str]:
+    """Which of these Message-IDs (local parts) the mail server already accepted; on Redis trouble, none."""
+    from core.redis import get_redis
+
+    if not message_ids:
+        return set()
+    try:
+        found = get_redis().mget([_accepted_key(message_id) for message_id in message_ids])
+    except Exception:
+        logger.warning("accepted-mail notes unreadable; sending", extra={"event": "mail.accepted_unreadable"})
+        return set()
+    return {message_id for message_id, value in zip(message_ids, found, strict=True) if value}
+
+
+def mail_accepted_note(message_id: str) -> None:
+    from core.redis import get_redis
+
+    try:
+        get_redis().set(_accepted_key(message_id), b"1", ex=ACCEPTED_SECONDS)
+    except Exception:  # the message went out; only a kill before COMMIT would now send it twice
+        logger.warning("accepted-mail note not written", extra={"event": "mail.accepted_unwritten"})
 
 
 def send_reward_sms(*, reward: Reward, to: str) -> None:

@@ -192,16 +192,25 @@ def reward_deliver(
     The send happens inside the transaction that records it: under the reward's row lock the reward is
     marked delivered (with its timeline entry and `reward.delivered` event), the message goes out, the
     order's status is refreshed, COMMIT. A worker that dies before the mail server or SMS provider has
-    accepted the message leaves nothing recorded, and the sweeper sends it again; only a death between that
-    acceptance and the COMMIT (the order refresh and one round trip) sends it twice. So delivery is
-    at-least-once with a window of a few milliseconds (it was the whole recording transaction), and every
-    copy of an email carries the same Message-ID (`send_id` tells a requested resend apart), by which
-    mailboxes show one message. Measured by resilience/test_worker_kills.py.
+    accepted the message leaves nothing recorded, and the sweeper sends it again; an accepted email is noted
+    in Redis at once (fulfillment.delivery.mail_accepted_note), so a death after the note records the delivery
+    later without sending again, and only a death between the acceptance and the note sends it twice. So
+    delivery is at-least-once with a window of one Redis round trip, and every copy of an email carries the
+    same Message-ID (`send_id` tells a requested resend apart), by which mailboxes show one message. Measured
+    by resilience/test_worker_kills.py. Most email rewards come here only on a retry: the fulfilment drain
+    (fulfillment.drain) delivers them in batches under the same rules.
 
     `first_delivery` (fulfilment) sends only a reward still `processing`: a worker that lost its lease and
     finds the reward delivered by the one that took over must not send it again (only a resend does that).
     """
-    from .delivery import DeliveryFailed, message_carries_code, send_reward_email, send_reward_sms
+    from .delivery import (
+        DeliveryFailed,
+        mail_accepted,
+        mail_accepted_note,
+        message_carries_code,
+        send_reward_email,
+        send_reward_sms,
+    )
 
     try:
         with transaction.atomic():
@@ -225,9 +234,13 @@ def reward_deliver(
                 reward.code_disclosed_at = timezone.now()
                 fields.append("code_disclosed_at")
             reward.save(update_fields=fields)
+            message_id = f"reward.{reward.id}" + (f".{send_id}" if send_id else "")
+            # Fulfilment's first send is skipped if a killed worker's send of it was accepted (see the note below);
+            # a resend is asked for, and goes out.
+            noted = first_delivery and reward.delivery_method == DeliveryMethod.EMAIL
+            emailed = reward.delivery_method == DeliveryMethod.EMAIL and not (noted and mail_accepted([message_id]))
             try:
-                if reward.delivery_method == DeliveryMethod.EMAIL:
-                    message_id = f"reward.{reward.id}" + (f".{send_id}" if send_id else "")
+                if emailed:
                     send_reward_email(reward=reward, to=to_email or reward.recipient_email, message_id=message_id)
                 elif reward.delivery_method == DeliveryMethod.SMS:
                     send_reward_sms(reward=reward, to=to_phone or reward.recipient_phone)
@@ -241,12 +254,14 @@ def reward_deliver(
                     "reward could not be sent", extra={"event": "reward.send_error", "reward_id": str(reward_id)}
                 )
                 raise DeliveryFailed(f"the message could not be sent ({type(exc).__name__})") from exc
-            fault_point("deliver.sent")  # tests only: a crash after the send, before COMMIT (sent again later)
+            fault_point("deliver.sent")  # tests only: a crash after the send, before its note (sent again later)
+            if emailed and noted:
+                mail_accepted_note(message_id)  # a crash from here to COMMIT records it later, without a resend
             # After the send: the order row stays locked for this last statement only, not while sending
             # (siblings of a large order deliver in parallel).
             order_refresh_status(order=reward.order)
     except DeliveryFailed as exc:
-        return _delivery_failed(reward_id, reason=str(exc))
+        return reward_delivery_failed(reward_id, reason=str(exc))
     logger.info(
         "reward delivered",
         extra={"event": "reward.delivered", "reward_id": str(reward_id), "method": reward.delivery_method},
@@ -254,7 +269,7 @@ def reward_deliver(
     return reward
 
 
-def _delivery_failed(reward_id: Any, *, reason: str) -> Reward | None:
+def reward_delivery_failed(reward_id: Any, *, reason: str) -> Reward | None:
     with transaction.atomic():
         locked = reward_lock(reward_id)
         if locked is None or locked.status not in (RewardStatus.PROCESSING, RewardStatus.DELIVERED):

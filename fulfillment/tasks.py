@@ -37,6 +37,14 @@ def reward_fulfil_task(self, reward_id: str) -> None:
         raise self.retry(countdown=countdown, exc=exc) from None
 
 
+@shared_task(name="fulfillment.tasks.fulfil_drain_task", acks_late=True)
+def fulfil_drain_task() -> int:
+    """Fulfil the schema's due email, API and link rewards in batches, for one drain's turn (fulfillment.drain)."""
+    from .drain import fulfil_drain
+
+    return fulfil_drain()
+
+
 @shared_task(bind=True, name="fulfillment.tasks.reward_deliver_task", acks_late=True, max_retries=5)
 def reward_deliver_task(self, reward_id: str) -> None:
     from .services import reward_deliver

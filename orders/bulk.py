@@ -45,6 +45,7 @@ class BatchReward(NamedTuple):
 
     id: str  # canonical UUID text
     status: str
+    delivery_method: str
 
 
 def uuid7_texts(count: int) -> list[str]:
@@ -146,7 +147,7 @@ def order_create_for_batch_rows(
         held += charge
         if item.shipping_method is not None:
             shipments.append((next(ids), reward_id, item.shipping_method, item.address))
-        created.append(BatchReward(reward_id, status))
+        created.append(BatchReward(reward_id, status, item.delivery_method))
     copy_insert(Reward, _BATCH_REWARD_COLUMNS, rewards)
     copy_insert(
         RewardEvent,

@@ -159,6 +159,10 @@ class Reward(models.Model):
         indexes = [
             models.Index(fields=["status", "deliver_at"], name="reward_status_deliver_at"),
             models.Index(fields=["order", "position"], name="reward_order_position"),
+            # order_refresh_status's EXISTS seeks: which states an order's rewards are in, without counting them.
+            models.Index(fields=["order", "status"], name="reward_order_status"),
+            # The fulfilment drain's claim: the oldest pending rewards, without sorting every pending one.
+            models.Index(fields=["created_at"], condition=Q(status="pending"), name="reward_pending_created"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0) & Q(charge_amount__gt=0), name="reward_amounts_positive")

@@ -40,8 +40,23 @@ def event_emit(*, type: str, data: dict[str, Any], write_with: Sequence[Sequence
     event = _event_new(type=type, data=data)
     # One round trip: the event's INSERT and the read of the endpoints that want it share a statement.
     endpoint_ids = [endpoint_id for (endpoint_id,) in insert_together(*write_with, [event], then=_subscribed_sql(type))]
-    _deliveries_create(event=event, endpoint_ids=endpoint_ids)
+    _deliveries_create(events=[event], endpoint_ids=endpoint_ids)
     return event
+
+
+def event_emit_many(*, type: str, datas: list[dict[str, Any]]) -> list[Event]:
+    """event_emit for a batch of events of one type (the fulfilment drain's `reward.delivered`s), set-based: the
+    events in one INSERT, the subscribed endpoints read once, their deliveries in one INSERT. Same rules: inside
+    the caller's transaction, delivered at least once after it commits."""
+    if type not in EVENT_TYPES:
+        raise ValueError(f"unknown webhook event type {type!r}; add it to webhooks.models.EVENT_TYPES")
+    if not connection.in_atomic_block:
+        raise RuntimeError("event_emit_many() must be called inside the caller's transaction.atomic() block")
+    if not datas:
+        return []
+    events = Event.objects.bulk_create([_event_new(type=type, data=data) for data in datas])
+    _deliveries_create(events=events, endpoint_ids=list(endpoints_subscribed(type=type).values_list("id", flat=True)))
+    return events
 
 
 def event_record(*, type: str, data: dict[str, Any], endpoint_ids: list[str]) -> Event:
@@ -51,7 +66,7 @@ def event_record(*, type: str, data: dict[str, Any], endpoint_ids: list[str]) ->
     """
     event = _event_new(type=type, data=data)
     event.save(force_insert=True)
-    _deliveries_create(event=event, endpoint_ids=endpoint_ids)
+    _deliveries_create(events=[event], endpoint_ids=endpoint_ids)
     return event
 
 
@@ -69,7 +84,7 @@ def _event_new(*, type: str, data: dict[str, Any]) -> Event:
     return Event(type=type, data=data)
 
 
-def _deliveries_create(*, event: Event, endpoint_ids: list[str]) -> None:
+def _deliveries_create(*, events: list[Event], endpoint_ids: list[str]) -> None:
     first_delay = retry_schedule()[0]
     deliveries = [
         WebhookDelivery(
@@ -78,6 +93,7 @@ def _deliveries_create(*, event: Event, endpoint_ids: list[str]) -> None:
             next_attempt_at=event.created_at + timedelta(seconds=first_delay),
             enqueued_at=event.created_at,
         )
+        for event in events
         for endpoint_id in endpoint_ids
     ]
     if deliveries:

@@ -1,7 +1,9 @@
 """The supplier adapter interface.
 
 `issue()` must be idempotent per `reference` (the reward id): asking twice for the same reference returns
-the same code, never a second one. That is what makes a worker crash between "supplier issued" and
+the same code, never a second one. `issue_many()` is the same for a batch of references of one product (the
+fulfilment drain asks once per product per batch); an adapter without a cheaper way answers it with
+`issue_each`, one `issue()` per reference. That is what makes a worker crash between "supplier issued" and
 "we stored it" safe to retry. `void()` is what makes a cancel after issue safe: money comes back only for a
 code the supplier confirms it voided. Errors say whether retrying may help.
 """
@@ -47,8 +49,25 @@ class SupplierRejected(SupplierError):
     retryable = False
 
 
+@dataclass(frozen=True)
+class IssueRequest:
+    """One code wanted from a batch: the reward id as `reference`, its face value and currency."""
+
+    reference: str
+    amount: Decimal
+    currency: str
+
+
+# Per reference: the code, or the error that reference alone got (a batch never fails as a whole).
+IssueResults = dict[str, "IssuedCode | SupplierError"]
+
+
 class SupplierAdapter(Protocol):
     def issue(self, *, product: Any, amount: Decimal, currency: str, reference: str) -> IssuedCode: ...
+
+    def issue_many(self, *, product: Any, requests: list[IssueRequest]) -> IssueResults:
+        """`issue()` for every request, each as idempotent per reference; an error is returned per reference."""
+        ...
 
     def status(self, *, reference: str) -> str: ...  # "issued" | "pending" | "canceled" | "unknown"
 
@@ -59,6 +78,19 @@ class SupplierAdapter(Protocol):
         supplier cannot void it (then nothing is refunded) and SupplierUnavailable when it cannot be asked now.
         """
         ...
+
+
+def issue_each(adapter: SupplierAdapter, *, product: Any, requests: list[IssueRequest]) -> IssueResults:
+    """The fallback `issue_many`: one `issue()` per request, each error kept with its reference."""
+    results: IssueResults = {}
+    for request in requests:
+        try:
+            results[request.reference] = adapter.issue(
+                product=product, amount=request.amount, currency=request.currency, reference=request.reference
+            )
+        except SupplierError as exc:
+            results[request.reference] = exc
+    return results
 
 
 _FACTORIES: dict[str, Callable[[Any], SupplierAdapter]] = {}

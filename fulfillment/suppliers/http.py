@@ -18,6 +18,7 @@ or a log line.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import time
@@ -32,7 +33,15 @@ from django.utils.dateparse import parse_datetime
 from core.http import retry_after_seconds
 from core.logging import redact
 
-from .base import IssuedCode, SupplierRejected, SupplierUnavailable, register_adapter
+from .base import (
+    IssuedCode,
+    IssueRequest,
+    IssueResults,
+    SupplierRejected,
+    SupplierUnavailable,
+    issue_each,
+    register_adapter,
+)
 from .inventory import sandbox_twin_active
 
 logger = logging.getLogger(__name__)
@@ -91,12 +100,13 @@ def request_with_deadline(
     json: Any = None,
     data: Any = None,
     auth: tuple[str, str] | None = None,
+    client: httpx.Client | None = None,
 ) -> VendorResponse:
     """One HTTP exchange bounded by `timeout` in total, not per read: a server dribbling bytes cannot
-    hold a worker. Network trouble raises httpx.TransportError / TimeoutError."""
+    hold a worker. Network trouble raises httpx.TransportError / TimeoutError. `client` (from `vendor_client`)
+    reuses its kept-open connections; without one, the exchange gets a connection of its own."""
     started = time.monotonic()
-    # trust_env=False: no proxy or .netrc credentials picked up from the environment (as for webhooks).
-    with httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False) as client:
+    with contextlib.nullcontext(client) if client is not None else vendor_client(timeout) as client:
         with client.stream(method, url, headers=headers, json=json, data=data, auth=auth) as response:
             chunks: list[bytes] = []
             size = 0
@@ -112,11 +122,18 @@ def request_with_deadline(
             return VendorResponse(status=response.status_code, headers=response.headers, body=b"".join(chunks))
 
 
+def vendor_client(timeout: float) -> httpx.Client:
+    """An HTTP client for vendor calls; its connections stay open until it is closed."""
+    # trust_env=False: no proxy or .netrc credentials picked up from the environment (as for webhooks).
+    return httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=False, trust_env=False)
+
+
 @register_adapter("http")
 class HttpSupplier:
     def __init__(self, supplier: Any) -> None:
         self.supplier = supplier
         self.config: dict[str, Any] = supplier.config or {}  # the Supplier row's JSON configuration
+        self._client: httpx.Client | None = None  # kept open for the length of an issue_many
 
     # -- plumbing ------------------------------------------------------------------------------------
     def _base_url(self) -> str:
@@ -158,7 +175,9 @@ class HttpSupplier:
         headers = self._headers(idempotency_key)
         started = time.monotonic()
         try:
-            response = request_with_deadline(method, url, timeout=self._timeout(), headers=headers, json=body)
+            response = request_with_deadline(
+                method, url, timeout=self._timeout(), headers=headers, json=body, client=self._client
+            )
         except (httpx.TimeoutException, TimeoutError) as exc:
             self._log(method, path, reference, None, started, error="timeout")
             raise SupplierUnavailable(f"{self.supplier.code}: timed out after {self._timeout():g} s") from exc
@@ -234,6 +253,20 @@ class HttpSupplier:
             return self._fetch(reference)
         self._raise_for(response, "order")
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def issue_many(self, *, product: Any, requests: list[IssueRequest]) -> IssueResults:
+        """The generic vendor API has no batch order: one POST per reference, over one kept-open connection
+        (no TCP/TLS handshake per code)."""
+        if sandbox_twin_active():
+            from .sandbox import SandboxSupplier
+
+            return SandboxSupplier(self.supplier).issue_many(product=product, requests=requests)
+        with vendor_client(self._timeout()) as client:
+            self._client = client
+            try:
+                return issue_each(self, product=product, requests=requests)
+            finally:
+                self._client = None
 
     def _fetch(self, reference: str) -> IssuedCode:
         response = self._send("GET", self._order_path(reference), reference=reference)

@@ -22,7 +22,16 @@ from django.utils import timezone
 from core import crypto
 from core.money import format_amount
 
-from .base import IssuedCode, SupplierRejected, SupplierUnavailable, register_adapter
+from .base import (
+    IssuedCode,
+    IssueRequest,
+    IssueResults,
+    SupplierError,
+    SupplierRejected,
+    SupplierUnavailable,
+    issue_each,
+    register_adapter,
+)
 
 if TYPE_CHECKING:
     from .sandbox import SandboxSupplier
@@ -93,25 +102,72 @@ class InventorySupplier:
         except Exception:  # the alert is a courtesy; the draw above has committed and must be returned
             logger.exception("low-stock check failed", extra={"event": "inventory.low_stock_check_failed"})
         if row is None:
-            logger.warning(
-                "inventory out of stock",
-                extra={
-                    "event": "inventory.out_of_stock",
-                    "supplier": self.supplier.code,
-                    "product_id": str(product.pk),
-                    "amount": str(amount),
-                    "currency": currency,
-                },
-            )
-            message = f"out of stock: no {format_amount(amount, currency)} {currency} code for this product"
-            if (self.supplier.config or {}).get("wait_for_restock"):
-                raise SupplierUnavailable(f"inventory: {message} (waiting for restock)")
-            raise SupplierRejected(f"inventory: {message}")
+            raise self._out_of_stock(product, amount, currency)
         logger.info(
             "inventory code issued",
             extra={"event": "inventory.issued", "reward_id": reference, "inventory_code_id": row.pk},
         )
         return _issued(row)
+
+    def issue_many(self, *, product: Any, requests: list[IssueRequest]) -> IssueResults:
+        """A batch's codes in one draw per denomination: codes already drawn for a reference are returned again,
+        the rest take the oldest available codes with one SKIP LOCKED select and one UPDATE."""
+        if sandbox_twin_active():
+            return self._sandbox().issue_many(product=product, requests=requests)
+        from catalog.inventory import inventory_low_stock_check
+        from catalog.models import InventoryCode, InventoryCodeStatus
+
+        results: IssueResults = {}
+        for row in InventoryCode.objects.filter(reference__in=[r.reference for r in requests]):
+            results[str(row.reference)] = (
+                SupplierRejected("inventory: the code issued for this reward was voided")
+                if row.status == InventoryCodeStatus.VOID
+                else _issued(row)
+            )
+        wanted: dict[tuple[Decimal, str], list[str]] = {}
+        for request in requests:
+            if request.reference not in results:
+                wanted.setdefault((request.amount, request.currency), []).append(request.reference)
+        for (amount, currency), references in wanted.items():
+            try:
+                with transaction.atomic():
+                    rows = list(
+                        InventoryCode.objects.select_for_update(skip_locked=True)
+                        .filter(supplier=self.supplier, product=product, denomination=amount, currency=currency,
+                                status=InventoryCodeStatus.AVAILABLE)
+                        .order_by("id")[: len(references)]
+                    )  # fmt: skip
+                    now = timezone.now()
+                    for row, reference in zip(rows, references, strict=False):
+                        row.status, row.reference, row.issued_at = InventoryCodeStatus.ISSUED, reference, now
+                    InventoryCode.objects.bulk_update(rows, ["status", "reference", "issued_at"])
+            except IntegrityError:
+                # A reference got a code elsewhere meanwhile (a racing one-by-one retry): one by one, as issue does.
+                group = [IssueRequest(reference, amount, currency) for reference in references]
+                results.update(issue_each(self, product=product, requests=group))
+                continue
+            for row in rows:
+                results[str(row.reference)] = _issued(row)
+            missing = references[len(rows) :]
+            if missing:
+                error = self._out_of_stock(product, amount, currency)
+                results.update(dict.fromkeys(missing, error))
+            try:
+                inventory_low_stock_check(supplier=self.supplier, product=product, denomination=amount)
+            except Exception:  # a courtesy, as in issue
+                logger.exception("low-stock check failed", extra={"event": "inventory.low_stock_check_failed"})
+        return results
+
+    def _out_of_stock(self, product: Any, amount: Decimal, currency: str) -> SupplierError:
+        logger.warning(
+            "inventory out of stock",
+            extra={"event": "inventory.out_of_stock", "supplier": self.supplier.code, "product_id": str(product.pk),
+                   "amount": str(amount), "currency": currency},
+        )  # fmt: skip
+        message = f"out of stock: no {format_amount(amount, currency)} {currency} code for this product"
+        if (self.supplier.config or {}).get("wait_for_restock"):
+            return SupplierUnavailable(f"inventory: {message} (waiting for restock)")
+        return SupplierRejected(f"inventory: {message}")
 
     def _previous(self, reference: str) -> IssuedCode | None:
         from catalog.models import InventoryCode, InventoryCodeStatus

@@ -15,7 +15,15 @@ from typing import Any
 
 from django.conf import settings
 
-from .base import IssuedCode, SupplierRejected, SupplierUnavailable, register_adapter
+from .base import (
+    IssuedCode,
+    IssueRequest,
+    IssueResults,
+    SupplierRejected,
+    SupplierUnavailable,
+    issue_each,
+    register_adapter,
+)
 
 ALPHABET = "ABCDEFGHJKLMNPQRSTUVWXYZ23456789"  # no 0/O or 1/I: recipients type these
 
@@ -60,10 +68,26 @@ class SandboxSupplier:
                 raise SupplierUnavailable("sandbox: simulated timeout")
             if failure == "permanent":
                 raise SupplierRejected("sandbox: simulated rejection (product unavailable at supplier)")
-        raw = _derive(reference, "code", 16, ALPHABET)
-        code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
-        pin = _derive(reference, "pin", 8, "0123456789")  # 8 digits: log scans can look for it
-        return IssuedCode(code=code, pin=pin, reference=f"sbx_{_derive(reference, 'ref', 12, ALPHABET).lower()}")
+        return _code_for(reference)
+
+    def issue_many(self, *, product: Any, requests: list[IssueRequest]) -> IssueResults:
+        """One Redis round trip for the whole batch's void checks, instead of one per reference."""
+        if self._behaviour(product):  # simulated failures and delays count per reference: the one-by-one path
+            return issue_each(self, product=product, requests=requests)
+        from core.redis import get_redis
+
+        pipeline = get_redis().pipeline(transaction=False)
+        for request in requests:
+            pipeline.exists(_void_key(request.reference))
+        voided = pipeline.execute()
+        return {
+            request.reference: (
+                SupplierRejected("sandbox: the code issued for this reward was voided")
+                if was_voided
+                else _code_for(request.reference)
+            )
+            for request, was_voided in zip(requests, voided, strict=True)
+        }
 
     def status(self, *, reference: str) -> str:
         from core.redis import get_redis
@@ -84,6 +108,13 @@ class SandboxSupplier:
         if behaviour == "unavailable":
             raise SupplierUnavailable("sandbox: simulated timeout while voiding")
         get_redis().set(_void_key(reference), 1, ex=VOID_MEMORY_SECONDS)
+
+
+def _code_for(reference: str) -> IssuedCode:
+    raw = _derive(reference, "code", 16, ALPHABET)
+    code = "-".join(raw[i : i + 4] for i in range(0, 16, 4))
+    pin = _derive(reference, "pin", 8, "0123456789")  # 8 digits: log scans can look for it
+    return IssuedCode(code=code, pin=pin, reference=f"sbx_{_derive(reference, 'ref', 12, ALPHABET).lower()}")
 
 
 VOID_MEMORY_SECONDS = 90 * 86400  # the sandbox remembers a void this long (a sandbox needs no ledger of its own)
