@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable
 
 from rest_framework.request import Request
@@ -23,3 +24,17 @@ def choice_param(request: Request, name: str, choices: Iterable[str]) -> str | N
             errors={name: [f"Unknown {name}."]},
         )
     return value
+
+
+def uuid_param(request: Request, name: str) -> uuid.UUID | None:
+    """The value of `?name=` as a UUID, None when absent or empty; anything else is a 422 naming the parameter
+    (the ORM raised a 500 on a malformed UUID)."""
+    value = request.query_params.get(name)
+    if not value:
+        return None
+    try:
+        return uuid.UUID(value.strip())
+    except ValueError:
+        raise ApplicationError(
+            f"{name} must be an id (a UUID).", code="validation_error", errors={name: ["Bad id."]}
+        ) from None

@@ -115,6 +115,7 @@ class _ChunkRow(NamedTuple):
     shipping_method_id: str | None
     shipping: Decimal | None
     address: str | None  # JSON
+    person_id: str | None  # the person the recipient fields were copied from at upload
 
 
 # BatchRow.data's keys (csvfile.RowValidator), as _ChunkRow lists them, with their types: PostgreSQL unpacks them
@@ -123,7 +124,7 @@ _ROW_DATA_COLUMNS = (
     "order_type text, product_id text, amount numeric, face_currency text, delivery_method text, charge numeric, "
     "fx_fee numeric, recipient_name text, recipient_email text, recipient_phone text, message text, "
     "sender_name text, deliver_at timestamptz, fx_rate text, country text, shipping_method_id text, "
-    "shipping numeric, address jsonb"
+    "shipping numeric, address jsonb, person_id text"
 )
 
 
@@ -181,6 +182,7 @@ def _planned(row: _ChunkRow, product: Product, methods: dict[str, ShippingMethod
         shipping=row.shipping or Decimal(0),
         shipping_method=methods.get(row.shipping_method_id or ""),
         address=address,
+        person_id=row.person_id,
     )
 
 

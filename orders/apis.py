@@ -9,7 +9,7 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from api.params import choice_param
+from api.params import choice_param, uuid_param
 from api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
 from core.money import amount_text_ok
@@ -71,6 +71,7 @@ EXAMPLE_ORDER: dict[str, Any] = {
     "external_id": "crm-123",
     "po_number": "PO-9",
     "program": "spot-awards",
+    "automation_id": None,
     "total": {"amount": "25.00", "currency": "USD", "fx_rate": "1", "fees": "0.00", "shipping": "0.00"},
     "rewards": [
         {
@@ -87,6 +88,7 @@ EXAMPLE_ORDER: dict[str, Any] = {
             "currency": "USD",
             "charge": {"amount": "25.00", "currency": "USD"},
             "delivery_method": "email",
+            "person_id": None,
             "recipient": {"name": "Ada Lovelace", "email": "ada@example.com", "phone": None},
             "message": "Thanks for shipping the release!",
             "sender_name": "The Platform Team",
@@ -169,7 +171,11 @@ class RewardInputSerializer(serializers.Serializer):
     currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
     quantity = serializers.IntegerField(min_value=1, max_value=500, default=1)
     delivery_method = serializers.ChoiceField(choices=DeliveryMethod.values, required=False, allow_null=True)
-    recipient = RecipientInput()
+    recipient = RecipientInput(required=False)
+    person_id = serializers.UUIDField(required=False, allow_null=True, help_text="Instead of recipient")
+    person_external_id = serializers.CharField(
+        max_length=100, required=False, allow_null=True, allow_blank=True, help_text="Instead of recipient"
+    )
     message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     sender_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     deliver_at = serializers.DateTimeField(required=False, allow_null=True)
@@ -207,6 +213,7 @@ class RewardOutput(serializers.Serializer):
     currency = serializers.CharField()
     charge = serializers.DictField()
     delivery_method = serializers.ChoiceField(choices=DeliveryMethod.values)
+    person_id = serializers.UUIDField(allow_null=True)
     recipient = serializers.DictField()
     message = serializers.CharField()
     sender_name = serializers.CharField()
@@ -234,6 +241,7 @@ class OrderOutput(serializers.Serializer):
     external_id = serializers.CharField(allow_null=True)
     po_number = serializers.CharField(allow_null=True)
     program = serializers.CharField(allow_null=True)
+    automation_id = serializers.UUIDField(allow_null=True)
     total = MoneyTotalOutput()
     rewards = RewardOutput(many=True)
     created_at = serializers.DateTimeField()
@@ -245,7 +253,7 @@ class OrderOutput(serializers.Serializer):
 def _reward_inputs(rewards: list[dict]) -> list[RewardInput]:
     inputs = []
     for item in rewards:
-        recipient = {key: value or "" for key, value in dict(item["recipient"]).items()}
+        recipient = {key: value or "" for key, value in dict(item.get("recipient") or {}).items()}
         inputs.append(
             RewardInput(
                 product_id=str(item["product_id"]),
@@ -260,6 +268,8 @@ def _reward_inputs(rewards: list[dict]) -> list[RewardInput]:
                 country=item.get("country"),
                 shipping_address=dict(item["shipping_address"]) if item.get("shipping_address") else None,
                 shipping_method_id=str(item["shipping_method_id"]) if item.get("shipping_method_id") else None,
+                person_id=str(item["person_id"]) if item.get("person_id") else None,
+                person_external_id=item.get("person_external_id") or None,
             )
         )
     return inputs
@@ -277,6 +287,8 @@ class OrderListCreateApi(TenantListAPIView):
             OpenApiParameter("program", str),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="ISO 8601 timestamp"),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO 8601 timestamp"),
+            OpenApiParameter("automation_id", OpenApiTypes.UUID, description="Orders placed by this automation"),
+            OpenApiParameter("person_id", OpenApiTypes.UUID, description="Orders with a reward for this person"),
         ],
         examples=[
             OpenApiExample(
@@ -309,6 +321,8 @@ class OrderListCreateApi(TenantListAPIView):
             status=choice_param(self.request, "status", OrderStatus.values),
             external_id=params.get("external_id"),
             program=params.get("program"),
+            automation_id=uuid_param(self.request, "automation_id"),
+            person_id=uuid_param(self.request, "person_id"),
             **dates,
         )
 
@@ -400,6 +414,7 @@ class RewardListApi(TenantListAPIView):
             OpenApiParameter("status", str, enum=RewardStatus.values),
             OpenApiParameter("order_id", OpenApiTypes.UUID),
             OpenApiParameter("recipient_email", str),
+            OpenApiParameter("person_id", OpenApiTypes.UUID),
         ],
         examples=[
             OpenApiExample(
@@ -414,18 +429,11 @@ class RewardListApi(TenantListAPIView):
 
     def get_queryset(self):
         params = self.request.query_params
-        order_id = params.get("order_id") or None
-        if order_id is not None:
-            try:
-                order_id = serializers.UUIDField().to_internal_value(order_id)
-            except serializers.ValidationError:  # was a 500: the ORM raised on a non-UUID order_id
-                raise ApplicationError(
-                    "order_id must be an order id (a UUID).", code="validation_error", errors={"order_id": ["Bad id."]}
-                ) from None
         return reward_list(
             status=choice_param(self.request, "status", RewardStatus.values),
-            order_id=order_id,
+            order_id=uuid_param(self.request, "order_id"),  # a non-UUID was a 500 (the ORM raised)
             recipient_email=params.get("recipient_email"),
+            person_id=uuid_param(self.request, "person_id"),
         )
 
 

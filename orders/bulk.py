@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 _BATCH_REWARD_COLUMNS = [
     "id", "order_id", "position", "status", "product_id", "product_snapshot", "amount", "currency", "charge_amount",
     "hold_id", "delivery_method", "recipient_name", "recipient_email", "recipient_phone", "country", "message",
-    "sender_name", "deliver_at", "claim_token_hash", "claim_token_encrypted", "claim_expires_at",
+    "sender_name", "deliver_at", "claim_token_hash", "claim_token_encrypted", "claim_expires_at", "person_id",
 ]  # fmt: skip
 
 
@@ -141,7 +141,8 @@ def order_create_for_batch_rows(
              hold_id, item.delivery_method, recipient.get("name", "").strip(),
              (recipient.get("email") or "").strip().lower(), (recipient.get("phone") or "").strip(),
              (item.address or {}).get("country") or (spec.country or "").upper(), spec.message or default_message,
-             spec.sender_name or default_sender, spec.deliver_at, token_hash, token_encrypted, expires_at)
+             spec.sender_name or default_sender, spec.deliver_at, token_hash, token_encrypted, expires_at,
+             item.person_id)
         )  # fmt: skip
         holds.append((hold_id, f"reward:{reward_id}", charge))
         held += charge

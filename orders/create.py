@@ -59,6 +59,7 @@ def order_create(
     funding_currency: str | None = None,
     api_key_id: str = "",
     created_by_email: str = "",
+    automation_id: uuid.UUID | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
     """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
 
@@ -91,6 +92,7 @@ def order_create(
             po_number=po_number,
             api_key_id=api_key_id,
             created_by_email=created_by_email,
+            automation_id=automation_id,
         )
         program_budget_check(program=program, currency=currency, amount=order.total_amount)
         # Hold ids are chosen now and the holds written last (_hold_funds): the rewards' foreign keys to them
@@ -146,6 +148,7 @@ def order_new(
     po_number: str = "",
     api_key_id: str = "",
     created_by_email: str = "",
+    automation_id: uuid.UUID | None = None,
 ) -> Order:
     """The order (unsaved) for planned rewards, with their totals (orders.planning.order_totals)."""
     _, fees, shipping_total, total = order_totals(planned)
@@ -161,6 +164,7 @@ def order_new(
         fx_rate=fx_rate,
         api_key_id=api_key_id,
         created_by_email=created_by_email,
+        automation_id=automation_id,
     )
 
 
@@ -196,6 +200,7 @@ def _new_rewards(
             currency=item.product.currency,
             charge_amount=per_reward_charge,
             delivery_method=item.delivery_method,
+            person_id=item.person_id,
             recipient_name=recipient.get("name", "").strip(),
             recipient_email=(recipient.get("email") or "").strip().lower(),
             recipient_phone=(recipient.get("phone") or "").strip(),

@@ -43,6 +43,8 @@ class Order(models.Model):
     fx_rate = models.DecimalField(max_digits=20, decimal_places=10, null=True, blank=True)
     api_key_id = models.CharField(max_length=32, blank=True)  # who placed it (key_id), or blank (portal)
     created_by_email = models.CharField(max_length=254, blank=True)
+    # The automation that placed it (automations sit above orders: an id, not a foreign key).
+    automation_id = models.UUIDField(null=True, blank=True, db_index=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -122,6 +124,11 @@ class Reward(models.Model):
     charge_amount = models.DecimalField(max_digits=20, decimal_places=4)  # in the order's currency
     hold = models.OneToOneField("funds.Hold", null=True, on_delete=models.PROTECT, related_name="reward")
     delivery_method = models.CharField(max_length=16, choices=DeliveryMethod.choices)
+    # The person it was sent to, when the order named one (their name, email and phone are copied below at
+    # creation, like the product snapshot); SET_NULL: erasing the person scrubs the copies (people.erasure).
+    person = models.ForeignKey(
+        "people.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards"
+    )
     recipient_name = models.CharField(max_length=200)
     recipient_email = models.EmailField(blank=True)
     recipient_phone = models.CharField(max_length=20, blank=True)

@@ -59,6 +59,10 @@ class RewardInput:
     country: str | None = None
     shipping_address: dict[str, Any] | None = None
     shipping_method_id: str | None = None
+    # Instead of `recipient`: a person of the tenant's directory, by id or external_id; the recipient fields are
+    # copied from them when the order is planned (recipient_from_person).
+    person_id: str | None = None
+    person_external_id: str | None = None
 
 
 @dataclass
@@ -72,6 +76,27 @@ class PlannedReward:
     shipping: Decimal
     shipping_method: ShippingMethod | None = None
     address: dict[str, str] | None = None  # normalised (orders.addresses.address_normalize)
+    person_id: Any = None  # the person the recipient fields were copied from, if any
+
+
+def recipient_from_person(spec: RewardInput, path: str) -> Any:
+    """The person a reward names (person_id or person_external_id), with `spec.recipient` filled from them:
+    name, email, phone and locale, copied now so later edits to the person never change what was sent. None
+    when the reward names no person. Naming a person and an inline recipient at once is a 422."""
+    if not (spec.person_id or spec.person_external_id):
+        return None
+    if spec.recipient:
+        raise field_error(f"{path}.recipient", "Give either a recipient or a person (person_id / person_external_id).")
+    from people.models import PersonStatus
+    from people.selectors import person_find
+
+    person = person_find(person_id=spec.person_id, external_id=spec.person_external_id, field=f"{path}.person_id")
+    if person.status == PersonStatus.LEFT:
+        raise field_error(f"{path}.person_id", "This person has left; mark them active to send them a reward.")
+    # A language the platform does not speak (a person may be "pt-BR") falls back to the program's or tenant's.
+    locale = locale_normalize(person.locale)
+    spec.recipient = {"name": person.name, "email": person.email, "phone": person.phone, "locale": locale}
+    return person
 
 
 class OrderPlan(NamedTuple):
@@ -151,6 +176,7 @@ def plan_rewards(
         if method not in DELIVERY_METHODS_BY_ORDER_TYPE[order_type]:
             allowed = ", ".join(sorted(DELIVERY_METHODS_BY_ORDER_TYPE[order_type]))
             raise field_error(f"{path}.delivery_method", f"A {order_type} order delivers by {allowed}.")
+        person = recipient_from_person(spec, path)
         recipient = spec.recipient or {}
         if not (recipient.get("name") or "").strip():
             raise field_error(f"{path}.recipient.name", "The recipient's name is required.")
@@ -238,6 +264,7 @@ def plan_rewards(
                     shipping=shipping,
                     shipping_method=shipping_method,
                     address=address,
+                    person_id=person.id if person is not None else None,
                 )
             )
     single_rate = rates.pop() if len(rates) == 1 else None

@@ -8,7 +8,7 @@ from datetime import datetime
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Prefetch, QuerySet
+from django.db.models import Exists, OuterRef, Prefetch, QuerySet
 
 from core import crypto
 from core.errors import NotFoundError
@@ -48,6 +48,7 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
             "currency": reward.order.currency,
         },
         "delivery_method": reward.delivery_method,
+        "person_id": str(reward.person_id) if reward.person_id else None,
         "recipient": {
             "name": reward.recipient_name,
             "email": reward.recipient_email or None,
@@ -76,6 +77,7 @@ def order_render(order: Order, *, bearer: bool = False) -> dict[str, Any]:
         "external_id": order.external_id,
         "po_number": order.po_number or None,
         "program": order.program.slug if order.program is not None else None,
+        "automation_id": str(order.automation_id) if order.automation_id else None,
         "total": {
             "amount": format_amount(order.total_amount, order.currency),
             "currency": order.currency,
@@ -101,6 +103,8 @@ def order_list(
     created_after: datetime | None = None,
     created_before: datetime | None = None,
     program: str | None = None,
+    automation_id: Any = None,
+    person_id: Any = None,
 ) -> QuerySet[Order]:
     qs = _order_queryset()
     if status:
@@ -113,6 +117,10 @@ def order_list(
         qs = qs.filter(created_at__lt=created_before)
     if program:
         qs = qs.filter(program__slug=program)
+    if automation_id:
+        qs = qs.filter(automation_id=automation_id)
+    if person_id:
+        qs = qs.filter(Exists(Reward.objects.filter(order=OuterRef("pk"), person_id=person_id)))
     return qs
 
 
@@ -124,7 +132,7 @@ def order_get(*, order_id: Any) -> Order:
 
 
 def reward_list(
-    *, status: str | None = None, order_id: Any = None, recipient_email: str | None = None
+    *, status: str | None = None, order_id: Any = None, recipient_email: str | None = None, person_id: Any = None
 ) -> QuerySet[Reward]:
     qs = Reward.objects.select_related("order", "shipment")
     if status:
@@ -133,6 +141,8 @@ def reward_list(
         qs = qs.filter(order_id=order_id)
     if recipient_email:
         qs = qs.filter(recipient_email=recipient_email.strip().lower())
+    if person_id:
+        qs = qs.filter(person_id=person_id)
     return qs
 
 

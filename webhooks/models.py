@@ -35,6 +35,9 @@ EVENT_TYPES = (
     "balance.low",
     "balance.credited",
     "batch.completed",
+    "person.created",
+    "person.updated",
+    "person.deleted",
     "webhook.test",
 )
 ALL_EVENTS = "*"

@@ -85,6 +85,7 @@ WORLD_FIELDS = {
     "reward_id": "reward_id",
     "shipment_id": "shipment_id",
     "batch_id": "batch_id",
+    "person_id": "person_id",
 }
 
 

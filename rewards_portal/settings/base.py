@@ -47,6 +47,7 @@ TENANT_APPS = [
     "accounts",
     "funds",
     "programs",
+    "people",
     "orders",
     "fulfillment",
     "webhooks",

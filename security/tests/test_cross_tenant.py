@@ -89,6 +89,7 @@ ID_ROUTES: dict[str, IdRoute] = {
     "batch-cancel": IdRoute(lambda w: {"batch_id": w.batch_id}, {"POST": {}}),
     "batch-errors-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "batch-results-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
+    "person-detail": IdRoute(lambda w: {"person_id": w.person_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}),
 }
 
 
@@ -138,6 +139,22 @@ LIST_ROUTES: dict[str, ListRoute] = {
     "event-list": ListRoute(owner_sees=("event",)),
     "batch-list": ListRoute(owner_sees=("batch",), bodies={"POST": {"dry_run": "true"}}),
     "batch-template": ListRoute(),  # the CSV template: the same for everyone
+    "person-list": ListRoute(
+        lambda w: [{}, {"external_id": "emp-1"}, {"email": "ada@example.com"}, {"q": "Ada"}],
+        owner_sees=("person",),
+        bodies={"POST": {"external_id": "mallory-1", "name": "Mallory"}},
+    ),
+    "activity-list": ListRoute(
+        owner_sees=("activity",),
+        bodies={
+            "POST": {
+                "external_id": "act-1",
+                "person_external_id": "emp-1",
+                "type": "deal.closed",
+                "occurred_at": "2026-12-06T08:00:00Z",
+            }
+        },
+    ),
 }
 
 

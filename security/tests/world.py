@@ -30,6 +30,8 @@ class World:
     endpoint_id: str = ""
     event_id: str = ""
     batch_id: str = ""
+    person_id: str = ""
+    activity_id: str = ""
     product_id: str = ""  # a global catalogue product (visible to every tenant)
     carrier: str = ""  # the physical reward's carrier (manifest queries)
     code: str = ""
@@ -49,6 +51,8 @@ class World:
             "endpoint": self.endpoint_id,
             "event": self.event_id,
             "batch": self.batch_id,
+            "person": self.person_id,
+            "activity": self.activity_id,
         }
 
 
@@ -97,6 +101,14 @@ def build_world(owner, api, shop, *, hook_url: str = "http://127.0.0.1:9/hook") 
     world.physical_reward_id = created.json()["rewards"][0]["id"]
 
     world.batch_id = _batch(api, shop)
+    person = api.post("/api/v1/people", {"external_id": "emp-1", "name": "Ada Lovelace", "email": "ada@example.com"})
+    assert person.status_code == 201, person.content
+    world.person_id = person.json()["id"]
+    activity_body = {"external_id": "deal-1", "person_id": world.person_id, "type": "deal.closed",
+                     "occurred_at": "2026-12-06T08:00:00Z"}  # fmt: skip
+    activity = api.post("/api/v1/activities", activity_body)
+    assert activity.status_code == 201, activity.content
+    world.activity_id = activity.json()["id"]
 
     with tenant_context(owner):
         reward_fulfil(reward_id=world.reward_id)
