@@ -8,10 +8,15 @@ attribute check. When on, a test arms a point with a budget in Redis (`fault_arm
 and the next `times` passes through that point by any worker end the process on the spot, as a power cut
 would: no `finally`, no task ack, an open transaction left to the database to roll back.
 
-Points (see fulfillment/services.py):
+Points (see fulfillment/services.py and fulfillment/drain.py):
   fulfil.issued   the supplier returned a code; not yet stored on the reward, the hold not yet captured
   fulfil.settled  the code stored and the hold captured (committed); the email/SMS not yet sent
-  deliver.sent    the email/SMS accepted by the mail server/provider; the reward not yet marked delivered
+  deliver.sent    the email/SMS accepted by the mail server/provider; not yet noted, the reward not yet marked
+                  delivered
+  deliver.noted   the email accepted and noted (fulfillment.delivery.mail_accepted_note); in a drain's batch,
+                  the rest of the batch not yet sent and none of it recorded
+
+`fault_arm(point, times=1, after=7)` lets the first 7 passes through the point go by (the 8th email of a batch).
 """
 
 from __future__ import annotations
@@ -24,11 +29,15 @@ from django.conf import settings
 
 logger = logging.getLogger(__name__)
 
-POINTS = ("fulfil.issued", "fulfil.settled", "deliver.sent")
+POINTS = ("fulfil.issued", "fulfil.settled", "deliver.sent", "deliver.noted")
 
 
 def _key(point: str) -> str:
     return f"rp:fault:{point}"
+
+
+def _skip_key(point: str) -> str:
+    return f"rp:fault-skip:{point}"
 
 
 def fault_point(point: str) -> None:
@@ -37,17 +46,20 @@ def fault_point(point: str) -> None:
         return
     from core.redis import get_redis
 
+    if get_redis().decr(_skip_key(point)) >= 0:
+        return  # armed with `after`: this pass goes by
     if get_redis().decr(_key(point)) >= 0:
         logger.warning("fault injection: SIGKILL", extra={"event": "fault.kill", "point": point})
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def fault_arm(point: str, *, times: int) -> None:
-    """Tests: the next `times` passes through `point` kill the worker passing it."""
+def fault_arm(point: str, *, times: int, after: int = 0) -> None:
+    """Tests: after `after` passes through `point`, the next `times` passes kill the worker passing it."""
     from core.redis import get_redis
 
     if point not in POINTS:
         raise ValueError(f"unknown fault point {point!r}")
+    get_redis().set(_skip_key(point), after)
     get_redis().set(_key(point), times)
 
 
@@ -62,4 +74,4 @@ def fault_kills(point: str, *, armed: int) -> int:
 def fault_disarm() -> None:
     from core.redis import get_redis
 
-    get_redis().delete(*[_key(point) for point in POINTS])
+    get_redis().delete(*[_key(point) for point in POINTS], *[_skip_key(point) for point in POINTS])

@@ -314,6 +314,7 @@ def _deliver(settled: list[Reward], mail: _MailConnection) -> None:
                 continue
             fault_point("deliver.sent")  # tests only: a crash after the send, before its note (sent again later)
             mail_accepted_note(message_id)
+            fault_point("deliver.noted")  # tests only: a crash mid-batch (recorded later, not sent again)
         done = [r for r in rewards if r.id not in failed and r.id not in retry]
         _record_delivered(done)
         if retry:

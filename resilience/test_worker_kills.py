@@ -513,3 +513,67 @@ def test_kill_after_the_send_before_commit_sends_the_same_email_again_and_record
     assert copies[0][0] == copies[1][0] and str(reward_id) in copies[0][0]
     assert code in copies[0][1] and copies[0][1] == copies[1][1]
     print(f"\nkill after the send, before COMMIT: {len(copies)} copies, one Message-ID {copies[0][0]}")
+
+
+def test_kill_mid_batch_delivery_records_every_reward_and_sends_each_email_once(
+    committed_tenant, killable_workers, smtp_server
+):
+    """The fulfilment drain sends a batch's emails in one transaction. Killed after the 8th of 20 (each accepted
+    email noted at once, nothing of the batch committed): after the lease runs out every reward is delivered and
+    recorded once, the 8 sent ones are not sent again, the 12 others go out once, one capture each."""
+    from orders.create import order_create
+    from orders.idempotency import request_hash
+    from orders.models import RewardEvent
+    from orders.planning import RewardInput
+
+    pool = killable_workers
+    tag = uuid.uuid4().hex[:8]
+    addresses = [f"batch{i}.{tag}@{DOMAIN}" for i in range(20)]
+    shop = make_shop()
+    fault_arm("deliver.noted", times=1, after=7)
+    with tenant_context(committed_tenant):
+        funds_deposit(currency="USD", amount="200.00")
+        _, body, _ = order_create(
+            order_type="digital",
+            rewards=[RewardInput(product_id=str(shop.coffee_usd.id), amount=Decimal("10.00"), currency="USD",
+                                 delivery_method="email", recipient={"name": "Batch", "email": address})
+                     for address in addresses],
+            idempotency_key=None,
+            body_hash=request_hash({"tag": tag}),
+            render=lambda order: {"id": str(order.id), "rewards": [{"id": str(r.id)} for r in order.rewards.all()]},
+        )  # fmt: skip
+    connection.set_schema_to_public()
+    reward_ids = [reward["id"] for reward in body["rewards"]]
+    assert wait_until(lambda: any_dead(pool), timeout=60), "the worker never reached deliver.noted"
+    pool.kill()
+    assert fault_kills("deliver.noted", armed=1) == 1
+    sent_before = {a for m in smtp_server.messages for a in m["to"] if a in addresses}
+    assert len(sent_before) == 8  # the batch's first 8 emails went out; nothing of the batch was recorded
+    restart(pool)
+
+    def delivered() -> bool:
+        fulfilment_sweep.apply()  # beat's job: the batch's leases run out, each reward is queued again
+        with tenant_context(committed_tenant):
+            return Reward.objects.filter(pk__in=reward_ids, status="delivered").count() == len(reward_ids)
+
+    assert wait_until(delivered, timeout=90, interval=1.0)
+    copies: dict[str, list[str]] = defaultdict(list)
+    for text, message in zip(smtp_server.texts(), smtp_server.messages, strict=True):
+        for address in message["to"]:
+            if address in addresses:
+                copies[address].append(text)
+    with tenant_context(committed_tenant):
+        rewards = {str(r.id): r for r in Reward.objects.select_related("hold").filter(pk__in=reward_ids)}
+        for reward_id, address in zip(reward_ids, addresses, strict=True):
+            assert len(copies[address]) == 1, (address, len(copies[address]))  # never sent twice, never lost
+            assert crypto.decrypt(rewards[reward_id].code_encrypted) in copies[address][0]
+            assert rewards[reward_id].code_disclosed_at is not None
+        assert RewardEvent.objects.filter(reward_id__in=reward_ids, to_status="delivered").count() == 20
+        assert Event.objects.filter(type="reward.delivered", data__id__in=reward_ids).count() == 20
+        captures = Counter(LedgerTransaction.objects.filter(kind="capture", reference__in=[
+            r.hold.reference for r in rewards.values()]).values_list("reference", flat=True))  # fmt: skip
+        assert len(captures) == 20 and set(captures.values()) == {1}
+        assert Order.objects.get(pk=body["id"]).status == "completed"
+        assert ledger_invariant_violations() == []
+    print(f"\nkill mid-batch: {len(sent_before)} of 20 emails out before the kill; after recovery 20 recipients, "
+          f"1 copy each")  # fmt: skip
