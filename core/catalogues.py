@@ -189,7 +189,7 @@ class Problem:
         return f"{self.where}: {self.text}"
 
 
-_PLACEHOLDER = re.compile(r"%\((\w+)\)[sd]|%[sd]")
+_PLACEHOLDER = re.compile(r"%\((\w+)\)[sdrf]|%[sdrf]")
 _TAG = re.compile(r"<[^>]*>", re.S)
 _VISIBLE_ATTRIBUTE = re.compile(r"""\b(?:alt|title|placeholder|aria-label)\s*=\s*(["'])(.*?)\1""", re.S | re.I)
 _INVISIBLE_BLOCK = re.compile(r"<(script|style)\b.*?</\1\s*>|<!--.*?-->", re.S | re.I)

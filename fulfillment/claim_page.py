@@ -42,7 +42,7 @@ from django.utils.translation import gettext_lazy as _
 
 from catalog.models import Product
 from core.errors import ApplicationError
-from core.money import format_amount
+from core.money import format_money
 from orders.addresses import address_errors, address_normalize
 from orders.claim_tokens import claim_token_hash
 from orders.lifecycle import reward_transition
@@ -162,7 +162,7 @@ def _base_page(reward: Reward, state: str) -> ClaimPage:
         description=(product.description or brand.description) if product and brand else "",
         terms=brand.terms if brand else "",
         redemption_instructions=brand.redemption_instructions if brand else "",
-        amount=format_amount(reward.amount, reward.currency),
+        amount=format_money(reward.amount, reward.currency),  # in the page's language: the view activates it
         currency=reward.currency,
         recipient_name=reward.recipient_name,
         sender_name=reward.sender_name or (program.sender_name if program else ""),

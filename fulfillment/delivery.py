@@ -17,7 +17,7 @@ from django.utils.translation import gettext as _
 
 from core import crypto
 from core.i18n import language
-from core.money import format_amount
+from core.money import format_money
 from core.text import header_text
 from orders.models import OrderType, Reward
 from orders.selectors import claim_url
@@ -51,7 +51,7 @@ def reward_email_context(reward: Reward, *, preview: bool = False) -> dict[str, 
         "reward": reward,
         "brand": reward.product_snapshot.get("brand", ""),
         "product_name": reward.product_snapshot.get("name", ""),
-        "amount": format_amount(reward.amount, reward.currency),
+        "amount": format_money(reward.amount, reward.currency),  # callers render inside language(reward.locale)
         "currency": reward.currency,
         "message": reward.message,
         "claim_url": link,
@@ -207,11 +207,10 @@ def reward_sms_text(reward: Reward) -> str:
             }
         pin = (" " + _("PIN %(pin)s") % {"pin": context["pin"]}) if context["pin"] else ""
         return (
-            _("%(company)s sent you a %(amount)s %(currency)s %(brand)s gift card: %(code)s")
+            _("%(company)s sent you a %(amount)s %(brand)s gift card: %(code)s")
             % {
                 "company": context["company"],
                 "amount": context["amount"],
-                "currency": context["currency"],
                 "brand": context["brand"],
                 "code": context["code"],
             }

@@ -9,7 +9,9 @@ from django.core.validators import validate_email
 from django.utils import timezone
 
 from catalog.models import DenominationType
-from core.money import exponent
+from core.money import exponent, format_number
+
+from .fields import AmountField
 
 DIGITAL_METHODS = [
     ("email", "Email the gift to the recipient"),
@@ -87,6 +89,7 @@ class SendRewardForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.product = product
         self.is_physical = product.type == "physical"
+        self.amount_range: tuple[Decimal, Decimal] | None = None  # a range product's bounds
         step = Decimal(1).scaleb(-exponent(product.currency))
         if product.denomination_type == DenominationType.FIXED:
             self.fields["amount"] = forms.TypedChoiceField(
@@ -99,13 +102,13 @@ class SendRewardForm(forms.Form):
             )
         else:
             low, high = product.denomination_min.quantize(step), product.denomination_max.quantize(step)
-            self.fields["amount"] = forms.DecimalField(
+            self.amount_range = (low, high)
+            # Text, not a number input: people type "1,000" (a number input refuses the comma).
+            self.fields["amount"] = AmountField(
+                currency=product.currency,
                 label=f"Amount ({product.currency})",
-                min_value=low,
-                max_value=high,
-                decimal_places=exponent(product.currency),
-                widget=forms.NumberInput(attrs={"min": low, "max": high, "step": step, "inputmode": "decimal"}),
-                help_text=f"Any amount from {low} to {high} {product.currency}.",
+                help_text=f"Any amount from {format_number(low, product.currency)} to "
+                f"{format_number(high, product.currency)} {product.currency}.",
             )
         self.fields["program"].choices = [("", "No program")] + [(p.slug, p.name) for p in programs]
         self.fields["funding_currency"].choices = [("", "Automatic (the gift's currency if funded)")] + [
@@ -121,6 +124,18 @@ class SendRewardForm(forms.Form):
         else:
             for name in [*ADDRESS_FIELDS, "shipping_method"]:
                 del self.fields[name]
+
+    def clean_amount(self) -> Decimal | None:
+        value = self.cleaned_data.get("amount")
+        if value is not None and self.amount_range is not None:
+            low, high = self.amount_range
+            if not low <= value <= high:
+                currency = self.product.currency
+                raise forms.ValidationError(
+                    f"Choose an amount from {format_number(low, currency)} to {format_number(high, currency)} "
+                    f"{currency}."
+                )
+        return value
 
     def clean_recipients(self) -> list[dict[str, str]]:
         recipients, errors = parse_recipients(self.cleaned_data["recipients"])

@@ -130,4 +130,4 @@ def test_the_malay_email_and_sms(api_a, funded_a, shop, smtp):
     assert "Pasukan HR Acme menghantar hadiah kepada anda!" in text and "Kod anda:" in text
     assert "Simpan mesej ini dengan selamat" in text and "Keep this message" not in text
     assert '<html lang="ms">' in html and "Kod anda" in html and "Your code" not in html
-    assert sms.startswith("Pasukan HR Acme menghantar kad hadiah Lumen Coffee bernilai 25.00 USD kepada anda: ")
+    assert sms.startswith("Pasukan HR Acme menghantar kad hadiah Lumen Coffee bernilai USD25.00 kepada anda: ")

@@ -6,14 +6,15 @@ from decimal import Decimal
 
 from django import template
 
-from core.money import exponent, quantize
+from core.money import format_number
 
 register = template.Library()
 
 
 @register.filter
 def money(amount: Decimal | None, currency: str) -> str:
-    """An amount at its currency's precision with thousands separators: `1,250.00` (USD), `5,000` (JPY)."""
+    """An amount at its currency's precision, grouped the way the page's language writes numbers: `1,250.00`
+    (USD), `5,000` (JPY), `1.500` (BHD)."""
     if amount is None:
         return ""
-    return f"{quantize(Decimal(amount), currency):,.{exponent(currency)}f}"
+    return format_number(Decimal(amount), currency)

@@ -23,7 +23,7 @@ def test_viewer_and_manager_are_refused_finance_and_admin_see_balances(signed_in
         assert client.post("/funds/", {"form": "threshold", "currency": "USD", "threshold": "1"}).status_code == 403
     client, _ = signed_in("finance")
     page = client.get("/funds/").content.decode()
-    assert "1000.00 USD" in page and "Deposit" in page
+    assert "1,000.00 USD" in page and "Deposit" in page
 
 
 def test_statement_filters_by_kind_currency_and_date(signed_in, funded_a):
@@ -67,9 +67,15 @@ def test_deposit_request_is_stored_audited_and_emailed_to_operators(
     client, user = signed_in("finance")
     bad = client.post("/funds/", {"form": "deposit_request", "amount": "-5", "currency": "USD", "reference": ""})
     assert bad.status_code == 200 and bad.content.decode().count('class="field has-error"') == 2
+    # typed as people type ("2,500.00" below); digits from other scripts and bad grouping are refused by the field
+    for typed in ("٢٥٠٠", "2.500,00", "1e3"):
+        form = {"form": "deposit_request", "amount": typed, "currency": "USD", "reference": "W"}
+        refused = client.post("/funds/", form)
+        page = refused.content.decode()
+        assert refused.status_code == 200 and ("Not an amount" in page or "Check the separators" in page), typed
     with django_capture_on_commit_callbacks(execute=True):
         response = client.post(
-            "/funds/", {"form": "deposit_request", "amount": "2500.00", "currency": "usd", "reference": "WIRE-42"}
+            "/funds/", {"form": "deposit_request", "amount": "2,500.00", "currency": "usd", "reference": "WIRE-42"}
         )
     assert response.status_code == 302
     with tenant_context(tenant_a):
@@ -116,7 +122,7 @@ def test_tenant_b_sees_only_its_own_funds(funded_a, tenant_b, tenant_a):
     client = portal_client(tenant_b)
     sign_in(client, "finance@beta.test")
     page = client.get("/funds/").content.decode()
-    assert "alpha-only" not in page and "1000.00" not in page
+    assert "alpha-only" not in page and "1,000.00" not in page
 
 
 def test_funds_page_query_budget(signed_in, funded_a, django_assert_max_num_queries):

@@ -68,7 +68,15 @@ def test_form_offers_fixed_amounts_as_a_select_and_ranges_as_a_bounded_number(ma
     fixed = manager.get(f"/send/{shop.coffee_usd.id}/").content.decode()
     assert '<select name="amount"' in fixed and '<option value="25.00">25.00 USD</option>' in fixed
     ranged = manager.get(f"/send/{shop.books_gbp.id}/").content.decode()
-    assert re.search(r'<input type="number" name="amount"[^>]*min="5.00"[^>]*max="500.00"', ranged)
+    # a text field (a number input refuses "1,000"), its bounds said in words and checked on submit
+    assert re.search(r'<input type="text" name="amount"[^>]*inputmode="decimal"', ranged)
+    assert "Any amount from 5.00 to 500.00 GBP." in ranged
+    typed = _post(manager, shop.books_gbp, amount="1,000")
+    assert "Choose an amount from 5.00 to 500.00 GBP." in typed.content.decode()
+    for bad in ("12.345", "1.000,00", "١٢"):
+        refused = _post(manager, shop.books_gbp, amount=bad)
+        assert 'class="field has-error"' in refused.content.decode() and not refused.context.get("quote"), bad
+    assert _post(manager, shop.books_gbp, amount="250.5").context["quote"]
     physical = manager.get(f"/send/{shop.hamper_usd.id}/").content.decode()
     assert "Shipping address" in physical and "US Ground" in physical
     assert manager.get("/send/00000000-0000-0000-0000-000000000000/").status_code == 404

@@ -23,6 +23,7 @@ from funds.models import LedgerTransaction, TransactionKind
 from funds.selectors import balance_list, deposit_request_list, low_balance_recipients, transaction_list
 from funds.services import funds_set_low_balance_threshold, low_balance_recipients_set
 
+from ..fields import AmountField, amount_text
 from ..mixins import PortalMixin, PortalView
 from ..permissions import Perm
 from .orders import _day_start, after_cursor, encode_cursor, money
@@ -60,21 +61,14 @@ class StatementFilterForm(forms.Form):
 
 
 class DepositRequestForm(forms.Form):
-    amount = forms.DecimalField(
-        min_value=0, max_digits=20, decimal_places=4, widget=forms.TextInput(attrs={"inputmode": "decimal"})
-    )
+    amount = AmountField()  # "12,500.00" as typed; the currency's minor units are the service's check
     currency = forms.CharField(max_length=3, initial="USD")
     reference = forms.CharField(max_length=100, help_text="The reference on your bank transfer")
 
 
 class ThresholdForm(forms.Form):
     currency = forms.CharField(max_length=3)
-    threshold = forms.CharField(
-        required=False,
-        label="Alert below",
-        help_text="Leave empty for no alert",
-        widget=forms.TextInput(attrs={"inputmode": "decimal"}),
-    )
+    threshold = AmountField(required=False, allow_zero=True, label="Alert below", help_text="Leave empty for no alert")
 
 
 class RecipientsForm(forms.Form):
@@ -190,7 +184,7 @@ class FundsView(PortalView):
             try:
                 account = funds_set_low_balance_threshold(
                     currency=form.cleaned_data["currency"],
-                    threshold=form.cleaned_data["threshold"].strip() or None,
+                    threshold=amount_text(form.cleaned_data["threshold"]) or None,
                     actor=self.actor,
                 )
             except ApplicationError as exc:

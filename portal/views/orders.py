@@ -20,7 +20,7 @@ from django.views import View
 
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
-from core.money import format_amount
+from core.money import format_amount, format_number
 from fulfillment.models import CodeReveal, ShipmentEvent
 from fulfillment.services import reward_can_resend, reward_can_reveal, reward_resend, reward_reveal
 from orders.lifecycle import order_cancel, reward_cancel
@@ -108,7 +108,7 @@ def after_cursor(qs: QuerySet[Order], cursor: str | None) -> QuerySet[Order]:
 
 
 def money(amount, currency: str) -> str:
-    return f"{format_amount(amount, currency)} {currency}" if amount is not None else ""
+    return f"{format_number(amount, currency)} {currency}" if amount is not None else ""
 
 
 # --- Pages ---------------------------------------------------------------------------------------------

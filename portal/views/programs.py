@@ -19,6 +19,7 @@ from programs.models import BudgetPeriod, Program
 from programs.selectors import program_list
 from programs.services import LOCALES, program_create, program_update
 
+from ..fields import AmountField
 from ..mixins import PortalView
 from ..permissions import Perm
 
@@ -37,8 +38,7 @@ ERROR_FIELDS = {
 class ProgramForm(forms.Form):
     slug = forms.CharField(label=gettext_lazy("Short name (in links and the API)"), max_length=60)
     name = forms.CharField(label=gettext_lazy("Name"), max_length=200, required=False)
-    budget_amount = forms.CharField(label=gettext_lazy("Budget per period"), required=False,
-                                    widget=forms.TextInput(attrs={"inputmode": "decimal"}))  # fmt: skip
+    budget_amount = AmountField(label=gettext_lazy("Budget per period"), required=False)  # "5,000" as typed
     budget_currency = forms.CharField(label=gettext_lazy("Budget currency"), max_length=3, required=False)
     budget_period = forms.ChoiceField(label=gettext_lazy("Budget period"), choices=BudgetPeriod.choices,
                                       initial=BudgetPeriod.NONE)  # fmt: skip
