@@ -10,15 +10,17 @@ Finding the reward
   prefix). Tokens are 192 random bits (orders.claim_tokens). Per client address, 30 dead links a minute and
   the address is refused (429) until the minute ends, valid links included; all requests are capped at 300.
 
-One face for every dead link
-  Malformed, unknown, expired, canceled, failed and used tokens all raise ClaimNotFound, and the view
-  answers each with the same 404 page: whoever holds a stale link learns nothing about why it is dead.
+Dead links
+  Malformed, unknown, expired, canceled and failed tokens all raise ClaimNotFound and get a 404 page. A
+  malformed or unknown token learns nothing. A real token that is over (expired, canceled, failed) gets a page
+  naming the company that sent it and what to do (ask them); holding the 192-bit token is proof enough to
+  know that much, and a recipient with a stale link needs to know whom to ask.
 """
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -47,7 +49,14 @@ DEAD = (RewardStatus.CANCELED, RewardStatus.FAILED, RewardStatus.EXPIRED)
 
 
 class ClaimNotFound(Exception):
-    """Any dead link: malformed, unknown, expired, canceled, failed or used elsewhere. One page for all."""
+    """Any dead link: malformed, unknown, expired, canceled or failed. A real link that is over names who sent it
+    (`company`, `sender`) and, if it expired, when; an unknown or malformed one carries nothing."""
+
+    def __init__(self, *, company: str = "", sender: str = "", expired_at: datetime | None = None) -> None:
+        super().__init__("claim link not valid")
+        self.company = company
+        self.sender = sender
+        self.expired_at = expired_at
 
 
 def claim_tenant_get(*, token: str) -> Tenant:

@@ -4,19 +4,18 @@ it, revealing the code, choosing a product (choice rewards) or confirming the sh
 How a token finds its tenant, the dead-link rule and the rate limits: fulfillment.claim_links. The views:
 fulfillment.views_claim.
 
-The reveal rule: the first reveal binds the link to that browser
+The reveal rule: the link is the bearer credential until it expires
   - Opening the page (GET) shows the gift, never the code, and marks a delivered reward `opened`. Mail
     scanners that prefetch links can neither read nor burn a code: revealing is a POST with a CSRF token.
   - Revealing (POST) marks the reward `redeemed` (once), audits a CodeReveal(actor="recipient") through
-    fulfillment.services.reward_reveal, and sets a signed, HttpOnly cookie, scoped to this link's path,
-    that binds the link to this browser.
-  - From then on the same browser sees the code on the same link until the link expires, and every showing
-    is audited again. Any other browser gets the "not valid" page: for everyone else the link is used.
-  Why not Tremendous's rule (anyone with the link sees the code until expiry)? Links travel through
-  forwarded mail, shared inboxes, SMS previews and browser histories, and live for a year
-  (CLAIM_LINK_TTL_DAYS); once the recipient has the code, a leaked link would hand the card to whoever
-  finds it. Binding costs the recipient little — the code is shown, copyable and barcoded on the device
-  they chose, and the sender can still retrieve it through the audited API reveal and pass it on.
+    fulfillment.services.reward_reveal, and sets a signed, HttpOnly cookie scoped to this link's path that
+    remembers this browser, so reopening the link there shows the code again without a click.
+  - Any other browser (the laptop after the phone) gets the page with its Reveal button again and may reveal:
+    the recipient's link works wherever they open it, as Tremendous and Tango links do; every showing is
+    audited. Until the link expires, whoever holds it holds the gift.
+  - A program that wants more turns on verification (Program.claim_verification, fulfillment.claim_verification):
+    a browser the link has not seen must first enter a one-time code sent to the recipient's email or phone.
+    The cookie that says "this browser was verified" is the same one, signed, so it cannot be forged.
   For a choice reward, choosing is the reveal: the code issued for the chosen product is shown at once
   (fulfillment.choice).
 
@@ -52,6 +51,14 @@ from orders.selectors import rewards_for_update
 from .barcodes import barcode_svg
 from .choice import choice_options, reward_choose, reward_is_choice
 from .claim_links import CLAIMABLE, DEAD, ClaimNotFound
+from .claim_verification import (
+    VerificationRefused,
+    verification_channel,
+    verification_check,
+    verification_required,
+    verification_send,
+)
+from .delivery import DeliveryFailed
 from .models import Shipment, ShipmentEvent, ShipmentStatus
 from .services import reward_reveal
 from .shipments import shipment_lock
@@ -86,7 +93,7 @@ class ClaimOption:
 
 @dataclass
 class ClaimPage:
-    """What the claim page shows. `state` is one of: preparing, ready, choose, revealed, address, shipping."""
+    """What the claim page shows. `state` is one of: preparing, ready, verify, choose, revealed, address, shipping."""
 
     state: str
     brand: str
@@ -114,6 +121,8 @@ class ClaimPage:
     shipment_status: str = ""
     carrier: str = ""
     tracking_number: str = ""
+    verify_destination: str = ""  # state `verify`: where the one-time code goes (masked)
+    verify_sent: bool = False
     error: str = ""
     field_errors: dict[str, list[str]] = field(default_factory=dict)
 
@@ -124,10 +133,19 @@ class ClaimPage:
 def _reward_for_token(*, token: str, lock: bool) -> Reward:
     rewards = rewards_for_update() if lock else Reward.objects.select_related("order", "hold")
     reward = rewards.select_related("order__program").filter(claim_token_hash=claim_token_hash(token)).first()
-    if reward is None or reward.claim_expires_at is None or reward.claim_expires_at <= timezone.now():
+    if reward is None:
         raise ClaimNotFound
-    if reward.status in DEAD:
-        raise ClaimNotFound
+    expired = reward.claim_expires_at is None or reward.claim_expires_at <= timezone.now()
+    if expired or reward.status in DEAD:
+        # Whoever holds a real link (192 random bits) may learn who sent it and what to do; nothing more.
+        from core.db import connection
+
+        program = reward.order.program
+        raise ClaimNotFound(
+            company=getattr(connection.tenant, "name", ""),
+            sender=reward.sender_name or (program.sender_name if program else ""),
+            expired_at=reward.claim_expires_at if expired or reward.status == RewardStatus.EXPIRED else None,
+        )
     return reward
 
 
@@ -203,6 +221,16 @@ def _page(reward: Reward) -> ClaimPage:
     return _base_page(reward, "ready" if reward.code_encrypted else "preparing")
 
 
+def _verify_page(reward: Reward, *, sent: bool = False, error: str = "") -> ClaimPage:
+    """This browser must enter a one-time code first (claim verification is on for the program)."""
+    page = _base_page(reward, "verify")
+    channel = verification_channel(reward)
+    page.verify_destination = channel.masked if channel else ""
+    page.verify_sent = sent
+    page.error = error
+    return page
+
+
 def _reveal_into(page: ClaimPage, reward: Reward) -> ClaimPage:
     """Mark the reward redeemed (once), audit the showing, and put the code on the page."""
     if reward.status == RewardStatus.DELIVERY_FAILED:  # the recipient has the link: it did arrive
@@ -226,11 +254,10 @@ def claim_open(*, token: str, binding: str | None) -> ClaimPage:
     """GET /r/<token>: the page. A delivered reward becomes `opened`; the bound browser sees its code again."""
     with transaction.atomic():
         reward = _reward_for_token(token=token, lock=True)
-        bound = _is_bound(reward, binding)
         if reward.status == RewardStatus.REDEEMED:
-            if not bound:
-                raise ClaimNotFound  # used: revealed in another browser
-            return _reveal_into(_base_page(reward, "revealed"), reward)
+            if _is_bound(reward, binding):
+                return _reveal_into(_base_page(reward, "revealed"), reward)
+            return _page(reward)  # another browser: the Reveal button (a GET never shows a code)
         if reward.status == RewardStatus.DELIVERY_FAILED:
             reward_transition(reward=reward, to=RewardStatus.DELIVERED, note="recipient opened the claim link")
         if reward.status == RewardStatus.DELIVERED:
@@ -243,10 +270,10 @@ def claim_reveal(*, token: str, binding: str | None) -> ClaimPage:
     """POST /r/<token>/reveal: show the code, mark the reward redeemed, audit, bind the link to this browser."""
     with transaction.atomic():
         reward = _reward_for_token(token=token, lock=True)
-        if reward.status == RewardStatus.REDEEMED and not _is_bound(reward, binding):
-            raise ClaimNotFound
         if reward.status not in CLAIMABLE | {RewardStatus.REDEEMED} or not reward.code_encrypted:
             return _page(reward)  # nothing to reveal yet: still being prepared, a choice to make, or physical
+        if not _is_bound(reward, binding) and verification_required(reward):
+            return _verify_page(reward)
         page = _reveal_into(_base_page(reward, "revealed"), reward)
     logger.info("claim code revealed", extra={"event": "claim.revealed", "reward_id": str(reward.id)})
     return page
@@ -260,6 +287,8 @@ def claim_choose(*, token: str, product_id: str, binding: str | None) -> ClaimPa
             return claim_reveal(token=token, binding=binding)  # chosen already: the bound browser sees its code
         if not reward_is_choice(reward) or reward.status not in CLAIMABLE:
             return _page(reward)
+        if not _is_bound(reward, binding) and verification_required(reward):
+            return _verify_page(reward)
     try:
         reward_choose(reward_id=reward.id, product_id=product_id)
     except ApplicationError as exc:
@@ -268,6 +297,44 @@ def claim_choose(*, token: str, product_id: str, binding: str | None) -> ClaimPa
         page.error = exc.detail
         return page
     return claim_reveal(token=token, binding=binding)
+
+
+def claim_verify_send(*, token: str) -> ClaimPage:
+    """POST /r/<token>/verify/send: send a one-time code to the recipient (claim verification on)."""
+    with transaction.atomic():
+        reward = _reward_for_token(token=token, lock=True)
+        if not verification_required(reward) or reward.status not in CLAIMABLE | {RewardStatus.REDEEMED}:
+            return _page(reward)
+        try:
+            verification_send(reward=reward)
+        except VerificationRefused as exc:
+            return _verify_page(reward, error=str(exc))
+        except (OSError, DeliveryFailed):  # the mail server or SMS provider: nothing was sent
+            logger.warning("claim verification code not sent", extra={"event": "claim.verification_unsent",
+                                                                      "reward_id": str(reward.id)})  # fmt: skip
+            return _verify_page(
+                reward, error=gettext("We could not send the code just now. Please try again in a minute.")
+            )
+        return _verify_page(reward, sent=True)
+
+
+def claim_verify(*, token: str, code: str, binding: str | None) -> ClaimPage:
+    """POST /r/<token>/verify: the recipient's one-time code; right, and the code is revealed in this browser."""
+    with transaction.atomic():
+        reward = _reward_for_token(token=token, lock=True)
+        if not verification_required(reward) or reward.status not in CLAIMABLE | {RewardStatus.REDEEMED}:
+            return _page(reward)
+        if _is_bound(reward, binding):  # verified already (a reload re-posting the form): no second code needed
+            return _reveal_into(_base_page(reward, "revealed"), reward) if reward.code_encrypted else _page(reward)
+        try:
+            verification_check(reward=reward, code=code)
+        except VerificationRefused as exc:
+            return _verify_page(reward, sent=True, error=str(exc))
+        if not reward.code_encrypted:  # a choice reward: this browser may now choose
+            page = _page(reward)
+            page.binding = reward.claim_token_hash
+            return page
+        return _reveal_into(_base_page(reward, "revealed"), reward)
 
 
 def claim_address_confirm(*, token: str, address: dict[str, Any]) -> ClaimPage:

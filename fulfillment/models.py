@@ -72,3 +72,20 @@ class CodeReveal(models.Model):
 
     class Meta:
         ordering = ["-created_at"]
+
+
+class ClaimVerification(models.Model):
+    """A one-time code sent to a claim link's recipient so a new browser can prove it is theirs
+    (programs with claim verification on; fulfillment.claim_verification). Only an HMAC of the code is kept."""
+
+    reward = models.ForeignKey("orders.Reward", on_delete=models.CASCADE, related_name="verifications")
+    channel = models.CharField(max_length=8)  # email | sms
+    code_hash = models.CharField(max_length=64)
+    attempts = models.PositiveSmallIntegerField(default=0)  # wrong guesses at this code
+    expires_at = models.DateTimeField()
+    used_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [models.Index(fields=["reward", "-created_at"], name="claim_verification_latest")]

@@ -33,6 +33,8 @@ from .claim_page import (
     claim_locale,
     claim_open,
     claim_reveal,
+    claim_verify,
+    claim_verify_send,
 )
 
 BINDING_COOKIE = "rp_claim"
@@ -90,10 +92,12 @@ def _localised(request: HttpRequest, response: HttpResponse, language: str) -> H
     return response
 
 
-def _not_found(request: HttpRequest, language: str) -> HttpResponse:
-    """The same bytes for every dead link (no token in it, not even in the language switch's links)."""
+def _not_found(request: HttpRequest, language: str, dead: ClaimNotFound | None = None) -> HttpResponse:
+    """A dead link's page: no token in it, not even in the language switch's links. An unknown or malformed
+    token gets the same bytes every time; a real link that is over names who sent it (ClaimNotFound)."""
+    context = {"company": dead.company, "sender": dead.sender, "expired_at": dead.expired_at} if dead else {}
     with translation.override(language):
-        response = render(request, "claim/not_found.html", status=404)
+        response = render(request, "claim/not_found.html", context, status=404)
     return _localised(request, _private(response), language)
 
 
@@ -107,7 +111,8 @@ def _binding(request: HttpRequest) -> str | None:
 
 
 def _bind(response: HttpResponse, *, request: HttpRequest, token: str, page: ClaimPage) -> None:
-    """After a reveal: a signed, HttpOnly cookie, sent back only to this link's pages, binds it to this browser."""
+    """After a reveal (or a verification): a signed, HttpOnly cookie, sent back only to this link's pages, says
+    this browser has seen the code, so reopening the link shows it again and verification is not asked twice."""
     expires: datetime | None = page.expires_at
     max_age = int((expires - timezone.now()).total_seconds()) if expires else 0
     response.set_signed_cookie(
@@ -140,9 +145,9 @@ def _claim(request: HttpRequest, token: str, action: Callable[[], ClaimPage]) ->
             # Messages the services write (a refused choice, address errors) come out in the page's language.
             with translation.override(language):
                 page = action()
-    except ClaimNotFound:
+    except ClaimNotFound as dead:
         claim_failure_record(client_ip=address)
-        return _not_found(request, language)
+        return _not_found(request, language, dead)
     status = 422 if page.error or page.field_errors else 200
     with translation.override(language):
         response = render(
@@ -151,7 +156,7 @@ def _claim(request: HttpRequest, token: str, action: Callable[[], ClaimPage]) ->
             {"page": page, "token": token, "address_fields": _address_fields(page)},
             status=status,
         )
-    if page.state == "revealed" and page.binding:
+    if page.binding:  # revealed, or verified with the one-time code: remember this browser
         _bind(response, request=request, token=token, page=page)
     return _localised(request, _private(response), language)
 
@@ -193,9 +198,29 @@ def claim_choose_view(request: HttpRequest, token: str) -> HttpResponse:
 
 @never_cache
 @require_POST
+def claim_verify_send_view(request: HttpRequest, token: str) -> HttpResponse:
+    return _claim(request, token, lambda: claim_verify_send(token=token))
+
+
+@never_cache
+@require_POST
+def claim_verify_view(request: HttpRequest, token: str) -> HttpResponse:
+    code = request.POST.get("code", "")[:20]
+    return _claim(request, token, lambda: claim_verify(token=token, code=code, binding=_binding(request)))
+
+
+@never_cache
+@require_POST
 def claim_address_view(request: HttpRequest, token: str) -> HttpResponse:
     address = {key: request.POST.get(key, "") for key in ADDRESS_FIELDS}
     return _claim(request, token, lambda: claim_address_confirm(token=token, address=address))
 
 
-__all__ = ["claim_address_view", "claim_choose_view", "claim_page", "claim_reveal_view"]
+__all__ = [
+    "claim_address_view",
+    "claim_choose_view",
+    "claim_page",
+    "claim_reveal_view",
+    "claim_verify_send_view",
+    "claim_verify_view",
+]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -94,6 +95,7 @@ EXAMPLE_ORDER: dict[str, Any] = {
             "sender_name": "The Platform Team",
             "deliver_at": None,
             "claim_url": None,
+            "claim_by": None,
             "code": None,
             "shipment_id": None,
             "failure_reason": None,
@@ -179,6 +181,11 @@ class RewardInputSerializer(serializers.Serializer):
     message = serializers.CharField(max_length=2000, required=False, allow_blank=True, default="")
     sender_name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
     deliver_at = serializers.DateTimeField(required=False, allow_null=True)
+    claim_by = serializers.DateTimeField(
+        required=False,
+        allow_null=True,
+        help_text="Claim links: the deadline to claim (default: the program's claim_days)",
+    )
     country = serializers.CharField(min_length=2, max_length=2, required=False, allow_null=True)
     shipping_address = AddressInput(required=False, allow_null=True)
     shipping_method_id = serializers.UUIDField(required=False, allow_null=True)
@@ -190,6 +197,7 @@ class OrderCreateInput(serializers.Serializer):
     po_number = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
     program = serializers.CharField(max_length=60, required=False, allow_null=True, allow_blank=True)
     funding_currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
+    claim_by = serializers.DateTimeField(required=False, allow_null=True, help_text="Default claim_by of every reward")
     # many=True: DRF hands max_length to the ListSerializer it builds; the DRF stubs only know the child's arguments.
     rewards = RewardInputSerializer(many=True, allow_empty=False, max_length=500)  # type: ignore[call-arg]
 
@@ -222,6 +230,7 @@ class RewardOutput(serializers.Serializer):
     )
     deliver_at = serializers.DateTimeField(allow_null=True)
     claim_url = serializers.URLField(allow_null=True)
+    claim_by = serializers.DateTimeField(allow_null=True, help_text="Claim links: when the link expires")
     code = serializers.CharField(allow_null=True, help_text="Masked (last 4 only); use /reveal for API delivery")
     shipment_id = serializers.UUIDField(allow_null=True)
     failure_reason = serializers.CharField(allow_null=True)
@@ -250,7 +259,7 @@ class OrderOutput(serializers.Serializer):
         return order_render(instance, bearer=may_send(self.context.get("request")))
 
 
-def _reward_inputs(rewards: list[dict]) -> list[RewardInput]:
+def _reward_inputs(rewards: list[dict], *, claim_by: datetime | None = None) -> list[RewardInput]:
     inputs = []
     for item in rewards:
         recipient = {key: value or "" for key, value in dict(item.get("recipient") or {}).items()}
@@ -265,6 +274,7 @@ def _reward_inputs(rewards: list[dict]) -> list[RewardInput]:
                 message=item.get("message", ""),
                 sender_name=item.get("sender_name", ""),
                 deliver_at=item.get("deliver_at"),
+                claim_by=item.get("claim_by") or claim_by,
                 country=item.get("country"),
                 shipping_address=dict(item["shipping_address"]) if item.get("shipping_address") else None,
                 shipping_method_id=str(item["shipping_method_id"]) if item.get("shipping_method_id") else None,
@@ -363,7 +373,7 @@ class OrderListCreateApi(TenantListAPIView):
         data = serializer.validated_data
         status, body, replayed = order_create(
             order_type=data["type"],
-            rewards=_reward_inputs(data["rewards"]),
+            rewards=_reward_inputs(data["rewards"], claim_by=data.get("claim_by")),
             idempotency_key=idempotency_key,
             body_hash=request_hash(request.data),
             # The order as just written (its rewards attached), not re-read; a write key may see the claim links.

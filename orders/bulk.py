@@ -10,11 +10,9 @@ import json
 import os
 import time
 import uuid
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
@@ -22,10 +20,10 @@ from core import crypto
 from core.bulk import copy_insert
 from funds.services import funds_hold_split_many
 
-from .claim_tokens import claim_token_hash, claim_token_new, claim_tokens_copy
+from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_copy, gets_claim_link
 from .create import order_new
 from .handoff import rewards_dispatch, shipment_hooks_required
-from .models import DeliveryMethod, OrderType, Reward, RewardEvent, RewardStatus
+from .models import Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward
 
 if TYPE_CHECKING:
@@ -101,8 +99,6 @@ def order_create_for_batch_rows(
     )
     order.save(force_insert=True)
     now = timezone.now()
-    claim_expires_at = now + timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
-    claim_methods = (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS)
     default_message = program.default_message if program else ""
     default_sender = program.sender_name if program else ""
     snapshots: dict[uuid.UUID, str] = {}
@@ -131,9 +127,10 @@ def order_create_for_batch_rows(
         status = RewardStatus.SCHEDULED if spec.deliver_at else RewardStatus.PENDING
         token_hash = token_encrypted = ""
         expires_at = None
-        if item.delivery_method in claim_methods and (order_type == OrderType.LINK or product.type == "choice"):
+        if gets_claim_link(order_type=order_type, delivery_method=item.delivery_method, product_type=product.type):
             token = claim_token_new()
-            token_hash, token_encrypted, expires_at = claim_token_hash(token), crypto.encrypt(token), claim_expires_at
+            token_hash, token_encrypted = claim_token_hash(token), crypto.encrypt(token)
+            expires_at = claim_deadline(now=now, program=program, deliver_at=spec.deliver_at, claim_by=spec.claim_by)
             token_hashes.append(token_hash)
         recipient = spec.recipient or {}
         rewards.append(

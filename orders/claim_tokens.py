@@ -9,10 +9,37 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
+
+from django.conf import settings
 
 from core.bulk import copy_insert
 from core.db import connection
 from tenants.models import ClaimTokenIndex
+
+from .models import DeliveryMethod, OrderType
+
+if TYPE_CHECKING:
+    from programs.models import Program
+
+CLAIM_METHODS = (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS)
+
+
+def gets_claim_link(*, order_type: str, delivery_method: str, product_type: str) -> bool:
+    """Whether a reward is sent as a claim link: link orders, and choice products (the recipient picks)."""
+    return delivery_method in CLAIM_METHODS and (order_type == OrderType.LINK or product_type == "choice")
+
+
+def claim_deadline(
+    *, now: datetime, program: Program | None, deliver_at: datetime | None, claim_by: datetime | None
+) -> datetime:
+    """The claim-by moment of a new link: the order's `claim_by` if given, else the program's `claim_days`
+    (else CLAIM_LINK_TTL_DAYS) counted from when the link goes out."""
+    if claim_by is not None:
+        return claim_by
+    days = program.claim_days if program is not None and program.claim_days else settings.CLAIM_LINK_TTL_DAYS
+    return max(now, deliver_at or now) + timedelta(days=days)
 
 
 def claim_token_new() -> str:

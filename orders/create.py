@@ -11,11 +11,9 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any
 
-from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
@@ -26,10 +24,10 @@ from core.i18n import locale_choose
 from funds.services import funds_hold
 from tenants.selectors import tenant_current
 
-from .claim_tokens import claim_token_hash, claim_token_new, claim_tokens_register
+from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_register, gets_claim_link
 from .handoff import rewards_dispatch, shipment_hooks_required
 from .idempotency import idempotency_begin
-from .models import DeliveryMethod, IdempotencyRecord, Order, OrderType, Reward, RewardEvent, RewardStatus
+from .models import IdempotencyRecord, Order, OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward, RewardInput, field_error, order_plan, order_totals, program_budget_check
 
 if TYPE_CHECKING:
@@ -174,7 +172,6 @@ def _new_rewards(
     """The order's rewards, their first events and their shipments, all unsaved (for core.bulk.insert_together).
     Claim tokens still need registering."""
     now = timezone.now()
-    claim_ttl = timedelta(days=settings.CLAIM_LINK_TTL_DAYS)
     # The tenant's settings are written to its live and sandbox rows alike (tenants.services): no lookup here.
     fallback_locale = locale_choose(program.default_locale if program else "", tenant_current().default_locale)
     rewards: list[Reward] = []
@@ -211,13 +208,13 @@ def _new_rewards(
             deliver_at=spec.deliver_at,
             hold_id=uuid.uuid4() if preassign_holds else None,
         )
-        if item.delivery_method in (DeliveryMethod.LINK, DeliveryMethod.EMAIL, DeliveryMethod.SMS) and (
-            order.type == OrderType.LINK or item.product.type == "choice"
-        ):
+        if gets_claim_link(order_type=order.type, delivery_method=item.delivery_method, product_type=item.product.type):
             token = claim_token_new()
             reward.claim_token_hash = claim_token_hash(token)
             reward.claim_token_encrypted = crypto.encrypt(token)
-            reward.claim_expires_at = now + claim_ttl
+            reward.claim_expires_at = claim_deadline(
+                now=now, program=program, deliver_at=spec.deliver_at, claim_by=spec.claim_by
+            )
         rewards.append(reward)
     events = [RewardEvent(reward=r, from_status="", to_status=r.status, note="created") for r in rewards]
     shipping = [

@@ -50,6 +50,7 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
         RewardStatus.REDEEMED: "reward.redeemed",
         RewardStatus.CANCELED: "reward.canceled",
         RewardStatus.FAILED: "reward.failed",
+        RewardStatus.EXPIRED: "reward.expired",
     }
     event_type = event_types.get(to)
     if event_type and event_type != "reward.failed":
@@ -139,13 +140,36 @@ def reward_fail(*, reward: Reward, reason: str) -> Reward:
 # --- cancellation ---------------------------------------------------------------------------------------
 
 
-def _void_code(reward: Reward, rule: CancelRule) -> None:
-    """Ask the supplier to void the code (the reward row is locked: no reveal can slip in meanwhile)."""
+def reward_code_void_locked(reward: Reward) -> None:
+    """Ask the supplier to void the locked reward's code (no reveal can slip in meanwhile) and erase it here.
+
+    Raises VoidRefused or VoidUnavailable (nothing changed) as the supplier answers; VoidRefused when no
+    supplier voider is registered."""
     voider = code_voider()
     if voider is None:
-        raise ApplicationError(f"This reward cannot be canceled: {rule.reason}.", code=rule.code, status=409)
+        raise VoidRefused("no supplier can void codes here")
+    voider(reward)
+    reward.code_voided_at = timezone.now()
+    reward.code_encrypted = ""
+    reward.pin_encrypted = ""
+    reward.save(update_fields=["code_voided_at", "code_encrypted", "pin_encrypted"])
+    logger.info("reward code voided", extra={"event": "reward.code_voided", "reward_id": str(reward.id)})
+
+
+def reward_funds_return(*, reward: Reward, description: str = "") -> None:
+    """Give the reward's money back to `cash`: release a pending hold, or refund a captured one (once per reward
+    in the ledger, whoever asks: a cancel and an expiry racing each other return it once)."""
+    hold = reward.hold
+    if hold is not None and hold.status == HoldStatus.PENDING:
+        funds_hold_release(hold=hold)
+    elif hold is not None and hold.status == HoldStatus.CAPTURED:
+        reference = f"reward:{reward.id}"
+        funds_refund(currency=hold.currency, amount=hold.amount, reference=reference, description=description)
+
+
+def _void_code(reward: Reward, rule: CancelRule) -> None:
     try:
-        voider(reward)
+        reward_code_void_locked(reward)
     except VoidRefused as exc:
         raise ApplicationError(
             f"This reward cannot be canceled: {rule.reason} ({exc}).", code=rule.code, status=409
@@ -157,11 +181,6 @@ def _void_code(reward: Reward, rule: CancelRule) -> None:
             status=503,
             retryable=True,
         ) from None
-    reward.code_voided_at = timezone.now()
-    reward.code_encrypted = ""
-    reward.pin_encrypted = ""
-    reward.save(update_fields=["code_voided_at", "code_encrypted", "pin_encrypted"])
-    logger.info("reward code voided", extra={"event": "reward.code_voided", "reward_id": str(reward.id)})
 
 
 def _reward_cancel_locked(reward: Reward, *, reason: str, void: bool = True) -> CancelRule:
@@ -177,12 +196,7 @@ def _reward_cancel_locked(reward: Reward, *, reason: str, void: bool = True) -> 
         return CancelRule(CancelAction.REFUSE, rule.code, "its code was issued: cancel the reward itself")
     if rule.action == CancelAction.VOID_THEN_REFUND:
         _void_code(reward, rule)
-    hold = reward.hold
-    if hold is not None and hold.status == HoldStatus.PENDING:
-        funds_hold_release(hold=hold)
-    elif hold is not None and hold.status == HoldStatus.CAPTURED:
-        # Idempotent in funds (one refund per reference), whatever happened before this call.
-        funds_refund(currency=hold.currency, amount=hold.amount, reference=f"reward:{reward.id}")
+    reward_funds_return(reward=reward)
     hooks = shipment_hooks()
     if hooks is not None:
         hooks.cancel(reward)  # a pending shipment is canceled with its reward, in this transaction

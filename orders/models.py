@@ -170,6 +170,12 @@ class Reward(models.Model):
             models.Index(fields=["order", "status"], name="reward_order_status"),
             # The fulfilment drain's claim: the oldest pending rewards, without sorting every pending one.
             models.Index(fields=["created_at"], condition=Q(status="pending"), name="reward_pending_created"),
+            # The expiry sweep and reminders: unclaimed links by claim-by date, a small part of all rewards.
+            models.Index(
+                fields=["claim_expires_at"],
+                condition=Q(status__in=["delivered", "delivery_failed", "opened"], claim_expires_at__isnull=False),
+                name="reward_unclaimed_link_expiry",
+            ),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0) & Q(charge_amount__gt=0), name="reward_amounts_positive")
@@ -190,6 +196,30 @@ class RewardEvent(models.Model):
 
     class Meta:
         ordering = ["created_at", "id"]
+
+
+class ExpiryOutcome(models.TextChoices):
+    RELEASED = "released"  # the unclaimed value went back to the tenant's available funds
+    KEPT = "kept"  # the program keeps expired codes valid (on_expiry=keep): the money stays spent
+    SPENT = "spent"  # the code had been disclosed, or its supplier refused a void: a disclosed code is spent
+
+
+class RewardExpiry(models.Model):
+    """A claim link that expired unclaimed: the breakage record (one per reward), read by the Funds page and reports.
+
+    `amount` is the reward's charge in the order's funding currency; with outcome `released` exactly that went
+    back to `cash` (a refund, or a release of a still pending hold, referenced `reward:<id>`).
+    """
+
+    reward = models.OneToOneField(Reward, on_delete=models.CASCADE, related_name="expiry")
+    outcome = models.CharField(max_length=16, choices=ExpiryOutcome.choices)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+    currency = models.CharField(max_length=3)
+    note = models.CharField(max_length=300, blank=True)
+    created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
 
 
 class IdempotencyRecord(models.Model):

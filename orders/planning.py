@@ -8,7 +8,7 @@ is quoted or validated is exactly what an order holds. Refusals raise Applicatio
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
@@ -22,9 +22,11 @@ from core.money import quantize
 from core.phone import E164_RE
 from core.text import control_character_error
 from funds.selectors import balance_get
+from programs.models import CLAIM_DAYS_MAX
 from tenants.selectors import tenant_current
 
 from .addresses import address_errors, address_normalize
+from .claim_tokens import gets_claim_link
 from .models import DeliveryMethod, Order, OrderStatus, OrderType
 
 if TYPE_CHECKING:
@@ -56,6 +58,7 @@ class RewardInput:
     message: str = ""
     sender_name: str = ""
     deliver_at: datetime | None = None
+    claim_by: datetime | None = None  # a claim link's deadline (else the program's claim_days)
     country: str | None = None
     shipping_address: dict[str, Any] | None = None
     shipping_method_id: str | None = None
@@ -194,6 +197,10 @@ def plan_rewards(
             )
         if spec.deliver_at is not None and spec.deliver_at <= now:
             raise field_error(f"{path}.deliver_at", "deliver_at must be in the future.")
+        if spec.claim_by is not None and spec.claim_by <= max(now, spec.deliver_at or now):
+            raise field_error(f"{path}.claim_by", "claim_by must be after now and after deliver_at.")
+        if spec.claim_by is not None and spec.claim_by > now + timedelta(days=CLAIM_DAYS_MAX):
+            raise field_error(f"{path}.claim_by", "claim_by may be at most ten years away.")
 
         address = None
         shipping_method = None
@@ -224,6 +231,13 @@ def plan_rewards(
                 f"{product.name} is a physical product; use a physical order with a shipping address.",
                 code="product_unavailable",
                 errors={f"{path}.product_id": ["Physical product in a non-physical order."]},
+            )
+        if spec.claim_by is not None and not gets_claim_link(
+            order_type=order_type, delivery_method=method, product_type=product.type
+        ):
+            raise field_error(
+                f"{path}.claim_by",
+                "claim_by applies to claim links only (link orders and choice products).",
             )
         if spec.currency and spec.currency.upper() != product.currency:
             raise field_error(

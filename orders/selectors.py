@@ -59,6 +59,7 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
         "locale": reward.locale or None,
         "deliver_at": _iso(reward.deliver_at),
         "claim_url": claim_url(reward) if bearer else None,
+        "claim_by": _iso(reward.claim_expires_at),
         "code": crypto.mask("x" * 8 + reward.code_last4) if reward.code_last4 else None,
         "shipment_id": str(shipment.id) if shipment else None,
         "failure_reason": reward.failure_reason or None,

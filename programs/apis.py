@@ -55,6 +55,16 @@ class ProgramUpdateInput(serializers.Serializer):
     default_locale = serializers.CharField(required=False, allow_blank=True)
     points = serializers.JSONField(required=False, allow_null=True, help_text="A PointsCurrency object or null.")
     is_active = serializers.BooleanField(required=False)
+    claim_days = serializers.JSONField(
+        required=False, allow_null=True, help_text="Days a recipient has to claim a link (null: the default, 365)"
+    )
+    on_expiry = serializers.CharField(required=False, help_text="release | keep: what expiry does with unclaimed value")
+    reminders = serializers.JSONField(
+        required=False, allow_null=True, help_text='{"after_days": [3, 7], "before_expiry_days": [7]}; {} = none'
+    )
+    verification = serializers.CharField(
+        required=False, help_text="off | email | sms: a one-time code before a code shows in a new browser"
+    )
 
     def to_internal_value(self, data):
         # `allowed_products` is the contract's name (API.md); `allowed_product_ids` is what the response shows.
@@ -78,6 +88,10 @@ class ProgramOutput(serializers.Serializer):
     branding = serializers.SerializerMethodField()
     default_locale = serializers.CharField()
     points = serializers.SerializerMethodField()
+    claim_days = serializers.IntegerField(allow_null=True, help_text="null: the installation's default (365)")
+    on_expiry = serializers.CharField()
+    reminders = serializers.JSONField()
+    verification = serializers.CharField(source="claim_verification")
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
@@ -123,6 +137,10 @@ PROGRAM_EXAMPLE = {
         "expire_after_days": 365,
         "self_redeem": True,
     },
+    "claim_days": 90,
+    "on_expiry": "release",
+    "reminders": {"after_days": [3, 7], "before_expiry_days": [7]},
+    "verification": "off",
     "is_active": True,
     "created_at": "2025-01-01T09:00:00Z",
 }

@@ -19,6 +19,21 @@ class BudgetPeriod(models.TextChoices):
     NONE = "none", "No budget"
 
 
+# Longest claim window a program or an order may give (ten years): beyond it a date is a typo, not a policy.
+CLAIM_DAYS_MAX = 3650
+
+
+class ExpiryPolicy(models.TextChoices):
+    RELEASE = "release", "Release unclaimed value back to funds"
+    KEEP = "keep", "Keep the code valid; no money moves"
+
+
+class ClaimVerification(models.TextChoices):
+    OFF = "off", "Off: the link alone opens the gift"
+    EMAIL = "email", "A one-time code by email"
+    SMS = "sms", "A one-time code by SMS"
+
+
 class Program(models.Model):
     """A named way of sending rewards: its budget, which products it offers, and how the message looks."""
 
@@ -43,6 +58,15 @@ class Program(models.Model):
     points_currency = models.CharField(max_length=3, blank=True)
     points_expire_after_days = models.PositiveIntegerField(null=True, blank=True)  # null: points never expire
     points_self_redeem = models.BooleanField(default=False)  # recipients may spend points on the points page
+    # Claim links: days a recipient has to claim (NULL: CLAIM_LINK_TTL_DAYS), what expiry does with unclaimed
+    # value, the reminder schedule ({"after_days": [3, 7], "before_expiry_days": [7]}) and whether a browser
+    # must prove it is the recipient's (a one-time code) before a code is revealed in it.
+    claim_days = models.PositiveIntegerField(null=True, blank=True)
+    on_expiry = models.CharField(max_length=8, choices=ExpiryPolicy.choices, default=ExpiryPolicy.RELEASE)
+    reminders = models.JSONField(default=dict, blank=True)
+    claim_verification = models.CharField(
+        max_length=8, choices=ClaimVerification.choices, default=ClaimVerification.OFF
+    )
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 

@@ -21,11 +21,15 @@ from core.errors import ApplicationError
 from core.money import parse_amount, parse_currency
 from core.text import control_character_error
 
-from .models import BudgetPeriod, CatalogRule, CatalogRuleMode, Program
+from .models import CLAIM_DAYS_MAX, BudgetPeriod, CatalogRule, CatalogRuleMode, ClaimVerification, ExpiryPolicy, Program
 
 PROGRAM_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
 BRANDING_KEYS = ("logo_url", "primary_color")
+# Reminder schedules: at most this many of each kind, each a whole number of days within the claim window.
+REMINDERS_MAX = 5
+REMINDER_KINDS = ("after_days", "before_expiry_days")
+CLAIM_SETTINGS = ("claim_days", "on_expiry", "reminders", "verification")  # API names (see _claim_settings)
 
 
 def _refuse(errors: dict[str, list[str]]) -> ApplicationError:
@@ -182,6 +186,7 @@ def program_create(
     points: dict[str, Any] | None = None,  # the API's points object, checked by _points
     is_active: bool = True,
     actor: Actor | None = None,
+    **claim_settings: Any,  # claim_days, on_expiry, reminders, verification (see _claim_settings)
 ) -> Program:
     """A program in the current tenant. A budget is an amount per month, quarter or year; period `none`
     (the default, with no amount) means unlimited. Audited as `program.create`."""
@@ -200,7 +205,10 @@ def program_create(
         "branding": _branding(branding, errors),
         "default_locale": _locale(default_locale, errors),
         **_points(points, errors, current=None),
+        **_claim_settings(claim_settings, errors),
     }
+    if unknown := sorted(set(claim_settings) - set(CLAIM_SETTINGS)):
+        raise TypeError(f"program_create() got unexpected keyword arguments {unknown}")
     if errors:
         raise _refuse(errors)
     with transaction.atomic():
@@ -212,7 +220,7 @@ def program_create(
 
 PROGRAM_UPDATABLE = (
     "name", "budget", "allowed_product_ids", "default_message", "sender_name", "branding", "default_locale",
-    "points", "is_active",
+    "points", "is_active", *CLAIM_SETTINGS,
 )  # fmt: skip
 
 
@@ -242,6 +250,7 @@ def program_update(*, program: Program, changes: dict[str, Any], actor: Actor | 
         fields["default_locale"] = _locale(changes["default_locale"], errors)
     if "points" in changes:
         fields.update(_points(changes["points"], errors, current=program))
+    fields.update(_claim_settings(changes, errors))
     if "is_active" in changes:
         if not isinstance(changes["is_active"], bool):
             errors["is_active"] = ["true or false."]
@@ -258,6 +267,62 @@ def program_update(*, program: Program, changes: dict[str, Any], actor: Actor | 
         audit_action(actor=actor, action="program.update", object_type="program", object_id=locked.slug,
                      data={"changed": sorted(changes)})  # fmt: skip
     return locked
+
+
+def _claim_days(value: Any, errors: dict[str, list[str]]) -> int | None:
+    if value in (None, ""):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | str) or not str(value).isdigit():
+        errors["claim_days"] = ["A whole number of days, 1 to 3650 (or null for the installation's default)."]
+        return None
+    days = int(value)
+    if not 1 <= days <= CLAIM_DAYS_MAX:
+        errors["claim_days"] = ["A whole number of days, 1 to 3650 (or null for the installation's default)."]
+    return days
+
+
+def _reminders(value: Any, errors: dict[str, list[str]]) -> dict[str, list[int]]:
+    """{"after_days": [3, 7], "before_expiry_days": [7]} with sorted, distinct days; {} = no reminders."""
+    if value in (None, {}):
+        return {}
+    if not isinstance(value, dict):
+        errors["reminders"] = ['An object like {"after_days": [3, 7], "before_expiry_days": [7]}.']
+        return {}
+    problems = [f"Unknown key {key!r}; use {', '.join(REMINDER_KINDS)}." for key in value if key not in REMINDER_KINDS]
+    clean: dict[str, list[int]] = {}
+    for kind in REMINDER_KINDS:
+        days = value.get(kind) or []
+        if not isinstance(days, list) or not all(
+            isinstance(day, int) and not isinstance(day, bool) and 1 <= day <= CLAIM_DAYS_MAX for day in days
+        ):
+            problems.append(f"{kind}: a list of whole numbers of days, 1 to {CLAIM_DAYS_MAX}.")
+        elif len(set(days)) > REMINDERS_MAX:
+            problems.append(f"{kind}: at most {REMINDERS_MAX} reminders.")
+        elif days:
+            clean[kind] = sorted(set(days))
+    if problems:
+        errors["reminders"] = problems
+    return clean
+
+
+def _claim_settings(values: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]:
+    """Model fields for the claim settings present in `values`: how the program's claim links behave (the claim
+    window, what expiry does with unclaimed value, reminders, verification of new browsers). A new window
+    applies to rewards created from then on: a sent link keeps its date."""
+    fields: dict[str, Any] = {}
+    if "claim_days" in values:
+        fields["claim_days"] = _claim_days(values["claim_days"], errors)
+    if "on_expiry" in values:
+        if values["on_expiry"] not in ExpiryPolicy.values:
+            errors["on_expiry"] = [f"One of {', '.join(ExpiryPolicy.values)}."]
+        fields["on_expiry"] = values["on_expiry"]
+    if "reminders" in values:
+        fields["reminders"] = _reminders(values["reminders"], errors)
+    if "verification" in values:
+        if values["verification"] not in ClaimVerification.values:
+            errors["verification"] = [f"One of {', '.join(ClaimVerification.values)}."]
+        fields["claim_verification"] = values["verification"]
+    return fields
 
 
 def program_set_active(*, program: Program, is_active: bool) -> Program:

@@ -36,6 +36,8 @@ urlpatterns = [
     # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claim_page.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
+    path("r/<str:token>/verify/send", views_claim.claim_verify_send_view, name="claim-verify-send"),
+    path("r/<str:token>/verify", views_claim.claim_verify_view, name="claim-verify"),
     path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),
     path("r/<str:token>/address", views_claim.claim_address_view, name="claim-address"),
     # The staff portal, on tenant hosts only (its views answer 404 on the public host): portal/urls.py

@@ -48,3 +48,17 @@ def physical_order(product, shipping_method, amount="50.00", **overrides):
     }
     body.update(overrides)
     return body
+
+
+def link_order(product, amount="25.00", **reward_overrides):
+    """One claim-link reward for Ada Lovelace (emailed), as a `link` order; reward fields may be overridden."""
+    reward = {
+        "product_id": str(product.id),
+        "amount": amount,
+        "currency": product.currency,
+        "delivery_method": "email",
+        "recipient": {"name": "Ada Lovelace", "email": "ada@example.com"},
+        "sender_name": "Acme People Team",
+    }
+    reward.update(reward_overrides)
+    return {"type": "link", "rewards": [reward]}

@@ -29,6 +29,7 @@ EVENT_TYPES = (
     "reward.opened",
     "reward.redeemed",
     "reward.canceled",
+    "reward.expired",
     "shipment.shipped",
     "shipment.delivered",
     "shipment.returned",

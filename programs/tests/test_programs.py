@@ -138,6 +138,10 @@ def test_program_api_list_and_detail(tenant_a, api_a, product, django_assert_max
         "branding": {"primary_color": "#112233"},
         "default_locale": "",
         "points": None,
+        "claim_days": None,
+        "on_expiry": "release",
+        "reminders": {},
+        "verification": "off",
         "is_active": True,
     }
     unlimited = api_a.get("/api/v1/programs/team-1").json()

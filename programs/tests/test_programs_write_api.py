@@ -58,3 +58,31 @@ def test_another_tenants_program_cannot_be_changed(tenant_a, api_a, api_b, make_
     assert_problem(api_b.patch("/api/v1/programs/alpha-only", {"name": "Mine"}), 404, "not_found")
     assert_problem(make_api_client(tenant_a.sandbox).patch("/api/v1/programs/alpha-only", {"name": "S"}), 404)
     assert api_a.get("/api/v1/programs/alpha-only").json()["name"] == "A"
+
+
+def test_claim_settings_are_set_and_checked_through_the_api(api_a):
+    created = api_a.post(
+        "/api/v1/programs",
+        {"slug": "links", "name": "Links", "claim_days": 30, "reminders": {"after_days": [7, 3, 3]},
+         "on_expiry": "keep", "verification": "email"},
+    )  # fmt: skip
+    assert created.status_code == 201, created.content
+    body = created.json()
+    assert (body["claim_days"], body["on_expiry"], body["verification"]) == (30, "keep", "email")
+    assert body["reminders"] == {"after_days": [3, 7]}
+
+    bad = api_a.patch(
+        "/api/v1/programs/links",
+        {
+            "claim_days": 0,
+            "reminders": {"after_days": ["3"], "weekly": [1]},
+            "on_expiry": "burn",
+            "verification": "fax",
+        },
+    )
+    assert bad.status_code == 422
+    assert set(bad.json()["errors"]) == {"claim_days", "reminders", "on_expiry", "verification"}
+    assert api_a.get("/api/v1/programs/links").json()["claim_days"] == 30  # nothing changed
+
+    changed = api_a.patch("/api/v1/programs/links", {"claim_days": None, "reminders": {}})
+    assert changed.status_code == 200 and changed.json()["claim_days"] is None and changed.json()["reminders"] == {}

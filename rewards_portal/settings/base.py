@@ -380,6 +380,8 @@ CELERY_BEAT_SCHEDULE: dict = {
         "schedule": float(METRICS_SNAPSHOT_SECONDS),
         "options": {"expires": float(METRICS_SNAPSHOT_SECONDS)},
     },
+    # Claim links past their claim-by date become `expired` (and their unclaimed value is released).
+    "rewards-expire": {"task": "orders.tasks.rewards_expire_task", "schedule": 300.0, "options": {"expires": 300.0}},
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------
