@@ -61,17 +61,18 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
     return reward
 
 
-# The order's status follows from which kinds of reward state it has, not from how many of each: one statement
-# locks the order row and asks four EXISTS questions, each an index seek on (order, status) (reward_order_status),
-# so a delivery costs the same in an order of 1 reward or of 100,000 (counting them all made an order O(n²)).
-_REFRESH_SQL = """
-SELECT o.status,
-    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = o.id AND r.status = ANY(%(open)s)),
-    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = o.id AND r.status = 'processing'),
-    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = o.id AND r.status = ANY(%(done)s)),
-    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = o.id AND r.status = 'failed')
-FROM {order} o WHERE o.id = %(order)s
-FOR NO KEY UPDATE OF o
+# The order's status follows from which kinds of reward state it has, not from how many of each: four EXISTS
+# questions, each an index seek on (order, status) (reward_order_status), so a delivery costs the same in an order
+# of 1 reward or of 100,000 (counting them all made an order O(n²)). Asked in a statement of its own after the
+# order row is locked: a statement that waited for the lock would answer from the snapshot it took before waiting,
+# and two batches finishing one order at once would each see the other's rewards still processing.
+_LOCK_SQL = "SELECT status FROM {order} WHERE id = %(order)s FOR NO KEY UPDATE"
+_STATES_SQL = """
+SELECT
+    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = ANY(%(open)s)),
+    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = 'processing'),
+    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = ANY(%(done)s)),
+    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = 'failed')
 """
 _OPEN_STATES: list[str] = [RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.PROCESSING]
 
@@ -96,12 +97,12 @@ def order_refresh_status(*, order: Order) -> Order:
     other as still processing, and the order would never complete. (Lock order everywhere: rewards, then
     their order.)
     """
-    sql = _REFRESH_SQL.format(reward=Reward._meta.db_table, order=Order._meta.db_table)
     params: dict[str, Any] = {"open": _OPEN_STATES, "done": sorted(REWARD_DONE_STATES), "order": order.pk}
     with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        status, has_open, has_processing, has_done, has_failed = cursor.fetchone()
-    order.status = status
+        cursor.execute(_LOCK_SQL.format(order=Order._meta.db_table), params)
+        (order.status,) = cursor.fetchone()
+        cursor.execute(_STATES_SQL.format(reward=Reward._meta.db_table), params)
+        has_open, has_processing, has_done, has_failed = cursor.fetchone()
     new = order_status_derive(open=has_open, processing=has_processing, done=has_done, failed=has_failed)
     if new != order.status:
         order.status = new

@@ -120,3 +120,58 @@ def test_concurrent_orders_with_one_external_id_create_one_order(committed_tenan
     available, committed, orders, rewards, violations = _state(committed_tenant)
     assert (orders, rewards, committed, available) == (1, 1, Decimal("10"), Decimal("490"))
     assert violations == []
+
+
+def test_two_rewards_of_one_order_finishing_at_once_complete_the_order(committed_tenant):
+    """The second refresh waits for the first one's order lock; once it has it, it must see the first one's
+    committed reward (a statement that waited answers from its old snapshot: the order stayed `processing`)."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from orders.create import order_create
+    from orders.idempotency import request_hash
+    from orders.lifecycle import order_refresh_status
+    from orders.planning import RewardInput
+    from testsupport.waiting import wait_until
+
+    _, shop = _setup(committed_tenant, "100.00")
+    with tenant_context(committed_tenant):
+        _, created, _ = order_create(
+            order_type="digital",
+            rewards=[RewardInput(product_id=str(shop.coffee_usd.id), amount=Decimal("10.00"), currency="USD",
+                                 delivery_method="email", recipient={"name": name, "email": f"{name}@example.com"})
+                     for name in ("ada", "bo")],
+            idempotency_key=None,
+            body_hash=request_hash({"race": True}),
+            render=lambda order: {"id": str(order.id)},
+        )  # fmt: skip
+        order = Order.objects.get(pk=created["id"])
+        first, second = order.rewards.order_by("position")
+        Reward.objects.filter(order=order).update(status="processing")
+    pids: list[int] = []
+
+    def finish_second() -> None:
+        with tenant_context(committed_tenant):
+            connection.ensure_connection()
+            pids.append(connection.connection.info.backend_pid)
+            with transaction.atomic():
+                Reward.objects.filter(pk=second.pk).update(status="delivered")
+                order_refresh_status(order=Order.objects.get(pk=order.pk))
+        connections.close_all()
+
+    def second_waits_for_the_lock() -> bool:
+        with connection.cursor() as cursor:  # pg_locks is read live, even inside a transaction
+            cursor.execute("SELECT EXISTS (SELECT 1 FROM pg_locks WHERE pid = %s AND NOT granted)", [pids[0]])
+            return bool(cursor.fetchone()[0])
+
+    with tenant_context(committed_tenant):
+        with transaction.atomic():  # the first finisher: holds the order lock until it commits
+            Reward.objects.filter(pk=first.pk).update(status="delivered")
+            order_refresh_status(order=order)
+            other = threading.Thread(target=finish_second)
+            other.start()
+            assert wait_until(lambda: bool(pids), timeout=10)
+            assert wait_until(second_waits_for_the_lock, timeout=10)
+        other.join()
+        assert Order.objects.get(pk=order.pk).status == "completed"
