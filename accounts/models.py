@@ -56,3 +56,21 @@ class User(AbstractBaseUser, PermissionsMixin):
     @property
     def totp_enabled(self) -> bool:
         return bool(self.totp_secret_encrypted)
+
+
+class RecoveryCode(models.Model):
+    """A one-time recovery code for two-factor sign-in: only its keyed hash is stored; used once, then spent.
+
+    A new set replaces the old one (accounts.services.recovery_codes_generate); the codes are shown once.
+    """
+
+    user = models.ForeignKey(User, on_delete=models.CASCADE, related_name="recovery_codes")
+    code_hash = models.CharField(max_length=64)
+    created_at = models.DateTimeField(default=timezone.now)
+    used_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["user", "code_hash"], name="recovery_code_user_hash")]
+
+    def __str__(self) -> str:
+        return f"recovery code of {self.user_id}"

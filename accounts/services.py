@@ -8,6 +8,7 @@ signed-in staff member can act (team management, their own two-factor and passwo
 from __future__ import annotations
 
 import hmac
+import logging
 import secrets
 from collections.abc import Callable
 
@@ -18,14 +19,18 @@ from django.core.validators import validate_email
 from django.db import transaction
 from django.template.loader import render_to_string
 from django.utils import timezone
+from django_tenants.utils import get_public_schema_name
 
 from audit.actors import Actor
 from audit.services import audit_action
 from core import crypto
+from core.db import connection
 from core.errors import ApplicationError
 from tenants.selectors import tenant_current
 
-from .models import Role, User
+from .models import RecoveryCode, Role, User
+
+logger = logging.getLogger(__name__)
 
 
 def staff_create(
@@ -74,6 +79,17 @@ def _actor(user: User, ip: str) -> Actor:
     return Actor.staff(user.email, ip=ip)
 
 
+def _audit_own(user: User, action: str, *, ip: str, data: dict[str, object] | None = None) -> None:
+    """A person's change to their own sign-in (password, factors): the tenant's audit log for staff; for an
+    operator (the public schema has no audit log) a structured log line, which the operator's log keeps."""
+    if connection.schema_name == get_public_schema_name():
+        logger.info(
+            action, extra={"event": action, "actor": Actor.operator(user.email).label, "ip": ip, **(data or {})}
+        )
+        return
+    audit_action(actor=_actor(user, ip), action=action, object_type="user", object_id=user.pk, data=data)
+
+
 def _active_admins_other_than(user: User) -> int:
     return User.objects.filter(role=Role.ADMIN, is_active=True).exclude(pk=user.pk).count()
 
@@ -92,6 +108,50 @@ def staff_invite(
         audit_action(
             actor=_actor(acting_user, ip), action="team.invite", object_type="user", object_id=user.pk,
             data={"email": user.email, "role": role},
+        )  # fmt: skip
+        link = set_password_url(user)
+        tenant_name = tenant_current().name
+        transaction.on_commit(
+            lambda: _send_invitation(user=user, inviter=acting_user, link=link, tenant_name=tenant_name)
+        )
+    return user
+
+
+INVITATION_RESENDS_PER_DAY = 3  # per invited person: enough for a lost email, too few to spam anyone with
+
+
+def staff_invitation_resend(
+    *, acting_user: User, user: User, set_password_url: Callable[[User], str], ip: str = ""
+) -> User:
+    """Email a fresh set-password link to someone invited who has not chosen a password yet (after commit).
+
+    Refused for anyone who already signed up (409 `invitation_accepted`) or is deactivated, and beyond
+    INVITATION_RESENDS_PER_DAY per person (429 `rate_limited`). Audited as `team.invite_resend`.
+    """
+    from core import ratelimit
+
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if user.has_usable_password() or not user.is_active:
+            raise ApplicationError(
+                f"{user.email} has already accepted the invitation, or is deactivated.",
+                code="invitation_accepted",
+                status=409,
+            )
+        allowed, retry_after = ratelimit.hit(
+            f"invite-resend:{connection.schema_name}:{user.pk}", limit=INVITATION_RESENDS_PER_DAY, window=86400
+        )
+        if not allowed:
+            raise ApplicationError(
+                f"The invitation to {user.email} was sent {INVITATION_RESENDS_PER_DAY} times today; try tomorrow.",
+                code="rate_limited",
+                status=429,
+                retryable=True,
+                headers={"Retry-After": str(retry_after)},
+            )
+        audit_action(
+            actor=_actor(acting_user, ip), action="team.invite_resend", object_type="user", object_id=user.pk,
+            data={"email": user.email},
         )  # fmt: skip
         link = set_password_url(user)
         tenant_name = tenant_current().name
@@ -200,7 +260,7 @@ def totp_enable(*, user: User, secret: str, code: str, ip: str = "") -> User:
         user.totp_enabled_at = timezone.now()
         user.totp_last_step = step
         user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
-        audit_action(actor=_actor(user, ip), action="auth.totp_enable", object_type="user", object_id=user.pk)
+        _audit_own(user, "auth.totp_enable", ip=ip)
     return user
 
 
@@ -218,6 +278,62 @@ def totp_verify(*, user: User, code: str) -> bool:
     return True
 
 
+# --- Recovery codes -----------------------------------------------------------------------------------
+RECOVERY_CODE_COUNT = 10
+# 10 characters of a 31-letter alphabet (no 0/O, 1/I/L): ~50 bits each, so a keyed SHA-256 is enough (a slow
+# password hash would cost seconds for ten codes and guarding ~50 bits behind the sign-in throttle needs none).
+RECOVERY_ALPHABET = "23456789ABCDEFGHJKMNPQRSTUVWXYZ"
+RECOVERY_CODE_LENGTH = 10
+
+
+def _recovery_hash(code: str) -> str:
+    from django.conf import settings
+
+    normalized = "".join(ch for ch in code.upper() if ch.isalnum())
+    return hmac.new(settings.SECRET_KEY.encode(), f"recovery:{normalized}".encode(), "sha256").hexdigest()
+
+
+def recovery_codes_generate(*, user: User, ip: str = "") -> list[str]:
+    """A new set of one-time recovery codes for `user` (the old set stops working). Returns the codes, which are
+    shown once and stored only hashed. Audited as `auth.recovery_codes_generate`."""
+    codes = [
+        "".join(secrets.choice(RECOVERY_ALPHABET) for _ in range(RECOVERY_CODE_LENGTH))
+        for _ in range(RECOVERY_CODE_COUNT)
+    ]
+    shown = [f"{code[:5]}-{code[5:]}" for code in codes]
+    with transaction.atomic():
+        User.objects.select_for_update().get(pk=user.pk)
+        RecoveryCode.objects.filter(user=user).delete()
+        RecoveryCode.objects.bulk_create([RecoveryCode(user=user, code_hash=_recovery_hash(code)) for code in codes])
+        _audit_own(user, "auth.recovery_codes_generate", ip=ip, data={"count": len(codes)})
+    return shown
+
+
+def recovery_codes_left(*, user: User) -> int:
+    return RecoveryCode.objects.filter(user=user, used_at__isnull=True).count()
+
+
+def recovery_code_use(*, user: User, code: str, ip: str = "") -> bool:
+    """Spend one unused recovery code of `user`; False when it is unknown or already used. Audited when used."""
+    with transaction.atomic():
+        spent = RecoveryCode.objects.filter(user=user, code_hash=_recovery_hash(code), used_at__isnull=True).update(
+            used_at=timezone.now()
+        )
+        if spent:
+            _audit_own(user, "auth.recovery_code_used", ip=ip, data={"left": recovery_codes_left(user=user)})
+    return bool(spent)
+
+
+def second_factor_verify(*, user: User, code: str, ip: str = "") -> bool:
+    """A sign-in's second step: a current authenticator code (6 digits), or one unused recovery code."""
+    compact = "".join(code.split())
+    if compact.isdigit() and len(compact) == 6:
+        return totp_verify(user=user, code=compact)
+    if not user.totp_enabled or not 8 <= len(compact) <= 16:
+        return False
+    return recovery_code_use(user=user, code=compact, ip=ip)
+
+
 def totp_disable(*, user: User, code: str, ip: str = "") -> User:
     if not totp_verify(user=user, code=code):
         raise ApplicationError(
@@ -229,5 +345,6 @@ def totp_disable(*, user: User, code: str, ip: str = "") -> User:
         user.totp_enabled_at = None
         user.totp_last_step = None
         user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
-        audit_action(actor=_actor(user, ip), action="auth.totp_disable", object_type="user", object_id=user.pk)
+        RecoveryCode.objects.filter(user=user).delete()  # they guard a second factor that no longer exists
+        _audit_own(user, "auth.totp_disable", ip=ip)
     return user

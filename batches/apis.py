@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
@@ -14,6 +16,7 @@ from api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_response
 from core.parsers import JSONParser
 
+from .approvals import batch_approve, batch_reject
 from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
 from .lifecycle import batch_cancel, batch_confirm
 from .models import BatchStatus
@@ -39,9 +42,24 @@ EXAMPLE_BATCH = {
     "errors_url": f"/api/v1/batches/{EXAMPLE_BATCH_ID}/errors.csv",
     "results_url": None,
     "failure_reason": None,
+    "approval": None,
     "created_at": "2026-11-22T10:00:00Z",
     "confirmed_at": None,
     "completed_at": None,
+}
+EXAMPLE_PENDING_APPROVAL: dict[str, Any] = {
+    "status": "pending",
+    "requested_by": "staff:hr@example.com",
+    "expires_at": "2026-11-29T10:01:00Z",
+    "decided_by": None,
+    "decided_at": None,
+    "reason": None,
+}
+EXAMPLE_PENDING_BATCH = {
+    **EXAMPLE_BATCH,
+    "status": "pending_approval",
+    "results_url": f"/api/v1/batches/{EXAMPLE_BATCH_ID}/results.csv",
+    "approval": EXAMPLE_PENDING_APPROVAL,
 }
 EXAMPLE_PROCESSING = {
     **EXAMPLE_BATCH,
@@ -124,6 +142,7 @@ class BatchOutput(serializers.Serializer):
     errors_url = serializers.CharField()
     results_url = serializers.CharField(allow_null=True)
     failure_reason = serializers.CharField(allow_null=True)
+    approval = serializers.DictField(allow_null=True, help_text="Maker–checker; null when no approval was needed")
     created_at = serializers.DateTimeField()
     confirmed_at = serializers.DateTimeField(allow_null=True)
     completed_at = serializers.DateTimeField(allow_null=True)
@@ -248,14 +267,64 @@ class BatchConfirmApi(TenantAPIView):
             OpenApiExample("Confirm", value={"force": False}, request_only=True),
             OpenApiExample("Confirmed", value={**EXAMPLE_BATCH, "status": "confirmed"}, response_only=True,
                            status_codes=["202"]),
+            OpenApiExample("Waiting for approval", value=EXAMPLE_PENDING_BATCH, response_only=True,
+                           status_codes=["202"]),
             OpenApiExample("Insufficient funds", value=PROBLEM_402, response_only=True, status_codes=["402"]),
         ],
     )  # fmt: skip
     def post(self, request, batch_id):
         serializer = BatchConfirmInput(data=request.data)
         serializer.is_valid(raise_exception=True)
-        batch = batch_confirm(batch_id=batch_id, force=serializer.validated_data["force"])
+        batch = batch_confirm(batch_id=batch_id, force=serializer.validated_data["force"], actor=self.actor)
         return Response(batch_render(batch), status=202)
+
+
+class BatchDecisionInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+def _decision_schema(operation_id: str, summary: str, example: dict) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description="Needs the `approve` scope. Whoever uploaded or confirmed the batch cannot decide it (403 "
+        "`four_eyes_required`); another decision already made is 409 `approval_decided`.",
+        request=BatchDecisionInput,
+        responses={
+            200: BatchOutput,
+            403: OpenApiResponse(description="four_eyes_required / the key lacks the approve scope"),
+            404: OpenApiResponse(description="no such batch"),
+            409: OpenApiResponse(description="approval_decided"),
+        },
+        examples=[OpenApiExample("Decided", value=example, response_only=True, status_codes=["200"])],
+    )
+
+
+class BatchApproveApi(TenantAPIView):
+    required_scope = "approve"
+
+    @_decision_schema("batches_approve", "Approve a batch waiting for approval: the workers start on it", {
+        **EXAMPLE_PENDING_BATCH, "status": "confirmed",
+        "approval": {**EXAMPLE_PENDING_APPROVAL, "status": "approved", "decided_by": "staff:cfo@example.com",
+                     "decided_at": "2026-11-22T11:00:00Z"},
+    })  # fmt: skip
+    def post(self, request, batch_id):
+        return Response(batch_render(batch_approve(batch_id=batch_id, actor=self.actor)))
+
+
+class BatchRejectApi(TenantAPIView):
+    required_scope = "approve"
+
+    @_decision_schema("batches_reject", "Reject a batch waiting for approval; its funds are released", {
+        **EXAMPLE_PENDING_BATCH, "status": "canceled",
+        "approval": {**EXAMPLE_PENDING_APPROVAL, "status": "rejected", "decided_by": "staff:cfo@example.com",
+                     "decided_at": "2026-11-22T11:00:00Z", "reason": "Wrong file"},
+    })  # fmt: skip
+    def post(self, request, batch_id):
+        serializer = BatchDecisionInput(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        batch = batch_reject(batch_id=batch_id, actor=self.actor, reason=serializer.validated_data["reason"])
+        return Response(batch_render(batch))
 
 
 class BatchCancelApi(TenantAPIView):

@@ -16,8 +16,10 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from audit.actors import Actor
 from core.errors import ApplicationError, NotFoundError
 from core.publish import task_publish
+from orders.models import APPROVAL_FIELDS, ApprovalStatus
 
 from .models import (
     BATCH_ACTIVE_STATES,
@@ -81,20 +83,24 @@ def duplicate_file_error(earlier_id: Any) -> ApplicationError:
     )
 
 
-def batch_confirm(*, batch_id: Any, force: bool = False) -> Batch:
+def batch_confirm(*, batch_id: Any, force: bool = False, actor: Actor | None = None, role: str = "") -> Batch:
     """Hold the funds for every valid row at once (one hold per funding currency) and queue the workers.
 
+    When the tenant's approval policy asks for it (its thresholds, the confirming key or the staff `role`), the
+    batch waits `pending_approval` with its funds held instead, and a second person decides (batches.approvals).
     Refused with 402 insufficient_funds (nothing changed) when a currency's available funds do not cover it.
     Confirming a batch already confirmed (or further) changes nothing.
     """
     with transaction.atomic():
-        return batch_confirm_locked(batch=batch_lock(batch_id), force=force)
+        return batch_confirm_locked(batch=batch_lock(batch_id), force=force, actor=actor, role=role)
 
 
-def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
+def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = None, role: str = "") -> Batch:
     """batch_confirm on a batch whose row the caller has locked (an upload that confirms at once)."""
     from funds.services import funds_hold
+    from orders.approvals import approval_begin, approval_required
     from orders.planning import program_budget_check
+    from orders.selectors import requested_by
 
     if batch.status in BATCH_SENT_STATES:
         return batch
@@ -120,6 +126,28 @@ def batch_confirm_locked(*, batch: Batch, force: bool) -> Batch:
             description=f"Hold for bulk batch {batch.id} ({batch.valid_rows} rows)",
         )
         BatchHold.objects.create(batch=batch, currency=currency, hold=hold)
+    key_id = actor.id if actor is not None and actor.kind == "api-key" else batch.api_key_id
+    totals = {currency: Decimal(amount) for currency, amount in batch.total_cost.items()}
+    policy = approval_required(totals=totals, api_key_id=key_id, created_by_role=role)
+    if policy is not None:
+        from webhooks.events import event_emit
+
+        from .selectors import batch_render
+
+        approval_begin(batch, policy=policy, requested_by=actor.label if actor is not None else requested_by(batch))
+        batch_transition(
+            batch=batch,
+            to=BatchStatus.PENDING_APPROVAL,
+            fields=["allow_duplicate", "approval_status", "approval_requested_by", "approval_expires_at"],
+        )
+        event_emit(type="batch.approval_required", data=batch_render(batch, balances={}))
+        logger.info("batch waits for approval", extra={"event": "batch.approval_required", "batch_id": str(batch.id)})
+        return batch
+    return batch_start(batch=batch)
+
+
+def batch_start(*, batch: Batch) -> Batch:
+    """A batch whose funds are held (and approved, where the policy asks) goes to the workers, after commit."""
     batch.confirmed_at = batch.heartbeat_at = timezone.now()
     batch_transition(batch=batch, to=BatchStatus.CONFIRMED, fields=["confirmed_at", "heartbeat_at", "allow_duplicate"])
     batch_id = str(batch.id)
@@ -171,18 +199,28 @@ def batch_finish(*, batch: Batch) -> Batch:
 
 def batch_cancel(*, batch_id: Any) -> Batch:
     """Stop a batch: a preview is dropped; a confirmed or processing one sends no further rows and releases what
-    they had held (rewards already created stay; cancel them through the orders API if needed)."""
+    they had held (rewards already created stay; cancel them through the orders API if needed). A batch waiting
+    for approval is withdrawn (its approval ends `rejected`, "withdrawn")."""
     with transaction.atomic():
         batch = batch_lock(batch_id)
         if batch.status == BatchStatus.CANCELED:
             return batch
-        if not batch_can_become(batch=batch, to=BatchStatus.CANCELED):
-            raise ApplicationError(f"A {batch.status} batch cannot be canceled.", code="invalid_state", status=409)
-        BatchRow.objects.filter(batch=batch, status=BatchRowStatus.PENDING).update(status=BatchRowStatus.CANCELED)
-        _release_holds(batch)
-        batch.completed_at = timezone.now()
-        batch_transition(batch=batch, to=BatchStatus.CANCELED, fields=["completed_at"])
-    return batch
+        if batch.approval_status == ApprovalStatus.PENDING:
+            batch.approval_status = ApprovalStatus.REJECTED
+            batch.approval_reason = "withdrawn: canceled before approval"
+            batch.approval_decided_at = timezone.now()
+            batch.save(update_fields=APPROVAL_FIELDS)
+        return batch_cancel_locked(batch=batch)
+
+
+def batch_cancel_locked(*, batch: Batch) -> Batch:
+    """batch_cancel on a batch whose row the caller has locked."""
+    if not batch_can_become(batch=batch, to=BatchStatus.CANCELED):
+        raise ApplicationError(f"A {batch.status} batch cannot be canceled.", code="invalid_state", status=409)
+    BatchRow.objects.filter(batch=batch, status=BatchRowStatus.PENDING).update(status=BatchRowStatus.CANCELED)
+    _release_holds(batch)
+    batch.completed_at = timezone.now()
+    return batch_transition(batch=batch, to=BatchStatus.CANCELED, fields=["completed_at"])
 
 
 def batch_requeue_stale(*, stale_after: timedelta | None = None) -> list[str]:

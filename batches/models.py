@@ -13,10 +13,13 @@ import uuid
 from django.db import models
 from django.utils import timezone
 
+from orders.models import Approvable
+
 
 class BatchStatus(models.TextChoices):
     VALIDATING = "validating"  # the upload is being read (inside the upload's transaction)
     VALIDATED = "validated"  # a preview: nothing held or sent yet
+    PENDING_APPROVAL = "pending_approval"  # funds held; waits for a second person (batches.approvals)
     CONFIRMED = "confirmed"  # funds for every valid row held; orders about to be created
     PROCESSING = "processing"  # workers are creating the orders chunk by chunk
     COMPLETED = "completed"  # every valid row handled; leftover hold released
@@ -26,11 +29,13 @@ class BatchStatus(models.TextChoices):
 
 BATCH_ACTIVE_STATES = {BatchStatus.CONFIRMED, BatchStatus.PROCESSING}
 # A confirmed (or later) batch with the same file hash makes a new upload of that file a duplicate.
-BATCH_SENT_STATES = {BatchStatus.CONFIRMED, BatchStatus.PROCESSING, BatchStatus.COMPLETED}
+BATCH_SENT_STATES = {BatchStatus.PENDING_APPROVAL, BatchStatus.CONFIRMED, BatchStatus.PROCESSING, BatchStatus.COMPLETED}
 # The moves a batch may make; batches.lifecycle.batch_transition is the one place its status changes.
 BATCH_TRANSITIONS: dict[str, set[str]] = {
     BatchStatus.VALIDATING: {BatchStatus.VALIDATED},  # a file refused while being read is rolled back whole
-    BatchStatus.VALIDATED: {BatchStatus.CONFIRMED, BatchStatus.CANCELED},
+    BatchStatus.VALIDATED: {BatchStatus.CONFIRMED, BatchStatus.PENDING_APPROVAL, BatchStatus.CANCELED},
+    # Approved: on as a confirmed batch; rejected, expired or withdrawn: canceled, its holds released.
+    BatchStatus.PENDING_APPROVAL: {BatchStatus.CONFIRMED, BatchStatus.CANCELED},
     # Finished from `confirmed` too: a chunk that finds no row left pending finishes whatever the batch's state.
     BatchStatus.CONFIRMED: {BatchStatus.PROCESSING, BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED},
     BatchStatus.PROCESSING: {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED},
@@ -40,7 +45,7 @@ BATCH_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
-class Batch(models.Model):
+class Batch(Approvable):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.VALIDATING)
@@ -71,6 +76,13 @@ class Batch(models.Model):
 
     class Meta:
         ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(
+                fields=["approval_expires_at"],
+                name="batch_approval_pending",
+                condition=models.Q(approval_status="pending"),
+            )
+        ]
 
     def __str__(self) -> str:
         return str(self.id)

@@ -9,6 +9,7 @@ from typing import Any
 from django.db.models import QuerySet
 
 from core.errors import NotFoundError
+from orders.selectors import approval_render
 
 from .models import Batch, BatchRow, BatchRowError, BatchStatus
 
@@ -39,6 +40,11 @@ def available_funds() -> dict[str, str]:
 
 def _iso(value: datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def batches_awaiting_approval() -> QuerySet[Batch]:
+    """Batches waiting for a second person, oldest request first (the approvals queue)."""
+    return Batch.objects.filter(approval_status="pending").order_by("approval_expires_at", "pk")
 
 
 def batch_render(batch: Batch, *, balances: dict[str, str] | None = None) -> dict[str, Any]:
@@ -73,6 +79,7 @@ def batch_render(batch: Batch, *, balances: dict[str, str] | None = None) -> dic
         "results_url": f"{base}/results.csv" if batch.status not in (BatchStatus.VALIDATING, BatchStatus.VALIDATED)
         else None,
         "failure_reason": batch.failure_reason or None,
+        "approval": approval_render(batch),
         "created_at": _iso(batch.created_at),
         "confirmed_at": _iso(batch.confirmed_at),
         "completed_at": _iso(batch.completed_at),

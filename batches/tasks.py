@@ -44,3 +44,19 @@ def batches_sweep() -> int:
             batch_process_task.delay(batch_id)
             queued += 1
     return queued
+
+
+@shared_task(name="batches.tasks.batch_approvals_expire_task")
+def batch_approvals_expire_task() -> int:
+    """Beat, every 5 minutes: batches nobody approved within their policy's window are canceled and their holds
+    released, in every schema (suspended tenants too: this only gives money back)."""
+    from tenants.selectors import for_each_tenant
+
+    from .approvals import batch_approvals_expire
+
+    expired = 0
+    for _tenant in for_each_tenant(active_only=False):
+        expired += len(batch_approvals_expire())
+    if expired:
+        logger.info("batch approvals expired", extra={"event": "batch.approvals_expired", "count": expired})
+    return expired

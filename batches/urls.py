@@ -1,11 +1,13 @@
 from django.urls import path
 
 from .apis import (
+    BatchApproveApi,
     BatchCancelApi,
     BatchConfirmApi,
     BatchDetailApi,
     BatchErrorsCsvApi,
     BatchListCreateApi,
+    BatchRejectApi,
     BatchResultsCsvApi,
     BatchTemplateApi,
 )
@@ -16,6 +18,8 @@ urlpatterns = [
     path("batches/<uuid:batch_id>", BatchDetailApi.as_view(), name="batch-detail"),
     path("batches/<uuid:batch_id>/confirm", BatchConfirmApi.as_view(), name="batch-confirm"),
     path("batches/<uuid:batch_id>/cancel", BatchCancelApi.as_view(), name="batch-cancel"),
+    path("batches/<uuid:batch_id>/approve", BatchApproveApi.as_view(), name="batch-approve"),
+    path("batches/<uuid:batch_id>/reject", BatchRejectApi.as_view(), name="batch-reject"),
     path("batches/<uuid:batch_id>/errors.csv", BatchErrorsCsvApi.as_view(), name="batch-errors-csv"),
     path("batches/<uuid:batch_id>/results.csv", BatchResultsCsvApi.as_view(), name="batch-results-csv"),
 ]

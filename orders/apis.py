@@ -15,6 +15,7 @@ from api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
 from core.money import amount_text_ok
 
+from .approvals import order_approve, order_reject
 from .create import order_create
 from .idempotency import request_hash
 from .lifecycle import order_cancel, reward_cancel
@@ -103,7 +104,39 @@ EXAMPLE_ORDER: dict[str, Any] = {
             "delivered_at": None,
         }
     ],
+    "approval": None,
     "created_at": "2026-11-22T10:00:00Z",
+}
+EXAMPLE_PENDING_ORDER: dict[str, Any] = {
+    **EXAMPLE_ORDER,
+    "status": "pending_approval",
+    "total": {**EXAMPLE_ORDER["total"], "amount": "2500.00"},
+    "rewards": [{**EXAMPLE_ORDER["rewards"][0], "status": "awaiting_approval", "amount": "2500.00",
+                 "charge": {"amount": "2500.00", "currency": "USD"}}],
+    "approval": {"status": "pending", "requested_by": "api-key:k7q2m9x4p1z8", "expires_at": "2026-11-29T10:00:00Z",
+                 "decided_by": None, "decided_at": None, "reason": None},
+}  # fmt: skip
+EXAMPLE_APPROVED_ORDER = {
+    **EXAMPLE_PENDING_ORDER,
+    "status": "pending",
+    "rewards": [{**EXAMPLE_PENDING_ORDER["rewards"][0], "status": "pending"}],
+    "approval": {**EXAMPLE_PENDING_ORDER["approval"], "status": "approved", "decided_by": "staff:cfo@example.com",
+                 "decided_at": "2026-11-22T11:30:00Z"},
+}  # fmt: skip
+EXAMPLE_REJECTED_ORDER = {
+    **EXAMPLE_PENDING_ORDER,
+    "status": "canceled",
+    "rewards": [{**EXAMPLE_PENDING_ORDER["rewards"][0], "status": "canceled"}],
+    "approval": {**EXAMPLE_PENDING_ORDER["approval"], "status": "rejected", "decided_by": "api-key:a1b2c3d4e5f6",
+                 "decided_at": "2026-11-22T11:30:00Z", "reason": "Over the quarter's budget"},
+}  # fmt: skip
+PROBLEM_FOUR_EYES = {
+    "type": "https://docs.rewards-portal.dev/errors/four_eyes_required",
+    "title": "Four eyes required",
+    "status": 403,
+    "detail": "You placed this, so someone else must approve or reject it (four eyes).",
+    "code": "four_eyes_required",
+    "retryable": False,
 }
 EXAMPLE_REWARD = EXAMPLE_ORDER["rewards"][0]
 EXAMPLE_DELIVERED_REWARD = {**EXAMPLE_REWARD, "status": "delivered", "code": "••••••••••••NPQR",
@@ -253,6 +286,11 @@ class OrderOutput(serializers.Serializer):
     automation_id = serializers.UUIDField(allow_null=True)
     total = MoneyTotalOutput()
     rewards = RewardOutput(many=True)
+    approval = serializers.DictField(
+        allow_null=True,
+        help_text="Maker–checker: status, requested_by, expires_at, "
+        "decided_by, decided_at, reason; null when no approval was needed",
+    )
     created_at = serializers.DateTimeField()
 
     def to_representation(self, instance):
@@ -351,6 +389,11 @@ class OrderListCreateApi(TenantListAPIView):
         request=OrderCreateInput,
         responses={
             201: OrderOutput,
+            202: OpenApiResponse(
+                OrderOutput,
+                description="The tenant's approval policy applies: status `pending_approval`, funds held, nothing "
+                "fulfilled until another user or an `approve` key approves it",
+            ),
             402: OpenApiResponse(description="insufficient_funds (problem+json)"),
             409: OpenApiResponse(description="idempotency_key_in_flight / duplicate_external_id"),
             422: OpenApiResponse(
@@ -361,6 +404,9 @@ class OrderListCreateApi(TenantListAPIView):
             OpenApiExample("Digital order", value=EXAMPLE_ORDER_REQUEST, request_only=True),
             OpenApiExample("Physical order", value=EXAMPLE_PHYSICAL_REQUEST, request_only=True),
             OpenApiExample("Created", value=EXAMPLE_ORDER, response_only=True, status_codes=["201"]),
+            OpenApiExample(
+                "Waiting for approval", value=EXAMPLE_PENDING_ORDER, response_only=True, status_codes=["202"]
+            ),
             OpenApiExample("Insufficient funds", value=PROBLEM_402, response_only=True, status_codes=["402"]),
         ],
     )
@@ -411,6 +457,52 @@ class OrderCancelApi(TenantAPIView):
     )
     def post(self, request, order_id):
         order_cancel(order_id=order_id)
+        return Response(order_render(order_get(order_id=order_id), bearer=may_send(request)))
+
+
+class ApprovalDecisionInput(serializers.Serializer):
+    reason = serializers.CharField(max_length=300, required=False, allow_blank=True, default="")
+
+
+def _decision_schema(operation_id: str, summary: str, example: dict[str, Any]) -> Any:
+    return extend_schema(
+        operation_id=operation_id,
+        summary=summary,
+        description="Needs the `approve` scope. The key that placed the order cannot decide it (403 "
+        "`four_eyes_required`); a decision already made otherwise is 409 `approval_decided`; repeating the same "
+        "decision returns the order unchanged.",
+        request=ApprovalDecisionInput,
+        responses={
+            200: OrderOutput,
+            403: OpenApiResponse(description="four_eyes_required / the key lacks the approve scope"),
+            404: OpenApiResponse(description="no such order (another tenant's order is never found)"),
+            409: OpenApiResponse(description="approval_decided"),
+        },
+        examples=[
+            OpenApiExample("Decided", value=example, response_only=True, status_codes=["200"]),
+            OpenApiExample("Four eyes", value=PROBLEM_FOUR_EYES, response_only=True, status_codes=["403"]),
+        ],
+    )
+
+
+class OrderApproveApi(TenantAPIView):
+    required_scope = "approve"
+
+    @_decision_schema("orders_approve", "Approve an order waiting for approval", EXAMPLE_APPROVED_ORDER)
+    def post(self, request, order_id):
+        order_approve(order_id=order_id, actor=self.actor)
+        return Response(order_render(order_get(order_id=order_id), bearer=may_send(request)))
+
+
+class OrderRejectApi(TenantAPIView):
+    required_scope = "approve"
+
+    @_decision_schema("orders_reject", "Reject an order waiting for approval; its funds are released",
+                      EXAMPLE_REJECTED_ORDER)  # fmt: skip
+    def post(self, request, order_id):
+        serializer = ApprovalDecisionInput(data=request.data or {})
+        serializer.is_valid(raise_exception=True)
+        order_reject(order_id=order_id, actor=self.actor, reason=serializer.validated_data["reason"])
         return Response(order_render(order_get(order_id=order_id), bearer=may_send(request)))
 
 

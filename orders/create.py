@@ -24,11 +24,13 @@ from core.i18n import locale_choose
 from funds.services import funds_hold
 from tenants.selectors import tenant_current
 
+from .approvals import approval_begin, approval_required
 from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_register, gets_claim_link
 from .handoff import rewards_dispatch, shipment_hooks_required
 from .idempotency import idempotency_begin
-from .models import IdempotencyRecord, Order, OrderType, Reward, RewardEvent, RewardStatus
+from .models import IdempotencyRecord, Order, OrderStatus, OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward, RewardInput, field_error, order_plan, order_totals, program_budget_check
+from .selectors import requested_by
 
 if TYPE_CHECKING:
     from programs.models import Program
@@ -58,10 +60,13 @@ def order_create(
     api_key_id: str = "",
     created_by_email: str = "",
     automation_id: uuid.UUID | None = None,
+    created_by_role: str = "",
 ) -> tuple[int, dict[str, Any], bool]:
     """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
 
-    Refusals raise ApplicationError and change nothing.
+    When the tenant's approval policy asks for it (orders.approvals) the order is written `pending_approval`
+    with its funds held and nothing handed to fulfilment, and the status is 202. Refusals raise
+    ApplicationError and change nothing.
     """
     if order_type not in OrderType.values:
         raise field_error("type", f"type must be one of {', '.join(OrderType.values)}.")
@@ -93,6 +98,12 @@ def order_create(
             automation_id=automation_id,
         )
         program_budget_check(program=program, currency=currency, amount=order.total_amount)
+        policy = approval_required(
+            totals={currency: order.total_amount}, api_key_id=api_key_id, created_by_role=created_by_role
+        )
+        if policy is not None:
+            approval_begin(order, policy=policy, requested_by=requested_by(order))
+            order.status = OrderStatus.PENDING_APPROVAL
         # Hold ids are chosen now and the holds written last (_hold_funds): the rewards' foreign keys to them
         # are checked at commit, so no UPDATE of the rewards is needed once the holds exist.
         created, reward_events, shipments = _new_rewards(
@@ -116,14 +127,17 @@ def order_create(
         # Rendered from the rows just written, not re-read: what the selectors would read back is exactly this.
         order._prefetched_objects_cache = {"rewards": created}  # type: ignore[attr-defined]  # Django's own cache
         body = render(order)
+        status = 201 if policy is None else 202
         stored_response = (
-            [IdempotencyRecord(key=idempotency_key, request_hash=body_hash, response_status=201, response_body=body)]
+            [IdempotencyRecord(key=idempotency_key, request_hash=body_hash, response_status=status, response_body=body)]
             if idempotency_key
             else []
         )
         # The rewards' first events and the idempotency record go with the order.created event: one round trip.
         # (Not with the order: psycopg parses a statement of more than 50 parameters afresh each time.)
         event_emit(type="order.created", data=without_claim_links(body), write_with=[reward_events, stored_response])
+        if policy is not None:
+            event_emit(type="order.approval_required", data=without_claim_links(body))
         # Funds last: the account rows stay locked from the first hold until commit, so everything else
         # is written before, and concurrent orders of one tenant queue on the lock as briefly as possible.
         _hold_funds(order=order, rewards=created)
@@ -132,7 +146,7 @@ def order_create(
         "order created",
         extra={"event": "order.created", "order_id": str(order.id), "rewards": len(created), "currency": currency},
     )
-    return 201, body, False
+    return status, body, False
 
 
 def order_new(
@@ -184,7 +198,13 @@ def _new_rewards(
             id=reward_id,
             order=order,
             position=item.position,
-            status=RewardStatus.SCHEDULED if spec.deliver_at else RewardStatus.PENDING,
+            status=(
+                RewardStatus.AWAITING_APPROVAL
+                if order.status == OrderStatus.PENDING_APPROVAL
+                else RewardStatus.SCHEDULED
+                if spec.deliver_at
+                else RewardStatus.PENDING
+            ),
             product_id=item.product.id,
             product_snapshot={
                 "brand": item.product.brand.name,

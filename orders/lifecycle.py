@@ -18,7 +18,16 @@ from funds.models import HoldStatus
 from funds.services import funds_hold_capture, funds_hold_release, funds_refund
 
 from .handoff import VoidRefused, VoidUnavailable, code_voider, shipment_hooks
-from .models import REWARD_DONE_STATES, REWARD_TRANSITIONS, Order, OrderStatus, Reward, RewardEvent, RewardStatus
+from .models import (
+    REWARD_DONE_STATES,
+    REWARD_TRANSITIONS,
+    ApprovalStatus,
+    Order,
+    OrderStatus,
+    Reward,
+    RewardEvent,
+    RewardStatus,
+)
 from .policy import CancelAction, CancelRule, cancel_rule
 from .selectors import reward_lock, rewards_for_update
 
@@ -61,24 +70,30 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
     return reward
 
 
-# The order's status follows from which kinds of reward state it has, not from how many of each: four EXISTS
+# The order's status follows from which kinds of reward state it has, not from how many of each: five EXISTS
 # questions, each an index seek on (order, status) (reward_order_status), so a delivery costs the same in an order
 # of 1 reward or of 100,000 (counting them all made an order O(n²)). Asked in a statement of its own after the
 # order row is locked: a statement that waited for the lock would answer from the snapshot it took before waiting,
 # and two batches finishing one order at once would each see the other's rewards still processing.
-_LOCK_SQL = "SELECT status FROM {order} WHERE id = %(order)s FOR NO KEY UPDATE"
+_LOCK_SQL = "SELECT status, approval_status FROM {order} WHERE id = %(order)s FOR NO KEY UPDATE"
 _STATES_SQL = """
 SELECT
     EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = ANY(%(open)s)),
     EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = 'processing'),
     EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = ANY(%(done)s)),
-    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = 'failed')
+    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = 'failed'),
+    EXISTS (SELECT 1 FROM {reward} r WHERE r.order_id = %(order)s AND r.status = 'awaiting_approval')
 """
 _OPEN_STATES: list[str] = [RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.PROCESSING]
 
 
-def order_status_derive(*, open: bool, processing: bool, done: bool, failed: bool) -> OrderStatus:
+def order_status_derive(
+    *, open: bool, processing: bool, done: bool, failed: bool, awaiting: bool = False
+) -> OrderStatus:
     """The order's status from which reward states it has (canceled rewards do not count, unless all are)."""
+    if awaiting and not (open or done or failed):
+        return OrderStatus.PENDING_APPROVAL  # every active reward waits for the order's approval
+    open = open or awaiting
     if not (open or done or failed):
         return OrderStatus.CANCELED
     if failed and not (open or done):
@@ -100,14 +115,23 @@ def order_refresh_status(*, order: Order) -> Order:
     params: dict[str, Any] = {"open": _OPEN_STATES, "done": sorted(REWARD_DONE_STATES), "order": order.pk}
     with connection.cursor() as cursor:
         cursor.execute(_LOCK_SQL.format(order=Order._meta.db_table), params)
-        (order.status,) = cursor.fetchone()
+        order.status, order.approval_status = cursor.fetchone()
         cursor.execute(_STATES_SQL.format(reward=Reward._meta.db_table), params)
-        has_open, has_processing, has_done, has_failed = cursor.fetchone()
-    new = order_status_derive(open=has_open, processing=has_processing, done=has_done, failed=has_failed)
+        has_open, has_processing, has_done, has_failed, has_awaiting = cursor.fetchone()
+    new = order_status_derive(
+        open=has_open, processing=has_processing, done=has_done, failed=has_failed, awaiting=has_awaiting
+    )
     if new != order.status:
         order.status = new
         order.updated_at = timezone.now()
-        order.save(update_fields=["status", "updated_at"])
+        fields = ["status", "updated_at"]
+        if new == OrderStatus.CANCELED and order.approval_status == ApprovalStatus.PENDING:
+            # Canceled while waiting (the creator withdrew it): nothing is left to approve.
+            order.approval_status = ApprovalStatus.REJECTED
+            order.approval_reason = "withdrawn: canceled before approval"
+            order.approval_decided_at = order.updated_at
+            fields += ["approval_status", "approval_reason", "approval_decided_at"]
+        order.save(update_fields=fields)
         event_type = {
             OrderStatus.COMPLETED: "order.completed",
             OrderStatus.FAILED: "order.failed",
@@ -184,7 +208,7 @@ def _void_code(reward: Reward, rule: CancelRule) -> None:
         ) from None
 
 
-def _reward_cancel_locked(reward: Reward, *, reason: str, void: bool = True) -> CancelRule:
+def reward_cancel_locked(reward: Reward, *, reason: str, void: bool = True) -> CancelRule:
     """Cancel one locked reward as orders.policy says; release or refund its funds. Returns the rule applied.
 
     A refusal is returned (action REFUSE), not raised; a refused void raises. With `void=False` (an order's
@@ -220,7 +244,7 @@ def reward_cancel(*, reward_id: Any, reason: str = "canceled by request") -> Rew
         reward = reward_lock(reward_id)
         if reward is None:
             raise NotFoundError("No such reward.")
-        rule = _reward_cancel_locked(reward, reason=reason)
+        rule = reward_cancel_locked(reward, reason=reason)
         if rule.action == CancelAction.REFUSE:
             raise _refusal(reward, rule)
         order_refresh_status(order=reward.order)
@@ -236,7 +260,7 @@ def order_cancel(*, order_id: Any, reason: str = "order canceled by request") ->
         rewards = list(rewards_for_update().filter(order=order).order_by("pk"))
         # Codes already issued are left alone: voiding a code is a decision per reward (POST .../rewards/{id}/cancel).
         canceled = sum(
-            _reward_cancel_locked(reward, reason=reason, void=False).action != CancelAction.REFUSE
+            reward_cancel_locked(reward, reason=reason, void=False).action != CancelAction.REFUSE
             for reward in rewards
             if reward.status != RewardStatus.CANCELED
         )

@@ -20,6 +20,7 @@ class OrderType(models.TextChoices):
 
 
 class OrderStatus(models.TextChoices):
+    PENDING_APPROVAL = "pending_approval"  # funds held; waits for a second person (orders.approvals)
     PENDING = "pending"  # accepted, funds held, nothing delivered yet
     PROCESSING = "processing"  # some rewards in flight or delivered, others not yet
     COMPLETED = "completed"  # every reward reached a delivered (or later) state, or was canceled
@@ -27,7 +28,33 @@ class OrderStatus(models.TextChoices):
     CANCELED = "canceled"  # every reward canceled
 
 
-class Order(models.Model):
+class ApprovalStatus(models.TextChoices):
+    NONE = ""  # the policy asked for no approval
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"  # nobody decided within the policy's expires_after_days: funds released
+
+
+APPROVAL_FIELDS = ["approval_status", "approval_decided_by", "approval_decided_at", "approval_reason"]
+
+
+class Approvable(models.Model):
+    """The maker–checker record of an order or a bulk batch (orders.approvals, batches.approvals)."""
+
+    approval_status = models.CharField(max_length=16, choices=ApprovalStatus.choices, blank=True, default="")
+    # Who asked (the Actor label of whoever placed the order or confirmed the batch): never its approver.
+    approval_requested_by = models.CharField(max_length=200, blank=True)
+    approval_expires_at = models.DateTimeField(null=True, blank=True)
+    approval_decided_by = models.CharField(max_length=200, blank=True)  # the Actor's label
+    approval_decided_at = models.DateTimeField(null=True, blank=True)
+    approval_reason = models.CharField(max_length=300, blank=True)
+
+    class Meta:
+        abstract = True
+
+
+class Order(Approvable):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     type = models.CharField(max_length=16, choices=OrderType.choices)
     status = models.CharField(max_length=16, choices=OrderStatus.choices, default=OrderStatus.PENDING)
@@ -51,6 +78,12 @@ class Order(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         constraints = [models.UniqueConstraint(fields=["external_id"], name="order_external_id_unique")]
+        indexes = [
+            # The approvals queue and the expiry sweep read only the few orders waiting.
+            models.Index(
+                fields=["approval_expires_at"], name="order_approval_pending", condition=Q(approval_status="pending")
+            )
+        ]
 
     def __str__(self) -> str:
         return str(self.id)
@@ -65,6 +98,7 @@ class DeliveryMethod(models.TextChoices):
 
 
 class RewardStatus(models.TextChoices):
+    AWAITING_APPROVAL = "awaiting_approval"  # its order waits for approval: fulfilment never picks it up
     PENDING = "pending"
     SCHEDULED = "scheduled"
     PROCESSING = "processing"
@@ -79,6 +113,8 @@ class RewardStatus(models.TextChoices):
 
 # The reward state machine: the only legal moves (reward_transition checks them).
 REWARD_TRANSITIONS: dict[str, set[str]] = {
+    # Approved: on to fulfilment as any new reward; rejected or expired: canceled, its hold released.
+    RewardStatus.AWAITING_APPROVAL: {RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.CANCELED},
     RewardStatus.PENDING: {RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.FAILED, RewardStatus.CANCELED},
     RewardStatus.SCHEDULED: {RewardStatus.PENDING, RewardStatus.PROCESSING, RewardStatus.CANCELED},
     RewardStatus.PROCESSING: {

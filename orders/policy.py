@@ -78,6 +78,7 @@ _ANY = dict.fromkeys(CodeState)
 
 # state -> code state -> rule. Every (state, code state) pair is here: tests walk the whole table.
 CANCEL_POLICY: dict[str, dict[CodeState, CancelRule]] = {
+    RewardStatus.AWAITING_APPROVAL: dict.fromkeys(_ANY, _RELEASE),  # a rejection or expiry cancels it this way
     RewardStatus.PENDING: dict.fromkeys(_ANY, _RELEASE),
     RewardStatus.SCHEDULED: dict.fromkeys(_ANY, _RELEASE),
     # A physical gift stays `processing` while the partner has it: that is not "try again in a minute".

@@ -14,7 +14,7 @@ from core import crypto
 from core.errors import NotFoundError
 from core.money import format_amount
 
-from .models import DeliveryMethod, Order, Reward
+from .models import Approvable, DeliveryMethod, Order, Reward
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -68,6 +68,27 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
     }
 
 
+def requested_by(obj: Order | Any) -> str:
+    """Who placed an order or batch, as an Actor label (`api-key:<key_id>`, `staff:<email>`)."""
+    if obj.api_key_id:
+        return f"api-key:{obj.api_key_id}"
+    return f"staff:{obj.created_by_email}" if obj.created_by_email else ""
+
+
+def approval_render(obj: Approvable) -> dict[str, Any] | None:
+    """The maker–checker block of an order or batch (None when its policy asked for no approval)."""
+    if not obj.approval_status:
+        return None
+    return {
+        "status": obj.approval_status,
+        "requested_by": obj.approval_requested_by or requested_by(obj),
+        "expires_at": _iso(obj.approval_expires_at),
+        "decided_by": obj.approval_decided_by or None,
+        "decided_at": _iso(obj.approval_decided_at),
+        "reason": obj.approval_reason or None,
+    }
+
+
 def order_render(order: Order, *, bearer: bool = False) -> dict[str, Any]:
     """The API's order shape; `bearer` as for reward_render."""
     rewards = sorted(order.rewards.all(), key=lambda r: r.position)
@@ -87,6 +108,7 @@ def order_render(order: Order, *, bearer: bool = False) -> dict[str, Any]:
             "shipping": format_amount(order.shipping_amount, order.currency),
         },
         "rewards": [reward_render(reward, bearer=bearer) for reward in rewards],
+        "approval": approval_render(order),
         "created_at": _iso(order.created_at),
     }
 
@@ -123,6 +145,17 @@ def order_list(
     if person_id:
         qs = qs.filter(Exists(Reward.objects.filter(order=OuterRef("pk"), person_id=person_id)))
     return qs
+
+
+def orders_awaiting_approval() -> QuerySet[Order]:
+    """Orders waiting for a second person, oldest request first (the approvals queue; a partial index)."""
+    from django.db.models import Count
+
+    return (
+        Order.objects.filter(approval_status="pending")
+        .annotate(reward_count=Count("rewards"))
+        .order_by("approval_expires_at", "pk")
+    )
 
 
 def order_get(*, order_id: Any) -> Order:

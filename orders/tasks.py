@@ -44,3 +44,19 @@ def rewards_expire_task() -> int:
     if expired:
         logger.info("claim links expired", extra={"event": "rewards.expired", "count": expired})
     return expired
+
+
+@shared_task(name="orders.tasks.order_approvals_expire_task")
+def order_approvals_expire_task() -> int:
+    """Beat, every 5 minutes: orders nobody approved within their policy's window are canceled and their funds
+    released, in every schema (suspended tenants too: this only gives money back)."""
+    from tenants.selectors import for_each_tenant
+
+    from .approvals import order_approvals_expire
+
+    expired = 0
+    for _tenant in for_each_tenant(active_only=False):
+        expired += len(order_approvals_expire())
+    if expired:
+        logger.info("order approvals expired", extra={"event": "order.approvals_expired", "count": expired})
+    return expired

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django import forms
+from django.utils.translation import gettext_lazy
 
 from accounts.models import Role
 
@@ -27,6 +28,24 @@ class TotpCodeForm(forms.Form):
         code = "".join(self.cleaned_data["code"].split())
         if not code.isdigit() or len(code) != 6:
             raise forms.ValidationError("Enter the 6-digit code from your authenticator app.")
+        return code
+
+
+class SecondFactorForm(forms.Form):
+    """Sign-in's second step: the authenticator's 6 digits, or one of the person's one-time recovery codes."""
+
+    code = forms.CharField(
+        label=gettext_lazy("Authentication code or recovery code"),
+        max_length=24,
+        widget=forms.TextInput(attrs={"autocomplete": "one-time-code", "autofocus": True}),
+    )
+
+    def clean_code(self) -> str:
+        code = "".join(ch for ch in self.cleaned_data["code"] if ch.isalnum())
+        if not (code.isdigit() and len(code) == 6) and not (8 <= len(code) <= 16):
+            raise forms.ValidationError(
+                gettext_lazy("Enter the 6-digit code from your authenticator app, or a recovery code.")
+            )
         return code
 
 

@@ -34,7 +34,8 @@ from django.contrib import messages
 from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
-from django.shortcuts import render
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
 from django.views.generic import TemplateView
 from django_tenants.utils import get_public_schema_name
 
@@ -126,8 +127,9 @@ def forbidden(request: HttpRequest, perm: Perm | str) -> HttpResponse:
     return render(request, "portal/403.html", {"missing_perm": str(perm), "page_title": "Not allowed"}, status=403)
 
 
-def portal_gate(request: PortalRequest, *, perm: Perm | str | None) -> HttpResponse | None:
-    """Checks in order: tenant host (404), tenant active, signed in on this tenant (login), idle timeout, role (403).
+def portal_gate(request: PortalRequest, *, perm: Perm | str | None, enrolment: bool = False) -> HttpResponse | None:
+    """Checks in order: tenant host (404), tenant active, signed in on this tenant (login), idle timeout, two-factor
+    enrolment where the tenant requires it (every page but the enrolment page itself, `enrolment=True`), role (403).
 
     Runs on the live schema: `request.user` is evaluated here, before any switch to the sandbox twin.
     """
@@ -150,6 +152,9 @@ def portal_gate(request: PortalRequest, *, perm: Perm | str | None) -> HttpRespo
         return redirect_to_login(request.get_full_path())
     if last_seen is None or now - last_seen >= LAST_SEEN_WRITE_EVERY_SECONDS:
         session[LAST_SEEN_SESSION_KEY] = now
+    if request.tenant.require_two_factor and not user.totp_enabled and not enrolment:
+        messages.info(request, _("Your organisation requires two-factor sign-in: set it up to continue."))
+        return redirect("portal:two_factor")
     if perm is not None and not has_perm(user, perm):
         return forbidden(request, perm)
     return None
@@ -180,12 +185,13 @@ class PortalMixin:
     """
 
     permission: Perm | None = Perm.VIEW  # None: any signed-in staff member
+    two_factor_enrolment: bool = False  # True only for the page where staff set up two-factor (never redirected)
     live_schema_only: bool = False  # True for pages about people (users live in the live schema only)
     nav_section: str = ""
     page_title: str = ""
 
     def dispatch(self, request, *args, **kwargs):
-        denied = portal_gate(request, perm=self.permission)
+        denied = portal_gate(request, perm=self.permission, enrolment=self.two_factor_enrolment)
         if denied is not None:
             return denied
         parent = super().dispatch

@@ -24,8 +24,10 @@ NAV: list[NavItem] = [
     NavItem("Bulk", "portal:bulk", Perm.BULK, "bulk"),
     NavItem("Orders", "portal:orders", Perm.VIEW, "orders"),
     NavItem("Programs", "portal:programs", Perm.PROGRAMS, "programs"),
+    NavItem("Approvals", "portal:approvals", Perm.APPROVE, "approvals"),
     NavItem("Funds", "portal:funds", Perm.FUNDS, "funds"),
     NavItem("Developers", "portal:developers", Perm.DEVELOPERS, "developers"),
     NavItem("Team", "portal:team", Perm.TEAM, "team"),
     NavItem("Audit", "portal:audit", Perm.AUDIT, "audit"),
+    NavItem("Settings", "portal:settings_security", Perm.SETTINGS, "settings"),
 ]

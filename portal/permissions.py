@@ -17,12 +17,14 @@ class Perm(StrEnum):
     AUDIT = "audit"  # the audit log
     REVEAL = "reveal"  # reveal a reward's code (audited)
     PROGRAMS = "programs"  # create and change programs (budgets, curation, points currency)
+    APPROVE = "approve"  # approve or reject orders and batches waiting for a second person (never one's own)
+    SETTINGS = "settings"  # the tenant's approval policy and two-factor requirement
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
     Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK, Perm.PROGRAMS}),
-    Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS}),
+    Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS, Perm.APPROVE}),
     Role.VIEWER: frozenset({Perm.VIEW}),
 }
 

@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import account, audit_log, auth, bulk, dashboard, developers, send, team
+from .views import account, approvals, audit_log, auth, bulk, dashboard, developers, send, settings, team
 from .views import funds as funds_views
 from .views import orders as orders_views
 from .views import programs as programs_views
@@ -23,6 +23,13 @@ urlpatterns = [
     path("team/", team.TeamView.as_view(), name="team"),
     path("team/<int:user_id>/<str:action>", team.TeamMemberView.as_view(), name="team_member"),
     path("audit/", audit_log.AuditLogView.as_view(), name="audit"),
+    path("approvals/", approvals.ApprovalsView.as_view(), name="approvals"),
+    path(
+        "approvals/<str:kind>/<uuid:object_id>/<str:action>",
+        approvals.ApprovalDecisionView.as_view(),
+        name="approval_decide",
+    ),
+    path("settings/security/", settings.SecuritySettingsView.as_view(), name="settings_security"),
     path("send/", send.CatalogueView.as_view(), name="send"),
     path("send/<uuid:product_id>/", send.SendRewardView.as_view(), name="send_product"),
     path("send/orders/<uuid:order_id>/", send.SendDoneView.as_view(), name="send_done"),

@@ -35,6 +35,12 @@ class Tenant(TenantMixin):
     # Written to the live row and its sandbox twin together (tenants.services.tenant_settings_update).
     default_locale = models.CharField(max_length=16, blank=True, default="")
     timezone = models.CharField(max_length=64, default="UTC")
+    # Maker–checker (tenants.policies.ApprovalPolicy): {"thresholds": {"USD": "1000.00"}, "expires_after_days": 7,
+    # "keys": [...], "roles": [...]}; {} = no approvals. Kept the same on the sandbox twin (tenants.policies), so
+    # an integrator can try the 202 flow with a test key and order creation reads it without another query.
+    approval_policy = models.JSONField(default=dict, blank=True)
+    # Staff without two-factor are sent to enrol at sign-in (live tenant; the twin has no staff of its own).
+    require_two_factor = models.BooleanField(default=False)
 
     auto_create_schema = True
     auto_drop_schema = True  # deleting a tenant row (operator only, after export) drops its schema
@@ -92,6 +98,8 @@ class ApiScope(models.TextChoices):
 
     READ = "read", "Read"
     WRITE = "write", "Write"
+    # Approve or reject orders and batches waiting for a second pair of eyes (never the key that placed them).
+    APPROVE = "approve", "Approve"
 
 
 # A fulfilment partner's credential: it reads the tenant's shipments and reports their tracking, nothing else.

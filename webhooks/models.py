@@ -24,6 +24,9 @@ EVENT_TYPES = (
     "order.completed",
     "order.failed",
     "order.canceled",
+    "order.approval_required",
+    "order.approved",
+    "order.rejected",
     "reward.delivered",
     "reward.delivery_failed",
     "reward.opened",
@@ -39,6 +42,9 @@ EVENT_TYPES = (
     "person.created",
     "person.updated",
     "person.deleted",
+    "batch.approval_required",
+    "batch.approved",
+    "batch.rejected",
     "webhook.test",
 )
 ALL_EVENTS = "*"

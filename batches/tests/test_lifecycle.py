@@ -7,7 +7,9 @@ import io
 import pytest
 from django_tenants.utils import tenant_context
 
+from audit.actors import Actor
 from batches import lifecycle, processing, upload
+from batches.approvals import batch_approve, batch_reject
 from batches.lifecycle import batch_cancel, batch_confirm, batch_transition
 from batches.models import BATCH_TRANSITIONS, Batch, BatchStatus
 from batches.processing import batch_process, batch_process_chunk
@@ -15,6 +17,7 @@ from batches.upload import batch_upload
 from catalog.models import Product
 from core.errors import ApplicationError
 from funds.selectors import ledger_invariant_violations
+from tenants.policies import approval_policy_set
 from testsupport.batches import csv_bytes, digital_rows
 
 S = BatchStatus
@@ -59,6 +62,16 @@ def test_every_move_the_services_make_is_in_the_table(funded_a, shop, monkeypatc
         unsent = batch_upload(file=_file(shop, 2, domain="c.example"), dry_run=False)
         assert batch_cancel(batch_id=unsent.id).status == S.CANCELED  # stopped before any chunk ran
 
+        approval_policy_set(tenant=funded_a, policy={"thresholds": {"USD": "10"}}, actor=None)
+        maker, checker = Actor.staff("maker@alpha.test"), Actor.staff("checker@alpha.test")
+        waiting = batch_upload(file=_file(shop, 1, domain="e.example"), dry_run=True)
+        assert batch_confirm(batch_id=waiting.id, actor=maker).status == S.PENDING_APPROVAL
+        assert batch_approve(batch_id=waiting.id, actor=checker).status == S.CONFIRMED
+        refused = batch_upload(file=_file(shop, 1, domain="f.example"), dry_run=True)
+        batch_confirm(batch_id=refused.id, actor=maker)
+        assert batch_reject(batch_id=refused.id, actor=checker).status == S.CANCELED
+        approval_policy_set(tenant=funded_a, policy={}, actor=None)
+
         withdrawn = batch_upload(file=_file(shop, 2, domain="d.example"), dry_run=False)
         Product.objects.filter(pk=shop.coffee_usd.id).update(is_orderable=False)
         assert batch_process(batch_id=withdrawn.id) == "done"
@@ -74,6 +87,9 @@ def test_every_move_the_services_make_is_in_the_table(funded_a, shop, monkeypatc
         (S.PROCESSING, S.CANCELED),
         (S.CONFIRMED, S.CANCELED),
         (S.PROCESSING, S.FAILED),
+        (S.VALIDATED, S.PENDING_APPROVAL),
+        (S.PENDING_APPROVAL, S.CONFIRMED),
+        (S.PENDING_APPROVAL, S.CANCELED),
     }
     assert all(to in BATCH_TRANSITIONS[before] for before, to in moves)
 

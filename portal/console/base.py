@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import functools
 
+from django.conf import settings
 from django.http import Http404, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
 from django_tenants.utils import get_public_schema_name
@@ -29,18 +30,37 @@ def public_host_only(view):
     return wrapper
 
 
-def operator_required(view):
-    @public_host_only
-    @functools.wraps(view)
-    def wrapper(request, *args, **kwargs):
-        user = request.user
-        if not user.is_authenticated:
-            return HttpResponseRedirect(f"{reverse('console:login')}?next={request.get_full_path()}")
-        if not (user.is_active and user.is_staff):
-            return HttpResponseForbidden("Operators only.")
-        return view(request, *args, **kwargs)
+def operator_needs_enrolment(user) -> bool:
+    """Whether this operator must set up two-factor before anything else (OPERATOR_REQUIRE_TWO_FACTOR)."""
+    return bool(settings.OPERATOR_REQUIRE_TWO_FACTOR) and not user.totp_enabled
 
-    return wrapper
+
+def admin_has_permission(request) -> bool:
+    """The Django admin's gate (admin.site.has_permission): an active operator who passed two-factor enrolment."""
+    user = request.user
+    return bool(user.is_active and user.is_staff) and not operator_needs_enrolment(user)
+
+
+def operator_required(view=None, *, enrolment: bool = False):
+    """`@operator_required` (or `@operator_required(enrolment=True)` for the enrolment page itself): signed in on
+    the public host as an active operator, and enrolled in two-factor where that is required."""
+
+    def decorate(view):
+        @public_host_only
+        @functools.wraps(view)
+        def wrapper(request, *args, **kwargs):
+            user = request.user
+            if not user.is_authenticated:
+                return HttpResponseRedirect(f"{reverse('console:login')}?next={request.get_full_path()}")
+            if not (user.is_active and user.is_staff):
+                return HttpResponseForbidden("Operators only.")
+            if not enrolment and operator_needs_enrolment(user):
+                return HttpResponseRedirect(reverse("console:two_factor"))
+            return view(request, *args, **kwargs)
+
+        return wrapper
+
+    return decorate(view) if view is not None else decorate
 
 
 def operator_actor(request) -> Actor:

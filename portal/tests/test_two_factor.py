@@ -10,13 +10,21 @@ from audit.models import AuditEvent
 from testsupport.portal import sign_in
 
 
-def enrol(client) -> str:
-    page = client.get("/account/two-factor/").content.decode()
+def enrol(client, path: str = "/account/two-factor/") -> str:
+    """Enrol through the page (portal or console); returns the secret. The recovery codes are shown once."""
+    secret, _ = enrol_with_codes(client, path)
+    return secret
+
+
+def enrol_with_codes(client, path: str = "/account/two-factor/") -> tuple[str, list[str]]:
+    page = client.get(path).content.decode()
     assert "<svg" in page
     secret = re.search(r'data-testid="totp-secret">([A-Z2-7 ]+)<', page).group(1).replace(" ", "")
-    response = client.post("/account/two-factor/", {"code": pyotp.TOTP(secret).now()})
-    assert response.status_code == 302
-    return secret
+    response = client.post(path, {"code": pyotp.TOTP(secret).now()})
+    assert response.status_code == 200, response.status_code
+    codes = re.findall(r"<li>([2-9A-Z]{5}-[2-9A-Z]{5})</li>", response.content.decode())
+    assert len(codes) == 10
+    return secret, codes
 
 
 def test_enrol_then_sign_in_with_a_code(signed_in, tenant_a):

@@ -13,14 +13,15 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext as _
 from django.views import View
 
 from accounts.models import User
-from accounts.services import password_set, totp_verify
+from accounts.services import password_set, second_factor_verify
 from audit.services import audit_record
 from tenants.middleware import client_ip
 
-from ..forms import LoginForm, ModeForm, TotpCodeForm
+from ..forms import LoginForm, ModeForm, SecondFactorForm
 from ..mixins import (
     LAST_SEEN_SESSION_KEY,
     LIVE,
@@ -63,6 +64,9 @@ def _complete_login(request, user: User, next_url: str):
     request.session[LAST_SEEN_SESSION_KEY] = int(time.time())
     audit_record(actor=f"staff:{user.email}", action="auth.login", object_type="user", object_id=user.pk,
                  ip=client_ip(request))  # fmt: skip
+    if request.tenant.require_two_factor and not user.totp_enabled:
+        messages.info(request, _("Your organisation requires two-factor sign-in: set it up to continue."))
+        return redirect("portal:two_factor")
     return HttpResponseRedirect(_safe_next(request, next_url))
 
 
@@ -122,7 +126,7 @@ class LoginTwoFactorView(TenantHostRequiredMixin, View):
         if user is None:
             messages.info(request, "Sign in again to continue.")
             return redirect("portal:login")
-        return self._render(request, TotpCodeForm())
+        return self._render(request, SecondFactorForm())
 
     def post(self, request):
         user, pending = self._pending_user(request)
@@ -134,15 +138,16 @@ class LoginTwoFactorView(TenantHostRequiredMixin, View):
         retry_after = login_retry_after(tenant_schema=schema, email=user.email, ip=ip)
         if retry_after:
             return _throttled(request, retry_after)
-        form = TotpCodeForm(request.POST)
-        if form.is_valid() and totp_verify(user=user, code=form.cleaned_data["code"]):
+        form = SecondFactorForm(request.POST)
+        if form.is_valid() and second_factor_verify(user=user, code=form.cleaned_data["code"], ip=ip):
             del request.session[PENDING_2FA_SESSION_KEY]
             return _complete_login(request, user, pending.get("next", ""))
         if form.is_valid():
             login_failure_record(tenant_schema=schema, email=user.email, ip=ip)
             audit_record(actor=f"staff:{user.email}", action="auth.totp_failed", object_type="user",
                          object_id=user.pk, ip=ip)  # fmt: skip
-            form.add_error("code", "That code is not valid. Use the current code from your authenticator app.")
+            form.add_error("code", _("That code is not valid. Use the current code from your authenticator app, or an "
+                                     "unused recovery code."))  # fmt: skip
         return self._render(request, form)
 
 

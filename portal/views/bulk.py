@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext as _
 from django.views import View
 
 from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, TEMPLATE_ROWS
@@ -186,7 +187,7 @@ class BulkConfirmView(PortalMixin, View):
     def post(self, request, batch_id):
         batch = _batch_or_404(batch_id)
         try:
-            batch = batch_confirm(batch_id=batch.id)
+            batch = batch_confirm(batch_id=batch.id, actor=self.actor, role=request.user.role)
         except ApplicationError as exc:
             messages.error(request, exc.detail)
         else:
@@ -196,7 +197,13 @@ class BulkConfirmView(PortalMixin, View):
                 object_id=batch.id,
                 data={"valid_rows": batch.valid_rows, "total_cost": batch.total_cost},
             )
-            messages.success(request, f"Batch confirmed: funds held, sending {batch.valid_rows} rewards.")
+            if batch.status == BatchStatus.PENDING_APPROVAL:
+                messages.success(
+                    request,
+                    _("Funds held. The batch waits for approval by someone else before anything is sent."),
+                )
+            else:
+                messages.success(request, f"Batch confirmed: funds held, sending {batch.valid_rows} rewards.")
         return redirect("portal:bulk_batch", batch_id=batch.id)
 
 

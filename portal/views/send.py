@@ -17,6 +17,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
+from django.utils.translation import gettext
 
 from catalog.models import ProductType
 from catalog.selectors import product_get_for_tenant, product_list_for_tenant, shipping_method_list
@@ -145,6 +146,7 @@ class SendRewardView(PortalView):
                     program_slug=data["program"] or None,
                     funding_currency=data["funding_currency"] or None,
                     created_by_email=self.request.user.email,
+                    created_by_role=self.request.user.role,
                 )
                 break
             except ApplicationError as exc:
@@ -162,7 +164,10 @@ class SendRewardView(PortalView):
                       "currency": body["total"]["currency"], "product_id": payload["product_id"]},
             )  # fmt: skip
             count = len(body["rewards"])
-            messages.success(self.request, f"{count} reward{'s' if count != 1 else ''} on the way.")
+            if body["status"] == "pending_approval":
+                messages.success(self.request, gettext("Funds held. This send waits for approval by someone else."))
+            else:
+                messages.success(self.request, f"{count} reward{'s' if count != 1 else ''} on the way.")
         return redirect("portal:send_done", order_id=body["id"])
 
     def _product(self, product_id):

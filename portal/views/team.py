@@ -9,15 +9,28 @@ from django.shortcuts import get_object_or_404, redirect
 from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
+from django.utils.translation import gettext as _
 from django.views import View
 
 from accounts.models import User
-from accounts.services import staff_invite, staff_set_active, staff_set_role
+from accounts.services import staff_invitation_resend, staff_invite, staff_set_active, staff_set_role
 from core.errors import ApplicationError
 
 from ..forms import InviteForm, RoleForm
 from ..mixins import PortalMixin, PortalView
 from ..permissions import Perm
+
+
+def set_password_url(request, user: User) -> str:
+    """The absolute set-password link an invitation carries, on this tenant's portal host."""
+    path = reverse(
+        "portal:password_reset_confirm",
+        kwargs={
+            "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
+            "token": default_token_generator.make_token(user),
+        },
+    )
+    return request.build_absolute_uri(path)
 
 
 class TeamView(PortalView):
@@ -43,7 +56,7 @@ class TeamView(PortalView):
                     email=form.cleaned_data["email"],
                     role=form.cleaned_data["role"],
                     name=form.cleaned_data["name"],
-                    set_password_url=self._set_password_url,
+                    set_password_url=lambda user: set_password_url(self.request, user),
                     ip=self.client_ip,
                 )
             except ApplicationError as exc:
@@ -57,19 +70,9 @@ class TeamView(PortalView):
                 return redirect("portal:team")
         return self.render_to_response(self.get_context_data(invite_form=form), status=200)
 
-    def _set_password_url(self, user: User) -> str:
-        path = reverse(
-            "portal:password_reset_confirm",
-            kwargs={
-                "uidb64": urlsafe_base64_encode(force_bytes(user.pk)),
-                "token": default_token_generator.make_token(user),
-            },
-        )
-        return self.request.build_absolute_uri(path)
-
 
 class TeamMemberView(PortalMixin, View):
-    """POST /team/<id>/<action> with action role|deactivate|reactivate."""
+    """POST /team/<id>/<action> with action role|deactivate|reactivate|resend (the invitation)."""
 
     permission = Perm.TEAM
     live_schema_only = True
@@ -87,6 +90,10 @@ class TeamMemberView(PortalMixin, View):
                 active = action == "reactivate"
                 staff_set_active(acting_user=request.user, user=member, active=active, ip=self.client_ip)
                 messages.success(request, f"{member.email} was {action}d.")
+            elif action == "resend":
+                staff_invitation_resend(acting_user=request.user, user=member, ip=self.client_ip,
+                                        set_password_url=lambda user: set_password_url(request, user))  # fmt: skip
+                messages.success(request, _("Invitation sent again to %(email)s.") % {"email": member.email})
             else:
                 raise Http404("No such team action")
         except ApplicationError as exc:

@@ -177,6 +177,8 @@ PORTAL_SESSION_IDLE_TIMEOUT_SECONDS = env.int("PORTAL_SESSION_IDLE_TIMEOUT_SECON
 PORTAL_LOGIN_FAILURE_LIMIT = env.int("PORTAL_LOGIN_FAILURE_LIMIT", default=5)
 PORTAL_LOGIN_IP_FAILURE_LIMIT = env.int("PORTAL_LOGIN_IP_FAILURE_LIMIT", default=30)
 PORTAL_LOGIN_FAILURE_WINDOW_SECONDS = env.int("PORTAL_LOGIN_FAILURE_WINDOW_SECONDS", default=15 * 60)
+# Operators (console and /admin) must enrol in two-factor sign-in before anything else (portal/console/auth.py).
+OPERATOR_REQUIRE_TWO_FACTOR = env.bool("OPERATOR_REQUIRE_TWO_FACTOR", default=True)
 # Password-reset emails requested per client IP per window (stops the form being used to spam inboxes).
 PORTAL_PASSWORD_RESET_LIMIT = env.int("PORTAL_PASSWORD_RESET_LIMIT", default=10)
 # Links in password-reset and invitation emails stay valid this long (Django's setting, in seconds).
@@ -382,6 +384,9 @@ CELERY_BEAT_SCHEDULE: dict = {
     },
     # Claim links past their claim-by date become `expired` (and their unclaimed value is released).
     "rewards-expire": {"task": "orders.tasks.rewards_expire_task", "schedule": 300.0, "options": {"expires": 300.0}},
+    # Orders and bulk batches left waiting for approval past their policy's expires_after_days: funds released.
+    "order-approvals-expire": {"task": "orders.tasks.order_approvals_expire_task", "schedule": 300.0},
+    "batch-approvals-expire": {"task": "batches.tasks.batch_approvals_expire_task", "schedule": 300.0},
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------

@@ -11,6 +11,8 @@ SECRET_KEY = "test-secret-key-not-for-production"
 DEBUG = False
 ALLOWED_HOSTS = ["127.0.0.1", "localhost", "testserver", f".{PORTAL_DOMAIN}"]
 OUTBOUND_ALLOW_PRIVATE = True
+# Console tests sign operators in with a password alone; the enrolment rule has its own tests (settings fixture).
+OPERATOR_REQUIRE_TWO_FACTOR = False
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]  # speed; real hashers in prod
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 

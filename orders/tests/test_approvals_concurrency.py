@@ -1,0 +1,113 @@
+"""Approval decisions racing each other over real HTTP and real PostgreSQL locks: each order is decided once."""
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from datetime import timedelta
+from decimal import Decimal
+
+from django.db import connection
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from audit.models import AuditEvent
+from funds.selectors import ledger_invariant_violations
+from funds.services import funds_deposit
+from orders.approvals import order_approvals_expire
+from orders.models import Order
+from tenants.policies import approval_policy_set
+from tenants.services import api_key_create
+from testsupport.api import http_json
+from testsupport.catalog import make_shop
+from testsupport.funds import balances
+from testsupport.orders import digital_order
+
+ROUNDS = 4
+
+
+def _setup(tenant):
+    connection.set_schema_to_public()
+    keys = [api_key_create(tenant=tenant, scopes=scopes)[1] for scopes in (["read", "write"], ["approve"], ["approve"])]
+    shop = make_shop()
+    approval_policy_set(tenant=tenant, policy={"thresholds": {"USD": "50.00"}}, actor=None)
+    with tenant_context(tenant):
+        funds_deposit(currency="USD", amount="1000.00")
+    return keys, shop
+
+
+def _place(url, key, shop) -> str:
+    status, body, _ = http_json("POST", f"{url}/api/v1/orders", key=key, body=digital_order(shop.coffee_usd, "50.00"))
+    assert status == 202, body
+    return body["id"]
+
+
+def _together(*calls):
+    """Run the calls at the same instant, each on its own thread (and database connection)."""
+    barrier = threading.Barrier(len(calls))
+
+    def run(call):
+        barrier.wait()
+        try:
+            return call()
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(len(calls)) as pool:
+        return list(pool.map(run, calls))
+
+
+def _ledger(tenant):
+    with tenant_context(tenant):
+        _, held, available = balances("USD")
+        return held, available, ledger_invariant_violations()
+
+
+def test_two_approvers_at_once_approve_once(committed_tenant, live_http):
+    (creator, first, second), shop = _setup(committed_tenant)
+    order_id = _place(live_http, creator, shop)
+    url = f"{live_http}/api/v1/orders/{order_id}/approve"
+    results = _together(lambda: http_json("POST", url, key=first), lambda: http_json("POST", url, key=second))
+    assert [status for status, _, _ in results] == [200, 200]
+    assert {body["approval"]["decided_by"] for _, body, _ in results} == {results[0][1]["approval"]["decided_by"]}
+    with tenant_context(committed_tenant):
+        assert AuditEvent.objects.filter(action="order.approve", object_id=order_id).count() == 1
+        assert Order.objects.get(pk=order_id).status == "pending"
+    assert _ledger(committed_tenant) == (Decimal(50), Decimal(950), [])
+
+
+def test_approve_against_reject_decides_once_and_the_money_follows(committed_tenant, live_http):
+    (creator, first, second), shop = _setup(committed_tenant)
+    for _ in range(ROUNDS):
+        order_id = _place(live_http, creator, shop)
+        base = f"{live_http}/api/v1/orders/{order_id}"
+        approve, reject = _together(
+            lambda: http_json("POST", f"{base}/approve", key=first),
+            lambda: http_json("POST", f"{base}/reject", key=second),
+        )
+        assert sorted([approve[0], reject[0]]) == [200, 409]
+        loser = approve if approve[0] == 409 else reject
+        assert loser[1]["code"] == "approval_decided"
+    with tenant_context(committed_tenant):
+        approved = Order.objects.filter(approval_status="approved").count()
+        assert approved + Order.objects.filter(approval_status="rejected").count() == ROUNDS
+    assert _ledger(committed_tenant) == (Decimal(50 * approved), Decimal(1000 - 50 * approved), [])
+
+
+def test_approve_against_expiry_decides_once(committed_tenant, live_http):
+    (creator, first, _), shop = _setup(committed_tenant)
+    later = timezone.now() + timedelta(days=30)
+
+    def expire():
+        with tenant_context(committed_tenant):
+            return order_approvals_expire(now=later)
+
+    for _ in range(ROUNDS):
+        order_id = _place(live_http, creator, shop)
+        approve, expired = _together(
+            lambda: http_json("POST", f"{live_http}/api/v1/orders/{order_id}/approve", key=first),
+            expire,
+        )
+        assert (approve[0] == 200) != (expired == [order_id]), (approve, expired)
+    with tenant_context(committed_tenant):
+        approved = Order.objects.filter(approval_status="approved").count()
+        assert approved + Order.objects.filter(approval_status="expired").count() == ROUNDS
+    assert _ledger(committed_tenant) == (Decimal(50 * approved), Decimal(1000 - 50 * approved), [])
