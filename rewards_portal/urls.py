@@ -4,6 +4,7 @@ from django.contrib import admin
 from django.urls import URLPattern, URLResolver, include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
+from api.tenant_settings import TenantSettingsApi
 from catalog.views import demo_brand_logo
 from core.health import healthz, readyz
 from fulfillment import views_claim
@@ -13,6 +14,7 @@ from tenants.apis import TokenApi
 api_v1: list[URLPattern | URLResolver] = [
     path("tokens", TokenApi.as_view(), name="token-create"),
     path("schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("tenant", TenantSettingsApi.as_view(), name="tenant-settings"),
     path("", include("funds.urls")),
     path("", include("webhooks.urls")),
     path("", include("catalog.urls")),

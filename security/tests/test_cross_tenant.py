@@ -56,7 +56,7 @@ ID_ROUTES: dict[str, IdRoute] = {
         lambda w: {"product_id": w.product_id},
         global_object="the catalogue is global (public schema); curation only narrows it",
     ),
-    "program-detail": IdRoute(lambda w: {"slug": w.program_slug}),
+    "program-detail": IdRoute(lambda w: {"slug": w.program_slug}, {"PATCH": {"name": "Renamed by an intruder"}}),
     "order-detail": IdRoute(lambda w: {"order_id": w.order_id}),
     "order-cancel": IdRoute(lambda w: {"order_id": w.order_id}, {"POST": {}}),
     "reward-detail": IdRoute(lambda w: {"reward_id": w.reward_id}),
@@ -139,6 +139,8 @@ LIST_ROUTES: dict[str, ListRoute] = {
     "event-list": ListRoute(owner_sees=("event",)),
     "batch-list": ListRoute(owner_sees=("batch",), bodies={"POST": {"dry_run": "true"}}),
     "batch-template": ListRoute(),  # the CSV template: the same for everyone
+    # the credential's own tenant's settings: nothing of another tenant to name (tenants/tests/test_tenant_settings.py)
+    "tenant-settings": ListRoute(bodies={"PATCH": {"timezone": "Asia/Kuala_Lumpur"}}),
     "person-list": ListRoute(
         lambda w: [{}, {"external_id": "emp-1"}, {"email": "ada@example.com"}, {"q": "Ada"}],
         owner_sees=("person",),
