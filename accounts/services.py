@@ -209,6 +209,30 @@ def staff_set_active(*, acting_user: User, user: User, active: bool, ip: str = "
     return user
 
 
+def staff_two_factor_reset(*, acting_user: User, user: User, ip: str = "") -> User:
+    """An admin clears a colleague's lost second factor (phone and recovery codes gone): they sign in with their
+    password and enrol again (at once, where the tenant requires two-factor). Never one's own (that needs a
+    code, `totp_disable`). Audited as `team.two_factor_reset`."""
+    if user.pk == acting_user.pk:
+        raise ApplicationError(
+            "Turn your own two-factor off from your account page (it asks for a code).", code="cannot_reset_self"
+        )
+    with transaction.atomic():
+        user = User.objects.select_for_update().get(pk=user.pk)
+        if not user.totp_enabled:
+            return user
+        user.totp_secret_encrypted = ""
+        user.totp_enabled_at = None
+        user.totp_last_step = None
+        user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
+        RecoveryCode.objects.filter(user=user).delete()
+        audit_action(
+            actor=_actor(acting_user, ip), action="team.two_factor_reset", object_type="user", object_id=user.pk,
+            data={"email": user.email},
+        )  # fmt: skip
+    return user
+
+
 def password_set(*, user: User, password: str, ip: str = "") -> User:
     """The user's new password (already validated by the form that asked for it), audited as theirs."""
     with transaction.atomic():

@@ -105,3 +105,23 @@ def test_operators_pass_a_second_factor_for_the_console_and_the_admin(db, settin
     assert "not valid" in client.post("/console/login/two-factor/", {"code": "000000"}).content.decode()
     assert client.post("/console/login/two-factor/", {"code": codes[0]})["Location"] == "/admin/"
     assert client.get("/admin/").status_code == 200
+
+
+def test_an_admin_resets_a_colleagues_lost_second_factor_and_they_enrol_again(signed_in, tenant_a, client_a, staff):
+    two_factor_requirement_set(tenant=tenant_a, required=True, actor=None)
+    colleague = staff("finance")
+    sign_in(client_a, colleague.email)
+    enrol(client_a)
+    client_a.post("/logout/")
+    admin_client = Client(HTTP_HOST=client_a.defaults["HTTP_HOST"])
+    admin = staff("admin")
+    sign_in(admin_client, admin.email)
+    enrol(admin_client)
+    assert "Reset two-factor" in admin_client.get("/team/").content.decode()
+    assert admin_client.post(f"/team/{colleague.pk}/reset_two_factor").status_code == 302
+    response = sign_in(client_a, colleague.email)  # the password alone, then straight to enrolment
+    assert response["Location"] == "/account/two-factor/"
+    with tenant_context(tenant_a):
+        assert not RecoveryCode.objects.filter(user_id=colleague.pk).exists()
+        row = AuditEvent.objects.get(action="team.two_factor_reset")
+        assert (row.actor, row.object_id) == (f"staff:{admin.email}", str(colleague.pk))

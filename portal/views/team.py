@@ -13,7 +13,13 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from accounts.models import User
-from accounts.services import staff_invitation_resend, staff_invite, staff_set_active, staff_set_role
+from accounts.services import (
+    staff_invitation_resend,
+    staff_invite,
+    staff_set_active,
+    staff_set_role,
+    staff_two_factor_reset,
+)
 from core.errors import ApplicationError
 
 from ..forms import InviteForm, RoleForm
@@ -72,7 +78,7 @@ class TeamView(PortalView):
 
 
 class TeamMemberView(PortalMixin, View):
-    """POST /team/<id>/<action> with action role|deactivate|reactivate|resend (the invitation)."""
+    """POST /team/<id>/<action> with action role|deactivate|reactivate|resend (the invitation)|reset_two_factor."""
 
     permission = Perm.TEAM
     live_schema_only = True
@@ -90,6 +96,11 @@ class TeamMemberView(PortalMixin, View):
                 active = action == "reactivate"
                 staff_set_active(acting_user=request.user, user=member, active=active, ip=self.client_ip)
                 messages.success(request, f"{member.email} was {action}d.")
+            elif action == "reset_two_factor":
+                staff_two_factor_reset(acting_user=request.user, user=member, ip=self.client_ip)
+                messages.success(
+                    request, _("Two-factor for %(email)s is cleared: they set it up again.") % {"email": member.email}
+                )
             elif action == "resend":
                 staff_invitation_resend(acting_user=request.user, user=member, ip=self.client_ip,
                                         set_password_url=lambda user: set_password_url(request, user))  # fmt: skip
