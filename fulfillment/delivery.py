@@ -13,6 +13,7 @@ from django.conf import settings
 from django.core.mail import EmailMultiAlternatives
 from django.template.loader import get_template
 from django.utils import translation
+from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
 from core import crypto
@@ -44,10 +45,12 @@ def message_carries_code(reward: Reward) -> bool:
     return bool(reward.code_encrypted) and reward.order.type != OrderType.LINK and not reward.claim_token_encrypted
 
 
-def reward_email_context(reward: Reward, *, preview: bool = False) -> dict[str, Any]:
+def reward_email_context(reward: Reward, *, preview: bool = False, reminder: bool = False) -> dict[str, Any]:
     link = claim_url(reward)
     shows_code = message_carries_code(reward)
     return {
+        "reminder": reminder,  # a reminder of an unclaimed link (fulfillment.reminders): says until when to claim
+        "claim_by": reward.claim_expires_at,
         "reward": reward,
         "brand": reward.product_snapshot.get("brand", ""),
         "product_name": reward.product_snapshot.get("name", ""),
@@ -98,22 +101,25 @@ def _render(name: str, context: dict[str, Any]) -> str:
     return str(_template(name, translation.get_language()).render(context))
 
 
-def reward_email_render(reward: Reward, *, preview: bool = False) -> tuple[str, str, str]:
-    """(subject, plain text, HTML) of the reward's email, in the reward's language."""
+def reward_email_render(reward: Reward, *, preview: bool = False, reminder: bool = False) -> tuple[str, str, str]:
+    """(subject, plain text, HTML) of the reward's email (or of a reminder of its link), in the reward's language."""
     with language(reward.locale):
-        context = reward_email_context(reward, preview=preview)
+        context = reward_email_context(reward, preview=preview, reminder=reminder)
         # Header-safe like the From name: a name stored before control characters were refused must not break it.
-        subject = _("%(company)s sent you a %(brand)s gift") % {
-            "company": header_text(context["company"]),
-            "brand": header_text(context["brand"]),
-        }
+        names = {"company": header_text(context["company"]), "brand": header_text(context["brand"])}
+        if reminder:
+            subject = _("Reminder: %(company)s sent you a %(brand)s gift") % names
+        else:
+            subject = _("%(company)s sent you a %(brand)s gift") % names
         return subject, _render("emails/reward.txt", context), _render("emails/reward.html", context)
 
 
-def reward_email_message(*, reward: Reward, to: str, message_id: str = "") -> EmailMultiAlternatives:
-    """The reward email, ready to send. `message_id` (its local part) is the same on every copy of one send, so
-    a mailbox shows one of them."""
-    subject, text, html = reward_email_render(reward)
+def reward_email_message(
+    *, reward: Reward, to: str, message_id: str = "", reminder: bool = False
+) -> EmailMultiAlternatives:
+    """The reward email (or a reminder of its link), ready to send. `message_id` (its local part) is the same on
+    every copy of one send, so a mailbox shows one of them."""
+    subject, text, html = reward_email_render(reward, reminder=reminder)
     with language(reward.locale):
         sender = reward_email_from(reward)
     headers = {}
@@ -195,10 +201,17 @@ def send_reward_sms(*, reward: Reward, to: str) -> None:
     get_sms_backend().send(to=to, body=reward_sms_text(reward))
 
 
-def reward_sms_text(reward: Reward) -> str:
-    """The SMS body, in the reward's language."""
+def reward_sms_text(reward: Reward, *, reminder: bool = False) -> str:
+    """The SMS body (or a reminder of the link), in the reward's language."""
     with language(reward.locale):
         context = reward_email_context(reward)
+        if reminder and context["claim_url"]:
+            return _("Reminder: %(company)s sent you a %(brand)s gift. Claim it by %(date)s: %(url)s") % {
+                "company": context["company"],
+                "brand": context["brand"],
+                "date": date_format(reward.claim_expires_at, "j F Y") if reward.claim_expires_at else "",
+                "url": context["claim_url"],
+            }
         if context["claim_url"]:
             return _("%(company)s sent you a %(brand)s gift: %(url)s") % {
                 "company": context["company"],

@@ -89,3 +89,18 @@ class ClaimVerification(models.Model):
     class Meta:
         ordering = ["-created_at", "-id"]
         indexes = [models.Index(fields=["reward", "-created_at"], name="claim_verification_latest")]
+
+
+class RewardReminder(models.Model):
+    """One reminder of a program's schedule for one unclaimed claim link: claimed (inserted) in the transaction
+    that sends it, so each is sent at most once per reward (fulfillment.reminders). `key` is the schedule entry
+    (`after:3` = three days after the link went out, `before:7` = seven days before it expires)."""
+
+    reward = models.ForeignKey("orders.Reward", on_delete=models.CASCADE, related_name="reminders")
+    key = models.CharField(max_length=20)
+    channel = models.CharField(max_length=8, blank=True)  # email | sms; blank: superseded by a later entry
+    sent_at = models.DateTimeField(default=timezone.now)
+
+    class Meta:
+        ordering = ["sent_at", "id"]
+        constraints = [models.UniqueConstraint(fields=["reward", "key"], name="reward_reminder_once")]

@@ -69,3 +69,17 @@ def fulfilment_sweep() -> int:
             reward_fulfil_task.delay(reward_id)
             queued += 1
     return queued
+
+
+@shared_task(name="fulfillment.tasks.reminders_sweep")
+def reminders_sweep() -> int:
+    """Beat: in every active tenant schema, remind recipients of unclaimed claim links on their program's schedule
+    (fulfillment.reminders; each reminder once)."""
+    from tenants.selectors import for_each_tenant
+
+    from .reminders import rewards_remind
+
+    sent = 0
+    for _tenant in for_each_tenant(active_only=True):
+        sent += rewards_remind()
+    return sent

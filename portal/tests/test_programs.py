@@ -44,3 +44,20 @@ def test_viewers_cannot_open_programs(signed_in):
     client, _ = signed_in("viewer")
     assert client.get("/programs/").status_code == 403
     assert client.post("/programs/new/", FORM).status_code == 403
+
+
+def test_claim_link_settings_are_set_on_the_program_page(signed_in, tenant_a):
+    client, _ = signed_in("admin")
+    claim = {"claim_days": "60", "on_expiry": "keep", "reminders_after_days": "7, 3",
+             "reminders_before_expiry_days": "7", "verification": "email"}  # fmt: skip
+
+    bad = client.post("/programs/new/", {**FORM, **claim, "reminders_after_days": "soon"})
+    assert bad.status_code == 200 and 'id="id_reminders_after_days_error"' in bad.content.decode()
+    assert client.post("/programs/new/", {**FORM, **claim}).status_code == 302
+
+    with tenant_context(tenant_a):
+        program = Program.objects.get(slug="kudos")
+    assert (program.claim_days, program.on_expiry, program.claim_verification) == (60, "keep", "email")
+    assert program.reminders == {"after_days": [3, 7], "before_expiry_days": [7]}
+    page = client.get("/programs/kudos/").content.decode()
+    assert 'value="3, 7"' in page and 'value="60"' in page

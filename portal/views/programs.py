@@ -1,5 +1,6 @@
 """Programs (admins and managers): the tenant's reward programs, created and changed here (budget, curation,
-branding, language and the optional points currency), with the service's refusals shown next to each field."""
+branding, language, claim links — claim-by days, expiry, reminders, verification — and the optional points
+currency), with the service's refusals shown next to each field."""
 
 from __future__ import annotations
 
@@ -32,7 +33,16 @@ ERROR_FIELDS = {
     "points.self_redeem": "points_self_redeem",
     "points": "points_enabled",
     "branding": "logo_url",
+    "reminders": "reminders_after_days",
 }
+
+
+def _days_list(text: str) -> list[int]:
+    """ "3, 7" → [3, 7] (the service checks the range); anything else is a field error."""
+    parts = [part.strip() for part in (text or "").replace(";", ",").split(",") if part.strip()]
+    if not all(part.isdigit() for part in parts):
+        raise forms.ValidationError(gettext_lazy("Whole numbers of days, separated by commas (e.g. 3, 7)."))
+    return [int(part) for part in parts]
 
 
 class ProgramForm(forms.Form):
@@ -55,6 +65,32 @@ class ProgramForm(forms.Form):
     default_locale = forms.ChoiceField(
         label=gettext_lazy("Language"), required=False,
         choices=[("", gettext_lazy("The company's default")), ("en", "English"), ("ms", "Bahasa Melayu")],
+    )  # fmt: skip
+    claim_days = forms.IntegerField(
+        label=gettext_lazy("Days to claim a link"), required=False, min_value=1,
+        help_text=gettext_lazy("Empty: 365 days. Counted from when the link is sent; new links only."),
+    )  # fmt: skip
+    on_expiry = forms.ChoiceField(
+        label=gettext_lazy("When a link expires unclaimed"),
+        choices=[("release", gettext_lazy("Void the code and return its value to our funds")),
+                 ("keep", gettext_lazy("Keep the code valid (no money comes back)"))],
+        initial="release", required=False,
+    )  # fmt: skip
+    reminders_after_days = forms.CharField(
+        label=gettext_lazy("Remind after (days)"), required=False,
+        help_text=gettext_lazy("Days after sending, e.g. 3, 7. Empty: no such reminders."),
+    )  # fmt: skip
+    reminders_before_expiry_days = forms.CharField(
+        label=gettext_lazy("Remind before expiry (days)"), required=False,
+        help_text=gettext_lazy("Days before the link expires, e.g. 7."),
+    )  # fmt: skip
+    verification = forms.ChoiceField(
+        label=gettext_lazy("Verify new devices"),
+        choices=[("off", gettext_lazy("Off: the link alone opens the gift")),
+                 ("email", gettext_lazy("A one-time code by email")),
+                 ("sms", gettext_lazy("A one-time code by SMS"))],
+        initial="off", required=False,
+        help_text=gettext_lazy("Before a code shows in a browser the link has not seen."),
     )  # fmt: skip
     points_enabled = forms.BooleanField(label=gettext_lazy("This program awards points"), required=False)
     points_name = forms.CharField(label=gettext_lazy("Points are called"), required=False,
@@ -80,6 +116,12 @@ class ProgramForm(forms.Form):
             if editing.has_points:  # the rate and the funding currency are fixed once set
                 for name in ("points_per_unit", "points_currency"):
                     self.fields[name].disabled = True
+
+    def clean_reminders_after_days(self) -> list[int]:
+        return _days_list(self.cleaned_data.get("reminders_after_days", ""))
+
+    def clean_reminders_before_expiry_days(self) -> list[int]:
+        return _days_list(self.cleaned_data.get("reminders_before_expiry_days", ""))
 
     def changes(self) -> dict[str, Any]:
         """The service's arguments (the API's shape) from the cleaned form."""
@@ -107,6 +149,17 @@ class ProgramForm(forms.Form):
             "branding": branding,
             "default_locale": data.get("default_locale") or "",
             "points": points,
+            "claim_days": data.get("claim_days"),
+            "on_expiry": data.get("on_expiry") or "release",
+            "reminders": {
+                key: days
+                for key, days in (
+                    ("after_days", data.get("reminders_after_days") or []),
+                    ("before_expiry_days", data.get("reminders_before_expiry_days") or []),
+                )
+                if days
+            },
+            "verification": data.get("verification") or "off",
         }
 
     def add_service_errors(self, exc: ApplicationError) -> None:
@@ -138,6 +191,13 @@ def _initial(program: Program) -> dict[str, Any]:
         "points_currency": program.points_currency,
         "points_expire_after_days": program.points_expire_after_days,
         "points_self_redeem": program.points_self_redeem,
+        "claim_days": program.claim_days,
+        "on_expiry": program.on_expiry,
+        "reminders_after_days": ", ".join(str(day) for day in (program.reminders or {}).get("after_days", [])),
+        "reminders_before_expiry_days": ", ".join(
+            str(day) for day in (program.reminders or {}).get("before_expiry_days", [])
+        ),
+        "verification": program.claim_verification,
     }
 
 

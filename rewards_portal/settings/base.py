@@ -387,6 +387,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Orders and bulk batches left waiting for approval past their policy's expires_after_days: funds released.
     "order-approvals-expire": {"task": "orders.tasks.order_approvals_expire_task", "schedule": 300.0},
     "batch-approvals-expire": {"task": "batches.tasks.batch_approvals_expire_task", "schedule": 300.0},
+    # Reminders of unclaimed claim links on each program's schedule (fulfillment.reminders).
+    "reminders-sweep": {"task": "fulfillment.tasks.reminders_sweep", "schedule": 900.0, "options": {"expires": 900.0}},
 }
 
 # --- Webhooks -----------------------------------------------------------------------------------------
