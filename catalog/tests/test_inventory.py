@@ -20,6 +20,7 @@ from catalog.services import brand_upsert, product_create, supplier_upsert
 from core import crypto
 from core.errors import ApplicationError
 from fulfillment.suppliers import SupplierRejected, SupplierUnavailable, adapter_for
+from testsupport.waiting import wait_for
 
 
 def make_inventory_product(**config) -> tuple[Supplier, Product]:
@@ -288,6 +289,10 @@ def test_inventory_codes_are_never_handed_out_twice_under_concurrent_orders(comm
               f"{orders_count / elapsed:.0f} fulfilments/s")  # fmt: skip
 
         with tenant_context(committed_tenant):
+            # In the full suite the session's Celery worker also drains these rewards (the orders' own tasks):
+            # a reward it has leased is skipped by the threads here and settled by the worker moments later.
+            terminal = Reward.objects.filter(pk__in=reward_ids, status__in=["delivered", "failed"])
+            wait_for(lambda: terminal.count() == orders_count, timeout=60, message="every reward settled")
             rewards = list(Reward.objects.filter(pk__in=reward_ids).select_related("hold"))
             delivered = [r for r in rewards if r.status == "delivered"]
             failed = [r for r in rewards if r.status == "failed"]
