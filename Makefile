@@ -6,7 +6,7 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 
-.PHONY: dev test test-resilience lint format bench migrate messages stop clean venv venv-embedded
+.PHONY: dev test test-resilience test-scale lint format bench migrate messages stop clean venv venv-embedded
 
 # Before every target that needs .venv: create or reuse it, install what changed (no pip when nothing did).
 venv:
@@ -27,6 +27,12 @@ test: venv
 # Redis stopped for 30 s, PostgreSQL restarted. Runs its own private PostgreSQL and Redis where it must stop them.
 test-resilience: venv-embedded
 	@exec $(PY) scripts/run_tests.py resilience -m resilience $(ARGS)
+
+# Against this machine's RabbitMQ, PostgreSQL (127.0.0.1:5432) and PgBouncer when present (each part skipped with a
+# message where not): the worker suite on RabbitMQ, a broker restart mid-delivery, PgBouncer transaction pooling
+# with tenant schemas, a streaming read replica. Never part of `make test`. scripts/test_scale.py says more.
+test-scale: venv-embedded
+	@exec $(PY) scripts/test_scale.py
 
 # check_wheels: every pin still has a wheel for each interpreter x platform the README promises (needs PyPI).
 lint: venv

@@ -29,11 +29,16 @@ def _check_database() -> tuple[bool, str]:
 
 
 def _check_broker() -> tuple[bool, str]:
-    try:
-        get_redis().ping()
-        return True, "ok"
-    except Exception as exc:
-        return False, type(exc).__name__
+    from core.broker import broker_is_amqp, broker_ping
+
+    if not broker_is_amqp():
+        try:
+            get_redis().ping()
+            return True, "ok"
+        except Exception as exc:
+            return False, type(exc).__name__
+    # RabbitMQ: the broker is its own server; Redis (cache, rate limits, heartbeats) is checked as `workers`.
+    return broker_ping()
 
 
 def _check_workers() -> tuple[bool, str]:

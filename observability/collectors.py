@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -10,35 +9,8 @@ from typing import Any
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from core.broker import queue_depths
 from observability.snapshot import LOW_BALANCE_TENANTS_NAMED, snapshot_get
-
-logger = logging.getLogger(__name__)
-
-
-def queue_depths() -> dict[str, int] | None:
-    """Messages waiting in each of our queues (RabbitMQ or Redis, through kombu); None if the broker is down.
-
-    A passive declare answers the ready-message count on both transports without creating anything; unacked
-    messages a worker holds are not counted (they are running, see rp_celery_task_runtime_seconds)."""
-    from rewards_portal.celery import QUEUES, app
-
-    depths: dict[str, int] = {}
-    try:
-        with app.connection_for_read() as connection:
-            connection.ensure_connection(max_retries=1, timeout=2)
-            for name in QUEUES:
-                # One channel per queue: RabbitMQ closes a channel that asked for a queue that does not exist.
-                channel = connection.channel()
-                try:
-                    depths[name] = channel.queue_declare(queue=name, passive=True).message_count
-                except connection.channel_errors:
-                    depths[name] = 0  # never declared, or (Redis) empty: a Redis queue exists while it holds messages
-                finally:
-                    channel.close()
-    except Exception as exc:
-        logger.warning("broker queue depths unavailable: %s", type(exc).__name__, extra={"event": "metrics.broker"})
-        return None
-    return depths
 
 
 class BusinessCollector(Collector):

@@ -13,6 +13,7 @@ Beat refreshes it (observability.tasks); a scrape refreshes it inline only when 
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections import defaultdict
 from decimal import Decimal
@@ -29,6 +30,7 @@ from orders.models import Reward, RewardStatus
 from tenants.selectors import for_each_tenant
 from webhooks.models import DeliveryStatus, WebhookDelivery
 
+logger = logging.getLogger(__name__)
 OPEN_REWARD_STATES = (RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.PROCESSING)
 # Live tenants named in rp_tenant_balance_low (one series each); the count is always exact.
 LOW_BALANCE_TENANTS_NAMED = 200
@@ -107,6 +109,8 @@ def snapshot_get() -> dict[str, Any] | None:
     if too_old and redis.set(_key("refreshing"), "1", nx=True, ex=max(30, settings.METRICS_SNAPSHOT_SECONDS)):
         try:
             snapshot = snapshot_refresh()
+        except Exception:  # the database away: the scrape still serves the process metrics and the old gauges
+            logger.warning("metrics snapshot not refreshed", exc_info=True, extra={"event": "metrics.snapshot_failed"})
         finally:
             redis.delete(_key("refreshing"))
     return snapshot

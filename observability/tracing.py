@@ -1,7 +1,7 @@
 """Optional OpenTelemetry tracing (OTEL_TRACING=true): Django requests, Celery tasks and psycopg queries as spans,
 exported over OTLP/HTTP to OTEL_EXPORTER_OTLP_ENDPOINT (the SDK's own variables configure it further).
 
-Off by default; the OpenTelemetry packages (requirements-tracing.txt) are imported only when it is on, so an
+Off by default; the OpenTelemetry packages (requirements-tracing.txt) are imported here only when it is on, so an
 installation without them runs unchanged."""
 
 from __future__ import annotations

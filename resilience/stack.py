@@ -135,7 +135,7 @@ class PrivateRedis:
 class Stack:
     """Private PostgreSQL + Redis, migrated; web, worker and beat are started on demand."""
 
-    def __init__(self, smtp_port: int) -> None:
+    def __init__(self, smtp_port: int, **env_extra: str) -> None:
         RESILIENCE_VAR.mkdir(parents=True, exist_ok=True)
         self.base = RESILIENCE_VAR / f"{os.getpid()}-{uuid.uuid4().hex[:6]}"
         self.base.mkdir(parents=True)
@@ -174,6 +174,7 @@ class Stack:
                 WEBHOOK_REQUEUE_AFTER_SECONDS="10",
                 WEBHOOK_RETRY_SCHEDULE="0,1,2,5,10,20,30,60",
                 PYTHONUNBUFFERED="1",
+                **env_extra,  # e.g. CELERY_BROKER_URL: RabbitMQ instead of the private Redis
             )
             self.manage("platform_migrate", "-v0")
         except BaseException:

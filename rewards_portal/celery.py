@@ -4,9 +4,10 @@ import logging
 import os
 
 from celery.signals import setup_logging
-from kombu import Queue
 from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
 from tenant_schemas_celery.task import TenantTask
+
+from rewards_portal.settings.base import CELERY_QUEUE_NAMES, broker_is_amqp
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "rewards_portal.settings.dev")
 
@@ -44,13 +45,35 @@ class Task(TenantTask):
         return super().__call__(*args, **kwargs)
 
 
-app = CeleryApp("rewards_portal", task_cls=Task)
+class App(CeleryApp):
+    """On RabbitMQ, a delay under one second is sent as one second.
+
+    With quorum queues Celery delays a countdown/eta task through RabbitMQ's native delayed delivery, whose routing
+    counts whole seconds: a delay of 0 < d < 1 s (a short retry backoff, a drain re-queued with its receivers'
+    smallest wait) raised "countdown must be a positive number" and the task was rejected, i.e. lost to the
+    sweepers. Redis keeps sub-second delays as they are.
+    """
+
+    def send_task(self, name, args=None, kwargs=None, countdown=None, eta=None, **options):
+        if broker_is_amqp(str(self.conf.broker_url or "")):
+            if eta is not None:
+                from datetime import UTC, datetime
+
+                when = eta if isinstance(eta, datetime) else datetime.fromisoformat(eta)
+                delay = (when - datetime.now(when.tzinfo or UTC)).total_seconds()
+                if delay < 1:
+                    eta, countdown = None, (1 if delay > 0 else None)
+            elif countdown is not None and 0 < countdown < 1:
+                countdown = 1
+        return super().send_task(name, args=args, kwargs=kwargs, countdown=countdown, eta=eta, **options)
+
+
+app = App("rewards_portal", task_cls=Task)
 app.config_from_object("django.conf:settings", namespace="CELERY")
 # Celery must not replace the root logger's handlers with its own plain-text one (see _use_django_logging).
 app.conf.worker_hijack_root_logger = False
-# Separate queues so a flood of bulk work never delays deliveries or webhooks.
-QUEUES = ("default", "delivery", "webhooks", "bulk")
-app.conf.task_queues = [Queue(name) for name in QUEUES]
+# The queues (plain on Redis, quorum on RabbitMQ) come from the settings: base.celery_broker_settings.
+QUEUES = CELERY_QUEUE_NAMES
 app.autodiscover_tasks()
 
 

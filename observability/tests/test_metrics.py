@@ -83,7 +83,7 @@ def test_a_scrape_shows_requests_by_route_open_rewards_ledger_and_low_balances(
 
 @pytest.mark.worker
 def test_a_worker_exports_its_task_metrics_and_logs_the_request_id_that_queued_it(
-    django_db_setup, smtp_server, metrics_settings, tmp_path, monkeypatch
+    db, smtp_server, metrics_settings, tmp_path, monkeypatch
 ):
     """A worker of its own on a queue of its own (the session's workers never take its task), writing to a
     multiprocess directory that this process's /metrics reads, as gunicorn and workers on one host do."""

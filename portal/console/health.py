@@ -7,28 +7,23 @@ import time
 from datetime import timedelta
 from typing import Any
 
-from django.conf import settings
 from django.db import connection
 from django.shortcuts import render
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_tenants.utils import tenant_context
 
 from .base import operator_required, tenant_schemas
 
 
 def queue_lengths() -> list[dict]:
-    from core.redis import get_redis
+    from core.broker import queue_depths
     from rewards_portal.celery import QUEUES
 
-    prefix = settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "")
-    rows = []
-    try:
-        client = get_redis()  # the broker is the same Redis (settings: CELERY_BROKER_URL)
-        for name in QUEUES:
-            rows.append({"name": name, "length": client.llen(f"{prefix}{name}")})
-    except Exception as exc:  # the page still renders when the broker is down
-        rows = [{"name": name, "length": None, "error": type(exc).__name__} for name in QUEUES]
-    return rows
+    depths = queue_depths()  # the page still renders when the broker is down
+    if depths is None:
+        return [{"name": name, "length": None, "error": gettext("broker unavailable")} for name in QUEUES]
+    return [{"name": name, "length": depths[name]} for name in QUEUES]
 
 
 def worker_status() -> dict:

@@ -133,9 +133,52 @@ def redis_url_with_db(redis_url: str, db: int) -> str:
     return urlunsplit(parts._replace(path=f"/{db}"))
 
 
-def configure_stores(database_url: str, redis_url: str) -> dict:
-    """The settings that depend on the two server URLs; environment modules call this once."""
+# The Celery broker: Redis (REDIS_URL) unless this names another, e.g. RabbitMQ: amqp://user:password@host:5672/vhost
+CELERY_BROKER_URL_SETTING = env("CELERY_BROKER_URL", default="")
+# Celery's queues. Separate queues so a flood of bulk work never delays deliveries or webhooks.
+CELERY_QUEUE_NAMES = ("default", "delivery", "webhooks", "bulk")
+
+
+def broker_is_amqp(broker_url: str) -> bool:
+    return broker_url.startswith(("amqp://", "amqps://", "pyamqp://"))
+
+
+def celery_broker_settings(broker_url: str) -> dict:
+    """The queues and transport options that fit the broker.
+
+    On RabbitMQ the queues are durable **quorum** queues (replicated by Raft across the cluster's nodes, which
+    classic mirrored queues no longer are), each on a topic exchange of its own name: Celery then delays
+    countdown/eta tasks (fulfilment and webhook retries) with RabbitMQ's native delayed delivery instead of
+    holding them in a worker's memory, which quorum queues require (they have no global prefetch). Publisher
+    confirms make a publish return only once the broker has the message (and, for a quorum queue, a majority
+    of its nodes). On Redis they are plain lists, as before; the visibility timeout brings back a message
+    whose worker died after taking it (tasks are acknowledged late).
+    """
+    from kombu import Exchange, Queue
+
+    if broker_is_amqp(broker_url):
+        queues = [
+            Queue(
+                name,
+                Exchange(name, type="topic", durable=True),
+                routing_key=name,
+                durable=True,
+                queue_arguments={"x-queue-type": "quorum"},
+            )
+            for name in CELERY_QUEUE_NAMES
+        ]
+        return {"CELERY_TASK_QUEUES": queues, "CELERY_BROKER_TRANSPORT_OPTIONS": {"confirm_publish": True}}
     return {
+        "CELERY_TASK_QUEUES": [Queue(name) for name in CELERY_QUEUE_NAMES],
+        "CELERY_BROKER_TRANSPORT_OPTIONS": {"visibility_timeout": 3600},
+    }
+
+
+def configure_stores(database_url: str, redis_url: str) -> dict:
+    """The settings that depend on the server URLs; environment modules call this once."""
+    broker_url = CELERY_BROKER_URL_SETTING or celery_broker_url(redis_url)
+    return {
+        **celery_broker_settings(broker_url),
         "REDIS_URL": redis_url,
         "DATABASES": {"default": database_config(database_url)},
         "CACHES": {
@@ -146,7 +189,7 @@ def configure_stores(database_url: str, redis_url: str) -> dict:
                 "REVERSE_KEY_FUNCTION": "django_tenants.cache.reverse_key",
             }
         },
-        "CELERY_BROKER_URL": celery_broker_url(redis_url),
+        "CELERY_BROKER_URL": broker_url,
     }
 
 
@@ -354,7 +397,6 @@ CELERY_TASK_IGNORE_RESULT = True
 CELERY_TASK_SOFT_TIME_LIMIT = env.int("CELERY_TASK_SOFT_TIME_LIMIT", default=60)
 CELERY_TASK_TIME_LIMIT = env.int("CELERY_TASK_TIME_LIMIT", default=90)
 CELERY_TASK_DEFAULT_QUEUE = "default"
-CELERY_BROKER_TRANSPORT_OPTIONS = {"visibility_timeout": 3600}
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 # tenant-schemas-celery: cache the Tenant row per schema instead of a query before every task.
 CELERY_TASK_TENANT_CACHE_SECONDS = 300
