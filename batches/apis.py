@@ -19,13 +19,15 @@ from core.parsers import JSONParser
 from .approvals import batch_approve, batch_reject
 from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
 from .lifecycle import batch_cancel, batch_confirm
-from .models import BatchStatus
+from .models import BatchKind, BatchStatus
+from .people import PEOPLE_TEMPLATE_HEADER, PEOPLE_TEMPLATE_ROWS
 from .selectors import available_funds, batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
 from .upload import batch_upload
 
 EXAMPLE_BATCH_ID = "3c1f8a4e-2b7d-4e59-9c0a-5d6e7f8a9b10"
 EXAMPLE_BATCH = {
     "id": EXAMPLE_BATCH_ID,
+    "kind": "rewards",
     "name": "December thank-yous",
     "status": "validated",
     "program": "spot-awards",
@@ -36,6 +38,7 @@ EXAMPLE_BATCH = {
     "valid_rows": 997,
     "error_rows": 3,
     "total_cost": {"USD": "24925.00"},
+    "people": None,
     "available_funds": {"USD": "50000.00"},
     "funds_sufficient": True,
     "progress": {"done": 0, "total": 997, "failed": 0, "percent": 0},
@@ -126,6 +129,7 @@ class BatchOutput(serializers.Serializer):
     """Documentation of the batch shape rendered by batches.selectors.batch_render."""
 
     id = serializers.UUIDField()
+    kind = serializers.ChoiceField(choices=BatchKind.values)
     name = serializers.CharField()
     status = serializers.ChoiceField(choices=BatchStatus.values)
     program = serializers.CharField(allow_null=True)
@@ -136,6 +140,9 @@ class BatchOutput(serializers.Serializer):
     valid_rows = serializers.IntegerField()
     error_rows = serializers.IntegerField()
     total_cost = serializers.DictField(child=serializers.CharField(), help_text="Per funding currency")
+    people = serializers.DictField(
+        child=serializers.IntegerField(), allow_null=True, help_text='A people import: {"create": n, "update": m}'
+    )
     available_funds = serializers.DictField(child=serializers.CharField(), help_text="Per currency of total_cost")
     funds_sufficient = serializers.BooleanField()
     progress = ProgressOutput()
@@ -178,12 +185,16 @@ class BatchListCreateApi(TenantListAPIView):
         return {**super().get_serializer_context(), "balances": available_funds()}
 
     def get_queryset(self):
-        return batch_list(status=choice_param(self.request, "status", BatchStatus.values))
+        return batch_list(
+            status=choice_param(self.request, "status", BatchStatus.values),
+            kind=choice_param(self.request, "kind", BatchKind.values),
+        )
 
     @extend_schema(
         operation_id="batches_list",
         summary="List bulk batches",
-        parameters=[OpenApiParameter("status", str, enum=BatchStatus.values)],
+        parameters=[OpenApiParameter("status", str, enum=BatchStatus.values),
+                    OpenApiParameter("kind", str, enum=BatchKind.values)],
         examples=[
             OpenApiExample(
                 "A page of batches", value={"next": None, "previous": None, "results": [EXAMPLE_BATCH]},
@@ -366,3 +377,84 @@ class BatchResultsCsvApi(TenantAPIView):
         return csv_response(
             filename=f"batch-{batch.id}-results.csv", header=header, rows=batch_result_rows(batch=batch)
         )
+
+
+EXAMPLE_PEOPLE_IMPORT = {
+    **EXAMPLE_BATCH,
+    "kind": "people",
+    "name": "hris-export.csv",
+    "program": None,
+    "file_name": "hris-export.csv",
+    "total_cost": {},
+    "available_funds": {},
+    "people": {"create": 120, "update": 877},
+}
+
+
+class PeopleImportInput(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="The CSV (UTF-8); see GET /people/import/template.csv for the columns"
+    )
+    dry_run = FormBoolean(default=True, help_text="true (default): validate and preview only; false: also apply")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class PeopleImportApi(BatchListCreateApi):
+    """GET lists the people imports (batches of kind `people`); POST uploads one."""
+
+    def get_queryset(self):
+        return batch_list(status=choice_param(self.request, "status", BatchStatus.values), kind=BatchKind.PEOPLE)
+
+    @extend_schema(
+        operation_id="people_import_list",
+        summary="List people imports",
+        parameters=[OpenApiParameter("status", str, enum=BatchStatus.values)],
+        examples=[OpenApiExample("A page of imports", value={"next": None, "previous": None,
+                                                             "results": [EXAMPLE_PEOPLE_IMPORT]}, response_only=True)],
+    )  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="people_import",
+        summary="Import people from a CSV: upsert by external_id, with a dry-run preview",
+        description="A bulk batch of kind `people`: the preview says how many people the file creates and "
+        "updates (`people`), rows with errors are at `errors_url`; confirm it with POST /batches/{id}/confirm "
+        "(or upload with dry_run=false) and follow `progress` with GET /batches/{id}. Empty cells leave a known "
+        "person's field as it is; `attributes.<name>` columns set those attributes.",
+        request={"multipart/form-data": PeopleImportInput},
+        responses={201: BatchOutput, 413: OpenApiResponse(description="file_too_large"),
+                   422: OpenApiResponse(description="invalid_encoding / missing_columns / no_valid_rows / …")},
+        examples=[
+            OpenApiExample("Dry run", value={"file": "(hris-export.csv)", "dry_run": "true"}, request_only=True),
+            OpenApiExample("Preview", value=EXAMPLE_PEOPLE_IMPORT, response_only=True, status_codes=["201"]),
+        ],
+    )  # fmt: skip
+    def post(self, request):
+        serializer = PeopleImportInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        batch = batch_upload(
+            kind=BatchKind.PEOPLE,
+            file=upload,
+            file_name=upload.name or "",
+            size=upload.size,
+            dry_run=data["dry_run"],
+            name=data.get("name", ""),
+            api_key_id=request.api_key.key_id,
+        )
+        return Response(batch_render(batch), status=201)
+
+
+class PeopleImportTemplateApi(TenantAPIView):
+    @extend_schema(
+        operation_id="people_import_template",
+        summary="Download the people import CSV template (every column, two example rows)",
+        responses={(200, "text/csv"): CSV_RESPONSE},
+    )
+    def get(self, request):
+        return csv_response(
+            filename="people-import-template.csv", header=PEOPLE_TEMPLATE_HEADER, rows=PEOPLE_TEMPLATE_ROWS,
+            streaming=False,
+        )  # fmt: skip

@@ -129,25 +129,34 @@ def decoded_lines(raw_lines: Iterable[bytes], digest: FileDigest) -> Iterator[st
             ) from None
 
 
-def header_indexes(header: list[str]) -> dict[str, int]:
-    """Column name → index; refuses missing required, unknown or repeated columns."""
-    names = [name.strip().lower() for name in header]
-    unknown = [name for name in names if name and name not in ALL_COLUMNS]
+def header_indexes(
+    header: list[str],
+    *,
+    columns: list[str] = ALL_COLUMNS,
+    required: list[str] = REQUIRED_COLUMNS,
+    prefixes: tuple[str, ...] = (),
+    template: str = "/api/v1/batches/template.csv",
+) -> dict[str, int]:
+    """Column name → index; refuses missing required, unknown or repeated columns. A column starting with one
+    of `prefixes` is allowed whatever follows (the people import's `attributes.<name>`)."""
+    names = [name.strip() if name.strip().startswith(prefixes) and prefixes else name.strip().lower()
+             for name in header]  # fmt: skip
+    unknown = [name for name in names if name and name not in columns and not (prefixes and name.startswith(prefixes))]
     repeated = sorted({name for name in names if name and names.count(name) > 1})
-    required = REQUIRED_COLUMNS
-    if any(name in names for name in PERSON_COLUMNS):
-        required = [name for name in REQUIRED_COLUMNS if name != "recipient_name"]
+    if columns is ALL_COLUMNS and any(name in names for name in PERSON_COLUMNS):
+        required = [name for name in required if name != "recipient_name"]
     missing = [name for name in required if name not in names]
     if missing:
         raise file_error(
             f"The header is missing required column(s): {', '.join(missing)}. Start from the template "
-            "(GET /api/v1/batches/template.csv).",
+            f"(GET {template}).",
             code="missing_columns",
             line=1,
         )
     if unknown:
         raise file_error(
-            f"Unknown column(s): {', '.join(unknown[:10])}. Allowed: {', '.join(ALL_COLUMNS)}.",
+            f"Unknown column(s): {', '.join(unknown[:10])}. Allowed: {', '.join(columns)}"
+            + (f", and {', '.join(p + '<name>' for p in prefixes)}." if prefixes else "."),
             code="unknown_columns",
             line=1,
         )

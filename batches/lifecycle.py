@@ -27,6 +27,7 @@ from .models import (
     BATCH_TRANSITIONS,
     Batch,
     BatchHold,
+    BatchKind,
     BatchRow,
     BatchRowStatus,
     BatchStatus,
@@ -108,7 +109,7 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
         raise ApplicationError(f"A {batch.status} batch cannot be confirmed.", code="invalid_state", status=409)
     if force:
         batch.allow_duplicate = True
-    if not batch.allow_duplicate:
+    if not batch.allow_duplicate and batch.kind == BatchKind.REWARDS:
         earlier = (
             Batch.objects.filter(file_sha256=batch.file_sha256, status__in=BATCH_SENT_STATES)
             .exclude(pk=batch.pk)
@@ -128,7 +129,12 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
         BatchHold.objects.create(batch=batch, currency=currency, hold=hold)
     key_id = actor.id if actor is not None and actor.kind == "api-key" else batch.api_key_id
     totals = {currency: Decimal(amount) for currency, amount in batch.total_cost.items()}
-    policy = approval_required(totals=totals, api_key_id=key_id, created_by_role=role)
+    # A people import moves no money: approvals are for spending.
+    policy = (
+        approval_required(totals=totals, api_key_id=key_id, created_by_role=role)
+        if batch.kind == BatchKind.REWARDS
+        else None
+    )
     if policy is not None:
         from webhooks.events import event_emit
 

@@ -45,8 +45,14 @@ BATCH_TRANSITIONS: dict[str, set[str]] = {
 }
 
 
+class BatchKind(models.TextChoices):
+    REWARDS = "rewards"  # each row becomes a reward (bulk send)
+    PEOPLE = "people"  # each row creates or updates a person (people import, batches.people)
+
+
 class Batch(Approvable):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    kind = models.CharField(max_length=8, choices=BatchKind.choices, default=BatchKind.REWARDS)
     name = models.CharField(max_length=200, blank=True)
     status = models.CharField(max_length=16, choices=BatchStatus.choices, default=BatchStatus.VALIDATING)
     program = models.ForeignKey("programs.Program", null=True, blank=True, on_delete=models.PROTECT)
@@ -61,6 +67,8 @@ class Batch(Approvable):
     error_rows = models.PositiveIntegerField(default=0)
     # {"USD": "1234.50"}: what the valid rows cost, per funding currency (face value + FX fees + shipping).
     total_cost = models.JSONField(default=dict)
+    # A people import's preview: {"create": n, "update": m} (what the valid rows will do).
+    summary = models.JSONField(default=dict, blank=True)
     rows_done = models.PositiveIntegerField(default=0)  # valid rows handled (reward created or row failed)
     rows_failed = models.PositiveIntegerField(default=0)  # valid rows that could not become a reward
     # The last row_number handled: chunks continue after it (rows are handled in file order).

@@ -22,7 +22,7 @@ from django.utils import timezone
 from core.errors import NotFoundError
 
 from .lifecycle import batch_finish, batch_lock, batch_transition
-from .models import BATCH_ACTIVE_STATES, Batch, BatchHold, BatchRow, BatchRowStatus, BatchStatus
+from .models import BATCH_ACTIVE_STATES, Batch, BatchHold, BatchKind, BatchRow, BatchRowStatus, BatchStatus
 
 if TYPE_CHECKING:
     from catalog.models import Product, ShippingMethod
@@ -56,6 +56,8 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
             return "idle"
         if batch.status not in BATCH_ACTIVE_STATES:
             return "idle"
+        if batch.kind == BatchKind.PEOPLE:
+            return _people_chunk(batch, chunk)
         rows = _chunk_rows(batch, chunk)
         if not rows:
             batch_finish(batch=batch)
@@ -88,6 +90,25 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
         batch_transition(
             batch=batch, to=BatchStatus.PROCESSING, fields=["cursor_row", "rows_done", "rows_failed", "heartbeat_at"]
         )
+    return "more"
+
+
+def _people_chunk(batch: Batch, chunk: int) -> str:
+    """A people import's chunk (batches.people), under the batch lock the caller holds."""
+    from .people import people_chunk_apply
+
+    applied = people_chunk_apply(batch=batch, chunk=chunk)
+    if applied is None:
+        batch_finish(batch=batch)
+        return "done"
+    handled, failed, last_row = applied
+    batch.cursor_row = last_row
+    batch.rows_done += handled
+    batch.rows_failed += failed
+    batch.heartbeat_at = timezone.now()
+    batch_transition(
+        batch=batch, to=BatchStatus.PROCESSING, fields=["cursor_row", "rows_done", "rows_failed", "heartbeat_at"]
+    )
     return "more"
 
 

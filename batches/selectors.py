@@ -11,7 +11,7 @@ from django.db.models import QuerySet
 from core.errors import NotFoundError
 from orders.selectors import approval_render
 
-from .models import Batch, BatchRow, BatchRowError, BatchStatus
+from .models import Batch, BatchKind, BatchRow, BatchRowError, BatchRowStatus, BatchStatus
 
 EXPORT_CHUNK = 2000  # rows fetched per round trip while streaming a CSV: ~1 MB
 
@@ -23,10 +23,12 @@ def batch_get(*, batch_id: Any) -> Batch:
     return batch
 
 
-def batch_list(*, status: str | None = None) -> QuerySet[Batch]:
+def batch_list(*, status: str | None = None, kind: str | None = None) -> QuerySet[Batch]:
     queryset = Batch.objects.select_related("program")
     if status:
         queryset = queryset.filter(status=status)
+    if kind:
+        queryset = queryset.filter(kind=kind)
     return queryset
 
 
@@ -57,6 +59,7 @@ def batch_render(batch: Batch, *, balances: dict[str, str] | None = None) -> dic
     total = batch.valid_rows
     return {
         "id": str(batch.id),
+        "kind": batch.kind,
         "name": batch.name,
         "status": batch.status,
         "program": batch.program.slug if batch.program is not None else None,
@@ -67,6 +70,7 @@ def batch_render(batch: Batch, *, balances: dict[str, str] | None = None) -> dic
         "valid_rows": batch.valid_rows,
         "error_rows": batch.error_rows,
         "total_cost": dict(batch.total_cost),
+        "people": {"create": 0, "update": 0, **batch.summary} if batch.kind == BatchKind.PEOPLE else None,
         "available_funds": available,
         "funds_sufficient": all(Decimal(available[c]) >= Decimal(v) for c, v in batch.total_cost.items()),
         "progress": {
@@ -95,6 +99,9 @@ def batch_error_rows(*, batch: Batch) -> Iterator[tuple[int, str, str]]:
 def batch_result_rows(*, batch: Batch) -> Iterator[tuple[int, str, str, str, str]]:
     """(row, reward id, status, external_id, reason) for every valid row, in row order, streamed. A row's status
     is its reward's (pending, delivered, …), or `failed` / `canceled` / `pending` when it has no reward."""
+    if batch.kind == BatchKind.PEOPLE:
+        yield from _people_result_rows(batch)
+        return
     queryset = (
         BatchRow.objects.filter(batch=batch)
         .order_by("row_number")
@@ -104,3 +111,17 @@ def batch_result_rows(*, batch: Batch) -> Iterator[tuple[int, str, str, str, str
         chunk_size=EXPORT_CHUNK
     ):
         yield row_number, str(reward_id or ""), reward_status or row_status, external_id, reason
+
+
+def _people_result_rows(batch: Batch) -> Iterator[tuple[int, str, str, str, str]]:
+    """A people import's rows: (row, "", created / updated / failed / pending, external_id, reason)."""
+    from django.db.models.fields.json import KT
+
+    queryset = (
+        BatchRow.objects.filter(batch=batch)
+        .order_by("row_number")
+        .values_list("row_number", KT("data__action"), "status", "external_id", "failure_reason")
+    )
+    for row_number, action, status, external_id, reason in queryset.iterator(chunk_size=EXPORT_CHUNK):
+        outcome = {"create": "created", "update": "updated"}[action] if status == BatchRowStatus.CREATED else status
+        yield row_number, "", outcome, external_id, reason

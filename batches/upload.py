@@ -20,7 +20,8 @@ from core.money import format_amount
 
 from .csvfile import FileDigest, RowValidator, ValidRow, decoded_lines, file_error, header_indexes
 from .lifecycle import batch_confirm_locked, batch_transition, duplicate_file_error
-from .models import BATCH_SENT_STATES, Batch, BatchRow, BatchRowError, BatchRowStatus, BatchStatus
+from .models import BATCH_SENT_STATES, Batch, BatchKind, BatchRow, BatchRowError, BatchRowStatus, BatchStatus
+from .people import ATTRIBUTE_PREFIX, PEOPLE_COLUMNS, PEOPLE_REQUIRED_COLUMNS, PEOPLE_TEMPLATE_URL, PersonRowValidator
 
 logger = logging.getLogger(__name__)
 
@@ -83,6 +84,7 @@ def batch_upload(
     force: bool = False,
     api_key_id: str = "",
     created_by_email: str = "",
+    kind: str = BatchKind.REWARDS,
 ) -> Batch:
     """Read and validate a bulk CSV (lines of bytes), row by row; store its valid rows and row errors.
 
@@ -105,6 +107,7 @@ def batch_upload(
 
             program = program_get(slug=program_slug)
         batch = Batch.objects.create(
+            kind=kind,
             name=(name or file_name)[:200],
             status=BatchStatus.VALIDATING,
             program=program,
@@ -118,14 +121,28 @@ def batch_upload(
         sink = _RowSink(batch)
         rows = valid = errored = 0
         totals: dict[str, Decimal] = defaultdict(Decimal)
+        summary: dict[str, int] = {}
         max_rows = settings.BATCH_MAX_ROWS
         try:
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
                 raise file_error("The file is empty: it needs a header row and at least one row.", code="empty_file")
-            indexes = list(header_indexes(header).items())
+            validator: RowValidator | PersonRowValidator
+            if kind == BatchKind.PEOPLE:
+                indexes = list(
+                    header_indexes(
+                        header,
+                        columns=PEOPLE_COLUMNS,
+                        required=PEOPLE_REQUIRED_COLUMNS,
+                        prefixes=(ATTRIBUTE_PREFIX,),
+                        template=PEOPLE_TEMPLATE_URL,
+                    ).items()
+                )
+                validator = PersonRowValidator()
+            else:
+                indexes = list(header_indexes(header).items())
+                validator = RowValidator(program=program)
             width = len(header)
-            validator = RowValidator(program=program)
             record = 1  # spreadsheet numbering: the header is row 1
             for cells in reader:
                 record += 1
@@ -148,7 +165,10 @@ def batch_upload(
                     sink.add_errors(record, errors)
                 else:
                     valid += 1
-                    totals[row.currency] += row.charge
+                    if row.currency:
+                        totals[row.currency] += row.charge
+                    else:  # a people import: nothing to pay, what it will do instead
+                        summary[row.data["action"]] = summary.get(row.data["action"], 0) + 1
                     sink.add_row(row)
         except csv.Error as exc:
             raise file_error(
@@ -173,18 +193,21 @@ def batch_upload(
             .values_list("id", "status")
         )
         for earlier_id, earlier_status in earlier[:20]:
-            if earlier_status in BATCH_SENT_STATES and not force:
+            # Importing the same people again is harmless (an upsert); sending the same rewards twice is not.
+            if earlier_status in BATCH_SENT_STATES and not force and kind == BatchKind.REWARDS:
                 raise duplicate_file_error(earlier_id)
             batch.duplicate_of = batch.duplicate_of or earlier_id
         batch.file_sha256 = sha
         batch.file_bytes = digest.bytes
         batch.rows, batch.valid_rows, batch.error_rows = rows, valid, errored
         batch.total_cost = {currency: format_amount(totals[currency], currency) for currency in sorted(totals)}
+        batch.summary = summary
         batch_transition(
             batch=batch,
             to=BatchStatus.VALIDATED,
-            fields=["file_sha256", "file_bytes", "rows", "valid_rows", "error_rows", "total_cost", "duplicate_of"],
-        )
+            fields=["file_sha256", "file_bytes", "rows", "valid_rows", "error_rows", "total_cost", "duplicate_of",
+                    "summary"],
+        )  # fmt: skip
         if not dry_run:
             batch_confirm_locked(batch=batch, force=force)
     logger.info(

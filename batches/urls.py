@@ -10,6 +10,8 @@ from .apis import (
     BatchRejectApi,
     BatchResultsCsvApi,
     BatchTemplateApi,
+    PeopleImportApi,
+    PeopleImportTemplateApi,
 )
 
 urlpatterns = [
@@ -22,4 +24,6 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/reject", BatchRejectApi.as_view(), name="batch-reject"),
     path("batches/<uuid:batch_id>/errors.csv", BatchErrorsCsvApi.as_view(), name="batch-errors-csv"),
     path("batches/<uuid:batch_id>/results.csv", BatchResultsCsvApi.as_view(), name="batch-results-csv"),
+    path("people/import", PeopleImportApi.as_view(), name="people-import"),
+    path("people/import/template.csv", PeopleImportTemplateApi.as_view(), name="people-import-template"),
 ]

@@ -177,6 +177,8 @@ def person_fields_clean(raw: dict[str, Any], *, creating: bool) -> tuple[dict[st
         elif name == "department":
             values[name] = text
         elif name == "status":
+            if not text:
+                continue  # not given: a new person is active, a known one keeps theirs
             if text not in PersonStatus.values:
                 refuse(name, f"Use one of {', '.join(PersonStatus.values)}.")
             else:

@@ -23,6 +23,7 @@ NAV: list[NavItem] = [
     NavItem("Send", "portal:send", Perm.SEND, "send"),
     NavItem("Bulk", "portal:bulk", Perm.BULK, "bulk"),
     NavItem("Orders", "portal:orders", Perm.VIEW, "orders"),
+    NavItem("People", "portal:people", Perm.PEOPLE, "people"),
     NavItem("Programs", "portal:programs", Perm.PROGRAMS, "programs"),
     NavItem("Approvals", "portal:approvals", Perm.APPROVE, "approvals"),
     NavItem("Funds", "portal:funds", Perm.FUNDS, "funds"),

@@ -19,11 +19,13 @@ class Perm(StrEnum):
     PROGRAMS = "programs"  # create and change programs (budgets, curation, points currency)
     APPROVE = "approve"  # approve or reject orders and batches waiting for a second person (never one's own)
     SETTINGS = "settings"  # the tenant's approval policy and two-factor requirement
+    PEOPLE = "people"  # the people directory: add, edit, import, mark as left, export, erase
+    AUTOMATIONS = "automations"  # automations that send rewards by themselves (birthdays, anniversaries)
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
-    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK, Perm.PROGRAMS}),
+    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK, Perm.PROGRAMS, Perm.PEOPLE, Perm.AUTOMATIONS}),
     Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS, Perm.APPROVE}),
     Role.VIEWER: frozenset({Perm.VIEW}),
 }

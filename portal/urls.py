@@ -5,6 +5,7 @@ from django.urls import path
 from .views import account, approvals, audit_log, auth, bulk, dashboard, developers, send, settings, team
 from .views import funds as funds_views
 from .views import orders as orders_views
+from .views import people as people_views
 from .views import programs as programs_views
 
 app_name = "portal"
@@ -51,6 +52,19 @@ urlpatterns = [
     path("programs/", programs_views.ProgramListView.as_view(), name="programs"),
     path("programs/new/", programs_views.ProgramEditView.as_view(), name="program_new"),
     path("programs/<slug:slug>/", programs_views.ProgramEditView.as_view(), name="program_edit"),
+    path("people/", people_views.PeopleListView.as_view(), name="people"),
+    path("people/new/", people_views.PersonEditView.as_view(), name="person_new"),
+    path("people/import/", people_views.PeopleImportView.as_view(), name="people_import"),
+    path("people/import/template.csv", people_views.PeopleTemplateCsvView.as_view(), name="people_template"),
+    path("people/import/<uuid:batch_id>/", people_views.PeopleImportBatchView.as_view(), name="people_import_batch"),
+    path(
+        "people/import/<uuid:batch_id>/confirm",
+        people_views.PeopleImportConfirmView.as_view(),
+        name="people_import_confirm",
+    ),
+    path("people/<uuid:person_id>/", people_views.PersonView.as_view(), name="person"),
+    path("people/<uuid:person_id>/edit/", people_views.PersonEditView.as_view(), name="person_edit"),
+    path("people/<uuid:person_id>/status", people_views.PersonStatusView.as_view(), name="person_status"),
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     path("developers/", developers.DevelopersView.as_view(), name="developers"),

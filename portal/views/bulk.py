@@ -21,7 +21,7 @@ from django.views import View
 
 from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, TEMPLATE_ROWS
 from batches.lifecycle import batch_cancel, batch_confirm
-from batches.models import BATCH_ACTIVE_STATES, Batch, BatchRowError, BatchStatus
+from batches.models import BATCH_ACTIVE_STATES, Batch, BatchKind, BatchRowError, BatchStatus
 from batches.selectors import batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
 from batches.upload import batch_upload
 from core.csv_export import csv_response
@@ -109,7 +109,7 @@ class BulkView(PortalView):
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
         context.setdefault("form", BulkUploadForm())
-        page = Paginator(batch_list(), PAGE_SIZE).get_page(self.request.GET.get("page"))
+        page = Paginator(batch_list(kind=BatchKind.REWARDS), PAGE_SIZE).get_page(self.request.GET.get("page"))
         context.update(page=page, batches=page.object_list, columns=ALL_COLUMNS, required_columns=REQUIRED_COLUMNS)
         return context
 

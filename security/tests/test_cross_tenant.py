@@ -146,6 +146,8 @@ LIST_ROUTES: dict[str, ListRoute] = {
         owner_sees=("person",),
         bodies={"POST": {"external_id": "mallory-1", "name": "Mallory"}},
     ),
+    "people-import": ListRoute(bodies={"POST": {"dry_run": "true"}}),
+    "people-import-template": ListRoute(),
     "activity-list": ListRoute(
         owner_sees=("activity",),
         bodies={
