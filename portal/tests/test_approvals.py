@@ -67,11 +67,11 @@ def test_a_staff_member_cannot_decide_their_own_portal_order(funded_a, shop, sig
 def test_settings_save_the_policy_and_show_errors_next_to_the_field(funded_a, signed_in):
     client, _ = signed_in("admin")
     assert client.get("/settings/security/").status_code == 200
-    bad = client.post("/settings/security/", {"threshold_USD": "1,000", "expires_after_days": "7"})
+    bad = client.post("/settings/security/", {"threshold_USD": "12abc", "expires_after_days": "7"})
     assert bad.status_code == 422 and "Not an amount" in bad.content.decode()
     saved = client.post(
         "/settings/security/",
-        {"threshold_USD": "1000.00", "expires_after_days": "5", "roles": ["manager"], "require_two_factor": "on"},
+        {"threshold_USD": "1,000", "expires_after_days": "5", "roles": ["manager"], "require_two_factor": "on"},
     )
     assert saved.status_code == 302
     tenant = Tenant.objects.get(pk=funded_a.pk)

@@ -20,6 +20,7 @@ from tenants.policies import (
     two_factor_requirement_set,
 )
 
+from ..fields import AmountField, amount_text
 from ..mixins import PortalView
 from ..permissions import Perm
 
@@ -56,13 +57,11 @@ class SecuritySettingsForm(forms.Form):
         super().__init__(*args, **kwargs)
         self.currencies = currencies
         for currency in currencies:
-            self.fields[f"threshold_{currency}"] = forms.CharField(
+            self.fields[f"threshold_{currency}"] = AmountField(
+                currency=currency,
                 label=_("Approval needed at or over (%(currency)s)") % {"currency": currency},
                 required=False,
-                max_length=24,
-                help_text=_(
-                    "Orders and bulk batches costing this much or more wait for a second person. Empty: never."
-                ),
+                help_text=_("Sends costing this much or more wait for a second person. Leave empty for no threshold."),
             )
 
     def threshold_fields(self):
@@ -70,7 +69,7 @@ class SecuritySettingsForm(forms.Form):
 
     def policy(self) -> dict:
         data = self.cleaned_data
-        thresholds = {c: data[f"threshold_{c}"].strip() for c in self.currencies if data[f"threshold_{c}"].strip()}
+        thresholds = {c: amount_text(data[f"threshold_{c}"]) for c in self.currencies if data[f"threshold_{c}"]}
         if not thresholds and not data["roles"]:
             return {}
         return {"thresholds": thresholds, "expires_after_days": data["expires_after_days"], "roles": data["roles"]}
