@@ -21,7 +21,15 @@ from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
 from .lifecycle import batch_cancel, batch_confirm
 from .models import BatchKind, BatchStatus
 from .people import PEOPLE_TEMPLATE_HEADER, PEOPLE_TEMPLATE_ROWS
-from .selectors import available_funds, batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
+from .selectors import (
+    available_funds,
+    batch_deliveries,
+    batch_error_rows,
+    batch_get,
+    batch_list,
+    batch_render,
+    batch_result_rows,
+)
 from .upload import batch_upload
 
 EXAMPLE_BATCH_ID = "3c1f8a4e-2b7d-4e59-9c0a-5d6e7f8a9b10"
@@ -42,6 +50,7 @@ EXAMPLE_BATCH = {
     "available_funds": {"USD": "50000.00"},
     "funds_sufficient": True,
     "progress": {"done": 0, "total": 997, "failed": 0, "percent": 0},
+    "delivery": None,
     "errors_url": f"/api/v1/batches/{EXAMPLE_BATCH_ID}/errors.csv",
     "results_url": None,
     "failure_reason": None,
@@ -68,6 +77,15 @@ EXAMPLE_PROCESSING = {
     **EXAMPLE_BATCH,
     "status": "processing",
     "progress": {"done": 400, "total": 997, "failed": 0, "percent": 40},
+    "delivery": {
+        "total": 997,
+        "delivered": 312,
+        "failed": 1,
+        "canceled": 0,
+        "pending": 684,
+        "percent": 31,
+        "eta_seconds": 4,
+    },
     "results_url": f"/api/v1/batches/{EXAMPLE_BATCH_ID}/results.csv",
     "confirmed_at": "2026-11-22T10:01:00Z",
 }
@@ -125,6 +143,18 @@ class ProgressOutput(serializers.Serializer):
     percent = serializers.IntegerField()
 
 
+class DeliveryOutput(serializers.Serializer):
+    total = serializers.IntegerField(help_text="Valid rows")
+    delivered = serializers.IntegerField(help_text="Rewards delivered (or opened, redeemed, expired since)")
+    failed = serializers.IntegerField(help_text="Rewards that failed or could not be delivered, and rows that failed")
+    canceled = serializers.IntegerField()
+    pending = serializers.IntegerField(help_text="Rows not yet delivered: waiting, being fulfilled, or not yet created")
+    percent = serializers.IntegerField(help_text="Share of the rows no longer pending")
+    eta_seconds = serializers.IntegerField(
+        allow_null=True, help_text="Estimated seconds until nothing is pending, at the pace so far; null before any"
+    )
+
+
 class BatchOutput(serializers.Serializer):
     """Documentation of the batch shape rendered by batches.selectors.batch_render."""
 
@@ -145,7 +175,8 @@ class BatchOutput(serializers.Serializer):
     )
     available_funds = serializers.DictField(child=serializers.CharField(), help_text="Per currency of total_cost")
     funds_sufficient = serializers.BooleanField()
-    progress = ProgressOutput()
+    progress = ProgressOutput(help_text="Rows made into rewards (acceptance)")
+    delivery = DeliveryOutput(allow_null=True, help_text="The rewards reaching their recipients; null until confirmed")
     errors_url = serializers.CharField()
     results_url = serializers.CharField(allow_null=True)
     failure_reason = serializers.CharField(allow_null=True)
@@ -155,7 +186,7 @@ class BatchOutput(serializers.Serializer):
     completed_at = serializers.DateTimeField(allow_null=True)
 
     def to_representation(self, instance):
-        return batch_render(instance, balances=self.context.get("balances"))
+        return batch_render(instance, balances=self.context.get("balances"), deliveries=self.context.get("deliveries"))
 
 
 CSV_RESPONSE = OpenApiResponse(response=OpenApiTypes.STR, description="text/csv")
@@ -183,6 +214,13 @@ class BatchListCreateApi(TenantListAPIView):
             # a query on the public schema, which aborts the surrounding transaction (found by security/tests).
             return super().get_serializer_context()
         return {**super().get_serializer_context(), "balances": available_funds()}
+
+    def get_serializer(self, *args, **kwargs):
+        if kwargs.get("many") and args:  # a page: every batch's delivery in one query
+            page = list(args[0])
+            kwargs["context"] = {**self.get_serializer_context(), "deliveries": batch_deliveries(page)}
+            args = (page, *args[1:])
+        return super().get_serializer(*args, **kwargs)
 
     def get_queryset(self):
         return batch_list(

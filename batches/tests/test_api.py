@@ -288,3 +288,27 @@ def test_amounts_must_be_written_with_ascii_digits(api_a, funded_a, shop):
     assert (body["valid_rows"], body["error_rows"]) == (1, 2)
     errors = {(int(r), c): m for r, c, m in _csv(api_a.get(body["errors_url"]))[1:]}
     assert set(errors) == {(2, "amount"), (3, "amount")} and "digits" in errors[(2, "amount")]
+
+
+def test_delivery_progress_shows_rewards_reaching_their_recipients(
+    api_a, funded_a, shop, django_assert_max_num_queries
+):
+    from fulfillment.drain import fulfil_drain
+
+    preview = upload(api_a, csv_bytes(digital_rows(shop.coffee_usd, 6))).json()
+    assert preview["delivery"] is None  # nothing is sent before the batch is confirmed
+    body = upload(api_a, csv_bytes(digital_rows(shop.coffee_usd, 5, domain="sent.example")), dry_run=False).json()
+    with tenant_context(funded_a):
+        batch_process(batch_id=body["id"])
+        Reward.objects.filter(pk=Reward.objects.order_by("pk").values("pk")[:1]).update(status="canceled")
+    waiting = api_a.get(f"/api/v1/batches/{body['id']}").json()["delivery"]
+    assert waiting == {"total": 5, "delivered": 0, "failed": 0, "canceled": 1, "pending": 4, "percent": 20,
+                       "eta_seconds": None}  # fmt: skip
+    with tenant_context(funded_a):
+        fulfil_drain()
+    done = api_a.get(f"/api/v1/batches/{body['id']}").json()["delivery"]
+    assert done == {"total": 5, "delivered": 4, "failed": 0, "canceled": 1, "pending": 0, "percent": 100,
+                    "eta_seconds": 0}  # fmt: skip
+    with django_assert_max_num_queries(9):  # one query for the page's deliveries, however many batches
+        page = api_a.get("/api/v1/batches").json()["results"]
+    assert {b["id"]: b["delivery"] for b in page} == {preview["id"]: None, body["id"]: done}

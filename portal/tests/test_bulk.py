@@ -108,6 +108,8 @@ def test_short_funds_disable_confirm_and_a_forced_confirm_changes_nothing(signed
 
 
 def test_confirm_holds_shows_progress_then_results(signed_in, funded_a, shop):
+    from fulfillment.drain import fulfil_drain
+
     client, _ = signed_in("admin")
     batch_id = _batch_id(_post(client, csv_bytes(_three_bad(shop))))
     response = client.post(f"/bulk/{batch_id}/confirm")
@@ -116,6 +118,9 @@ def test_confirm_holds_shows_progress_then_results(signed_in, funded_a, shop):
     assert 'role="progressbar"' in page and 'aria-valuenow="0"' in page and 'http-equiv="refresh"' in page
     assert client.get(f"/bulk/{batch_id}/progress.json").json() == {
         "status": "confirmed", "done": 0, "total": 37, "failed": 0, "percent": 0, "finished": False,
+        "delivery": {"total": 37, "delivered": 0, "failed": 0, "canceled": 0, "pending": 37, "percent": 0,
+                     "eta_seconds": None},
+        "delivering": True,
     }  # fmt: skip
     with tenant_context(funded_a):
         assert Hold.objects.get(reference=f"batch:{batch_id}").amount == 925  # 37 x 25.00, held at once
@@ -124,6 +129,12 @@ def test_confirm_holds_shows_progress_then_results(signed_in, funded_a, shop):
     assert client.get(f"/bulk/{batch_id}/progress.json").json()["percent"] == 100
     page = client.get(f"/bulk/{batch_id}/").content.decode()
     assert 'aria-valuenow="100"' in page and f'href="/bulk/{batch_id}/results.csv"' in page
+    # every row is a reward now, but none has reached its recipient yet: the page keeps watching the delivery
+    assert "0 delivered, 0 failed, 37 pending of 37" in page and "http-equiv" in page
+    with tenant_context(funded_a):
+        fulfil_drain()
+    page = client.get(f"/bulk/{batch_id}/").content.decode()
+    assert "37 delivered, 0 failed, 0 pending of 37" in page
     assert "http-equiv" not in page
     results = _csv(client.get(f"/bulk/{batch_id}/results.csv"))
     assert results[0] == ["row", "reward_id", "status", "external_id", "reason"]

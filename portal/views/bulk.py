@@ -22,7 +22,14 @@ from django.views import View
 from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, TEMPLATE_ROWS
 from batches.lifecycle import batch_cancel, batch_confirm
 from batches.models import BATCH_ACTIVE_STATES, Batch, BatchKind, BatchRowError, BatchStatus
-from batches.selectors import batch_error_rows, batch_get, batch_list, batch_render, batch_result_rows
+from batches.selectors import (
+    batch_deliveries,
+    batch_error_rows,
+    batch_get,
+    batch_list,
+    batch_render,
+    batch_result_rows,
+)
 from batches.upload import batch_upload
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
@@ -68,6 +75,7 @@ def _batch_or_404(batch_id: Any) -> Batch:
 def _progress(batch: Batch) -> dict[str, Any]:
     total = batch.valid_rows
     percent = 100 if total == 0 else int(100 * batch.rows_done / total)
+    delivery = batch_deliveries([batch])[batch.pk]
     return {
         "status": batch.status,
         "done": batch.rows_done,
@@ -75,6 +83,9 @@ def _progress(batch: Batch) -> dict[str, Any]:
         "failed": batch.rows_failed,
         "percent": percent,
         "finished": batch.status in FINISHED,
+        "delivery": delivery,
+        # Rewards still on their way: the page keeps watching them after the rows are all handled.
+        "delivering": bool(delivery and delivery["pending"] and batch.status != BatchStatus.CANCELED),
     }
 
 
@@ -174,9 +185,10 @@ class BulkBatchView(PortalView):
             can_confirm=batch.status == BatchStatus.VALIDATED and batch.valid_rows > 0 and rendered["funds_sufficient"],
             row_errors=_first_row_errors(batch) if batch.error_rows else [],
             errors_shown=ERRORS_SHOWN,
-            progress=_progress(batch),
+            progress=(progress := _progress(batch)),
             active=batch.status in BATCH_ACTIVE_STATES,
             finished=batch.status in FINISHED and batch.confirmed_at is not None,  # a discarded preview has no results
+            watching=batch.status in BATCH_ACTIVE_STATES or progress["delivering"],
         )
         return context
 
