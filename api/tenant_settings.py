@@ -12,7 +12,7 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from core.errors import ApplicationError
-from tenants.tenant_settings import tenant_settings_get, tenant_settings_update
+from tenants.tenant_settings import PROTECTED_SETTINGS, tenant_settings_get, tenant_settings_update
 
 from .views import TenantAPIView
 
@@ -21,6 +21,14 @@ class TenantSettingsInput(serializers.Serializer):
     name = serializers.CharField(required=False, allow_blank=True, trim_whitespace=False)
     default_locale = serializers.CharField(required=False, allow_blank=True, allow_null=True)
     timezone = serializers.CharField(required=False, allow_blank=True)
+    approval_policy = serializers.JSONField(
+        required=False,
+        help_text='Maker–checker: {"thresholds": {"USD": "1000.00"}, "expires_after_days": 7, "keys": [key ids], '
+        '"roles": [staff roles]}; {} for none. Changing it needs the `approve` scope.',
+    )
+    require_two_factor = serializers.BooleanField(
+        required=False, help_text="Staff must set up two-factor sign-in. Changing it needs the `approve` scope."
+    )
 
 
 class TenantSettingsOutput(serializers.Serializer):
@@ -29,13 +37,21 @@ class TenantSettingsOutput(serializers.Serializer):
         allow_null=True, help_text="The language of rewards whose recipient and program name none; null: the browser's"
     )
     timezone = serializers.CharField(help_text="IANA name; the portal shows and reads times in it")
+    approval_policy = serializers.DictField(help_text="Maker–checker thresholds, keys, roles and expiry; {} for none")
+    require_two_factor = serializers.BooleanField()
 
     def to_representation(self, instance: Any) -> dict[str, Any]:
         shown = tenant_settings_get(tenant=instance)
         return {**shown, "default_locale": shown["default_locale"] or None}
 
 
-EXAMPLE = {"name": "Acme Sdn Bhd", "default_locale": "ms", "timezone": "Asia/Kuala_Lumpur"}
+EXAMPLE = {
+    "name": "Acme Sdn Bhd",
+    "default_locale": "ms",
+    "timezone": "Asia/Kuala_Lumpur",
+    "approval_policy": {"thresholds": {"MYR": "5000.00", "USD": "1000.00"}, "expires_after_days": 7},
+    "require_two_factor": True,
+}
 
 
 class TenantSettingsApi(TenantAPIView):
@@ -53,13 +69,18 @@ class TenantSettingsApi(TenantAPIView):
 
     @extend_schema(
         operation_id="tenant_partial_update",
-        summary="Change the tenant's name, default language or time zone",
+        summary="Change the tenant's name, default language, time zone, approval policy or two-factor rule",
         request=TenantSettingsInput,
         responses={200: TenantSettingsOutput},
         examples=[
             OpenApiExample(
                 "Malay, Kuala Lumpur time",
                 value={"default_locale": "ms", "timezone": "Asia/Kuala_Lumpur"},
+                request_only=True,
+            ),
+            OpenApiExample(
+                "Approvals at 1,000 USD",
+                value={"approval_policy": {"thresholds": {"USD": "1000.00"}, "expires_after_days": 7}},
                 request_only=True,
             ),
             OpenApiExample("Updated", value=EXAMPLE, response_only=True),
@@ -74,6 +95,11 @@ class TenantSettingsApi(TenantAPIView):
                 f"Not settings: {', '.join(unknown)}.",
                 code="validation_error",
                 errors={field: ["Not a setting."] for field in unknown},
+            )
+        protected = sorted(PROTECTED_SETTINGS & set(request.data))
+        if protected and "approve" not in request.api_key.scopes:
+            raise ApplicationError(
+                f"Changing {', '.join(protected)} needs a key with the `approve` scope.", code="forbidden", status=403
             )
         serializer = TenantSettingsInput(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)

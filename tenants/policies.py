@@ -2,8 +2,8 @@
 
 The approval policy is stored as JSON on the tenant row (`Tenant.approval_policy`) in the shape the API shows:
 `{"thresholds": {"USD": "1000.00"}, "expires_after_days": 7, "keys": ["<key_id>"], "roles": ["manager"]}`,
-`{}` meaning no approvals. `approval_policy_parse` is the one validator (API, portal form and CLI alike); the
-setters write the live row and its sandbox twin together and audit the change in the live schema.
+`{}` meaning no approvals. `approval_policy_parse` is the one validator; the setters go through the tenant's
+settings (tenants.tenant_settings, also behind PATCH /api/v1/tenant), which write a live tenant's sandbox twin too.
 """
 
 from __future__ import annotations
@@ -13,12 +13,9 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Any
 
-from django.db import transaction
 from django.utils.translation import gettext as _
-from django_tenants.utils import tenant_context
 
 from audit.actors import Actor
-from audit.services import audit_action
 from core.errors import ApplicationError
 from core.money import format_amount, parse_amount, parse_currency
 
@@ -112,33 +109,16 @@ def approval_policy_of(tenant: Tenant) -> ApprovalPolicy:
         return ApprovalPolicy()
 
 
-def _live_and_twin(tenant: Tenant) -> list[Tenant]:
-    live = tenant.live_tenant
-    return list(Tenant.objects.filter(pk=live.pk) | Tenant.objects.filter(live=live))
-
-
 def approval_policy_set(*, tenant: Tenant, policy: object, actor: Actor | None) -> ApprovalPolicy:
-    """Replace the tenant's approval policy (live and sandbox alike). Audited as `tenant.approval_policy`."""
-    parsed = approval_policy_parse(policy)
-    stored = parsed.as_json()
-    with transaction.atomic():
-        rows = _live_and_twin(tenant)
-        Tenant.objects.filter(pk__in=[row.pk for row in rows]).update(approval_policy=stored)
-        for row in (tenant, *rows):
-            row.approval_policy = stored
-        with tenant_context(tenant.live_tenant):
-            audit_action(actor=actor, action="tenant.approval_policy", object_type="tenant",
-                         object_id=tenant.live_tenant.slug, data={"approval_policy": stored})  # fmt: skip
-    return parsed
+    """Replace the tenant's approval policy (a live tenant's sandbox twin follows). Audited as a settings update."""
+    from .tenant_settings import tenant_settings_update
+
+    tenant_settings_update(tenant=tenant, changes={"approval_policy": policy}, actor=actor)
+    return approval_policy_of(tenant)
 
 
 def two_factor_requirement_set(*, tenant: Tenant, required: bool, actor: Actor | None) -> Tenant:
-    """Require (or stop requiring) two-factor sign-in for the tenant's staff. Audited as `tenant.require_two_factor`."""
-    live = tenant.live_tenant
-    with transaction.atomic():
-        Tenant.objects.filter(pk__in=[row.pk for row in _live_and_twin(tenant)]).update(require_two_factor=required)
-        tenant.require_two_factor = live.require_two_factor = required
-        with tenant_context(live):
-            audit_action(actor=actor, action="tenant.require_two_factor", object_type="tenant",
-                         object_id=live.slug, data={"required": required})  # fmt: skip
-    return tenant
+    """Require (or stop requiring) two-factor sign-in for the tenant's staff. Audited as a settings update."""
+    from .tenant_settings import tenant_settings_update
+
+    return tenant_settings_update(tenant=tenant, changes={"require_two_factor": required}, actor=actor)

@@ -55,16 +55,40 @@ def _timezone(value: object) -> str:
     return str(value)
 
 
+def _approval_policy(value: object) -> dict[str, Any]:
+    from .policies import approval_policy_parse
+
+    try:
+        return approval_policy_parse(value).as_json()
+    except ApplicationError as exc:
+        raise SettingRefused(exc.detail) from None
+
+
+def _require_two_factor(value: object) -> bool:
+    if not isinstance(value, bool):
+        raise SettingRefused(_("true or false."))
+    return value
+
+
 # field -> cleaner (the value as given → the value to store, or SettingRefused)
 SETTINGS: dict[str, Callable[[object], Any]] = {
     "name": _name,
     "default_locale": _default_locale,
     "timezone": _timezone,
+    "approval_policy": _approval_policy,  # maker–checker (tenants.policies)
+    "require_two_factor": _require_two_factor,  # staff must enrol in two-factor at sign-in
 }
+# Settings that guard money or sign-in: over the API they need a key with the `approve` scope, so a key that
+# places orders cannot lift the approval rule it is subject to.
+PROTECTED_SETTINGS = frozenset({"approval_policy", "require_two_factor"})
 
 
 def tenant_settings_get(*, tenant: Tenant) -> dict[str, Any]:
-    return {field: getattr(tenant, field) for field in SETTINGS}
+    from .policies import approval_policy_of
+
+    shown = {field: getattr(tenant, field) for field in SETTINGS}
+    shown["approval_policy"] = approval_policy_of(tenant).as_json()  # normalised (the API's key lookup reads text)
+    return shown
 
 
 def tenant_settings_update(*, tenant: Tenant, changes: Mapping[str, Any], actor: Actor | None) -> Tenant:

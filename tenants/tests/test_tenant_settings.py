@@ -16,12 +16,14 @@ def _rows(slug: str) -> dict[bool, tuple[str, str, str]]:
 
 
 def test_get_shows_the_settings_and_patch_changes_the_company_and_its_sandbox(tenant_a, api_a, make_api_client):
-    assert api_a.get("/api/v1/tenant").json() == {"name": tenant_a.name, "default_locale": None, "timezone": "UTC"}
+    assert api_a.get("/api/v1/tenant").json() == {"name": tenant_a.name, "default_locale": None, "timezone": "UTC",
+                                                  "approval_policy": {}, "require_two_factor": False}  # fmt: skip
 
     response = api_a.patch("/api/v1/tenant", {"default_locale": "ms-MY", "timezone": "Asia/Kuala_Lumpur"})
 
     assert response.status_code == 200, response.content
-    assert response.json() == {"name": tenant_a.name, "default_locale": "ms", "timezone": "Asia/Kuala_Lumpur"}
+    assert response.json() == {"name": tenant_a.name, "default_locale": "ms", "timezone": "Asia/Kuala_Lumpur",
+                               "approval_policy": {}, "require_two_factor": False}  # fmt: skip
     assert _rows("alpha") == {
         False: (tenant_a.name, "ms", "Asia/Kuala_Lumpur"),
         True: (tenant_a.sandbox.name, "ms", "Asia/Kuala_Lumpur"),
@@ -83,3 +85,23 @@ def test_each_key_changes_only_its_own_tenant_and_the_sandbox_never_the_company(
     }
     assert api_a.get("/api/v1/tenant").json()["timezone"] == "UTC"
     assert sandbox_a.get("/api/v1/tenant").json()["timezone"] == "America/New_York"
+
+
+def test_the_approval_policy_and_two_factor_rule_need_the_approve_scope_and_are_checked(
+    tenant_a, api_a, make_api_client
+):
+    body = {"approval_policy": {"thresholds": {"USD": "1000"}, "expires_after_days": 3}, "require_two_factor": True}
+    refused = api_a.patch("/api/v1/tenant", body)  # a write key cannot lift the rule its own orders are under
+    assert refused.status_code == 403 and refused.json()["code"] == "forbidden"
+    admin_key = make_api_client(tenant_a, scopes=["read", "write", "approve"])
+    bad = admin_key.patch("/api/v1/tenant", {"approval_policy": {"thresholds": {"USD": "-5"}}})
+    assert bad.status_code == 422 and "approval_policy" in bad.json()["errors"]
+    response = admin_key.patch("/api/v1/tenant", body)
+    assert response.status_code == 200, response.content
+    shown = response.json()
+    assert shown["approval_policy"] == {"thresholds": {"USD": "1000.00"}, "expires_after_days": 3}
+    assert shown["require_two_factor"] is True
+    assert api_a.get("/api/v1/tenant").json()["approval_policy"] == shown["approval_policy"]
+    connection.set_schema_to_public()
+    assert Tenant.objects.get(live=tenant_a).approval_policy == shown["approval_policy"]  # the sandbox follows
+    assert admin_key.patch("/api/v1/tenant", {"approval_policy": {}}).json()["approval_policy"] == {}
