@@ -26,6 +26,7 @@ from audit.services import audit_action
 from core import crypto
 from core.db import connection
 from core.errors import ApplicationError
+from core.i18n import locale_normalize, supported_locales
 from tenants.selectors import tenant_current
 
 from .models import RecoveryCode, Role, User
@@ -371,4 +372,18 @@ def totp_disable(*, user: User, code: str, ip: str = "") -> User:
         user.save(update_fields=["totp_secret_encrypted", "totp_enabled_at", "totp_last_step"])
         RecoveryCode.objects.filter(user=user).delete()  # they guard a second factor that no longer exists
         _audit_own(user, "auth.totp_disable", ip=ip)
+    return user
+
+
+def user_language_set(*, user: User, language: str, ip: str = "") -> User:
+    """The portal's language for this staff member (`en`, `ms`; '' = the company's default, else the browser's)."""
+    chosen = locale_normalize(language) if language else ""
+    if language and not chosen:
+        raise ApplicationError(
+            f"One of {', '.join(supported_locales())}.", code="validation_error", errors={"language": ["Unknown."]}
+        )
+    if chosen != user.language:
+        User.objects.filter(pk=user.pk).update(language=chosen)
+        user.language = chosen
+        _audit_own(user, "staff.language_set", ip=ip, data={"language": chosen})
     return user

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from django.urls import NoReverseMatch, reverse
 
+from core.zones import zone_label
+
 from .mixins import LIVE, SANDBOX, is_tenant_host, portal_mode
 from .navigation import NAV
 from .permissions import perms_for
@@ -19,7 +21,7 @@ def portal(request) -> dict:
         if item.perm not in perms:
             continue
         try:
-            nav.append({"label": item.label, "url": reverse(item.url_name), "section": item.section})
+            nav.append({"label": str(item.label), "url": reverse(item.url_name), "section": item.section})
         except NoReverseMatch:
             continue  # a page not built yet
     # The switch shows the session's mode; a live-only page (Team) still runs on the live schema.
@@ -31,4 +33,6 @@ def portal(request) -> dict:
         "portal_shared_page": mode == SANDBOX and getattr(request, "portal_mode", mode) == LIVE,
         "portal_nav": nav,
         "portal_perms": {str(p) for p in perms},
+        # Every time on the page is in this zone (portal.middleware): the footer says which.
+        "portal_zone": zone_label(request.tenant.timezone),
     }

@@ -10,6 +10,7 @@ from django.utils import timezone
 
 from catalog.models import DenominationType
 from core.money import exponent, format_number
+from core.zones import zone_label
 
 from .fields import AmountField
 
@@ -90,6 +91,10 @@ class SendRewardForm(forms.Form):
         self.product = product
         self.is_physical = product.type == "physical"
         self.amount_range: tuple[Decimal, Decimal] | None = None  # a range product's bounds
+        # Read in the company's zone (portal.middleware activates it): "09:00" is 9:00 there, DST included.
+        self.fields[
+            "deliver_at"
+        ].help_text = f"In {zone_label(timezone.get_current_timezone_name())}. Leave empty to send now."
         step = Decimal(1).scaleb(-exponent(product.currency))
         if product.denomination_type == DenominationType.FIXED:
             self.fields["amount"] = forms.TypedChoiceField(

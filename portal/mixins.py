@@ -48,6 +48,8 @@ from tenants.middleware import client_ip
 from .permissions import Perm, has_perm
 
 if TYPE_CHECKING:
+    from django.utils.functional import _StrOrPromise as StrOrPromise
+
     from core.db import SchemaTenant
     from tenants.models import Tenant
 
@@ -188,7 +190,7 @@ class PortalMixin:
     two_factor_enrolment: bool = False  # True only for the page where staff set up two-factor (never redirected)
     live_schema_only: bool = False  # True for pages about people (users live in the live schema only)
     nav_section: str = ""
-    page_title: str = ""
+    page_title: str | StrOrPromise = ""  # gettext_lazy("…") to have it translated
 
     def dispatch(self, request, *args, **kwargs):
         denied = portal_gate(request, perm=self.permission, enrolment=self.two_factor_enrolment)

@@ -8,10 +8,14 @@ from __future__ import annotations
 from typing import Any
 
 import segno
+from django import forms
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.shortcuts import redirect
+from django.utils import translation
 from django.utils.safestring import mark_safe
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 
 from accounts.services import (
     recovery_codes_generate,
@@ -21,11 +25,13 @@ from accounts.services import (
     totp_provisioning_uri,
     totp_secret_new,
     totp_verify,
+    user_language_set,
 )
 from core import crypto
 from core.errors import ApplicationError
 
 from ..forms import TotpCodeForm
+from ..middleware import portal_language
 from ..mixins import PortalView
 
 PENDING_SECRET_SESSION_KEY = "portal_totp_pending"  # encrypted with core.crypto, even in the session
@@ -120,3 +126,37 @@ class TwoFactorView(PortalView):
                 # Shown on this response only: the codes are stored hashed and cannot be shown again.
                 return self.render_to_response(self.get_context_data(recovery_codes=codes))
         return self.render_to_response(self.get_context_data(form=form))
+
+
+class LanguageForm(forms.Form):
+    language = forms.ChoiceField(label=gettext_lazy("Portal language"), required=False)
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["language"].choices = [("", gettext_lazy("The company's default"))] + [
+            (code, name) for code, name in django_settings.LANGUAGES
+        ]
+
+
+class LanguageView(PortalView):
+    """Your portal language (en / ms); the company's default when you choose none."""
+
+    permission = None  # every signed-in staff member
+    live_schema_only = True
+    nav_section = "account"
+    page_title = gettext_lazy("Language")
+    template_name = "portal/account_language.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", LanguageForm(initial={"language": self.request.user.language}))
+        return context
+
+    def post(self, request):
+        form = LanguageForm(request.POST)
+        if not form.is_valid():
+            return self.render_to_response(self.get_context_data(form=form), status=422)
+        user_language_set(user=request.user, language=form.cleaned_data["language"], ip=self.client_ip)
+        with translation.override(portal_language(request, self.tenant)):  # say it in the language just chosen
+            messages.success(request, _("Language saved."))
+        return redirect("portal:account_language")

@@ -4,6 +4,7 @@ staff must use two-factor sign-in. The services in tenants.policies validate, st
 from __future__ import annotations
 
 from django import forms
+from django.conf import settings as django_settings
 from django.contrib import messages
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
@@ -11,6 +12,7 @@ from django.utils.translation import gettext_lazy
 
 from core.errors import ApplicationError
 from core.money import format_amount
+from core.zones import zone_names
 from funds.selectors import balance_list
 from tenants.policies import (
     APPROVAL_EXPIRES_DEFAULT_DAYS,
@@ -19,6 +21,7 @@ from tenants.policies import (
     approval_policy_set,
     two_factor_requirement_set,
 )
+from tenants.tenant_settings import tenant_settings_get, tenant_settings_update
 
 from ..fields import AmountField, amount_text
 from ..mixins import PortalView
@@ -121,4 +124,55 @@ class SecuritySettingsView(PortalView):
                     )
                 messages.success(request, _("Settings saved."))
                 return redirect("portal:settings_security")
+        return self.render_to_response(self.get_context_data(form=form), status=422)
+
+
+class CompanySettingsForm(forms.Form):
+    name = forms.CharField(label=gettext_lazy("Company name"), max_length=200)
+    default_locale = forms.ChoiceField(
+        label=gettext_lazy("Recipients' language"),
+        required=False,
+        help_text=gettext_lazy(
+            "For gifts whose recipient and program name no language. Empty: the recipient's browser decides."
+        ),
+    )
+    timezone = forms.ChoiceField(
+        label=gettext_lazy("Time zone"),
+        help_text=gettext_lazy("The portal shows times in it, and a delivery time you type means that time there."),
+    )
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.fields["default_locale"].choices = [("", gettext_lazy("The recipient's browser"))] + [
+            (code, name) for code, name in django_settings.LANGUAGES
+        ]
+        self.fields["timezone"].choices = [(name, name) for name in sorted(zone_names())]
+
+
+class CompanySettingsView(PortalView):
+    """The company's name, recipients' default language and time zone (tenants.tenant_settings, like the API)."""
+
+    permission = Perm.SETTINGS
+    live_schema_only = True  # tenant settings: the same for live and sandbox
+    nav_section = "settings"
+    page_title = gettext_lazy("Company")
+    template_name = "portal/settings_company.html"
+
+    def get_context_data(self, **kwargs):
+        context = super().get_context_data(**kwargs)
+        context.setdefault("form", CompanySettingsForm(initial=tenant_settings_get(tenant=self.tenant)))
+        return context
+
+    def post(self, request):
+        form = CompanySettingsForm(request.POST)
+        if form.is_valid():
+            try:
+                tenant_settings_update(tenant=self.tenant, changes=form.cleaned_data, actor=self.actor)
+            except ApplicationError as exc:
+                for name, errors in exc.errors.items():
+                    for error in errors:
+                        form.add_error(name if name in form.fields else None, error)
+            else:
+                messages.success(request, _("Settings saved."))
+                return redirect("portal:settings_company")
         return self.render_to_response(self.get_context_data(form=form), status=422)
