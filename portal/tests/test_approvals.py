@@ -77,3 +77,25 @@ def test_settings_save_the_policy_and_show_errors_next_to_the_field(funded_a, si
     tenant = Tenant.objects.get(pk=funded_a.pk)
     assert tenant.approval_policy == {"thresholds": {"USD": "1000.00"}, "expires_after_days": 5, "roles": ["manager"]}
     assert tenant.require_two_factor and Tenant.objects.get(live=funded_a).approval_policy == tenant.approval_policy
+
+
+def test_a_waiting_batch_is_in_the_queue_and_its_sender_can_withdraw_it(api_a, funded_a, shop, signed_in, staff):
+    from batches.models import Batch
+    from testsupport.batches import csv_bytes, digital_rows, upload
+    from testsupport.portal import portal_client, sign_in
+
+    approval_policy_set(tenant=funded_a, policy={"thresholds": {"USD": "100.00"}}, actor=None)
+    preview = upload(api_a, csv_bytes(digital_rows(shop.coffee_usd, 20))).json()  # 200.00 USD
+    assert api_a.post(f"/api/v1/batches/{preview['id']}/confirm").json()["status"] == "pending_approval"
+    finance_client, _ = signed_in("finance")
+    assert "Bulk batch" in finance_client.get("/approvals/").content.decode()
+    manager = staff("manager")
+    client = portal_client(funded_a)
+    sign_in(client, manager.email)
+    page = client.get(f"/bulk/{preview['id']}/").content.decode()
+    assert "Waiting for approval" in page and "Withdraw" in page
+    client.post(f"/bulk/{preview['id']}/cancel")
+    with tenant_context(funded_a):
+        batch = Batch.objects.get(pk=preview["id"])
+        assert (batch.status, batch.approval_status) == ("canceled", "rejected")
+        assert balances("USD")[1] == Decimal(0)
