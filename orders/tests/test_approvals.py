@@ -113,8 +113,17 @@ def test_rejection_releases_the_funds_and_cancels_the_order(api_a, approver_a, p
 def test_another_tenants_order_is_not_found(api_a, policy_a, tenant_b, make_api_client, shop):
     order = api_a.post("/api/v1/orders", _order(shop, "150.00")).json()
     approver_b = make_api_client(tenant_b, scopes=["read", "approve"])
-    assert_problem(approver_b.post(f"/api/v1/orders/{order['id']}/approve"), 404, "not_found")
-    assert_problem(approver_b.post(f"/api/v1/orders/{order['id']}/reject"), 404, "not_found")
+    sandbox_a = make_api_client(policy_a.sandbox, scopes=["read", "approve"])
+    for other in (approver_b, sandbox_a):  # another tenant, and this tenant's own sandbox twin
+        assert_problem(other.post(f"/api/v1/orders/{order['id']}/approve"), 404, "not_found")
+        assert_problem(other.post(f"/api/v1/orders/{order['id']}/reject"), 404, "not_found")
+    assert api_a.get(f"/api/v1/orders/{order['id']}").json()["status"] == "pending_approval"
+
+
+def test_an_order_that_never_waited_cannot_be_approved(api_a, approver_a, shop):
+    order = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "50.00")).json()
+    assert_problem(approver_a.post(f"/api/v1/orders/{order['id']}/approve"), 409, "approval_decided")
+    assert api_a.get(f"/api/v1/orders/{order['id']}").json()["approval"] is None
 
 
 def test_key_and_role_rules_and_a_bad_policy_is_refused(api_a, policy_a, shop):
