@@ -166,7 +166,7 @@ def _setup() -> tuple[str, str]:
     return key, json.dumps(body)
 
 
-def _start_server(ctx: Context, port: int) -> subprocess.Popen:
+def _start_server(ctx: Context, port: int, workers: int = 3) -> subprocess.Popen:
     from django.conf import settings
 
     env = dict(os.environ)
@@ -185,7 +185,7 @@ def _start_server(ctx: Context, port: int) -> subprocess.Popen:
     )
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "rewards_portal.wsgi", "-b", f"127.0.0.1:{port}",
-         "-k", "gthread", "-w", "3", "--threads", "6", "--log-level", "warning"],
+         "-k", "gthread", "-w", str(workers), "--threads", "6", "--log-level", "warning"],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.time() + 30
