@@ -33,8 +33,8 @@ def subprocess_env(**extra: str) -> dict[str, str]:
         TEST_REDIS_URL=settings.REDIS_URL,
         TEST_DB_NAME=settings.DATABASES["default"]["NAME"],
         PYTHONUNBUFFERED="1",
-        **extra,
     )
+    env.update(extra)  # may replace any of the above (e.g. DATABASE_URL through a pooler)
     return env
 
 

@@ -113,6 +113,11 @@ def database_config(url: str) -> dict:
     config["HOST"] = unquote(config.get("HOST") or "")
     config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
+    if env.bool("DB_TRANSACTION_POOLING", default=False):
+        # Behind PgBouncer in transaction mode: the schema is set inside each transaction (SET LOCAL), never on
+        # the session, and no server-side cursors (a cursor outlives the transaction that the pooler ends).
+        config["ENGINE"] = "tenants.pooled_backend"
+        config["DISABLE_SERVER_SIDE_CURSORS"] = True
     return config
 
 

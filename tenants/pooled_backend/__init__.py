@@ -1,0 +1,1 @@
+"""django-tenants' PostgreSQL backend behind a pooler in transaction mode (PgBouncer `pool_mode=transaction`)."""
