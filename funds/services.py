@@ -317,6 +317,26 @@ def _hold_source_move(*, hold: Hold, source: Hold, total: Decimal, count: int, d
     hold.amount, hold.status = source.amount, source.status
 
 
+def funds_hold_release_part(*, hold: Hold, amount: Decimal, description: str = "") -> Hold:
+    """Release `amount` of a pending hold back to available funds (holds → cash), in the caller's transaction;
+    the hold shrinks by it and is released when nothing is left. What points spend or let expire of an award's
+    hold. Refused (409) if the hold is not pending or holds less than `amount`."""
+    if amount <= 0:
+        raise ApplicationError("A release must be positive.", code="validation_error")
+    with transaction.atomic(savepoint=False):
+        source = _hold_source_locked(hold, amount)
+        _post(kind=TransactionKind.RELEASE, currency=source.currency, amount=amount,
+              legs={AccountKind.HOLDS: -amount, AccountKind.CASH: amount},
+              description=description or f"Release for {source.reference}", reference=source.reference)  # fmt: skip
+        source.amount -= amount
+        fields = ["amount"]
+        if source.amount == 0:
+            source.status, source.resolved_at = HoldStatus.RELEASED, timezone.now()
+            fields += ["status", "resolved_at"]
+        source.save(update_fields=fields)
+    return source
+
+
 def funds_hold_split(*, hold: Hold, parts: list[tuple[str, Decimal]], description: str = "") -> list[Hold]:
     """Move part of a pending hold into new holds, one per (reference, amount) part (e.g. a bulk batch's hold
     into its rewards' holds), in the caller's transaction.

@@ -6,6 +6,7 @@ from .views import account, approvals, audit_log, auth, bulk, dashboard, develop
 from .views import funds as funds_views
 from .views import orders as orders_views
 from .views import people as people_views
+from .views import points as points_views
 from .views import programs as programs_views
 
 app_name = "portal"
@@ -67,6 +68,8 @@ urlpatterns = [
     path("people/<uuid:person_id>/", people_views.PersonView.as_view(), name="person"),
     path("people/<uuid:person_id>/edit/", people_views.PersonEditView.as_view(), name="person_edit"),
     path("people/<uuid:person_id>/status", people_views.PersonStatusView.as_view(), name="person_status"),
+    path("points/", points_views.PointsView.as_view(), name="points"),
+    path("points/awards/<uuid:award_id>/reverse", points_views.PointsReverseView.as_view(), name="points_reverse"),
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     path("developers/", developers.DevelopersView.as_view(), name="developers"),

@@ -9,6 +9,7 @@ from catalog.views import demo_brand_logo
 from core.health import healthz, readyz
 from fulfillment import views_claim
 from observability.views import metrics
+from points import page as points_page
 from tenants.apis import TokenApi
 
 api_v1: list[URLPattern | URLResolver] = [
@@ -23,6 +24,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("orders.urls")),
     path("", include("fulfillment.urls")),
     path("", include("batches.urls")),
+    path("", include("points.urls")),
 ]
 
 urlpatterns = [
@@ -42,6 +44,12 @@ urlpatterns = [
     path("r/<str:token>/verify", views_claim.claim_verify_view, name="claim-verify"),
     path("r/<str:token>/choose", views_claim.claim_choose_view, name="claim-choose"),
     path("r/<str:token>/address", views_claim.claim_address_view, name="claim-address"),
+    # The recipients' points page, on tenant hosts (the tenant comes from the host): points/page.py
+    path("p/", points_page.points_home, name="points-page"),
+    path("p/login/<str:token>", points_page.points_login, name="points-login"),
+    path("p/logout", points_page.points_logout, name="points-logout"),
+    path("p/redeem", points_page.points_redeem_view, name="points-redeem"),
+    path("p/done", points_page.points_redeemed, name="points-redeemed"),
     # The staff portal, on tenant hosts only (its views answer 404 on the public host): portal/urls.py
     path("", include("portal.urls")),
 ]

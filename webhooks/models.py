@@ -45,6 +45,12 @@ EVENT_TYPES = (
     "batch.approval_required",
     "batch.approved",
     "batch.rejected",
+    "points.awarded",
+    "points.redeemed",
+    "points.expired",
+    "points.expiring",
+    "points.reversed",
+    "activity.earned",
     "webhook.test",
 )
 ALL_EVENTS = "*"

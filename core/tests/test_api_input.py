@@ -86,6 +86,8 @@ WORLD_FIELDS = {
     "shipment_id": "shipment_id",
     "batch_id": "batch_id",
     "person_id": "person_id",
+    "award_id": "award_id",
+    "rule_id": "rule_id",
 }
 
 

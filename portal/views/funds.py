@@ -22,6 +22,7 @@ from funds.deposit_requests import deposit_request_create
 from funds.models import LedgerTransaction, TransactionKind
 from funds.selectors import balance_list, deposit_request_list, low_balance_recipients, transaction_list
 from funds.services import funds_set_low_balance_threshold, low_balance_recipients_set
+from points.selectors import points_liabilities
 
 from ..fields import AmountField, amount_text
 from ..mixins import PortalMixin, PortalView
@@ -135,6 +136,10 @@ class FundsView(PortalView):
             is_first_page=not cursor,
             filter_query=query.urlencode(),
             instructions=deposit_instructions(),
+            # Money held for points people have not spent yet: part of `held` above, shown per program.
+            points_liabilities=[
+                {"l": row, "value": money(row.value, row.program.points_currency)} for row in points_liabilities()
+            ],
             deposit_requests=[{"d": d, "amount": money(d.amount, d.currency)} for d in deposit_request_list()[:5]],
             recipients=recipients,
         )

@@ -53,6 +53,7 @@ TENANT_APPS = [
     "webhooks",
     "audit",
     "batches",
+    "points",
 ]
 INSTALLED_APPS = list(SHARED_APPS) + [app for app in TENANT_APPS if app not in SHARED_APPS]
 
@@ -437,7 +438,15 @@ CELERY_BEAT_SCHEDULE: dict = {
     "batch-approvals-expire": {"task": "batches.tasks.batch_approvals_expire_task", "schedule": 300.0},
     # Reminders of unclaimed claim links on each program's schedule (fulfillment.reminders).
     "reminders-sweep": {"task": "fulfillment.tasks.reminders_sweep", "schedule": 900.0, "options": {"expires": 900.0}},
+    # Points: the expiry notice (POINTS_EXPIRY_NOTICE_DAYS before) and expiry itself.
+    "points-expiry": {"task": "points.tasks.points_expiry_sweep", "schedule": 3600.0, "options": {"expires": 3600.0}},
 }
+# Days before points expire that their holder is emailed (and a points.expiring event sent), once per award.
+POINTS_EXPIRY_NOTICE_DAYS = env.int("POINTS_EXPIRY_NOTICE_DAYS", default=14)
+# The points page's emailed sign-in links: minutes one stays valid, and links asked for per address and per client
+# address per hour.
+POINTS_SIGN_IN_TTL_MINUTES = env.int("POINTS_SIGN_IN_TTL_MINUTES", default=30)
+POINTS_SIGN_IN_LIMIT_PER_HOUR = env.int("POINTS_SIGN_IN_LIMIT_PER_HOUR", default=5)
 
 # --- Webhooks -----------------------------------------------------------------------------------------
 # Outbound HTTP may reach loopback/private addresses (the SSRF guard, webhooks/outbound.py): off unless an

@@ -90,6 +90,21 @@ ID_ROUTES: dict[str, IdRoute] = {
     "batch-errors-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "batch-results-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "person-detail": IdRoute(lambda w: {"person_id": w.person_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}),
+    "person-points": IdRoute(lambda w: {"person_id": w.person_id}),
+    "person-points-history": IdRoute(lambda w: {"person_id": w.person_id}),
+    "person-points-redeem": IdRoute(
+        lambda w: {"person_id": w.person_id},
+        {
+            "POST": {
+                "program": "security-matrix",
+                "product_id": "00000000-0000-0000-0000-000000000000",
+                "amount": "10.00",
+                "currency": "USD",
+            }
+        },
+    ),
+    "points-award-reverse": IdRoute(lambda w: {"award_id": w.award_id}, {"POST": {}}),
+    "earning-rule-detail": IdRoute(lambda w: {"rule_id": w.rule_id}, {"PATCH": {"enabled": False}, "DELETE": {}}),
 }
 
 
@@ -119,7 +134,15 @@ LIST_ROUTES: dict[str, ListRoute] = {
     "product-list": ListRoute(),
     "shipping-method-list": ListRoute(),
     "fx-rate-list": ListRoute(),
-    "program-list": ListRoute(owner_sees=("program",)),
+    "program-list": ListRoute(owner_sees=("program",), bodies={"POST": {"slug": "mallory", "name": "Mallory"}}),
+    "earning-rule-list": ListRoute(
+        owner_sees=("earning_rule",),
+        bodies={"POST": {"program": "security-matrix", "activity_type": "x", "points_fixed": 1}},
+    ),
+    "points-award-create": ListRoute(  # POST only: nothing to read
+        lambda w: [], bodies={"POST": {"person_external_id": "emp-1", "program": "security-matrix", "points": 1}}
+    ),
+    "report-points": ListRoute(owner_sees=("program",)),
     "order-list": ListRoute(
         lambda w: [{}, {"program": w.program_slug}, {"status": "pending"}],
         owner_sees=("order", "physical_order"),

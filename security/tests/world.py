@@ -32,6 +32,8 @@ class World:
     batch_id: str = ""
     person_id: str = ""
     activity_id: str = ""
+    award_id: str = ""
+    rule_id: str = ""
     product_id: str = ""  # a global catalogue product (visible to every tenant)
     carrier: str = ""  # the physical reward's carrier (manifest queries)
     code: str = ""
@@ -53,6 +55,8 @@ class World:
             "batch": self.batch_id,
             "person": self.person_id,
             "activity": self.activity_id,
+            "award": self.award_id,
+            "earning_rule": self.rule_id,
         }
 
 
@@ -70,7 +74,8 @@ def build_world(owner, api, shop, *, hook_url: str = "http://127.0.0.1:9/hook") 
     with tenant_context(owner):
         funds_deposit(currency="USD", amount="1000.00")
         world.transaction_id = str(LedgerTransaction.objects.filter(kind="deposit").latest("created_at").id)
-        world.program_slug = program_create(slug="security-matrix", name="Security matrix").slug
+        points = {"name": "Kudos", "points_per_unit": 100, "currency": "USD", "self_redeem": True}
+        world.program_slug = program_create(slug="security-matrix", name="Security matrix", points=points).slug
         endpoint, secret = webhook_endpoint_create(url=hook_url, events=["*"])
         world.endpoint_id, world.secrets = endpoint.id, [secret]
         with transaction.atomic():
@@ -109,6 +114,14 @@ def build_world(owner, api, shop, *, hook_url: str = "http://127.0.0.1:9/hook") 
     activity = api.post("/api/v1/activities", activity_body)
     assert activity.status_code == 201, activity.content
     world.activity_id = activity.json()["id"]
+    award = api.post("/api/v1/points/awards", {"person_id": world.person_id, "program": world.program_slug,
+                                               "points": 5000, "external_id": "award-1"})  # fmt: skip
+    assert award.status_code == 201, award.content
+    world.award_id = award.json()["id"]
+    rule = api.post("/api/v1/earning-rules", {"program": world.program_slug, "activity_type": "deal.closed",
+                                              "points_fixed": 10})  # fmt: skip
+    assert rule.status_code == 201, rule.content
+    world.rule_id = rule.json()["id"]
 
     with tenant_context(owner):
         reward_fulfil(reward_id=world.reward_id)

@@ -1,0 +1,13 @@
+from django.apps import AppConfig
+
+
+class PointsConfig(AppConfig):
+    name = "points"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        # Earning rules react to the activities the people app records (people.reactions): registered here,
+        # since people sits below points and must not import it.
+        from points import earning
+
+        earning.register()
