@@ -213,8 +213,9 @@ def test_catalog_load_demo_is_idempotent_and_varied(db):
     assert counts[0] >= 30
     products = list(Product.objects.prefetch_related("choice_options"))
     countries = {country for product in products for country in product.countries}
-    assert {"US", "GB", "DE", "FR", "CA", "AU", "JP"} <= countries
-    assert {"USD", "GBP", "EUR", "CAD", "AUD", "JPY"} <= {product.currency for product in products}
+    assert {"US", "GB", "DE", "FR", "CA", "AU", "JP", "MY"} <= countries
+    assert {"USD", "GBP", "EUR", "CAD", "AUD", "JPY", "MYR"} <= {product.currency for product in products}
+    assert FxRate.objects.filter(base="USD", quote="MYR").exists() and FxRate.objects.filter(base="MYR").count() >= 6
     assert {"fixed", "range"} == {product.denomination_type for product in products}
     types = [product.type for product in products]
     assert types.count("choice") >= 2 and "physical" in types and "experience" in types

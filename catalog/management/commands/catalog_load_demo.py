@@ -71,6 +71,12 @@ BRANDS = [
     ("streamwave-music", "Streamwave Music", "Music streaming subscriptions and downloads."),
     ("goodfork-meals", "Goodfork Meal Kits", "Recipe boxes delivered weekly."),
     ("portal-choice", "Rewards Portal Choice", "Let the recipient choose from a curated selection."),
+    # Malaysia (fictional too)
+    ("kopi-selasih", "Kopi Selasih", "Kopitiam breakfasts, kaya toast and local coffee."),
+    ("pasar-hijau", "Pasar Hijau", "Fresh groceries and household goods across Malaysia."),
+    ("teraju-elektronik", "Teraju Elektronik", "Phones, laptops and home appliances."),
+    ("batik-serai", "Batik Serai", "Hand-drawn batik clothing and gifts."),
+    ("pawagam-bulan", "Pawagam Bulan", "Cinema tickets and snacks."),
 ]
 TERMS = "No cash value. Not reloadable. Lost or stolen codes cannot be replaced. Demo data: fictional brand."
 REDEEM = {
@@ -167,6 +173,11 @@ PRODUCTS = [
     ("everglow-us", "everglow-beauty", "Everglow Beauty eGift", "digital", "USD", "US", "25 50 75", ""),
     ("streamwave-us", "streamwave-music", "Streamwave 6-Month Premium", "digital", "USD", "US CA GB", "60", ""),
     ("goodfork-de", "goodfork-meals", "Goodfork Kochbox Gutschein", "digital", "EUR", "AT DE", "30 60 90", ""),
+    ("kopi-selasih-my", "kopi-selasih", "Kopi Selasih e-Baucar", "digital", "MYR", "MY", "10 20 50", "qr"),
+    ("pasar-hijau-my", "pasar-hijau", "Pasar Hijau e-Baucar", "digital", "MYR", "MY", "20-1000", "code128"),
+    ("teraju-my", "teraju-elektronik", "Teraju Elektronik eGift", "digital", "MYR", "MY", "50 100 200 500", ""),
+    ("batik-serai-box-my", "batik-serai", "Batik Serai Gift Box", "physical", "MYR", "MY", "80 150", ""),
+    ("pawagam-bulan-my", "pawagam-bulan", "Pawagam Bulan Movie Pass for Two", "experience", "MYR", "MY", "45", "qr"),
 ]
 # key, name, currency, countries, denominations, option keys (same currency, listed above)
 CHOICES = [
@@ -194,6 +205,14 @@ CHOICES = [
         "20-200",
         "rheinblick-de celeste-fr voltline-de everglow-fr",
     ),
+    (
+        "choice-my-pilihan",
+        "Pilihan Hadiah (Malaysia)",
+        "MYR",
+        "MY",
+        "50 100",
+        "pasar-hijau-my teraju-my kopi-selasih-my",
+    ),
 ]
 # key, name, carrier, countries, price, currency, days
 SHIPPING = [
@@ -206,11 +225,12 @@ SHIPPING = [
     ("ca-standard", "Standard (Canada)", "Maple Courier", "CA", "8.50", "CAD", 6),
     ("au-standard", "Standard (Australia)", "Southern Cross Freight", "AU", "9.95", "AUD", 5),
     ("jp-standard", "Standard (Japan)", "Hikari Bin", "JP", "800", "JPY", 2),
-    ("intl-tracked", "International tracked", "GlobeTrack", "AU CA DE FR GB JP US", "24.00", "USD", 10),
+    ("my-standard", "Standard (Malaysia)", "Kenari Express", "MY", "8.00", "MYR", 3),
+    ("intl-tracked", "International tracked", "GlobeTrack", "AU CA DE FR GB JP MY US", "24.00", "USD", 10),
 ]
 
 # 1 USD in each currency; cross rates are derived, so every pair is consistent.
-USD_RATES = {"USD": "1", "EUR": "0.92", "GBP": "0.79", "CAD": "1.36", "AUD": "1.52", "JPY": "151.30"}
+USD_RATES = {"USD": "1", "EUR": "0.92", "GBP": "0.79", "CAD": "1.36", "AUD": "1.52", "JPY": "151.30", "MYR": "4.47"}
 FX_AS_OF = datetime(2025, 1, 1, tzinfo=UTC)
 
 
