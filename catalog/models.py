@@ -67,10 +67,30 @@ class Supplier(models.Model):
         return self.code
 
 
+class StoredImage(models.Model):
+    """An uploaded logo (a brand's, or a tenant program's), kept by the platform and served by it from
+    /media/logos/<key> (catalog.images): recipients' mail and pages never load images from other hosts.
+    Content-addressed: the key is the SHA-256 of the bytes plus the format's extension, so a URL never changes
+    meaning and may be cached for ever."""
+
+    key = models.CharField(max_length=80, primary_key=True)
+    content_type = models.CharField(max_length=40)
+    data = models.BinaryField()
+    width = models.PositiveIntegerField()
+    height = models.PositiveIntegerField()
+    created_at = models.DateTimeField(default=timezone.now)
+
+    def __str__(self) -> str:
+        return self.key
+
+
 class Brand(models.Model):
     slug = models.SlugField(max_length=80, unique=True)
     name = models.CharField(max_length=200)
+    # Shown only when it is a path served by this app (the demo catalogue's drawn logos); an uploaded `logo`
+    # wins. Logos on other hosts are never shown: they break, and they tell those hosts who opened a gift.
     logo_url = models.URLField(max_length=500, blank=True)
+    logo = models.ForeignKey(StoredImage, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     description = models.TextField(blank=True)
     terms = models.TextField(blank=True)
     redemption_instructions = models.TextField(blank=True)

@@ -39,6 +39,7 @@ from django.utils import timezone
 from django.utils.translation import gettext
 from django.utils.translation import gettext_lazy as _
 
+from catalog.images import brand_logo_src, logo_path
 from catalog.models import Product
 from core.errors import ApplicationError
 from core.money import format_money
@@ -109,6 +110,7 @@ class ClaimPage:
     message: str
     primary_color: str
     expires_at: datetime | None
+    program_logo_url: str = ""  # the sending program's uploaded logo (catalog.images), "" for none
     # The browser binding to store after a reveal (the view signs it into a cookie).
     binding: str = field(default="", repr=False)
     code: str | None = field(default=None, repr=False)  # never in a repr, a log line or a traceback
@@ -176,7 +178,8 @@ def _base_page(reward: Reward, state: str) -> ClaimPage:
         state=state,
         brand=snapshot.get("brand") or (brand.name if brand else ""),
         product_name=snapshot.get("name", ""),
-        logo_url=brand.logo_url if brand else "",
+        logo_url=brand_logo_src(brand),
+        program_logo_url=logo_path(str(branding.get("logo") or "")),
         description=(product.description or brand.description) if product and brand else "",
         terms=brand.terms if brand else "",
         redemption_instructions=brand.redemption_instructions if brand else "",
@@ -212,7 +215,7 @@ def _page(reward: Reward) -> ClaimPage:
                     id=str(option.id),
                     brand=option.brand.name,
                     name=option.name,
-                    logo_url=option.brand.logo_url,
+                    logo_url=brand_logo_src(option.brand),
                     description=option.description or option.brand.description,
                 )
                 for option in choice_options(reward)

@@ -16,6 +16,7 @@ from django.utils import translation
 from django.utils.formats import date_format
 from django.utils.translation import gettext as _
 
+from catalog.images import absolute, logo_path
 from core import crypto
 from core.i18n import language
 from core.money import format_money
@@ -34,7 +35,8 @@ def _branding(reward: Reward) -> dict[str, str]:
     program = reward.order.program
     branding = dict(program.branding or {}) if program else {}
     return {
-        "logo_url": branding.get("logo_url", ""),
+        # Only a logo the platform stores (catalog.images), as a full URL: mail is read far from the app's host.
+        "logo_url": absolute(logo_path(str(branding.get("logo") or ""))),
         "primary_color": branding.get("primary_color", "#4f46e5"),
         "company": reward.sender_name or (program.sender_name if program else "") or _("Your team"),
     }
@@ -229,3 +231,24 @@ def reward_sms_text(reward: Reward, *, reminder: bool = False) -> str:
             }
             + pin
         )
+
+
+def program_email_preview(*, program: Any, locale: str) -> tuple[str, str]:
+    """(subject, HTML) of the email a claim link of this program sends, in `locale`, for a sample gift: what the
+    Programs page shows for each language, with the program's logo, colour and sender name."""
+    from decimal import Decimal
+
+    from orders.models import Order
+
+    sample = Reward(
+        order=Order(type=OrderType.LINK, program=program),
+        product_snapshot={"brand": "Lumen Coffee", "name": "Lumen Coffee eGift", "type": "digital"},
+        amount=Decimal("50"),
+        currency=program.budget_currency or "USD",
+        message=program.default_message or "",
+        sender_name=program.sender_name,
+        locale=locale,
+        claim_token_encrypted=crypto.encrypt("sample-link"),
+    )
+    subject, _text, html = reward_email_render(sample, preview=True)
+    return subject, html

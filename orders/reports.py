@@ -72,3 +72,38 @@ def reward_rates(counts: dict[str, int]) -> RewardRates:
         reached=sum(counts.get(s, 0) for s in REACHED_STATES),
         redeemed=counts.get(RewardStatus.REDEEMED, 0),
     )
+
+
+@dataclass(frozen=True)
+class Breakage:
+    """Claim links that expired unclaimed, per funding currency (orders.expiry's RewardExpiry rows)."""
+
+    currency: str
+    released: Decimal  # went back to available funds
+    released_count: int
+    kept: Decimal  # stayed spent: the program keeps codes valid, the code was disclosed, or the void was refused
+    kept_count: int
+
+
+def breakage_by_currency() -> list[Breakage]:
+    """Breakage in the schema in use, per currency: one GROUP BY over the expiry records."""
+    from .models import ExpiryOutcome, RewardExpiry
+
+    totals: dict[str, dict[str, tuple[Decimal, int]]] = {}
+    rows = RewardExpiry.objects.values("currency", "outcome").annotate(total=Sum("amount"), n=Count("id")).order_by()
+    for row in rows:
+        totals.setdefault(row["currency"], {})[row["outcome"]] = (row["total"] or Decimal(0), row["n"])
+    result = []
+    for currency in sorted(totals):
+        released = totals[currency].get(ExpiryOutcome.RELEASED, (Decimal(0), 0))
+        others = [value for outcome, value in totals[currency].items() if outcome != ExpiryOutcome.RELEASED]
+        result.append(
+            Breakage(
+                currency=currency,
+                released=released[0],
+                released_count=released[1],
+                kept=sum((value[0] for value in others), Decimal(0)),
+                kept_count=sum(value[1] for value in others),
+            )
+        )
+    return result

@@ -7,6 +7,7 @@ from rest_framework import serializers, status
 from rest_framework.response import Response
 
 from api.views import TenantListAPIView, TenantRetrieveAPIView
+from catalog.images import absolute, logo_path
 from core.money import format_amount
 
 from .models import BudgetPeriod, Program
@@ -25,7 +26,8 @@ class BudgetOutput(serializers.Serializer):
 
 
 class BrandingOutput(serializers.Serializer):
-    logo_url = serializers.CharField(required=False)
+    logo = serializers.CharField(required=False, help_text="Id of the uploaded logo (POST /api/v1/logos)")
+    logo_url = serializers.CharField(required=False, help_text="Where the uploaded logo is served")
     primary_color = serializers.CharField(required=False)
 
 
@@ -118,7 +120,11 @@ class ProgramOutput(serializers.Serializer):
 
     @extend_schema_field(BrandingOutput)
     def get_branding(self, program: Program) -> dict:
-        return {key: value for key, value in program.branding.items() if key in ("logo_url", "primary_color")}
+        branding = {key: value for key, value in program.branding.items() if key in ("logo_url", "primary_color")}
+        if program.branding.get("logo"):  # an uploaded logo is the one recipients see
+            branding["logo"] = program.branding["logo"]
+            branding["logo_url"] = absolute(logo_path(str(program.branding["logo"])))
+        return branding
 
 
 PROGRAM_EXAMPLE = {

@@ -16,7 +16,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_action
-from catalog.models import Brand, Product
+from catalog.models import Brand, Product, StoredImage
 from core.errors import ApplicationError
 from core.money import parse_amount, parse_currency
 from core.text import control_character_error
@@ -25,7 +25,9 @@ from .models import CLAIM_DAYS_MAX, BudgetPeriod, CatalogRule, CatalogRuleMode, 
 
 PROGRAM_SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9-]{0,58}[a-z0-9]$")
 COLOR_RE = re.compile(r"^#[0-9a-fA-F]{6}$")
-BRANDING_KEYS = ("logo_url", "primary_color")
+# `logo`: the key of a logo uploaded to the platform (catalog.images), the only logo recipients see;
+# `logo_url` is kept for API clients that set it but never shown (hot-linked images break and track).
+BRANDING_KEYS = ("logo", "logo_url", "primary_color")
 # Reminder schedules: at most this many of each kind, each a whole number of days within the claim window.
 REMINDERS_MAX = 5
 REMINDER_KINDS = ("after_days", "before_expiry_days")
@@ -62,6 +64,8 @@ def _branding(value: dict[str, Any] | None, errors: dict[str, list[str]]) -> dic
             URLValidator(schemes=["https", "http"])(branding["logo_url"])
         except ValidationError:
             problems.append("logo_url must be an http(s) URL.")
+    if branding.get("logo") and not StoredImage.objects.filter(key=str(branding["logo"])).exists():
+        problems.append("logo must be the id of an uploaded logo (POST /api/v1/logos).")
     if branding.get("primary_color") and not COLOR_RE.match(str(branding["primary_color"])):
         problems.append("primary_color must look like #1A2B3C.")
     if problems:

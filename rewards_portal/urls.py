@@ -1,11 +1,11 @@
 """URL configuration: health, the API (tenant from credential), docs, admin (operator, public schema), portal."""
 
 from django.contrib import admin
-from django.urls import URLPattern, URLResolver, include, path
+from django.urls import URLPattern, URLResolver, include, path, re_path
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from api.tenant_settings import TenantSettingsApi
-from catalog.views import demo_brand_logo
+from catalog.views import demo_brand_logo, stored_logo
 from core.health import healthz, readyz
 from fulfillment import views_claim
 from observability.views import metrics
@@ -37,6 +37,8 @@ urlpatterns = [
     path("anymail/", include("anymail.urls")),  # email provider tracking webhooks (bounces)
     path("console/", include("portal.console.urls")),  # operator console, public host only
     path("demo/brand-logos/<slug:slug>.svg", demo_brand_logo, name="demo-brand-logo"),
+    # Uploaded logos (catalog/images.py), on every host: claim pages, the portal and emails show them.
+    re_path(r"^media/logos/(?P<key>[0-9a-f]{64}\.(?:png|jpg|webp))$", stored_logo, name="stored-logo"),
     # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claim_page.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),

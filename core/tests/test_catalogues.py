@@ -31,8 +31,9 @@ def test_the_recipient_templates_have_no_bare_text_now():
 
 
 def test_bare_text_added_to_the_claim_page_fails_the_check():
-    source = PAGE.read_text().replace("{% block content %}", "{% block content %}\n<p>Scan me at the till</p>", 1)
-    source = source.replace('alt=""', 'alt="Brand logo"', 1)
+    source = PAGE.read_text().replace(
+        "{% block content %}", '{% block content %}\n<p>Scan me at the till</p><img src="/x.png" alt="Brand logo">', 1
+    )
 
     problems = [str(problem) for problem in catalogues.template_text_problems(PAGE, source=source)]
 

@@ -8,6 +8,8 @@ import pytest
 from django.db import connection
 from django_tenants.utils import tenant_context
 
+from catalog.images import brand_logo_set
+from catalog.tests.test_logos import png
 from core import crypto
 from fulfillment.services import reward_fulfil
 from funds.services import funds_deposit
@@ -37,6 +39,7 @@ def _links(tenant) -> tuple[dict[str, str], dict[str, str]]:
     connection.set_schema_to_public()
     key, raw = api_key_create(tenant=tenant, scopes=["read", "write"])
     shop = make_shop()
+    brand_logo_set(brand=shop.coffee_usd.brand, data=png())  # uploaded: served by the app itself
     with tenant_context(tenant):
         funds_deposit(currency="USD", amount="100.00")
         program_create(slug="careful", name="Careful", sender_name="Acme People Team", verification="email")
@@ -61,6 +64,8 @@ def test_a_link_revealed_on_the_phone_opens_on_the_laptop(smtp, committed_tenant
         phone.goto(f"/r/{plain['token']}")
         phone.get_by_role("button", name="Reveal code").click()
         assert phone.locator("#claim-code").inner_text() == plain["code"]
+        assert phone.locator("img.logo").count() == 1
+        assert phone.evaluate("Array.from(document.images).every(i => i.complete && i.naturalWidth > 0)")
         phone.screenshot(path=str(SCREENSHOTS / "claim-phone-revealed.png"), full_page=True)
 
         laptop_context = browser.new_context(base_url=live_http, viewport=LAPTOP)  # a new device: no cookies

@@ -1,6 +1,7 @@
 """Claim links past their claim-by date: the beat sweep expires them once and gives back exactly the value that
 never left the vault (orders.expiry), whatever the program's policy and however many sweeps run at once."""
 
+import re
 from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
@@ -22,6 +23,7 @@ from tenants.services import api_key_create
 from testsupport.api import ApiClient
 from testsupport.catalog import make_shop
 from testsupport.orders import link_order
+from testsupport.portal import make_staff, portal_client, sign_in
 from webhooks.models import Event
 
 
@@ -84,6 +86,13 @@ def test_expiry_returns_only_value_that_never_left_the_vault_once(api_a, funded_
         assert ledger_invariant_violations() == []
     # a cancel after expiry gets nothing more back
     assert api_a.post(f"/api/v1/rewards/{untouched.id}/cancel").status_code == 409
+    # the Funds page shows the breakage: 55.00 back in 2 rewards, 10.00 stayed spent in 1
+    staff = make_staff(funded_a, "finance.expiry@alpha.test", "finance")
+    portal = portal_client(funded_a)
+    sign_in(portal, staff.email)
+    table = portal.get("/funds/").content.decode().split('data-testid="funds-breakage"')[1].split("</table>")[0]
+    cells = re.findall(r'<td class="num[^"]*">([^<]+)</td>', table)
+    assert cells == ["55.00 USD", "2", "10.00 USD", "1"]
 
 
 def test_keep_policy_and_a_refused_void_move_no_money(api_a, funded_a, shop):

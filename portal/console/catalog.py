@@ -1,4 +1,5 @@
-"""Operator console: the catalogue and suppliers (counts, inventory stock) and inventory code uploads (CSV)."""
+"""Operator console: the catalogue and suppliers (counts, inventory stock), inventory code uploads (CSV) and
+brand logos (stored and served by the platform: catalog.images)."""
 
 from __future__ import annotations
 
@@ -26,6 +27,33 @@ class InventoryUploadForm(forms.Form):
         self.fields["product"].choices = [  # type: ignore[attr-defined]  # a ChoiceField("", "Choose a product")] + [
             (str(p.pk), f"{p.name} ({p.currency}) · {p.supplier.code}") for p in products.order_by("name")
         ]
+
+
+class BrandLogoForm(forms.Form):
+    brand = forms.ChoiceField()
+    logo = forms.FileField(label="Logo", help_text="PNG, JPEG or WebP, at most 512 KB and 2048 px a side. No SVG.")
+
+    def __init__(self, *args, **kwargs) -> None:
+        from catalog.models import Brand
+
+        super().__init__(*args, **kwargs)
+        self.fields["brand"].choices = [("", "Choose a brand")] + [  # type: ignore[attr-defined]  # a ChoiceField
+            (brand.slug, f"{brand.name}{' · has a logo' if brand.logo_id else ''}") for brand in Brand.objects.all()
+        ]
+
+
+def _brand_logo_upload(request, form: BrandLogoForm) -> bool:
+    from catalog.images import LOGO_MAX_BYTES, brand_logo_set
+    from catalog.models import Brand
+
+    brand = Brand.objects.get(slug=form.cleaned_data["brand"])
+    try:
+        brand_logo_set(brand=brand, data=form.cleaned_data["logo"].read(LOGO_MAX_BYTES + 1))
+    except ApplicationError as exc:
+        form.add_error("logo", exc.detail)
+        return False
+    messages.success(request, f"Logo of {brand.name} saved.")
+    return True
 
 
 def _inventory_upload(request, form: InventoryUploadForm) -> bool:
@@ -75,8 +103,14 @@ def catalog_view(request):
     from catalog.models import Brand, Product, Supplier
 
     form = InventoryUploadForm()
+    logo_form = BrandLogoForm()
     status = 200
-    if request.method == "POST":
+    if request.method == "POST" and request.POST.get("action") == "logo":
+        logo_form = BrandLogoForm(request.POST, request.FILES)
+        if logo_form.is_valid() and _brand_logo_upload(request, logo_form):
+            return redirect("console:catalog")
+        status = 422
+    elif request.method == "POST":
         form = InventoryUploadForm(request.POST, request.FILES)
         if form.is_valid() and _inventory_upload(request, form):
             return redirect("console:catalog")
@@ -87,6 +121,7 @@ def catalog_view(request):
         lines = [line for line in stock if line.supplier_code == supplier.code]
         suppliers.append({"supplier": supplier, "stock": lines})
     counts = {"brands": Brand.objects.count(), "products": Product.objects.count(), "suppliers": len(suppliers)}
-    context = {"counts": counts, "suppliers": suppliers, "form": form, "page_title": "Catalogue and suppliers",
+    context = {"counts": counts, "suppliers": suppliers, "form": form, "logo_form": logo_form,
+               "page_title": "Catalogue and suppliers",
                "nav_section": "catalog"}  # fmt: skip
     return render(request, "console/catalog.html", context, status=status)

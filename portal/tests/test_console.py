@@ -240,3 +240,22 @@ def test_tenant_list_is_paged_and_searchable(operator_client, settings, monkeypa
     none = operator_client.get("/console/tenants/", {"q": "no-such-tenant"}).content.decode()
     assert "No tenant matches" in none
     assert operator_client.get("/console/tenants/", {"page": "junk"}).status_code == 200  # first page
+
+
+def test_brand_logo_upload_is_checked_and_stored(operator_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.models import Brand
+    from catalog.services import brand_upsert
+    from catalog.tests.test_logos import png
+
+    brand = brand_upsert(slug="console-logo", name="Console Logo Co")
+    svg = SimpleUploadedFile("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", content_type="image/svg+xml")
+    refused = operator_client.post("/console/catalog/", {"action": "logo", "brand": brand.slug, "logo": svg})
+    assert refused.status_code == 422 and "SVG logos are not accepted" in refused.content.decode()
+
+    upload = SimpleUploadedFile("logo.png", png(), content_type="image/png")
+    saved = operator_client.post("/console/catalog/", {"action": "logo", "brand": brand.slug, "logo": upload})
+
+    assert saved.status_code == 302
+    assert Brand.objects.get(pk=brand.pk).logo_id.endswith(".png")

@@ -61,3 +61,35 @@ def test_claim_link_settings_are_set_on_the_program_page(signed_in, tenant_a):
     assert program.reminders == {"after_days": [3, 7], "before_expiry_days": [7]}
     page = client.get("/programs/kudos/").content.decode()
     assert 'value="3, 7"' in page and 'value="60"' in page
+
+
+def test_program_logo_upload_and_branded_email_previews_in_each_language(signed_in, tenant_a):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    from catalog.tests.test_logos import png
+
+    client, _ = signed_in("admin")
+    form = {**FORM, "sender_name": "Acme People Team", "primary_color": "#0F766E"}
+    svg = SimpleUploadedFile("logo.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", content_type="image/svg+xml")
+    refused = client.post("/programs/new/", {**form, "logo": svg})
+    assert refused.status_code == 200 and 'id="id_logo_error"' in refused.content.decode()
+
+    logo = SimpleUploadedFile("logo.png", png(), content_type="image/png")
+    assert client.post("/programs/new/", {**form, "logo": logo}).status_code == 302
+    with tenant_context(tenant_a):
+        key = Program.objects.get(slug="kudos").branding["logo"]
+
+    page = client.get("/programs/kudos/").content.decode()
+    assert f'src="/media/logos/{key}"' in page
+    assert 'data-testid="email-subject-en">Acme People Team sent you a Lumen Coffee gift<' in page
+    assert 'data-testid="email-subject-ms">Acme People Team menghantar hadiah Lumen Coffee kepada anda<' in page
+    assert f"/media/logos/{key}" in page.split('data-testid="email-preview-ms"')[0].rsplit("srcdoc=", 1)[1]
+    assert "#0F766E" in page
+
+    # saving without a new file keeps the logo; "remove" drops it
+    assert client.post("/programs/kudos/", form).status_code == 302
+    with tenant_context(tenant_a):
+        assert Program.objects.get(slug="kudos").branding["logo"] == key
+    assert client.post("/programs/kudos/", {**form, "remove_logo": "on"}).status_code == 302
+    with tenant_context(tenant_a):
+        assert "logo" not in Program.objects.get(slug="kudos").branding

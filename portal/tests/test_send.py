@@ -43,7 +43,7 @@ def _post(client, product, action="preview", **fields):
 def test_catalogue_lists_brand_cards_and_filters_by_currency(manager, shop):
     page = manager.get("/send/").content.decode()
     assert "Lumen Coffee eGift" in page and "Quire Books UK" in page
-    assert 'class="brand-logo brand-initials" aria-hidden="true">LC<' in page
+    assert 'class="brand-logo logo-tile" role="img" aria-label="Lumen Coffee"' in page and ">LC</span>" in page
     gbp = manager.get("/send/", {"currency": "GBP"}).content.decode()
     assert "Quire Books UK" in gbp and "Lumen Coffee eGift" not in gbp
     physical = manager.get("/send/", {"type": "physical", "country": "DE"}).content.decode()

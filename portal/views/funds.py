@@ -22,6 +22,7 @@ from funds.deposit_requests import deposit_request_create
 from funds.models import LedgerTransaction, TransactionKind
 from funds.selectors import balance_list, deposit_request_list, low_balance_recipients, transaction_list
 from funds.services import funds_set_low_balance_threshold, low_balance_recipients_set
+from orders.reports import breakage_by_currency
 from points.selectors import points_liabilities
 
 from ..fields import AmountField, amount_text
@@ -142,6 +143,16 @@ class FundsView(PortalView):
             ],
             deposit_requests=[{"d": d, "amount": money(d.amount, d.currency)} for d in deposit_request_list()[:5]],
             recipients=recipients,
+            breakage=[
+                {
+                    "currency": row.currency,
+                    "released": money(row.released, row.currency),
+                    "released_count": row.released_count,
+                    "kept": money(row.kept, row.currency),
+                    "kept_count": row.kept_count,
+                }
+                for row in breakage_by_currency()
+            ],
         )
         context.setdefault("deposit_form", DepositRequestForm())
         context.setdefault(

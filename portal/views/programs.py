@@ -7,15 +7,18 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
 from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 
+from catalog.images import LOGO_MAX_BYTES, image_store, logo_path
 from catalog.selectors import product_list_for_tenant
 from core.errors import ApplicationError
 from core.money import format_amount
+from fulfillment.delivery import program_email_preview
 from programs.models import BudgetPeriod, Program
 from programs.selectors import program_list
 from programs.services import LOCALES, program_create, program_update
@@ -32,7 +35,7 @@ ERROR_FIELDS = {
     "points.expire_after_days": "points_expire_after_days",
     "points.self_redeem": "points_self_redeem",
     "points": "points_enabled",
-    "branding": "logo_url",
+    "branding": "logo",
     "reminders": "reminders_after_days",
 }
 
@@ -59,7 +62,12 @@ class ProgramForm(forms.Form):
     )  # fmt: skip
     default_message = forms.CharField(label=gettext_lazy("Default message"), required=False, widget=forms.Textarea)
     sender_name = forms.CharField(label=gettext_lazy("Sender name"), max_length=200, required=False)
-    logo_url = forms.CharField(label=gettext_lazy("Logo URL"), required=False)
+    logo = forms.FileField(
+        label=gettext_lazy("Logo"), required=False,
+        help_text=gettext_lazy("PNG, JPEG or WebP, at most 512 KB. Shown in emails and on the gift page."),
+        widget=forms.ClearableFileInput(attrs={"accept": "image/png,image/jpeg,image/webp"}),
+    )  # fmt: skip
+    remove_logo = forms.BooleanField(label=gettext_lazy("Remove the logo"), required=False)
     primary_color = forms.CharField(label=gettext_lazy("Brand colour"), required=False,
                                     widget=forms.TextInput(attrs={"placeholder": "#1A73E8"}))  # fmt: skip
     default_locale = forms.ChoiceField(
@@ -123,7 +131,17 @@ class ProgramForm(forms.Form):
     def clean_reminders_before_expiry_days(self) -> list[int]:
         return _days_list(self.cleaned_data.get("reminders_before_expiry_days", ""))
 
-    def changes(self) -> dict[str, Any]:
+    def clean_logo(self) -> str:
+        """An uploaded logo is stored at once (catalog.images checks it): its key, or the program's current one."""
+        upload = self.cleaned_data.get("logo")
+        if not upload:
+            return ""
+        try:
+            return image_store(data=upload.read(LOGO_MAX_BYTES + 1)).key
+        except ApplicationError as exc:
+            raise forms.ValidationError(exc.detail) from None
+
+    def changes(self, *, current_logo: str = "") -> dict[str, Any]:
         """The service's arguments (the API's shape) from the cleaned form."""
         data = self.cleaned_data
         points = None
@@ -135,7 +153,10 @@ class ProgramForm(forms.Form):
                 "expire_after_days": data.get("points_expire_after_days"),
                 "self_redeem": bool(data.get("points_self_redeem")),
             }
-        branding = {key: data[key].strip() for key in ("logo_url", "primary_color") if data.get(key, "").strip()}
+        branding = {key: data[key].strip() for key in ("primary_color",) if data.get(key, "").strip()}
+        logo = data.get("logo") or ("" if data.get("remove_logo") else current_logo)
+        if logo:
+            branding["logo"] = logo
         return {
             "name": data.get("name") or "",
             "budget": {
@@ -182,7 +203,6 @@ def _initial(program: Program) -> dict[str, Any]:
         "allowed_product_ids": [str(pk) for pk in program.allowed_product_ids],
         "default_message": program.default_message,
         "sender_name": program.sender_name,
-        "logo_url": program.branding.get("logo_url", ""),
         "primary_color": program.branding.get("primary_color", ""),
         "default_locale": program.default_locale,
         "points_enabled": program.has_points,
@@ -236,9 +256,9 @@ class ProgramEditView(PortalView):
 
     def post(self, request, slug: str | None = None):
         program = self._program()
-        form = ProgramForm(request.POST, editing=program, initial=_initial(program) if program else {})
+        form = ProgramForm(request.POST, request.FILES, editing=program, initial=_initial(program) if program else {})
         if form.is_valid():
-            changes = form.changes()
+            changes = form.changes(current_logo=str(program.branding.get("logo") or "") if program else "")
             try:
                 if program is None:
                     budget = changes.pop("budget")
@@ -260,4 +280,12 @@ class ProgramEditView(PortalView):
         program = kwargs.get("program")
         context["page_title"] = _("Edit %(name)s") % {"name": program.name} if program else _("New program")
         context["locales"] = LOCALES
+        if program is not None:
+            # The program's email as recipients get it, in each language the platform speaks.
+            context["email_previews"] = [
+                {"language": name, "code": code, "subject": subject, "html": html}
+                for code, name in settings.LANGUAGES
+                for subject, html in [program_email_preview(program=program, locale=code)]
+            ]
+            context["logo_src"] = logo_path(str(program.branding.get("logo") or ""))
         return context

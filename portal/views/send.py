@@ -53,10 +53,6 @@ FIELD_FOR_ERROR = {
 FIELD_FOR_CODE = {"budget_exceeded": "program", "not_found": "program"}
 
 
-def initials(name: str) -> str:
-    return "".join(word[0] for word in name.split()[:2]).upper() or "?"
-
-
 class CatalogueView(PortalView):
     """GET /send/: brand cards, filtered by country, currency, type and a search term."""
 
@@ -84,7 +80,7 @@ class CatalogueView(PortalView):
             currencies=sorted(currencies),
             countries=sorted(countries),
             types=ProductType.choices,
-            products=[{"product": p, "initials": initials(p.brand.name)} for p in page.object_list],
+            products=[{"product": p} for p in page.object_list],
             page=page,
         )
         return context
