@@ -168,12 +168,16 @@ def test_every_list_refuses_bad_cursors_and_limits(api_a, world):
     assert typed_positions >= 5  # the lists ordered by a timestamp
 
 
-def test_every_write_refuses_deep_large_and_malformed_bodies(tenant_a, api_a, make_partner_client, world, settings):
-    """Every POST/PUT/PATCH, with the owner's write key (and the token exchange, with none): a body nested
+def test_every_write_refuses_deep_large_and_malformed_bodies(
+    tenant_a, make_api_client, make_partner_client, world, settings
+):
+    """Every POST/PUT/PATCH, with the owner's key holding every tenant scope (and the token exchange, with none): a
+    body nested
     5,000 deep, one over DATA_UPLOAD_MAX_MEMORY_SIZE (JSON and multipart), malformed JSON. Each is a 4xx
     problem+json, and nothing in the tenant's schema changes."""
     from funds.selectors import ledger_invariant_violations
 
+    owner = make_api_client(tenant_a, scopes=["read", "write", "approve"])  # approve: the approval decisions
     settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 64 * 1024  # the same path as 2.5 MB, with less to send
     oversize = json.dumps({"x": "a" * (65 * 1024)})
     writes = [(route, method) for route in api_routes() for method in route.methods if method in WRITE_METHODS]
@@ -186,7 +190,7 @@ def test_every_write_refuses_deep_large_and_malformed_bodies(tenant_a, api_a, ma
             client = Client(raise_request_exception=False)
         else:
             partner_only = any(getattr(p, "partner_only", False) for p in route.view_class.permission_classes)
-            client = _client(partner if partner_only else api_a)
+            client = _client(partner if partner_only else owner)
         url, send = _url(route, world), getattr(client, method.lower())
         parsers = route.view_class.parser_classes
         takes_json = any(issubclass(parser, JSONParser) for parser in parsers)

@@ -59,6 +59,8 @@ ID_ROUTES: dict[str, IdRoute] = {
     "program-detail": IdRoute(lambda w: {"slug": w.program_slug}, {"PATCH": {"name": "Renamed by an intruder"}}),
     "order-detail": IdRoute(lambda w: {"order_id": w.order_id}),
     "order-cancel": IdRoute(lambda w: {"order_id": w.order_id}, {"POST": {}}),
+    "order-approve": IdRoute(lambda w: {"order_id": w.order_id}, {"POST": {}}),
+    "order-reject": IdRoute(lambda w: {"order_id": w.order_id}, {"POST": {"reason": "intruder"}}),
     "reward-detail": IdRoute(lambda w: {"reward_id": w.reward_id}),
     "reward-cancel": IdRoute(lambda w: {"reward_id": w.reward_id}, {"POST": {}}),
     "reward-reveal": IdRoute(lambda w: {"reward_id": w.reward_id}, {"POST": {}}),
@@ -87,6 +89,8 @@ ID_ROUTES: dict[str, IdRoute] = {
     "batch-detail": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "batch-confirm": IdRoute(lambda w: {"batch_id": w.batch_id}, {"POST": {"force": False}}),
     "batch-cancel": IdRoute(lambda w: {"batch_id": w.batch_id}, {"POST": {}}),
+    "batch-approve": IdRoute(lambda w: {"batch_id": w.batch_id}, {"POST": {}}),
+    "batch-reject": IdRoute(lambda w: {"batch_id": w.batch_id}, {"POST": {"reason": "intruder"}}),
     "batch-errors-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "batch-results-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "person-detail": IdRoute(lambda w: {"person_id": w.person_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}),
@@ -295,7 +299,9 @@ def crossing(request, tenant_a, tenant_b, make_api_client, shop):
         "sandbox-reads-live": (tenant_a, tenant_a.sandbox),
         "live-reads-sandbox": (tenant_a.sandbox, tenant_a),
     }[request.param]
-    owner_api, intruder_api = make_api_client(owner), make_api_client(intruder)
+    # Every scope a tenant can give its keys: the strongest intruder (a missing scope would answer 403 first).
+    scopes = ["read", "write", "approve"]
+    owner_api, intruder_api = make_api_client(owner, scopes=scopes), make_api_client(intruder, scopes=scopes)
     if request.param != "other-tenant":  # a sandbox/live crossing: one rp_test_ key, one rp_live_ key
         prefixes = {owner_api.raw_key[:8], intruder_api.raw_key[:8]}
         assert prefixes == {"rp_test_", "rp_live_"}, prefixes
