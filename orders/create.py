@@ -61,12 +61,14 @@ def order_create(
     created_by_email: str = "",
     automation_id: uuid.UUID | None = None,
     created_by_role: str = "",
+    approval_exempt: bool = False,
 ) -> tuple[int, dict[str, Any], bool]:
     """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
 
     When the tenant's approval policy asks for it (orders.approvals) the order is written `pending_approval`
     with its funds held and nothing handed to fulfilment, and the status is 202. Refusals raise
-    ApplicationError and change nothing.
+    ApplicationError and change nothing. `approval_exempt`: spending value already approved elsewhere (a points
+    redemption spends points whose money was held when they were awarded).
     """
     if order_type not in OrderType.values:
         raise field_error("type", f"type must be one of {', '.join(OrderType.values)}.")
@@ -98,8 +100,12 @@ def order_create(
             automation_id=automation_id,
         )
         program_budget_check(program=program, currency=currency, amount=order.total_amount)
-        policy = approval_required(
-            totals={currency: order.total_amount}, api_key_id=api_key_id, created_by_role=created_by_role
+        policy = (
+            None
+            if approval_exempt
+            else approval_required(
+                totals={currency: order.total_amount}, api_key_id=api_key_id, created_by_role=created_by_role
+            )
         )
         if policy is not None:
             approval_begin(order, policy=policy, requested_by=requested_by(order))

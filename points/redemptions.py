@@ -115,6 +115,7 @@ def points_redeem(
             order_type=order_type, rewards=[reward], idempotency_key=None, body_hash="",
             render=lambda order: order_render(order, bearer=bearer), program_slug=program.slug,
             funding_currency=program.points_currency, api_key_id=api_key_id, created_by_email=created_by_email,
+            approval_exempt=True,  # the points are spent already; their money was held when they were awarded
         )  # fmt: skip
         txn.reference = f"order:{body['id']}"
         txn.save(update_fields=["reference"])

@@ -161,3 +161,15 @@ def test_points_report_per_program(tenant_a, api_a, kudos, ana, shop, django_ass
                        "expired": 0, "reversed": 500, "outstanding": 2000, "liability": "20.00"}]  # fmt: skip
     assert api_a.get("/api/v1/reports/points", {"from": "2099-01-01T00:00:00Z"}).json()["results"][0]["issued"] == 0
     assert_problem(api_a.get("/api/v1/reports/points", {"from": "yesterday"}), 422)
+
+
+def test_a_redemption_is_not_held_for_approval_its_points_were_the_approved_spend(tenant_a, api_a, kudos, ana, shop):
+    from tenants.policies import approval_policy_set
+
+    award(tenant_a, kudos, ana, 3000, "big")
+    approval_policy_set(tenant=tenant_a, policy={"thresholds": {"USD": "10.00"}}, actor=None)
+    response = api_a.post(f"/api/v1/people/{ana.id}/points/redemptions", {
+        "program": "kudos", "product_id": str(shop.coffee_usd.id), "amount": "25.00", "currency": "USD",
+    })  # fmt: skip
+    assert response.status_code == 201, response.content
+    assert response.json()["status"] == "pending" and response.json()["approval"] is None
