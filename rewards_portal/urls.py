@@ -21,6 +21,7 @@ api_v1: list[URLPattern | URLResolver] = [
     path("", include("catalog.urls")),
     path("", include("programs.urls")),
     path("", include("people.urls")),
+    path("", include("automations.urls")),
     path("", include("orders.urls")),
     path("", include("fulfillment.urls")),
     path("", include("batches.urls")),

@@ -42,6 +42,8 @@ EVENT_TYPES = (
     "person.created",
     "person.updated",
     "person.deleted",
+    "automation.fired",
+    "automation.failed",
     "batch.approval_required",
     "batch.approved",
     "batch.rejected",

@@ -88,6 +88,7 @@ WORLD_FIELDS = {
     "person_id": "person_id",
     "award_id": "award_id",
     "rule_id": "rule_id",
+    "automation_id": "automation_id",
 }
 
 

@@ -49,6 +49,7 @@ TENANT_APPS = [
     "programs",
     "people",
     "orders",
+    "automations",
     "fulfillment",
     "webhooks",
     "audit",
@@ -416,6 +417,14 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 15.0},
     "fulfilment-sweep": {"task": "fulfillment.tasks.fulfilment_sweep", "schedule": 10.0},
+    # Birthdays, anniversaries and other dated automations: what is due in each tenant (automations.running).
+    # Each run is claimed once, so a late or doubled tick sends nothing twice; a skipped one is caught up the
+    # same local day.
+    "automations-schedule": {
+        "task": "automations.tasks.automations_schedule",
+        "schedule": 60.0,
+        "options": {"expires": 60.0},
+    },
     # Publishes due webhook deliveries (long retries, and any whose task was lost); expires if not run.
     "webhook-deliveries-sweep": {
         "task": "webhooks.tasks.webhook_deliveries_sweep",

@@ -93,6 +93,11 @@ ID_ROUTES: dict[str, IdRoute] = {
     "batch-reject": IdRoute(lambda w: {"batch_id": w.batch_id}, {"POST": {"reason": "intruder"}}),
     "batch-errors-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "batch-results-csv": IdRoute(lambda w: {"batch_id": w.batch_id}),
+    "automation-detail": IdRoute(
+        lambda w: {"automation_id": w.automation_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}
+    ),
+    "automation-preview": IdRoute(lambda w: {"automation_id": w.automation_id}),
+    "automation-runs": IdRoute(lambda w: {"automation_id": w.automation_id}),
     "person-detail": IdRoute(lambda w: {"person_id": w.person_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}),
     "person-points": IdRoute(lambda w: {"person_id": w.person_id}),
     "person-points-history": IdRoute(lambda w: {"person_id": w.person_id}),
@@ -172,6 +177,16 @@ LIST_ROUTES: dict[str, ListRoute] = {
         lambda w: [{}, {"external_id": "emp-1"}, {"email": "ada@example.com"}, {"q": "Ada"}],
         owner_sees=("person",),
         bodies={"POST": {"external_id": "mallory-1", "name": "Mallory"}},
+    ),
+    "automation-list": ListRoute(
+        owner_sees=("automation",),
+        bodies={
+            "POST": {
+                "name": "Mallory",
+                "trigger": {"type": "birthday"},
+                "reward": {"product_id": "00000000-0000-0000-0000-000000000000", "amount": "1"},
+            }
+        },
     ),
     "people-import": ListRoute(bodies={"POST": {"dry_run": "true"}}),
     "people-import-template": ListRoute(),

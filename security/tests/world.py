@@ -34,6 +34,7 @@ class World:
     activity_id: str = ""
     award_id: str = ""
     rule_id: str = ""
+    automation_id: str = ""
     product_id: str = ""  # a global catalogue product (visible to every tenant)
     carrier: str = ""  # the physical reward's carrier (manifest queries)
     code: str = ""
@@ -57,6 +58,7 @@ class World:
             "activity": self.activity_id,
             "award": self.award_id,
             "earning_rule": self.rule_id,
+            "automation": self.automation_id,
         }
 
 
@@ -122,6 +124,11 @@ def build_world(owner, api, shop, *, hook_url: str = "http://127.0.0.1:9/hook") 
                                               "points_fixed": 10})  # fmt: skip
     assert rule.status_code == 201, rule.content
     world.rule_id = rule.json()["id"]
+    automation_body = {"name": "Birthdays", "trigger": {"type": "birthday"},
+                       "reward": {"product_id": str(shop.coffee_usd.id), "amount": "25.00"}}  # fmt: skip
+    automation = api.post("/api/v1/automations", automation_body)
+    assert automation.status_code == 201, automation.content
+    world.automation_id = automation.json()["id"]
 
     with tenant_context(owner):
         reward_fulfil(reward_id=world.reward_id)

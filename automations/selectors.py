@@ -1,0 +1,102 @@
+"""Reads of automations and their runs, their API representation, and the preview (who, when, at what cost)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from decimal import Decimal
+from typing import Any
+
+from django.db.models import QuerySet
+
+from core.errors import NotFoundError
+from core.money import format_amount
+
+from .models import Automation, AutomationRun, TriggerType
+from .schedule import upcoming
+
+MAX_PREVIEW_DAYS = 90
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def automation_render(automation: Automation) -> dict[str, Any]:
+    trigger: dict[str, Any] = {"type": automation.trigger_type}
+    if automation.trigger_type in (TriggerType.WORK_ANNIVERSARY, TriggerType.DATE_ATTRIBUTE):
+        trigger["years"] = list(automation.trigger_years)
+    if automation.trigger_type == TriggerType.DATE_ATTRIBUTE:
+        trigger["attribute"] = automation.trigger_attribute
+    if automation.trigger_type == TriggerType.ACTIVITY:
+        trigger["activity_type"] = automation.trigger_activity_type
+    return {
+        "id": str(automation.id),
+        "name": automation.name,
+        "trigger": trigger,
+        "audience": automation.audience,
+        "reward": {
+            "product_id": str(automation.product_id),
+            "amount": format_amount(automation.amount, automation.currency),
+            "currency": automation.currency,
+            "delivery_method": automation.delivery_method,
+            "message": automation.message,
+        },
+        "send_time": automation.send_time.strftime("%H:%M"),
+        "days_offset": automation.days_offset,
+        "program": automation.program.slug if automation.program is not None else None,
+        "enabled": automation.enabled,
+        "created_at": _iso(automation.created_at),
+        "updated_at": _iso(automation.updated_at),
+    }
+
+
+def automation_list(*, enabled: bool | None = None, trigger: str | None = None) -> QuerySet[Automation]:
+    qs = Automation.objects.select_related("program")
+    if enabled is not None:
+        qs = qs.filter(enabled=enabled)
+    if trigger:
+        qs = qs.filter(trigger_type=trigger)
+    return qs
+
+
+def automation_get(*, automation_id: Any) -> Automation:
+    automation = Automation.objects.select_related("program").filter(pk=automation_id).first()
+    if automation is None:
+        raise NotFoundError("No such automation.")
+    return automation
+
+
+def automation_preview(*, automation: Automation, now: datetime, days: int) -> dict[str, Any]:
+    """Who the automation will send to over the next `days` days (at most MAX_PREVIEW_DAYS), when, and the total
+    face value: what the preview endpoint and the portal's upcoming list show."""
+    items = upcoming(automation, now, min(max(days, 1), MAX_PREVIEW_DAYS))
+    amount = format_amount(automation.amount, automation.currency)
+    total = automation.amount * len(items)
+    return {
+        "items": [
+            {
+                "person_id": str(item["person"].pk),
+                "name": item["person"].name,
+                "occurs_on": item["occurs_on"].isoformat(),
+                "send_at": _iso(item["send_at"]),
+                "years": item["years"],
+                "amount": amount,
+                "currency": automation.currency,
+            }
+            for item in items
+        ],
+        "total": {"amount": format_amount(Decimal(total), automation.currency), "currency": automation.currency},
+    }
+
+
+def automation_run_list(
+    *, automation_id: Any = None, person_id: Any = None, status: str | None = None
+) -> QuerySet[AutomationRun]:
+    qs = AutomationRun.objects.select_related("automation", "person")
+    if automation_id:
+        qs = qs.filter(automation_id=automation_id)
+    if person_id:
+        qs = qs.filter(person_id=person_id)
+    if status:
+        qs = qs.filter(status=status)
+    return qs
