@@ -109,7 +109,7 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
         raise ApplicationError(f"A {batch.status} batch cannot be confirmed.", code="invalid_state", status=409)
     if force:
         batch.allow_duplicate = True
-    if not batch.allow_duplicate and batch.kind == BatchKind.REWARDS:
+    if not batch.allow_duplicate and batch.kind != BatchKind.PEOPLE:
         earlier = (
             Batch.objects.filter(file_sha256=batch.file_sha256, status__in=BATCH_SENT_STATES)
             .exclude(pk=batch.pk)

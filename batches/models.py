@@ -48,6 +48,7 @@ BATCH_TRANSITIONS: dict[str, set[str]] = {
 class BatchKind(models.TextChoices):
     REWARDS = "rewards"  # each row becomes a reward (bulk send)
     PEOPLE = "people"  # each row creates or updates a person (people import, batches.people)
+    POINTS = "points"  # each row awards points to a person (points.bulk_csv, registered in batches.kinds)
 
 
 class Batch(Approvable):

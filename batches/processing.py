@@ -21,6 +21,7 @@ from django.utils import timezone
 
 from core.errors import NotFoundError
 
+from .kinds import batch_kind_handler
 from .lifecycle import batch_finish, batch_lock, batch_transition
 from .models import BATCH_ACTIVE_STATES, Batch, BatchHold, BatchKind, BatchRow, BatchRowStatus, BatchStatus
 
@@ -57,7 +58,13 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
         if batch.status not in BATCH_ACTIVE_STATES:
             return "idle"
         if batch.kind == BatchKind.PEOPLE:
-            return _people_chunk(batch, chunk)
+            from .people import people_chunk_apply
+
+            return _kind_chunk(batch, people_chunk_apply(batch=batch, chunk=chunk))
+        handler = batch_kind_handler(batch.kind)
+        if handler is not None:
+            batch_holds = {item.currency: item for item in BatchHold.objects.select_related("hold").filter(batch=batch)}
+            return _kind_chunk(batch, handler.chunk(batch, chunk, batch_holds))
         rows = _chunk_rows(batch, chunk)
         if not rows:
             batch_finish(batch=batch)
@@ -93,11 +100,9 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
     return "more"
 
 
-def _people_chunk(batch: Batch, chunk: int) -> str:
-    """A people import's chunk (batches.people), under the batch lock the caller holds."""
-    from .people import people_chunk_apply
-
-    applied = people_chunk_apply(batch=batch, chunk=chunk)
+def _kind_chunk(batch: Batch, applied: tuple[int, int, int] | None) -> str:
+    """Progress after a people import's or a registered kind's chunk (applied under the batch lock the caller
+    holds): (rows handled, failed, last row number), or None when none was pending."""
     if applied is None:
         batch_finish(batch=batch)
         return "done"

@@ -19,6 +19,7 @@ from core.errors import ApplicationError
 from core.money import format_amount
 
 from .csvfile import FileDigest, RowValidator, ValidRow, decoded_lines, file_error, header_indexes
+from .kinds import KindRowValidator, batch_kind_handler
 from .lifecycle import batch_confirm_locked, batch_transition, duplicate_file_error
 from .models import BATCH_SENT_STATES, Batch, BatchKind, BatchRow, BatchRowError, BatchRowStatus, BatchStatus
 from .people import ATTRIBUTE_PREFIX, PEOPLE_COLUMNS, PEOPLE_REQUIRED_COLUMNS, PEOPLE_TEMPLATE_URL, PersonRowValidator
@@ -127,8 +128,16 @@ def batch_upload(
             header = next(reader, None)
             if header is None or not any(cell.strip() for cell in header):
                 raise file_error("The file is empty: it needs a header row and at least one row.", code="empty_file")
-            validator: RowValidator | PersonRowValidator
-            if kind == BatchKind.PEOPLE:
+            validator: RowValidator | PersonRowValidator | KindRowValidator
+            handler = batch_kind_handler(kind)
+            if handler is not None:
+                indexes = list(
+                    header_indexes(
+                        header, columns=handler.columns, required=handler.required, template=handler.template
+                    ).items()
+                )
+                validator = handler.validator(batch)
+            elif kind == BatchKind.PEOPLE:
                 indexes = list(
                     header_indexes(
                         header,
@@ -194,7 +203,7 @@ def batch_upload(
         )
         for earlier_id, earlier_status in earlier[:20]:
             # Importing the same people again is harmless (an upsert); sending the same rewards twice is not.
-            if earlier_status in BATCH_SENT_STATES and not force and kind == BatchKind.REWARDS:
+            if earlier_status in BATCH_SENT_STATES and not force and kind != BatchKind.PEOPLE:
                 raise duplicate_file_error(earlier_id)
             batch.duplicate_of = batch.duplicate_of or earlier_id
         batch.file_sha256 = sha

@@ -8,7 +8,12 @@ from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiRespo
 from rest_framework import serializers, status
 from rest_framework.response import Response
 
+from api.params import choice_param
 from api.views import TenantAPIView, TenantListAPIView
+from batches.apis import BatchListCreateApi, BatchOutput, FormBoolean
+from batches.models import BatchKind, BatchStatus
+from batches.selectors import batch_list, batch_render
+from batches.upload import batch_upload
 from core.errors import ApplicationError
 from core.money import format_amount, parse_amount, parse_currency
 from orders.apis import OrderOutput, may_send
@@ -277,3 +282,47 @@ class PointsReportApi(TenantAPIView):
         for row in rows:
             row["liability"] = format_amount(row["liability"], row["currency"])
         return Response({"results": rows})
+
+
+class PointsImportInput(serializers.Serializer):
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="CSV: person_external_id, points, reason, external_id"
+    )
+    program = serializers.CharField(max_length=60)
+    dry_run = FormBoolean(default=True, help_text="true (default): validate and preview only; false: also award")
+    name = serializers.CharField(max_length=200, required=False, allow_blank=True, default="")
+
+
+class PointsImportApi(BatchListCreateApi):
+    """GET lists points imports (batches of kind `points`); POST uploads one."""
+
+    def get_queryset(self):
+        return batch_list(status=choice_param(self.request, "status", BatchStatus.values), kind=BatchKind.POINTS)
+
+    @extend_schema(operation_id="points_import_list", summary="List points award imports",
+                   parameters=[OpenApiParameter("status", str, enum=BatchStatus.values)])  # fmt: skip
+    def get(self, request, *args, **kwargs):
+        return super().get(request, *args, **kwargs)
+
+    @extend_schema(
+        operation_id="points_import",
+        summary="Award points from a CSV (a bulk batch of kind `points`), with a dry-run preview",
+        description="Columns `person_external_id`, `points`, optional `reason` and `external_id` (the award's "
+        "idempotency key). The preview's `total_cost` is the points' value in the program's funding currency; "
+        "confirming (POST /batches/{id}/confirm, or dry_run=false) holds it, and workers award the rows in chunks.",
+        request={"multipart/form-data": PointsImportInput},
+        responses={201: BatchOutput},
+        examples=[OpenApiExample("Dry run", value={"file": "(kudos-q4.csv)", "program": "kudos", "dry_run": "true"},
+                                 request_only=True)],
+    )  # fmt: skip
+    def post(self, request):
+        serializer = PointsImportInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        upload = data["file"]
+        batch = batch_upload(
+            kind=BatchKind.POINTS, file=upload, file_name=upload.name or "", size=upload.size,
+            dry_run=data["dry_run"], name=data.get("name", ""), program_slug=data["program"],
+            api_key_id=request.api_key.key_id,
+        )  # fmt: skip
+        return Response(batch_render(batch), status=201)

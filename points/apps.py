@@ -11,3 +11,7 @@ class PointsConfig(AppConfig):
         from points import earning
 
         earning.register()
+        # Awards from a CSV run on the bulk machinery (batches.kinds), which must not import points either.
+        from points import bulk_csv
+
+        bulk_csv.register()

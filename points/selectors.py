@@ -170,3 +170,14 @@ def points_report(*, since: datetime | None = None, until: datetime | None = Non
             "outstanding": liability.outstanding, "liability": liability.value,
         })  # fmt: skip
     return rows
+
+
+def points_balances(*, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
+    """Each person's points across programs (one query), for lists of people; people without points are absent."""
+    rows = (
+        PointsAccount.objects.filter(person_id__in=person_ids, kind=PointsAccountKind.PERSON)
+        .values_list("person_id")
+        .annotate(total=Sum("balance"))
+        .values_list("person_id", "total")
+    )
+    return {person_id: int(total or 0) for person_id, total in rows if person_id is not None}

@@ -6,6 +6,7 @@ from .apis import (
     PersonPointsApi,
     PersonPointsHistoryApi,
     PersonPointsRedemptionApi,
+    PointsImportApi,
     PointsReportApi,
 )
 from .apis_rules import EarningRuleDetailApi, EarningRuleListApi
@@ -15,6 +16,7 @@ urlpatterns = [
     path("earning-rules/<str:rule_id>", EarningRuleDetailApi.as_view(), name="earning-rule-detail"),
     path("reports/points", PointsReportApi.as_view(), name="report-points"),
     path("points/awards", AwardCreateApi.as_view(), name="points-award-create"),
+    path("points/awards/import", PointsImportApi.as_view(), name="points-award-import"),
     path("points/awards/<uuid:award_id>/reverse", AwardReverseApi.as_view(), name="points-award-reverse"),
     path("people/<uuid:person_id>/points", PersonPointsApi.as_view(), name="person-points"),
     path("people/<uuid:person_id>/points/history", PersonPointsHistoryApi.as_view(), name="person-points-history"),

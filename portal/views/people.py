@@ -28,6 +28,7 @@ from orders.selectors import reward_list
 from people.models import Person, PersonStatus
 from people.selectors import person_get, person_list
 from people.services import person_create, person_update
+from points.selectors import points_balances
 
 from ..mixins import PortalMixin, PortalView
 from ..permissions import Perm
@@ -81,9 +82,13 @@ class PeopleListView(PortalView):
         rows = list(after_cursor(people_qs, cursor)[: PAGE_SIZE + 1])  # type: ignore[arg-type]  # keyset on created_at, id
         query = self.request.GET.copy()
         query.pop("after", None)
+        people = rows[:PAGE_SIZE]
+        balances = points_balances(person_ids=[person.pk for person in people])
+        for person in people:
+            person.points_balance = balances.get(person.pk)  # type: ignore[attr-defined]  # shown in the Points column
         context.update(
             form=form,
-            people=rows[:PAGE_SIZE],
+            people=people,
             next_cursor=encode_cursor(rows[PAGE_SIZE - 1]) if len(rows) > PAGE_SIZE else None,
             is_first_page=not cursor,
             filter_query=query.urlencode(),

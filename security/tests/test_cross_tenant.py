@@ -152,6 +152,7 @@ LIST_ROUTES: dict[str, ListRoute] = {
         lambda w: [], bodies={"POST": {"person_external_id": "emp-1", "program": "security-matrix", "points": 1}}
     ),
     "report-points": ListRoute(owner_sees=("program",)),
+    "points-award-import": ListRoute(bodies={"POST": {"dry_run": "true", "program": "security-matrix"}}),
     "order-list": ListRoute(
         lambda w: [{}, {"program": w.program_slug}, {"status": "pending"}],
         owner_sees=("order", "physical_order"),
