@@ -6,14 +6,17 @@ from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema, extend_schema_field
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
 from rest_framework import serializers
+from rest_framework.parsers import FormParser, MultiPartParser
+from rest_framework.response import Response
 
 from api.pagination import CursorPagination
-from api.views import TenantListAPIView, TenantRetrieveAPIView
+from api.views import TenantAPIView, TenantListAPIView, TenantRetrieveAPIView
 from core.money import format_amount
 from programs.selectors import program_get
 
+from .images import LOGO_MAX_BYTES, absolute, image_store, logo_path
 from .models import DenominationType, FxRate, Product, ProductType, ShippingMethod
 from .selectors import fx_rate_list, product_get_for_tenant, product_list_for_tenant, shipping_method_list
 
@@ -299,3 +302,50 @@ class FxRateListApi(TenantListAPIView):
         filters = FxRateFilterInput(data=self.request.query_params)
         filters.is_valid(raise_exception=True)
         return fx_rate_list(**filters.validated_data)
+
+
+# --- logos ----------------------------------------------------------------------------------------------
+
+
+class LogoUploadInput(serializers.Serializer):
+    file = serializers.FileField(help_text="PNG, JPEG or WebP, at most 512 KB and 2048 px a side (no SVG)")
+
+
+class LogoOutput(serializers.Serializer):
+    id = serializers.CharField(help_text="Use as a program's `branding.logo`")
+    url = serializers.CharField(help_text="Where the platform serves it (cached for a year)")
+    content_type = serializers.CharField()
+    width = serializers.IntegerField()
+    height = serializers.IntegerField()
+
+
+LOGO_EXAMPLE = {
+    "id": "9f2c0d1e4b7a8c3f5e6d2a1b0c9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e.png",
+    "url": "https://rewards.example/media/logos/9f2c0d1e4b7a8c3f5e6d2a1b0c9e8f7a6b5c4d3e2f1a0b9c8d7e6f5a4b3c2d1e.png",
+    "content_type": "image/png",
+    "width": 512,
+    "height": 128,
+}
+
+
+class LogoUploadApi(TenantAPIView):
+    """POST /api/v1/logos: upload a logo for a program's branding; the platform stores and serves it."""
+
+    parser_classes = [MultiPartParser, FormParser]
+
+    @extend_schema(
+        operation_id="logos_create",
+        summary="Upload a logo (then set it as a program's branding.logo)",
+        description="Refused with 422 `invalid_image`: SVG (it can carry scripts), other formats, files over "
+        "512 KB or 2048 px a side, and files that do not decode. The same bytes uploaded twice give the same id.",
+        request={"multipart/form-data": LogoUploadInput},
+        responses={201: LogoOutput, 422: OpenApiResponse(description="invalid_image")},
+        examples=[OpenApiExample("Stored", value=LOGO_EXAMPLE, response_only=True, status_codes=["201"])],
+    )
+    def post(self, request):
+        serializer = LogoUploadInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        image = image_store(data=serializer.validated_data["file"].read(LOGO_MAX_BYTES + 1))
+        body = {"id": image.key, "url": absolute(logo_path(image.key)), "content_type": image.content_type,
+                "width": image.width, "height": image.height}  # fmt: skip
+        return Response(body, status=201)

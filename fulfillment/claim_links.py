@@ -42,7 +42,7 @@ CLAIM_FAILURE_LIMIT_PER_MINUTE = settings.CLAIM_FAILURE_LIMIT_PER_MINUTE
 # All claim requests per client address per minute (a flood guard). Generous, because a whole office opening
 # its gifts after an all-hands shares one address; misses are what the failure limit counts.
 CLAIM_RATE_LIMIT_PER_MINUTE = settings.CLAIM_RATE_LIMIT_PER_MINUTE
-# States in which the recipient holds the reward; `redeemed` only for the browser the link is bound to.
+# States in which the recipient holds the reward and has not revealed the code yet (`redeemed` reopens too).
 CLAIMABLE = {RewardStatus.DELIVERED, RewardStatus.DELIVERY_FAILED, RewardStatus.OPENED}
 # States whose links are dead for everyone.
 DEAD = (RewardStatus.CANCELED, RewardStatus.FAILED, RewardStatus.EXPIRED)

@@ -270,7 +270,7 @@ def claim_open(*, token: str, binding: str | None) -> ClaimPage:
 
 
 def claim_reveal(*, token: str, binding: str | None) -> ClaimPage:
-    """POST /r/<token>/reveal: show the code, mark the reward redeemed, audit, bind the link to this browser."""
+    """POST /r/<token>/reveal: show the code, mark the reward redeemed, audit, remember this browser."""
     with transaction.atomic():
         reward = _reward_for_token(token=token, lock=True)
         if reward.status not in CLAIMABLE | {RewardStatus.REDEEMED} or not reward.code_encrypted:

@@ -84,3 +84,25 @@ def test_claim_page_shows_the_uploaded_logo_or_the_brands_initials_never_a_hot_l
     brand_logo_set(brand=brand, data=png())
     page = Client(HTTP_HOST="localhost").get(f"/r/{token}").content.decode()
     assert f'<img class="logo" src="/media/logos/{brand.logo_id}"' in page and "logo-tile" not in page
+
+
+def test_api_upload_gives_an_id_a_program_can_use(api_a, tenant_a, make_api_client):
+    from django.core.files.uploadedfile import SimpleUploadedFile
+
+    upload = api_a._client.post("/api/v1/logos", {"file": SimpleUploadedFile("l.png", png(), "image/png")})
+    assert upload.status_code == 201, upload.content
+    body = upload.json()
+    assert body["url"].endswith(f"/media/logos/{body['id']}") and (body["width"], body["height"]) == (64, 32)
+    svg = SimpleUploadedFile("l.svg", b"<svg xmlns='http://www.w3.org/2000/svg'/>", "image/svg+xml")
+    refused = api_a._client.post("/api/v1/logos", {"file": svg})
+    assert refused.status_code == 422 and refused.json()["code"] == "invalid_image"
+    reader = make_api_client(tenant_a, scopes=["read"])
+    assert (
+        reader._client.post("/api/v1/logos", {"file": SimpleUploadedFile("l.png", png(), "image/png")}).status_code
+        == 403
+    )
+
+    created = api_a.post("/api/v1/programs", {"slug": "branded", "name": "Branded", "branding": {"logo": body["id"]}})
+    assert created.status_code == 201 and created.json()["branding"]["logo_url"] == body["url"]
+    unknown = api_a.post("/api/v1/programs", {"slug": "ghost", "name": "Ghost", "branding": {"logo": "nope.png"}})
+    assert unknown.status_code == 422 and "branding" in unknown.json()["errors"]

@@ -143,6 +143,7 @@ LIST_ROUTES: dict[str, ListRoute] = {
     "product-list": ListRoute(),
     "shipping-method-list": ListRoute(),
     "fx-rate-list": ListRoute(),
+    "logo-upload": ListRoute(lambda w: [], bodies={"POST": {}}),  # POST only: stores an image, lists nothing
     "program-list": ListRoute(owner_sees=("program",), bodies={"POST": {"slug": "mallory", "name": "Mallory"}}),
     "earning-rule-list": ListRoute(
         owner_sees=("earning_rule",),
