@@ -35,6 +35,7 @@ COLUMNS = [
     "recipient_name",
     "recipient_email",
     "recipient_phone",
+    "sku",
     "product_id",
     "amount",
     "currency",
@@ -56,7 +57,12 @@ SHIPPING_COLUMNS = [
 # Instead of recipient_name/email/phone: a person of the tenant's directory (their fields are copied at upload).
 PERSON_COLUMNS = ["person_id", "person_external_id"]
 ALL_COLUMNS = COLUMNS + SHIPPING_COLUMNS + PERSON_COLUMNS
-REQUIRED_COLUMNS = ["recipient_name", "product_id", "amount"]  # recipient_name, or a person column instead
+# `metadata.<key>` columns fill the reward's metadata (orders.metadata's limits). `error` is the column the
+# error file adds: a fixed error file uploads as it is, its `error` cells ignored.
+METADATA_PREFIX = "metadata."
+IGNORED_COLUMNS = {"error"}
+# recipient_name, or a person column instead; and the product: a `sku` or a `product_id` column.
+REQUIRED_COLUMNS = ["recipient_name", "amount"]
 # Cells a spreadsheet would evaluate as a formula (OWASP CSV injection). A phone may start with `+` (E.164);
 # amount and deliver_at are parsed strictly, so they are never stored or exported as typed.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
@@ -77,9 +83,9 @@ BOM = b"\xef\xbb\xbf"
 
 # The downloadable template (GET /batches/template.csv): every column, a digital and a physical gift.
 TEMPLATE_ROWS = [
-    ["Ada Lovelace", "ada@example.com", "", "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10", "25.00", "USD", "email",
+    ["Ada Lovelace", "ada@example.com", "", "lumen-coffee-us-usd", "", "25.00", "USD", "email",
      "Thanks for shipping the release!", "The Platform Team", "", "hr-2026-001", "", "", "", "", "", "", "", "", ""],
-    ["Grace Hopper", "grace@example.com", "+14155550123", "0f5d3c0e-0000-4c59-8d2a-7d8c6e5f4a31", "50.00", "USD",
+    ["Grace Hopper", "grace@example.com", "+14155550123", "harvest-hampers-us-usd", "", "50.00", "USD",
      "shipment", "Welcome aboard", "", "2026-12-01T09:00:00Z", "hr-2026-002", "1 Navy Way", "", "Arlington", "VA",
      "22202", "US", "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31", "", ""],
 ]  # fmt: skip
@@ -134,18 +140,25 @@ def header_indexes(
     *,
     columns: list[str] = ALL_COLUMNS,
     required: list[str] = REQUIRED_COLUMNS,
-    prefixes: tuple[str, ...] = (),
+    prefixes: tuple[str, ...] = (METADATA_PREFIX,),
     template: str = "/api/v1/batches/template.csv",
 ) -> dict[str, int]:
     """Column name → index; refuses missing required, unknown or repeated columns. A column starting with one
-    of `prefixes` is allowed whatever follows (the people import's `attributes.<name>`)."""
+    of `prefixes` is allowed whatever follows (the bulk file's `metadata.<key>`, the people import's
+    `attributes.<name>`); an `error` column (what an error file adds) is ignored."""
     names = [name.strip() if name.strip().startswith(prefixes) and prefixes else name.strip().lower()
              for name in header]  # fmt: skip
-    unknown = [name for name in names if name and name not in columns and not (prefixes and name.startswith(prefixes))]
+    unknown = [
+        name
+        for name in names
+        if name and name not in columns and name not in IGNORED_COLUMNS and not (prefixes and name.startswith(prefixes))
+    ]
     repeated = sorted({name for name in names if name and names.count(name) > 1})
     if columns is ALL_COLUMNS and any(name in names for name in PERSON_COLUMNS):
         required = [name for name in required if name != "recipient_name"]
     missing = [name for name in required if name not in names]
+    if columns is ALL_COLUMNS and "sku" not in names and "product_id" not in names:
+        missing.append("sku (or product_id)")
     if missing:
         raise file_error(
             f"The header is missing required column(s): {', '.join(missing)}. Start from the template "
@@ -162,7 +175,7 @@ def header_indexes(
         )
     if repeated:
         raise file_error(f"Repeated column(s): {', '.join(repeated)}.", code="invalid_file", line=1)
-    return {name: index for index, name in enumerate(names) if name}
+    return {name: index for index, name in enumerate(names) if name and name not in IGNORED_COLUMNS}
 
 
 @dataclass
@@ -367,15 +380,25 @@ class RowValidator:
             errors.append(("recipient_email", "Not a valid email address."))
         if phone and not E164_RE.match(phone):
             errors.append(("recipient_phone", "Use E.164 format, e.g. +14155550123."))
+        metadata = {
+            column[len(METADATA_PREFIX) :]: value.strip()
+            for column, value in cells.items()
+            if column.startswith(METADATA_PREFIX) and value.strip()
+        }
+        if metadata:
+            from orders.metadata import metadata_problems
+
+            errors.extend(("metadata", problem) for problem in metadata_problems(metadata))
         if external_id:
             if external_id in self.external_ids:
                 errors.append(("external_id", "Used by an earlier row of this file."))
             self.external_ids.add(external_id)
 
-        product_id = get("product_id", "").strip()
-        product = self.product(product_id, country) if product_id else "The product_id is required."
+        product_column = "sku" if get("sku", "").strip() or not get("product_id", "").strip() else "product_id"
+        product_id = get("sku", "").strip().lower() or get("product_id", "").strip()
+        product = self.product(product_id, country) if product_id else "The product's sku (or product_id) is required."
         if isinstance(product, str):
-            errors.append(("product_id", product))
+            errors.append((product_column, product))
             return None, errors
         physical = product.type == "physical"
         method = method or ("shipment" if physical else "email")
@@ -460,6 +483,8 @@ class RowValidator:
             data["fx_rate"] = str(self.fx_rate(product.currency, funding))
         if country:
             data["country"] = country
+        if metadata:
+            data["metadata"] = metadata
         if shipping_method is not None:
             data["shipping_method_id"] = str(shipping_method.id)
             data["shipping"] = str(shipping)

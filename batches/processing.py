@@ -123,6 +123,7 @@ class _ChunkRow(NamedTuple):
     id: int
     row_number: int
     currency: str
+    external_id: str
     order_type: str
     product_id: str
     amount: Decimal
@@ -142,6 +143,7 @@ class _ChunkRow(NamedTuple):
     shipping: Decimal | None
     address: str | None  # JSON
     person_id: str | None  # the person the recipient fields were copied from at upload
+    metadata: str | None  # JSON
 
 
 # BatchRow.data's keys (csvfile.RowValidator), as _ChunkRow lists them, with their types: PostgreSQL unpacks them
@@ -150,7 +152,7 @@ _ROW_DATA_COLUMNS = (
     "order_type text, product_id text, amount numeric, face_currency text, delivery_method text, charge numeric, "
     "fx_fee numeric, recipient_name text, recipient_email text, recipient_phone text, message text, "
     "sender_name text, deliver_at timestamptz, fx_rate text, country text, shipping_method_id text, "
-    "shipping numeric, address jsonb, person_id text"
+    "shipping numeric, address jsonb, person_id text, metadata jsonb"
 )
 
 
@@ -172,7 +174,7 @@ def _chunk_rows(batch: Batch, chunk: int) -> list[_ChunkRow]:
         if first is None:
             return []
         cursor.execute(
-            f"SELECT r.id, r.row_number, r.currency, d.* FROM {table} AS r "
+            f"SELECT r.id, r.row_number, r.currency, r.external_id, d.* FROM {table} AS r "
             f"CROSS JOIN LATERAL jsonb_to_record(r.data) AS d({_ROW_DATA_COLUMNS}) "
             "WHERE r.batch_id = %s AND r.row_number >= %s AND r.row_number < %s AND r.status = %s "
             "ORDER BY r.row_number",
@@ -197,6 +199,8 @@ def _planned(row: _ChunkRow, product: Product, methods: dict[str, ShippingMethod
         country=row.country,
         shipping_address=address,
         shipping_method_id=row.shipping_method_id,
+        external_id=row.external_id,
+        metadata=json.loads(row.metadata) if row.metadata else {},
     )
     return PlannedReward(
         position=position,

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-from django.db.models import QuerySet
+from django.db.models import Q, QuerySet
 
 from core.errors import NotFoundError
 from orders.selectors import approval_render
@@ -188,3 +188,22 @@ def _people_result_rows(batch: Batch) -> Iterator[tuple[int, str, str, str, str]
     for row_number, action, status, external_id, reason in queryset.iterator(chunk_size=EXPORT_CHUNK):
         outcome = {"create": "created", "update": "updated"}[action] if status == BatchRowStatus.CREATED else status
         yield row_number, "", outcome, external_id, reason
+
+
+BATCH_ROWS_PAGE = 50
+
+
+def batch_rows_page(
+    *, batch: Batch, q: str = "", status: str = "", after_row: int = 0, limit: int = BATCH_ROWS_PAGE
+) -> list[BatchRow]:
+    """A page of the batch's rows with their rewards, in file order after `after_row`: narrowed to rewards
+    matching `q` (orders.search) and to a status (the reward's, or the row's while it has none)."""
+    from orders.models import Reward
+    from orders.search import reward_search
+
+    queryset = BatchRow.objects.filter(batch=batch, row_number__gt=after_row).select_related("reward")
+    if q:
+        queryset = queryset.filter(reward__in=reward_search(Reward.objects.all(), q).values("pk"))
+    if status:
+        queryset = queryset.filter(Q(reward__status=status) | Q(reward__isnull=True, status=status))
+    return list(queryset.order_by("row_number")[:limit])

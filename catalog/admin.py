@@ -12,7 +12,7 @@ from core.errors import ApplicationError
 
 from .inventory import inventory_stock
 from .models import Brand, FxRate, InventoryCode, Product, ProductType, ShippingMethod, Supplier
-from .services import product_choice_options_check
+from .services import product_choice_options_check, product_sku_suggest
 
 
 @admin.register(Supplier)
@@ -48,6 +48,7 @@ class ProductAdminForm(forms.ModelForm):
     class Meta:
         model = Product
         fields = (
+            "sku",
             "brand",
             "name",
             "description",
@@ -65,8 +66,21 @@ class ProductAdminForm(forms.ModelForm):
             "barcode_format",
         )
 
+    def __init__(self, *args, **kwargs) -> None:
+        super().__init__(*args, **kwargs)
+        self.fields["sku"].required = False
+        self.fields["sku"].help_text = "Leave empty to have one made from brand, first country and currency."
+
     def clean(self):
         cleaned = super().clean()
+        if not cleaned.get("sku") and cleaned.get("brand") and cleaned.get("currency"):
+            cleaned["sku"] = product_sku_suggest(
+                brand=cleaned["brand"],
+                currency=cleaned["currency"].strip().upper(),
+                countries=list(cleaned.get("countries") or []),
+                product_id=self.instance.pk if not self.instance._state.adding else None,
+            )
+            self.instance.sku = cleaned["sku"]
         options = list(cleaned.get("choice_options") or [])
         self.instance.type = cleaned.get("type", self.instance.type)
         self.instance.currency = (cleaned.get("currency") or "").strip().upper()
@@ -80,9 +94,9 @@ class ProductAdminForm(forms.ModelForm):
 @admin.register(Product)
 class ProductAdmin(admin.ModelAdmin):
     form = ProductAdminForm
-    list_display = ("name", "brand", "type", "currency", "denomination_type", "supplier", "is_orderable")
+    list_display = ("name", "sku", "brand", "type", "currency", "denomination_type", "supplier", "is_orderable")
     list_filter = ("type", "currency", "denomination_type", "is_orderable", "supplier")
-    search_fields = ("name", "brand__name", "id")
+    search_fields = ("name", "sku", "brand__name", "id")
     list_select_related = ("brand", "supplier")
     autocomplete_fields = ("brand",)
     filter_horizontal = ("choice_options",)

@@ -84,6 +84,7 @@ class DenominationsOutput(serializers.Serializer):
 
 class ProductOutput(serializers.Serializer):
     id = serializers.UUIDField()
+    sku = serializers.CharField(help_text="Stable human reference, accepted wherever a product_id is")
     brand = BrandSummaryOutput()
     name = serializers.CharField()
     type = serializers.ChoiceField(choices=ProductType.values)
@@ -138,6 +139,7 @@ class FxRateOutput(serializers.Serializer):
 
 PRODUCT_EXAMPLE = {
     "id": "6c1f3b0e-8d2a-5b7c-9e41-2f0a6d3c8b15",
+    "sku": "northwind-books-us-usd",
     "brand": {"name": "Northwind Books", "slug": "northwind-books", "logo_url": "https://example.com/nw.png"},
     "name": "Northwind Books eGift (US)",
     "type": "digital",
@@ -153,6 +155,7 @@ PRODUCT_EXAMPLE = {
 RANGE_PRODUCT_EXAMPLE = {
     **PRODUCT_EXAMPLE,
     "id": "0b7d3c52-3f8e-5a11-8c2d-9e4b7a6f1d03",
+    "sku": "northwind-books-gb-gbp",
     "name": "Northwind Books eGift (UK)",
     "currency": "GBP",
     "countries": ["GB"],

@@ -123,6 +123,10 @@ class BarcodeFormat(models.TextChoices):
 
 class Product(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # The stable human reference integrators and spreadsheets use instead of the id ("amazon-us-usd"): accepted
+    # wherever a product_id is. Lower-case letters, digits and hyphens; chosen from brand, country and currency
+    # when not given (catalog.services.product_sku_suggest).
+    sku = models.SlugField(max_length=64, unique=True)
     brand = models.ForeignKey(Brand, on_delete=models.PROTECT, related_name="products")
     name = models.CharField(max_length=200)
     description = models.TextField(blank=True)  # empty: the brand's description is shown

@@ -134,7 +134,7 @@ def product_list_for_tenant(
         queryset = queryset.filter(type=type)
     if q and q.strip():
         term = q.strip()
-        queryset = queryset.filter(Q(name__icontains=term) | Q(brand__name__icontains=term))
+        queryset = queryset.filter(Q(name__icontains=term) | Q(brand__name__icontains=term) | Q(sku=term.lower()))
     return queryset
 
 
@@ -158,11 +158,13 @@ def product_get_orderable(
 ) -> Product:
     """The product, if this tenant (and program) may order it now for delivery in `country`.
 
-    Raises `product_unavailable` (422) when it is unknown, not orderable, curated away by the tenant,
-    outside the program's allowed products, or not redeemable in `country`.
+    `product_id` may be the product's SKU. Raises `product_unavailable` (422) when it is unknown, not orderable,
+    curated away by the tenant, outside the program's allowed products, or not redeemable in `country`.
     """
     pk = _uuid_or_none(product_id)
-    product = Product.objects.select_related("brand", "supplier").filter(pk=pk).first() if pk else None
+    products = Product.objects.select_related("brand", "supplier")
+    # Not an id: a SKU (accepted wherever a product_id is).
+    product = products.filter(pk=pk).first() if pk else products.filter(sku=str(product_id).strip().lower()).first()
     if product is None:
         raise _unavailable(f"Unknown product {product_id}.")
     if not product.can_be_ordered:

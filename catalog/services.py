@@ -7,6 +7,7 @@ Every write validates through the model's `clean()` and turns Django's Validatio
 from __future__ import annotations
 
 import csv
+import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -19,6 +20,7 @@ from django.core.exceptions import ValidationError
 from django.db import models, transaction
 from django.utils import timezone
 from django.utils.dateparse import parse_date, parse_datetime
+from django.utils.text import slugify
 
 from core.errors import ApplicationError
 
@@ -119,6 +121,7 @@ class _ProductFields:
     cost_discount_percent: Decimal
     barcode_format: str
     description: str
+    sku: str
 
 
 def _apply(product: Product, fields: _ProductFields) -> None:
@@ -172,6 +175,8 @@ def _product_fields(
     cost_discount_percent: Any,
     barcode_format: str,
     description: str,
+    sku: str = "",
+    product_id: uuid.UUID | None = None,
 ) -> _ProductFields:
     if type not in ProductType.values:
         raise ApplicationError(
@@ -201,7 +206,49 @@ def _product_fields(
         cost_discount_percent=_decimal(cost_discount_percent, field="cost_discount_percent") or Decimal("0"),
         barcode_format=barcode_format,
         description=description,
+        sku=_sku_checked(sku, product_id=product_id)
+        or product_sku_suggest(brand=brand, currency=currency, countries=list(countries), product_id=product_id),
     )
+
+
+SKU_RE = re.compile(r"[a-z0-9]+(?:-[a-z0-9]+)*")
+
+
+def _sku_checked(sku: str, *, product_id: uuid.UUID | None) -> str:
+    """`sku` normalised (lower case, trimmed), or "" for none; refused when malformed or another product's."""
+    value = (sku or "").strip().lower()
+    if not value:
+        return ""
+    if len(value) > 64 or not SKU_RE.fullmatch(value):
+        raise ApplicationError(
+            f"SKU {sku[:70]!r} is not valid: use lower-case letters, digits and single hyphens, at most 64.",
+            code="validation_error",
+            errors={"sku": ["Lower-case letters, digits and hyphens, e.g. amazon-us-usd."]},
+        )
+    others = Product.objects.filter(sku=value)
+    if product_id is not None:
+        others = others.exclude(pk=product_id)
+    if others.exists():
+        raise ApplicationError(
+            f"SKU {value!r} is already another product's.", code="validation_error", errors={"sku": ["Taken."]}
+        )
+    return value
+
+
+def product_sku_suggest(
+    *, brand: Brand, currency: str, countries: list[str], product_id: uuid.UUID | None = None
+) -> str:
+    """A free SKU from brand, first country and currency ("amazon-us-usd"), numbered when taken ("…-2")."""
+    base = slugify(f"{brand.slug}-{countries[0] if countries else 'intl'}-{currency}")[:58].strip("-") or "product"
+    similar = Product.objects.filter(sku__startswith=base)
+    if product_id is not None:
+        similar = similar.exclude(pk=product_id)
+    taken = set(similar.values_list("sku", flat=True))
+    candidate, number = base, 1
+    while candidate in taken:
+        number += 1
+        candidate = f"{base}-{number}"
+    return candidate
 
 
 def product_create(
@@ -222,8 +269,10 @@ def product_create(
     description: str = "",
     choice_options: list[Product] | None = None,
     product_id: uuid.UUID | None = None,
+    sku: str = "",
 ) -> Product:
-    """A new catalogue product; `product_id` fixes its id (the demo loader uses stable ids)."""
+    """A new catalogue product; `product_id` fixes its id (the demo loader uses stable ids); `sku` is chosen from
+    brand, country and currency when not given."""
     fields = _product_fields(
         brand=brand,
         name=name,
@@ -239,6 +288,8 @@ def product_create(
         cost_discount_percent=cost_discount_percent,
         barcode_format=barcode_format,
         description=description,
+        sku=sku,
+        product_id=product_id,
     )
     product = Product(id=product_id or uuid.uuid4())
     return _product_save(product=product, fields=fields, choice_options=choice_options or [])
@@ -262,8 +313,9 @@ def product_update(
     barcode_format: str = "",
     description: str = "",
     choice_options: list[Product] | None = None,
+    sku: str = "",
 ) -> Product:
-    """Replace a product's fields; `choice_options=None` keeps its current options."""
+    """Replace a product's fields; `choice_options=None` keeps its current options, `sku=""` its SKU."""
     fields = _product_fields(
         brand=brand,
         name=name,
@@ -279,6 +331,8 @@ def product_update(
         cost_discount_percent=cost_discount_percent,
         barcode_format=barcode_format,
         description=description,
+        sku=sku or product.sku,
+        product_id=product.pk,
     )
     return _product_save(product=product, fields=fields, choice_options=choice_options)
 

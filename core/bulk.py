@@ -29,7 +29,12 @@ def copy_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     if unknown:
         raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
     # An auto-increment key is the database's to fill; any other field left out takes its default.
-    rest = [f for f in fields if f.attname not in given and not isinstance(f, models.fields.AutoFieldMixin)]
+    # So is a column with a database default (e.g. a reward's reference, drawn from a sequence).
+    rest = [
+        f
+        for f in fields
+        if f.attname not in given and not isinstance(f, models.fields.AutoFieldMixin) and not f.has_db_default()
+    ]
     constants = tuple(_default(model, field) for field in rest)
     # A concrete field always has a column (only a non-concrete one, e.g. a reverse relation, has None).
     names = ", ".join(connection.ops.quote_name(cast(str, f.column)) for f in [*_fields(model, columns), *rest])
@@ -89,7 +94,9 @@ def insert_statement(objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
 
 
 def insert_together(
-    *groups: Sequence[models.Model], then: tuple[str, Sequence[Any]] | None = None
+    *groups: Sequence[models.Model],
+    then: tuple[str, Sequence[Any]] | None = None,
+    returning: Sequence[str] = (),
 ) -> list[tuple[Any, ...]]:
     """Write several groups of new rows (one model per group, as insert_statement) in ONE statement, one
     round trip instead of one per group: each INSERT a data-modifying WITH query. `then`: an optional
@@ -98,7 +105,12 @@ def insert_together(
 
     Call inside a transaction: foreign keys between the groups are checked at commit (Django's are
     DEFERRABLE INITIALLY DEFERRED), and an error in any group fails them all, as it fails the transaction.
+
+    `returning` (without `then`): fields of the LAST group that the database fills (e.g. a column default
+    drawn from a sequence), read back by the same statement and set on its instances.
     """
+    if returning and then is not None:
+        raise ValueError("returning reads the last group's rows: pass it without `then`")
     statements = [insert_statement(objs) for objs in groups if objs]
     if then is not None:
         statements.append((then[0], list(then[1])))
@@ -112,9 +124,20 @@ def insert_together(
         for _, cte_params in ctes:
             params.extend(cte_params)
     params.extend(main_params)
+    last = [objs for objs in groups if objs][-1]
+    if returning:
+        fields = {field.attname: field for field in type(last[0])._meta.concrete_fields}
+        names = [type(last[0])._meta.pk.attname, *returning]
+        sql += " RETURNING " + ", ".join(connection.ops.quote_name(cast(str, fields[name].column)) for name in names)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall() if then is not None else []
+        rows = cursor.fetchall() if then is not None or returning else []
+    if returning:
+        by_pk = {obj.pk: obj for obj in last}
+        for pk, *values in rows:
+            for name, value in zip(returning, values, strict=True):
+                setattr(by_pk[pk], name, value)
+        rows = []
     for objs in groups:
         for obj in objs:
             obj._state.adding = False

@@ -143,3 +143,26 @@ class LowBalanceAlertRecipient(models.Model):
 
     class Meta:
         ordering = ["email"]
+
+
+class LedgerDayStat(models.Model):
+    """Per UTC day, currency and transaction kind: how the posted balance (cash + holds) moved, and how many
+    transactions moved it. Fed by a trigger on ledger entries (migration 0004) through LedgerDayStatDelta and
+    folded by funds.statements.ledger_days_compact; monthly statements and running balances read it."""
+
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+    transactions = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "currency", "kind"], name="ledger_day_stat_key")]
+
+
+class LedgerDayStatDelta(models.Model):
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    kind = models.CharField(max_length=16)
+    amount = models.DecimalField(max_digits=24, decimal_places=4)
+    transactions = models.BigIntegerField()

@@ -24,6 +24,13 @@ from .planning import RewardInput
 from .selectors import order_get, order_list, order_render, reward_get, reward_list, reward_render
 
 EXAMPLE_PRODUCT = "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10"
+SEARCH_HELP = (
+    "Search: part of a recipient's name, email or phone, a reward reference, an external id, a PO number, a "
+    "metadata value, or an id (at least 3 characters; every word must match)."
+)
+METADATA_HELP = (
+    "Your own key/values: at most 20 keys (1-40 of A-Z a-z 0-9 _ - .), string values of at most 500 characters."
+)
 EXAMPLE_ORDER_REQUEST = {
     "type": "digital",
     "external_id": "crm-123",
@@ -78,6 +85,7 @@ EXAMPLE_ORDER: dict[str, Any] = {
     "rewards": [
         {
             "id": "0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a",
+            "reference": "RW-7K3Q-92",
             "order_id": "8d6f0c52-3f4e-4a9b-9a7e-5b1c2d3e4f50",
             "status": "pending",
             "product": {
@@ -100,11 +108,14 @@ EXAMPLE_ORDER: dict[str, Any] = {
             "code": None,
             "shipment_id": None,
             "failure_reason": None,
+            "external_id": "hr-2026-001",
+            "metadata": {"department": "Engineering"},
             "created_at": "2026-11-22T10:00:00Z",
             "delivered_at": None,
         }
     ],
     "approval": None,
+    "metadata": {"cost_center": "CC-42"},
     "created_at": "2026-11-22T10:00:00Z",
 }
 EXAMPLE_PENDING_ORDER: dict[str, Any] = {
@@ -201,7 +212,8 @@ class AddressInput(serializers.Serializer):
 
 
 class RewardInputSerializer(serializers.Serializer):
-    product_id = serializers.UUIDField()
+    product_id = serializers.UUIDField(required=False, help_text="The product's id, or give its `sku`")
+    sku = serializers.CharField(required=False, max_length=64, help_text="The product's SKU, instead of product_id")
     amount = AmountField(max_digits=16, decimal_places=4, min_value=0, coerce_to_string=True)
     currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
     quantity = serializers.IntegerField(min_value=1, max_value=500, default=1)
@@ -222,6 +234,13 @@ class RewardInputSerializer(serializers.Serializer):
     country = serializers.CharField(min_length=2, max_length=2, required=False, allow_null=True)
     shipping_address = AddressInput(required=False, allow_null=True)
     shipping_method_id = serializers.UUIDField(required=False, allow_null=True)
+    external_id = serializers.CharField(max_length=100, required=False, allow_blank=True, default="")
+    metadata = serializers.JSONField(required=False, default=dict, help_text=METADATA_HELP)
+
+    def validate(self, attrs: dict[str, Any]) -> dict[str, Any]:
+        if not attrs.get("product_id") and not (attrs.get("sku") or "").strip():
+            raise serializers.ValidationError({"product_id": ["Give the product_id or the sku."]})
+        return attrs
 
 
 class OrderCreateInput(serializers.Serializer):
@@ -231,6 +250,7 @@ class OrderCreateInput(serializers.Serializer):
     program = serializers.CharField(max_length=60, required=False, allow_null=True, allow_blank=True)
     funding_currency = serializers.CharField(min_length=3, max_length=3, required=False, allow_null=True)
     claim_by = serializers.DateTimeField(required=False, allow_null=True, help_text="Default claim_by of every reward")
+    metadata = serializers.JSONField(required=False, default=dict, help_text=METADATA_HELP)
     # many=True: DRF hands max_length to the ListSerializer it builds; the DRF stubs only know the child's arguments.
     rewards = RewardInputSerializer(many=True, allow_empty=False, max_length=500)  # type: ignore[call-arg]
 
@@ -247,6 +267,7 @@ class RewardOutput(serializers.Serializer):
     """Documentation of the reward shape rendered by orders.selectors.reward_render."""
 
     id = serializers.UUIDField()
+    reference = serializers.CharField(help_text='Short human reference, unique in the tenant, e.g. "RW-7K3Q-92"')
     order_id = serializers.UUIDField()
     status = serializers.ChoiceField(choices=RewardStatus.values)
     product = serializers.DictField()
@@ -267,6 +288,8 @@ class RewardOutput(serializers.Serializer):
     code = serializers.CharField(allow_null=True, help_text="Masked (last 4 only); use /reveal for API delivery")
     shipment_id = serializers.UUIDField(allow_null=True)
     failure_reason = serializers.CharField(allow_null=True)
+    external_id = serializers.CharField(allow_null=True)
+    metadata = serializers.DictField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
     delivered_at = serializers.DateTimeField(allow_null=True)
 
@@ -291,6 +314,7 @@ class OrderOutput(serializers.Serializer):
         help_text="Maker–checker: status, requested_by, expires_at, "
         "decided_by, decided_at, reason; null when no approval was needed",
     )
+    metadata = serializers.DictField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
 
     def to_representation(self, instance):
@@ -303,7 +327,7 @@ def _reward_inputs(rewards: list[dict], *, claim_by: datetime | None = None) -> 
         recipient = {key: value or "" for key, value in dict(item.get("recipient") or {}).items()}
         inputs.append(
             RewardInput(
-                product_id=str(item["product_id"]),
+                product_id=str(item["product_id"]) if item.get("product_id") else item["sku"].strip().lower(),
                 amount=item["amount"],
                 currency=(item.get("currency") or None),
                 quantity=item.get("quantity", 1),
@@ -318,6 +342,8 @@ def _reward_inputs(rewards: list[dict], *, claim_by: datetime | None = None) -> 
                 shipping_method_id=str(item["shipping_method_id"]) if item.get("shipping_method_id") else None,
                 person_id=str(item["person_id"]) if item.get("person_id") else None,
                 person_external_id=item.get("person_external_id") or None,
+                external_id=item.get("external_id", "").strip(),
+                metadata=item.get("metadata") or {},
             )
         )
     return inputs
@@ -333,6 +359,7 @@ class OrderListCreateApi(TenantListAPIView):
             OpenApiParameter("status", str, enum=OrderStatus.values),
             OpenApiParameter("external_id", str),
             OpenApiParameter("program", str),
+            OpenApiParameter("q", str, description=SEARCH_HELP),
             OpenApiParameter("created_after", OpenApiTypes.DATETIME, description="ISO 8601 timestamp"),
             OpenApiParameter("created_before", OpenApiTypes.DATETIME, description="ISO 8601 timestamp"),
             OpenApiParameter("automation_id", OpenApiTypes.UUID, description="Orders placed by this automation"),
@@ -371,6 +398,7 @@ class OrderListCreateApi(TenantListAPIView):
             program=params.get("program"),
             automation_id=uuid_param(self.request, "automation_id"),
             person_id=uuid_param(self.request, "person_id"),
+            q=params.get("q"),
             **dates,
         )
 
@@ -429,6 +457,7 @@ class OrderListCreateApi(TenantListAPIView):
             program_slug=data.get("program") or None,
             funding_currency=data.get("funding_currency") or None,
             api_key_id=request.api_key.key_id,
+            metadata=data.get("metadata") or {},
         )
         response = Response(body, status=status)
         if replayed:
@@ -517,6 +546,9 @@ class RewardListApi(TenantListAPIView):
             OpenApiParameter("order_id", OpenApiTypes.UUID),
             OpenApiParameter("recipient_email", str),
             OpenApiParameter("person_id", OpenApiTypes.UUID),
+            OpenApiParameter("external_id", str, description="The reward's own external_id (e.g. a bulk row's)"),
+            OpenApiParameter("reference", str, description='The short reference, e.g. "RW-7K3Q-92"'),
+            OpenApiParameter("q", str, description=SEARCH_HELP),
         ],
         examples=[
             OpenApiExample(
@@ -536,6 +568,9 @@ class RewardListApi(TenantListAPIView):
             order_id=uuid_param(self.request, "order_id"),  # a non-UUID was a 500 (the ORM raised)
             recipient_email=params.get("recipient_email"),
             person_id=uuid_param(self.request, "person_id"),
+            external_id=params.get("external_id"),
+            reference=params.get("reference"),
+            q=params.get("q"),
         )
 
 

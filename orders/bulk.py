@@ -35,6 +35,7 @@ _BATCH_REWARD_COLUMNS = [
     "id", "order_id", "position", "status", "product_id", "product_snapshot", "amount", "currency", "charge_amount",
     "hold_id", "delivery_method", "recipient_name", "recipient_email", "recipient_phone", "country", "message",
     "sender_name", "deliver_at", "claim_token_hash", "claim_token_encrypted", "claim_expires_at", "person_id",
+    "external_id", "metadata",
 ]  # fmt: skip
 
 
@@ -139,7 +140,7 @@ def order_create_for_batch_rows(
              (recipient.get("email") or "").strip().lower(), (recipient.get("phone") or "").strip(),
              (item.address or {}).get("country") or (spec.country or "").upper(), spec.message or default_message,
              spec.sender_name or default_sender, spec.deliver_at, token_hash, token_encrypted, expires_at,
-             item.person_id)
+             item.person_id, spec.external_id, json.dumps(spec.metadata))
         )  # fmt: skip
         holds.append((hold_id, f"reward:{reward_id}", charge))
         held += charge

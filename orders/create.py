@@ -28,6 +28,7 @@ from .approvals import approval_begin, approval_required
 from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_register, gets_claim_link
 from .handoff import rewards_dispatch, shipment_hooks_required
 from .idempotency import idempotency_begin
+from .metadata import metadata_clean
 from .models import IdempotencyRecord, Order, OrderStatus, OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward, RewardInput, field_error, order_plan, order_totals, program_budget_check
 from .selectors import requested_by
@@ -62,6 +63,7 @@ def order_create(
     automation_id: uuid.UUID | None = None,
     created_by_role: str = "",
     approval_exempt: bool = False,
+    metadata: dict[str, str] | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
     """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
 
@@ -72,6 +74,9 @@ def order_create(
     """
     if order_type not in OrderType.values:
         raise field_error("type", f"type must be one of {', '.join(OrderType.values)}.")
+    metadata = metadata_clean(metadata)
+    for index, spec in enumerate(rewards):
+        spec.metadata = metadata_clean(spec.metadata, path=f"rewards[{index}].metadata")
     with transaction.atomic():
         if idempotency_key:
             record = idempotency_begin(key=idempotency_key, body_hash=body_hash)
@@ -98,6 +103,7 @@ def order_create(
             api_key_id=api_key_id,
             created_by_email=created_by_email,
             automation_id=automation_id,
+            metadata=metadata,
         )
         program_budget_check(program=program, currency=currency, amount=order.total_amount)
         policy = (
@@ -117,7 +123,9 @@ def order_create(
         )
         try:
             with transaction.atomic(savepoint=False):
-                insert_together([order], created, shipments)  # one statement (one round trip) for all of them
+                # One statement (one round trip) for all of them; the rewards last, returning the references the
+                # database drew for them.
+                insert_together([order], shipments, created, returning=("reference",))
         except IntegrityError as exc:
             if getattr(getattr(exc.__cause__, "diag", None), "constraint_name", None) != "order_external_id_unique":
                 raise
@@ -167,6 +175,7 @@ def order_new(
     api_key_id: str = "",
     created_by_email: str = "",
     automation_id: uuid.UUID | None = None,
+    metadata: dict[str, str] | None = None,
 ) -> Order:
     """The order (unsaved) for planned rewards, with their totals (orders.planning.order_totals)."""
     _, fees, shipping_total, total = order_totals(planned)
@@ -183,6 +192,7 @@ def order_new(
         api_key_id=api_key_id,
         created_by_email=created_by_email,
         automation_id=automation_id,
+        metadata=metadata or {},
     )
 
 
@@ -232,6 +242,8 @@ def _new_rewards(
             sender_name=spec.sender_name or (program.sender_name if program else ""),
             locale=locale_choose(recipient.get("locale")) or fallback_locale,
             deliver_at=spec.deliver_at,
+            external_id=spec.external_id,
+            metadata=spec.metadata,
             hold_id=uuid.uuid4() if preassign_holds else None,
         )
         if gets_claim_link(order_type=order.type, delivery_method=item.delivery_method, product_type=item.product.type):

@@ -72,6 +72,8 @@ class Order(Approvable):
     created_by_email = models.CharField(max_length=254, blank=True)
     # The automation that placed it (automations sit above orders: an id, not a foreign key).
     automation_id = models.UUIDField(null=True, blank=True, db_index=True)
+    # The client's own key/values (orders.metadata checks them): searchable and exported.
+    metadata = models.JSONField(default=dict, blank=True)
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
 
@@ -82,7 +84,8 @@ class Order(Approvable):
             # The approvals queue and the expiry sweep read only the few orders waiting.
             models.Index(
                 fields=["approval_expires_at"], name="order_approval_pending", condition=Q(approval_status="pending")
-            )
+            ),
+            models.Index(fields=["po_number"], name="order_po_number"),
         ]
 
     def __str__(self) -> str:
@@ -149,6 +152,14 @@ REWARD_DONE_STATES = {
 
 class Reward(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    # A short human reference, "RW-7K3Q-92": unique in the schema, drawn by the database from a sequence
+    # (orders_reward_reference(), migration 0004) so every insert path, COPY included, gets one.
+    reference = models.CharField(
+        max_length=20,
+        unique=True,
+        editable=False,
+        db_default=models.Func(function="orders_reward_reference", output_field=models.CharField()),
+    )
     order = models.ForeignKey(Order, on_delete=models.CASCADE, related_name="rewards")
     position = models.PositiveIntegerField(default=0)  # index in the order's request, for stable output
     status = models.CharField(max_length=20, choices=RewardStatus.choices, default=RewardStatus.PENDING)
@@ -175,6 +186,11 @@ class Reward(models.Model):
     # program's, the tenant's; '' = none named, the recipient's browser decides (messages go in English).
     locale = models.CharField(max_length=16, blank=True, default="")
     deliver_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # The client's reference for this one reward (a bulk row's external_id); not unique.
+    external_id = models.CharField(max_length=100, blank=True)
+    metadata = models.JSONField(default=dict, blank=True)
+    # Not modelled: `search_text`, a stored generated column (lower-cased reference, recipient, external id and
+    # metadata values) behind a trigram index (orders.search; migration 0004).
     # Claim link (link delivery): the token is a bearer credential — kept encrypted, looked up by hash.
     claim_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
     claim_token_encrypted = models.TextField(blank=True)
@@ -212,6 +228,7 @@ class Reward(models.Model):
                 condition=Q(status__in=["delivered", "delivery_failed", "opened"], claim_expires_at__isnull=False),
                 name="reward_unclaimed_link_expiry",
             ),
+            models.Index(fields=["recipient_email"], name="reward_recipient_email"),
         ]
         constraints = [
             models.CheckConstraint(condition=Q(amount__gt=0) & Q(charge_amount__gt=0), name="reward_amounts_positive")
@@ -266,3 +283,65 @@ class IdempotencyRecord(models.Model):
     response_status = models.PositiveSmallIntegerField()
     response_body = models.JSONField()
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
+
+
+# --- Maintained rollups (orders.rollups) ------------------------------------------------------------------
+# Database triggers (migration 0004) append a delta row whenever rewards are inserted, change status or are
+# deleted, and whenever a capture or refund is posted; `rollups_compact` folds the deltas into the rollup
+# tables. Readers add the rollup and the (few) pending deltas, so what they read is exact at their snapshot,
+# and no order ever waits on a shared counter row.
+
+
+class RewardStat(models.Model):
+    """Rewards created on `day` (UTC) now in `status`, per face currency: count and face value."""
+
+    day = models.DateField()
+    status = models.CharField(max_length=20)
+    currency = models.CharField(max_length=3)
+    rewards = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["day", "status", "currency"], name="reward_stat_key")]
+
+
+class RewardStatDelta(models.Model):
+    day = models.DateField()
+    status = models.CharField(max_length=20)
+    currency = models.CharField(max_length=3)
+    rewards = models.BigIntegerField()
+    amount = models.DecimalField(max_digits=24, decimal_places=4)
+
+
+class SpendStat(models.Model):
+    """Money spent (captures less refunds) posted on `day` (UTC), per funding currency, program, product and
+    department (the reward's `metadata.department`); equals the ledger's spent account movements."""
+
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    program_id = models.BigIntegerField(null=True)
+    product_id = models.UUIDField(null=True)
+    department = models.CharField(max_length=100, default="")
+    amount = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+    captures = models.BigIntegerField(default=0)
+    refunds = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["day", "currency", "program_id", "product_id", "department"],
+                name="spend_stat_key",
+                nulls_distinct=False,
+            )
+        ]
+
+
+class SpendStatDelta(models.Model):
+    day = models.DateField()
+    currency = models.CharField(max_length=3)
+    program_id = models.BigIntegerField(null=True)
+    product_id = models.UUIDField(null=True)
+    department = models.CharField(max_length=100, default="")
+    amount = models.DecimalField(max_digits=24, decimal_places=4)
+    captures = models.BigIntegerField()
+    refunds = models.BigIntegerField()

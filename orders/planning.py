@@ -66,6 +66,8 @@ class RewardInput:
     # copied from them when the order is planned (recipient_from_person).
     person_id: str | None = None
     person_external_id: str | None = None
+    external_id: str = ""  # the client's reference for this reward (not unique)
+    metadata: dict[str, str] = field(default_factory=dict)  # checked by orders.metadata
 
 
 @dataclass

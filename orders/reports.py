@@ -1,17 +1,26 @@
-"""Aggregate reads for the dashboard: spend by program, rewards by status, delivery and redemption rates.
+"""Aggregate reads for the dashboard and reports: spend by program, rewards by status, the delivery funnel.
 
-Each is one GROUP BY query on the schema in use (live or sandbox), whatever the number of orders.
+Each reads the maintained rollups (orders.rollups) of the schema in use (live or sandbox): a GROUP BY over
+days × statuses, whatever the number of rewards.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db.models import Count, Sum
+from django.utils import timezone
+from django.utils.translation import gettext as _
 
-from .models import Order, OrderStatus, Reward, RewardStatus
+from core.errors import ApplicationError
+from core.money import format_amount
+from programs.models import Program
+
+from .models import RewardStatus
+from .rollups import SPEND_GROUPS, reward_counts_by_status, spend_grouped
 
 # Reached the recipient (a bounce, DELIVERY_FAILED, did not).
 REACHED_STATES = (RewardStatus.DELIVERED, RewardStatus.OPENED, RewardStatus.REDEEMED, RewardStatus.EXPIRED)
@@ -21,32 +30,28 @@ ATTEMPTED_STATES = (*REACHED_STATES, RewardStatus.DELIVERY_FAILED, RewardStatus.
 
 @dataclass(frozen=True)
 class ProgramSpend:
-    program: str  # the program's name, or "" for orders without one
+    program: str  # the program's name, or "" for spend without one
     currency: str
     total: Decimal
-    orders: int
+    captures: int
 
 
-def spend_by_program(*, since: datetime) -> list[ProgramSpend]:
-    """What orders created since `since` charged, per program and funding currency (canceled/failed excluded)."""
-    rows = (
-        Order.objects.filter(created_at__gte=since)
-        .exclude(status__in=[OrderStatus.CANCELED, OrderStatus.FAILED])
-        .values("program__name", "currency")
-        .annotate(total=Sum("total_amount"), orders=Count("id"))
-        .order_by("currency", "-total")
-    )
-    return [
-        ProgramSpend(
-            program=row["program__name"] or "", currency=row["currency"], total=row["total"], orders=row["orders"]
-        )
-        for row in rows
-    ]
+def spend_by_program(*, since: date, until: date | None = None) -> list[ProgramSpend]:
+    """Money spent (captured less refunded) on days [since, until], per program and funding currency."""
+    rows = spend_grouped(group_by="program", since=since, until=until)
+    names = dict(Program.objects.filter(pk__in=[int(r.key) for r in rows if r.key]).values_list("pk", "name"))
+    spend = [
+        ProgramSpend(program=names.get(int(r.key), "") if r.key else "", currency=r.currency, total=r.amount,
+                     captures=r.captures)
+        for r in rows
+    ]  # fmt: skip
+    return sorted(spend, key=lambda row: (row.currency, -row.total))
 
 
-def reward_status_counts() -> dict[str, int]:
-    """Rewards per status, every status present (zeros included), in the state machine's order."""
-    counts = dict(Reward.objects.values_list("status").annotate(n=Count("id")).order_by())
+def reward_status_counts(*, since: date | None = None, until: date | None = None) -> dict[str, int]:
+    """Rewards created on days [since, until] per status, every status present (zeros included), in the state
+    machine's order; read from the maintained rollup, never by counting rewards."""
+    counts = reward_counts_by_status(since=since, until=until)
     return {status: counts.get(status, 0) for status in RewardStatus.values}
 
 
@@ -107,3 +112,169 @@ def breakage_by_currency() -> list[Breakage]:
             )
         )
     return result
+
+
+@dataclass(frozen=True)
+class RewardFunnel:
+    """What became of the rewards created in a period, by where each is now (a redeemed reward was opened and
+    delivered too, so each stage counts the ones after it)."""
+
+    created: int
+    sent: int  # a delivery was attempted and is over
+    delivered: int  # reached the recipient
+    opened: int
+    redeemed: int
+    expired: int
+    failed: int  # failed, or bounced (delivery_failed)
+
+    @staticmethod
+    def _rate(part: int, whole: int) -> float | None:
+        return round(part / whole, 4) if whole else None
+
+    def rates(self) -> dict[str, float | None]:
+        return {
+            "delivery_rate": self._rate(self.delivered, self.sent),
+            "open_rate": self._rate(self.opened, self.delivered),
+            "redemption_rate": self._rate(self.redeemed, self.delivered),
+            "failure_rate": self._rate(self.failed, self.sent),
+        }
+
+
+def reward_funnel(*, since: date | None = None, until: date | None = None) -> RewardFunnel:
+    return reward_funnel_from(reward_status_counts(since=since, until=until))
+
+
+def reward_funnel_from(counts: dict[str, int]) -> RewardFunnel:
+    return RewardFunnel(
+        created=sum(counts.values()),
+        sent=sum(counts[s] for s in ATTEMPTED_STATES),
+        delivered=sum(counts[s] for s in REACHED_STATES),
+        opened=counts[RewardStatus.OPENED] + counts[RewardStatus.REDEEMED],
+        redeemed=counts[RewardStatus.REDEEMED],
+        expired=counts[RewardStatus.EXPIRED],
+        failed=counts[RewardStatus.FAILED] + counts[RewardStatus.DELIVERY_FAILED],
+    )
+
+
+# --- The reports API and page (GET /api/v1/reports/…, portal Reports) --------------------------------------
+
+REPORT_GROUPS = tuple(SPEND_GROUPS)
+MAX_REPORT_DAYS = 3660  # ten years: a rollup row per day at most, so even that is a small read
+
+
+def report_period(*, since: str | None, until: str | None) -> tuple[date, date]:
+    """The report's [from, to] UTC days from ISO dates (default: the last 30 days); refused when not dates, in
+    the wrong order or longer than MAX_REPORT_DAYS."""
+    today = timezone.now().date()
+    parsed: dict[str, date | None] = {}
+    for name, text in (("from", since), ("to", until)):
+        try:
+            parsed[name] = date.fromisoformat(text) if text else None
+        except ValueError:
+            raise ApplicationError(
+                _("%(name)s must be a date, YYYY-MM-DD.") % {"name": name},
+                code="validation_error",
+                status=400,
+                errors={name: [_("Use YYYY-MM-DD.")]},
+            ) from None
+    end = parsed["to"] or today
+    start = parsed["from"] or end - timedelta(days=29)
+    if start > end:
+        raise ApplicationError(
+            _("from is after to."), code="validation_error", status=400, errors={"to": [_("Before from.")]}
+        )
+    if (end - start).days >= MAX_REPORT_DAYS:
+        raise ApplicationError(
+            _("A report covers at most %(n)d days.") % {"n": MAX_REPORT_DAYS},
+            code="validation_error",
+            status=400,
+            errors={"from": [_("Too long a period.")]},
+        )
+    return start, end
+
+
+def _labels(group_by: str, keys: set[str]) -> dict[str, str]:
+    keys = {key for key in keys if key}
+    if group_by == "program" and keys:
+        return {
+            str(pk): name
+            for pk, name in Program.objects.filter(pk__in=[int(k) for k in keys]).values_list("pk", "name")
+        }
+    if group_by == "product" and keys:
+        from catalog.models import Product
+
+        products = Product.objects.filter(pk__in=keys).select_related("brand")
+        return {str(p.pk): f"{p.name}" for p in products}
+    return {key: key for key in keys}
+
+
+def spend_report(*, since: date, until: date, group_by: str) -> dict[str, Any]:
+    """Net spend (captures less refunds, posted in [since, until]) per funding currency and group, with totals
+    per currency: the ledger's spent-account movements over the period, to the cent."""
+    if group_by not in SPEND_GROUPS:
+        raise ApplicationError(
+            _("group_by must be one of %(choices)s.") % {"choices": ", ".join(REPORT_GROUPS)},
+            code="validation_error",
+            status=400,
+            errors={"group_by": [", ".join(REPORT_GROUPS)]},
+        )
+    rows = spend_grouped(group_by=group_by, since=since, until=until)
+    labels = _labels(group_by, {row.key for row in rows})
+    none_label = {"program": _("No program"), "department": _("No department")}.get(group_by, _("Other"))
+    totals: dict[str, Decimal] = {}
+    for row in rows:
+        totals[row.currency] = totals.get(row.currency, Decimal(0)) + row.amount
+    return {
+        "from": since.isoformat(),
+        "to": until.isoformat(),
+        "group_by": group_by,
+        "rows": [
+            {
+                "key": row.key or None,
+                "label": labels.get(row.key, row.key) if row.key else str(none_label),
+                "currency": row.currency,
+                "amount": format_amount(row.amount, row.currency),
+                "captures": row.captures,
+                "refunds": row.refunds,
+            }
+            for row in rows
+        ],
+        "totals": [
+            {"currency": currency, "amount": format_amount(amount, currency)}
+            for currency, amount in sorted(totals.items())
+        ],
+    }
+
+
+def spend_report_table(report: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
+    header = [report["group_by"], "label", "currency", "amount", "captures", "refunds"]
+    rows: list[list[object]] = [
+        [row["key"] or "", row["label"], row["currency"], Decimal(row["amount"]), row["captures"], row["refunds"]]
+        for row in report["rows"]
+    ]
+    rows += [["total", "", t["currency"], Decimal(t["amount"]), "", ""] for t in report["totals"]]
+    return header, rows
+
+
+FUNNEL_STAGES = ("created", "sent", "delivered", "opened", "redeemed", "expired", "failed")
+
+
+def rewards_report(*, since: date, until: date) -> dict[str, Any]:
+    """What became of the rewards created in [since, until]: the funnel, its rates, and every status."""
+    counts = reward_status_counts(since=since, until=until)
+    funnel = reward_funnel_from(counts)
+    return {
+        "from": since.isoformat(),
+        "to": until.isoformat(),
+        **{stage: getattr(funnel, stage) for stage in FUNNEL_STAGES},
+        "rates": funnel.rates(),
+        "by_status": counts,
+    }
+
+
+def rewards_report_table(report: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
+    header = ["measure", "value"]
+    rows: list[list[object]] = [[stage, report[stage]] for stage in FUNNEL_STAGES]
+    rows += [[name, "" if value is None else Decimal(str(value))] for name, value in report["rates"].items()]
+    rows += [[f"status:{status}", n] for status, n in report["by_status"].items()]
+    return header, rows

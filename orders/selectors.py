@@ -15,6 +15,7 @@ from core.errors import NotFoundError
 from core.money import format_amount
 
 from .models import Approvable, DeliveryMethod, Order, Reward
+from .search import order_search, reward_search
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -33,6 +34,7 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
     shipment = getattr(reward, "shipment", None) if reward.delivery_method == DeliveryMethod.SHIPMENT else None
     return {
         "id": str(reward.id),
+        "reference": reward.reference,
         "order_id": str(reward.order_id),
         "status": reward.status,
         "product": {
@@ -63,6 +65,8 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
         "code": crypto.mask("x" * 8 + reward.code_last4) if reward.code_last4 else None,
         "shipment_id": str(shipment.id) if shipment else None,
         "failure_reason": reward.failure_reason or None,
+        "external_id": reward.external_id or None,
+        "metadata": reward.metadata or {},
         "created_at": _iso(reward.created_at),
         "delivered_at": _iso(reward.delivered_at),
     }
@@ -109,6 +113,7 @@ def order_render(order: Order, *, bearer: bool = False) -> dict[str, Any]:
         },
         "rewards": [reward_render(reward, bearer=bearer) for reward in rewards],
         "approval": approval_render(order),
+        "metadata": order.metadata or {},
         "created_at": _iso(order.created_at),
     }
 
@@ -128,8 +133,11 @@ def order_list(
     program: str | None = None,
     automation_id: Any = None,
     person_id: Any = None,
+    q: str | None = None,
 ) -> QuerySet[Order]:
     qs = _order_queryset()
+    if q:
+        qs = order_search(qs, q)
     if status:
         qs = qs.filter(status=status)
     if external_id:
@@ -166,9 +174,22 @@ def order_get(*, order_id: Any) -> Order:
 
 
 def reward_list(
-    *, status: str | None = None, order_id: Any = None, recipient_email: str | None = None, person_id: Any = None
+    *,
+    status: str | None = None,
+    order_id: Any = None,
+    recipient_email: str | None = None,
+    person_id: Any = None,
+    external_id: str | None = None,
+    reference: str | None = None,
+    q: str | None = None,
 ) -> QuerySet[Reward]:
     qs = Reward.objects.select_related("order", "shipment")
+    if q:
+        qs = reward_search(qs, q)
+    if external_id:
+        qs = qs.filter(external_id=external_id.strip())
+    if reference:
+        qs = qs.filter(reference=reference.strip().upper())
     if status:
         qs = qs.filter(status=status)
     if order_id:

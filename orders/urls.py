@@ -10,8 +10,11 @@ from .apis import (
     RewardDetailApi,
     RewardListApi,
 )
+from .report_apis import RewardsReportApi, SpendReportApi
 
 urlpatterns = [
+    path("reports/spend", SpendReportApi.as_view(), name="report-spend"),
+    path("reports/rewards", RewardsReportApi.as_view(), name="report-rewards"),
     path("orders", OrderListCreateApi.as_view(), name="order-list"),
     path("orders/<uuid:order_id>", OrderDetailApi.as_view(), name="order-detail"),
     path("orders/<uuid:order_id>/cancel", OrderCancelApi.as_view(), name="order-cancel"),

@@ -21,12 +21,15 @@ class Perm(StrEnum):
     SETTINGS = "settings"  # the tenant's approval policy and two-factor requirement
     PEOPLE = "people"  # the people directory: add, edit, import, mark as left, export, erase
     AUTOMATIONS = "automations"  # automations that send rewards by themselves (birthdays, anniversaries)
+    REPORTS = "reports"  # spend and delivery reports, their downloads
 
 
 ROLE_PERMISSIONS: dict[str, frozenset[Perm]] = {
     Role.ADMIN: frozenset(Perm),
-    Role.MANAGER: frozenset({Perm.VIEW, Perm.SEND, Perm.BULK, Perm.PROGRAMS, Perm.PEOPLE, Perm.AUTOMATIONS}),
-    Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS, Perm.APPROVE}),
+    Role.MANAGER: frozenset(
+        {Perm.VIEW, Perm.SEND, Perm.BULK, Perm.PROGRAMS, Perm.PEOPLE, Perm.AUTOMATIONS, Perm.REPORTS}
+    ),
+    Role.FINANCE: frozenset({Perm.VIEW, Perm.FUNDS, Perm.APPROVE, Perm.REPORTS}),
     Role.VIEWER: frozenset({Perm.VIEW}),
 }
 

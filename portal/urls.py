@@ -1,8 +1,21 @@
 """Portal URLs: mounted at the root, answered on tenant hosts only (the views 404 on the public host)."""
 
-from django.urls import path
+from django.urls import path, re_path
 
-from .views import account, approvals, audit_log, auth, bulk, dashboard, developers, send, settings, team
+from .views import (
+    account,
+    approvals,
+    audit_log,
+    auth,
+    bulk,
+    dashboard,
+    developers,
+    reports,
+    search,
+    send,
+    settings,
+    team,
+)
 from .views import funds as funds_views
 from .views import orders as orders_views
 from .views import people as people_views
@@ -35,6 +48,7 @@ urlpatterns = [
     path("settings/security/", settings.SecuritySettingsView.as_view(), name="settings_security"),
     path("settings/company/", settings.CompanySettingsView.as_view(), name="settings_company"),
     path("send/", send.CatalogueView.as_view(), name="send"),
+    path("send/catalogue.csv", send.CatalogueExportView.as_view(), name="catalogue_export"),
     path("send/<uuid:product_id>/", send.SendRewardView.as_view(), name="send_product"),
     path("send/orders/<uuid:order_id>/", send.SendDoneView.as_view(), name="send_done"),
     path("bulk/", bulk.BulkView.as_view(), name="bulk"),
@@ -45,6 +59,7 @@ urlpatterns = [
     path("bulk/<uuid:batch_id>/progress.json", bulk.BulkProgressView.as_view(), name="bulk_progress"),
     path("bulk/<uuid:batch_id>/errors.csv", bulk.BulkErrorsCsvView.as_view(), name="bulk_errors"),
     path("bulk/<uuid:batch_id>/results.csv", bulk.BulkResultsCsvView.as_view(), name="bulk_results"),
+    path("search/", search.SearchView.as_view(), name="search"),
     path("orders/", orders_views.OrderListView.as_view(), name="orders"),
     path("orders/export.csv", orders_views.OrderExportView.as_view(), name="orders_export"),
     path("orders/<uuid:order_id>/", orders_views.OrderDetailView.as_view(), name="order"),
@@ -71,6 +86,12 @@ urlpatterns = [
     path("points/", points_views.PointsView.as_view(), name="points"),
     path("points/awards/<uuid:award_id>/reverse", points_views.PointsReverseView.as_view(), name="points_reverse"),
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
+    path("reports/", reports.ReportsView.as_view(), name="reports"),
+    re_path(
+        r"^reports/(?P<report>spend|rewards)\.(?P<fmt>csv|xlsx)$",
+        reports.ReportDownloadView.as_view(),
+        name="reports_download",
+    ),
     path("funds/statement.csv", funds_views.StatementExportView.as_view(), name="funds_export"),
     path("developers/", developers.DevelopersView.as_view(), name="developers"),
     path("developers/shown/<str:token>/", developers.ShownOnceView.as_view(), name="developers_shown"),

@@ -11,7 +11,7 @@ from catalog.services import brand_upsert, fx_rate_create, product_create, produ
 from programs.services import catalog_rule_set, program_create
 from testsupport.problems import assert_problem
 
-PRODUCT_FIELDS = {"id", "brand", "name", "type", "currency", "countries", "denominations", "is_orderable",
+PRODUCT_FIELDS = {"id", "sku", "brand", "name", "type", "currency", "countries", "denominations", "is_orderable",
                   "description", "terms", "redemption_instructions", "choice_options"}  # fmt: skip
 
 
@@ -27,6 +27,7 @@ def test_product_list_shape(catalog, api_a):
     assert set(usd) == PRODUCT_FIELDS
     assert usd == {
         "id": str(catalog.acorn_usd.id),
+        "sku": "acorn-books-us-usd",
         "brand": {"name": "Acorn Books", "slug": "acorn-books", "logo_url": "https://img.example/acorn.png"},
         "name": "Acorn Books US",
         "type": "digital",

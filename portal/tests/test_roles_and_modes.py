@@ -7,7 +7,8 @@ from funds.services import funds_deposit
 from portal.permissions import ROLE_PERMISSIONS, Perm, has_perm
 
 PAGES = {"/": Perm.VIEW, "/send/": Perm.SEND, "/bulk/": Perm.BULK, "/orders/": Perm.VIEW, "/funds/": Perm.FUNDS,
-         "/developers/": Perm.DEVELOPERS, "/team/": Perm.TEAM, "/audit/": Perm.AUDIT}  # fmt: skip
+         "/developers/": Perm.DEVELOPERS, "/team/": Perm.TEAM, "/audit/": Perm.AUDIT, "/reports/": Perm.REPORTS,
+         "/search/": Perm.VIEW}  # fmt: skip
 
 
 @pytest.mark.parametrize("role", ["admin", "manager", "finance", "viewer"])

@@ -8,8 +8,9 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from audit.models import AuditEvent
+from fulfillment.services import reward_fulfil
 from funds.services import funds_deposit
-from orders.models import Order
+from orders.models import Order, Reward
 from testsupport.portal import portal_client, sign_in
 
 pytestmark = pytest.mark.django_db
@@ -241,7 +242,9 @@ def test_sandbox_mode_sends_from_the_sandbox_twin(manager, shop, tenant_a):
         assert Order.objects.count() == 0
 
 
-def test_dashboard_charts_spend_by_program_and_rewards_by_status(manager, shop, django_assert_max_num_queries):
+def test_dashboard_charts_spend_by_program_and_rewards_by_status(
+    manager, funded_a, shop, django_assert_max_num_queries
+):
     preview = _post(manager, shop.coffee_usd, recipients="A, a@example.com\nB, b@example.com").content.decode()
     _post(
         manager,
@@ -251,10 +254,16 @@ def test_dashboard_charts_spend_by_program_and_rewards_by_status(manager, shop, 
         idempotency_key=_hidden(preview, "idempotency_key"),
         quote_hash=_hidden(preview, "quote_hash"),
     )
+    page = manager.get("/").content.decode()
+    assert "Pending: 2" in page and 'data-testid="delivery-rate">—<' in page
+    assert "Nothing spent this month yet." in page  # held, not yet spent
+    with tenant_context(funded_a):
+        first = Reward.objects.order_by("position").first()
+        reward_fulfil(reward_id=first.id)  # one delivered (its hold captured), one still pending
     with django_assert_max_num_queries(12):
         page = manager.get("/").content.decode()
     assert '<title id="spend-usd-title">Spend this month by program, USD</title>' in page
-    assert "No program: 50.00 USD" in page  # the chart's <desc>
+    assert "No program: 25.00 USD" in page  # the chart's <desc>
     assert '<title id="rewards-by-status-title">Rewards by status</title>' in page
-    assert "Pending: 2" in page
-    assert 'data-testid="delivery-rate">—<' in page
+    assert "Pending: 1" in page and "Delivered: 1" in page
+    assert 'data-testid="delivery-rate">100.0 %<' in page

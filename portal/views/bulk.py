@@ -23,16 +23,19 @@ from batches.csvfile import ALL_COLUMNS, REQUIRED_COLUMNS, TEMPLATE_ROWS
 from batches.lifecycle import batch_cancel, batch_confirm
 from batches.models import BATCH_ACTIVE_STATES, Batch, BatchKind, BatchRowError, BatchStatus
 from batches.selectors import (
+    BATCH_ROWS_PAGE,
     batch_deliveries,
     batch_error_rows,
     batch_get,
     batch_list,
     batch_render,
     batch_result_rows,
+    batch_rows_page,
 )
 from batches.upload import batch_upload
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
+from orders.models import RewardStatus
 from programs.selectors import program_list
 
 from ..mixins import PortalMixin, PortalView
@@ -190,7 +193,49 @@ class BulkBatchView(PortalView):
             finished=batch.status in FINISHED and batch.confirmed_at is not None,  # a discarded preview has no results
             watching=batch.status in BATCH_ACTIVE_STATES or progress["delivering"],
         )
+        if batch.confirmed_at is not None:
+            context.update(self._rows(batch))
         return context
+
+    def _rows(self, batch: Batch) -> dict[str, Any]:
+        """The batch's rows with their rewards, filtered by the page's form (q, status), a page at a time."""
+        form = BatchRowFilterForm(self.request.GET or None)
+        filters = form.cleaned_data if form.is_valid() else {}
+        after_row = filters.get("after") or 0
+        rows_error = None
+        try:
+            rows = batch_rows_page(
+                batch=batch,
+                q=filters.get("q") or "",
+                status=filters.get("status") or "",
+                after_row=after_row,
+                limit=BATCH_ROWS_PAGE + 1,
+            )
+        except ApplicationError as exc:
+            rows, rows_error = [], exc.detail
+        query = self.request.GET.copy()
+        query.pop("after", None)
+        return {
+            "row_form": form,
+            "row_error": rows_error,
+            "batch_rows": rows[:BATCH_ROWS_PAGE],
+            "rows_next": rows[BATCH_ROWS_PAGE - 1].row_number if len(rows) > BATCH_ROWS_PAGE else None,
+            "rows_query": query.urlencode(),
+            "rows_filtered": bool(filters.get("q") or filters.get("status") or after_row),
+        }
+
+
+class BatchRowFilterForm(forms.Form):
+    q = forms.CharField(
+        required=False,
+        max_length=200,
+        label=_("Find"),
+        help_text=_("Name, email, reference or external id"),
+    )
+    status = forms.ChoiceField(
+        required=False, label=_("Status"), choices=[("", _("Any status")), *RewardStatus.choices]
+    )
+    after = forms.IntegerField(required=False, min_value=0, widget=forms.HiddenInput)
 
 
 class BulkConfirmView(PortalMixin, View):
@@ -274,5 +319,18 @@ class BulkTemplateCsvView(PortalMixin, View):
 
     def get(self, request):
         return csv_response(
-            filename="rewards-batch-template.csv", header=ALL_COLUMNS, rows=TEMPLATE_ROWS, streaming=False
+            filename="rewards-batch-template.csv", header=ALL_COLUMNS, rows=_template_rows(), streaming=False
         )
+
+
+def _template_rows() -> list[list[str]]:
+    """The template's example rows, with SKUs from this tenant's own catalogue where it has such products."""
+    from catalog.selectors import product_list_for_tenant
+
+    rows = [list(row) for row in TEMPLATE_ROWS]
+    sku_column = ALL_COLUMNS.index("sku")
+    for row, product_type in zip(rows, ("digital", "physical"), strict=True):
+        product = product_list_for_tenant(type=product_type).first()
+        if product is not None:
+            row[sku_column] = product.sku
+    return rows

@@ -48,7 +48,7 @@ class DashboardView(PortalView):
 
     def _activity(self) -> dict:
         """Charts of this month's spend per program (one per funding currency) and of rewards by status."""
-        month_start = timezone.localtime().replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        month_start = timezone.now().date().replace(day=1)  # rollup days are UTC days
         spend = spend_by_program(since=month_start)
         spend_charts = []
         for currency in sorted({row.currency for row in spend}):

@@ -3,8 +3,11 @@ instructions and a deposit request to the operator, low-balance thresholds and w
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
-from datetime import timedelta
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+from itertools import islice
 from typing import Any
 
 from django import forms
@@ -13,6 +16,7 @@ from django.contrib import messages
 from django.db.models import QuerySet
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views import View
 
 from core.csv_export import csv_response
@@ -22,6 +26,8 @@ from funds.deposit_requests import deposit_request_create
 from funds.models import LedgerTransaction, TransactionKind
 from funds.selectors import balance_list, deposit_request_list, low_balance_recipients, transaction_list
 from funds.services import funds_set_low_balance_threshold, low_balance_recipients_set
+from funds.statements import monthly_statement, posted_deltas, running_balances, statement_months
+from orders.ledger_groups import ledger_groups
 from orders.reports import breakage_by_currency
 from points.selectors import points_liabilities
 
@@ -31,29 +37,53 @@ from ..permissions import Perm
 from .orders import _day_start, after_cursor, encode_cursor, money
 
 PAGE_SIZE = 50
-# Shown on the page as is until the operator sets FUNDS_DEPOSIT_INSTRUCTIONS (settings) to their bank details.
-DEFAULT_DEPOSIT_INSTRUCTIONS = (
-    "Send a bank transfer to the operator's account:\n"
-    "Bank: (set FUNDS_DEPOSIT_INSTRUCTIONS)\nIBAN / account number: —\nSWIFT / routing: —\n"
-    "Use your company name and a reference you choose, then tell us below so we can match it."
-)
+EXPORT_CHUNK = 1000  # ledger lines per round trip while streaming, plus one query for their balance movements
 
 
-def deposit_instructions() -> str:
-    return settings.FUNDS_DEPOSIT_INSTRUCTIONS or DEFAULT_DEPOSIT_INSTRUCTIONS
+def deposit_instructions(*, reference: str) -> dict[str, str]:
+    """The operator's bank details (FUNDS_DEPOSIT_INSTRUCTIONS; `{reference}` in it becomes this tenant's
+    transfer reference), or, where the operator published none, what to do instead: never a placeholder."""
+    text = settings.FUNDS_DEPOSIT_INSTRUCTIONS.strip()
+    if not text:
+        return {"details": "", "reference": reference}
+    return {"details": text.replace("{reference}", reference), "reference": reference}
+
+
+def tenant_currencies(balances: list[Any] | None = None) -> list[str]:
+    """The currencies this schema has accounts in (its default currency first), else its default currency: what
+    the currency menus offer."""
+    from tenants.selectors import tenant_current
+
+    default = tenant_current().live_tenant.default_currency
+    currencies = [b.currency for b in (balance_list() if balances is None else balances)]
+    return sorted(set(currencies) | {default}, key=lambda c: (c != default, c)) if currencies else [default]
+
+
+def _upper_currency(data: Any) -> Any:
+    """Form data with its currency code in capitals ("usd" is USD), copied: request data is immutable."""
+    if data is None or not data.get("currency"):
+        return data
+    data = data.copy()
+    data["currency"] = str(data["currency"]).strip().upper()
+    return data
 
 
 class StatementFilterForm(forms.Form):
-    kind = forms.ChoiceField(required=False, choices=[("", "Any kind"), *TransactionKind.choices])
-    currency = forms.CharField(required=False, max_length=3, widget=forms.TextInput(attrs={"placeholder": "USD"}))
-    since = forms.DateField(required=False, label="From", widget=forms.DateInput(attrs={"type": "date"}))
-    until = forms.DateField(required=False, label="To", widget=forms.DateInput(attrs={"type": "date"}))
+    currency = forms.ChoiceField(label=_("Currency"), choices=[])
+    view = forms.ChoiceField(
+        required=False,
+        label=_("Show"),
+        choices=[("", _("Every ledger line")), ("orders", _("Grouped by order and batch"))],
+    )
+    kind = forms.ChoiceField(required=False, choices=[("", _("Any kind")), *TransactionKind.choices])
+    since = forms.DateField(required=False, label=_("From"), widget=forms.DateInput(attrs={"type": "date"}))
+    until = forms.DateField(required=False, label=_("To"), widget=forms.DateInput(attrs={"type": "date"}))
 
-    def clean_currency(self) -> str:
-        value = self.cleaned_data["currency"].strip().upper()
-        if value and (len(value) != 3 or not value.isalpha()):
-            raise forms.ValidationError("A three-letter currency code, e.g. USD.")
-        return value
+    def __init__(self, data=None, *, currencies: list[str], **kwargs: Any) -> None:
+        data = _upper_currency(data.copy()) if data is not None else {}
+        data.setdefault("currency", currencies[0])  # the statement is always of one currency: its balance
+        super().__init__(data, **kwargs)
+        self.fields["currency"].choices = [(c, c) for c in currencies]  # type: ignore[attr-defined]
 
     def clean(self):
         data = super().clean()
@@ -62,14 +92,23 @@ class StatementFilterForm(forms.Form):
         return data
 
 
-class DepositRequestForm(forms.Form):
+class CurrencyChoiceMixin:
+    """A `currency` menu of the tenant's currencies (was a free-text box)."""
+
+    def __init__(self, data: Any = None, *args: Any, currencies: list[str] | None = None, **kwargs: Any) -> None:
+        super().__init__(_upper_currency(data), *args, **kwargs)  # type: ignore[call-arg]
+        choices = currencies or tenant_currencies()
+        self.fields["currency"].choices = [(c, c) for c in choices]  # type: ignore[attr-defined]
+
+
+class DepositRequestForm(CurrencyChoiceMixin, forms.Form):
     amount = AmountField()  # "12,500.00" as typed; the currency's minor units are the service's check
-    currency = forms.CharField(max_length=3, initial="USD")
+    currency = forms.ChoiceField(choices=[])
     reference = forms.CharField(max_length=100, help_text="The reference on your bank transfer")
 
 
-class ThresholdForm(forms.Form):
-    currency = forms.CharField(max_length=3)
+class ThresholdForm(CurrencyChoiceMixin, forms.Form):
+    currency = forms.ChoiceField(choices=[])
     threshold = AmountField(required=False, allow_zero=True, label="Alert below", help_text="Leave empty for no alert")
 
 
@@ -91,6 +130,33 @@ def filtered_statement(filters: dict[str, Any]) -> QuerySet[LedgerTransaction]:
     return qs.order_by("-created_at", "-id")
 
 
+GROUP_FIGURES = ("held", "spent", "released", "refunded", "deposited", "net")
+
+
+def deposit_currencies(currencies: list[str]) -> list[str]:
+    """What a deposit may be in: the tenant's accounts, then the catalogue's other currencies."""
+    from catalog.selectors import product_list_for_tenant
+
+    offered = set(product_list_for_tenant().prefetch_related(None).values_list("currency", flat=True).distinct())
+    return currencies + sorted(offered - set(currencies))
+
+
+def _month_param(value: str | None) -> date | None:
+    try:
+        return datetime.strptime(value or "", "%Y-%m").date()
+    except ValueError:
+        return None
+
+
+REWARD_REFERENCE = re.compile(r"reward:([0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12})")
+
+
+def _group_of(reference: str) -> str:
+    """The reward a ledger line belongs to, for the link beside it ("" for other lines)."""
+    match = REWARD_REFERENCE.fullmatch(reference)
+    return match.group(1) if match else ""
+
+
 def _apply_service_error(form: forms.Form, exc: ApplicationError, *, field_map: dict[str, str] | None = None) -> None:
     placed = False
     for field, errors in (exc.errors or {}).items():
@@ -110,17 +176,40 @@ class FundsView(PortalView):
 
     def get_context_data(self, **kwargs):
         context = super().get_context_data(**kwargs)
-        form = StatementFilterForm(self.request.GET or None)
-        filters = form.cleaned_data if form.is_valid() else {}
+        balances = balance_list()
+        currencies = tenant_currencies(balances)
+        form = StatementFilterForm(self.request.GET or None, currencies=currencies)
+        filters = form.cleaned_data if form.is_valid() else {"currency": currencies[0]}
+        currency = filters["currency"]
         cursor = self.request.GET.get("after")
-        rows = list(after_cursor(filtered_statement(filters), cursor)[: PAGE_SIZE + 1])
-        transactions = rows[:PAGE_SIZE]
         query = self.request.GET.copy()
         query.pop("after", None)
-        balances = balance_list()
+        if "currency" not in query:
+            query["currency"] = currency
+        rows: list[LedgerTransaction] = []
+        groups = []
+        if filters.get("view") == "orders":
+            groups = ledger_groups(
+                currency=currency,
+                since=_day_start(filters["since"]) if filters.get("since") else None,
+                until=_day_start(filters["until"] + timedelta(days=1)) if filters.get("until") else None,
+            )
+        else:
+            rows = list(after_cursor(filtered_statement(filters), cursor)[: PAGE_SIZE + 1])
+        transactions = rows[:PAGE_SIZE]
+        # A running balance needs every line between two shown ones: only when no kind is filtered out.
+        running = running_balances(transactions) if not filters.get("kind") else {}
+        month = _month_param(self.request.GET.get("month"))
+        months = statement_months(currency=currency)
+        statement = monthly_statement(currency=currency, month=month or months[0])
         recipients = low_balance_recipients()
         context.update(
             filter_form=form,
+            currency=currency,
+            groups=[{"g": g, **{n: money(getattr(g, n), currency) for n in GROUP_FIGURES}} for g in groups],
+            statement=statement.as_dict(),
+            statement_months=[m.strftime("%Y-%m") for m in months],
+            shows_running=bool(running),
             balances=[
                 {
                     "b": b,
@@ -132,11 +221,19 @@ class FundsView(PortalView):
                 }
                 for b in balances
             ],
-            transactions=[{"t": t, "amount": money(t.amount, t.currency)} for t in transactions],
+            transactions=[
+                {
+                    "t": t,
+                    "amount": money(t.amount, t.currency),
+                    "balance": money(running[t.id], t.currency) if t.id in running else "",
+                    "group": _group_of(t.reference),
+                }
+                for t in transactions
+            ],
             next_cursor=encode_cursor(transactions[-1]) if len(rows) > PAGE_SIZE else None,
             is_first_page=not cursor,
             filter_query=query.urlencode(),
-            instructions=deposit_instructions(),
+            instructions=deposit_instructions(reference=f"{self.tenant.slug.upper()}-FUNDS"),
             # Money held for points people have not spent yet: part of `held` above, shown per program.
             points_liabilities=[
                 {"l": row, "value": money(row.value, row.program.points_currency)} for row in points_liabilities()
@@ -154,10 +251,8 @@ class FundsView(PortalView):
                 for row in breakage_by_currency()
             ],
         )
-        context.setdefault("deposit_form", DepositRequestForm())
-        context.setdefault(
-            "threshold_form", ThresholdForm(initial={"currency": balances[0].currency if balances else "USD"})
-        )
+        context.setdefault("deposit_form", DepositRequestForm(currencies=deposit_currencies(currencies)))
+        context.setdefault("threshold_form", ThresholdForm(initial={"currency": currency}, currencies=currencies))
         context.setdefault("recipients_form", RecipientsForm(initial={"emails": "\n".join(recipients)}))
         return context
 
@@ -176,7 +271,7 @@ class FundsView(PortalView):
         return self.render_to_response(self.get_context_data(**forms_with_errors), status=200)
 
     def _deposit_request(self, request):
-        form = DepositRequestForm(request.POST)
+        form = DepositRequestForm(request.POST, currencies=deposit_currencies(tenant_currencies()))
         if form.is_valid():
             try:
                 deposit = deposit_request_create(
@@ -226,27 +321,84 @@ class FundsView(PortalView):
         return self._invalid(recipients_form=form)
 
 
-STATEMENT_HEADER = ["created_at", "transaction_id", "kind", "amount", "currency", "description", "reference"]
+STATEMENT_HEADER = [
+    "created_at", "transaction_id", "kind", "amount", "currency", "description", "reference", "balance_after",
+]  # fmt: skip
+GROUPS_HEADER = ["group", "label", "first_at", "last_at", "lines", *GROUP_FIGURES, "currency"]
+MONTHLY_HEADER = ["month", "currency", "opening", "deposits", "spend", "refunds", "adjustments", "closing"]
 
 
-def statement_rows(transactions: QuerySet[LedgerTransaction]) -> Iterator[list[object]]:
-    for t in transactions.iterator(chunk_size=1000):
-        yield [
-            t.created_at.isoformat(), t.id, t.kind, format_amount(t.amount, t.currency), t.currency,
-            t.description, t.reference,
-        ]  # fmt: skip
+def _chunks(rows: Iterator[LedgerTransaction], size: int) -> Iterator[list[LedgerTransaction]]:
+    while chunk := list(islice(rows, size)):
+        yield chunk
+
+
+def statement_rows(transactions: QuerySet[LedgerTransaction], *, with_balance: bool) -> Iterator[list[object]]:
+    """The lines newest first, each with the posted balance after it (walked down from the newest line's; only
+    `with_balance` when no kind is filtered out)."""
+    balance: Decimal | None = None
+    for chunk in _chunks(transactions.iterator(chunk_size=EXPORT_CHUNK), EXPORT_CHUNK):
+        deltas: dict[Any, Decimal] = {}
+        if with_balance:
+            if balance is None:
+                balance = running_balances([chunk[0]])[chunk[0].id]
+            deltas = posted_deltas([t.id for t in chunk])
+        for t in chunk:
+            shown = format_amount(balance, t.currency) if balance is not None else ""
+            yield [
+                t.created_at.isoformat(), t.id, t.kind, format_amount(t.amount, t.currency), t.currency,
+                t.description, t.reference, shown,
+            ]  # fmt: skip
+            if balance is not None:
+                balance -= deltas.get(t.id, Decimal(0))
 
 
 class StatementExportView(PortalMixin, View):
+    """The statement as CSV: every line with its running balance, the lines grouped by order and batch
+    (`view=orders`), or the monthly statement (`view=monthly&month=YYYY-MM`)."""
+
     permission = Perm.FUNDS
 
     def get(self, request):
-        form = StatementFilterForm(request.GET or None)
-        filters = form.cleaned_data if form.is_valid() else {}
-        self.audit("funds.statement_export", object_type="ledger", data={k: str(v) for k, v in filters.items() if v})
-        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
-        response = csv_response(
-            filename=f"statement-{stamp}.csv", header=STATEMENT_HEADER, rows=statement_rows(filtered_statement(filters))
+        currencies = tenant_currencies()
+        form = StatementFilterForm(request.GET or None, currencies=currencies)
+        filters = form.cleaned_data if form.is_valid() else {"currency": currencies[0]}
+        currency = filters["currency"]
+        view = request.GET.get("view", "")
+        self.audit(
+            "funds.statement_export",
+            object_type="ledger",
+            data={**{k: str(v) for k, v in filters.items() if v}, "view": view or "lines"},
         )
+        stamp = timezone.now().strftime("%Y%m%d-%H%M%S")
+        if view == "monthly":
+            month = _month_param(request.GET.get("month")) or timezone.now().date()
+            statement = monthly_statement(currency=currency, month=month).as_dict()
+            response = csv_response(
+                filename=f"statement-{currency}-{statement['month']}.csv",
+                header=MONTHLY_HEADER,
+                rows=[[statement[name] for name in MONTHLY_HEADER]],
+                streaming=False,
+            )
+        elif view == "orders":
+            groups = ledger_groups(
+                currency=currency,
+                since=_day_start(filters["since"]) if filters.get("since") else None,
+                until=_day_start(filters["until"] + timedelta(days=1)) if filters.get("until") else None,
+            )
+            rows = [
+                [g.key, g.label, g.first_at.isoformat(), g.last_at.isoformat(), g.lines,
+                 *(format_amount(getattr(g, n), currency) for n in GROUP_FIGURES), currency]
+                for g in groups
+            ]  # fmt: skip
+            response = csv_response(
+                filename=f"statement-by-order-{stamp}.csv", header=GROUPS_HEADER, rows=rows, streaming=False
+            )
+        else:
+            response = csv_response(
+                filename=f"statement-{stamp}.csv",
+                header=STATEMENT_HEADER,
+                rows=statement_rows(filtered_statement(filters), with_balance=not filters.get("kind")),
+            )
         response["Cache-Control"] = "no-store"
         return response

@@ -5,6 +5,7 @@ audited)."""
 from __future__ import annotations
 
 import base64
+import json
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
@@ -12,10 +13,11 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.db.models import Exists, OuterRef, Q, QuerySet
+from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 from django.views import View
 
 from core.csv_export import csv_response
@@ -26,6 +28,7 @@ from fulfillment.services import reward_can_resend, reward_can_reveal, reward_re
 from orders.lifecycle import order_cancel, reward_cancel
 from orders.models import Order, OrderStatus, Reward, RewardEvent
 from orders.policy import CancelAction, can_offer_cancel, cancel_rule
+from orders.search import MIN_TERM_CHARS, order_search
 from orders.selectors import claim_url, order_get, order_list, reward_get
 from programs.models import Program
 from webhooks.models import Event
@@ -41,7 +44,13 @@ EXPORT_CHUNK = 500  # orders per round trip while streaming (each with its rewar
 
 
 class OrderFilterForm(forms.Form):
-    recipient = forms.CharField(required=False, max_length=254, help_text="Name or email, or part of it")
+    recipient = forms.CharField(
+        required=False,
+        min_length=MIN_TERM_CHARS,
+        max_length=200,
+        label=_("Recipient"),
+        help_text=_("Name, email, reference, external id or metadata value, or part of it"),
+    )
     status = forms.ChoiceField(required=False, choices=[("", "Any status"), *OrderStatus.choices])
     program = forms.ChoiceField(required=False, choices=[("", "Any program")])
     external_id = forms.CharField(required=False, max_length=100, label="External id")
@@ -78,9 +87,9 @@ def filtered_orders(filters: dict[str, Any]) -> QuerySet[Order]:
     if po := (filters.get("po_number") or "").strip():
         qs = qs.filter(po_number=po)
     if recipient := (filters.get("recipient") or "").strip():
-        match = Q(recipient_email__iexact=recipient) if "@" in recipient else Q(recipient_name__icontains=recipient)
-        match |= Q(recipient_email__icontains=recipient) if "@" not in recipient else Q()
-        qs = qs.filter(Exists(Reward.objects.filter(match, order=OuterRef("pk"))))
+        # The trigram index on rewards, then their orders (orders.search): was an EXISTS walk over every order's
+        # rewards, ~1 s at 1M rewards.
+        qs = order_search(qs, recipient)
     return qs.order_by("-created_at", "-id")
 
 
@@ -156,8 +165,13 @@ def _order_row(order: Order) -> dict[str, Any]:
 EXPORT_HEADER = [
     "order_id", "order_created_at", "order_status", "external_id", "po_number", "program", "reward_id",
     "reward_status", "recipient_name", "recipient_email", "brand", "product", "amount", "currency",
-    "charge_amount", "charge_currency", "delivered_at",
+    "charge_amount", "charge_currency", "delivered_at", "reward_reference", "reward_external_id", "order_metadata",
+    "reward_metadata",
 ]  # fmt: skip
+
+
+def _json(metadata: dict[str, str]) -> str:
+    return json.dumps(metadata, ensure_ascii=False, sort_keys=True) if metadata else ""
 
 
 def export_rows(orders: QuerySet[Order]) -> Iterator[list[object]]:
@@ -171,7 +185,8 @@ def export_rows(orders: QuerySet[Order]) -> Iterator[list[object]]:
                 reward.recipient_email, snapshot.get("brand", ""), snapshot.get("name", ""),
                 format_amount(reward.amount, reward.currency), reward.currency,
                 format_amount(reward.charge_amount, order.currency), order.currency,
-                reward.delivered_at.isoformat() if reward.delivered_at else "",
+                reward.delivered_at.isoformat() if reward.delivered_at else "", reward.reference, reward.external_id,
+                _json(order.metadata), _json(reward.metadata),
             ]  # fmt: skip
 
 
@@ -304,7 +319,7 @@ class RewardDetailView(PortalView):
         reward = _get_reward(kwargs["reward_id"])
         snapshot = reward.product_snapshot or {}
         context.update(
-            page_title=f"Reward {str(reward.id)[:8]}",
+            page_title=f"Reward {reward.reference}",
             reward=reward,
             order=reward.order,
             product=f"{snapshot.get('brand', '')} · {snapshot.get('name', '')}".strip(" ·"),

@@ -254,8 +254,8 @@ CONTENT_SECURITY_POLICY = env(
 ENCRYPTION_KEYS = env.list("ENCRYPTION_KEYS", default=[])
 
 # --- Funds ------------------------------------------------------------------------------------------
-# The operator's bank details shown on the portal's Funds page (a `\n` in the value is a line break); empty shows
-# a placeholder that says to set it.
+# The operator's bank details shown on the portal's Funds page (a `\n` in the value is a line break; `{reference}`
+# becomes the tenant's transfer reference, e.g. ACME-FUNDS); empty: tenants are told to ask through the form.
 FUNDS_DEPOSIT_INSTRUCTIONS = env.str("FUNDS_DEPOSIT_INSTRUCTIONS", default="", multiline=True)
 
 # --- Orders -----------------------------------------------------------------------------------------
@@ -449,6 +449,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "reminders-sweep": {"task": "fulfillment.tasks.reminders_sweep", "schedule": 900.0, "options": {"expires": 900.0}},
     # Points: the expiry notice (POINTS_EXPIRY_NOTICE_DAYS before) and expiry itself.
     "points-expiry": {"task": "points.tasks.points_expiry_sweep", "schedule": 3600.0, "options": {"expires": 3600.0}},
+    # Folds the dashboard/report rollups' deltas in (orders.rollups): readers stay exact either way.
+    "rollups-compact": {"task": "orders.tasks.rollups_compact_task", "schedule": 60.0, "options": {"expires": 60.0}},
 }
 # Days before points expire that their holder is emailed (and a points.expiring event sent), once per award.
 POINTS_EXPIRY_NOTICE_DAYS = env.int("POINTS_EXPIRY_NOTICE_DAYS", default=14)

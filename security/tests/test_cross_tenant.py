@@ -154,13 +154,16 @@ LIST_ROUTES: dict[str, ListRoute] = {
     ),
     "report-points": ListRoute(owner_sees=("program",)),
     "points-award-import": ListRoute(bodies={"POST": {"dry_run": "true", "program": "security-matrix"}}),
+    # aggregates of the caller's own schema: another tenant's spend and rewards never count in them
+    "report-spend": ListRoute(lambda w: [{}, {"group_by": "product"}, {"group_by": "department", "format": "csv"}]),
+    "report-rewards": ListRoute(lambda w: [{}, {"format": "csv"}]),
     "order-list": ListRoute(
         lambda w: [{}, {"program": w.program_slug}, {"status": "pending"}],
         owner_sees=("order", "physical_order"),
         bodies={"POST": ORDER_BODY},
     ),
     "reward-list": ListRoute(
-        lambda w: [{}, {"order_id": w.order_id}, {"recipient_email": "ada@example.com"}],
+        lambda w: [{}, {"order_id": w.order_id}, {"recipient_email": "ada@example.com"}, {"q": "ada@example"}],
         owner_sees=("reward", "physical_reward"),
     ),
     "shipment-list": ListRoute(owner_sees=("shipment",)),

@@ -1,0 +1,40 @@
+"""Folding a trigger-fed delta table into its rollup table: the plumbing behind every maintained total.
+
+Writers (database triggers) only INSERT delta rows, so no transaction waits on a shared counter row and no lock
+is added to any writer's lock order. `fold_deltas` moves every pending delta into the rollup in ONE statement
+(DELETE ... RETURNING feeding an upsert): a reader sees each delta either still pending or already folded,
+never both or neither, so a reader that sums rollup + pending deltas is exact at its snapshot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from django.db import connection
+
+
+def fold_deltas(*, deltas: str, rollup: str, keys: Sequence[str], sums: Sequence[str]) -> int:
+    """Move every row of table `deltas` into table `rollup` (unique on `keys`), adding up `sums`; returns the
+    number of delta rows folded. Call inside a transaction that holds the caller's one-folder-at-a-time lock."""
+    key_list = ", ".join(keys)
+    sum_list = ", ".join(f"sum({column})" for column in sums)
+    updates = ", ".join(f"{column} = {rollup}.{column} + excluded.{column}" for column in sums)
+    group = ", ".join(str(index) for index in range(1, len(keys) + 1))
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"WITH moved AS (DELETE FROM {deltas} RETURNING *), "
+            f"folded AS (INSERT INTO {rollup} ({key_list}, {', '.join(sums)}) "
+            f"SELECT {key_list}, {sum_list} FROM moved GROUP BY {group} "
+            f"ON CONFLICT ({key_list}) DO UPDATE SET {updates} RETURNING 1) "
+            "SELECT count(*) FROM moved"
+        )
+        row = cursor.fetchone()
+    return int(row[0]) if row else 0
+
+
+def try_fold_lock(key: int) -> bool:
+    """This transaction's turn to fold (an advisory lock it holds until it ends), or False if another has it."""
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+        row = cursor.fetchone()
+    return bool(row and row[0])

@@ -1,0 +1,129 @@
+"""Finding a reward or an order by what people remember: part of a name or email, a reference (RW-7K3Q-92), an
+external id, a PO number, a metadata value, or an id.
+
+Where pg_trgm is installed (core.0001) each reward's `search_text` (a stored generated column: reference,
+recipient name, email and phone, external id and metadata values, lower-cased) has a trigram GIN index, so
+"contains" is an index scan whatever the number of rewards (bench/search.py: 1k vs 1M). Where it is not, the
+migration built prefix indexes instead and search matches the *beginning* of a name or email, or a whole
+reference or external id (docs/operations.md says so); the choice is read from the schema's indexes.
+"""
+
+from __future__ import annotations
+
+import uuid
+from typing import Any
+
+from django.db.models import Q, QuerySet, TextField
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Lower
+from django.utils.translation import gettext as _
+
+from core.db import connection
+from core.errors import ApplicationError
+
+from .models import Order, Reward
+
+MIN_TERM_CHARS = 3  # a trigram index cannot narrow a shorter "contains"
+MAX_QUERY_CHARS = 200
+MAX_TERMS = 5
+ORDERS_FROM_REWARDS = 1000  # rewards' orders an order search considers (newest first): bounded work per query
+
+_trigram_schemas: dict[str, bool] = {}
+
+
+def search_has_trigram_index() -> bool:
+    """Whether this schema's rewards have the trigram index (else the prefix fallback), cached per schema."""
+    schema = connection.schema_name
+    if schema not in _trigram_schemas:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = current_schema() "
+                "AND indexname = 'reward_search_trgm')"
+            )
+            _trigram_schemas[schema] = bool(cursor.fetchone()[0])
+    return _trigram_schemas[schema]
+
+
+def search_terms(q: str) -> list[str]:
+    """The words of a query, lower-cased; refused (422, naming `q`) when none is long enough to look up."""
+    text = " ".join((q or "").split())[:MAX_QUERY_CHARS].lower()
+    terms = [term for term in text.split(" ") if term][:MAX_TERMS]
+    if not terms or (all(len(term) < MIN_TERM_CHARS for term in terms) and _as_uuid(text) is None):
+        raise ApplicationError(
+            _("Type at least %(n)d characters to search.") % {"n": MIN_TERM_CHARS},
+            code="validation_error",
+            errors={"q": [_("At least %(n)d characters.") % {"n": MIN_TERM_CHARS}]},
+        )
+    return terms
+
+
+def _as_uuid(text: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(text.strip())
+    except ValueError:
+        return None
+
+
+def reward_search_filter(q: str) -> Q:
+    """The rewards matching every word of `q` (see the module docstring for what a word matches)."""
+    terms = search_terms(q)
+    exact = _as_uuid(" ".join(terms))
+    if exact is not None:
+        return Q(pk=exact) | Q(order_id=exact)
+    if search_has_trigram_index():
+        match = Q()
+        for term in terms:
+            match &= Q(search_text__contains=term)
+        return match
+    phrase = " ".join(terms)
+    return (
+        Q(email_lower__startswith=phrase)
+        | Q(name_lower__startswith=phrase)
+        | Q(reference=phrase.upper())
+        | Q(external_id=" ".join((q or "").split()))
+    )
+
+
+def reward_search(queryset: QuerySet[Reward], q: str) -> QuerySet[Reward]:
+    """`queryset` narrowed to the rewards matching `q`."""
+    return queryset.alias(
+        # A constant column name: the generated column is not modelled (Django would try to write it).
+        search_text=RawSQL(f'"{Reward._meta.db_table}"."search_text"', [], output_field=TextField()),  # noqa: S611
+        email_lower=Lower("recipient_email"),
+        name_lower=Lower("recipient_name"),
+    ).filter(reward_search_filter(q))
+
+
+def order_search(queryset: QuerySet[Order], q: str) -> QuerySet[Order]:
+    """`queryset` narrowed to orders matching `q`: by id, external id or PO number, by a metadata value, or
+    holding a reward that matches (the newest ORDERS_FROM_REWARDS such rewards)."""
+    terms = search_terms(q)
+    raw = " ".join((q or "").split())
+    exact = _as_uuid(raw)
+    if exact is not None:
+        return queryset.filter(pk=exact)
+    reward_orders = list(
+        reward_search(Reward.objects.all(), q)
+        .order_by("-created_at", "-id")
+        .values_list("order_id", flat=True)[:ORDERS_FROM_REWARDS]
+    )
+    match = Q(pk__in=set(reward_orders)) | Q(external_id=raw) | Q(po_number=raw)
+    if search_has_trigram_index():
+        metadata = Q()
+        for term in terms:
+            metadata &= Q(metadata_text__contains=term)
+        match |= metadata
+        queryset = queryset.alias(
+            # The expression the migration indexed (order_metadata_trgm), word for word, so the index is used.
+            metadata_text=RawSQL(  # noqa: S611 - constant SQL
+                f"""lower(jsonb_path_query_array("{Order._meta.db_table}"."metadata", '$.*')::text)""",
+                [],
+                output_field=TextField(),
+            )
+        )
+    return queryset.filter(match)
+
+
+def search_describe() -> dict[str, Any]:
+    """What search matches in this schema, for the portal's hint and the API docs."""
+    return {"contains": search_has_trigram_index(), "min_chars": MIN_TERM_CHARS}

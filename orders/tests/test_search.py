@@ -1,0 +1,82 @@
+"""Finding one reward among many: by part of a name or email, its reference, a bulk row's external id, a metadata
+value or an id; only in the caller's own schema; the references are short and distinct."""
+
+import re
+
+from django_tenants.utils import tenant_context
+
+from funds.services import funds_deposit
+from orders.models import Reward
+from testsupport.orders import digital_order
+from testsupport.problems import assert_problem
+
+REFERENCE = re.compile(r"RW-[0-9A-HJKMNP-TV-Z]{4}-[0-9A-HJKMNP-TV-Z]{2}")
+
+
+def _order(api, product, name, email, **reward_fields):
+    body = digital_order(product, "10.00")
+    body["rewards"][0]["recipient"] = {"name": name, "email": email}
+    body["rewards"][0].update(reward_fields)
+    response = api.post("/api/v1/orders", body)
+    assert response.status_code == 201, response.content
+    return response.json()
+
+
+def test_search_finds_a_reward_by_what_people_remember(api_a, funded_a, shop, django_assert_max_num_queries):
+    target = _order(
+        api_a, shop.coffee_usd, "Katherine Johnson", "kj@nasa.example", external_id="hr-77",
+        metadata={"department": "Flight Research"},
+    )["rewards"][0]  # fmt: skip
+    for index in range(5):
+        _order(api_a, shop.coffee_usd, f"Someone Else {index}", f"other{index}@example.com")
+    assert REFERENCE.fullmatch(target["reference"]) and target["metadata"] == {"department": "Flight Research"}
+    for q in ["therine", "KJ@NASA", "Johnson katherine", target["reference"], "hr-77", "flight res", target["id"]]:
+        with django_assert_max_num_queries(5):
+            results = api_a.get("/api/v1/rewards", {"q": q}).json()["results"]
+        assert [r["id"] for r in results] == [target["id"]], q
+    assert (
+        api_a.get("/api/v1/rewards", {"reference": target["reference"].lower()}).json()["results"][0]["id"]
+        == (target["id"])
+    )
+    orders = api_a.get("/api/v1/orders", {"q": "katherine"}).json()["results"]
+    assert [o["id"] for o in orders] == [target["order_id"]]
+    assert len(api_a.get("/api/v1/rewards", {"q": "someone else"}).json()["results"]) == 5
+
+
+def test_references_are_distinct_and_short(api_a, funded_a, shop):
+    body = digital_order(shop.coffee_usd, "10.00")
+    body["rewards"][0]["quantity"] = 40
+    response = api_a.post("/api/v1/orders", body)
+    assert response.status_code == 201, response.content
+    order = response.json()
+    references = {reward["reference"] for reward in order["rewards"]}
+    assert len(references) == 40 and all(REFERENCE.fullmatch(ref) for ref in references)
+    # The ids share their time prefix; the references do not share a common first half.
+    assert len({ref[:7] for ref in references}) > 30
+    with tenant_context(funded_a):
+        assert set(Reward.objects.values_list("reference", flat=True)) == references
+
+
+def test_search_stays_in_the_callers_schema(api_a, api_b, funded_a, tenant_b, shop):
+    with tenant_context(tenant_b):
+        funds_deposit(currency="USD", amount="100")
+    mine = _order(api_a, shop.coffee_usd, "Dorothy Vaughan", "dv@example.com")["rewards"][0]
+    assert api_b.get("/api/v1/rewards", {"q": "vaughan"}).json()["results"] == []
+    assert api_b.get("/api/v1/rewards", {"q": mine["reference"]}).json()["results"] == []
+    assert api_b.get("/api/v1/orders", {"q": mine["order_id"]}).json()["results"] == []
+    assert [r["id"] for r in api_a.get("/api/v1/rewards", {"q": "vaughan"}).json()["results"]] == [mine["id"]]
+
+
+def test_short_query_and_bad_metadata_are_refused(api_a, funded_a, shop):
+    assert_problem(api_a.get("/api/v1/rewards", {"q": "ab"}), 422, "validation_error")
+    for metadata in [{"k": 1}, {"bad key": "x"}, {f"k{i}": "x" for i in range(21)}, {"k": "x" * 501}, ["x"]]:
+        body = digital_order(shop.coffee_usd)
+        body["metadata"] = metadata
+        assert_problem(api_a.post("/api/v1/orders", body), 422, "validation_error")
+    body = digital_order(shop.coffee_usd)
+    body["rewards"][0]["metadata"] = {"note": "line\nbreak"}
+    response = api_a.post("/api/v1/orders", body)
+    assert_problem(response, 422, "validation_error")
+    assert "rewards[0].metadata" in response.json()["errors"]
+    with tenant_context(funded_a):
+        assert Reward.objects.count() == 0

@@ -1,0 +1,66 @@
+"""Browser test in headless Chromium: one person found among a batch's rows, then the Funds statement (monthly
+statement, running balance, grouped by order and batch) as a finance person reads it."""
+
+import io
+
+from django_tenants.utils import tenant_context
+
+from testsupport.batches import csv_bytes, digital_rows
+from testsupport.browser import SCREENSHOTS
+from testsupport.catalog import make_shop
+from testsupport.portal import PASSWORD, make_staff
+
+
+def login(page, email: str) -> None:
+    page.goto("/login/")
+    page.get_by_label("Email").fill(email)
+    page.get_by_label("Password").fill(PASSWORD)
+    page.get_by_role("button", name="Sign in").click()
+    page.wait_for_url(lambda url: "/login/" not in url)
+
+
+def test_find_in_a_batch_and_read_the_statement(browser_page, committed_tenant):
+    from batches.processing import batch_process
+    from batches.upload import batch_upload
+    from fulfillment.services import reward_fulfil
+    from funds.selectors import balance_get
+    from funds.services import funds_deposit
+    from orders.models import Reward
+
+    shop = make_shop()
+    rows = digital_rows(shop.coffee_usd, 40)
+    rows[23].update(recipient_name="Mary Jackson", recipient_email="mary@example.com", external_id="emp-23")
+    with tenant_context(committed_tenant):
+        funds_deposit(currency="USD", amount="1000.00", reference="opening")
+        batch = batch_upload(file=io.BytesIO(csv_bytes(rows)), file_name="q4-awards.csv", dry_run=False)
+        assert batch_process(batch_id=batch.id) == "done"
+        mary = Reward.objects.get(external_id="emp-23")
+        reward_fulfil(reward_id=mary.id)
+        posted = balance_get(currency="USD").posted
+    admin = make_staff(committed_tenant, "admin@find.test", "admin")
+    page = browser_page
+
+    login(page, admin.email)
+    page.goto(f"/bulk/{batch.id}/")
+    rows_table = page.get_by_test_id("batch-rows-table")
+    assert rows_table.get_by_test_id("row-reward").count() == 40
+    page.get_by_test_id("batch-rows").get_by_role("textbox", name="Find").fill("jackson")
+    page.get_by_test_id("batch-rows").get_by_role("button", name="Find").click()
+    page.get_by_test_id("batch-rows-table").get_by_text("emp-23").wait_for()
+    assert page.get_by_test_id("batch-rows-table").get_by_test_id("row-reward").count() == 1
+    page.screenshot(path=str(SCREENSHOTS / "batch-find.png"), full_page=True)
+    page.get_by_role("link", name=mary.reference).click()
+    assert page.get_by_test_id("reward-reference").inner_text() == mary.reference
+
+    page.goto("/funds/")
+    assert page.get_by_test_id("statement-closing").inner_text() == f"{posted:.2f}"
+    assert page.get_by_test_id("statement-deposits").inner_text() == "+1000.00"
+    assert page.get_by_test_id("balance-after").first.inner_text() == f"{posted:.2f} USD"
+    page.screenshot(path=str(SCREENSHOTS / "funds-statement.png"), full_page=True)
+    page.get_by_role("combobox", name="Show").select_option("orders")
+    page.get_by_role("button", name="Filter").click()
+    groups = page.get_by_test_id("statement-groups")
+    groups.get_by_text("Batch q4-awards.csv").wait_for()
+    assert "25.00" in groups.inner_text() or "10.00" in groups.inner_text()
+    page.set_viewport_size({"width": 390, "height": 844})
+    page.screenshot(path=str(SCREENSHOTS / "funds-statement-phone.png"), full_page=True)
