@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
@@ -66,6 +67,9 @@ TENANT_BASE_SCHEMA = "tenant_template"
 TENANT_CREATION_FAKES_MIGRATIONS = True
 # Set search_path only when the schema changes, not before every query (halves round trips).
 TENANT_LIMIT_SET_CALLS = True
+# `platform_migrate` migrates this many tenant schemas at once, each in its own process (each holds one
+# database connection). Default: the CPUs of this machine, at most 4.
+PLATFORM_MIGRATE_PROCESSES = env.int("PLATFORM_MIGRATE_PROCESSES", default=min(4, os.cpu_count() or 1))
 DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
 AUTH_USER_MODEL = "accounts.User"
 

@@ -1,0 +1,240 @@
+"""How many tenant schemas one PostgreSQL holds: grow an installation and measure as it grows.
+
+Not part of `make bench` (it takes as long as the tenants you ask for: ~0.5 s of provisioning per tenant on
+2 CPUs, and ~2.3 MB of disk per tenant schema). Every tenant is two schemas (live + sandbox twin).
+
+    .venv/bin/python -m bench.schemas --tenants 1000 --step 250 [--keep-db]
+
+At each step: `tenant_create` p50/p95 (10 timed creations), `pg_class` rows, relation files on disk, database
+size, request latency for one tenant among many (GET /api/v1/balances, in-process, 30 requests), the memory a
+fresh PostgreSQL backend holds after reading one table in up to 1,000 schemas (its relcache and catcache).
+At the end: `pg_dump` of the whole database, and `platform_migrate` re-applying one index migration to every
+schema, one process at a time and two at a time. Uses its own database (`bench_schemas`) on the embedded
+server (or DATABASE_URL's), dropped at the end unless --keep-db.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from multiprocessing import get_context
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from bench.common import median, percentile  # noqa: E402
+from bench.run import database_url_for, recreate_database  # noqa: E402
+from rewards_portal import embedded  # noqa: E402
+
+DATABASE = "bench_schemas"
+INDEX_MIGRATION = ("webhooks", "0002_event_subject_index", "webhook_event_subject")
+
+
+def _create_range(start: int, stop: int) -> None:
+    """Runs in a forked process: provision tenants start..stop-1 (untimed filling)."""
+    from django.db import connections
+
+    from tenants.services import tenant_create
+
+    connections.close_all()
+    for n in range(start, stop):
+        tenant_create(slug=f"s{n:05d}", name=f"Scale {n}", currency="USD")
+
+
+def _fill(start: int, stop: int, processes: int = 2) -> None:
+    from django.db import connections
+
+    connections.close_all()
+    bounds = [start + (stop - start) * i // processes for i in range(processes + 1)]
+    context = get_context("fork")
+    workers = [context.Process(target=_create_range, args=(bounds[i], bounds[i + 1])) for i in range(processes)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join()
+        if worker.exitcode:
+            raise RuntimeError(f"a filling process failed ({worker.exitcode})")
+
+
+def _timed_creates(first: int, count: int = 10) -> list[float]:
+    from tenants.services import tenant_create
+
+    samples = []
+    for n in range(first, first + count):
+        started = time.perf_counter()
+        tenant_create(slug=f"s{n:05d}", name=f"Scale {n}", currency="USD")
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _catalog(cursor) -> dict:
+    cursor.execute("SELECT count(*) FROM pg_class")
+    pg_class = cursor.fetchone()[0]
+    cursor.execute("SELECT pg_database_size(current_database()), current_setting('data_directory')")
+    size, data_dir = cursor.fetchone()
+    cursor.execute("SELECT oid FROM pg_database WHERE datname = current_database()")
+    oid = cursor.fetchone()[0]
+    try:
+        files = len(os.listdir(Path(data_dir) / "base" / str(oid)))
+    except OSError:
+        files = None  # not readable from here (another user's data directory)
+    cursor.execute(
+        "SELECT count(*) FILTER (WHERE autovacuum_count > 0), count(*) FILTER (WHERE autoanalyze_count > 0) "
+        "FROM pg_stat_all_tables"
+    )
+    autovacuumed, autoanalyzed = cursor.fetchone()
+    return {
+        "pg_class": pg_class,
+        "relation_files": files,
+        "db_mb": round(size / 2**20),
+        "tables_autovacuumed": autovacuumed,
+        "tables_autoanalyzed": autoanalyzed,
+    }
+
+
+def _request_latency(key: str) -> dict:
+    from django.test import Client
+
+    client = Client()
+    samples = []
+    for _ in range(30):
+        started = time.perf_counter()
+        response = client.get("/api/v1/balances", HTTP_AUTHORIZATION=f"Bearer {key}", HTTP_HOST="127.0.0.1")
+        samples.append(time.perf_counter() - started)
+        assert response.status_code == 200, response.content
+    return {"p50_ms": round(median(samples[5:]) * 1000, 1), "p95_ms": round(percentile(samples[5:], 95) * 1000, 1)}
+
+
+def _backend_memory(url: str, schemas: list[str]) -> dict:
+    """A fresh backend reads one row of one table in each schema; its private memory before and after."""
+    import psycopg
+
+    def private_kb(pid: int) -> int | None:
+        try:
+            text = Path(f"/proc/{pid}/smaps_rollup").read_text()
+        except OSError:
+            return None
+        fields = dict(line.split(":", 1) for line in text.splitlines()[1:] if ":" in line)
+        return sum(int(fields[k].split()[0]) for k in ("Private_Clean", "Private_Dirty") if k in fields)
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        pid = conn.execute("SELECT pg_backend_pid()").fetchone()[0]
+        before = private_kb(pid)
+        started = time.perf_counter()
+        for schema in schemas:
+            conn.execute(f'SELECT id, status FROM "{schema}".orders_reward LIMIT 1')
+        seconds = time.perf_counter() - started
+        after = private_kb(pid)
+    return {
+        "schemas_touched": len(schemas),
+        "private_mb_before": round(before / 1024, 1) if before else None,
+        "private_mb_after": round(after / 1024, 1) if after else None,
+        "first_touch_ms_per_schema": round(seconds / max(1, len(schemas)) * 1000, 2),
+    }
+
+
+def _pg_dump(url: str) -> dict:
+    from rewards_portal.embedded import postgres_bin_dir
+
+    started = time.monotonic()
+    done = subprocess.run(
+        [str(postgres_bin_dir() / "pg_dump"), "-Fc", "-Z0", "-f", "/dev/null", "--dbname", url],
+        capture_output=True, text=True,
+    )  # fmt: skip
+    return {"seconds": round(time.monotonic() - started, 1), "ok": done.returncode == 0, "err": done.stderr[-300:]}
+
+
+def _migrate_index(cursor, schemas: list[str], parallel: int) -> dict:
+    """Undo INDEX_MIGRATION in every schema, then time platform_migrate putting it back."""
+    from django.core.management import call_command
+
+    app, name, index = INDEX_MIGRATION
+    for schema in schemas:
+        cursor.execute(f'DROP INDEX IF EXISTS "{schema}"."{index}"')
+        cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
+    started = time.monotonic()
+    call_command("platform_migrate", parallel=parallel, verbosity=0)
+    return {"parallel": parallel, "schemas": len(schemas), "seconds": round(time.monotonic() - started, 1)}
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--tenants", type=int, default=1000)
+    parser.add_argument("--step", type=int, default=250)
+    parser.add_argument("--keep-db", action="store_true")
+    parser.add_argument("--skip-migrate", action="store_true")
+    args = parser.parse_args()
+    os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false", LOG_LEVEL="WARNING")
+    stores = embedded.environment_or_exit()
+    url = database_url_for(stores["DATABASE_URL"], DATABASE)
+    os.environ["DATABASE_URL"] = url
+    recreate_database(stores["DATABASE_URL"], DATABASE)
+    report: dict = {"levels": []}
+    try:
+        import django
+
+        django.setup()
+        from django.core.management import call_command
+        from django.db import connection
+
+        from tenants.models import Tenant
+        from tenants.services import api_key_create
+
+        call_command("platform_migrate", verbosity=0)
+        connection.set_schema_to_public()
+        first = _timed_creates(0, 1)[0]
+        key = api_key_create(tenant=Tenant.objects.get(slug="s00000", is_sandbox=False))[1]
+        present = 1
+        while True:
+            samples = _timed_creates(present)
+            present += len(samples)
+            connection.set_schema_to_public()
+            with connection.cursor() as cursor:
+                level = {"tenants": present, "schemas": present * 2, **_catalog(cursor)}
+            level["tenant_create_p50_ms"] = round(median(samples) * 1000)
+            level["tenant_create_p95_ms"] = round(percentile(samples, 95) * 1000)
+            level["request_one_tenant"] = _request_latency(key)
+            connection.set_schema_to_public()
+            schemas = list(Tenant.objects.values_list("schema_name", flat=True)[:1000])
+            level["backend_memory"] = _backend_memory(url, schemas)
+            report["levels"].append(level)
+            print(json.dumps(level), flush=True)
+            if present >= args.tenants:
+                break
+            target = min(args.tenants, present + args.step) - 10  # the next level's 10 timed creations make it up
+            if target > present:
+                started = time.monotonic()
+                _fill(present, target)
+                print(f"filled {target - present} tenants in {time.monotonic() - started:.0f} s", flush=True)
+                present = target
+        report["first_tenant_create_ms"] = round(first * 1000)
+        report["pg_dump"] = _pg_dump(url)
+        print(json.dumps({"pg_dump": report["pg_dump"]}), flush=True)
+        if not args.skip_migrate:
+            connection.set_schema_to_public()
+            schemas = [s for s in Tenant.objects.values_list("schema_name", flat=True)]
+            report["migrate"] = []
+            for parallel in (1, 2):
+                with connection.cursor() as cursor:
+                    report["migrate"].append(_migrate_index(cursor, schemas, parallel))
+                print(json.dumps(report["migrate"][-1]), flush=True)
+        out = embedded.VAR_DIR / "bench" / "schemas-latest.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2))
+        print(f"written to {out}")
+    finally:
+        from django.db import connections
+
+        connections.close_all()
+        if not args.keep_db:
+            recreate_database(stores["DATABASE_URL"], DATABASE, create=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
