@@ -94,7 +94,7 @@ def migration_sql(*, schema: str) -> tuple[list[tuple[str, str]], list[str]] | N
             return None
         # From the state of what this schema has applied (the loader's collect_sql would start from the first
         # planned migration's ancestors only, which lacks other apps' models when the plan spans apps).
-        state = executor._create_project_state(with_applied_migrations=True)
+        state = executor._create_project_state(with_applied_migrations=True)  # type: ignore[attr-defined]  # not in the stubs
         statements: list[str] = []
         for migration, _ in plan:
             with connection.schema_editor(collect_sql=True, atomic=migration.atomic) as editor:
