@@ -7,6 +7,7 @@ from decimal import Decimal
 from django import forms
 from django.core.validators import validate_email
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 
 from catalog.models import DenominationType
 from core.money import exponent, format_number
@@ -15,10 +16,10 @@ from core.zones import zone_label
 from .fields import AmountField
 
 DIGITAL_METHODS = [
-    ("email", "Email the gift to the recipient"),
-    ("link", "Claim link sent by email"),
-    ("sms", "Text message (SMS)"),
-    ("api", "No message: we fetch the code through the API"),
+    ("email", gettext_lazy("Email the gift to the recipient")),
+    ("link", gettext_lazy("Claim link sent by email")),
+    ("sms", gettext_lazy("Text message (SMS)")),
+    ("api", gettext_lazy("No message: we fetch the code through the API")),
 ]
 ADDRESS_FIELDS = [
     "ship_name",
@@ -43,46 +44,51 @@ def parse_recipients(text: str) -> tuple[list[dict[str, str]], list[str]]:
         email = parts[1] if len(parts) > 1 else ""
         phone = parts[2] if len(parts) > 2 else ""
         if len(parts) > 3 or not name:
-            errors.append(f"Line {number}: write “name, email” (and optionally “, phone”).")
+            errors.append(
+                gettext("Line %(number)d: write “name, email” (and optionally “, phone”).") % {"number": number}
+            )
             continue
         if email:
             try:
                 validate_email(email)
             except forms.ValidationError:
-                errors.append(f"Line {number}: “{email}” is not an email address.")
+                errors.append(
+                    gettext("Line %(number)d: “%(email)s” is not an email address.")
+                    % {"number": number, "email": email}
+                )
                 continue
         recipients.append({"name": name, "email": email, "phone": phone})
     return recipients, errors
 
 
 class SendRewardForm(forms.Form):
-    amount = forms.DecimalField(label="Amount")
+    amount = forms.DecimalField(label=gettext_lazy("Amount"))
     recipients = forms.CharField(
-        label="Recipients",
-        widget=forms.Textarea(attrs={"rows": 4, "placeholder": "Ada Lovelace, ada@example.com"}),
-        help_text="One per line: name, email (and optionally a phone number in +E.164 form for SMS).",
+        label=gettext_lazy("Recipients"),
+        widget=forms.Textarea(attrs={"rows": 4, "placeholder": gettext_lazy("Ada Lovelace, ada@example.com")}),
+        help_text=gettext_lazy("One per line: name, email (and optionally a phone number in +E.164 form for SMS)."),
     )
     message = forms.CharField(
-        label="Message", required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
+        label=gettext_lazy("Message"), required=False, max_length=2000, widget=forms.Textarea(attrs={"rows": 3})
     )
-    sender_name = forms.CharField(label="Sender name", required=False, max_length=200)
-    delivery_method = forms.ChoiceField(label="Delivery method", choices=DIGITAL_METHODS)
+    sender_name = forms.CharField(label=gettext_lazy("Sender name"), required=False, max_length=200)
+    delivery_method = forms.ChoiceField(label=gettext_lazy("Delivery method"), choices=DIGITAL_METHODS)
     deliver_at = forms.DateTimeField(
-        label="Delivery date",
+        label=gettext_lazy("Delivery date"),
         required=False,
         widget=forms.DateTimeInput(attrs={"type": "datetime-local"}, format="%Y-%m-%dT%H:%M"),
-        help_text="Leave empty to send now.",
+        help_text=gettext_lazy("Leave empty to send now."),
     )
-    program = forms.ChoiceField(label="Program", required=False)
-    funding_currency = forms.ChoiceField(label="Pay from", required=False)
-    ship_name = forms.CharField(label="Name on the parcel", required=False, max_length=200)
-    ship_line1 = forms.CharField(label="Address line 1", required=False, max_length=200)
-    ship_line2 = forms.CharField(label="Address line 2", required=False, max_length=200)
-    ship_city = forms.CharField(label="City", required=False, max_length=100)
-    ship_state = forms.CharField(label="State or region", required=False, max_length=100)
-    ship_postal_code = forms.CharField(label="Postal code", required=False, max_length=20)
-    ship_country = forms.ChoiceField(label="Country", required=False)
-    shipping_method = forms.ChoiceField(label="Shipping method", required=False)
+    program = forms.ChoiceField(label=gettext_lazy("Program"), required=False)
+    funding_currency = forms.ChoiceField(label=gettext_lazy("Pay from"), required=False)
+    ship_name = forms.CharField(label=gettext_lazy("Name on the parcel"), required=False, max_length=200)
+    ship_line1 = forms.CharField(label=gettext_lazy("Address line 1"), required=False, max_length=200)
+    ship_line2 = forms.CharField(label=gettext_lazy("Address line 2"), required=False, max_length=200)
+    ship_city = forms.CharField(label=gettext_lazy("City"), required=False, max_length=100)
+    ship_state = forms.CharField(label=gettext_lazy("State or region"), required=False, max_length=100)
+    ship_postal_code = forms.CharField(label=gettext_lazy("Postal code"), required=False, max_length=20)
+    ship_country = forms.ChoiceField(label=gettext_lazy("Country"), required=False)
+    shipping_method = forms.ChoiceField(label=gettext_lazy("Shipping method"), required=False)
     idempotency_key = forms.CharField(widget=forms.HiddenInput)
     quote_hash = forms.CharField(widget=forms.HiddenInput, required=False)
 
@@ -92,13 +98,12 @@ class SendRewardForm(forms.Form):
         self.is_physical = product.type == "physical"
         self.amount_range: tuple[Decimal, Decimal] | None = None  # a range product's bounds
         # Read in the company's zone (portal.middleware activates it): "09:00" is 9:00 there, DST included.
-        self.fields[
-            "deliver_at"
-        ].help_text = f"In {zone_label(timezone.get_current_timezone_name())}. Leave empty to send now."
+        zone = zone_label(timezone.get_current_timezone_name())
+        self.fields["deliver_at"].help_text = gettext("In %(zone)s. Leave empty to send now.") % {"zone": zone}
         step = Decimal(1).scaleb(-exponent(product.currency))
         if product.denomination_type == DenominationType.FIXED:
             self.fields["amount"] = forms.TypedChoiceField(
-                label=f"Amount ({product.currency})",
+                label=gettext("Amount (%(currency)s)") % {"currency": product.currency},
                 choices=[
                     (str(value.quantize(step)), f"{value.quantize(step)} {product.currency}")
                     for value in product.denomination_values
@@ -111,19 +116,27 @@ class SendRewardForm(forms.Form):
             # Text, not a number input: people type "1,000" (a number input refuses the comma).
             self.fields["amount"] = AmountField(
                 currency=product.currency,
-                label=f"Amount ({product.currency})",
-                help_text=f"Any amount from {format_number(low, product.currency)} to "
-                f"{format_number(high, product.currency)} {product.currency}.",
+                label=gettext("Amount (%(currency)s)") % {"currency": product.currency},
+                help_text=gettext("Any amount from %(low)s to %(high)s %(currency)s.")
+                % {
+                    "low": format_number(low, product.currency),
+                    "high": format_number(high, product.currency),
+                    "currency": product.currency,
+                },
             )
-        self.fields["program"].choices = [("", "No program")] + [(p.slug, p.name) for p in programs]
-        self.fields["funding_currency"].choices = [("", "Automatic (the gift's currency if funded)")] + [
-            (c, f"{c} balance") for c in currencies
+        self.fields["program"].choices = [("", gettext("No program"))] + [(p.slug, p.name) for p in programs]
+        self.fields["funding_currency"].choices = [("", gettext("Automatic (the gift's currency if funded)"))] + [
+            (c, gettext("%(currency)s balance") % {"currency": c}) for c in currencies
         ]
         if self.is_physical:
-            self.fields["delivery_method"].choices = [("shipment", "Shipped to the address below")]
+            self.fields["delivery_method"].choices = [("shipment", gettext("Shipped to the address below"))]
             self.fields["ship_country"].choices = [(c, c) for c in product.countries]
             self.fields["shipping_method"].choices = [
-                (str(m.id), f"{m.name} — {m.price} {m.currency}, about {m.estimated_days} days")
+                (
+                    str(m.id),
+                    gettext("%(name)s — %(price)s %(currency)s, about %(days)s days")
+                    % {"name": m.name, "price": m.price, "currency": m.currency, "days": m.estimated_days},
+                )
                 for m in shipping_methods
             ]
         else:
@@ -137,8 +150,8 @@ class SendRewardForm(forms.Form):
             if not low <= value <= high:
                 currency = self.product.currency
                 raise forms.ValidationError(
-                    f"Choose an amount from {format_number(low, currency)} to {format_number(high, currency)} "
-                    f"{currency}."
+                    gettext("Choose an amount from %(low)s to %(high)s %(currency)s.")
+                    % {"low": format_number(low, currency), "high": format_number(high, currency), "currency": currency}
                 )
         return value
 
@@ -147,15 +160,17 @@ class SendRewardForm(forms.Form):
         if errors:
             raise forms.ValidationError(errors)
         if not recipients:
-            raise forms.ValidationError("Add at least one recipient.")
+            raise forms.ValidationError(gettext("Add at least one recipient."))
         if len(recipients) > MAX_RECIPIENTS:
-            raise forms.ValidationError(f"At most {MAX_RECIPIENTS} recipients here; use Bulk for more.")
+            raise forms.ValidationError(
+                gettext("At most %(count)d recipients here; use Bulk for more.") % {"count": MAX_RECIPIENTS}
+            )
         return recipients
 
     def clean_deliver_at(self):
         value = self.cleaned_data.get("deliver_at")
         if value is not None and value <= timezone.now():
-            raise forms.ValidationError("Choose a date and time in the future, or leave it empty to send now.")
+            raise forms.ValidationError(gettext("Choose a date and time in the future, or leave it empty to send now."))
         return value
 
     def address(self) -> dict[str, str] | None:

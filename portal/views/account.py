@@ -97,7 +97,7 @@ class TwoFactorView(PortalView):
     live_schema_only = True
     two_factor_enrolment = True  # where a tenant that requires two-factor sends staff who have none
     nav_section = "account"
-    page_title = "Two-factor authentication"
+    page_title = gettext_lazy("Two-factor authentication")
     template_name = "portal/two_factor.html"
 
     def _enrolment(self) -> TotpEnrolment:

@@ -12,7 +12,7 @@ from django.contrib import messages
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils.translation import gettext as _
-from django.utils.translation import ngettext
+from django.utils.translation import gettext_lazy, ngettext
 from django.views import View
 
 from batches.approvals import batch_approve, batch_reject
@@ -30,7 +30,7 @@ QUEUE_LIMIT = 200  # the oldest requests first; a queue longer than this is work
 class ApprovalsView(PortalView):
     permission = Perm.APPROVE
     nav_section = "approvals"
-    page_title = "Approvals"
+    page_title = gettext_lazy("Approvals")
     template_name = "portal/approvals.html"
 
     def get_context_data(self, **kwargs):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from django.core.paginator import Paginator
+from django.utils.translation import gettext_lazy
 
 from audit.selectors import audit_event_list
 
@@ -16,7 +17,7 @@ PAGE_SIZE = 50
 class AuditLogView(PortalView):
     permission = Perm.AUDIT
     nav_section = "audit"
-    page_title = "Audit log"
+    page_title = gettext_lazy("Audit log")
     template_name = "portal/audit.html"
 
     def get_context_data(self, **kwargs):

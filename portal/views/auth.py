@@ -13,6 +13,7 @@ from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
 from django.utils.http import url_has_allowed_host_and_scheme
+from django.utils.translation import gettext
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -124,14 +125,14 @@ class LoginTwoFactorView(TenantHostRequiredMixin, View):
     def get(self, request):
         user, _ = self._pending_user(request)
         if user is None:
-            messages.info(request, "Sign in again to continue.")
+            messages.info(request, gettext("Sign in again to continue."))
             return redirect("portal:login")
         return self._render(request, SecondFactorForm())
 
     def post(self, request):
         user, pending = self._pending_user(request)
         if user is None:
-            messages.info(request, "That took too long; sign in again.")
+            messages.info(request, gettext("That took too long; sign in again."))
             return redirect("portal:login")
         ip = client_ip(request)
         schema = request.tenant.schema_name
@@ -162,7 +163,7 @@ class LogoutView(TenantHostRequiredMixin, View):
             audit_record(actor=actor_for(request), action="auth.logout", object_type="user",
                          object_id=request.user.pk, ip=client_ip(request))  # fmt: skip
         logout(request)
-        messages.success(request, "You have been signed out.")
+        messages.success(request, gettext("You have been signed out."))
         return redirect("portal:login")
 
 

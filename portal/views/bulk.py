@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -117,7 +118,7 @@ class BulkView(PortalView):
 
     permission = Perm.BULK
     nav_section = "bulk"
-    page_title = "Bulk send"
+    page_title = gettext_lazy("Bulk send")
     template_name = "portal/bulk/index.html"
 
     def get_context_data(self, **kwargs):
@@ -277,7 +278,7 @@ class BulkCancelView(PortalMixin, View):
             messages.error(request, exc.detail)
         else:
             self.audit("batch.cancel", object_type="batch", object_id=batch.id, data={"rows_done": batch.rows_done})
-            messages.success(request, "Batch canceled: nothing more is sent from it.")
+            messages.success(request, gettext("Batch canceled: nothing more is sent from it."))
         return redirect("portal:bulk_batch", batch_id=batch.id)
 
 

@@ -4,6 +4,7 @@ spend this month by program, rewards by status, delivery and redemption rates (S
 from __future__ import annotations
 
 from django.utils import timezone
+from django.utils.translation import gettext_lazy
 
 from funds.selectors import balance_list
 from orders.models import RewardStatus
@@ -28,7 +29,7 @@ STATUS_TONES: dict[str, str] = {
 class DashboardView(PortalView):
     permission = Perm.VIEW
     nav_section = "dashboard"
-    page_title = "Dashboard"
+    page_title = gettext_lazy("Dashboard")
     template_name = "portal/dashboard.html"
 
     def get_context_data(self, **kwargs):

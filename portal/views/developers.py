@@ -22,6 +22,7 @@ from django.contrib import messages
 from django.http import Http404, HttpResponseRedirect
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.views import View
 
 from core import crypto
@@ -152,7 +153,7 @@ class DevelopersView(PortalView):
 
     permission = Perm.DEVELOPERS
     nav_section = "developers"
-    page_title = "Developers"
+    page_title = gettext_lazy("Developers")
     template_name = "portal/developers/index.html"
 
     def get_context_data(self, **kwargs):
@@ -195,7 +196,7 @@ class ApiKeyActionView(PortalMixin, View):
         if key is None:
             raise Http404("No such API key")
         if key.is_partner:  # the fulfilment partner's key is the operator's to issue and revoke, never the tenant's
-            messages.error(request, "A fulfilment partner's key is managed by the platform operator.")
+            messages.error(request, gettext("A fulfilment partner's key is managed by the platform operator."))
             return redirect("portal:developers")
         if action == "revoke":
             if key.revoked_at is None:
@@ -256,7 +257,7 @@ class WebhookEndpointView(PortalView):
 
     permission = Perm.DEVELOPERS
     nav_section = "developers"
-    page_title = "Webhook endpoint"
+    page_title = gettext_lazy("Webhook endpoint")
     template_name = "portal/developers/endpoint.html"
 
     def get_context_data(self, **kwargs):
@@ -288,9 +289,9 @@ class WebhookEndpointView(PortalView):
                 _apply_errors(form, exc)
             else:
                 if before != (endpoint.url, list(endpoint.events), endpoint.description):
-                    messages.success(request, "The endpoint was updated.")
+                    messages.success(request, gettext("The endpoint was updated."))
                 else:
-                    messages.info(request, "Nothing changed.")
+                    messages.info(request, gettext("Nothing changed."))
                 return redirect("portal:developers_webhook", endpoint_id=endpoint.pk)
         return self.render_to_response(self.get_context_data(endpoint=endpoint, edit_form=form), status=422)
 
@@ -341,7 +342,7 @@ class WebhookActionView(PortalMixin, View):
                     object_id=endpoint.pk,
                     data={"delivery_id": delivery.pk},
                 )
-                messages.success(request, "A webhook.test event is on its way; it appears in the log below.")
+                messages.success(request, gettext("A webhook.test event is on its way; it appears in the log below."))
             else:
                 raise Http404("No such endpoint action")
         except ApplicationError as exc:

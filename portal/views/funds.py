@@ -16,6 +16,7 @@ from django.contrib import messages
 from django.db.models import QuerySet
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
@@ -171,7 +172,7 @@ def _apply_service_error(form: forms.Form, exc: ApplicationError, *, field_map: 
 class FundsView(PortalView):
     permission = Perm.FUNDS
     nav_section = "funds"
-    page_title = "Funds"
+    page_title = gettext_lazy("Funds")
     template_name = "portal/funds/index.html"
 
     def get_context_data(self, **kwargs):
@@ -263,7 +264,7 @@ class FundsView(PortalView):
             "recipients": self._recipients,
         }.get(request.POST.get("form", ""))
         if handler is None:
-            messages.error(request, "Unknown form.")
+            messages.error(request, gettext("Unknown form."))
             return redirect("portal:funds")
         return handler(request)
 

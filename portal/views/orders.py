@@ -17,6 +17,7 @@ from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.shortcuts import redirect
 from django.utils import timezone
+from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
@@ -126,7 +127,7 @@ def money(amount, currency: str) -> str:
 class OrderListView(PortalView):
     permission = Perm.VIEW
     nav_section = "orders"
-    page_title = "Orders"
+    page_title = gettext_lazy("Orders")
     template_name = "portal/orders/list.html"
 
     def get_context_data(self, **kwargs):
@@ -432,5 +433,7 @@ class OrderCancelView(PortalMixin, View):
             _fail(request, exc)
         else:
             self.audit("order.cancel", object_type="order", object_id=order.id)
-            messages.success(request, "Every reward that could still be canceled was canceled; funds released.")
+            messages.success(
+                request, gettext("Every reward that could still be canceled was canceled; funds released.")
+            )
         return redirect("portal:order", order_id=order.id)

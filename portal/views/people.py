@@ -69,7 +69,7 @@ class PeopleFilterForm(forms.Form):
 class PeopleListView(PortalView):
     permission = Perm.PEOPLE
     nav_section = "people"
-    page_title = "People"
+    page_title = gettext_lazy("People")
     template_name = "portal/people/list.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:
@@ -246,7 +246,7 @@ class PeopleImportView(PortalView):
 
     permission = Perm.PEOPLE
     nav_section = "people"
-    page_title = "Import people"
+    page_title = gettext_lazy("Import people")
     template_name = "portal/people/import.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

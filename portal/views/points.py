@@ -63,7 +63,7 @@ class AwardForm(forms.Form):
 class PointsView(PortalView):
     permission = Perm.SEND
     nav_section = "points"
-    page_title = "Points"
+    page_title = gettext_lazy("Points")
     template_name = "portal/points.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

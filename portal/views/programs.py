@@ -224,7 +224,7 @@ def _initial(program: Program) -> dict[str, Any]:
 class ProgramListView(PortalView):
     permission = Perm.PROGRAMS
     nav_section = "programs"
-    page_title = "Programs"
+    page_title = gettext_lazy("Programs")
     template_name = "portal/programs/list.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

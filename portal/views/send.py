@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
-from django.utils.translation import gettext
+from django.utils.translation import gettext, gettext_lazy
 from django.views import View
 
 from catalog.models import ProductType
@@ -60,7 +60,7 @@ class CatalogueView(PortalView):
 
     permission = Perm.SEND
     nav_section = "send"
-    page_title = "Send a reward"
+    page_title = gettext_lazy("Send a reward")
     template_name = "portal/send/catalogue.html"
 
     def get_context_data(self, **kwargs):
@@ -113,7 +113,7 @@ class SendRewardView(PortalView):
 
     permission = Perm.SEND
     nav_section = "send"
-    page_title = "Send a reward"
+    page_title = gettext_lazy("Send a reward")
     template_name = "portal/send/form.html"
 
     def get(self, request, product_id):
@@ -133,7 +133,9 @@ class SendRewardView(PortalView):
                 if wants_send and form.cleaned_data["quote_hash"] == payload_hash:
                     return self._send(form, order_type, rewards, payload, payload_hash)
                 if wants_send:
-                    messages.warning(request, "The details changed since the preview: check the cost, then confirm.")
+                    messages.warning(
+                        request, gettext("The details changed since the preview: check the cost, then confirm.")
+                    )
                 quote = order_quote(
                     order_type=order_type,
                     rewards=rewards,
@@ -312,7 +314,7 @@ class SendDoneView(PortalView):
 
     permission = Perm.SEND
     nav_section = "send"
-    page_title = "Reward sent"
+    page_title = gettext_lazy("Reward sent")
     template_name = "portal/send/done.html"
 
     def get_context_data(self, **kwargs):

@@ -82,7 +82,7 @@ class SecuritySettingsView(PortalView):
     permission = Perm.SETTINGS
     live_schema_only = True  # tenant settings: the same for live and sandbox
     nav_section = "settings"
-    page_title = "Approvals and sign-in"
+    page_title = gettext_lazy("Approvals and sign-in")
     template_name = "portal/settings_security.html"
 
     def _currencies(self) -> list[str]:

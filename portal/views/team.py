@@ -10,6 +10,7 @@ from django.urls import reverse
 from django.utils.encoding import force_bytes
 from django.utils.http import urlsafe_base64_encode
 from django.utils.translation import gettext as _
+from django.utils.translation import gettext_lazy
 from django.views import View
 
 from accounts.models import User
@@ -43,7 +44,7 @@ class TeamView(PortalView):
     permission = Perm.TEAM
     live_schema_only = True  # staff users live in the live schema only
     nav_section = "team"
-    page_title = "Team"
+    page_title = gettext_lazy("Team")
     template_name = "portal/team.html"
 
     def get_context_data(self, **kwargs):
