@@ -71,6 +71,19 @@ class ShipmentHooks:
 
 _code_voider: Callable[[Reward], None] | None = None
 _shipment_hooks: ShipmentHooks | None = None
+# Called, in the reward's transaction, when a reward's money goes back to the tenant (failed, canceled, expired,
+# refunded): points registers one that gives a redemption's points back (points.redemptions).
+_funds_returned_hooks: list[Callable[[Reward], None]] = []
+
+
+def reward_funds_returned_register(hook: Callable[[Reward], None]) -> None:
+    if hook not in _funds_returned_hooks:
+        _funds_returned_hooks.append(hook)
+
+
+def reward_funds_returned(reward: Reward) -> None:
+    for hook in _funds_returned_hooks:
+        hook(reward)
 
 
 def code_voider_register(voider: Callable[[Reward], None]) -> None:

@@ -17,7 +17,7 @@ from core.metrics import REWARD_STATE_CHANGES
 from funds.models import HoldStatus
 from funds.services import funds_hold_capture, funds_hold_release, funds_refund
 
-from .handoff import VoidRefused, VoidUnavailable, code_voider, shipment_hooks
+from .handoff import VoidRefused, VoidUnavailable, code_voider, reward_funds_returned, shipment_hooks
 from .models import (
     REWARD_DONE_STATES,
     REWARD_TRANSITIONS,
@@ -155,6 +155,7 @@ def reward_fail(*, reward: Reward, reason: str) -> Reward:
     """Non-retryable failure: release exactly this reward's hold and mark it failed."""
     if reward.hold is not None:
         funds_hold_release(hold=reward.hold)
+        reward_funds_returned(reward)
     reward.failure_reason = reason[:300]
     reward.save(update_fields=["failure_reason"])
     reward_transition(reward=reward, to=RewardStatus.FAILED, note=reason)
@@ -187,9 +188,11 @@ def reward_funds_return(*, reward: Reward, description: str = "") -> None:
     hold = reward.hold
     if hold is not None and hold.status == HoldStatus.PENDING:
         funds_hold_release(hold=hold)
+        reward_funds_returned(reward)
     elif hold is not None and hold.status == HoldStatus.CAPTURED:
         reference = f"reward:{reward.id}"
         funds_refund(currency=hold.currency, amount=hold.amount, reference=reference, description=description)
+        reward_funds_returned(reward)
 
 
 def _void_code(reward: Reward, rule: CancelRule) -> None:

@@ -15,3 +15,8 @@ class PointsConfig(AppConfig):
         from points import bulk_csv
 
         bulk_csv.register()
+        # A redemption's reward that fails or is canceled gives its points back (orders.handoff).
+        from orders.handoff import reward_funds_returned_register
+        from points.redemptions import redemption_refund
+
+        reward_funds_returned_register(redemption_refund)

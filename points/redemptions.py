@@ -25,7 +25,7 @@ from core.errors import ApplicationError
 from funds.models import Hold
 from funds.services import funds_hold_release_part
 from orders.create import order_create
-from orders.models import DeliveryMethod, OrderType
+from orders.models import DeliveryMethod, OrderType, Reward
 from orders.planning import RewardInput
 from orders.quotes import order_quote
 from orders.selectors import order_render
@@ -33,8 +33,8 @@ from people.models import Person
 from programs.models import Program
 
 from . import ledger
-from .models import PointsAccount, PointsAccountKind, PointsAward, PointsTransactionKind
-from .services import _take_back, person_balance, program_with_points
+from .models import PointsAccount, PointsAccountKind, PointsAward, PointsTransaction, PointsTransactionKind
+from .services import _take_back, person_balance, points_award, program_with_points
 
 logger = logging.getLogger(__name__)
 
@@ -130,3 +130,25 @@ def points_redeem(
                      data={"program": program.slug, "person_id": str(person.pk), "points": needed})  # fmt: skip
     logger.info("points redeemed", extra={"event": "points.redeemed", "order_id": body["id"], "points": needed})
     return body, needed, balance_after
+
+
+def redemption_refund(reward: Reward) -> None:
+    """The reward a redemption paid for failed, was canceled or expired and its money is back in the tenant's
+    cash: give the person their points back as a new award (holding that money again), once per redemption.
+    Runs in the reward's transaction (orders.handoff); if the funds cannot be held the refusal is logged and the
+    reward's own outcome stands."""
+    txn = (
+        PointsTransaction.objects.select_related("program", "person")
+        .filter(kind=PointsTransactionKind.REDEEM, reference=f"order:{reward.order_id}")
+        .first()
+    )
+    if txn is None or txn.person is None:
+        return
+    try:
+        with transaction.atomic():
+            points_award(program=txn.program, person=txn.person, points=txn.points,
+                         reason=f"Returned: reward {reward.id} was not delivered",
+                         external_id=f"refund:{txn.id}", reference=f"order:{reward.order_id}", actor=None)  # fmt: skip
+    except ApplicationError as exc:
+        extra = {"event": "points.refund_failed", "order_id": str(reward.order_id), "code": exc.code}
+        logger.warning("redemption points not returned", extra=extra)

@@ -173,3 +173,18 @@ def test_a_redemption_is_not_held_for_approval_its_points_were_the_approved_spen
     })  # fmt: skip
     assert response.status_code == 201, response.content
     assert response.json()["status"] == "pending" and response.json()["approval"] is None
+
+
+def test_a_failed_redemption_gives_the_points_back(tenant_a, api_a, kudos, ana, shop):
+    from orders.lifecycle import reward_fail
+    from orders.models import Reward
+
+    award(tenant_a, kudos, ana, 3000, "f1")
+    body = {"program": "kudos", "product_id": str(shop.coffee_usd.id), "amount": "25.00", "currency": "USD"}
+    order = api_a.post(f"/api/v1/people/{ana.id}/points/redemptions", body).json()
+    with tenant_context(tenant_a):
+        reward = Reward.objects.select_related("hold", "order").get(order_id=order["id"])
+        reward_fail(reward=reward, reason="supplier refused")
+        reward_fail(reward=Reward.objects.select_related("hold", "order").get(pk=reward.pk), reason="again")
+        assert balances("USD")[1] == Decimal("30.00")  # the points' value held again, the reward's released
+    assert api_a.get(f"/api/v1/people/{ana.id}/points").json()["programs"][0]["balance"] == 3000
