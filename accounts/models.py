@@ -7,13 +7,14 @@ from typing import Any, cast
 from django.contrib.auth.models import AbstractBaseUser, BaseUserManager, PermissionsMixin
 from django.db import models
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class Role(models.TextChoices):
-    ADMIN = "admin", "Admin"  # everything
-    MANAGER = "manager", "Manager"  # send, bulk, reports
-    FINANCE = "finance", "Finance"  # funds, reports
-    VIEWER = "viewer", "Viewer"  # read only
+    ADMIN = "admin", _("Admin")  # everything
+    MANAGER = "manager", _("Manager")  # send, bulk, reports
+    FINANCE = "finance", _("Finance")  # funds, reports
+    VIEWER = "viewer", _("Viewer")  # read only
 
 
 class UserManager(BaseUserManager):
