@@ -13,7 +13,7 @@ from rest_framework.response import Response
 from api.params import choice_param, uuid_param
 from api.views import TenantAPIView, TenantListAPIView
 from core.errors import ApplicationError
-from core.money import amount_text_ok
+from core.money import amount_text_ok, format_amount
 
 from .approvals import order_approve, order_reject
 from .create import order_create
@@ -21,6 +21,7 @@ from .idempotency import request_hash
 from .lifecycle import order_cancel, reward_cancel
 from .models import DeliveryMethod, OrderStatus, OrderType, RewardStatus
 from .planning import RewardInput
+from .reports import breakage_by_currency
 from .selectors import order_get, order_list, order_render, reward_get, reward_list, reward_render
 
 EXAMPLE_PRODUCT = "5b0c7c1e-8f6a-4f7e-9a55-2f1f3c2b9d10"
@@ -601,3 +602,47 @@ class RewardCancelApi(TenantAPIView):
     def post(self, request, reward_id):
         reward_cancel(reward_id=reward_id)
         return Response(reward_render(reward_get(reward_id=reward_id), bearer=may_send(request)))
+
+
+class BreakageRowOutput(serializers.Serializer):
+    currency = serializers.CharField()
+    released = serializers.CharField(help_text="Returned to available funds (codes never seen, voided first)")
+    released_count = serializers.IntegerField()
+    kept = serializers.CharField(help_text="Stayed spent: disclosed codes, refused voids, programs that keep codes")
+    kept_count = serializers.IntegerField()
+
+
+class BreakageReportOutput(serializers.Serializer):
+    results = BreakageRowOutput(many=True)
+
+
+class BreakageReportApi(TenantAPIView):
+    """GET /api/v1/reports/breakage: claim links that expired unclaimed, per funding currency (orders.expiry)."""
+
+    @extend_schema(
+        operation_id="reports_breakage",
+        summary="Breakage: what expired, unclaimed claim links returned to your funds or left spent, per currency",
+        parameters=[
+            OpenApiParameter("from", OpenApiTypes.DATETIME, description="links that expired at or after"),
+            OpenApiParameter("to", OpenApiTypes.DATETIME, description="links that expired before"),
+        ],
+        responses={200: BreakageReportOutput},
+        examples=[OpenApiExample("Report", response_only=True, value={"results": [{
+            "currency": "USD", "released": "550.00", "released_count": 22, "kept": "75.00", "kept_count": 3}]})],
+    )  # fmt: skip
+    def get(self, request):
+        window = {}
+        for name, key in (("from", "since"), ("to", "until")):
+            if request.query_params.get(name):
+                try:
+                    window[key] = serializers.DateTimeField().to_internal_value(request.query_params[name])
+                except serializers.ValidationError:
+                    raise ApplicationError(f"{name} must be an ISO 8601 timestamp.", code="validation_error",
+                                           errors={name: ["Bad date."]}) from None  # fmt: skip
+        rows = [
+            {"currency": row.currency, "released": format_amount(row.released, row.currency),
+             "released_count": row.released_count, "kept": format_amount(row.kept, row.currency),
+             "kept_count": row.kept_count}
+            for row in breakage_by_currency(**window)
+        ]  # fmt: skip
+        return Response({"results": rows})

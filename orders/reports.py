@@ -7,7 +7,7 @@ days × statuses, whatever the number of rewards.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -90,12 +90,17 @@ class Breakage:
     kept_count: int
 
 
-def breakage_by_currency() -> list[Breakage]:
-    """Breakage in the schema in use, per currency: one GROUP BY over the expiry records."""
+def breakage_by_currency(*, since: datetime | None = None, until: datetime | None = None) -> list[Breakage]:
+    """Breakage in the schema in use, per currency, of links that expired in [since, until): one GROUP BY."""
     from .models import ExpiryOutcome, RewardExpiry
 
     totals: dict[str, dict[str, tuple[Decimal, int]]] = {}
-    rows = RewardExpiry.objects.values("currency", "outcome").annotate(total=Sum("amount"), n=Count("id")).order_by()
+    expiries = RewardExpiry.objects.all()
+    if since is not None:
+        expiries = expiries.filter(created_at__gte=since)
+    if until is not None:
+        expiries = expiries.filter(created_at__lt=until)
+    rows = expiries.values("currency", "outcome").annotate(total=Sum("amount"), n=Count("id")).order_by()
     for row in rows:
         totals.setdefault(row["currency"], {})[row["outcome"]] = (row["total"] or Decimal(0), row["n"])
     result = []

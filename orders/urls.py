@@ -1,6 +1,7 @@
 from django.urls import path
 
 from .apis import (
+    BreakageReportApi,
     OrderApproveApi,
     OrderCancelApi,
     OrderDetailApi,
@@ -23,4 +24,5 @@ urlpatterns = [
     path("rewards", RewardListApi.as_view(), name="reward-list"),
     path("rewards/<uuid:reward_id>", RewardDetailApi.as_view(), name="reward-detail"),
     path("rewards/<uuid:reward_id>/cancel", RewardCancelApi.as_view(), name="reward-cancel"),
+    path("reports/breakage", BreakageReportApi.as_view(), name="report-breakage"),
 ]

@@ -93,6 +93,16 @@ def test_expiry_returns_only_value_that_never_left_the_vault_once(api_a, funded_
     table = portal.get("/funds/").content.decode().split('data-testid="funds-breakage"')[1].split("</table>")[0]
     cells = re.findall(r'<td class="num[^"]*">([^<]+)</td>', table)
     assert cells == ["55.00 USD", "2", "10.00 USD", "1"]
+    # and the breakage report says the same (one query, whatever the number of expiries)
+    from django.test.utils import CaptureQueriesContext
+
+    with CaptureQueriesContext(connection) as queries:
+        report = api_a.get("/api/v1/reports/breakage").json()
+    assert report == {"results": [{"currency": "USD", "released": "55.00", "released_count": 2, "kept": "10.00",
+                                   "kept_count": 1}]}  # fmt: skip
+    assert len([q for q in queries.captured_queries if "rewardexpiry" in q["sql"]]) == 1
+    assert api_a.get("/api/v1/reports/breakage", {"to": "2020-01-01T00:00:00Z"}).json() == {"results": []}
+    assert api_a.get("/api/v1/reports/breakage", {"from": "yesterday"}).status_code == 422
 
 
 def test_keep_policy_and_a_refused_void_move_no_money(api_a, funded_a, shop):
