@@ -143,7 +143,7 @@ class ProgressOutput(serializers.Serializer):
     percent = serializers.IntegerField()
 
 
-class DeliveryOutput(serializers.Serializer):
+class BatchDeliveryOutput(serializers.Serializer):
     total = serializers.IntegerField(help_text="Valid rows")
     delivered = serializers.IntegerField(help_text="Rewards delivered (or opened, redeemed, expired since)")
     failed = serializers.IntegerField(help_text="Rewards that failed or could not be delivered, and rows that failed")
@@ -176,7 +176,9 @@ class BatchOutput(serializers.Serializer):
     available_funds = serializers.DictField(child=serializers.CharField(), help_text="Per currency of total_cost")
     funds_sufficient = serializers.BooleanField()
     progress = ProgressOutput(help_text="Rows made into rewards (acceptance)")
-    delivery = DeliveryOutput(allow_null=True, help_text="The rewards reaching their recipients; null until confirmed")
+    delivery = BatchDeliveryOutput(
+        allow_null=True, help_text="The rewards reaching their recipients; null until confirmed"
+    )
     errors_url = serializers.CharField()
     results_url = serializers.CharField(allow_null=True)
     failure_reason = serializers.CharField(allow_null=True)

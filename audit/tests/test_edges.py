@@ -115,7 +115,17 @@ AUDITED_SERVICES = {
     "webhook_endpoint_create", "webhook_endpoint_update", "webhook_endpoint_delete", "webhook_secret_rotate",
     "staff_create",
 }  # fmt: skip
-NOT_APPLICATION_CODE = ("tests", "testsupport", "bench", "resilience", "scripts", ".venv", "node_modules", "var")
+NOT_APPLICATION_CODE = (
+    "tests",
+    "testsupport",
+    "bench",
+    "resilience",
+    "scale",
+    "scripts",
+    ".venv",
+    "node_modules",
+    "var",
+)
 
 
 def test_every_caller_in_the_application_names_an_actor():
