@@ -159,9 +159,11 @@ def batch_start(*, batch: Batch) -> Batch:
     batch_id = str(batch.id)
     # A broker outage must not fail a committed confirm: logged, and batches_sweep queues it once its heartbeat
     # is BATCH_STALE_SECONDS old.
+    # BATCH_PARALLEL_CHUNKS tasks: their chunks take disjoint rows (batches.processing), so they run side by side.
     transaction.on_commit(
-        lambda: task_publish(
-            PROCESS_TASK, args=[batch_id], event="batch.enqueue_failed", log_extra={"batch_id": batch_id}
+        lambda: all(
+            task_publish(PROCESS_TASK, args=[batch_id], event="batch.enqueue_failed", log_extra={"batch_id": batch_id})
+            for _ in range(max(1, settings.BATCH_PARALLEL_CHUNKS))
         )
     )
     logger.info("batch confirmed", extra={"event": "batch.confirmed", "batch_id": batch_id})

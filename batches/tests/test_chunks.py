@@ -118,3 +118,58 @@ def test_batch_rewards_are_the_rewards_the_orders_api_creates(api_a, funded_a, s
     token = crypto.decrypt(batch_link.claim_token_encrypted)  # the batch's claim link opens, in tenant A
     assert claim_token_hash(token) == batch_link.claim_token_hash
     assert claim_tenant_get(token=token) == funded_a
+
+
+def test_chunks_of_one_batch_take_disjoint_rows_and_a_dead_chunks_rows_are_taken_again(committed_tenant):
+    """A chunk holding rows 2-11 (open transaction) does not stop a second one: it takes the next rows. The first
+    one then dies (rolls back): its rows are pending again, and the batch ends with every row one reward."""
+    import threading
+
+    from django.db import connections, transaction
+
+    from batches.lifecycle import batch_confirm
+    from batches.processing import _chunk_rows, batch_process_chunk
+    from funds.services import funds_deposit
+    from testsupport.batches import digital_rows
+    from testsupport.catalog import make_shop
+
+    shop = make_shop()  # committed, like the tenant: the other thread's connection sees them
+    with tenant_context(committed_tenant):
+        funds_deposit(currency="USD", amount="1000")
+        data = csv_bytes(digital_rows(shop.coffee_usd, 35, deliver_at=LATER))
+        batch = batch_upload(file=io.BytesIO(data), file_name="side-by-side.csv", size=len(data))
+        batch_confirm(batch_id=batch.id)
+    holding, release, held_rows = threading.Event(), threading.Event(), []
+
+    def dying_chunk() -> None:
+        with tenant_context(committed_tenant):
+            try:
+                with transaction.atomic():
+                    held_rows.extend(row.row_number for row in _chunk_rows(Batch.objects.get(pk=batch.id), 10))
+                    holding.set()
+                    release.wait(timeout=30)
+                    raise RuntimeError("killed")  # rolls back: as if the worker died mid-chunk
+            except RuntimeError:
+                pass
+        connections.close_all()
+
+    other = threading.Thread(target=dying_chunk)
+    other.start()
+    try:
+        assert holding.wait(timeout=30)
+        with tenant_context(committed_tenant):
+            assert batch_process_chunk(batch_id=batch.id, chunk=10) == "more"
+            taken = sorted(Reward.objects.values_list("batch_row__row_number", flat=True))
+            assert held_rows == list(range(2, 12)) and taken == list(range(12, 22))  # the next rows, not the held
+    finally:
+        release.set()
+        other.join()
+    with tenant_context(committed_tenant):
+        while batch_process_chunk(batch_id=batch.id, chunk=10) == "more":
+            pass
+        done = Batch.objects.get(pk=batch.id)
+        assert (done.status, done.rows_done, done.rows_failed) == ("completed", 35, 0)
+        rows = sorted(Reward.objects.values_list("batch_row__row_number", flat=True))
+        assert rows == list(range(2, 37))  # every row once, the dead chunk's included
+        assert balance_get(currency="USD").held == Decimal("350.00")
+        assert ledger_invariant_violations() == []

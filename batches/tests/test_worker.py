@@ -76,7 +76,9 @@ def test_worker_killed_mid_batch_sends_every_row_exactly_once(committed_tenant, 
     celery_worker_process.kill()  # kill -9: the chunk in flight rolls back, its task stays unacked
     done_at_kill = _batch(committed_tenant, batch_id).rows_done
     assert done_at_kill < rows, "the batch finished before the kill; make it bigger"
-    assert done_at_kill % CHUNK == 0  # only whole chunks ever commit
+    with tenant_context(committed_tenant):  # only whole chunks ever commit: no row done without its reward
+        assert BatchRow.objects.filter(batch_id=batch_id, status="created").count() == Reward.objects.count()
+        assert BatchRow.objects.filter(batch_id=batch_id, reward__isnull=False).count() == Reward.objects.count()
     celery_worker_process.start(2)
 
     def completed() -> bool:

@@ -286,6 +286,9 @@ BATCH_MAX_ROW_BYTES = env.int("BATCH_MAX_ROW_BYTES", default=32 * 1024)
 BATCH_TASK_SECONDS = env.float("BATCH_TASK_SECONDS", default=20.0)
 # A confirmed/processing batch with no chunk for this long is re-queued by the sweeper (a worker died).
 BATCH_STALE_SECONDS = env.int("BATCH_STALE_SECONDS", default=120)
+# Chunks of one batch processed at once (bulk tasks per confirmed batch): 2 overlaps one chunk's COMMIT with the
+# next one's CPU (batches.processing); more only helps with more cores and a faster disk.
+BATCH_PARALLEL_CHUNKS = env.int("BATCH_PARALLEL_CHUNKS", default=2)
 
 # --- Fulfilment -------------------------------------------------------------------------------------
 # A worker's claim on a reward in `processing`; after this the sweeper lets another worker take it.
