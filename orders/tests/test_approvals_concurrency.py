@@ -56,9 +56,12 @@ def _together(*calls):
 
 
 def _ledger(tenant):
+    """What the tenant can still spend, and the invariants. An approved order's money is held and then captured
+    by whichever worker fulfils it first (the suite's Celery worker may already have), so the held figure is not
+    stable here; the available balance is either way."""
     with tenant_context(tenant):
-        _, held, available = balances("USD")
-        return held, available, ledger_invariant_violations()
+        _, _, available = balances("USD")
+        return available, ledger_invariant_violations()
 
 
 def test_two_approvers_at_once_approve_once(committed_tenant, live_http):
@@ -70,8 +73,8 @@ def test_two_approvers_at_once_approve_once(committed_tenant, live_http):
     assert {body["approval"]["decided_by"] for _, body, _ in results} == {results[0][1]["approval"]["decided_by"]}
     with tenant_context(committed_tenant):
         assert AuditEvent.objects.filter(action="order.approve", object_id=order_id).count() == 1
-        assert Order.objects.get(pk=order_id).status == "pending"
-    assert _ledger(committed_tenant) == (Decimal(50), Decimal(950), [])
+        assert Order.objects.get(pk=order_id).approval_status == "approved"
+    assert _ledger(committed_tenant) == (Decimal(950), [])
 
 
 def test_approve_against_reject_decides_once_and_the_money_follows(committed_tenant, live_http):
@@ -89,7 +92,7 @@ def test_approve_against_reject_decides_once_and_the_money_follows(committed_ten
     with tenant_context(committed_tenant):
         approved = Order.objects.filter(approval_status="approved").count()
         assert approved + Order.objects.filter(approval_status="rejected").count() == ROUNDS
-    assert _ledger(committed_tenant) == (Decimal(50 * approved), Decimal(1000 - 50 * approved), [])
+    assert _ledger(committed_tenant) == (Decimal(1000 - 50 * approved), [])
 
 
 def test_approve_against_expiry_decides_once(committed_tenant, live_http):
@@ -110,4 +113,4 @@ def test_approve_against_expiry_decides_once(committed_tenant, live_http):
     with tenant_context(committed_tenant):
         approved = Order.objects.filter(approval_status="approved").count()
         assert approved + Order.objects.filter(approval_status="expired").count() == ROUNDS
-    assert _ledger(committed_tenant) == (Decimal(50 * approved), Decimal(1000 - 50 * approved), [])
+    assert _ledger(committed_tenant) == (Decimal(1000 - 50 * approved), [])
