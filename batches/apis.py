@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
@@ -15,6 +16,8 @@ from api.params import choice_param
 from api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_response
 from core.parsers import JSONParser
+from core.xlsx_export import xlsx_response
+from orders.apis import may_send
 
 from .approvals import batch_approve, batch_reject
 from .csvfile import ALL_COLUMNS, TEMPLATE_ROWS
@@ -24,11 +27,11 @@ from .people import PEOPLE_TEMPLATE_HEADER, PEOPLE_TEMPLATE_ROWS
 from .selectors import (
     available_funds,
     batch_deliveries,
-    batch_error_rows,
+    batch_error_file,
     batch_get,
     batch_list,
     batch_render,
-    batch_result_rows,
+    batch_result_file,
 )
 from .upload import batch_upload
 
@@ -390,33 +393,36 @@ class BatchCancelApi(TenantAPIView):
         return Response(batch_render(batch_cancel(batch_id=batch_id)))
 
 
+def _file(fmt: str, *, filename: str, header: list[str], rows: Iterable[list[str]]):
+    """The same header and rows as CSV (streamed) or XLSX (built whole)."""
+    if fmt == "xlsx":
+        return xlsx_response(filename=f"{filename}.xlsx", header=header, rows=rows)
+    return csv_response(filename=f"{filename}.csv", header=header, rows=rows)
+
+
 class BatchErrorsCsvApi(TenantAPIView):
     @extend_schema(
-        operation_id="batches_errors_csv",
-        summary="The rows that cannot be sent: row, column, message (CSV, formula cells neutralised)",
+        operation_id="batches_errors_file",
+        summary="The refused rows as uploaded plus an `error` column: fix them and upload the file as it is",
         responses={(200, "text/csv"): CSV_RESPONSE},  # was documented as JSON
     )
-    def get(self, request, batch_id):
+    def get(self, request, batch_id, fmt="csv"):
         batch = batch_get(batch_id=batch_id)
-        return csv_response(
-            filename=f"batch-{batch.id}-errors.csv",
-            header=["row", "column", "message"],
-            rows=batch_error_rows(batch=batch),
-        )
+        header, rows = batch_error_file(batch=batch)
+        return _file(fmt, filename=f"batch-{batch.id}-errors", header=header, rows=rows)
 
 
 class BatchResultsCsvApi(TenantAPIView):
     @extend_schema(
-        operation_id="batches_results_csv",
-        summary="Each valid row's outcome: row, reward_id, status, external_id, reason (CSV, formulas neutralised)",
+        operation_id="batches_results_file",
+        summary="Each valid row's outcome: row, recipient_name, recipient_email, external_id, reward_id, reference, "
+        "status, claim_url (write keys only), reason",
         responses={(200, "text/csv"): CSV_RESPONSE},  # was documented as JSON
     )
-    def get(self, request, batch_id):
+    def get(self, request, batch_id, fmt="csv"):
         batch = batch_get(batch_id=batch_id)
-        header = ["row", "reward_id", "status", "external_id", "reason"]
-        return csv_response(
-            filename=f"batch-{batch.id}-results.csv", header=header, rows=batch_result_rows(batch=batch)
-        )
+        header, rows = batch_result_file(batch=batch, bearer=may_send(request))
+        return _file(fmt, filename=f"batch-{batch.id}-results", header=header, rows=rows)
 
 
 EXAMPLE_PEOPLE_IMPORT = {

@@ -60,6 +60,8 @@ class Batch(Approvable):
     file_name = models.CharField(max_length=255, blank=True)
     file_sha256 = models.CharField(max_length=64, db_index=True)
     file_bytes = models.PositiveBigIntegerField(default=0)
+    # The file's header row as written: the error file repeats it (plus `error`) so it uploads again as is.
+    header = models.JSONField(default=list, blank=True)
     allow_duplicate = models.BooleanField(default=False)  # uploaded (or confirmed) with force=true
     # An earlier, not canceled batch of this tenant with the same file (a warning in the preview).
     duplicate_of = models.UUIDField(null=True, blank=True)
@@ -140,6 +142,8 @@ class BatchRowError(models.Model):
     row_number = models.PositiveIntegerField()
     column = models.CharField(max_length=40, blank=True)
     message = models.CharField(max_length=300)
+    # The row's cells as uploaded, on the first error of each row only: the error file gives them back.
+    cells = models.JSONField(null=True, blank=True)
 
     class Meta:
         indexes = [models.Index(fields=["batch", "row_number"], name="batch_row_error_row")]

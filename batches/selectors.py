@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -159,12 +160,59 @@ def batch_error_rows(*, batch: Batch) -> Iterator[tuple[int, str, str]]:
     yield from queryset.values_list("row_number", "column", "message").iterator(chunk_size=EXPORT_CHUNK)
 
 
-def batch_result_rows(*, batch: Batch) -> Iterator[tuple[int, str, str, str, str]]:
-    """(row, reward id, status, external_id, reason) for every valid row, in row order, streamed. A row's status
-    is its reward's (pending, delivered, …), or `failed` / `canceled` / `pending` when it has no reward."""
+def batch_error_file(*, batch: Batch) -> tuple[list[str], Iterator[list[str]]]:
+    """The error file: the uploaded header plus `error`, then each refused row's cells as uploaded plus what is
+    wrong with it ("row 7: amount: …; recipient_email: …"). Fixed, it uploads again as it is (the bulk format
+    ignores an `error` column). Batches uploaded before cells were kept give (row, column, message)."""
+    if not batch.header:
+        return ["row", "column", "message"], ([str(n), column, message] for n, column, message in
+                                               batch_error_rows(batch=batch))  # fmt: skip
+    width = len(batch.header)
+
+    def rows() -> Iterator[list[str]]:
+        queryset = (
+            BatchRowError.objects.filter(batch=batch)
+            .order_by("row_number", "id")
+            .values_list("row_number", "column", "message", "cells")
+        )
+        current: int | None = None
+        cells: list[str] = []
+        problems: list[str] = []
+        for row_number, column, message, row_cells in queryset.iterator(chunk_size=EXPORT_CHUNK):
+            if row_number != current:
+                if current is not None:
+                    yield [*cells, f"row {current}: " + "; ".join(problems)]
+                current, cells, problems = row_number, [], []
+            if row_cells is not None:
+                cells = (list(json.loads(row_cells) if isinstance(row_cells, str) else row_cells) + [""] * width)[
+                    : max(width, len(row_cells))
+                ]
+            problems.append(f"{column}: {message}" if column else message)
+        if current is not None:
+            yield [*cells, f"row {current}: " + "; ".join(problems)]
+
+    return [*batch.header, "error"], rows()
+
+
+RESULT_HEADER = [
+    "row", "recipient_name", "recipient_email", "external_id", "reward_id", "reference", "status", "claim_url",
+    "reason",
+]  # fmt: skip
+
+
+def batch_result_file(*, batch: Batch, bearer: bool = False) -> tuple[list[str], Iterator[list[str]]]:
+    """The results file: for rewards RESULT_HEADER (batch_result_rows); for other kinds (people, points imports)
+    (row, reward_id, status, external_id, reason), a person's row saying created, updated or failed."""
+    header = ["row", "reward_id", "status", "external_id", "reason"]
     if batch.kind == BatchKind.PEOPLE:
-        yield from _people_result_rows(batch)
-        return
+        return header, ([str(cell) for cell in row] for row in _people_result_rows(batch))
+    if batch.kind != BatchKind.REWARDS:  # e.g. a points import: no recipient, no reward per row
+        return header, ([str(cell) for cell in row] for row in _row_outcomes(batch))
+    return RESULT_HEADER, batch_result_rows(batch=batch, bearer=bearer)
+
+
+def _row_outcomes(batch: Batch) -> Iterator[tuple[int, str, str, str, str]]:
+    """(row, reward id, status, external_id, reason): a row's status is its reward's, else the row's own."""
     queryset = (
         BatchRow.objects.filter(batch=batch)
         .order_by("row_number")
@@ -174,6 +222,30 @@ def batch_result_rows(*, batch: Batch) -> Iterator[tuple[int, str, str, str, str
         chunk_size=EXPORT_CHUNK
     ):
         yield row_number, str(reward_id or ""), reward_status or row_status, external_id, reason
+
+
+def batch_result_rows(*, batch: Batch, bearer: bool = False) -> Iterator[list[str]]:
+    """RESULT_HEADER's cells for every valid row, in row order, streamed. A row's status is its reward's
+    (pending, delivered, …), or `failed` / `canceled` / `pending` when it has no reward. `claim_url` (a bearer
+    link to the gift) only with `bearer`: for credentials that may send (a write key, a role that sends)."""
+    from orders.selectors import claim_url_of
+
+    queryset = (
+        BatchRow.objects.filter(batch=batch)
+        .order_by("row_number")
+        .values_list(
+            "row_number", "data", "external_id", "reward_id", "reward__recipient_name", "reward__recipient_email",
+            "reward__reference", "reward__status", "status", "reward__claim_token_encrypted", "failure_reason",
+        )
+    )  # fmt: skip
+    for (row_number, data, external_id, reward_id, name, email, reference, reward_status, row_status, token,
+         reason) in queryset.iterator(chunk_size=EXPORT_CHUNK):  # fmt: skip
+        data = json.loads(data) if isinstance(data, str) else (data or {})
+        yield [
+            str(row_number), name or data.get("recipient_name", ""), email or data.get("recipient_email", ""),
+            external_id, str(reward_id or ""), reference or "", reward_status or row_status,
+            (claim_url_of(token) or "") if bearer and token else "", reason,
+        ]  # fmt: skip
 
 
 def _people_result_rows(batch: Batch) -> Iterator[tuple[int, str, str, str, str]]:

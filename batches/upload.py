@@ -23,11 +23,24 @@ from .kinds import KindRowValidator, batch_kind_handler
 from .lifecycle import batch_confirm_locked, batch_transition, duplicate_file_error
 from .models import BATCH_SENT_STATES, Batch, BatchKind, BatchRow, BatchRowError, BatchRowStatus, BatchStatus
 from .people import ATTRIBUTE_PREFIX, PEOPLE_COLUMNS, PEOPLE_REQUIRED_COLUMNS, PEOPLE_TEMPLATE_URL, PersonRowValidator
+from .xlsxfile import xlsx_csv_lines
 
 logger = logging.getLogger(__name__)
 
 COPY_ROWS = 5000  # valid rows buffered between COPYs during an upload: ~2 MB
 ERRORS_IN_PROBLEM = 20  # row errors listed in a refusal of a file without a single valid row
+# What an upload writes on its batch when it has read the file.
+UPLOAD_FIELDS = [
+    "file_sha256",
+    "file_bytes",
+    "header",
+    "rows",
+    "valid_rows",
+    "error_rows",
+    "total_cost",
+    "duplicate_of",
+    "summary",
+]
 
 
 class _RowSink:
@@ -36,7 +49,7 @@ class _RowSink:
     def __init__(self, batch: Batch) -> None:
         self.batch_id = str(batch.id)
         self.rows: list[ValidRow] = []
-        self.errors: list[tuple[int, str, str]] = []
+        self.errors: list[tuple[int, str, str, str | None]] = []
         self.first_errors: list[tuple[int, str, str]] = []
 
     def add_row(self, row: ValidRow) -> None:
@@ -44,10 +57,11 @@ class _RowSink:
         if len(self.rows) >= COPY_ROWS:
             self.flush()
 
-    def add_errors(self, row_number: int, errors: list[tuple[str, str]]) -> None:
-        for column, message in errors:
+    def add_errors(self, row_number: int, errors: list[tuple[str, str]], cells: list[str]) -> None:
+        """The row's errors; its cells go with the first one (the error file gives them back as uploaded)."""
+        for index, (column, message) in enumerate(errors):
             item = (row_number, column, message[:300])
-            self.errors.append(item)
+            self.errors.append((*item, json.dumps(cells) if index == 0 else None))
             if len(self.first_errors) < ERRORS_IN_PROBLEM:
                 self.first_errors.append(item)
         if len(self.errors) >= COPY_ROWS:
@@ -66,10 +80,10 @@ class _RowSink:
                         )  # fmt: skip
             if self.errors:
                 with raw.copy(
-                    f'COPY {BatchRowError._meta.db_table} (batch_id, row_number, "column", message) FROM STDIN'
+                    f'COPY {BatchRowError._meta.db_table} (batch_id, row_number, "column", message, cells) FROM STDIN'
                 ) as copy:
-                    for row_number, column, message in self.errors:
-                        copy.write_row((self.batch_id, row_number, column, message))
+                    for row_number, column, message, cells in self.errors:
+                        copy.write_row((self.batch_id, row_number, column, message, cells))
         self.rows = []
         self.errors = []
 
@@ -94,6 +108,9 @@ def batch_upload(
     or a confirmed duplicate of it (unless `force`) is refused with a problem and nothing is stored.
     """
     max_bytes = settings.BATCH_MAX_FILE_BYTES
+    if file_name.lower().endswith(".xlsx"):
+        file = xlsx_csv_lines(file, max_bytes=max_bytes)  # the same rows, read from the first worksheet
+        size = None
     if size is not None and size > max_bytes:
         raise file_error(
             f"The file is {size} bytes; at most {max_bytes} are accepted.", code="file_too_large", status=413
@@ -171,7 +188,7 @@ def batch_upload(
                     row, errors = validator.validate({n: cells[i] for n, i in indexes if i < count}, record)
                 if row is None:
                     errored += 1
-                    sink.add_errors(record, errors)
+                    sink.add_errors(record, errors, cells)
                 else:
                     valid += 1
                     if row.currency:
@@ -208,15 +225,15 @@ def batch_upload(
             batch.duplicate_of = batch.duplicate_of or earlier_id
         batch.file_sha256 = sha
         batch.file_bytes = digest.bytes
+        batch.header = header
         batch.rows, batch.valid_rows, batch.error_rows = rows, valid, errored
         batch.total_cost = {currency: format_amount(totals[currency], currency) for currency in sorted(totals)}
         batch.summary = summary
         batch_transition(
             batch=batch,
             to=BatchStatus.VALIDATED,
-            fields=["file_sha256", "file_bytes", "rows", "valid_rows", "error_rows", "total_cost", "duplicate_of",
-                    "summary"],
-        )  # fmt: skip
+            fields=UPLOAD_FIELDS,
+        )
         if not dry_run:
             batch_confirm_locked(batch=batch, force=force)
     logger.info(

@@ -24,6 +24,8 @@ from core.text import header_text
 from orders.models import OrderType, Reward
 from orders.selectors import claim_url
 
+from .engagement import open_pixel_url
+
 logger = logging.getLogger(__name__)
 
 
@@ -64,6 +66,7 @@ def reward_email_context(reward: Reward, *, preview: bool = False, reminder: boo
             crypto.decrypt(reward.code_encrypted) if shows_code else None
         ),
         "pin": None if preview or not shows_code or not reward.pin_encrypted else crypto.decrypt(reward.pin_encrypted),
+        "open_pixel_url": None if preview else open_pixel_url(reward),
         **_branding(reward),
     }  # fmt: skip
 

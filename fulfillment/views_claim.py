@@ -224,3 +224,17 @@ __all__ = [
     "claim_verify_send_view",
     "claim_verify_view",
 ]
+
+
+@never_cache
+@require_http_methods(["GET", "HEAD"])
+def email_open_pixel(request: HttpRequest, token: str) -> HttpResponse:
+    """GET /e/<token>.gif: the reward email's open pixel (fulfillment.engagement). The same image whatever the
+    token: a bad or replayed one changes nothing and says nothing."""
+    from .engagement import PIXEL, email_opened
+
+    if request.method == "GET":
+        email_opened(token=token)
+    response = HttpResponse(PIXEL, content_type="image/gif")
+    response["Referrer-Policy"] = "no-referrer"
+    return response

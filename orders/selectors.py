@@ -23,9 +23,14 @@ def _iso(value: datetime | None) -> str | None:
 
 
 def claim_url(reward: Reward) -> str | None:
-    if not reward.claim_token_encrypted:
+    return claim_url_of(reward.claim_token_encrypted)
+
+
+def claim_url_of(claim_token_encrypted: str) -> str | None:
+    """The claim link from a reward's stored (encrypted) token, or None when it has none."""
+    if not claim_token_encrypted:
         return None
-    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/r/{crypto.decrypt(reward.claim_token_encrypted)}"
+    return f"{settings.PUBLIC_BASE_URL.rstrip('/')}/r/{crypto.decrypt(claim_token_encrypted)}"
 
 
 def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:

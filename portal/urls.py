@@ -59,6 +59,16 @@ urlpatterns = [
     path("bulk/<uuid:batch_id>/progress.json", bulk.BulkProgressView.as_view(), name="bulk_progress"),
     path("bulk/<uuid:batch_id>/errors.csv", bulk.BulkErrorsCsvView.as_view(), name="bulk_errors"),
     path("bulk/<uuid:batch_id>/results.csv", bulk.BulkResultsCsvView.as_view(), name="bulk_results"),
+    path(
+        "bulk/<uuid:batch_id>/errors.xlsx", bulk.BulkErrorsCsvView.as_view(), {"fmt": "xlsx"}, name="bulk_errors_xlsx"
+    ),
+    path(
+        "bulk/<uuid:batch_id>/results.xlsx",
+        bulk.BulkResultsCsvView.as_view(),
+        {"fmt": "xlsx"},
+        name="bulk_results_xlsx",
+    ),
+    path("bulk/template.xlsx", bulk.BulkTemplateCsvView.as_view(), {"fmt": "xlsx"}, name="bulk_template_xlsx"),
     path("search/", search.SearchView.as_view(), name="search"),
     path("orders/", orders_views.OrderListView.as_view(), name="orders"),
     path("orders/export.csv", orders_views.OrderExportView.as_view(), name="orders_export"),

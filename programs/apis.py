@@ -67,6 +67,10 @@ class ProgramUpdateInput(serializers.Serializer):
     verification = serializers.CharField(
         required=False, help_text="off | email | sms: a one-time code before a code shows in a new browser"
     )
+    track_email_opens = serializers.BooleanField(
+        required=False,
+        help_text="Reward emails carry an open pixel (the funnel's `opened`); nothing about the reader is kept",
+    )
 
     def to_internal_value(self, data):
         # `allowed_products` is the contract's name (API.md); `allowed_product_ids` is what the response shows.
@@ -94,6 +98,7 @@ class ProgramOutput(serializers.Serializer):
     on_expiry = serializers.CharField()
     reminders = serializers.JSONField()
     verification = serializers.CharField(source="claim_verification")
+    track_email_opens = serializers.BooleanField()
     is_active = serializers.BooleanField()
     created_at = serializers.DateTimeField()
 
@@ -147,6 +152,7 @@ PROGRAM_EXAMPLE = {
     "on_expiry": "release",
     "reminders": {"after_days": [3, 7], "before_expiry_days": [7]},
     "verification": "off",
+    "track_email_opens": True,
     "is_active": True,
     "created_at": "2025-01-01T09:00:00Z",
 }

@@ -67,6 +67,10 @@ class Program(models.Model):
     claim_verification = models.CharField(
         max_length=8, choices=ClaimVerification.choices, default=ClaimVerification.OFF
     )
+    # Emails of this program carry a one-pixel image whose loading marks the reward `opened` (the funnel's
+    # "opened" for emailed codes). Nothing about the reader is stored: no address, no agent, no time but the
+    # reward's own event. Off: no pixel.
+    track_email_opens = models.BooleanField(default=True)
     is_active = models.BooleanField(default=True)
     created_at = models.DateTimeField(default=timezone.now)
 

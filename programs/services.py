@@ -31,7 +31,8 @@ BRANDING_KEYS = ("logo", "logo_url", "primary_color")
 # Reminder schedules: at most this many of each kind, each a whole number of days within the claim window.
 REMINDERS_MAX = 5
 REMINDER_KINDS = ("after_days", "before_expiry_days")
-CLAIM_SETTINGS = ("claim_days", "on_expiry", "reminders", "verification")  # API names (see _claim_settings)
+# API names (see _claim_settings): how the program's claim links and reward emails behave.
+CLAIM_SETTINGS = ("claim_days", "on_expiry", "reminders", "verification", "track_email_opens")
 
 
 def _refuse(errors: dict[str, list[str]]) -> ApplicationError:
@@ -326,6 +327,8 @@ def _claim_settings(values: dict[str, Any], errors: dict[str, list[str]]) -> dic
         if values["verification"] not in ClaimVerification.values:
             errors["verification"] = [f"One of {', '.join(ClaimVerification.values)}."]
         fields["claim_verification"] = values["verification"]
+    if "track_email_opens" in values:
+        fields["track_email_opens"] = bool(values["track_email_opens"])
     return fields
 
 

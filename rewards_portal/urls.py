@@ -42,6 +42,8 @@ urlpatterns = [
     re_path(r"^media/logos/(?P<key>[0-9a-f]{64}\.(?:png|jpg|webp))$", stored_logo, name="stored-logo"),
     # Recipient claim pages (public host; the tenant comes from the token): fulfillment/claim_page.py
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
+    # The open pixel of reward emails (fulfillment/engagement.py): public host, the tenant comes from the token.
+    path("e/<str:token>.gif", views_claim.email_open_pixel, name="email-open-pixel"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
     path("r/<str:token>/verify/send", views_claim.claim_verify_send_view, name="claim-verify-send"),
     path("r/<str:token>/verify", views_claim.claim_verify_view, name="claim-verify"),

@@ -1,5 +1,6 @@
 """Bulk CSV over the API: template, validation preview, refused files, confirm, CSV exports, isolation."""
 
+import re
 from decimal import Decimal
 
 import pytest
@@ -8,6 +9,7 @@ from django_tenants.utils import tenant_context
 from batches.csvfile import ALL_COLUMNS
 from batches.models import Batch, BatchRow, BatchRowError
 from batches.processing import batch_process
+from batches.selectors import RESULT_HEADER
 from funds.models import Hold, LedgerTransaction
 from funds.selectors import balance_get, ledger_invariant_violations
 from funds.services import funds_deposit
@@ -18,6 +20,16 @@ from testsupport.exports import csv_export_rows
 
 def _csv(response) -> list[list[str]]:
     return csv_export_rows(response)
+
+
+def _named_cells(error_file: list[list[str]]) -> set[tuple[int, str]]:
+    """(row, column) of every problem the error file's `error` cells name ("row 7: amount: …; currency: …")."""
+    named = set()
+    for line in error_file[1:]:
+        where, _, problems = line[-1].partition(": ")
+        for problem in re.split(r"; (?=[a-z_.]+: )", problems):  # a message may hold "; " itself
+            named.add((int(where.removeprefix("row ")), problem.split(":", 1)[0]))
+    return named
 
 
 def _nothing_stored(tenant) -> bool:
@@ -46,13 +58,14 @@ def test_thousand_rows_with_three_bad_ones_preview_exactly_those_errors(api_a, f
     assert body["available_funds"] == {"USD": "1000.00"} and body["funds_sufficient"] is False
     assert body["progress"] == {"done": 0, "total": 997, "failed": 0, "percent": 0}
     errors = _csv(api_a.get(body["errors_url"]))
-    assert errors[0] == ["row", "column", "message"]
-    assert [(row, column) for row, column, _ in errors[1:]] == [
-        ("11", "recipient_email"),
-        ("501", "amount"),
-        ("999", "recipient_name"),
+    assert errors[0] == [*ALL_COLUMNS, "error"]  # the file's own header: fixed, it uploads again as it is
+    assert [line[-1].split(":")[:2] for line in errors[1:]] == [
+        ["row 11", " recipient_email"],
+        ["row 501", " amount"],
+        ["row 999", " recipient_name"],
     ]
-    assert "formula" in errors[3][2] and "'" not in errors[3][2]  # readable in the errors CSV, not mangled by it
+    assert errors[1][1] == "not-an-email" and errors[2][ALL_COLUMNS.index("amount")] == "30"
+    assert "formula" in errors[3][-1] and "'" not in errors[3][-1]  # readable in the errors CSV, not mangled by it
     with tenant_context(funded_a):
         assert BatchRow.objects.count() == 997
         assert Order.objects.count() == 0 and Hold.objects.count() == 0  # a preview holds and sends nothing
@@ -126,7 +139,7 @@ def test_row_errors_cover_catalogue_phone_date_and_cell_length(api_a, funded_a, 
     assert response.status_code == 201, response.content
     body = response.json()
     assert (body["valid_rows"], body["error_rows"]) == (1, 9)
-    errors = {(int(r), c) for r, c, _ in _csv(api_a.get(body["errors_url"]))[1:]}
+    errors = _named_cells(_csv(api_a.get(body["errors_url"])))
     assert {(2, "product_id"), (3, "currency"), (4, "recipient_phone"), (5, "deliver_at"), (6, "deliver_at"),
             (7, "message"), (9, "address_line1"), (9, "shipping_method_id"), (10, "external_id"),
             (11, "sender_name")} <= errors  # fmt: skip
@@ -192,13 +205,13 @@ def test_confirm_processes_every_row_once_and_results_csv_neutralises_formulas(a
     done = api_a.get(f"/api/v1/batches/{body['id']}").json()
     assert done["status"] == "completed" and done["progress"]["percent"] == 100
     results = _csv(api_a.get(done["results_url"]))
-    assert results[0] == ["row", "reward_id", "status", "external_id", "reason"]
-    assert len(results) == 30 and {r[2] for r in results[1:]} == {"pending"}
-    assert results[5][:1] == ["7"] and results[5][3] == "ok-5"  # row 6 was refused
+    assert results[0] == RESULT_HEADER
+    assert len(results) == 30 and {r[6] for r in results[1:]} == {"pending"}
+    assert results[5][:4] == ["7", "Recipient 5", "r5@example.com", "ok-5"]  # row 6 was refused
     assert results[6][3] == "'=cmd|'/c calc'!A1"
     assert {r[0]: r[3] for r in results[1:]}["11"] == "hr-11;'=1+1"
     errors = _csv(api_a.get(done["errors_url"]))
-    assert errors[1][:2] == ["6", "external_id"]
+    assert errors[1][-1].startswith("row 6: external_id:")
 
 
 def test_reupload_of_a_sent_file_is_refused_unless_forced(api_a, funded_a, shop):
@@ -277,7 +290,7 @@ def test_control_characters_are_row_errors_not_stranded_rewards(api_a, funded_a,
     ]
     body = upload(api_a, csv_bytes(rows)).json()
     assert (body["valid_rows"], body["error_rows"]) == (1, 3)
-    errors = {(int(r), c) for r, c, _ in _csv(api_a.get(body["errors_url"]))[1:]}
+    errors = _named_cells(_csv(api_a.get(body["errors_url"])))
     assert errors == {(2, "sender_name"), (3, "recipient_name"), (4, "message")}
 
 
@@ -286,8 +299,8 @@ def test_amounts_must_be_written_with_ascii_digits(api_a, funded_a, shop):
     rows = [{**base, "amount": amount, "external_id": f"amt-{n}"} for n, amount in enumerate(("٢٥", "1e1", "25"))]
     body = upload(api_a, csv_bytes(rows)).json()
     assert (body["valid_rows"], body["error_rows"]) == (1, 2)
-    errors = {(int(r), c): m for r, c, m in _csv(api_a.get(body["errors_url"]))[1:]}
-    assert set(errors) == {(2, "amount"), (3, "amount")} and "digits" in errors[(2, "amount")]
+    error_file = _csv(api_a.get(body["errors_url"]))
+    assert _named_cells(error_file) == {(2, "amount"), (3, "amount")} and "digits" in error_file[1][-1]
 
 
 def test_delivery_progress_shows_rewards_reaching_their_recipients(

@@ -91,8 +91,7 @@ def test_batch_rewards_are_the_rewards_the_orders_api_creates(api_a, funded_a, s
         Product.objects.filter(pk=shop.mug_eur.id).update(is_orderable=False)
         assert batch_process(batch_id=batch.id) == "done"
         Product.objects.filter(pk=shop.mug_eur.id).update(is_orderable=True)
-        results = {external_id: (status, reason) for _, _, status, external_id, reason in
-                   batch_result_rows(batch=Batch.objects.get(pk=batch.id))}  # fmt: skip
+        results = {line[3]: (line[6], line[8]) for line in batch_result_rows(batch=Batch.objects.get(pk=batch.id))}
         from_batch = {r.recipient_name: _described(r) for r in Reward.objects.select_related("hold")}
         batch_link = Reward.objects.get(delivery_method="link")
         batch_reward_ids = set(Reward.objects.values_list("id", flat=True))

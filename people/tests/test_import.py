@@ -45,10 +45,10 @@ def test_preview_then_apply_creates_and_updates(api_a, tenant_a):
     assert batch["people"] == {"create": 2, "update": 1} and batch["total_cost"] == {}
     errors = csv_text(api_a.get(batch["errors_url"]))
     for expected in (
-        '"5","name","Required."',
-        '"6","timezone",',
-        '"7","external_id","Used by an earlier row',
-        '"8","name","Cells may',
+        "row 5: name: Required.",  # the error file: each refused row as uploaded, plus what is wrong with it
+        "row 6: timezone:",
+        "row 7: external_id: Used by an earlier row",
+        "row 8: name: Cells may",
     ):
         assert expected in errors, errors
     with tenant_context(tenant_a):

@@ -54,8 +54,8 @@ def test_upload_shows_the_preview_with_row_errors_and_cost_against_funds(signed_
     confirm = page.split('data-testid="confirm"')[1].split(">")[0]
     assert "disabled" not in confirm
     errors = _csv(client.get(f"/bulk/{batch_id}/errors.csv"))
-    assert [r[:2] for r in errors] == [["row", "column"], ["11", "recipient_email"], ["21", "amount"],
-                                       ["31", "recipient_name"]]  # fmt: skip
+    assert errors[0][-1] == "error" and [r[-1].split(":")[:2] for r in errors[1:]] == [
+        ["row 11", " recipient_email"], ["row 21", " amount"], ["row 31", " recipient_name"]]  # fmt: skip
     with tenant_context(funded_a):
         assert Batch.objects.get(pk=batch_id).created_by_email == user.email
         assert AuditEvent.objects.filter(action="batch.upload", object_id=batch_id).exists()
@@ -137,8 +137,9 @@ def test_confirm_holds_shows_progress_then_results(signed_in, funded_a, shop):
     assert "37 delivered, 0 failed, 0 pending of 37" in page
     assert "http-equiv" not in page
     results = _csv(client.get(f"/bulk/{batch_id}/results.csv"))
-    assert results[0] == ["row", "reward_id", "status", "external_id", "reason"]
-    assert len(results) == 38 and all(len(r[1]) == 36 for r in results[1:])
+    assert results[0][:7] == ["row", "recipient_name", "recipient_email", "external_id", "reward_id", "reference",
+                              "status"]  # fmt: skip
+    assert len(results) == 38 and all(len(r[4]) == 36 and r[5].startswith("RW-") for r in results[1:])
     again = client.post(f"/bulk/{batch_id}/confirm")  # a second confirm changes nothing
     assert again.status_code == 302
 

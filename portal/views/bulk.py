@@ -26,21 +26,22 @@ from batches.models import BATCH_ACTIVE_STATES, Batch, BatchKind, BatchRowError,
 from batches.selectors import (
     BATCH_ROWS_PAGE,
     batch_deliveries,
-    batch_error_rows,
+    batch_error_file,
     batch_get,
     batch_list,
     batch_render,
-    batch_result_rows,
+    batch_result_file,
     batch_rows_page,
 )
 from batches.upload import batch_upload
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
+from core.xlsx_export import xlsx_response
 from orders.models import RewardStatus
 from programs.selectors import program_list
 
 from ..mixins import PortalMixin, PortalView
-from ..permissions import Perm
+from ..permissions import Perm, has_perm
 
 ERRORS_SHOWN = 50  # row errors listed in the preview; the rest are in the errors CSV
 PAGE_SIZE = 25
@@ -49,9 +50,11 @@ FINISHED = {BatchStatus.COMPLETED, BatchStatus.FAILED, BatchStatus.CANCELED}
 
 class BulkUploadForm(forms.Form):
     file = forms.FileField(
-        label="CSV file",
-        help_text="UTF-8 CSV with a header row; required columns: " + ", ".join(REQUIRED_COLUMNS) + ".",
-        widget=forms.ClearableFileInput(attrs={"accept": ".csv,text/csv"}),
+        label=_("CSV file (or XLSX)"),
+        help_text=_("UTF-8 CSV or an Excel workbook (first sheet), with a header row."),
+        widget=forms.ClearableFileInput(
+            attrs={"accept": ".csv,text/csv,.xlsx,application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"}
+        ),
     )
     name = forms.CharField(label="Batch name", max_length=200, required=False)
     program = forms.ChoiceField(label="Program", required=False)
@@ -293,35 +296,41 @@ class BulkProgressView(PortalMixin, View):
         return response
 
 
+def _file(fmt: str, *, filename: str, header: list[str], rows: Any):
+    """CSV (streamed) or XLSX (built whole): the same header and rows."""
+    if fmt == "xlsx":
+        return xlsx_response(filename=f"{filename}.xlsx", header=header, rows=rows)
+    return csv_response(filename=f"{filename}.csv", header=header, rows=rows, streaming=not isinstance(rows, list))
+
+
 class BulkErrorsCsvView(PortalMixin, View):
+    """The refused rows as uploaded plus an `error` column: fixed, the file uploads again as it is."""
+
     permission = Perm.BULK
 
-    def get(self, request, batch_id):
+    def get(self, request, batch_id, fmt="csv"):
         batch = _batch_or_404(batch_id)
-        rows = batch_error_rows(batch=batch)
-        return csv_response(filename=f"batch-{batch.id}-errors.csv", header=["row", "column", "message"], rows=rows)
+        header, rows = batch_error_file(batch=batch)
+        return _file(fmt, filename=f"batch-{batch.id}-errors", header=header, rows=rows)
 
 
 class BulkResultsCsvView(PortalMixin, View):
     permission = Perm.BULK
 
-    def get(self, request, batch_id):
+    def get(self, request, batch_id, fmt="csv"):
         batch = _batch_or_404(batch_id)
         if batch.status in (BatchStatus.VALIDATING, BatchStatus.VALIDATED):
             raise Http404("Results exist once the batch is confirmed")
-        header = ["row", "reward_id", "status", "external_id", "reason"]
-        return csv_response(
-            filename=f"batch-{batch.id}-results.csv", header=header, rows=batch_result_rows(batch=batch)
-        )
+        # Claim links are bearer links to the gifts: only for roles that may send one by one.
+        header, rows = batch_result_file(batch=batch, bearer=has_perm(request.user, Perm.SEND))
+        return _file(fmt, filename=f"batch-{batch.id}-results", header=header, rows=rows)
 
 
 class BulkTemplateCsvView(PortalMixin, View):
     permission = Perm.BULK
 
-    def get(self, request):
-        return csv_response(
-            filename="rewards-batch-template.csv", header=ALL_COLUMNS, rows=_template_rows(), streaming=False
-        )
+    def get(self, request, fmt="csv"):
+        return _file(fmt, filename="rewards-batch-template", header=ALL_COLUMNS, rows=_template_rows())
 
 
 def _template_rows() -> list[list[str]]:

@@ -142,6 +142,7 @@ def test_program_api_list_and_detail(tenant_a, api_a, product, django_assert_max
         "on_expiry": "release",
         "reminders": {},
         "verification": "off",
+        "track_email_opens": True,
         "is_active": True,
     }
     unlimited = api_a.get("/api/v1/programs/team-1").json()

@@ -98,6 +98,8 @@ ID_ROUTES: dict[str, IdRoute] = {
     ),
     "automation-preview": IdRoute(lambda w: {"automation_id": w.automation_id}),
     "automation-runs": IdRoute(lambda w: {"automation_id": w.automation_id}),
+    "batch-errors-xlsx": IdRoute(lambda w: {"batch_id": w.batch_id}),
+    "batch-results-xlsx": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "person-detail": IdRoute(lambda w: {"person_id": w.person_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}),
     "person-points": IdRoute(lambda w: {"person_id": w.person_id}),
     "person-points-history": IdRoute(lambda w: {"person_id": w.person_id}),
