@@ -227,20 +227,12 @@ class PersonPointsRedemptionApi(TenantAPIView):
 
 
 def _product_id(values: dict) -> str:
-    """`product_id`, or the product with this `sku` once the catalogue has skus."""
-    from core.errors import ApplicationError
-
-    if values.get("product_id"):
-        return values["product_id"]
-    if values.get("sku"):
-        from catalog.models import Product
-
-        if any(field.name == "sku" for field in Product._meta.get_fields()):
-            product = Product.objects.filter(sku=values["sku"]).values_list("pk", flat=True).first()
-            if product is not None:
-                return str(product)
-        raise ApplicationError("Unknown sku.", code="validation_error", errors={"sku": ["No product has this sku."]})
-    raise ApplicationError("Name the product.", code="validation_error", errors={"product_id": ["product_id or sku."]})
+    """`product_id` or `sku`: the order planner takes either (catalog.selectors.product_get_orderable)."""
+    product = values.get("product_id") or values.get("sku")
+    if not product:
+        message = "Name the product: product_id or sku."
+        raise ApplicationError(message, code="validation_error", errors={"product_id": [message]})
+    return str(product)
 
 
 class PointsReportRowOutput(serializers.Serializer):

@@ -95,6 +95,12 @@ urlpatterns = [
     path("people/<uuid:person_id>/status", people_views.PersonStatusView.as_view(), name="person_status"),
     path("points/", points_views.PointsView.as_view(), name="points"),
     path("points/awards/<uuid:award_id>/reverse", points_views.PointsReverseView.as_view(), name="points_reverse"),
+    path("points/rules/", points_views.EarningRulesView.as_view(), name="earning_rules"),
+    path(
+        "points/rules/<uuid:rule_id>/<str:action>",
+        points_views.EarningRuleActionView.as_view(),
+        name="earning_rule_action",
+    ),
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("reports/", reports.ReportsView.as_view(), name="reports"),
     re_path(

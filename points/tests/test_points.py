@@ -69,7 +69,7 @@ def test_redeem_spends_awards_first_to_expire_first_into_an_order(tenant_a, api_
         PointsAward.objects.filter(pk=sooner.pk).update(expires_at=timezone.now() + timedelta(days=10))
         assert balances("USD")[1] == Decimal("30.00")
     response = api_a.post(f"/api/v1/people/{ana.id}/points/redemptions", {
-        "program": "kudos", "product_id": str(shop.coffee_usd.id), "amount": "25.00", "currency": "USD",
+        "program": "kudos", "sku": shop.coffee_usd.sku, "amount": "25.00", "currency": "USD",
     })  # fmt: skip
     assert response.status_code == 201, response.content
     order = response.json()
@@ -169,7 +169,7 @@ def test_a_redemption_is_not_held_for_approval_its_points_were_the_approved_spen
     award(tenant_a, kudos, ana, 3000, "big")
     approval_policy_set(tenant=tenant_a, policy={"thresholds": {"USD": "10.00"}}, actor=None)
     response = api_a.post(f"/api/v1/people/{ana.id}/points/redemptions", {
-        "program": "kudos", "product_id": str(shop.coffee_usd.id), "amount": "25.00", "currency": "USD",
+        "program": "kudos", "sku": shop.coffee_usd.sku, "amount": "25.00", "currency": "USD",
     })  # fmt: skip
     assert response.status_code == 201, response.content
     assert response.json()["status"] == "pending" and response.json()["approval"] is None

@@ -3,6 +3,8 @@ points liability on the Funds page."""
 
 from __future__ import annotations
 
+from decimal import Decimal
+
 from django_tenants.utils import tenant_context
 
 from points.models import PointsAward
@@ -34,3 +36,29 @@ def test_award_to_a_team_then_take_one_back(signed_in, funded_a, tenant_a):
         assert points_invariant_violations() == []
     funds = signed_in("finance")[0].get("/funds/").content.decode()
     assert 'data-testid="points-liability"' in funds and "3.00 USD" in funds
+
+
+def test_earning_rules_page(signed_in, tenant_a, funded_a):
+    from points.models import EarningRule
+
+    with tenant_context(tenant_a):
+        program_create(slug="kudos", name="Kudos", points=KUDOS)
+    client, _ = signed_in("manager")
+    assert 'href="/points/rules/"' in client.get("/points/").content.decode()
+    bad = client.post("/points/rules/", {"program": "kudos", "activity_type": "purchase", "way": "cashback_percent",
+                                         "value": "250", "period": "monthly"})  # fmt: skip
+    assert 'id="id_value_error"' in bad.content.decode()
+    ok = client.post("/points/rules/", {"program": "kudos", "activity_type": "purchase", "way": "cashback_percent",
+                                        "value": "2.5", "cap_per_activity": "500", "period": "monthly"})  # fmt: skip
+    assert ok.status_code == 302
+    with tenant_context(tenant_a):
+        rule = EarningRule.objects.get()
+    assert (rule.cashback_percent, rule.cap_per_activity) == (Decimal("2.5"), 500)
+    assert "2.5% cashback" in client.get("/points/rules/").content.decode()
+    client.post(f"/points/rules/{rule.id}/disable")
+    with tenant_context(tenant_a):
+        assert EarningRule.objects.get().enabled is False
+    client.post(f"/points/rules/{rule.id}/delete")
+    with tenant_context(tenant_a):
+        assert not EarningRule.objects.exists()
+    assert signed_in("viewer")[0].get("/points/rules/").status_code == 403
