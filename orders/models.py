@@ -11,6 +11,7 @@ import uuid
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext_lazy as _
 
 
 class OrderType(models.TextChoices):
@@ -20,12 +21,15 @@ class OrderType(models.TextChoices):
 
 
 class OrderStatus(models.TextChoices):
-    PENDING_APPROVAL = "pending_approval"  # funds held; waits for a second person (orders.approvals)
-    PENDING = "pending"  # accepted, funds held, nothing delivered yet
-    PROCESSING = "processing"  # some rewards in flight or delivered, others not yet
-    COMPLETED = "completed"  # every reward reached a delivered (or later) state, or was canceled
-    FAILED = "failed"  # every reward failed
-    CANCELED = "canceled"  # every reward canceled
+    PENDING_APPROVAL = (
+        "pending_approval",
+        _("Pending Approval"),
+    )  # funds held; waits for a second person (orders.approvals)
+    PENDING = "pending", _("Pending")  # accepted, funds held, nothing delivered yet
+    PROCESSING = "processing", _("Processing")  # some rewards in flight or delivered, others not yet
+    COMPLETED = "completed", _("Completed")  # every reward reached a delivered (or later) state, or was canceled
+    FAILED = "failed", _("Failed")  # every reward failed
+    CANCELED = "canceled", _("Canceled")  # every reward canceled
 
 
 class ApprovalStatus(models.TextChoices):
@@ -101,17 +105,23 @@ class DeliveryMethod(models.TextChoices):
 
 
 class RewardStatus(models.TextChoices):
-    AWAITING_APPROVAL = "awaiting_approval"  # its order waits for approval: fulfilment never picks it up
-    PENDING = "pending"
-    SCHEDULED = "scheduled"
-    PROCESSING = "processing"
-    DELIVERED = "delivered"
-    DELIVERY_FAILED = "delivery_failed"  # issued, but the email/SMS bounced: resend to a corrected address
-    FAILED = "failed"
-    CANCELED = "canceled"
-    OPENED = "opened"
-    REDEEMED = "redeemed"
-    EXPIRED = "expired"
+    AWAITING_APPROVAL = (
+        "awaiting_approval",
+        _("Awaiting Approval"),
+    )  # its order waits for approval: fulfilment never picks it up
+    PENDING = "pending", _("Pending")
+    SCHEDULED = "scheduled", _("Scheduled")
+    PROCESSING = "processing", _("Processing")
+    DELIVERED = "delivered", _("Delivered")
+    DELIVERY_FAILED = (
+        "delivery_failed",
+        _("Delivery Failed"),
+    )  # issued, but the email/SMS bounced: resend to a corrected address
+    FAILED = "failed", _("Failed")
+    CANCELED = "canceled", _("Canceled")
+    OPENED = "opened", _("Opened")
+    REDEEMED = "redeemed", _("Redeemed")
+    EXPIRED = "expired", _("Expired")
 
 
 # The reward state machine: the only legal moves (reward_transition checks them).
