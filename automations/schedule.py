@@ -173,9 +173,9 @@ def due_now(automation: Automation, now: datetime) -> Iterator[Due]:
             yield Due(person_id, occurs_on, send_at, retry_until)
 
 
-def upcoming(automation: Automation, now: datetime, days: int) -> list[dict[str, Any]]:
-    """Who `automation` will send to in the next `days` days, when (send_at ascending), not counting those it
-    already sent to. Activity triggers cannot be foreseen: empty."""
+def upcoming(automation: Automation, now: datetime, days: int, person_id: Any = None) -> list[dict[str, Any]]:
+    """Who `automation` will send to in the next `days` days (or only `person_id`), when (send_at ascending),
+    not counting those it already sent to. Activity triggers cannot be foreseen: empty."""
     if automation.trigger_type == TriggerType.ACTIVITY or not automation.enabled:
         return []
     items = []
@@ -185,9 +185,10 @@ def upcoming(automation: Automation, now: datetime, days: int) -> list[dict[str,
         for offset in range(days):
             occurs_on = today + timedelta(days=offset) - timedelta(days=automation.days_offset)
             send_at, _ = send_window(occurs_on, automation, tz)
-            for person in candidates(automation, occurs_on, values).only(
-                "id", "name", "hire_date", "birthday_year", "attributes"
-            ):
+            people = candidates(automation, occurs_on, values)
+            if person_id is not None:
+                people = people.filter(pk=person_id)
+            for person in people.only("id", "name", "hire_date", "birthday_year", "attributes"):
                 items.append({"person": person, "occurs_on": occurs_on, "send_at": send_at,
                               "years": years_since(automation, person, occurs_on)})  # fmt: skip
     return sorted(items, key=lambda item: (item["send_at"], str(item["person"].pk)))

@@ -78,3 +78,19 @@ def rollups_compact_task() -> int:
     for _tenant in for_each_tenant(active_only=False):
         folded += sum(rollups_compact()) + ledger_days_compact()
     return folded
+
+
+@shared_task(name="orders.tasks.recipient_retention_task")
+def recipient_retention_task() -> int:
+    """Beat, hourly: in every tenant schema with a retention period (people.PrivacySettings), anonymise the
+    recipient details of rewards delivered longer ago than that (orders.erasure.rewards_anonymise_delivered)."""
+    from tenants.selectors import for_each_tenant
+
+    from .erasure import rewards_anonymise_delivered
+
+    anonymised = 0
+    for _tenant in for_each_tenant(active_only=False):
+        anonymised += rewards_anonymise_delivered()
+    if anonymised:
+        logger.info("recipients anonymised", extra={"event": "rewards.anonymised", "count": anonymised})
+    return anonymised

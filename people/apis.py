@@ -13,9 +13,17 @@ from api.params import choice_param, uuid_param
 from api.views import TenantAPIView, TenantListAPIView
 
 from .erasure import person_erase
+from .export import person_export
 from .models import PersonStatus
-from .selectors import activity_list, person_get, person_list, person_render
-from .services import activity_record, person_create, person_update
+from .selectors import (
+    activity_list,
+    person_get,
+    person_list,
+    person_render,
+    privacy_settings_get,
+    privacy_settings_render,
+)
+from .services import activity_record, person_create, person_update, privacy_settings_update
 
 EXAMPLE_PERSON = {
     "id": "6f1d2a3b-4c5d-4e6f-8a9b-0c1d2e3f4a5b",
@@ -198,6 +206,51 @@ class PersonDetailApi(TenantAPIView):
     def delete(self, request, person_id):
         person_erase(actor=self.actor, person=person_get(person_id=person_id))
         return Response(status=204)
+
+
+class PersonExportApi(TenantAPIView):
+    @extend_schema(
+        operation_id="people_export",
+        summary="Everything held about a person, as JSON (profile, activities, rewards and their timelines, "
+        "automation runs); never codes or claim links",
+        responses={200: OpenApiResponse(description="The export document")},
+        examples=[OpenApiExample("An export", value={"exported_at": "2026-12-06T10:00:00Z", "person": EXAMPLE_PERSON,
+                                                     "activities": [], "rewards": [], "automation_runs": []},
+                                 response_only=True)],
+    )  # fmt: skip
+    def get(self, request, person_id):
+        return Response(person_export(person=person_get(person_id=person_id)))
+
+
+class PrivacySettingsInput(serializers.Serializer):
+    recipient_retention_days = serializers.IntegerField(allow_null=True, help_text="Days after delivery; null: keep")
+
+
+class PrivacySettingsApi(TenantAPIView):
+    @extend_schema(
+        operation_id="privacy_retrieve",
+        summary="The tenant's privacy settings",
+        responses={200: OpenApiResponse(description="recipient_retention_days, updated_at")},
+        examples=[OpenApiExample("Settings", value={"recipient_retention_days": 365, "updated_at": None},
+                                 response_only=True)],
+    )  # fmt: skip
+    def get(self, request):
+        return Response(privacy_settings_render(privacy_settings_get()))
+
+    @extend_schema(
+        operation_id="privacy_update",
+        summary="Anonymise rewards' recipient details N days after delivery (null: keep them until erasure)",
+        request=PrivacySettingsInput,
+        responses={200: OpenApiResponse(description="The settings")},
+        examples=[OpenApiExample("A year", value={"recipient_retention_days": 365}, request_only=True)],
+    )
+    def patch(self, request):
+        serializer = PrivacySettingsInput(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        days = serializer.validated_data["recipient_retention_days"]
+        return Response(
+            privacy_settings_render(privacy_settings_update(actor=self.actor, recipient_retention_days=days))
+        )
 
 
 class ActivityInput(serializers.Serializer):

@@ -1,19 +1,24 @@
 """Erasing a person (the right to be forgotten): the person row goes, and every copy of their personal data in
 other apps is scrubbed, while amounts and the ledger stay whole.
 
-`people` sits below the apps that copy a person's data (orders, fulfilment, webhooks' stored events, the audit
-log), so they register a scrubber here in their AppConfig.ready(); person_erase calls each in one transaction.
-A scrubber gets the person (still in the database) and the strings to remove (their email, phone, name), and
-blanks or replaces what it holds; it must not fail on rows that have nothing of the person.
+`people` sits below the apps that copy a person's data (orders, fulfilment, batches, automations), so those
+register here in their AppConfig.ready(), in one of two ways:
+- a scrubber function, for rows tied to the person by a key (their rewards: blank the recipient fields);
+- stored fields (`erasure_fields_register`): free text and JSON that may quote the person anywhere (events'
+  payloads, audit data, idempotent replies, batch rows); every row whose field contains one of the person's
+  strings (email, phone, name) has that string replaced, JSON values that contain it replaced whole.
+The tables below `people` (webhooks' events and deliveries, the audit log) are registered by people itself.
+person_erase runs everything in one transaction.
 """
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, models, transaction
 
 from audit.actors import Actor
 from audit.services import audit_record
@@ -29,6 +34,13 @@ class Erasure:
 
     person: Person
     needles: tuple[str, ...]  # non-empty, distinct; the email and phone as stored, the name
+
+    def scrub_text(self, value: str) -> tuple[str, bool]:
+        """`value` with each occurrence of a needle (any case) replaced by ERASED; (new text, whether it changed)."""
+        new = value
+        for needle in self.needles:
+            new = re.sub(re.escape(needle), ERASED, new, flags=re.IGNORECASE)
+        return new, new != value
 
     def scrub_json(self, value: Any) -> tuple[Any, bool]:
         """`value` with every string containing a needle replaced by ERASED; (new value, whether it changed)."""
@@ -52,10 +64,50 @@ class Erasure:
 
 Scrubber = Callable[[Erasure], None]
 _scrubbers: dict[str, Scrubber] = {}
+_fields: dict[str, tuple[type[models.Model], tuple[str, ...]]] = {}
 
 
 def erasure_scrubber_register(name: str, scrubber: Scrubber) -> None:
     _scrubbers[name] = scrubber
+
+
+def erasure_fields_register(model: type[models.Model], fields: tuple[str, ...]) -> None:
+    """Text or JSON fields of `model` that may hold a person's strings anywhere in them."""
+    _fields[model._meta.label] = (model, fields)
+
+
+def _like(needle: str) -> str:
+    return "%" + needle.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+def fields_scrub(erasure: Erasure, model: type[models.Model], fields: tuple[str, ...]) -> int:
+    """Replace the person's strings in `fields` of every row of `model` that holds one; the rows changed."""
+    if not erasure.needles:
+        return 0
+    table = connection.ops.quote_name(model._meta.db_table)
+    columns = {name: model._meta.get_field(name) for name in fields}
+    quoted = [connection.ops.quote_name(str(getattr(field, "column", name))) for name, field in columns.items()]
+    where = " OR ".join(f"{column}::text ILIKE %s" for column in quoted for _ in erasure.needles)
+    params = [_like(needle) for _ in columns for needle in erasure.needles]
+    pk = connection.ops.quote_name(str(model._meta.pk.column))
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT {pk} FROM {table} WHERE {where}", params)
+        ids = [row[0] for row in cursor.fetchall()]
+    changed = 0
+    for row in model._default_manager.filter(pk__in=ids).only(*fields):
+        updates = {}
+        for name, field in columns.items():
+            value = getattr(row, name)
+            if isinstance(field, models.JSONField):
+                new, hit = erasure.scrub_json(value)
+            else:
+                new, hit = erasure.scrub_text(value or "")
+            if hit:
+                updates[name] = new
+        if updates:
+            model._default_manager.filter(pk=row.pk).update(**updates)
+            changed += 1
+    return changed
 
 
 def person_needles(person: Person) -> tuple[str, ...]:
@@ -75,6 +127,8 @@ def person_erase(*, actor: Actor, person: Person) -> None:
         # before the earlier stage (orders) blanks it.
         for scrubber in reversed(list(_scrubbers.values())):
             scrubber(erasure)
+        for model, fields in _fields.values():
+            fields_scrub(erasure, model, fields)
         person_id = str(person.id)
         external_id = person.external_id
         person.activities.update(attributes={})

@@ -94,3 +94,16 @@ class Activity(models.Model):
 
     def __str__(self) -> str:
         return self.external_id
+
+
+class PrivacySettings(models.Model):
+    """The tenant's privacy settings (one row per schema, pk 1): how long rewards keep their recipient's details."""
+
+    id = models.PositiveSmallIntegerField(primary_key=True, default=1)
+    # Anonymise a reward's recipient name, email, phone and message this many days after delivery (beat:
+    # orders.tasks.recipient_retention_task); None keeps them until the person is erased.
+    recipient_retention_days = models.PositiveIntegerField(null=True, blank=True)
+    updated_at = models.DateTimeField(default=now)
+
+    class Meta:
+        constraints = [models.CheckConstraint(condition=Q(id=1), name="privacy_settings_singleton")]

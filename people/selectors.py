@@ -10,7 +10,7 @@ from django.db.models import Q, QuerySet
 from core.errors import ApplicationError, NotFoundError
 from core.money import format_amount
 
-from .models import Activity, Person
+from .models import Activity, Person, PrivacySettings
 
 
 def _iso(value: datetime | None) -> str | None:
@@ -117,3 +117,13 @@ def activity_render(activity: Activity) -> dict[str, Any]:
         "cashback": None,
         "created_at": _iso(activity.created_at),
     }
+
+
+def privacy_settings_get() -> PrivacySettings:
+    """The schema's privacy settings (defaults when never changed: nothing is anonymised on a timer)."""
+    return PrivacySettings.objects.filter(pk=1).first() or PrivacySettings(pk=1)
+
+
+def privacy_settings_render(settings: PrivacySettings) -> dict[str, Any]:
+    changed = None if settings._state.adding else _iso(settings.updated_at)  # never saved: never changed
+    return {"recipient_retention_days": settings.recipient_retention_days, "updated_at": changed}

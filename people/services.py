@@ -20,7 +20,7 @@ from core.errors import ApplicationError
 from core.money import parse_amount, parse_currency
 from core.text import control_character_error
 
-from .models import Activity, Person, PersonStatus
+from .models import Activity, Person, PersonStatus, PrivacySettings
 from .reactions import activity_reactions_run
 from .selectors import activity_render, person_find, person_render
 from .validation import person_fields_clean
@@ -170,3 +170,25 @@ def activity_record(
             raise
         return existing.response_body, False
     return body, True
+
+
+MAX_RETENTION_DAYS = 3650
+
+
+def privacy_settings_update(*, actor: Actor, recipient_retention_days: Any) -> PrivacySettings:
+    """Set how many days after delivery rewards keep their recipient's details (None: until erasure)."""
+    days = recipient_retention_days
+    if days is not None and (
+        not isinstance(days, int) or isinstance(days, bool) or not 1 <= days <= MAX_RETENTION_DAYS
+    ):
+        raise _refuse(
+            {"recipient_retention_days": [f"A whole number of days from 1 to {MAX_RETENTION_DAYS}, or null."]}
+        )
+    with transaction.atomic():
+        settings, _ = PrivacySettings.objects.select_for_update().get_or_create(pk=1)
+        settings.recipient_retention_days = days
+        settings.updated_at = timezone.now()
+        settings.save()
+        audit_record(actor=actor, action="privacy.retention_set", object_type="privacy", object_id=1,
+                     data={"recipient_retention_days": days})  # fmt: skip
+    return settings

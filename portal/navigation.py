@@ -30,6 +30,7 @@ NAV: list[NavItem] = [
     NavItem(_("Bulk"), "portal:bulk", Perm.BULK, "bulk"),
     NavItem(_("Orders"), "portal:orders", Perm.VIEW, "orders"),
     NavItem(_("People"), "portal:people", Perm.PEOPLE, "people"),
+    NavItem(_("Automations"), "portal:automations", Perm.AUTOMATIONS, "automations"),
     NavItem(_("Points"), "portal:points", Perm.SEND, "points"),
     NavItem(_("Find"), "portal:search", Perm.VIEW, "search"),
     NavItem(_("Programs"), "portal:programs", Perm.PROGRAMS, "programs"),

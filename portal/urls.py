@@ -16,6 +16,7 @@ from .views import (
     settings,
     team,
 )
+from .views import automations as automations_views
 from .views import funds as funds_views
 from .views import orders as orders_views
 from .views import people as people_views
@@ -80,6 +81,19 @@ urlpatterns = [
     path("programs/", programs_views.ProgramListView.as_view(), name="programs"),
     path("programs/new/", programs_views.ProgramEditView.as_view(), name="program_new"),
     path("programs/<slug:slug>/", programs_views.ProgramEditView.as_view(), name="program_edit"),
+    path("automations/", automations_views.AutomationListView.as_view(), name="automations"),
+    path("automations/new/", automations_views.AutomationEditView.as_view(), name="automation_new"),
+    path("automations/<uuid:automation_id>/", automations_views.AutomationView.as_view(), name="automation"),
+    path(
+        "automations/<uuid:automation_id>/edit/", automations_views.AutomationEditView.as_view(), name="automation_edit"
+    ),
+    path(
+        "automations/<uuid:automation_id>/toggle",
+        automations_views.AutomationToggleView.as_view(),
+        name="automation_toggle",
+    ),
+    path("people/<uuid:person_id>/export.json", people_views.PersonExportView.as_view(), name="person_export"),
+    path("people/<uuid:person_id>/erase", people_views.PersonEraseView.as_view(), name="person_erase"),
     path("people/", people_views.PeopleListView.as_view(), name="people"),
     path("people/new/", people_views.PersonEditView.as_view(), name="person_new"),
     path("people/import/", people_views.PeopleImportView.as_view(), name="people_import"),

@@ -11,12 +11,16 @@ from typing import Any
 
 from django import forms
 from django.contrib import messages
-from django.http import Http404
+from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
+from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
 
+from automations.models import TriggerType
+from automations.schedule import upcoming as upcoming_sends
+from automations.selectors import automation_list
 from batches.lifecycle import batch_confirm
 from batches.models import BATCH_ACTIVE_STATES, BatchKind, BatchStatus
 from batches.people import ATTRIBUTE_PREFIX, PEOPLE_TEMPLATE_HEADER, PEOPLE_TEMPLATE_ROWS
@@ -25,6 +29,8 @@ from batches.upload import batch_upload
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
 from orders.selectors import reward_list
+from people.erasure import person_erase
+from people.export import person_export
 from people.models import Person, PersonStatus
 from people.selectors import person_get, person_list
 from people.services import person_create, person_update
@@ -208,7 +214,13 @@ class PersonView(PortalView):
         context = super().get_context_data(**kwargs)
         person = _person_or_404(kwargs["person_id"])
         rewards = list(reward_list(person_id=person.id).order_by("-created_at")[: REWARDS_SHOWN + 1])
+        upcoming = []
+        if person.status == PersonStatus.ACTIVE:
+            for automation in automation_list(enabled=True).exclude(trigger_type=TriggerType.ACTIVITY)[:50]:
+                for item in upcoming_sends(automation, timezone.now(), 30, person_id=person.id):
+                    upcoming.append({**item, "automation": automation})
         context.update(
+            upcoming=sorted(upcoming, key=lambda item: item["send_at"]),
             person=person,
             page_title=person.name,
             rewards=rewards[:REWARDS_SHOWN],
@@ -323,3 +335,32 @@ class PeopleTemplateCsvView(PortalMixin, View):
     def get(self, request):
         return csv_response(filename="people-import-template.csv", header=PEOPLE_TEMPLATE_HEADER,
                             rows=PEOPLE_TEMPLATE_ROWS, streaming=False)  # fmt: skip
+
+
+class PersonExportView(PortalMixin, View):
+    """GET: everything held about the person as a JSON download (the same document as the API's export)."""
+
+    permission = Perm.PEOPLE
+
+    def get(self, request, person_id):
+        person = _person_or_404(person_id)
+        self.audit("person.exported", object_type="person", object_id=person.id)
+        response = JsonResponse(person_export(person=person), json_dumps_params={"indent": 2})
+        response["Content-Disposition"] = f'attachment; filename="person-{person.external_id[:40]}.json"'
+        response["Cache-Control"] = "no-store"
+        return response
+
+
+class PersonEraseView(PortalMixin, View):
+    """POST: erase the person (their details here and on their rewards, events and logs; amounts stay)."""
+
+    permission = Perm.PEOPLE
+
+    def post(self, request, person_id):
+        person = _person_or_404(person_id)
+        if request.POST.get("confirm_external_id", "").strip() != person.external_id:
+            messages.error(request, _("Type the employee id to confirm the erasure."))
+            return redirect("portal:person", person_id=person.id)
+        person_erase(actor=self.actor, person=person)
+        messages.success(request, _("The person was erased. Their rewards stay, without their details."))
+        return redirect("portal:people")

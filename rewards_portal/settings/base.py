@@ -427,6 +427,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     # Birthdays, anniversaries and other dated automations: what is due in each tenant (automations.running).
     # Each run is claimed once, so a late or doubled tick sends nothing twice; a skipped one is caught up the
     # same local day.
+    # Rewards delivered longer ago than a tenant's retention period lose their recipient's details.
+    "recipient-retention": {"task": "orders.tasks.recipient_retention_task", "schedule": 3600.0},
     "automations-schedule": {
         "task": "automations.tasks.automations_schedule",
         "schedule": 60.0,

@@ -100,6 +100,7 @@ ID_ROUTES: dict[str, IdRoute] = {
     "automation-runs": IdRoute(lambda w: {"automation_id": w.automation_id}),
     "batch-errors-xlsx": IdRoute(lambda w: {"batch_id": w.batch_id}),
     "batch-results-xlsx": IdRoute(lambda w: {"batch_id": w.batch_id}),
+    "person-export": IdRoute(lambda w: {"person_id": w.person_id}),
     "person-detail": IdRoute(lambda w: {"person_id": w.person_id}, {"PATCH": {"name": "Mallory"}, "DELETE": {}}),
     "person-points": IdRoute(lambda w: {"person_id": w.person_id}),
     "person-points-history": IdRoute(lambda w: {"person_id": w.person_id}),
@@ -196,6 +197,7 @@ LIST_ROUTES: dict[str, ListRoute] = {
             }
         },
     ),
+    "privacy-settings": ListRoute(bodies={"PATCH": {"recipient_retention_days": 30}}),
     "people-import": ListRoute(bodies={"POST": {"dry_run": "true"}}),
     "people-import-template": ListRoute(),
     "activity-list": ListRoute(

@@ -1,0 +1,66 @@
+"""The Automations pages: create from the Birthday template, see who is coming up with the cost, the run history
+(sent, or why not), pause; a person's page shows what is coming and exports or erases them; viewers see nothing."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from django_tenants.utils import tenant_context
+
+from automations.models import Automation
+from automations.running import automations_tick
+from people.models import Person
+
+
+def test_birthday_template_upcoming_history_and_pause(signed_in, funded_a, shop):
+    client, _ = signed_in("manager")
+    page = client.get("/automations/new/", {"template": "birthday"}).content.decode()
+    assert "Happy birthday, {first_name}!" in page
+    soon = datetime.now(UTC) + timedelta(days=2)
+    client.post("/people/new/", {"external_id": "e1", "name": "Ana Lim", "email": "ana@example.com",
+                                 "birthday": soon.strftime("%m-%d")})  # fmt: skip
+    form = {"name": "Birthday", "trigger_type": "birthday", "product_id": str(shop.coffee_usd.id), "amount": "25",
+            "delivery_method": "email", "message": "Happy birthday, {first_name}!", "send_time": "09:00",
+            "days_offset": "0", "enabled": "on"}  # fmt: skip
+    refused = client.post("/automations/new/", {**form, "amount": "30"})
+    assert refused.status_code == 422 and 'id="id_amount_error"' in refused.content.decode()
+    created = client.post("/automations/new/", form)
+    assert created.status_code == 302, created.content.decode()[:2000]
+    listing = client.get("/automations/").content.decode()
+    assert "Birthday" in listing and "1 reward, 25.00 USD" in listing
+    detail = client.get(created["Location"]).content.decode()
+    assert "Ana Lim" in detail and "Nothing sent yet." in detail
+    with tenant_context(funded_a):
+        person = Person.objects.get()
+        automation = Automation.objects.get()
+    assert "Birthday" in client.get(f"/people/{person.id}/").content.decode()
+    with tenant_context(funded_a):
+        automations_tick(now=soon.replace(hour=9, minute=1))
+    history = client.get(created["Location"]).content.decode()
+    assert ">Sent<" in history
+    assert client.post(f"/automations/{automation.id}/toggle").status_code == 302
+    with tenant_context(funded_a):
+        automation.refresh_from_db()
+    assert automation.enabled is False
+
+
+def test_person_export_and_erase(signed_in, funded_a):
+    client, _ = signed_in("admin")
+    client.post("/people/new/", {"external_id": "e9", "name": "Zed", "email": "zed@example.com"})
+    with tenant_context(funded_a):
+        person = Person.objects.get()
+    export = client.get(f"/people/{person.id}/export.json")
+    assert export.status_code == 200 and export.json()["person"]["email"] == "zed@example.com"
+    assert "attachment" in export["Content-Disposition"]
+    client.post(f"/people/{person.id}/erase", {"confirm_external_id": "wrong"})
+    with tenant_context(funded_a):
+        assert Person.objects.exists()  # not confirmed: nothing erased
+    assert client.post(f"/people/{person.id}/erase", {"confirm_external_id": "e9"}).status_code == 302
+    with tenant_context(funded_a):
+        assert not Person.objects.exists()
+
+
+def test_viewers_cannot_open_automations(signed_in):
+    client, _ = signed_in("viewer")
+    assert client.get("/automations/").status_code == 403
+    assert client.get("/automations/new/").status_code == 403
