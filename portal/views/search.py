@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from batches.models import Batch
 from core.errors import ApplicationError
-from orders.search import search_describe
+from orders.search import order_search, search_describe
 from orders.selectors import order_list, reward_list
 
 from ..mixins import PortalView
@@ -37,7 +37,12 @@ class SearchView(PortalView):
         q = form.cleaned_data["q"]
         try:
             rewards = list(reward_list(q=q).order_by("-created_at", "-id")[: REWARDS_SHOWN + 1])
-            orders = list(order_list(q=q).order_by("-created_at", "-id")[: ORDERS_SHOWN + 1])
+            # The orders of the rewards just found, plus exact order references: the search index read once.
+            orders = list(
+                order_search(order_list(), q, reward_orders=[reward.order_id for reward in rewards]).order_by(
+                    "-created_at", "-id"
+                )[: ORDERS_SHOWN + 1]
+            )
         except ApplicationError as exc:
             form.add_error("q", exc.detail)
             return context
