@@ -122,6 +122,7 @@ def test_the_beat_task_reminds_through_a_real_worker(committed_tenant, celery_wo
 
     reminders_sweep.delay()
 
-    wait_for(lambda: _reminders_to(smtp_server, to), timeout=60, message="no reminder reached the SMTP sink")
+    # 90 s: the session's workers may still be busy with an earlier test's work (as in portal/test_send_browser)
+    wait_for(lambda: _reminders_to(smtp_server, to), timeout=90, message="no reminder reached the SMTP sink")
     with tenant_context(committed_tenant):
         assert list(RewardReminder.objects.filter(reward=reward).values_list("key", flat=True)) == ["after:3"]
