@@ -126,3 +126,26 @@ def test_the_beat_task_reminds_through_a_real_worker(committed_tenant, celery_wo
     wait_for(lambda: _reminders_to(smtp_server, to), timeout=90, message="no reminder reached the SMTP sink")
     with tenant_context(committed_tenant):
         assert list(RewardReminder.objects.filter(reward=reward).values_list("key", flat=True)) == ["after:3"]
+
+
+def test_sms_links_are_reminded_by_sms_with_the_claim_by_date(api_a, funded_a, shop, settings):
+    from fulfillment.sms import LocmemSmsBackend, get_sms_backend
+
+    settings.SMS_BACKEND = "fulfillment.sms.LocmemSmsBackend"
+    get_sms_backend.cache_clear()
+    LocmemSmsBackend.outbox.clear()
+    with tenant_context(funded_a):
+        program_create(slug="nudges", name="Nudges", sender_name="Acme People Team", reminders=SCHEDULE)
+    body = link_order(shop.coffee_usd, delivery_method="sms", recipient={"name": "Siti", "phone": "+60123456789"})
+    reward_id = api_a.post("/api/v1/orders", body | {"program": "nudges"}).json()["rewards"][0]["id"]
+    with tenant_context(funded_a):
+        reward_fulfil(reward_id=reward_id)
+    _days_since_sending(funded_a, Reward(pk=reward_id), 3.5)
+    LocmemSmsBackend.outbox.clear()
+
+    assert reminders_sweep() == 1
+
+    [message] = LocmemSmsBackend.outbox
+    assert message["to"] == "+60123456789" and message["body"].startswith("Reminder: Acme People Team sent you")
+    assert "Claim it by" in message["body"] and "/r/" in message["body"]
+    get_sms_backend.cache_clear()
