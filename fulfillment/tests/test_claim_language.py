@@ -131,3 +131,36 @@ def test_the_malay_email_and_sms(api_a, funded_a, shop, smtp):
     assert "Simpan mesej ini dengan selamat" in text and "Keep this message" not in text
     assert '<html lang="ms">' in html and "Kod anda" in html and "Your code" not in html
     assert sms.startswith("Pasukan HR Acme menghantar kad hadiah Lumen Coffee bernilai USD25.00 kepada anda: ")
+
+
+def test_a_malaysian_gift_asks_for_a_state_from_the_list_and_answers_in_malay(api_a, tenant_a, shop):
+    from catalog.services import product_create, shipping_method_upsert
+    from fulfillment.claim_links import claim_link_issue
+    from funds.services import funds_deposit
+
+    with tenant_context(tenant_a):
+        funds_deposit(currency="MYR", amount="500.00")
+    box = product_create(brand=shop.hamper_usd.brand, name="Batik Box", type="physical", currency="MYR",
+                         countries=["MY"], denomination_type="fixed", denomination_values=["80"])  # fmt: skip
+    parcel = shipping_method_upsert(name="Standard (Malaysia)", carrier="Kenari Express", countries=["MY"],
+                                    price="8.00", currency="MYR", estimated_days=3)  # fmt: skip
+    address = {"name": "Siti Aminah", "line1": "Jalan Ampang 12", "city": "Kuala Lumpur", "state": "Penang",
+               "postal_code": "10050", "country": "MY"}  # fmt: skip
+    body = {"type": "physical", "rewards": [{"product_id": str(box.id), "amount": "80", "currency": "MYR",
+            "recipient": {"name": "Siti", "email": "siti@contoh.my", "locale": "ms"}, "shipping_address": address,
+            "shipping_method_id": str(parcel.id)}]}  # fmt: skip
+    response = api_a.post("/api/v1/orders", body)
+    assert response.status_code == 201, response.content
+    with tenant_context(tenant_a):
+        token = claim_link_issue(reward_id=response.json()["rewards"][0]["id"]).rsplit("/r/", 1)[1]
+    browser = Client(HTTP_HOST="localhost")
+
+    page = browser.get(f"/r/{token}").content.decode()
+
+    assert "Ke manakah hadiah anda perlu dihantar?" in page
+    assert '<select id="address-state" name="state"' in page and "<option selected>Pulau Pinang</option>" in page
+    assert page.count("<option") == 17  # "Pilih…" and the 13 states and 3 federal territories
+    bad = browser.post(f"/r/{token}/address", {**address, "postal_code": "1005", "state": "Singapura"})
+    errors = bad.content.decode()
+    assert bad.status_code == 422
+    assert "Poskod MY tidak sah: gunakan 5 digit (cth. 50450)." in errors and "Bukan negeri di MY" in errors
