@@ -11,4 +11,4 @@ class BatchesConfig(AppConfig):
         # Erasing a person: the rows of the files that named them (bulk sends and people imports), and row errors
         # that quote a cell.
         erasure_fields_register(BatchRow, ("data", "external_id", "failure_reason"))
-        erasure_fields_register(BatchRowError, ("message",))
+        erasure_fields_register(BatchRowError, ("message", "cells"))  # cells: a refused row as uploaded

@@ -79,3 +79,15 @@ def test_results_name_each_recipient_and_links_go_only_to_keys_that_send(
     assert {line[header.index("claim_url")] for line in read_only[1:]} == {""}
     sheet = load_workbook(io.BytesIO(api_a.get(f"/api/v1/batches/{body['id']}/results.xlsx").content)).active
     assert [cell.value for cell in sheet[1]] == header and sheet.max_row == 4
+
+
+def test_erasing_a_person_scrubs_their_refused_row_from_the_error_file(api_a, funded_a, shop):
+    rows = digital_rows(shop.coffee_usd, 2)
+    rows[1].update(recipient_name="Erin Erased", recipient_email="erin@example.com", amount="30")  # refused
+    batch = upload(api_a, csv_bytes(rows)).json()
+    person = api_a.post("/api/v1/people", {"external_id": "erin", "name": "Erin Erased", "email": "erin@example.com"})
+    assert person.status_code == 201, person.content
+    assert "erin@example.com" in str(_csv(api_a.get(batch["errors_url"])))
+    assert api_a.delete(f"/api/v1/people/{person.json()['id']}").status_code == 204
+    scrubbed = str(_csv(api_a.get(batch["errors_url"])))
+    assert "erin@example.com" not in scrubbed and "Erin Erased" not in scrubbed
