@@ -139,3 +139,29 @@ def test_capture_many_is_idempotent_and_balances(api_a, funded_a, shop):
 def test_order_status_follows_from_which_reward_states_it_has(states, expected):
     flags = {"open": False, "processing": False, "done": False, "failed": False, **states}
     assert order_status_derive(**flags) == expected
+
+
+def test_a_supplier_failing_for_one_product_leaves_the_rest_of_the_batch_delivered(api_a, funded_a, shop):
+    """Retryable at the supplier: that product's reward goes back to reward_fulfil's retries (processing, no lease,
+    hold still pending), and the other product's reward in the same batch is delivered. (A refusal for good fails
+    the reward and releases its hold: see the inventory test above.)"""
+    from catalog.models import Supplier
+
+    flaky = _order(api_a, shop.coffee_usd, ["flaky@example.com"])["rewards"][0]["id"]
+    body = digital_order(shop.books_gbp, "20", funding_currency="USD")
+    body["rewards"][0].update(country="GB", recipient={"name": "Fine", "email": "fine@example.com"})
+    fine = api_a.post("/api/v1/orders", body).json()["rewards"][0]["id"]
+    supplier = Supplier.objects.get(pk=shop.coffee_usd.supplier_id)
+    supplier.config = {"products": {str(shop.coffee_usd.id): {"fail": "retryable", "fail_times": 1}}}
+    supplier.save(update_fields=["config"])
+    with tenant_context(funded_a):
+        drain.fulfil_drain()
+        rewards = {str(r.id): r for r in Reward.objects.select_related("hold")}
+        assert rewards[flaky].status == "processing" and rewards[flaky].lease_expires_at is None
+        assert rewards[flaky].hold.status == "pending"
+        assert rewards[fine].status == "delivered" and rewards[fine].hold.status == "captured"
+        assert ledger_invariant_violations() == []
+        reward_fulfil(reward_id=flaky)  # the retry the drain handed it to: the supplier answers now
+        assert Reward.objects.get(pk=flaky).status == "delivered"
+        assert ledger_invariant_violations() == []
+    assert sorted(m.to[0] for m in mail.outbox) == ["fine@example.com", "flaky@example.com"]
