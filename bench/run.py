@@ -34,7 +34,18 @@ sys.path.insert(0, str(ROOT))
 from bench.common import Context, Row, timed  # noqa: E402
 from rewards_portal import embedded  # noqa: E402
 
-BENCHMARKS = ["provisioning", "orders", "delivery", "webhooks", "bulk", "bulk_e2e", "scaleout", "points", "search"]
+BENCHMARKS = [
+    "provisioning",
+    "orders",
+    "delivery",
+    "webhooks",
+    "bulk",
+    "bulk_e2e",
+    "scaleout",
+    "points",
+    "search",
+    "people",
+]
 BENCH_DATABASE = "bench_rewards_portal_{slot}"  # one per claimed slot: concurrent runs never collide
 RESULTS_DIR = embedded.VAR_DIR / "bench"
 
