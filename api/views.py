@@ -21,6 +21,7 @@ from api.throttling import ApiKeyRateThrottle
 from api.write_audit import api_actor, api_write_audit
 from audit.actors import Actor
 from audit.services import audit_rows_recorded
+from core.db_routing import reads_from_replica
 from tenants.authentication import ApiKeyAuthentication
 
 BODY_METHODS = frozenset({"POST", "PUT", "PATCH"})
@@ -77,7 +78,11 @@ class TenantAPIView(TenantAPIMixin, APIView):
 
 
 class TenantListAPIView(TenantAPIMixin, generics.ListAPIView):
-    pass
+    def list(self, request, *args, **kwargs):
+        # A list page may be a replica's (DATABASE_REPLICA_URLS): milliseconds behind, and never after this
+        # request wrote (core/db_routing.py).
+        with reads_from_replica():
+            return super().list(request, *args, **kwargs)
 
 
 class TenantRetrieveAPIView(TenantAPIMixin, generics.RetrieveAPIView):

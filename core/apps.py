@@ -6,3 +6,6 @@ class CoreConfig(AppConfig):
 
     def ready(self) -> None:
         from core import celery_signals  # noqa: F401 — connects the task log signals
+        from core.db_routing import writes_noted
+
+        writes_noted()

@@ -12,7 +12,7 @@ from celery import Task
 from celery.signals import before_task_publish, task_postrun, task_prerun
 from tenant_schemas_celery.app import get_schema_name_from_task
 
-from core import context
+from core import context, db_routing
 from core.db import connection
 from core.metrics import TASK_RUNTIME, TASK_WAIT, TASKS
 
@@ -61,6 +61,7 @@ def _observe_wait(task: Task, queue: str) -> None:
 def _task_started(task_id: str | None = None, task: Task | None = None, **kwargs: Any) -> None:
     _started[task_id] = time.perf_counter()
     context.clear()
+    db_routing.request_started()
     # The schema the task was sent from (tenant_schemas_celery's header), else the one it runs in.
     schema = get_schema_name_from_task(task, kwargs.get("kwargs") or {}) if task is not None else None
     request_id = getattr(getattr(task, "request", None), REQUEST_ID_HEADER, None)

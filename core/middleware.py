@@ -10,7 +10,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponseBase
 
-from core import context
+from core import context, db_routing
 from core.metrics import REQUEST_LATENCY, REQUESTS
 
 logger = logging.getLogger("rewards_portal.request")
@@ -29,6 +29,7 @@ class RequestLogMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]  # our own attribute; HttpRequest declares none
         context.clear()
         context.bind(request_id=request_id)
+        db_routing.request_started()
         started = time.perf_counter()
         response = self.get_response(request)
         response["X-Request-ID"] = request_id

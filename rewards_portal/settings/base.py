@@ -70,7 +70,8 @@ TENANT_LIMIT_SET_CALLS = True
 # `platform_migrate` migrates this many tenant schemas at once, each in its own process (each holds one
 # database connection). Default: the CPUs of this machine, at most 4.
 PLATFORM_MIGRATE_PROCESSES = env.int("PLATFORM_MIGRATE_PROCESSES", default=min(4, os.cpu_count() or 1))
-DATABASE_ROUTERS = ["django_tenants.routers.TenantSyncRouter"]
+# Reads of list pages, reports and exports may go to a replica (DATABASE_REPLICA_URLS); then tenants' own router.
+DATABASE_ROUTERS = ["core.db_routing.ReplicaRouter", "django_tenants.routers.TenantSyncRouter"]
 AUTH_USER_MODEL = "accounts.User"
 
 MIDDLEWARE = [
@@ -186,13 +187,26 @@ def celery_broker_settings(broker_url: str) -> dict:
     }
 
 
+# Streaming replicas of DATABASE_URL (comma-separated URLs): list pages, reports and exports read from them
+# (core/db_routing.py). Empty = every read goes to the primary.
+DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])
+
+
+def database_configs(database_url: str) -> dict:
+    """DATABASES: the primary, and `replica0`, `replica1`, … (never migrated; in tests, mirrors of the primary)."""
+    databases = {"default": database_config(database_url)}
+    for number, url in enumerate(DATABASE_REPLICA_URLS):
+        databases[f"replica{number}"] = {**database_config(url), "TEST": {"MIRROR": "default"}}
+    return databases
+
+
 def configure_stores(database_url: str, redis_url: str) -> dict:
     """The settings that depend on the server URLs; environment modules call this once."""
     broker_url = CELERY_BROKER_URL_SETTING or celery_broker_url(redis_url)
     return {
         **celery_broker_settings(broker_url),
         "REDIS_URL": redis_url,
-        "DATABASES": {"default": database_config(database_url)},
+        "DATABASES": database_configs(database_url),
         "CACHES": {
             "default": {
                 "BACKEND": "django.core.cache.backends.redis.RedisCache",

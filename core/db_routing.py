@@ -1,0 +1,97 @@
+"""Read replicas: list pages, reports and exports read from a replica (DATABASE_REPLICA_URLS) when one is
+configured; everything else, and every read after a write in the same request or task, reads the primary.
+
+Code opts in with `reads_from_replica()` around what may be served slightly stale (a replica lags by the time
+it takes to replay the primary's WAL, usually milliseconds). Inside it, the first write of the request — through
+the ORM or raw SQL on the primary — sends every later read of the same request back to the primary
+(read-your-writes), and so does an open transaction.
+The replica connection is put in the same tenant schema as the primary connection before each read.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import random
+from collections.abc import Iterator
+from contextlib import contextmanager
+from typing import TYPE_CHECKING, Any, cast
+
+from django.conf import settings
+from django.db import connections
+
+if TYPE_CHECKING:
+    from core.db import TenantDatabaseWrapper
+
+_replica_ok: contextvars.ContextVar[bool] = contextvars.ContextVar("rp_replica_ok", default=False)
+# Set by the first write of a request (or task); RequestLogMiddleware and the task signals clear it.
+_wrote: contextvars.ContextVar[bool] = contextvars.ContextVar("rp_db_wrote", default=False)
+
+
+def replica_aliases() -> list[str]:
+    return [alias for alias in settings.DATABASES if alias.startswith("replica")]
+
+
+def request_started() -> None:
+    """A new request or task: no write seen yet."""
+    _wrote.set(False)
+
+
+@contextmanager
+def reads_from_replica() -> Iterator[None]:
+    token = _replica_ok.set(True)
+    try:
+        yield
+    finally:
+        _replica_ok.reset(token)
+
+
+_READ_ONLY = ("SELECT", "SHOW", "SET", "WITH")  # WITH … SELECT; a data-modifying WITH is rare and is a write
+
+
+def _note_writes(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
+    """Wraps every statement on the primary: anything but a read marks this request as having written."""
+    if not str(sql).lstrip()[:6].upper().startswith(_READ_ONLY):
+        _wrote.set(True)
+    return execute(sql, params, many, context)
+
+
+def _on_connection_created(sender: Any, connection: Any, **kwargs: Any) -> None:
+    if connection.alias == "default":
+        connection.execute_wrappers.append(_note_writes)
+
+
+def writes_noted() -> None:
+    """With replicas configured, note raw-SQL writes on the primary too (CoreConfig.ready calls this)."""
+    if replica_aliases():
+        from django.db.backends.signals import connection_created
+
+        connection_created.connect(_on_connection_created, dispatch_uid="rp_note_writes")
+
+
+class ReplicaRouter:
+    """Before django-tenants' router in DATABASE_ROUTERS; answers None (no opinion) for migrations on the primary."""
+
+    def db_for_read(self, model: type, **hints: Any) -> str | None:
+        if not _replica_ok.get() or _wrote.get():
+            return None
+        primary = cast("TenantDatabaseWrapper", connections["default"])
+        if primary.in_atomic_block:  # a transaction reads its own writes and holds its locks on the primary
+            return None
+        aliases = replica_aliases()
+        if not aliases:
+            return None
+        alias = random.choice(aliases)
+        replica = cast("TenantDatabaseWrapper", connections[alias])
+        if replica.schema_name != primary.schema_name:
+            replica.set_schema(primary.schema_name)
+        return alias
+
+    def db_for_write(self, model: type, **hints: Any) -> str | None:
+        _wrote.set(True)
+        return "default"
+
+    def allow_relation(self, obj1: Any, obj2: Any, **hints: Any) -> bool | None:
+        return True  # replicas hold the same rows as the primary
+
+    def allow_migrate(self, db: str, app_label: str, **hints: Any) -> bool | None:
+        return False if db.startswith("replica") else None

@@ -1,0 +1,66 @@
+"""Read replicas (core/db_routing.py) against a real streaming replica: a private primary initdb'd from the
+embedded server's binaries, `pg_basebackup -R` into a second data directory, started on another port."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+from testsupport.workers import ROOT, subprocess_env
+
+pytestmark = pytest.mark.scale
+
+
+@pytest.fixture(scope="module")
+def primary_and_replica() -> Iterator[tuple[str, str]]:
+    from resilience.stack import RESILIENCE_VAR, PrivatePostgres, free_port
+
+    base = RESILIENCE_VAR / f"replica-{os.getpid()}-{uuid.uuid4().hex[:6]}"  # the server's user must reach it
+    base.mkdir(parents=True)
+    primary = PrivatePostgres(base)
+    replica_dir = primary.data.parent / "replica"
+    replica_port = free_port()
+    try:
+        primary._run(
+            primary.bin / "pg_basebackup", "-h", "127.0.0.1", "-p", str(primary.port), "-U", "postgres",
+            "-D", replica_dir, "-R", "-X", "stream", "--no-sync",
+        )  # fmt: skip
+        # A hot standby needs at least the primary's max_connections (the private primary runs with 200).
+        options = (
+            f"-p {replica_port} -c listen_addresses=127.0.0.1 -c unix_socket_directories='' -c max_connections=200"
+        )
+        primary._run(primary.bin / "pg_ctl", "-D", replica_dir, "-l", replica_dir / "log", "-o", options, "-w", "start")
+        env = subprocess_env(DATABASE_URL=primary.url)
+        done = subprocess.run(
+            [sys.executable, "manage.py", "platform_migrate", "-v0"], env=env, cwd=ROOT, capture_output=True,
+            text=True, timeout=300,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr[-3000:]
+        yield primary.url, f"postgresql://postgres@127.0.0.1:{replica_port}/rp"
+    finally:
+        primary._run(primary.bin / "pg_ctl", "-D", replica_dir, "-m", "immediate", "stop", check=False)
+        primary.stop("immediate")
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def test_lists_read_the_replica_and_a_request_that_wrote_reads_the_primary(primary_and_replica):
+    primary_url, replica_url = primary_and_replica
+    env = subprocess_env(DATABASE_URL=primary_url, DATABASE_REPLICA_URLS=replica_url)
+    done = subprocess.run(
+        [sys.executable, "-m", "scale.replica_probe"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert done.returncode == 0, done.stderr[-4000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    ids, replica_queries, primary_order_reads = result["caught_up"]
+    assert ids == ["first"] and replica_queries > 0 and primary_order_reads == 0, result
+    ids, replica_queries, _ = result["stale"]
+    assert ids == ["first"] and replica_queries > 0, result  # the replica's replay is paused: the list is its view
+    assert result["after_write"] == ["first", "second"], result  # after a write, reads go to the primary
+    print(f"\n[scale] read replica: {json.dumps(result)}")
