@@ -38,6 +38,9 @@ def test_birthday_template_upcoming_history_and_pause(signed_in, funded_a, shop)
         automations_tick(now=soon.replace(hour=9, minute=1))
     history = client.get(created["Location"]).content.decode()
     assert ">Sent<" in history
+    with tenant_context(funded_a):
+        order_id = automation.runs.get().order_id
+    assert 'data-testid="order-automation"><a' in client.get(f"/orders/{order_id}/").content.decode()
     assert client.post(f"/automations/{automation.id}/toggle").status_code == 302
     with tenant_context(funded_a):
         automation.refresh_from_db()

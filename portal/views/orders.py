@@ -21,6 +21,7 @@ from django.utils.translation import gettext, gettext_lazy
 from django.utils.translation import gettext_lazy as _
 from django.views import View
 
+from automations.models import Automation
 from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
 from core.money import format_amount, format_number
@@ -234,6 +235,8 @@ class OrderDetailView(PortalView):
         context.update(
             page_title=f"Order {str(order.id)[:8]}",
             order=order,
+            # The automation that placed it (it may have been deleted since: its id is kept on the order).
+            automation=Automation.objects.filter(pk=order.automation_id).first() if order.automation_id else None,
             # The order's cancel leaves issued codes alone (those are voided reward by reward).
             can_cancel_order=any(cancel_rule(r).action in (CancelAction.RELEASE, CancelAction.REFUND) for r in rewards),
             total=money(order.total_amount, order.currency),
