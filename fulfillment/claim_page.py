@@ -56,6 +56,7 @@ from .claim_verification import (
     VerificationRefused,
     verification_channel,
     verification_check,
+    verification_code_live,
     verification_required,
     verification_send,
 )
@@ -311,7 +312,7 @@ def claim_verify_send(*, token: str) -> ClaimPage:
         try:
             verification_send(reward=reward)
         except VerificationRefused as exc:
-            return _verify_page(reward, error=str(exc))
+            return _verify_page(reward, sent=verification_code_live(reward), error=str(exc))
         except (OSError, DeliveryFailed):  # the mail server or SMS provider: nothing was sent
             logger.warning("claim verification code not sent", extra={"event": "claim.verification_unsent",
                                                                       "reward_id": str(reward.id)})  # fmt: skip

@@ -145,6 +145,14 @@ def _deliver(reward: Reward, channel: Channel, code: str) -> None:
     ).send(fail_silently=False)
 
 
+def verification_code_live(reward: Reward) -> bool:
+    """Whether a code already sent can still be entered (not used, expired or guessed out): a refused resend
+    must keep the page's code field, or the recipient could not type the code in their inbox."""
+    return ClaimVerification.objects.filter(
+        reward=reward, used_at__isnull=True, expires_at__gt=timezone.now(), attempts__lt=CODE_MAX_ATTEMPTS
+    ).exists()
+
+
 def verification_check(*, reward: Reward, code: str) -> None:
     """Accept the recipient's code (it is then used up) or raise VerificationRefused saying what to do.
 

@@ -94,6 +94,27 @@ def test_wrong_codes_and_sends_are_limited(api_a, funded_a, shop, smtp):
         assert ClaimVerification.objects.count() == 1  # a new code replaces the last one
 
 
+def test_a_refused_send_still_lets_the_recipient_enter_the_code_they_have(api_a, funded_a, shop, smtp):
+    """Review: a fourth 'Send a new code' inside the window was refused and the page lost its code field, so
+    the recipient could not type the third code, still valid in their inbox, for a quarter of an hour."""
+    to = "ada.impatient@example.com"
+    reward_id, token = _verified_link(api_a, funded_a, shop.coffee_usd, to=to)
+    with tenant_context(funded_a):
+        from core import crypto
+
+        code = crypto.decrypt(Reward.objects.get(pk=reward_id).code_encrypted)
+    browser = Client(HTTP_HOST="localhost")
+    for _ in range(3):
+        browser.post(f"/r/{token}/verify/send")
+    live = _mailed_code(smtp, to)
+
+    refused = browser.post(f"/r/{token}/verify/send").content.decode()
+
+    assert "Too many codes" in refused and 'name="code"' in refused
+    shown = browser.post(f"/r/{token}/verify", {"code": live})
+    assert shown.status_code == 200 and code in shown.content.decode()
+
+
 def test_sms_verification_goes_to_the_phone(api_a, funded_a, shop, settings):
     settings.SMS_BACKEND = "fulfillment.sms.LocmemSmsBackend"
     from fulfillment.sms import get_sms_backend
