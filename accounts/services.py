@@ -13,8 +13,9 @@ import secrets
 from collections.abc import Callable
 
 import pyotp
+from django.conf import settings
 from django.core.exceptions import ValidationError
-from django.core.mail import send_mail
+from django.core.mail import EmailMultiAlternatives
 from django.core.validators import validate_email
 from django.db import transaction
 from django.template.loader import render_to_string
@@ -23,10 +24,10 @@ from django_tenants.utils import get_public_schema_name
 
 from audit.actors import Actor
 from audit.services import audit_action
-from core import crypto
+from core import crypto, i18n
 from core.db import connection
 from core.errors import ApplicationError
-from core.i18n import locale_normalize, supported_locales
+from core.i18n import locale_choose, locale_normalize, supported_locales
 from tenants.selectors import tenant_current
 
 from .models import RecoveryCode, Role, User
@@ -112,8 +113,11 @@ def staff_invite(
         )  # fmt: skip
         link = set_password_url(user)
         tenant_name = tenant_current().name
+        language = staff_email_language(user)
         transaction.on_commit(
-            lambda: _send_invitation(user=user, inviter=acting_user, link=link, tenant_name=tenant_name)
+            lambda: _send_invitation(
+                user=user, inviter=acting_user, link=link, tenant_name=tenant_name, language=language
+            )
         )
     return user
 
@@ -156,20 +160,35 @@ def staff_invitation_resend(
         )  # fmt: skip
         link = set_password_url(user)
         tenant_name = tenant_current().name
+        language = staff_email_language(user)
         transaction.on_commit(
-            lambda: _send_invitation(user=user, inviter=acting_user, link=link, tenant_name=tenant_name)
+            lambda: _send_invitation(
+                user=user, inviter=acting_user, link=link, tenant_name=tenant_name, language=language
+            )
         )
     return user
 
 
-def _send_invitation(*, user: User, inviter: User, link: str, tenant_name: str) -> None:
+def staff_email_language(user: User) -> str:
+    """The language of an email to a staff member: theirs (profile), else their company's default (an invitee has
+    chosen none yet), else the platform's."""
+    return locale_choose(user.language, tenant_current().default_locale) or settings.LANGUAGE_CODE
+
+
+def staff_email_send(*, user: User, template: str, context: dict[str, object], language: str) -> None:
+    """Send `template` (…_subject.txt, ….txt, ….html under templates/) to a staff member, rendered in `language`."""
+    with i18n.language(language):
+        subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
+        message = EmailMultiAlternatives(
+            subject=subject, body=render_to_string(f"{template}.txt", context), to=[user.email]
+        )
+        message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
+    message.send()
+
+
+def _send_invitation(*, user: User, inviter: User, link: str, tenant_name: str, language: str) -> None:
     context = {"user": user, "inviter": inviter, "link": link, "tenant_name": tenant_name}
-    send_mail(
-        subject=f"You're invited to {tenant_name} on Rewards Portal",
-        message=render_to_string("portal/emails/invitation.txt", context),
-        from_email=None,
-        recipient_list=[user.email],
-    )
+    staff_email_send(user=user, template="portal/emails/invitation", context=context, language=language)
 
 
 def staff_set_role(*, acting_user: User, user: User, role: str, ip: str = "") -> User:

@@ -12,6 +12,7 @@ from django.utils.translation import gettext, gettext_lazy
 from catalog.models import DenominationType
 from core.money import exponent, format_number
 from core.zones import zone_label
+from orders.addresses import STATE_CHOICES
 
 from .fields import AmountField
 
@@ -131,6 +132,14 @@ class SendRewardForm(forms.Form):
         if self.is_physical:
             self.fields["delivery_method"].choices = [("shipment", gettext("Shipped to the address below"))]
             self.fields["ship_country"].choices = [(c, c) for c in product.countries]
+            # A country with a fixed list of states (Malaysia's 13 states and 3 federal territories) gets that list
+            # as a choice, the claim page's list; the order service still checks whatever is posted.
+            country = str((self.data.get("ship_country") if self.is_bound else None) or self.initial.get("ship_country")
+                          or (product.countries[0] if product.countries else "")).upper()  # fmt: skip
+            if country in STATE_CHOICES:
+                self.fields["ship_state"].widget = forms.Select(
+                    choices=[("", gettext("Choose…"))] + [(name, name) for name in STATE_CHOICES[country]]
+                )
             self.fields["shipping_method"].choices = [
                 (
                     str(m.id),

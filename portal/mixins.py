@@ -36,6 +36,7 @@ from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
+from django.utils.translation import ngettext
 from django.views.generic import TemplateView
 from django_tenants.utils import get_public_schema_name
 
@@ -150,7 +151,15 @@ def portal_gate(request: PortalRequest, *, perm: Perm | str | None, enrolment: b
     if last_seen is not None and now - last_seen > settings.PORTAL_SESSION_IDLE_TIMEOUT_SECONDS:
         logout(request)
         minutes = max(1, settings.PORTAL_SESSION_IDLE_TIMEOUT_SECONDS // 60)
-        messages.info(request, f"You were signed out after {minutes} minutes without activity.")
+        messages.info(
+            request,
+            ngettext(
+                "You were signed out after %(minutes)s minute without activity.",
+                "You were signed out after %(minutes)s minutes without activity.",
+                minutes,
+            )
+            % {"minutes": minutes},
+        )
         return redirect_to_login(request.get_full_path())
     if last_seen is None or now - last_seen >= LAST_SEEN_WRITE_EVERY_SECONDS:
         session[LAST_SEEN_SESSION_KEY] = now

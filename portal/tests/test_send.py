@@ -267,3 +267,25 @@ def test_dashboard_charts_spend_by_program_and_rewards_by_status(
     assert '<title id="rewards-by-status-title">Rewards by status</title>' in page
     assert "Pending: 1" in page and "Delivered: 1" in page
     assert 'data-testid="delivery-rate">100.0 %<' in page
+
+
+def test_a_malaysian_address_offers_the_states_and_the_server_still_checks_them(manager, shop, tenant_a):
+    from catalog.services import product_create, shipping_method_upsert
+
+    box = product_create(brand=shop.hamper_usd.brand, name="Batik Box", type="physical", currency="MYR",
+                         countries=["MY"], denomination_type="fixed", denomination_values=["80"])  # fmt: skip
+    parcel = shipping_method_upsert(name="Standard (Malaysia)", carrier="Kenari Express", countries=["MY"],
+                                    price="8.00", currency="MYR", estimated_days=3)  # fmt: skip
+
+    page = manager.get(f"/send/{box.id}/").content.decode()
+
+    state = re.search(r'<select name="ship_state".*?</select>', page, re.S).group(0)
+    assert state.count("<option") == 17 and ">Wilayah Persekutuan Labuan</option>" in state  # 16 and "Choose…"
+    assert '<input type="text" name="ship_state"' in manager.get(f"/send/{shop.hamper_usd.id}/").content.decode()
+    address = {"ship_name": "Siti", "ship_line1": "Jalan Ampang 12", "ship_city": "Kuala Lumpur",
+               "ship_postal_code": "50450", "ship_country": "MY", "shipping_method": str(parcel.id)}  # fmt: skip
+    refused = _post(manager, box, amount="80.00", delivery_method="shipment", ship_state="Atlantis", **address)
+    assert refused.status_code == 422, refused.context["form"].errors
+    assert "Not a state of MY" in refused.context["form"].errors["ship_state"][0]
+    with tenant_context(tenant_a):
+        assert not Order.objects.exists()

@@ -8,7 +8,7 @@ import time
 from django.contrib import messages
 from django.contrib.auth import authenticate, login, logout
 from django.contrib.auth import views as auth_views
-from django.contrib.auth.forms import SetPasswordForm
+from django.contrib.auth.forms import PasswordResetForm, SetPasswordForm
 from django.http import HttpResponseNotAllowed, HttpResponseRedirect
 from django.shortcuts import redirect, render
 from django.urls import reverse, reverse_lazy
@@ -18,8 +18,9 @@ from django.utils.translation import gettext as _
 from django.views import View
 
 from accounts.models import User
-from accounts.services import password_set, second_factor_verify
+from accounts.services import password_set, second_factor_verify, staff_email_language
 from audit.services import audit_record
+from core import i18n
 from tenants.middleware import client_ip
 
 from ..forms import LoginForm, ModeForm, SecondFactorForm
@@ -183,9 +184,19 @@ class ModeSwitchView(PortalMixin, View):
 # --- Password reset: Django's views, our templates, on the tenant host ---------------------------------
 
 
+class _PasswordResetForm(PasswordResetForm):
+    """Django's form; each email in the language its staff member reads the portal in (not the requester's)."""
+
+    def send_mail(self, subject_template_name, email_template_name, context, *args, **kwargs):
+        with i18n.language(staff_email_language(context["user"])):
+            super().send_mail(subject_template_name, email_template_name, context, *args, **kwargs)
+
+
 class PasswordResetView(TenantHostRequiredMixin, auth_views.PasswordResetView):
     template_name = "portal/auth/password_reset_form.html"
+    form_class = _PasswordResetForm
     email_template_name = "portal/emails/password_reset.txt"
+    html_email_template_name = "portal/emails/password_reset.html"
     subject_template_name = "portal/emails/password_reset_subject.txt"
     success_url = reverse_lazy("portal:password_reset_done")
     extra_context = {"page_title": "Reset your password"}

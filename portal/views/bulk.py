@@ -16,7 +16,7 @@ from django.contrib import messages
 from django.core.paginator import Paginator
 from django.http import Http404, JsonResponse
 from django.shortcuts import redirect
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.utils.translation import gettext as _
 from django.views import View
 
@@ -264,7 +264,15 @@ class BulkConfirmView(PortalMixin, View):
                     _("Funds held. The batch waits for approval by someone else before anything is sent."),
                 )
             else:
-                messages.success(request, f"Batch confirmed: funds held, sending {batch.valid_rows} rewards.")
+                messages.success(
+                    request,
+                    ngettext(
+                        "Batch confirmed: funds held, sending %(count)s reward.",
+                        "Batch confirmed: funds held, sending %(count)s rewards.",
+                        batch.valid_rows,
+                    )
+                    % {"count": batch.valid_rows},
+                )
         return redirect("portal:bulk_batch", batch_id=batch.id)
 
 

@@ -201,7 +201,11 @@ class ApiKeyActionView(PortalMixin, View):
         if action == "revoke":
             if key.revoked_at is None:
                 api_key_revoke(key=key, actor=self.actor)
-                messages.success(request, f"The key “{key.name}” ({key.prefix}{key.key_id}…) was revoked.")
+                messages.success(
+                    request,
+                    gettext("The key “%(name)s” (%(key)s…) was revoked.")
+                    % {"name": key.name, "key": f"{key.prefix}{key.key_id}"},
+                )
             return redirect("portal:developers")
         if action == "rotate":
             try:
@@ -316,10 +320,15 @@ class WebhookActionView(PortalMixin, View):
                 webhook_endpoints.webhook_endpoint_update(
                     endpoint=endpoint, enabled=action == "enable", actor=self.actor
                 )
-                messages.success(request, f"The endpoint was {action}d.")
+                messages.success(
+                    request,
+                    gettext("The endpoint was enabled.")
+                    if action == "enable"
+                    else gettext("The endpoint was disabled."),
+                )
             elif action == "delete":
                 webhook_endpoints.webhook_endpoint_delete(endpoint=endpoint, actor=self.actor)
-                messages.success(request, f"The endpoint {endpoint.url} was deleted.")
+                messages.success(request, gettext("The endpoint %(url)s was deleted.") % {"url": endpoint.url})
                 return redirect("portal:developers")
             elif action == "rotate":
                 secret, previous_expires_at = webhook_endpoints.webhook_secret_rotate(
@@ -371,5 +380,5 @@ class WebhookRedeliverView(PortalMixin, View):
                 object_id=delivery.pk,
                 data={"endpoint_id": endpoint.pk, "event_id": delivery.event_id},
             )
-            messages.success(request, f"{delivery.event.type} is being sent again.")
+            messages.success(request, gettext("%(event)s is being sent again.") % {"event": delivery.event.type})
         return redirect("portal:developers_webhook", endpoint_id=endpoint.pk)

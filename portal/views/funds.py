@@ -286,7 +286,9 @@ class FundsView(PortalView):
                 _apply_service_error(form, exc)
             else:
                 amount = f"{format_amount(deposit.amount, deposit.currency)} {deposit.currency}"
-                messages.success(request, f"Deposit request for {amount} sent to the operator.")
+                messages.success(
+                    request, gettext("Deposit request for %(amount)s sent to the operator.") % {"amount": amount}
+                )
                 return redirect("portal:funds")
         return self._invalid(deposit_form=form)
 
@@ -303,8 +305,12 @@ class FundsView(PortalView):
                 _apply_service_error(form, exc, field_map={"low_balance_threshold": "threshold"})
             else:
                 value = account.low_balance_threshold
-                shown = money(value, account.currency) if value is not None else "none"
-                messages.success(request, f"Low-balance alert for {account.currency}: {shown}.")
+                shown = money(value, account.currency) if value is not None else gettext("none")
+                messages.success(
+                    request,
+                    gettext("Low-balance alert for %(currency)s: %(threshold)s.")
+                    % {"currency": account.currency, "threshold": shown},
+                )
                 return redirect("portal:funds")
         return self._invalid(threshold_form=form)
 
@@ -317,7 +323,12 @@ class FundsView(PortalView):
             except ApplicationError as exc:
                 _apply_service_error(form, exc)
             else:
-                messages.success(request, f"Low-balance alerts go to {', '.join(stored) or 'nobody'}.")
+                messages.success(
+                    request,
+                    gettext("Low-balance alerts go to %(emails)s.") % {"emails": ", ".join(stored)}
+                    if stored
+                    else gettext("Low-balance alerts go to nobody."),
+                )
                 return redirect("portal:funds")
         return self._invalid(recipients_form=form)
 

@@ -386,7 +386,9 @@ class RewardActionView(PortalMixin, View):
                     data={"email": reward.recipient_email} if email else {},
                 )
                 messages.success(
-                    request, f"The reward is being sent again to {reward.recipient_email or reward.recipient_phone}."
+                    request,
+                    gettext("The reward is being sent again to %(recipient)s.")
+                    % {"recipient": reward.recipient_email or reward.recipient_phone},
                 )
             elif action == "cancel":
                 rule = cancel_rule(reward)

@@ -17,7 +17,7 @@ from django.shortcuts import redirect
 from django.template.loader import render_to_string
 from django.urls import NoReverseMatch, reverse
 from django.utils.http import urlencode
-from django.utils.translation import gettext, gettext_lazy
+from django.utils.translation import gettext, gettext_lazy, ngettext
 from django.views import View
 
 from catalog.models import ProductType
@@ -187,7 +187,10 @@ class SendRewardView(PortalView):
             if body["status"] == "pending_approval":
                 messages.success(self.request, gettext("Funds held. This send waits for approval by someone else."))
             else:
-                messages.success(self.request, f"{count} reward{'s' if count != 1 else ''} on the way.")
+                messages.success(
+                    self.request,
+                    ngettext("%(count)s reward on the way.", "%(count)s rewards on the way.", count) % {"count": count},
+                )
         return redirect("portal:send_done", order_id=body["id"])
 
     def _product(self, product_id):

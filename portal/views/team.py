@@ -13,7 +13,7 @@ from django.utils.translation import gettext as _
 from django.utils.translation import gettext_lazy
 from django.views import View
 
-from accounts.models import User
+from accounts.models import Role, User
 from accounts.services import (
     staff_invitation_resend,
     staff_invite,
@@ -73,7 +73,7 @@ class TeamView(PortalView):
                 if not exc.errors:
                     form.add_error(None, exc.detail)
             else:
-                messages.success(request, f"Invitation sent to {user.email}.")
+                messages.success(request, _("Invitation sent to %(email)s.") % {"email": user.email})
                 return redirect("portal:team")
         return self.render_to_response(self.get_context_data(invite_form=form), status=200)
 
@@ -92,11 +92,19 @@ class TeamMemberView(PortalMixin, View):
                 if not form.is_valid():
                     raise ApplicationError("Choose a valid role.", code="validation_error")
                 staff_set_role(acting_user=request.user, user=member, role=form.cleaned_data["role"], ip=self.client_ip)
-                messages.success(request, f"{member.email} is now {form.cleaned_data['role']}.")
+                messages.success(
+                    request,
+                    _("%(email)s is now %(role)s.")
+                    % {"email": member.email, "role": Role(form.cleaned_data["role"]).label},
+                )
             elif action in ("deactivate", "reactivate"):
                 active = action == "reactivate"
                 staff_set_active(acting_user=request.user, user=member, active=active, ip=self.client_ip)
-                messages.success(request, f"{member.email} was {action}d.")
+                messages.success(
+                    request,
+                    (_("%(email)s was reactivated.") if active else _("%(email)s was deactivated."))
+                    % {"email": member.email},
+                )
             elif action == "reset_two_factor":
                 staff_two_factor_reset(acting_user=request.user, user=member, ip=self.client_ip)
                 messages.success(
