@@ -20,3 +20,11 @@ class PointsConfig(AppConfig):
         from points.redemptions import redemption_refund
 
         reward_funds_returned_register(redemption_refund)
+        # A person's export has their points; erasing them scrubs awards' reasons that may quote them.
+        from people.erasure import erasure_fields_register
+        from people.export import export_section_register
+        from points.models import PointsTransaction
+        from points.privacy import points_export
+
+        export_section_register("points", points_export)
+        erasure_fields_register(PointsTransaction, ("reason",))

@@ -72,6 +72,10 @@ def test_export_then_erasure_leaves_nothing_of_the_person(api_a, funded_a, shop,
     activity = {"external_id": "a-9", "person_id": person["id"], "type": "call.logged",
                 "occurred_at": "2026-12-06T08:00:00Z", "attributes": {"with": EMAIL}}  # fmt: skip
     api_a.post("/api/v1/activities", activity)
+    program = {"slug": "kudos", "name": "Kudos", "points": {"name": "Kudos", "points_per_unit": 100, "currency": "USD"}}
+    assert api_a.post("/api/v1/programs", program).status_code == 201
+    award = {"person_id": person["id"], "program": "kudos", "points": 500, "reason": f"Thanks {NAME}!"}
+    assert api_a.post("/api/v1/points/awards", award).status_code == 201
     with tenant_context(funded_a):
         from datetime import UTC, datetime
 
@@ -86,6 +90,9 @@ def test_export_then_erasure_leaves_nothing_of_the_person(api_a, funded_a, shop,
     assert len(document["rewards"]) == 2  # the order by person_id and the birthday automation's
     assert all(reward["claim_url"] is None and reward["timeline"] for reward in document["rewards"])
     assert [run["status"] for run in document["automation_runs"]] == ["sent"]
+    assert document["points"]["programs"] == [
+        {"program": "kudos", "balance": 500, "value": {"amount": "5.00", "currency": "USD"}}
+    ]
     assert_problem(make_api_client(funded_a.sandbox).get(f"/api/v1/people/{person['id']}/export"), 404)
 
     assert api_a.delete(f"/api/v1/people/{person['id']}").status_code == 204
