@@ -16,7 +16,7 @@ from api.params import choice_param
 from api.views import TenantAPIView, TenantListAPIView
 from core.csv_export import csv_response
 from core.parsers import JSONParser
-from core.xlsx_export import xlsx_response
+from core.xlsx_export import XLSX_CONTENT_TYPE, xlsx_response
 from orders.apis import may_send
 
 from .approvals import batch_approve, batch_reject
@@ -423,6 +423,29 @@ class BatchResultsCsvApi(TenantAPIView):
         batch = batch_get(batch_id=batch_id)
         header, rows = batch_result_file(batch=batch, bearer=may_send(request))
         return _file(fmt, filename=f"batch-{batch.id}-results", header=header, rows=rows)
+
+
+XLSX_RESPONSE = OpenApiResponse(response=OpenApiTypes.BINARY, description="an XLSX workbook (one sheet)")
+
+
+class BatchErrorsXlsxApi(BatchErrorsCsvApi):
+    @extend_schema(
+        operation_id="batches_errors_xlsx",
+        summary="The error file as an XLSX workbook",
+        responses={(200, XLSX_CONTENT_TYPE): XLSX_RESPONSE},
+    )
+    def get(self, request, batch_id, fmt="xlsx"):
+        return super().get(request, batch_id, fmt="xlsx")
+
+
+class BatchResultsXlsxApi(BatchResultsCsvApi):
+    @extend_schema(
+        operation_id="batches_results_xlsx",
+        summary="The results file as an XLSX workbook",
+        responses={(200, XLSX_CONTENT_TYPE): XLSX_RESPONSE},
+    )
+    def get(self, request, batch_id, fmt="xlsx"):
+        return super().get(request, batch_id, fmt="xlsx")
 
 
 EXAMPLE_PEOPLE_IMPORT = {

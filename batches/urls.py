@@ -6,9 +6,11 @@ from .apis import (
     BatchConfirmApi,
     BatchDetailApi,
     BatchErrorsCsvApi,
+    BatchErrorsXlsxApi,
     BatchListCreateApi,
     BatchRejectApi,
     BatchResultsCsvApi,
+    BatchResultsXlsxApi,
     BatchTemplateApi,
     PeopleImportApi,
     PeopleImportTemplateApi,
@@ -26,8 +28,6 @@ urlpatterns = [
     path("batches/<uuid:batch_id>/results.csv", BatchResultsCsvApi.as_view(), name="batch-results-csv"),
     path("people/import", PeopleImportApi.as_view(), name="people-import"),
     path("people/import/template.csv", PeopleImportTemplateApi.as_view(), name="people-import-template"),
-    path("batches/<uuid:batch_id>/errors.xlsx", BatchErrorsCsvApi.as_view(), {"fmt": "xlsx"}, name="batch-errors-xlsx"),
-    path(
-        "batches/<uuid:batch_id>/results.xlsx", BatchResultsCsvApi.as_view(), {"fmt": "xlsx"}, name="batch-results-xlsx"
-    ),
+    path("batches/<uuid:batch_id>/errors.xlsx", BatchErrorsXlsxApi.as_view(), name="batch-errors-xlsx"),
+    path("batches/<uuid:batch_id>/results.xlsx", BatchResultsXlsxApi.as_view(), name="batch-results-xlsx"),
 ]

@@ -7,14 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework.negotiation import DefaultContentNegotiation
 from rest_framework.response import Response
 
 from api.views import TenantAPIView
 from core.csv_export import csv_response
 from core.errors import ApplicationError
-from core.xlsx_export import xlsx_response
+from core.xlsx_export import XLSX_CONTENT_TYPE, xlsx_response
 
 from .reports import (
     REPORT_GROUPS,
@@ -31,6 +31,12 @@ PERIOD_PARAMETERS = [
     OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day, included (default: today)"),
     OpenApiParameter("format", str, enum=FORMATS, description="json (default), csv or xlsx"),
 ]
+# JSON by default; `format=csv` and `format=xlsx` answer with the same figures as a file.
+REPORT_RESPONSES = {
+    (200, "application/json"): OpenApiTypes.OBJECT,
+    (200, "text/csv"): OpenApiResponse(response=OpenApiTypes.STR, description="format=csv"),
+    (200, XLSX_CONTENT_TYPE): OpenApiResponse(response=OpenApiTypes.BINARY, description="format=xlsx"),
+}
 SPEND_EXAMPLE = {
     "from": "2026-11-01",
     "to": "2026-11-30",
@@ -96,7 +102,7 @@ class SpendReportApi(TenantAPIView):
             *PERIOD_PARAMETERS,
             OpenApiParameter("group_by", str, enum=REPORT_GROUPS, description="Default: program"),
         ],
-        responses={200: OpenApiTypes.OBJECT},
+        responses=REPORT_RESPONSES,
         examples=[OpenApiExample("Spend by program", value=SPEND_EXAMPLE, response_only=True)],
     )
     def get(self, request):
@@ -113,7 +119,7 @@ class RewardsReportApi(TenantAPIView):
         operation_id="reports_rewards",
         summary="What became of the rewards created over a period: sent, delivered, opened, redeemed, …",
         parameters=PERIOD_PARAMETERS,
-        responses={200: OpenApiTypes.OBJECT},
+        responses=REPORT_RESPONSES,
         examples=[OpenApiExample("Rewards funnel", value=REWARDS_EXAMPLE, response_only=True)],
     )
     def get(self, request):

@@ -16,14 +16,12 @@ from typing import Any
 from django.db.models import Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Lower
-from django.utils.translation import gettext as _
 
 from core.db import connection
-from core.errors import ApplicationError
 
 from .models import Order, Reward
 
-MIN_TERM_CHARS = 3  # a trigram index cannot narrow a shorter "contains"
+MIN_TERM_CHARS = 3  # a trigram index cannot narrow a shorter "contains": shorter queries match whole values only
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 5
 ORDERS_FROM_REWARDS = 1000  # rewards' orders an order search considers (newest first): bounded work per query
@@ -45,16 +43,14 @@ def search_has_trigram_index() -> bool:
 
 
 def search_terms(q: str) -> list[str]:
-    """The words of a query, lower-cased; refused (422, naming `q`) when none is long enough to look up."""
+    """The words of a query, lower-cased (at most MAX_TERMS)."""
     text = " ".join((q or "").split())[:MAX_QUERY_CHARS].lower()
-    terms = [term for term in text.split(" ") if term][:MAX_TERMS]
-    if not terms or (all(len(term) < MIN_TERM_CHARS for term in terms) and _as_uuid(text) is None):
-        raise ApplicationError(
-            _("Type at least %(n)d characters to search.") % {"n": MIN_TERM_CHARS},
-            code="validation_error",
-            errors={"q": [_("At least %(n)d characters.") % {"n": MIN_TERM_CHARS}]},
-        )
-    return terms
+    return [term for term in text.split(" ") if term][:MAX_TERMS]
+
+
+def _too_short(terms: list[str]) -> bool:
+    """No word long enough for a "contains" lookup: only whole references, external ids and emails match."""
+    return all(len(term) < MIN_TERM_CHARS for term in terms)
 
 
 def _as_uuid(text: str) -> uuid.UUID | None:
@@ -70,6 +66,9 @@ def reward_search_filter(q: str) -> Q:
     exact = _as_uuid(" ".join(terms))
     if exact is not None:
         return Q(pk=exact) | Q(order_id=exact)
+    if _too_short(terms):
+        raw = " ".join((q or "").split())
+        return Q(external_id=raw) | Q(reference=raw.upper()) | Q(recipient_email=raw.lower())
     if search_has_trigram_index():
         match = Q()
         for term in terms:
@@ -118,7 +117,7 @@ def order_search(queryset: QuerySet[Order], q: str, *, reward_orders: list[Any] 
             .values_list("order_id", flat=True)[:ORDERS_FROM_REWARDS]
         )
     match = Q(pk__in=set(reward_orders)) | Q(external_id=raw) | Q(po_number=raw)
-    if search_has_trigram_index():
+    if search_has_trigram_index() and not _too_short(terms):
         metadata = Q()
         for term in terms:
             metadata &= Q(metadata_text__contains=term)

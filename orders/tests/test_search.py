@@ -68,7 +68,8 @@ def test_search_stays_in_the_callers_schema(api_a, api_b, funded_a, tenant_b, sh
 
 
 def test_short_query_and_bad_metadata_are_refused(api_a, funded_a, shop):
-    assert_problem(api_a.get("/api/v1/rewards", {"q": "ab"}), 422, "validation_error")
+    short = api_a.get("/api/v1/rewards", {"q": "ab"})  # too short to be part of anything: whole values only
+    assert short.status_code == 200 and short.json()["results"] == []
     for metadata in [{"k": 1}, {"bad key": "x"}, {f"k{i}": "x" for i in range(21)}, {"k": "x" * 501}, ["x"]]:
         body = digital_order(shop.coffee_usd)
         body["metadata"] = metadata

@@ -38,6 +38,7 @@ from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
 from core.xlsx_export import xlsx_response
 from orders.models import RewardStatus
+from orders.search import MIN_TERM_CHARS
 from programs.selectors import program_list
 
 from ..mixins import PortalMixin, PortalView
@@ -232,6 +233,7 @@ class BulkBatchView(PortalView):
 class BatchRowFilterForm(forms.Form):
     q = forms.CharField(
         required=False,
+        min_length=MIN_TERM_CHARS,
         max_length=200,
         label=_("Find"),
         help_text=_("Name, email, reference or external id"),

@@ -100,6 +100,11 @@ class ProgramForm(forms.Form):
         initial="off", required=False,
         help_text=gettext_lazy("Before a code shows in a browser the link has not seen."),
     )  # fmt: skip
+    track_email_opens = forms.BooleanField(
+        label=gettext_lazy("Count email opens"), required=False, initial=True,
+        help_text=gettext_lazy("Reward emails carry a tiny image that marks the reward opened in your reports. "
+                               "Nothing about the reader is kept."),
+    )  # fmt: skip
     points_enabled = forms.BooleanField(label=gettext_lazy("This program awards points"), required=False)
     points_name = forms.CharField(label=gettext_lazy("Points are called"), required=False,
                                   widget=forms.TextInput(attrs={"placeholder": "Kudos"}))  # fmt: skip
@@ -181,6 +186,7 @@ class ProgramForm(forms.Form):
                 if days
             },
             "verification": data.get("verification") or "off",
+            "track_email_opens": bool(data.get("track_email_opens")),
         }
 
     def add_service_errors(self, exc: ApplicationError) -> None:
@@ -218,6 +224,7 @@ def _initial(program: Program) -> dict[str, Any]:
             str(day) for day in (program.reminders or {}).get("before_expiry_days", [])
         ),
         "verification": program.claim_verification,
+        "track_email_opens": program.track_email_opens,
     }
 
 

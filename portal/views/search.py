@@ -8,7 +8,7 @@ from django.utils.translation import gettext_lazy as _
 
 from batches.models import Batch
 from core.errors import ApplicationError
-from orders.search import order_search, search_describe
+from orders.search import MIN_TERM_CHARS, order_search, search_describe
 from orders.selectors import order_list, reward_list
 
 from ..mixins import PortalView
@@ -19,7 +19,12 @@ ORDERS_SHOWN = 20
 
 
 class SearchForm(forms.Form):
-    q = forms.CharField(max_length=200, label=_("Find"), help_text=_("Name, email, reference, external id, PO or id"))
+    q = forms.CharField(
+        min_length=MIN_TERM_CHARS,
+        max_length=200,
+        label=_("Find"),
+        help_text=_("Name, email, reference, external id, PO or id"),
+    )
 
 
 class SearchView(PortalView):
