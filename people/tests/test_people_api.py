@@ -124,7 +124,7 @@ def test_isolation_between_tenants_and_sandbox(api_a, api_b, tenant_a, make_api_
     assert api_a.get(f"/api/v1/people/{person['id']}").json()["name"] == "Siti Aminah"
 
 
-def test_activity_is_recorded_once(api_a, tenant_a):
+def test_activity_is_recorded_once(api_a, tenant_a, django_assert_max_num_queries):
     person = api_a.post("/api/v1/people", SITI).json()
     body = {"external_id": "deal-1", "person_external_id": "emp-42", "type": "deal.closed",
             "occurred_at": "2026-12-06T08:30:00Z", "amount": "1200.00", "currency": "usd"}  # fmt: skip
@@ -142,6 +142,10 @@ def test_activity_is_recorded_once(api_a, tenant_a):
         from people.models import Activity
 
         assert list(Activity.objects.values_list("external_id", flat=True)) == ["deal-1"]
+    listed = api_a.get("/api/v1/activities", {"person_id": person["id"]}).json()["results"]
+    assert listed == [recorded]
+    with django_assert_max_num_queries(8):
+        api_a.get("/api/v1/activities")
 
 
 def test_order_names_a_person_and_copies_their_fields(api_a, funded_a, shop):
