@@ -8,6 +8,7 @@ import uuid
 import pytest
 from django_tenants.utils import tenant_context
 
+from batches.selectors import RESULT_HEADER
 from funds.services import funds_deposit
 from testsupport.batches import csv_bytes, digital_rows
 from testsupport.browser import SCREENSHOTS
@@ -75,9 +76,9 @@ def test_thousand_rows_preview_confirm_progress_and_results(
     with page.expect_download() as info:
         page.get_by_test_id("results-csv").click()
     results = list(csv.reader(info.value.path().open(encoding="utf-8")))
-    assert results[0] == ["row", "reward_id", "status", "external_id", "reason"]
+    assert results[0] == RESULT_HEADER  # each row's recipient, external id, reward and reference, status
     assert len(results) == 998
-    assert all(uuid.UUID(row[1]) for row in results[1:])
+    assert all(uuid.UUID(row[4]) and row[5].startswith("RW-") for row in results[1:])
     assert {row[0] for row in results[1:]}.isdisjoint({"11", "501", "999"})
 
     page.set_viewport_size({"width": 390, "height": 844})
