@@ -11,7 +11,7 @@ import hashlib
 import uuid
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime, time, timedelta
 from decimal import Decimal, InvalidOperation
 from typing import TYPE_CHECKING, Any
 
@@ -21,9 +21,11 @@ from django.core.validators import EmailValidator
 from django.utils import timezone
 
 from core.errors import ApplicationError
+from core.i18n import locale_normalize, supported_locales
 from core.money import amount_text_ok, quantize
 from core.phone import E164_RE
 from core.text import control_character_error
+from core.zones import zone_get
 
 if TYPE_CHECKING:
     from _hashlib import HASH
@@ -44,6 +46,8 @@ COLUMNS = [
     "sender_name",
     "deliver_at",
     "external_id",
+    "locale",
+    "claim_by",
 ]
 SHIPPING_COLUMNS = [
     "address_line1",
@@ -67,7 +71,7 @@ REQUIRED_COLUMNS = ["recipient_name", "amount"]
 # amount and deliver_at are parsed strictly, so they are never stored or exported as typed.
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 PHONE_FORMULA_PREFIXES = ("=", "-", "@", "\t", "\r")
-NOT_TEXT = {"amount", "deliver_at", "recipient_phone"}
+NOT_TEXT = {"amount", "deliver_at", "claim_by", "recipient_phone"}
 TEXT_LIMITS = {"recipient_name": 200, "recipient_email": 254, "sender_name": 200, "external_id": 100}
 ADDRESS_COLUMNS = {
     "line1": "address_line1",
@@ -83,11 +87,12 @@ BOM = b"\xef\xbb\xbf"
 
 # The downloadable template (GET /batches/template.csv): every column, a digital and a physical gift.
 TEMPLATE_ROWS = [
-    ["Ada Lovelace", "ada@example.com", "", "lumen-coffee-us-usd", "", "25.00", "USD", "email",
-     "Thanks for shipping the release!", "The Platform Team", "", "hr-2026-001", "", "", "", "", "", "", "", "", ""],
+    ["Ada Lovelace", "ada@example.com", "", "lumen-coffee-us-usd", "", "25.00", "USD", "link",
+     "Thanks for shipping the release!", "The Platform Team", "", "hr-2026-001", "ms", "2027-06-30", "", "", "", "",
+     "", "", "", "", ""],
     ["Grace Hopper", "grace@example.com", "+14155550123", "harvest-hampers-us-usd", "", "50.00", "USD",
-     "shipment", "Welcome aboard", "", "2026-12-01T09:00:00Z", "hr-2026-002", "1 Navy Way", "", "Arlington", "VA",
-     "22202", "US", "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31", "", ""],
+     "shipment", "Welcome aboard", "", "2027-03-01T09:00:00Z", "hr-2026-002", "en", "", "1 Navy Way", "",
+     "Arlington", "VA", "22202", "US", "0f5d3c0e-4b1d-4c59-8d2a-7d8c6e5f4a31", "", ""],
 ]  # fmt: skip
 
 
@@ -199,7 +204,9 @@ class RowValidator:
         self.funded = {balance.currency for balance in balance_list()}
         from tenants.selectors import tenant_current
 
-        self.default_currency = tenant_current().live_tenant.default_currency
+        tenant = tenant_current()
+        self.default_currency = tenant.live_tenant.default_currency
+        self.zone = zone_get(tenant.timezone)  # a claim_by without an offset is the company's wall-clock time
         # Each cache holds the value, or why there is none (a str).
         self._products: dict[tuple[str, str | None], Product | str] = {}
         self._amounts: dict[tuple[uuid.UUID, str], Decimal | str] = {}
@@ -297,6 +304,25 @@ class RowValidator:
             else:
                 self._dates[text] = value
         return self._dates[text]
+
+    def claim_by(self, text: str, deliver_at: datetime | None) -> datetime | str:
+        """A claim link's deadline: an ISO date (the end of that day) or date-time, in the company's time zone when
+        it names no offset; in the future, after deliver_at, and at most CLAIM_DAYS_MAX days away (as the API)."""
+        from programs.models import CLAIM_DAYS_MAX
+
+        try:
+            value = datetime.fromisoformat(text)
+        except ValueError:
+            return "Use an ISO 8601 date or date-time, e.g. 2027-01-31 or 2027-01-31T18:00+08:00."
+        if len(text) == 10:  # a date alone: the recipient has all of that day
+            value = datetime.combine(date.fromisoformat(text), time(23, 59, 59))
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=self.zone)
+        if value <= max(self.now, deliver_at or self.now):
+            return "claim_by must be in the future and after deliver_at."
+        if value > self.now + timedelta(days=CLAIM_DAYS_MAX):
+            return "claim_by may be at most ten years away."
+        return value
 
     def email_ok(self, email: str) -> bool:
         """Django's EmailValidator, its domain check cached per domain (a file has few domains)."""
@@ -423,6 +449,14 @@ class RowValidator:
             deliver_at = self.deliver_at(deliver_text)
             if isinstance(deliver_at, str):
                 errors.append(("deliver_at", deliver_at))
+        claim_by = None
+        if claim_text := get("claim_by", "").strip():
+            claim_by = self.claim_by(claim_text, deliver_at if isinstance(deliver_at, datetime) else None)
+            if isinstance(claim_by, str):
+                errors.append(("claim_by", claim_by))
+        locale = locale_normalize(get("locale", ""))
+        if get("locale", "").strip() and not locale:
+            errors.append(("locale", f"Use one of the platform's languages: {', '.join(supported_locales())}."))
 
         address = None
         shipping_method = None
@@ -441,7 +475,9 @@ class RowValidator:
                 if isinstance(shipping_method, str):
                     errors.append(("shipping_method_id", shipping_method))
         # A refusal (a str) is always in `errors` too; the isinstance tests only tell the type checker so.
-        if errors or isinstance(amount, str) or isinstance(deliver_at, str) or isinstance(shipping_method, str):
+        if errors or isinstance(amount, str) or isinstance(deliver_at, str) or isinstance(claim_by, str):
+            return None, errors
+        if isinstance(shipping_method, str):
             return None, errors
 
         funding = self.funding_currency(product.currency)
@@ -479,6 +515,10 @@ class RowValidator:
             data["sender_name"] = sender
         if deliver_at is not None:
             data["deliver_at"] = deliver_at.isoformat()
+        if claim_by is not None:
+            data["claim_by"] = claim_by.isoformat()
+        if locale:
+            data["locale"] = locale
         if funding != product.currency:
             data["fx_rate"] = str(self.fx_rate(product.currency, funding))
         if country:

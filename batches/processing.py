@@ -187,6 +187,8 @@ class _ChunkRow(NamedTuple):
     address: str | None  # JSON
     person_id: str | None  # the person the recipient fields were copied from at upload
     metadata: str | None  # JSON
+    locale: str | None
+    claim_by: datetime | None
 
 
 # BatchRow.data's keys (csvfile.RowValidator), as _ChunkRow lists them, with their types: PostgreSQL unpacks them
@@ -195,7 +197,7 @@ _ROW_DATA_COLUMNS = (
     "order_type text, product_id text, amount numeric, face_currency text, delivery_method text, charge numeric, "
     "fx_fee numeric, recipient_name text, recipient_email text, recipient_phone text, message text, "
     "sender_name text, deliver_at timestamptz, fx_rate text, country text, shipping_method_id text, "
-    "shipping numeric, address jsonb, person_id text, metadata jsonb"
+    "shipping numeric, address jsonb, person_id text, metadata jsonb, locale text, claim_by timestamptz"
 )
 
 
@@ -238,10 +240,16 @@ def _planned(row: _ChunkRow, product: Product, methods: dict[str, ShippingMethod
         amount=row.amount,
         currency=row.face_currency,
         delivery_method=row.delivery_method,
-        recipient={"name": row.recipient_name, "email": row.recipient_email or "", "phone": row.recipient_phone or ""},
+        recipient={
+            "name": row.recipient_name,
+            "email": row.recipient_email or "",
+            "phone": row.recipient_phone or "",
+            "locale": row.locale or "",
+        },
         message=row.message or "",
         sender_name=row.sender_name or "",
         deliver_at=row.deliver_at,
+        claim_by=row.claim_by,
         country=row.country,
         shipping_address=address,
         shipping_method_id=row.shipping_method_id,

@@ -18,10 +18,11 @@ from django.utils import timezone
 
 from core import crypto
 from core.bulk import copy_insert
+from core.i18n import locale_choose
 from funds.services import funds_hold_split_many
 
 from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_copy, gets_claim_link
-from .create import order_new
+from .create import order_new, reward_fallback_locale
 from .handoff import rewards_dispatch, shipment_hooks_required
 from .models import Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward
@@ -35,7 +36,7 @@ _BATCH_REWARD_COLUMNS = [
     "id", "order_id", "position", "status", "product_id", "product_snapshot", "amount", "currency", "charge_amount",
     "hold_id", "delivery_method", "recipient_name", "recipient_email", "recipient_phone", "country", "message",
     "sender_name", "deliver_at", "claim_token_hash", "claim_token_encrypted", "claim_expires_at", "person_id",
-    "external_id", "metadata",
+    "external_id", "metadata", "locale",
 ]  # fmt: skip
 
 
@@ -102,6 +103,7 @@ def order_create_for_batch_rows(
     now = timezone.now()
     default_message = program.default_message if program else ""
     default_sender = program.sender_name if program else ""
+    fallback_locale = reward_fallback_locale(program)
     snapshots: dict[uuid.UUID, str] = {}
     rewards: list[tuple[Any, ...]] = []  # COPY rows: database values in _BATCH_REWARD_COLUMNS order
     holds: list[tuple[str, str, Decimal]] = []
@@ -140,7 +142,8 @@ def order_create_for_batch_rows(
              (recipient.get("email") or "").strip().lower(), (recipient.get("phone") or "").strip(),
              (item.address or {}).get("country") or (spec.country or "").upper(), spec.message or default_message,
              spec.sender_name or default_sender, spec.deliver_at, token_hash, token_encrypted, expires_at,
-             item.person_id, spec.external_id, json.dumps(spec.metadata))
+             item.person_id, spec.external_id, json.dumps(spec.metadata),
+             locale_choose(recipient.get("locale")) or fallback_locale)
         )  # fmt: skip
         holds.append((hold_id, f"reward:{reward_id}", charge))
         held += charge

@@ -196,14 +196,20 @@ def order_new(
     )
 
 
+def reward_fallback_locale(program: Program | None) -> str:
+    """A reward's language when its recipient names none: the program's, else the tenant's ('' = the browser's).
+
+    The tenant's settings are written to its live and sandbox rows alike (tenants.services): no lookup here."""
+    return locale_choose(program.default_locale if program else "", tenant_current().default_locale)
+
+
 def _new_rewards(
     *, order: Order, planned: list[PlannedReward], program: Program | None, preassign_holds: bool = False
 ) -> tuple[list[Reward], list[RewardEvent], list[Any]]:
     """The order's rewards, their first events and their shipments, all unsaved (for core.bulk.insert_together).
     Claim tokens still need registering."""
     now = timezone.now()
-    # The tenant's settings are written to its live and sandbox rows alike (tenants.services): no lookup here.
-    fallback_locale = locale_choose(program.default_locale if program else "", tenant_current().default_locale)
+    fallback_locale = reward_fallback_locale(program)
     rewards: list[Reward] = []
     for item in planned:
         spec = item.spec
