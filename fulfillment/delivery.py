@@ -33,12 +33,15 @@ class DeliveryFailed(Exception):
     """The recipient's address refused the message: the reward is issued but not delivered."""
 
 
-def _branding(reward: Reward) -> dict[str, str]:
+def _branding(reward: Reward, *, preview: bool = False) -> dict[str, str]:
     program = reward.order.program
     branding = dict(program.branding or {}) if program else {}
+    logo = logo_path(str(branding.get("logo") or ""))
     return {
         # Only a logo the platform stores (catalog.images), as a full URL: mail is read far from the app's host.
-        "logo_url": absolute(logo_path(str(branding.get("logo") or ""))),
+        # A preview is shown inside the portal, which serves the same path on its own host; the full URL is
+        # another origin there, which the page's CSP refuses over plain http (a broken image in make dev).
+        "logo_url": logo if preview else absolute(logo),
         "primary_color": branding.get("primary_color", "#4f46e5"),
         "company": reward.sender_name or (program.sender_name if program else "") or _("Your team"),
     }
@@ -67,7 +70,7 @@ def reward_email_context(reward: Reward, *, preview: bool = False, reminder: boo
         ),
         "pin": None if preview or not shows_code or not reward.pin_encrypted else crypto.decrypt(reward.pin_encrypted),
         "open_pixel_url": None if preview else open_pixel_url(reward),
-        **_branding(reward),
+        **_branding(reward, preview=preview),
     }  # fmt: skip
 
 

@@ -81,6 +81,21 @@ def test_program_logo_upload_and_branded_email_previews_in_each_language(signed_
 
     page = client.get("/programs/kudos/").content.decode()
     assert f'src="/media/logos/{key}"' in page
+    # The previews load their logo from the portal's own host, as the page does: the email's absolute URL
+    # (PUBLIC_BASE_URL, another origin) was refused by the page's CSP over http (review: a broken image).
+    assert f"src=&quot;/media/logos/{key}&quot;" in page.split('id="email-previews-heading"', 1)[1]
+    with tenant_context(tenant_a):  # while the email itself carries the full URL: mail is read anywhere
+        from decimal import Decimal
+
+        from django.conf import settings
+
+        from core import crypto
+        from fulfillment.delivery import reward_email_context
+        from orders.models import Order, Reward
+
+        sent = Reward(order=Order(type="link", program=Program.objects.get(slug="kudos")), product_snapshot={},
+                      amount=Decimal("5"), currency="USD", claim_token_encrypted=crypto.encrypt("a-link"))  # fmt: skip
+        assert reward_email_context(sent)["logo_url"] == f"{settings.PUBLIC_BASE_URL}/media/logos/{key}"
     assert 'data-testid="email-subject-en">Acme People Team sent you a Lumen Coffee gift<' in page
     assert 'data-testid="email-subject-ms">Acme People Team menghantar hadiah Lumen Coffee kepada anda<' in page
     assert f"/media/logos/{key}" in page.split('data-testid="email-preview-ms"')[0].rsplit("srcdoc=", 1)[1]
