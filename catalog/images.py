@@ -57,7 +57,9 @@ def image_store(*, data: bytes) -> StoredImage:
             if width > LOGO_MAX_SIDE or height > LOGO_MAX_SIDE:
                 raise _refuse(_("The logo may be at most 2048 pixels wide and high."))
             image.verify()  # the whole file decodes: not a truncated or disguised one
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError, Image.DecompressionBombError):
+    except Image.DecompressionBombError:  # Pillow refuses to open > 2 x MAX_IMAGE_PIXELS: far over our limit
+        raise _refuse(_("The logo may be at most 2048 pixels wide and high.")) from None
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError):
         raise _refuse(_("This file is not an image we can read: upload a PNG, JPEG or WebP.")) from None
     content_type, extension = FORMATS[kind]
     key = f"{hashlib.sha256(data).hexdigest()}.{extension}"

@@ -59,10 +59,25 @@ def test_svg_oversized_and_disguised_files_are_refused(db, data, message):
 
 
 def test_too_many_pixels_and_other_formats_are_refused(db):
+    import struct
+    import zlib
+
     from PIL import Image
 
     with pytest.raises(ApplicationError, match="2048 pixels"):
         image_store(data=png(3000, 10))
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    # A 20,000 px square (a decompression bomb to Pillow) is too big, not unreadable (review: it said unreadable).
+    bomb = (
+        b"\x89PNG\r\n\x1a\n"
+        + chunk(b"IHDR", struct.pack(">IIBBBBB", 20000, 20000, 1, 0, 0, 0, 0))
+        + chunk(b"IEND", b"")
+    )
+    with pytest.raises(ApplicationError, match="2048 pixels"):
+        image_store(data=bomb)
     gif = io.BytesIO()
     Image.new("RGB", (10, 10)).save(gif, format="GIF")
     with pytest.raises(ApplicationError, match="PNG, JPEG or WebP"):
