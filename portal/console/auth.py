@@ -17,7 +17,7 @@ from django.utils.http import url_has_allowed_host_and_scheme, urlencode
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from accounts.services import second_factor_verify
+from accounts.services import second_factor_verify, user_language_set
 from core.errors import ApplicationError
 from tenants.middleware import client_ip
 
@@ -77,7 +77,7 @@ def login_view(request):
             user = authenticate(request, username=email, password=form.cleaned_data["password"])
             if user is None or not user.is_staff:
                 login_failure_record(tenant_schema=THROTTLE_SCOPE, email=email, ip=ip)
-                form.add_error(None, "That email and password don't match an operator account.")
+                form.add_error(None, _("That email and password don't match an operator account."))
             elif user.totp_enabled:
                 request.session.cycle_key()
                 request.session[PENDING_2FA_SESSION_KEY] = {"user_id": user.pk, "at": int(time.time()),
@@ -88,7 +88,7 @@ def login_view(request):
                 return _after_sign_in(request, user, next_url)
     else:
         return HttpResponseNotAllowed(["GET", "POST"])
-    return render(request, "console/login.html", {"form": form, "next": next_url, "page_title": "Operator sign-in"})
+    return render(request, "console/login.html", {"form": form, "next": next_url, "page_title": _("Operator sign-in")})
 
 
 @public_host_only
@@ -155,3 +155,14 @@ def admin_login_view(request, extra_context=None):
 def logout_view(request):
     logout(request)
     return redirect("console:login")
+
+
+@operator_required
+@require_POST
+def language_view(request):
+    """The console's language for this operator (`en`, `ms`; '' = the browser's), kept on their account."""
+    try:
+        user_language_set(user=request.user, language=request.POST.get("language", ""), ip=client_ip(request))
+    except ApplicationError as exc:
+        messages.error(request, exc.detail)
+    return redirect(_next_url(request))

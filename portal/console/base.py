@@ -8,6 +8,7 @@ import functools
 from django.conf import settings
 from django.http import Http404, HttpResponseForbidden, HttpResponseRedirect
 from django.urls import reverse
+from django.utils.translation import gettext
 from django_tenants.utils import get_public_schema_name
 
 from audit.actors import Actor
@@ -53,7 +54,7 @@ def operator_required(view=None, *, enrolment: bool = False):
             if not user.is_authenticated:
                 return HttpResponseRedirect(f"{reverse('console:login')}?next={request.get_full_path()}")
             if not (user.is_active and user.is_staff):
-                return HttpResponseForbidden("Operators only.")
+                return HttpResponseForbidden(gettext("Operators only."))
             if not enrolment and operator_needs_enrolment(user):
                 return HttpResponseRedirect(reverse("console:two_factor"))
             return view(request, *args, **kwargs)

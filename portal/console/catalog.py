@@ -6,6 +6,7 @@ from __future__ import annotations
 from django import forms
 from django.contrib import messages
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy, ngettext
 
 from core.errors import ApplicationError
 
@@ -13,11 +14,19 @@ from .base import operator_required
 
 
 class InventoryUploadForm(forms.Form):
-    product = forms.ChoiceField(help_text="Only products of an inventory supplier take codes.")
-    file = forms.FileField(
-        label="CSV file", help_text="Columns code,pin,denomination (pin optional); all rows or none."
+    product = forms.ChoiceField(
+        label=gettext_lazy("Product"), help_text=gettext_lazy("Only products of an inventory supplier take codes.")
     )
-    batch = forms.CharField(max_length=100, required=False, label="Batch label", help_text="e.g. the purchase order.")
+    file = forms.FileField(
+        label=gettext_lazy("CSV file"),
+        help_text=gettext_lazy("Columns code,pin,denomination (pin optional); all rows or none."),
+    )
+    batch = forms.CharField(
+        max_length=100,
+        required=False,
+        label=gettext_lazy("Batch label"),
+        help_text=gettext_lazy("e.g. the purchase order."),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         from catalog.models import Product, SupplierKind
@@ -30,15 +39,19 @@ class InventoryUploadForm(forms.Form):
 
 
 class BrandLogoForm(forms.Form):
-    brand = forms.ChoiceField()
-    logo = forms.FileField(label="Logo", help_text="PNG, JPEG or WebP, at most 512 KB and 2048 px a side. No SVG.")
+    brand = forms.ChoiceField(label=gettext_lazy("Brand"))
+    logo = forms.FileField(
+        label=gettext_lazy("Logo"),
+        help_text=gettext_lazy("PNG, JPEG or WebP, at most 512 KB and 2048 px a side. No SVG."),
+    )
 
     def __init__(self, *args, **kwargs) -> None:
         from catalog.models import Brand
 
         super().__init__(*args, **kwargs)
-        self.fields["brand"].choices = [("", "Choose a brand")] + [  # type: ignore[attr-defined]  # a ChoiceField
-            (brand.slug, f"{brand.name}{' · has a logo' if brand.logo_id else ''}") for brand in Brand.objects.all()
+        self.fields["brand"].choices = [("", gettext("Choose a brand"))] + [  # type: ignore[attr-defined]  # a ChoiceField
+            (brand.slug, f"{brand.name} · {gettext('has a logo')}" if brand.logo_id else brand.name)
+            for brand in Brand.objects.all()
         ]
 
 
@@ -52,7 +65,7 @@ def _brand_logo_upload(request, form: BrandLogoForm) -> bool:
     except ApplicationError as exc:
         form.add_error("logo", exc.detail)
         return False
-    messages.success(request, f"Logo of {brand.name} saved.")
+    messages.success(request, gettext("Logo of %(brand)s saved.") % {"brand": brand.name})
     return True
 
 
@@ -75,11 +88,14 @@ def _inventory_upload(request, form: InventoryUploadForm) -> bool:
         except ApplicationError as exc:
             rows = exc.errors.get("rows") or []
             if rows:
-                form.add_error("file", f"{len({r['row'] for r in rows})} bad row(s); nothing was imported.")
+                form.add_error(
+                    "file",
+                    gettext("%(count)s bad row(s); nothing was imported.") % {"count": len({r["row"] for r in rows})},
+                )
                 for row in rows[:20]:
-                    form.add_error("file", f"Row {row['row']}, {row['column']}: {row['message']}")
+                    form.add_error("file", gettext("Row %(row)s, %(column)s: %(message)s") % row)
                 if len(rows) > 20:
-                    form.add_error("file", f"… and {len(rows) - 20} more.")
+                    form.add_error("file", gettext("… and %(count)s more.") % {"count": len(rows) - 20})
             else:
                 field_map = {"product": "product", "supplier": "product", "path": "file", "header": "file"}
                 mapped = False
@@ -92,7 +108,11 @@ def _inventory_upload(request, form: InventoryUploadForm) -> bool:
                     form.add_error(None, exc.detail)
             return False
     messages.success(
-        request, f"Imported {result.imported} code{'s' if result.imported != 1 else ''} for {product.name}."
+        request,
+        ngettext(
+            "Imported %(count)s code for %(product)s.", "Imported %(count)s codes for %(product)s.", result.imported
+        )
+        % {"count": result.imported, "product": product.name},
     )
     return True
 
@@ -122,6 +142,6 @@ def catalog_view(request):
         suppliers.append({"supplier": supplier, "stock": lines})
     counts = {"brands": Brand.objects.count(), "products": Product.objects.count(), "suppliers": len(suppliers)}
     context = {"counts": counts, "suppliers": suppliers, "form": form, "logo_form": logo_form,
-               "page_title": "Catalogue and suppliers",
+               "page_title": gettext("Catalogue and suppliers"),
                "nav_section": "catalog"}  # fmt: skip
     return render(request, "console/catalog.html", context, status=status)

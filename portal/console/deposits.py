@@ -7,6 +7,7 @@ from django import forms
 from django.contrib import messages
 from django.http import Http404, HttpResponseNotAllowed
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django_tenants.utils import tenant_context
 
 from core.db import connection
@@ -29,14 +30,18 @@ def deposits_view(request):
     connection.set_schema_to_public()
     rows.sort(key=lambda row: row["deposit"].created_at)
     return render(
-        request, "console/deposits.html", {"rows": rows, "page_title": "Deposit requests", "nav_section": "deposits"}
+        request,
+        "console/deposits.html",
+        {"rows": rows, "page_title": gettext("Deposit requests"), "nav_section": "deposits"},
     )
 
 
 class DepositApproveForm(forms.Form):
     confirm = forms.BooleanField(
         label="I have checked the bank statement: this money has arrived.",
-        error_messages={"required": "Tick the box to confirm the money has arrived; nothing was credited."},
+        error_messages={
+            "required": gettext_lazy("Tick the box to confirm the money has arrived; nothing was credited.")
+        },
     )
 
 
@@ -57,7 +62,7 @@ def _deposit_confirm_page(request, tenant, deposit, form: DepositApproveForm, st
         "deposit": deposit,
         "amount": money(deposit.amount, deposit.currency),
         "form": form,
-        "page_title": "Approve & credit",
+        "page_title": gettext("Approve & credit"),
         "nav_section": "deposits",
     }
     return render(request, "console/deposit_confirm.html", context, status=status)
@@ -77,7 +82,9 @@ def deposit_resolve_view(request, schema: str, request_id, action: str):
     if action == "approve":
         deposit = _pending_deposit(tenant, request_id)
         if deposit is None:
-            messages.info(request, "That deposit request is no longer pending: it was already credited or rejected.")
+            messages.info(
+                request, gettext("That deposit request is no longer pending: it was already credited or rejected.")
+            )
             return redirect("console:deposits")
         form = DepositApproveForm(request.POST if request.method == "POST" else None)
         if not form.is_valid():
@@ -89,7 +96,10 @@ def deposit_resolve_view(request, schema: str, request_id, action: str):
     except ApplicationError as exc:
         messages.error(request, exc.detail)
     else:
-        verb = "credited to" if action == "approve" else "rejected for"
-        messages.success(request, f"{money(deposit.amount, deposit.currency)} {deposit.currency} {verb} {tenant.name}.")
+        values = {"amount": f"{money(deposit.amount, deposit.currency)} {deposit.currency}", "tenant": tenant.name}
+        if action == "approve":
+            messages.success(request, gettext("%(amount)s credited to %(tenant)s.") % values)
+        else:
+            messages.success(request, gettext("%(amount)s rejected for %(tenant)s.") % values)
     connection.set_schema_to_public()
     return redirect("console:deposits")

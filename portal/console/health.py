@@ -71,7 +71,7 @@ def health_view(request):
         "workers": worker_status(),
         "failures": failures,
         "endpoints": endpoints,
-        "page_title": "Health",
+        "page_title": gettext("Health"),
         "nav_section": "health",
     }
     return render(request, "console/health.html", context)

@@ -9,6 +9,7 @@ from django.db import connection
 from django.db.models import Q
 from django.http import Http404
 from django.shortcuts import redirect, render
+from django.utils.translation import gettext, gettext_lazy
 from django.views.decorators.http import require_POST
 from django_tenants.utils import get_public_schema_name, tenant_context
 
@@ -19,9 +20,18 @@ from .base import operator_actor, operator_required
 
 
 class TenantCreateForm(forms.Form):
-    slug = forms.CharField(max_length=40, help_text="Lowercase letters, digits and hyphens; the portal host name.")
-    name = forms.CharField(max_length=200)
-    currency = forms.CharField(max_length=3, initial="USD", help_text="Three-letter ISO 4217 code.")
+    slug = forms.CharField(
+        label=gettext_lazy("Slug"),
+        max_length=40,
+        help_text=gettext_lazy("Lowercase letters, digits and hyphens; the portal host name."),
+    )
+    name = forms.CharField(label=gettext_lazy("Name"), max_length=200)
+    currency = forms.CharField(
+        label=gettext_lazy("Currency"),
+        max_length=3,
+        initial="USD",
+        help_text=gettext_lazy("Three-letter ISO 4217 code."),
+    )
 
 
 TENANTS_PER_PAGE = 50
@@ -50,7 +60,7 @@ def tenants_view(request):
                     form.add_error(None, exc.detail)
                 status = 422
             else:
-                messages.success(request, f"Tenant {tenant.slug} created.")
+                messages.success(request, gettext("Tenant %(slug)s created.") % {"slug": tenant.slug})
                 return redirect("console:tenants")
         else:
             status = 422
@@ -70,7 +80,7 @@ def tenants_view(request):
     return render(
         request,
         "console/tenants.html",
-        {"tenants": tenants, "page": page, "query": query, "form": form, "page_title": "Tenants",
+        {"tenants": tenants, "page": page, "query": query, "form": form, "page_title": gettext("Tenants"),
          "nav_section": "tenants"},
         status=status,
     )  # fmt: skip
@@ -90,7 +100,15 @@ def tenant_status_view(request, slug: str):
     except ApplicationError as exc:
         messages.error(request, exc.detail)
     else:
-        messages.success(request, f"Tenant {tenant.slug} is now {new_status}.")
+        messages.success(
+            request,
+            (
+                gettext("Tenant %(slug)s is now active.")
+                if new_status == "active"
+                else gettext("Tenant %(slug)s is now suspended.")
+            )
+            % {"slug": tenant.slug},
+        )
     return redirect("console:tenants")
 
 

@@ -12,6 +12,7 @@ urlpatterns = [
     path("login/two-factor/", auth.login_two_factor_view, name="login_two_factor"),
     path("two-factor/", auth.two_factor_view, name="two_factor"),
     path("logout/", auth.logout_view, name="logout"),
+    path("language/", auth.language_view, name="language"),
     path("tenants/", tenants.tenants_view, name="tenants"),
     path("tenants/<slug:slug>/status", tenants.tenant_status_view, name="tenant_status"),
     path("deposits/", deposits.deposits_view, name="deposits"),

@@ -259,3 +259,16 @@ def test_brand_logo_upload_is_checked_and_stored(operator_client):
 
     assert saved.status_code == 302
     assert Brand.objects.get(pk=brand.pk).logo_id.endswith(".png")
+
+
+def test_the_console_speaks_the_operators_language_else_the_browsers(operator_client):
+    operator_client.defaults["HTTP_ACCEPT_LANGUAGE"] = "ms-MY,ms;q=0.9"
+    page = operator_client.get("/console/tenants/").content.decode()
+    assert '<html lang="ms">' in page and ">Semua penyewa" in page and ">Cipta penyewa</button>" in page
+    assert "Konsol pengendali" in operator_client.get("/console/health/").content.decode()
+
+    operator_client.post("/console/language/", {"language": "en", "next": "/console/deposits/"})  # their own choice
+    page = operator_client.get("/console/deposits/").content.decode()
+    assert '<html lang="en">' in page and "No pending deposit requests." in page
+    refused = operator_client.post("/console/language/", {"language": "xx"}, follow=True).content.decode()
+    assert "One of en, ms." in refused
