@@ -35,7 +35,6 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import gettext as _
 from django.utils.translation import ngettext
 from django.views.generic import TemplateView
 from django_tenants.utils import get_public_schema_name
@@ -164,7 +163,7 @@ def portal_gate(request: PortalRequest, *, perm: Perm | str | None, enrolment: b
     if last_seen is None or now - last_seen >= LAST_SEEN_WRITE_EVERY_SECONDS:
         session[LAST_SEEN_SESSION_KEY] = now
     if request.tenant.require_two_factor and not user.totp_enabled and not enrolment:
-        messages.info(request, _("Your organisation requires two-factor sign-in: set it up to continue."))
+        # the two-factor page says why (`required`): no flash, which piled up one per redirected page
         return redirect("portal:two_factor")
     if perm is not None and not has_perm(user, perm):
         return forbidden(request, perm)

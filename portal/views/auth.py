@@ -67,7 +67,6 @@ def _complete_login(request, user: User, next_url: str):
     audit_record(actor=f"staff:{user.email}", action="auth.login", object_type="user", object_id=user.pk,
                  ip=client_ip(request))  # fmt: skip
     if request.tenant.require_two_factor and not user.totp_enabled:
-        messages.info(request, _("Your organisation requires two-factor sign-in: set it up to continue."))
         return redirect("portal:two_factor")
     return HttpResponseRedirect(_safe_next(request, next_url))
 
