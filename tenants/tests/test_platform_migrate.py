@@ -8,11 +8,18 @@ from io import StringIO
 from django.core.management import call_command
 from django.db import connection
 
-# The latest migrations of two apps (the plan spans apps): one made an index, one altered a field's choices.
+# The latest migrations of two apps (the plan spans apps): one made an index, one added two columns.
 MISSING = [
     ("webhooks", "0002_event_subject_index", "webhook_event_subject"),
-    ("batches", "0004_batch_kind_points", None),
+    ("batches", "0005_error_file_cells", None),
 ]
+# What the second one added, taken away again with its record.
+UNDO = {
+    "0005_error_file_cells": [
+        'ALTER TABLE "{schema}".batches_batch DROP COLUMN header',
+        'ALTER TABLE "{schema}".batches_batchrowerror DROP COLUMN cells',
+    ]
+}
 
 
 def _state(schema: str) -> list[tuple[bool, bool]]:
@@ -34,6 +41,8 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
             for app, name, index in MISSING:
                 if index:
                     cursor.execute(f'DROP INDEX "{schema}"."{index}"')
+                for statement in UNDO.get(name, []):
+                    cursor.execute(statement.format(schema=schema))
                 cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
     assert [_state(schema) for schema in schemas] == [[(False, False), (True, False)]] * 2
 
