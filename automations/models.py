@@ -53,6 +53,9 @@ class Automation(models.Model):
 
 
 class RunStatus(models.TextChoices):
+    # An activity's reward waiting for its send_time/days_offset; the scheduler's tick sends it (claimed already,
+    # so a replayed activity or a second beat never adds another).
+    PENDING = "pending"
     SENT = "sent"  # its order exists
     FAILED = "failed"  # the order was refused (the reason is kept); retried the same local day when it may help
 

@@ -25,7 +25,7 @@ from core.errors import ApplicationError
 from core.money import format_amount
 
 from .models import Automation, AutomationRun, RunStatus, TriggerType
-from .schedule import audience_matches, due_now, tenant_timezone, years_since, zone
+from .schedule import audience_matches, due_now, send_window, tenant_timezone, years_since, zone
 
 if TYPE_CHECKING:
     from people.models import Activity, Person
@@ -67,13 +67,13 @@ def run_render(run: AutomationRun) -> dict[str, Any]:
 
 
 def _claim(*, automation: Automation, person_id: Any, occurs_on: date, occurrence: str, send_at: datetime,
-           retry_until: datetime) -> AutomationRun | None:  # fmt: skip
+           retry_until: datetime, status: str = RunStatus.SENT) -> AutomationRun | None:  # fmt: skip
     """The new run row, or None when this occurrence already has one (sent, failed, or being sent right now by
     another scheduler: the INSERT waits for that transaction and then does nothing)."""
     now = timezone.now()
     run = AutomationRun(
         id=uuid.uuid4(), automation=automation, person_id=person_id, occurs_on=occurs_on, occurrence=occurrence,
-        send_at=send_at, retry_until=retry_until, status=RunStatus.SENT, attempts=1, created_at=now, updated_at=now,
+        send_at=send_at, retry_until=retry_until, status=status, attempts=1, created_at=now, updated_at=now,
     )  # fmt: skip
     table = AutomationRun._meta.db_table
     with connection.cursor() as cursor:
@@ -168,6 +168,37 @@ def automation_send(*, automation: Automation, person: Person, occurs_on: date, 
     return run
 
 
+def automation_pending_send(*, automation: Automation, person: Person, occurs_on: date, occurrence: str,
+                            send_at: datetime, retry_until: datetime) -> AutomationRun | None:  # fmt: skip
+    """Claim the occurrence now and leave it `pending` until `send_at` (the tick sends it); None when it already
+    has a run."""
+    with transaction.atomic():
+        return _claim(automation=automation, person_id=person.pk, occurs_on=occurs_on, occurrence=occurrence,
+                      send_at=send_at, retry_until=retry_until, status=RunStatus.PENDING)  # fmt: skip
+
+
+def automation_runs_pending(*, now: datetime) -> int:
+    """Send the pending runs (activities waiting for their send_time) that are due and whose local day is not over;
+    each locked (SKIP LOCKED) so two ticks never send one twice."""
+    sent = 0
+    due = AutomationRun.objects.filter(status=RunStatus.PENDING, send_at__lte=now, retry_until__gt=now)
+    for run_id in due.values_list("id", flat=True)[:1000]:
+        with transaction.atomic():
+            run = (
+                AutomationRun.objects.select_for_update(skip_locked=True, of=("self",))
+                .select_related("automation__program", "person")
+                .filter(pk=run_id, status=RunStatus.PENDING)
+                .first()
+            )
+            if run is None or run.person is None or not run.automation.enabled:
+                continue
+            run.updated_at = timezone.now()
+            _place(run, run.automation, run.person)
+            run.save(update_fields=["status", "order", "failure_code", "failure_reason", "updated_at"])
+            sent += 1
+    return sent
+
+
 def automation_runs_retry(*, now: datetime) -> int:
     """Try again the runs refused for money whose local day is not over, when the funds may cover them now."""
     from funds.selectors import balance_get
@@ -205,7 +236,8 @@ def automations_tick(*, now: datetime | None = None, max_seconds: float = 50.0) 
 
     now = now or timezone.now()
     deadline = time.monotonic() + max_seconds
-    counts = {"sent": 0, "failed": 0, "retried": automation_runs_retry(now=now)}
+    counts = {"sent": 0, "failed": 0, "retried": automation_runs_retry(now=now),
+              "pending_sent": automation_runs_pending(now=now)}  # fmt: skip
     automations = Automation.objects.filter(enabled=True).exclude(trigger_type=TriggerType.ACTIVITY)
     for automation in automations.select_related("program").order_by("created_at"):
         due = list(due_now(automation, now))
@@ -221,14 +253,14 @@ def automations_tick(*, now: datetime | None = None, max_seconds: float = 50.0) 
                                   retry_until=item.retry_until)  # fmt: skip
             if run is not None:
                 counts["sent" if run.status == RunStatus.SENT else "failed"] += 1
-    if counts["sent"] or counts["failed"] or counts["retried"]:
+    if any(counts.values()):
         logger.info("automations tick", extra={"event": "automations.tick", **counts})
     return counts
 
 
 def activity_react(activity: Activity) -> dict[str, Any]:
-    """people.reactions: the automations an activity triggers send now (in the activity's transaction; a refusal
-    is recorded on the run, never a failure of the activity)."""
+    """people.reactions: the automations an activity triggers send, now or at their send_time (a pending run), in
+    the activity's transaction; a refusal is recorded on the run, never a failure of the activity."""
     person = activity.person
     if person is None:
         return {}
@@ -239,19 +271,27 @@ def activity_react(activity: Activity) -> dict[str, Any]:
     for automation in automations:
         if not audience_matches(automation.audience, person):
             continue
-        # Sent now, whatever send_time says: the activity is the moment. A refusal for money is retried until the
-        # end of the person's local day.
+        # Due at send_time on the local day `days_offset` after the activity's; when that moment has passed (an
+        # activity at 15:00 for a 09:00 send_time, days_offset 0) it is sent now rather than a day late. A future
+        # moment leaves a pending run the tick sends then. Either way a refusal for money is retried until the end
+        # of the local day it was sent.
         tz = zone(person.timezone or tenant_timezone())
         now = timezone.now()
         local_day = timezone.localtime(activity.occurred_at, tz).date()
-        today = timezone.localtime(now, tz).date()
-        retry_until = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=tz)
-        run = automation_send(automation=automation, person=person, occurs_on=local_day,
-                              occurrence=f"activity:{activity.external_id}", send_at=now,
-                              retry_until=retry_until)  # fmt: skip
+        send_at, retry_until = send_window(local_day, automation, tz)
+        occurrence = f"activity:{activity.external_id}"
+        if send_at > now:
+            run = automation_pending_send(automation=automation, person=person, occurs_on=local_day,
+                                          occurrence=occurrence, send_at=send_at, retry_until=retry_until)  # fmt: skip
+        else:
+            today = timezone.localtime(now, tz).date()
+            retry_until = datetime.combine(today + timedelta(days=1), datetime.min.time(), tzinfo=tz)
+            run = automation_send(automation=automation, person=person, occurs_on=local_day, occurrence=occurrence,
+                                  send_at=now, retry_until=retry_until)  # fmt: skip
         if run is not None:
             fired.append({"automation_id": str(automation.id), "status": run.status,
                           "order_id": str(run.order_id) if run.order_id else None,
                           "amount": format_amount(automation.amount, automation.currency),
-                          "currency": automation.currency})  # fmt: skip
+                          "currency": automation.currency,
+                          "send_at": run.send_at.isoformat().replace("+00:00", "Z")})  # fmt: skip
     return {"automations": fired} if fired else {}

@@ -79,7 +79,7 @@ def test_refusals_name_the_field(api_a, shop):
 def test_an_activity_triggers_its_automation_once(api_a, funded_a, shop):
     automation = api_a.post("/api/v1/automations", body(shop, name="Deal", trigger={"type": "activity",
                                                                                     "activity_type": "deal.closed"},
-                                                        audience={})).json()  # fmt: skip
+                                                        audience={}, send_time="00:00")).json()  # fmt: skip
     person = api_a.post("/api/v1/people", {"external_id": "rep", "name": "Rep", "email": "rep@example.com"}).json()
     activity = {"external_id": "deal-1", "person_id": person["id"], "type": "deal.closed",
                 "occurred_at": datetime.now(UTC).isoformat()}  # fmt: skip

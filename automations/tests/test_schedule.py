@@ -182,3 +182,25 @@ def test_no_retry_after_the_local_day(tenant, shop):
     funds_deposit(currency="USD", amount="500.00")
     automations_tick(now=at("2026-12-08T00:30:00"))  # the next day: the birthday is over
     assert len(sent_to(auto)) == 20 and AutomationRun.objects.filter(status="failed").count() == 1
+
+
+def test_an_activity_honours_send_time_and_days_offset_once(tenant, shop):
+    from freezegun import freeze_time
+
+    from people.services import activity_record
+
+    deal = {"type": "activity", "activity_type": "deal.closed"}
+    next_morning = automation(shop, trigger=deal, send_time="09:00", days_offset=1)
+    same_day = automation(shop, trigger=deal, name="Now", send_time="09:00")  # 09:00 has passed: sent now
+    add("rep", timezone="Asia/Kuala_Lumpur")
+    with freeze_time("2026-12-07T07:00:00Z"):  # 15:00 in Kuala Lumpur
+        for _ in range(2):  # a replay claims nothing more
+            body, _ = activity_record(actor=ACTOR, external_id="deal-1", type="deal.closed",
+                                      occurred_at=at("2026-12-07T07:00:00"), person_external_id="rep")  # fmt: skip
+    assert sorted(fired["send_at"] for fired in body["automations"]) == ["2026-12-07T07:00:00Z", "2026-12-08T01:00:00Z"]
+    assert sent_to(same_day) == ["rep"] and sent_to(next_morning) == []
+    automations_tick(now=at("2026-12-08T00:59:00"))  # 08:59 the next local day
+    assert sent_to(next_morning) == []
+    automations_tick(now=at("2026-12-08T01:00:00"))
+    automations_tick(now=at("2026-12-08T01:05:00"))
+    assert sent_to(next_morning) == ["rep"] and sent_to(same_day) == ["rep"]
