@@ -175,6 +175,17 @@ def staff_email_language(user: User) -> str:
     return locale_choose(user.language, tenant_current().default_locale) or settings.LANGUAGE_CODE
 
 
+def staff_email_languages(emails: list[str], *, default: str) -> dict[str, list[str]]:
+    """`emails` grouped by the language to write to each in: a staff member's of this schema reads their own
+    (profile), anyone else (a finance mailbox on the low-balance list) `default` (the company's)."""
+    chosen = dict(User.objects.filter(email__in=[email.lower() for email in emails]).values_list("email", "language"))
+    groups: dict[str, list[str]] = {}
+    for email in emails:
+        language = locale_choose(chosen.get(email.lower(), ""), default) or settings.LANGUAGE_CODE
+        groups.setdefault(language, []).append(email)
+    return groups
+
+
 def staff_email_send(*, user: User, template: str, context: dict[str, object], language: str) -> None:
     """Send `template` (…_subject.txt, ….txt, ….html under templates/) to a staff member, rendered in `language`."""
     with i18n.language(language):

@@ -60,16 +60,28 @@ def _email_low_balance(*, currency: str, available: str, threshold: str) -> None
     """The people the tenant chose (funds page) hear about it too, once the posting committed."""
     from django.conf import settings
     from django.core.mail import send_mail
+    from django.utils.translation import gettext
+
+    from accounts.services import staff_email_languages
+    from core.i18n import language
+    from tenants.selectors import tenant_current
 
     from .selectors import low_balance_recipients
 
     recipients = low_balance_recipients()
-    if recipients:
-        send_mail(
-            subject=f"Low balance: {available} {currency} available",
-            message=f"Available {currency} funds fell below {threshold} {currency}: {available} {currency} left.\n"
-            "Add funds from the Funds page of the rewards portal.",
-            from_email=settings.DEFAULT_FROM_EMAIL,
-            recipient_list=recipients,
-            fail_silently=True,  # an alert email must never break the posting that committed
-        )
+    if not recipients:
+        return
+    values = {"available": available, "threshold": threshold, "currency": currency}
+    for code, emails in staff_email_languages(recipients, default=tenant_current().default_locale).items():
+        with language(code):  # each in the language they read the portal in
+            send_mail(
+                subject=gettext("Low balance: %(available)s %(currency)s available") % values,
+                message=gettext(
+                    "Available %(currency)s funds fell below %(threshold)s %(currency)s: %(available)s %(currency)s "
+                    "left.\nAdd funds from the Funds page of the rewards portal."
+                )
+                % values,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=emails,
+                fail_silently=True,  # an alert email must never break the posting that committed
+            )

@@ -20,6 +20,7 @@ from django.core.mail import send_mail
 from django.db import connection, transaction
 from django.db.models import Q
 from django.utils import timezone
+from django.utils.translation import gettext
 from django_tenants.utils import schema_context
 
 from audit.actors import Actor
@@ -220,6 +221,8 @@ def endpoint_auto_disable(*, endpoint_id: str, reason: str, only_if_failing_befo
 def _notify_admins_endpoint_disabled(tenant: SchemaTenant | None, endpoint_id: str, reason: str) -> None:
     """Email the tenant's admins (a sandbox twin's are those of its live tenant)."""
     from accounts.models import Role, User
+    from accounts.services import staff_email_languages
+    from core.i18n import language
     from tenants.models import Tenant
 
     if tenant is None or not getattr(tenant, "schema_name", None):
@@ -235,19 +238,28 @@ def _notify_admins_endpoint_disabled(tenant: SchemaTenant | None, endpoint_id: s
     )
     with schema_context(people_schema):
         recipients = list(User.objects.filter(role=Role.ADMIN, is_active=True).values_list("email", flat=True))
-    if not recipients:
-        return
-    where = "sandbox" if getattr(tenant, "is_sandbox", False) else "live"
-    send_mail(
-        subject=f"Webhook endpoint disabled: {endpoint.url}",
-        message=(
-            f"We stopped sending webhooks to {endpoint.url} (endpoint {endpoint.id}, {where} mode).\n\n"
-            f"Reason: {reason}\n\n"
-            "Events are still recorded. When the receiver works again, re-enable the endpoint "
-            f"(PATCH /api/v1/webhook-endpoints/{endpoint.id} with enabled=true) and resend what it missed "
-            f"(POST /api/v1/webhook-endpoints/{endpoint.id}/redeliver-failed?since=...).\n"
-        ),
-        from_email=None,
-        recipient_list=recipients,
-        fail_silently=False,
-    )
+        groups = staff_email_languages(recipients, default=getattr(tenant, "default_locale", ""))
+    values = {"url": endpoint.url, "id": endpoint.id}
+    for code, emails in groups.items():
+        with language(code):  # each admin in the language they read the portal in
+            where = gettext("sandbox mode") if getattr(tenant, "is_sandbox", False) else gettext("live mode")
+            send_mail(
+                subject=gettext("Webhook endpoint disabled: %(url)s") % values,
+                message=(
+                    gettext("We stopped sending webhooks to %(url)s (endpoint %(id)s, %(mode)s).")
+                    % {**values, "mode": where}
+                    + "\n\n"
+                    + gettext("Reason: %(reason)s") % {"reason": reason}
+                    + "\n\n"
+                    + gettext(
+                        "Events are still recorded. When the receiver works again, re-enable the endpoint "
+                        "(PATCH /api/v1/webhook-endpoints/%(id)s with enabled=true) and resend what it missed "
+                        "(POST /api/v1/webhook-endpoints/%(id)s/redeliver-failed?since=...)."
+                    )
+                    % values
+                    + "\n"
+                ),
+                from_email=None,
+                recipient_list=emails,
+                fail_silently=False,
+            )

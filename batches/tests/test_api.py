@@ -330,11 +330,17 @@ def test_delivery_progress_shows_rewards_reaching_their_recipients(
 def test_rows_name_the_recipients_language_and_claim_by_in_the_companys_zone(api_a, funded_a, shop):
     from datetime import UTC, datetime
 
+    from audit.actors import Actor
+    from people.services import person_create
     from tenants.tenant_settings import tenant_settings_update
 
     tenant_settings_update(tenant=funded_a, changes={"timezone": "Asia/Kuala_Lumpur", "default_locale": "ms"},
                            actor=None)  # fmt: skip
-    rows = digital_rows(shop.coffee_usd, 6, delivery_method="link")
+    with tenant_context(funded_a):
+        person_create(actor=Actor.cli(), fields={"external_id": "emp-7", "name": "Siti", "email": "siti@example.com",
+                                                 "locale": "en"})  # fmt: skip
+    rows = digital_rows(shop.coffee_usd, 7, delivery_method="link")
+    rows[6] = {**rows[6], "recipient_name": "", "recipient_email": "", "person_external_id": "emp-7"}
     rows[0].update(locale="en", claim_by="2030-01-31T18:00")  # no offset: 18:00 in Kuala Lumpur (UTC+8)
     rows[1].update(claim_by="2030-02-01")  # a date: the whole of that day there
     rows[2].update(claim_by="2030-02-01T18:00:00Z")
@@ -343,12 +349,13 @@ def test_rows_name_the_recipients_language_and_claim_by_in_the_companys_zone(api
     rows[5]["claim_by"] = "next week"
     body = upload(api_a, csv_bytes(rows), dry_run=False).json()
 
-    assert body["valid_rows"] == 3
+    assert body["valid_rows"] == 4
     assert _named_cells(_csv(api_a.get(body["errors_url"]))) == {(5, "locale"), (6, "claim_by"), (7, "claim_by")}
     with tenant_context(funded_a):
         assert batch_process(batch_id=body["id"]) == "done"
         rewards = {r.external_id: r for r in Reward.objects.all()}
     assert (rewards["ext-0"].locale, rewards["ext-1"].locale) == ("en", "ms")  # else the company's default
+    assert rewards["ext-6"].locale == "en"  # a person's own language, as an order naming them gets
     assert rewards["ext-0"].claim_expires_at == datetime(2030, 1, 31, 10, 0, tzinfo=UTC)
     assert rewards["ext-1"].claim_expires_at == datetime(2030, 2, 1, 15, 59, 59, tzinfo=UTC)
     assert rewards["ext-2"].claim_expires_at == datetime(2030, 2, 1, 18, 0, tzinfo=UTC)

@@ -96,3 +96,21 @@ def test_bad_recipients_are_refused_and_the_list_is_kept():
         low_balance_recipients_set(emails=[f"p{i}@alpha.test" for i in range(21)])
     assert low_balance_recipients() == ["finance@alpha.test"]
     assert low_balance_recipients_set(emails=[]) == [] and low_balance_recipients() == []
+
+
+def test_each_recipient_reads_the_alert_in_their_portal_language(mailoutbox, django_capture_on_commit_callbacks):
+    from accounts.services import staff_create, user_language_set
+
+    aminah, _ = staff_create(email="aminah@alpha.test", role="finance")
+    user_language_set(user=aminah, language="ms")
+    low_balance_recipients_set(emails=["aminah@alpha.test", "finance@alpha.test"])  # the second is no staff member
+    funds_deposit(currency="USD", amount="100.00")
+    funds_set_low_balance_threshold(currency="USD", threshold="50.00")
+
+    with django_capture_on_commit_callbacks(execute=True):
+        funds_hold(currency="USD", amount=Decimal("60.00"), reference="reward:a")
+
+    by_recipient = {tuple(email.to): email for email in mailoutbox}
+    assert by_recipient[("aminah@alpha.test",)].subject == "Baki rendah: 40.00 USD tersedia"
+    assert "jatuh di bawah 50.00 USD" in by_recipient[("aminah@alpha.test",)].body
+    assert by_recipient[("finance@alpha.test",)].subject == "Low balance: 40.00 USD available"  # the company's
