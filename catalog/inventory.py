@@ -356,15 +356,40 @@ def inventory_low_stock_check(*, supplier: Supplier, product: Product, denominat
             "threshold": threshold,
         },
     )
+    from django.utils.translation import gettext
+
     from accounts.models import User
+    from accounts.services import staff_email_languages
+    from core.i18n import language
 
     with schema_context(get_public_schema_name()):
         recipients = list(
             User.objects.filter(is_staff=True, is_active=True).exclude(email="").values_list("email", flat=True)
         )
+        groups = staff_email_languages(recipients, default="")  # each operator's console language
     if not recipients:
         logger.warning("no operator to tell about low stock", extra={"event": "inventory.low_stock_unsent"})
         return True
+    values = {"product": product.name, "id": product.pk, "amount": amount, "available": available,
+              "threshold": threshold, "supplier": supplier.code}  # fmt: skip
+    for code, emails in groups.items():
+        with language(code):
+            subject = gettext("Low stock: %(product)s %(amount)s (%(available)s left)") % values
+            body = (
+                gettext(
+                    "The code inventory of supplier %(supplier)s has %(available)s available code(s) for\n"
+                    "%(product)s (%(id)s) at %(amount)s; the alert threshold is %(threshold)s."
+                )
+                % values
+                + "\n\n"
+                + gettext("Upload more with:")
+                + f" manage.py inventory_import {supplier.code} {product.pk} codes.csv --batch LABEL\n"
+            )
+        try:
+            send_mail(subject, body, settings.DEFAULT_FROM_EMAIL, emails, fail_silently=False)
+        except Exception:
+            logger.exception("low-stock email failed", extra={"event": "inventory.low_stock_email_failed"})
+    return True
     subject = f"Low stock: {product.name} {amount} ({available} left)"
     body = (
         f"The code inventory of supplier {supplier.code} has {available} available code(s) for\n"

@@ -63,27 +63,36 @@ def deposit_request_create(
 def _email_operators_about(deposit: DepositRequest, *, tenant: Tenant) -> None:
     from django.conf import settings
     from django.core.mail import send_mail
+    from django.utils.translation import gettext
     from django_tenants.utils import get_public_schema_name, schema_context
 
     from accounts.models import User
+    from accounts.services import staff_email_languages
+    from core.i18n import language
 
     with schema_context(get_public_schema_name()):
         operators = list(User.objects.filter(is_staff=True, is_active=True).values_list("email", flat=True))
+        groups = staff_email_languages(operators, default="")  # each operator's console language
     if not operators:
         logger.warning("deposit request with no operator to tell", extra={"event": "funds.deposit_request_unseen"})
         return
-    where = f"{tenant.name} ({tenant.schema_name}{', sandbox' if getattr(tenant, 'is_sandbox', False) else ''})"
     amount = f"{format_amount(deposit.amount, deposit.currency)} {deposit.currency}"
-    send_mail(
-        subject=f"Deposit request: {amount} from {tenant.name}",
-        message=(
-            f"{where} says it sent {amount}.\n"
-            f"Reference: {deposit.reference}\nRequested by: {deposit.requested_by}\nRequest id: {deposit.id}\n\n"
-            "Approve it in the operator console once the money has arrived."
-        ),
-        from_email=settings.DEFAULT_FROM_EMAIL,
-        recipient_list=operators,
-    )
+    for code, emails in groups.items():
+        with language(code):
+            sandbox = gettext(", sandbox") if getattr(tenant, "is_sandbox", False) else ""
+            values = {"tenant": tenant.name, "schema": tenant.schema_name, "sandbox": sandbox, "amount": amount,
+                      "reference": deposit.reference, "by": deposit.requested_by, "id": deposit.id}  # fmt: skip
+            send_mail(
+                subject=gettext("Deposit request: %(amount)s from %(tenant)s") % values,
+                message=gettext(
+                    "%(tenant)s (%(schema)s%(sandbox)s) says it sent %(amount)s.\n"
+                    "Reference: %(reference)s\nRequested by: %(by)s\nRequest id: %(id)s\n\n"
+                    "Approve it in the operator console once the money has arrived."
+                )
+                % values,
+                from_email=settings.DEFAULT_FROM_EMAIL,
+                recipient_list=emails,
+            )
 
 
 def _deposit_request_resolve(*, request_id: uuid.UUID | str, to: str, actor: Actor) -> DepositRequest:

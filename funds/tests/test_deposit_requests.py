@@ -95,3 +95,19 @@ def test_an_unknown_request_is_not_found():
     with pytest.raises(NotFoundError):
         deposit_request_approve(request_id=uuid.uuid4(), actor=Actor.operator("operator@platform.test"))
     assert balances() == (0, 0, 0)
+
+
+def test_an_operator_reads_the_request_in_their_console_language(
+    tenant_a, mailoutbox, django_capture_on_commit_callbacks
+):
+    with schema_context(get_public_schema_name()):
+        User.objects.create_user("pengendali@platform.test", "operator-password", is_staff=True, language="ms")
+        User.objects.create_user("operator@platform.test", "operator-password", is_staff=True)
+    with django_capture_on_commit_callbacks(execute=True):
+        deposit_request_create(currency="USD", amount="1250.00", reference="WIRE-43", requested_by="f@alpha.test")
+
+    by_recipient = {tuple(email.to): email for email in mailoutbox}
+    malay = by_recipient[("pengendali@platform.test",)]
+    assert malay.subject == f"Permintaan deposit: 1250.00 USD daripada {tenant_a.name}"
+    assert "Rujukan: WIRE-43" in malay.body and "Luluskannya dalam konsol pengendali" in malay.body
+    assert by_recipient[("operator@platform.test",)].subject.startswith("Deposit request: 1250.00 USD")
