@@ -23,6 +23,7 @@ from django_tenants.utils import get_public_schema_name
 from core.db import connection
 from core.errors import ApplicationError, NotFoundError
 from core.money import exponent, format_amount, quantize
+from core.precompiled import Precompiled
 
 from .models import DenominationType, FxRate, Product, ShippingMethod
 
@@ -60,18 +61,28 @@ class Curation:
         return queryset
 
 
+# Read on every order and product page (the tenant's rules, from its own schema): compiled once per process.
+_CATALOG_RULES: Precompiled[Any] = Precompiled(lambda: _catalog_rule_model().objects.all(), markers=[])
+
+
+def _catalog_rule_model() -> Any:
+    from programs.models import CatalogRule  # programs is a later layer than catalog
+
+    return CatalogRule
+
+
 def curation_get() -> Curation:
     """The current tenant's curation (one query); none in the public schema."""
     if connection.schema_name == get_public_schema_name():
         return Curation()
-    from programs.models import CatalogRule, CatalogRuleMode
+    from programs.models import CatalogRuleMode
 
     allow_ids: set[uuid.UUID] = set()
     allow_brands: set[str] = set()
     deny_ids: set[uuid.UUID] = set()
     deny_brands: set[str] = set()
     has_allow = False
-    for rule in CatalogRule.objects.all():
+    for rule in _CATALOG_RULES.fetch():
         if rule.mode == CatalogRuleMode.ALLOW:
             has_allow = True
             allow_ids.update(rule.product_ids)
@@ -153,6 +164,12 @@ def _unavailable(detail: str) -> ApplicationError:
     )
 
 
+# Every order looks its products up by id: compiled once per process (core.precompiled; ~1.3 ms an order).
+_PRODUCT_BY_ID: Precompiled[Product] = Precompiled(
+    lambda pk: Product.objects.select_related("brand", "supplier").filter(pk=pk), markers=[uuid.UUID(int=0)]
+)
+
+
 def product_get_orderable(
     *, product_id: uuid.UUID | str, program: Program | None = None, country: str | None = None
 ) -> Product:
@@ -162,9 +179,11 @@ def product_get_orderable(
     curated away by the tenant, outside the program's allowed products, or not redeemable in `country`.
     """
     pk = _uuid_or_none(product_id)
-    products = Product.objects.select_related("brand", "supplier")
-    # Not an id: a SKU (accepted wherever a product_id is).
-    product = products.filter(pk=pk).first() if pk else products.filter(sku=str(product_id).strip().lower()).first()
+    if pk:
+        product = _PRODUCT_BY_ID.first(pk)
+    else:  # not an id: a SKU (accepted wherever a product_id is)
+        sku = str(product_id).strip().lower()
+        product = Product.objects.select_related("brand", "supplier").filter(sku=sku).first()
     if product is None:
         raise _unavailable(f"Unknown product {product_id}.")
     if not product.can_be_ordered:

@@ -89,7 +89,9 @@ def insert_statement(objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
     ]
     query = InsertQuery(model)
     query.insert_values(fields, list(objs))
-    [(sql, params)] = query.get_compiler(connection=connection).as_sql()
+    # By alias, so the compiler holds this thread's wrapper itself: given the `django.db.connection` proxy, each
+    # of its ~100 `connection.ops` reads per order goes through asgiref's Local (measured: ~1/5 of this call).
+    [(sql, params)] = query.get_compiler(using=connection.alias).as_sql()
     return sql, list(params)
 
 

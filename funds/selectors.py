@@ -10,6 +10,7 @@ from django.db import connection
 from django.db.models import QuerySet
 
 from core.errors import NotFoundError
+from core.precompiled import Precompiled
 
 from .models import AccountKind, DepositRequest, LedgerAccount, LedgerTransaction, LowBalanceAlertRecipient
 
@@ -23,9 +24,16 @@ class Balance:
     low_balance_threshold: Decimal | None
 
 
+# Read by every order (funding currency, balance check): compiled once per process (core.precompiled).
+_CASH_AND_HOLDS: Precompiled[LedgerAccount] = Precompiled(
+    lambda: LedgerAccount.objects.filter(kind__in=[AccountKind.CASH, AccountKind.HOLDS]).order_by("currency"),
+    markers=[],
+)
+
+
 def balance_list() -> list[Balance]:
     by_currency: dict[str, dict[str, LedgerAccount]] = {}
-    for account in LedgerAccount.objects.filter(kind__in=[AccountKind.CASH, AccountKind.HOLDS]).order_by("currency"):
+    for account in _CASH_AND_HOLDS.fetch():
         by_currency.setdefault(account.currency, {})[account.kind] = account
     balances = []
     for currency, accounts in by_currency.items():

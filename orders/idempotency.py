@@ -16,6 +16,7 @@ from django.utils import timezone
 
 from core.db import connection
 from core.errors import ApplicationError
+from core.precompiled import Precompiled
 
 from .models import IdempotencyRecord
 
@@ -48,8 +49,14 @@ def idempotency_begin(*, key: str, body_hash: str) -> IdempotencyRecord | None:
     return idempotency_replay(key=key, body_hash=body_hash)
 
 
+# Looked up by every order that carries a key: compiled once per process (core.precompiled).
+_RECORD_BY_KEY: Precompiled[IdempotencyRecord] = Precompiled(
+    lambda key: IdempotencyRecord.objects.filter(key=key).order_by("pk")[:1], markers=["\x00idempotency-key"]
+)
+
+
 def idempotency_replay(*, key: str, body_hash: str) -> IdempotencyRecord | None:
-    record = IdempotencyRecord.objects.filter(key=key).first()
+    record = _RECORD_BY_KEY.first(key)
     if record is None:
         return None
     if record.request_hash != body_hash:

@@ -1,0 +1,80 @@
+"""Hot-path reads compiled to SQL once per process: a queryset's statement kept, run again with new parameters.
+
+Django compiles a queryset to SQL on every evaluation. For `Product.objects.select_related("brand", "supplier")
+.filter(pk=…)` that costs more CPU than the query itself (bench/PROFILE-orders.md: ~1.3 ms of the ~10 ms an order
+costs in-process). A `Precompiled` read builds its queryset once with marker values in place of the parameters,
+keeps the SQL and Django's row-to-object plan (columns, converters, select_related populators), and afterwards
+only swaps the real values in. The statement has no schema in it, so it runs in whichever tenant schema the
+connection is set to, exactly like the queryset would.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections.abc import Callable, Sequence
+from typing import Any, Generic, TypeVar
+
+from django.db import connection, models
+from django.db.models.query import get_related_populators
+
+M = TypeVar("M", bound=models.Model)
+
+
+class Precompiled(Generic[M]):
+    """`build(*markers)` returns the queryset; each marker must reach the SQL as one parameter unchanged (a UUID
+    or a string compared with `=`), and `fetch(*values)` runs the same statement with the values in their place.
+
+    The queryset must not depend on anything but its parameters (no `now()` in Python, no current tenant in a
+    filter): what it is at the first call is what every later call runs.
+    """
+
+    def __init__(self, build: Callable[..., models.QuerySet[M]], markers: Sequence[Any]) -> None:
+        self._build = build
+        self._markers = tuple(markers)
+        self._plan: tuple[Any, ...] | None = None
+        self._lock = threading.Lock()
+
+    def _compile(self) -> tuple[Any, ...]:
+        queryset = self._build(*self._markers)
+        compiler = queryset.query.get_compiler(using=queryset.db)
+        sql, params = compiler.as_sql()
+        slots = []
+        for marker in self._markers:
+            found = [i for i, param in enumerate(params) if param == marker]
+            if len(found) != 1:
+                raise ValueError(f"marker {marker!r} reached the SQL {len(found)} times, not once")
+            slots.append(found[0])
+        klass_info, select = compiler.klass_info, compiler.select
+        if klass_info is None:
+            raise ValueError("a Precompiled read returns model instances: no values() or aggregates")
+        start, end = klass_info["select_fields"][0], klass_info["select_fields"][-1] + 1
+        names = [column[0].target.attname for column in select[start:end]]
+        # The stubs describe Django 6, which adds a `fetch_mode` argument; Django 5.2 (requirements.txt) has none.
+        populators = get_related_populators(klass_info, select, queryset.db)  # type: ignore[call-arg]
+        return sql, tuple(params), tuple(slots), compiler, klass_info["model"], names, start, end, populators
+
+    def fetch(self, *values: Any) -> list[M]:
+        """The rows for these parameter values, as the queryset would return them (related objects included)."""
+        if self._plan is None:
+            with self._lock:
+                if self._plan is None:
+                    self._plan = self._compile()
+        sql, template, slots, compiler, model, names, start, end, populators = self._plan
+        params = list(template)
+        for slot, value in zip(slots, values, strict=True):
+            params[slot] = value
+        with connection.cursor() as cursor:
+            cursor.execute(sql, params)
+            rows = cursor.fetchall()
+        objects = []
+        # results_iter applies the fields' converters (JSON, arrays…) as a queryset's evaluation does.
+        for row in compiler.results_iter(results=[rows]):
+            obj = model.from_db(connection.alias, names, row[start:end])
+            for populator in populators:
+                populator.populate(row, obj)
+            objects.append(obj)
+        return objects
+
+    def first(self, *values: Any) -> M | None:
+        rows = self.fetch(*values)
+        return rows[0] if rows else None
