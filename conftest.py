@@ -56,11 +56,13 @@ def _public_schema_and_fresh_counters() -> Iterator[None]:
     bindings under a running worker, and its messages would silently go nowhere.
     """
     from core.redis import get_redis
+    from tenants.key_cache import key_cache_clear
 
     redis = get_redis()
     stale = list(redis.scan_iter("rl:*", count=1000))
     if stale:
         redis.delete(*stale)
+    key_cache_clear()  # a key or tenant change rolled back with the last test never announced itself
     yield
     connection.set_schema_to_public()
 

@@ -21,6 +21,7 @@ from core.i18n import locale_normalize, supported_locales
 from core.text import control_character_error
 from core.zones import zone_valid
 
+from .key_cache import keys_changed
 from .models import Tenant
 
 
@@ -121,6 +122,7 @@ def tenant_settings_update(*, tenant: Tenant, changes: Mapping[str, Any], actor:
             else [tenant.pk, *Tenant.objects.filter(live=tenant).values_list("pk", flat=True)]
         )
         Tenant.objects.filter(pk__in=rows).update(**changed)
+        keys_changed()  # API requests carry the tenant from the key cache
         for field, value in changed.items():
             setattr(tenant, field, value)
         audit_action(actor=actor, action="tenant.settings_update", object_type="tenant", object_id=tenant.slug,
