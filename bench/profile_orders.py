@@ -35,9 +35,9 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")  # LOG_LEVEL=INFO: with the reques
 ENTRY_POINTS = [
     ("whole WSGI request (test client: handler + every middleware)", "django/test/client.py", "request"),
     ("  RequestLogMiddleware (request id, JSON log line)", "core/middleware.py", "__call__"),
-    ("  TenantRoutingMiddleware._route_api (throttle peek, key lookup + hash)", "tenants/middleware.py", "_route_api"),
+    ("  TenantRoutingMiddleware._route_api (key from cache + hash)", "tenants/middleware.py", "_route_api"),
     ("    auth-failure peek (Redis GET)", "tenants/middleware.py", "auth_failure_throttled"),
-    ("    credential_authenticate (ApiKey SELECT, sha256)", "tenants/services.py", "credential_authenticate"),
+    ("    credential_authenticate (key cache stamp GET, sha256)", "tenants/services.py", "credential_authenticate"),
     ("  DRF APIView.dispatch", "rest_framework/views.py", "dispatch"),
     ("    APIView.initial (auth, scopes, rate limit)", "rest_framework/views.py", "initial"),
     ("      rate limit (Redis INCR+EXPIRE pipeline)", "api/throttling.py", "allow_request"),
