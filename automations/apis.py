@@ -57,6 +57,7 @@ EXAMPLE_RUN = {
     "send_at": "2026-12-09T01:00:00Z",
     "status": "failed",
     "order_id": None,
+    "points_award_id": None,
     "failure_code": "insufficient_funds",
     "failure_reason": "Available USD funds do not cover 25.00 USD.",
     "attempts": 1,
@@ -69,7 +70,11 @@ class AutomationInput(serializers.Serializer):
     name = serializers.CharField(max_length=200, required=False)
     trigger = serializers.DictField(required=False, help_text="type, years, attribute, activity_type")
     audience = serializers.DictField(required=False, allow_null=True, help_text="department[], country[], attributes{}")
-    reward = serializers.DictField(required=False, help_text="product_id, amount, currency, delivery_method, message")
+    reward = serializers.DictField(
+        required=False,
+        help_text="product_id, amount, currency, delivery_method, message; or points, program (a points program), "
+        "message",
+    )
     send_time = serializers.CharField(max_length=5, required=False, help_text="HH:MM, local to the person")
     days_offset = serializers.IntegerField(required=False, min_value=-60, max_value=60)
     program = serializers.CharField(max_length=60, required=False, allow_null=True, allow_blank=True)
@@ -106,6 +111,7 @@ class RunOutput(serializers.Serializer):
     send_at = serializers.DateTimeField()
     status = serializers.ChoiceField(choices=RunStatus.values)
     order_id = serializers.UUIDField(allow_null=True)
+    points_award_id = serializers.UUIDField(allow_null=True)
     failure_code = serializers.CharField(allow_null=True)
     failure_reason = serializers.CharField(allow_null=True)
     attempts = serializers.IntegerField()

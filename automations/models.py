@@ -31,9 +31,12 @@ class Automation(models.Model):
     trigger_activity_type = models.CharField(max_length=100, blank=True)  # activity: e.g. "deal.closed"
     # {"department": [...], "country": [...], "attributes": {name: value}}: who qualifies; {} = everyone active.
     audience = models.JSONField(default=dict, blank=True)
-    product_id = models.UUIDField()
-    amount = models.DecimalField(max_digits=20, decimal_places=4)
-    currency = models.CharField(max_length=3)
+    # The reward: a product and amount (an order), or `points` of the program's points currency (a points award;
+    # then product_id is NULL, amount 0 and currency "").
+    product_id = models.UUIDField(null=True, blank=True)
+    amount = models.DecimalField(max_digits=20, decimal_places=4, default=0)
+    currency = models.CharField(max_length=3, blank=True)
+    points = models.PositiveIntegerField(null=True, blank=True)
     delivery_method = models.CharField(max_length=16, default="email")
     message = models.TextField(blank=True)  # may name the person's fields: {first_name}, {name}, {years}, …
     program = models.ForeignKey("programs.Program", null=True, blank=True, on_delete=models.PROTECT)
@@ -50,6 +53,22 @@ class Automation(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    @property
+    def reward_unit(self) -> str:
+        """The currency, or for a points reward the program's name for its points (else "points")."""
+        if self.points is not None:
+            from django.utils.translation import gettext
+
+            return getattr(self.program, "points_name", "") or gettext("points")
+        return self.currency
+
+    @property
+    def reward_label(self) -> str:
+        """What each person gets, for the portal: "25.00 USD" or "500 Kudos"."""
+        if self.points is not None:
+            return f"{self.points:,} {self.reward_unit}"
+        return f"{self.amount:.2f} {self.currency}"
 
 
 class RunStatus(models.TextChoices):
@@ -74,6 +93,8 @@ class AutomationRun(models.Model):
     retry_until = models.DateTimeField()  # the end of the local day it was due: no catching up after
     status = models.CharField(max_length=8, choices=RunStatus.choices)
     order = models.OneToOneField("orders.Order", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    # A points automation's award (points.PointsAward, an app above this one: its id, not a foreign key).
+    points_award_id = models.UUIDField(null=True, blank=True)
     failure_code = models.CharField(max_length=40, blank=True)
     failure_reason = models.CharField(max_length=300, blank=True)
     attempts = models.PositiveSmallIntegerField(default=1)

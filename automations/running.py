@@ -24,6 +24,7 @@ from django.utils import timezone
 from core.errors import ApplicationError
 from core.money import format_amount
 
+from .handoff import points_awarder
 from .models import Automation, AutomationRun, RunStatus, TriggerType
 from .schedule import audience_matches, due_now, send_window, tenant_timezone, years_since, zone
 
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 # Refusals that money arriving later the same day can cure; anything else stays failed (the reason says why).
 RETRYABLE = ("insufficient_funds", "budget_exceeded")
 TOKEN = re.compile(r"\{(\w+)\}")
+# What _place writes on a run.
+OUTCOME_FIELDS = ["status", "order", "points_award_id", "failure_code", "failure_reason", "updated_at"]
 
 
 def message_render(template: str, *, person: Person, years: int | None) -> str:
@@ -60,10 +63,18 @@ def run_render(run: AutomationRun) -> dict[str, Any]:
         "send_at": run.send_at.isoformat().replace("+00:00", "Z"),
         "status": run.status,
         "order_id": str(run.order_id) if run.order_id else None,
+        "points_award_id": str(run.points_award_id) if run.points_award_id else None,
         "failure_code": run.failure_code or None,
         "failure_reason": run.failure_reason or None,
         "attempts": run.attempts,
     }
+
+
+def reward_value(automation: Automation) -> dict[str, Any]:
+    """What one person gets, as the API shows it: {"points": 500} or {"amount": "25.00", "currency": "USD"}."""
+    if automation.points is not None:
+        return {"points": automation.points}
+    return {"amount": format_amount(automation.amount, automation.currency), "currency": automation.currency}
 
 
 def _claim(*, automation: Automation, person_id: Any, occurs_on: date, occurrence: str, send_at: datetime,
@@ -91,26 +102,18 @@ def _claim(*, automation: Automation, person_id: Any, occurs_on: date, occurrenc
 
 
 def _place(run: AutomationRun, automation: Automation, person: Person) -> None:
-    """Create the run's order (inside the caller's transaction, as a savepoint) and record the outcome on `run`."""
-    from orders.create import order_create
-    from orders.planning import RewardInput
-    from orders.selectors import order_render
+    """Create the run's order or points award (inside the caller's transaction, as a savepoint) and record the
+    outcome on `run`."""
     from webhooks.events import event_emit
 
     years = years_since(automation, person, run.occurs_on)
-    reward = RewardInput(
-        product_id=str(automation.product_id), amount=automation.amount, currency=automation.currency,
-        delivery_method=automation.delivery_method, message=message_render(automation.message, person=person,
-        years=years), person_id=str(person.pk),
-    )  # fmt: skip
+    message = message_render(automation.message, person=person, years=years)
     try:
         with transaction.atomic():
-            _, body, _ = order_create(
-                order_type="link" if automation.delivery_method == "link" else "digital",
-                rewards=[reward], idempotency_key=None, body_hash="", render=order_render,
-                program_slug=automation.program.slug if automation.program is not None else None,
-                automation_id=automation.id, created_by_email=f"automation:{automation.id}",
-            )  # fmt: skip
+            if automation.points is not None:
+                fired = _award_points(run, automation, person, message)
+            else:
+                fired = _order(automation, person, message)
     except ApplicationError as exc:
         first = run.status != RunStatus.FAILED or run.attempts == 1
         run.status, run.failure_code, run.failure_reason = RunStatus.FAILED, exc.code[:40], exc.detail[:300]
@@ -122,8 +125,38 @@ def _place(run: AutomationRun, automation: Automation, person: Person) -> None:
                                                     "run_id": str(run.id), "code": exc.code})  # fmt: skip
         return
     run.status, run.failure_code, run.failure_reason = RunStatus.SENT, "", ""
-    run.order_id = uuid.UUID(body["id"])
-    event_emit(type="automation.fired", data={**run_render(run), "reward_id": body["rewards"][0]["id"]})
+    run.order_id = fired.get("order_id")
+    run.points_award_id = fired.get("points_award_id")
+    event_emit(type="automation.fired", data={**run_render(run), **{k: str(v) for k, v in fired.items()}})
+
+
+def _order(automation: Automation, person: Person, message: str) -> dict[str, uuid.UUID]:
+    from orders.create import order_create
+    from orders.planning import RewardInput
+    from orders.selectors import order_render
+
+    reward = RewardInput(
+        product_id=str(automation.product_id), amount=automation.amount, currency=automation.currency,
+        delivery_method=automation.delivery_method, message=message, person_id=str(person.pk),
+    )  # fmt: skip
+    _, body, _ = order_create(
+        order_type="link" if automation.delivery_method == "link" else "digital",
+        rewards=[reward], idempotency_key=None, body_hash="", render=order_render,
+        program_slug=automation.program.slug if automation.program is not None else None,
+        automation_id=automation.id, created_by_email=f"automation:{automation.id}",
+    )  # fmt: skip
+    return {"order_id": uuid.UUID(body["id"]), "reward_id": uuid.UUID(body["rewards"][0]["id"])}
+
+
+def _award_points(run: AutomationRun, automation: Automation, person: Person, message: str) -> dict[str, uuid.UUID]:
+    """The points award, through the points app's awarder (automations.handoff). Its external id is the run's:
+    the run row is unique per occurrence, so a retry or a second scheduler finds the same award, never a new one."""
+    awarder = points_awarder()
+    if awarder is None or automation.program is None or automation.points is None:
+        raise ApplicationError("Points are not available on this installation.", code="points_unavailable")
+    award_id = awarder(program=automation.program, person=person, points=automation.points,
+                       reason=message or automation.name, external_id=f"automation_run:{run.id}")  # fmt: skip
+    return {"points_award_id": award_id}
 
 
 def _alert_once(automation: Automation, run: AutomationRun, detail: str) -> None:
@@ -164,7 +197,7 @@ def automation_send(*, automation: Automation, person: Person, occurs_on: date, 
         if run is None:
             return None
         _place(run, automation, person)
-        run.save(update_fields=["status", "order", "failure_code", "failure_reason", "updated_at"])
+        run.save(update_fields=OUTCOME_FIELDS)
     return run
 
 
@@ -194,7 +227,7 @@ def automation_runs_pending(*, now: datetime) -> int:
                 continue
             run.updated_at = timezone.now()
             _place(run, run.automation, run.person)
-            run.save(update_fields=["status", "order", "failure_code", "failure_reason", "updated_at"])
+            run.save(update_fields=OUTCOME_FIELDS)
             sent += 1
     return sent
 
@@ -206,11 +239,14 @@ def automation_runs_retry(*, now: datetime) -> int:
     retried = 0
     failed = AutomationRun.objects.filter(status=RunStatus.FAILED, failure_code__in=RETRYABLE, retry_until__gt=now)
     affordable: dict[str, bool] = {}
-    for run_id, currency, amount in failed.values_list("id", "automation__currency", "automation__amount")[:1000]:
-        if currency not in affordable:
+    rows = failed.values_list("id", "automation__currency", "automation__amount", "automation__points")[:1000]
+    for run_id, currency, amount, points in rows:
+        if points is not None:
+            pass  # the award itself checks the program's funding currency: try it
+        elif currency not in affordable:
             balance = balance_get(currency=currency)
             affordable[currency] = balance is None or balance.available >= amount  # another funding currency
-        if not affordable[currency]:
+        if points is None and not affordable[currency]:
             continue
         with transaction.atomic():
             run = (
@@ -224,7 +260,7 @@ def automation_runs_retry(*, now: datetime) -> int:
             run.attempts += 1
             run.updated_at = timezone.now()
             _place(run, run.automation, run.person)
-            run.save(update_fields=["status", "order", "failure_code", "failure_reason", "attempts", "updated_at"])
+            run.save(update_fields=[*OUTCOME_FIELDS, "attempts"])
             retried += 1
     return retried
 
@@ -291,7 +327,6 @@ def activity_react(activity: Activity) -> dict[str, Any]:
         if run is not None:
             fired.append({"automation_id": str(automation.id), "status": run.status,
                           "order_id": str(run.order_id) if run.order_id else None,
-                          "amount": format_amount(automation.amount, automation.currency),
-                          "currency": automation.currency,
+                          **reward_value(automation),
                           "send_at": run.send_at.isoformat().replace("+00:00", "Z")})  # fmt: skip
     return {"automations": fired} if fired else {}

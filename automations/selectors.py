@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from datetime import datetime
-from decimal import Decimal
 from typing import Any
 
 from django.db.models import QuerySet
@@ -12,6 +11,7 @@ from core.errors import NotFoundError
 from core.money import format_amount
 
 from .models import Automation, AutomationRun, TriggerType
+from .running import reward_value
 from .schedule import upcoming
 
 MAX_PREVIEW_DAYS = 90
@@ -34,19 +34,26 @@ def automation_render(automation: Automation) -> dict[str, Any]:
         "name": automation.name,
         "trigger": trigger,
         "audience": automation.audience,
-        "reward": {
-            "product_id": str(automation.product_id),
-            "amount": format_amount(automation.amount, automation.currency),
-            "currency": automation.currency,
-            "delivery_method": automation.delivery_method,
-            "message": automation.message,
-        },
+        "reward": _reward(automation),
         "send_time": automation.send_time.strftime("%H:%M"),
         "days_offset": automation.days_offset,
         "program": automation.program.slug if automation.program is not None else None,
         "enabled": automation.enabled,
         "created_at": _iso(automation.created_at),
         "updated_at": _iso(automation.updated_at),
+    }
+
+
+def _reward(automation: Automation) -> dict[str, Any]:
+    if automation.points is not None:
+        program = automation.program.slug if automation.program is not None else None
+        return {"points": automation.points, "program": program, "message": automation.message}
+    return {
+        "product_id": str(automation.product_id),
+        "amount": format_amount(automation.amount, automation.currency),
+        "currency": automation.currency,
+        "delivery_method": automation.delivery_method,
+        "message": automation.message,
     }
 
 
@@ -70,8 +77,12 @@ def automation_preview(*, automation: Automation, now: datetime, days: int) -> d
     """Who the automation will send to over the next `days` days (at most MAX_PREVIEW_DAYS), when, and the total
     face value: what the preview endpoint and the portal's upcoming list show."""
     items = upcoming(automation, now, min(max(days, 1), MAX_PREVIEW_DAYS))
-    amount = format_amount(automation.amount, automation.currency)
-    total = automation.amount * len(items)
+    value = reward_value(automation)
+    if automation.points is not None:
+        total: dict[str, Any] = {"points": automation.points * len(items)}
+    else:
+        total = {"amount": format_amount(automation.amount * len(items), automation.currency),
+                 "currency": automation.currency}  # fmt: skip
     return {
         "items": [
             {
@@ -80,12 +91,11 @@ def automation_preview(*, automation: Automation, now: datetime, days: int) -> d
                 "occurs_on": item["occurs_on"].isoformat(),
                 "send_at": _iso(item["send_at"]),
                 "years": item["years"],
-                "amount": amount,
-                "currency": automation.currency,
+                **value,
             }
             for item in items
         ],
-        "total": {"amount": format_amount(Decimal(total), automation.currency), "currency": automation.currency},
+        "total": total,
     }
 
 

@@ -28,6 +28,7 @@ ATTRIBUTE_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_.-]{0,63}$")
 DELIVERY_METHODS = ("email", "sms", "link", "api")
 AUDIENCE_KEYS = ("department", "country", "attributes")
 MAX_DAYS_OFFSET = 60
+MAX_POINTS = 100_000_000  # one award, as points.services.MAX_POINTS (which checks it again when awarding)
 
 
 def _refuse(errors: dict[str, list[str]]) -> ApplicationError:
@@ -78,16 +79,18 @@ def _clean(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]
             values["audience"] = {key: audience[key] for key in AUDIENCE_KEYS if audience.get(key)}
     if "reward" in data:
         reward = data["reward"] if isinstance(data["reward"], dict) else {}
-        if "points" in reward:
-            errors["reward.points"] = ["Points awards are not available yet; give a product and an amount."]
-        method = reward.get("delivery_method") or "email"
-        if method not in DELIVERY_METHODS:
-            errors["reward.delivery_method"] = [f"Use one of {', '.join(DELIVERY_METHODS)}."]
         message = str(reward.get("message") or "")
         if len(message) > 2000 or control_character_error(message, multiline=True):
             errors["reward.message"] = ["At most 2000 characters, without control characters."]
-        values.update(product_id=reward.get("product_id"), delivery_method=method, message=message,
-                      currency=str(reward.get("currency") or "").upper(), amount=reward.get("amount"))  # fmt: skip
+        if "points" in reward:
+            _clean_points(reward, values, errors)
+            values["message"] = message
+        else:
+            method = reward.get("delivery_method") or "email"
+            if method not in DELIVERY_METHODS:
+                errors["reward.delivery_method"] = [f"Use one of {', '.join(DELIVERY_METHODS)}."]
+            values.update(product_id=reward.get("product_id"), delivery_method=method, message=message, points=None,
+                          currency=str(reward.get("currency") or "").upper(), amount=reward.get("amount"))  # fmt: skip
     if "send_time" in data:
         match = TIME_RE.match(str(data["send_time"] or ""))
         if match is None:
@@ -103,7 +106,10 @@ def _clean(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]
         if not isinstance(data["enabled"], bool):
             errors["enabled"] = ["true or false."]
         values["enabled"] = data["enabled"]
-    if "program" in data:
+    if "program" in data and "points" in values and values["points"] is not None:
+        if data["program"] and "program" in values and str(data["program"]) != values["program"].slug:
+            errors["program"] = ["A points reward spends from its own program (reward.program): give the same one."]
+    elif "program" in data:
         values["program"] = None
         if data["program"]:
             from programs.selectors import program_get
@@ -113,6 +119,27 @@ def _clean(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]
             except ApplicationError as exc:
                 errors["program"] = [exc.detail]
     return values
+
+
+def _clean_points(reward: dict[str, Any], values: dict[str, Any], errors: dict[str, list[str]]) -> None:
+    """A points reward `{"points": 500, "program": "<slug>"}`: the program must have a points currency."""
+    from programs.selectors import program_get
+
+    points = reward["points"]
+    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= MAX_POINTS:
+        errors["reward.points"] = [f"A whole number of points from 1 to {MAX_POINTS}."]
+    extra = set(reward) - {"points", "program", "message"}
+    if extra:
+        errors["reward"] = [f"A points reward takes points, program and message, not {', '.join(sorted(extra))}."]
+    try:
+        program = program_get(slug=str(reward.get("program") or ""))
+    except ApplicationError:
+        errors["reward.program"] = ["Name the program whose points to award (its slug)."]
+    else:
+        if not program.has_points:
+            errors["reward.program"] = [f"The program {program.slug!r} has no points currency."]
+        values["program"] = program
+    values.update(points=points, product_id=None, amount=0, currency="", delivery_method="email")
 
 
 def _check_reward(automation: Automation, errors: dict[str, list[str]]) -> None:
@@ -143,9 +170,12 @@ def _save(automation: Automation, values: dict[str, Any], errors: dict[str, list
         for name in ("name", "trigger_type"):
             if not getattr(automation, name):
                 errors.setdefault("trigger" if name == "trigger_type" else name, ["Required."])
-        if not values.get("product_id"):
+        if not values.get("product_id") and values.get("points") is None:
             errors.setdefault("reward.product_id", ["Required."])
-    if not errors and ({"product_id", "amount", "currency", "program"} & set(values)):
+    if automation.points is not None:
+        if not errors and "program" in values and (automation.program is None or not automation.program.has_points):
+            errors.setdefault("program", ["A points reward needs a program with a points currency."])
+    elif not errors and ({"product_id", "amount", "currency", "program"} & set(values)):
         _check_reward(automation, errors)
     if errors:
         raise _refuse(errors)

@@ -20,6 +20,11 @@ class PointsConfig(AppConfig):
         from points.redemptions import redemption_refund
 
         reward_funds_returned_register(redemption_refund)
+        # Automations whose reward is points (automations sits below points) award through this.
+        from automations.handoff import points_awarder_register
+        from points.services import automation_points_award
+
+        points_awarder_register(automation_points_award)
         # A person's export has their points; erasing them scrubs awards' reasons that may quote them.
         from people.erasure import erasure_fields_register
         from people.export import export_section_register

@@ -94,6 +94,15 @@ def points_award(
         return existing, False  # a concurrent twin with the same external_id won
 
 
+def automation_points_award(
+    *, program: Program, person: Person, points: int, reason: str, external_id: str
+) -> uuid.UUID:
+    """automations.handoff: an automation run's award (idempotent by the run's external id); the award's id."""
+    award, _ = points_award(program=program, person=person, points=points, reason=reason[:300],
+                            external_id=external_id, actor=None)  # fmt: skip
+    return award.id
+
+
 def _award_by_external_id(external_id: str) -> PointsAward | None:
     return PointsAward.objects.select_related("program", "transaction").filter(external_id=external_id).first()
 

@@ -68,7 +68,7 @@ def test_refusals_name_the_field(api_a, shop):
         ({"reward": {"product_id": str(shop.coffee_usd.id), "amount": "30.00"}}, "reward.amount"),
         ({"reward": {"product_id": "00000000-0000-0000-0000-000000000000", "amount": "25"}}, "reward.product_id"),
         ({"reward": {"product_id": str(shop.hamper_usd.id), "amount": "50"}}, "reward.product_id"),
-        ({"reward": {"points": 500, "program": "kudos"}}, "reward.points"),
+        ({"reward": {"points": 500, "program": "no-such-program"}}, "reward.program"),
     ]
     for overrides, field in cases:
         response = api_a.post("/api/v1/automations", body(shop, **overrides))

@@ -190,6 +190,14 @@ class AutomationForm(forms.Form):
             self.add_error(None, exc.detail)
 
 
+def _cost(automation: Automation, preview: dict[str, Any]) -> dict[str, Any]:
+    """The preview's total as amount and unit: money, or a points automation's points and the program's name."""
+    total = preview["total"]
+    if "points" in total:
+        return {"amount": f"{total['points']:,}", "currency": automation.reward_unit}
+    return dict(total)
+
+
 def _initial(automation: Automation) -> dict[str, Any]:
     return {
         "name": automation.name,
@@ -222,7 +230,9 @@ class AutomationListView(PortalView):
         rows = []
         for automation in automation_list().order_by("name")[:100]:
             preview = automation_preview(automation=automation, now=now, days=UPCOMING_DAYS)
-            rows.append({"automation": automation, "upcoming": len(preview["items"]), "cost": preview["total"]})
+            rows.append(
+                {"automation": automation, "upcoming": len(preview["items"]), "cost": _cost(automation, preview)}
+            )
         context.update(rows=rows, templates=TEMPLATES, days=UPCOMING_DAYS)
         return context
 
@@ -286,7 +296,12 @@ class AutomationView(PortalView):
         preview = automation_preview(automation=automation, now=timezone.now(), days=UPCOMING_DAYS)
         runs = automation_run_list(automation_id=automation.id).order_by("-created_at")[:RUNS_SHOWN]
         context.update(
-            automation=automation, page_title=automation.name, preview=preview, runs=runs, days=UPCOMING_DAYS
+            automation=automation,
+            page_title=automation.name,
+            preview=preview,
+            runs=runs,
+            days=UPCOMING_DAYS,
+            cost=_cost(automation, preview),
         )
         return context
 
