@@ -108,6 +108,9 @@ class ProductType(models.TextChoices):
     PHYSICAL = "physical", "Physical card or gift"
     EXPERIENCE = "experience", "Experience"
     CHOICE = "choice", "Recipient's choice"
+    # A voucher for a percentage or an amount off at a merchant; its use is reported by the merchant's partner key
+    # (POST /api/v1/discounts/redemptions, fulfillment.discounts).
+    DISCOUNT = "discount", "Discount voucher"
 
 
 class DenominationType(models.TextChoices):

@@ -34,7 +34,7 @@ class ShipmentReadScope(HasScope):
 
     def has_permission(self, request, view) -> bool:
         key = getattr(request, "api_key", None)
-        return key is not None and (key.is_partner or super().has_permission(request, view))
+        return key is not None and (key.reports_shipments or super().has_permission(request, view))
 
 
 class FulfilmentPartnerOnly(BasePermission):
@@ -48,7 +48,7 @@ class FulfilmentPartnerOnly(BasePermission):
 
     def has_permission(self, request, view) -> bool:
         key = getattr(request, "api_key", None)
-        return key is not None and key.is_partner
+        return key is not None and key.reports_shipments
 
 
 SHIPMENT_READ_PERMISSIONS = [HasTenantCredential, ShipmentReadScope]

@@ -104,3 +104,18 @@ class RewardReminder(models.Model):
     class Meta:
         ordering = ["sent_at", "id"]
         constraints = [models.UniqueConstraint(fields=["reward", "key"], name="reward_reminder_once")]
+
+
+class DiscountRedemption(models.Model):
+    """A merchant's report that a discount reward's code was used (fulfillment.discounts): one per reward.
+
+    Kept apart from the reward's timeline because it carries the merchant's facts (its order amount and time, the
+    partner key that said so) that the tenant's usage reports count and a replayed report is compared against.
+    """
+
+    reward = models.OneToOneField("orders.Reward", on_delete=models.CASCADE, related_name="discount_redemption")
+    partner_key_id = models.CharField(max_length=32)  # the reporting key's public id (tenants.ApiKey.key_id)
+    order_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    order_currency = models.CharField(max_length=3, blank=True)
+    redeemed_at = models.DateTimeField()  # the merchant's time, or when the report arrived
+    reported_at = models.DateTimeField(default=timezone.now)

@@ -8,8 +8,10 @@ from .apis import (
     ShipmentManifestApi,
     ShipmentTrackingApi,
 )
+from .apis_discounts import DiscountRedemptionApi
 
 urlpatterns = [
+    path("discounts/redemptions", DiscountRedemptionApi.as_view(), name="discount-redemptions"),
     path("shipments", ShipmentListApi.as_view(), name="shipment-list"),
     path("shipments/manifest.csv", ShipmentManifestApi.as_view(), name="shipment-manifest"),
     path("shipments/<uuid:shipment_id>/tracking", ShipmentTrackingApi.as_view(), name="shipment-tracking"),

@@ -109,7 +109,15 @@ class ApiScope(models.TextChoices):
 # prefix to the live or sandbox schema, hashing, IP allowlist, expiry, revocation, failed-credential
 # throttling, token exchange, rate limit, API audit); a second credential model would duplicate that path.
 PARTNER_SCOPE = "shipments:report"
-KEY_SCOPE_CHOICES = [*ApiScope.choices, (PARTNER_SCOPE, "Shipment reports (fulfilment partner)")]
+# A merchant's (or its checkout partner's) credential: it reports that a discount code was used, nothing else.
+# Same reasoning as above: redemption is the merchant's word, never the tenant's, so only the operator issues it.
+DISCOUNT_PARTNER_SCOPE = "discounts:report"
+PARTNER_SCOPES = (PARTNER_SCOPE, DISCOUNT_PARTNER_SCOPE)
+KEY_SCOPE_CHOICES = [
+    *ApiScope.choices,
+    (PARTNER_SCOPE, "Shipment reports (fulfilment partner)"),
+    (DISCOUNT_PARTNER_SCOPE, "Discount redemption reports (merchant partner)"),
+]
 
 
 def validate_cidr(value: str) -> None:
@@ -142,6 +150,10 @@ class ApiKey(models.Model):
                 condition=~Q(scopes__contains=[PARTNER_SCOPE]) | Q(scopes=[PARTNER_SCOPE]),
                 name="api_key_partner_scope_alone",
             ),
+            models.CheckConstraint(
+                condition=~Q(scopes__contains=[DISCOUNT_PARTNER_SCOPE]) | Q(scopes=[DISCOUNT_PARTNER_SCOPE]),
+                name="api_key_discount_partner_scope_alone",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -153,8 +165,16 @@ class ApiKey(models.Model):
 
     @property
     def is_partner(self) -> bool:
-        """An operator-issued fulfilment-partner key (shipment reads and reports only)."""
+        """An operator-issued partner key: a fulfilment partner's (shipments) or a merchant's (discount reports)."""
+        return any(scope in self.scopes for scope in PARTNER_SCOPES)
+
+    @property
+    def reports_shipments(self) -> bool:
         return PARTNER_SCOPE in self.scopes
+
+    @property
+    def reports_discounts(self) -> bool:
+        return DISCOUNT_PARTNER_SCOPE in self.scopes
 
 
 class ClaimTokenIndex(models.Model):

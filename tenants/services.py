@@ -30,7 +30,7 @@ from core.db import connection
 from core.errors import ApplicationError
 
 from .key_cache import key_forget, key_row, keys_changed
-from .models import PARTNER_SCOPE, ApiKey, ApiScope, Domain, Tenant, TenantStatus
+from .models import PARTNER_SCOPE, PARTNER_SCOPES, ApiKey, ApiScope, Domain, Tenant, TenantStatus
 
 logger = logging.getLogger(__name__)
 
@@ -217,8 +217,10 @@ def partner_key_create(
     allowed_cidrs: list[str] | None = None,
     expires_at: datetime | None = None,
     actor: Actor | None = None,
+    scope: str = PARTNER_SCOPE,
 ) -> tuple[ApiKey, str]:
-    """Issue a fulfilment partner's key for a tenant schema: shipment reads and tracking reports, nothing else.
+    """Issue a partner's key for a tenant schema: a fulfilment partner's (`shipments:report`: shipment reads and
+    tracking reports) or a merchant's (`discounts:report`: discount redemption reports), nothing else.
 
     Operator only (`manage.py partner_key_create`). Returns the row and the raw key, shown once. Audited as
     `partner_key.create`.
@@ -227,9 +229,15 @@ def partner_key_create(
         raise ApplicationError(
             "Name the fulfilment partner (e.g. ShipCo).", code="validation_error", errors={"name": ["Required."]}
         )
+    if scope not in PARTNER_SCOPES:
+        raise ApplicationError(
+            f"A partner key's scope is one of {', '.join(PARTNER_SCOPES)}.",
+            code="validation_error",
+            errors={"scope": ["Not a partner scope."]},
+        )
     with transaction.atomic():
         key, raw_key = _key_issue(
-            tenant=tenant, name=name, scopes=[PARTNER_SCOPE], allowed_cidrs=allowed_cidrs, expires_at=expires_at
+            tenant=tenant, name=name, scopes=[scope], allowed_cidrs=allowed_cidrs, expires_at=expires_at
         )
         _key_audit(key, actor=actor, action="partner_key.create")
     return key, raw_key

@@ -53,6 +53,7 @@ EVENT_TYPES = (
     "points.expiring",
     "points.reversed",
     "activity.earned",
+    "discount.redeemed",
     "webhook.test",
 )
 ALL_EVENTS = "*"

@@ -19,6 +19,7 @@ from rest_framework.mixins import ListModelMixin
 from rest_framework.parsers import JSONParser, MultiPartParser
 
 from security.tests.world import build_world, schema_fingerprint
+from tenants.models import PARTNER_SCOPE, PARTNER_SCOPES
 from testsupport.problems import assert_problem
 from testsupport.urls import api_v1_routes
 
@@ -185,13 +186,18 @@ def test_every_write_refuses_deep_large_and_malformed_bodies(
     assert len(writes) >= 15 and any(route.name == "token-create" for route, _ in writes), writes
     before = schema_fingerprint(tenant_a)
     failures = []
-    partner = make_partner_client(tenant_a)  # partner-only routes refuse a tenant key before reading the body
+    # partner-only routes refuse a tenant key (and another partner's) before reading the body
+    partners = {scope: make_partner_client(tenant_a, name=scope, scope=scope) for scope in PARTNER_SCOPES}
     for route, method in writes:
         if route.name == "token-create":
             client = Client(raise_request_exception=False)
         else:
-            partner_only = any(getattr(p, "partner_only", False) for p in route.view_class.permission_classes)
-            client = _client(partner if partner_only else owner)
+            partner_scope = next(
+                (getattr(p, "partner_scope", PARTNER_SCOPE) for p in route.view_class.permission_classes
+                 if getattr(p, "partner_only", False)),
+                None,
+            )  # fmt: skip
+            client = _client(partners[partner_scope] if partner_scope else owner)
         url, send = _url(route, world), getattr(client, method.lower())
         parsers = route.view_class.parser_classes
         takes_json = any(issubclass(parser, JSONParser) for parser in parsers)

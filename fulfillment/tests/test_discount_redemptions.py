@@ -1,0 +1,115 @@
+"""A merchant reports that a discount code was used: with its operator-issued `discounts:report` key only, once,
+safely retried, and never about another tenant's codes."""
+
+from __future__ import annotations
+
+import pytest
+from django_tenants.utils import tenant_context
+
+from catalog.services import brand_upsert, product_create
+from fulfillment.models import DiscountRedemption
+from fulfillment.services import reward_fulfil
+from funds.selectors import ledger_invariant_violations
+from orders.models import Reward
+from testsupport.orders import digital_order
+from testsupport.problems import assert_problem
+from webhooks.models import Event
+
+URL = "/api/v1/discounts/redemptions"
+
+
+@pytest.fixture
+def discount_product(db):
+    brand = brand_upsert(slug="kedai-kopi", name="Kedai Kopi")
+    return product_create(
+        brand=brand, name="Kedai Kopi 20% off", type="discount", currency="USD", countries=["US"],
+        denomination_type="fixed", denomination_values=["10"],
+    )  # fmt: skip
+
+
+def _discount_issued(api, tenant, product) -> tuple[str, str]:
+    """A discount reward delivered through the API; returns (reward id, the code the shopper holds)."""
+    body = digital_order(product, amount="10.00")
+    body["rewards"][0]["delivery_method"] = "api"
+    created = api.post("/api/v1/orders", body)
+    assert created.status_code == 201, created.content
+    reward_id = api.get(f"/api/v1/orders/{created.json()['id']}").json()["rewards"][0]["id"]
+    with tenant_context(tenant):
+        reward_fulfil(reward_id=reward_id)
+    revealed = api.post(f"/api/v1/rewards/{reward_id}/reveal", {})
+    assert revealed.status_code == 200, revealed.content
+    return reward_id, revealed.json()["code"]
+
+
+def _usage(tenant, reward_id) -> tuple:
+    with tenant_context(tenant):
+        assert ledger_invariant_violations() == []
+        return (
+            Reward.objects.get(pk=reward_id).status,
+            DiscountRedemption.objects.count(),
+            Event.objects.filter(type="discount.redeemed").count(),
+        )
+
+
+def test_a_merchant_reports_a_discount_used_and_a_retry_is_safe(
+    api_a, tenant_a, funded_a, discount_product, make_partner_client
+):
+    reward_id, code = _discount_issued(api_a, tenant_a, discount_product)
+    merchant = make_partner_client(tenant_a, name="Kedai Kopi", scope="discounts:report")
+    report = {"code": code, "order_amount": "84.50", "order_currency": "usd", "redeemed_at": "2026-12-06T14:03:00Z"}
+
+    first = merchant.post(URL, report)
+    assert first.status_code == 201, first.content
+    assert first.json() | {"reported_at": None} == {
+        "reward_id": reward_id,
+        "reference": first.json()["reference"],
+        "code_last4": code[-4:],
+        "status": "redeemed",
+        "order_amount": "84.5",
+        "order_currency": "USD",
+        "redeemed_at": "2026-12-06T14:03:00Z",
+        "reported_at": None,
+    }
+    assert _usage(tenant_a, reward_id) == ("redeemed", 1, 1)
+    assert api_a.get(f"/api/v1/rewards/{reward_id}").json()["status"] == "redeemed"
+    with tenant_context(tenant_a):
+        event = Event.objects.get(type="discount.redeemed")
+        assert event.data["reward_id"] == reward_id and code not in str(event.data)
+
+    replay = merchant.post(URL, report)  # the merchant's retry after a timeout
+    assert (replay.status_code, replay.json()) == (200, first.json())
+    by_id = merchant.post(URL, {"reward_id": reward_id, "order_amount": "84.50", "order_currency": "USD"})
+    assert (by_id.status_code, by_id.json()) == (200, first.json())  # no time given: the same report
+    second_use = merchant.post(URL, {"code": code, "order_amount": "12.00", "order_currency": "USD"})
+    assert_problem(second_use, 409, "already_redeemed")  # a second use of a single-use voucher
+    again = merchant.post(URL, {"code": code})
+    assert_problem(again, 409, "already_redeemed")
+    assert _usage(tenant_a, reward_id) == ("redeemed", 1, 1)
+
+
+def test_only_the_tenants_merchant_key_reports_and_only_its_own_codes(
+    api_a, tenant_a, tenant_b, funded_a, discount_product, make_partner_client, make_api_client, shop
+):
+    reward_id, code = _discount_issued(api_a, tenant_a, discount_product)
+    intruder = make_partner_client(tenant_b, name="Other merchant", scope="discounts:report")
+    for body in ({"code": code}, {"reward_id": reward_id}, {"code": "DSC-NEVER-ISSUED"}):
+        assert_problem(intruder.post(URL, body), 404, "not_found", f"tenant B's merchant: {body}")
+    own_merchant = make_partner_client(tenant_a, name="Kedai Kopi", scope="discounts:report")
+    assert_problem(own_merchant.post(URL, {"code": code[:-1] + "#"}), 404, "not_found")
+    # A gift card is not a discount: its code can never be "redeemed" by a merchant's report.
+    gift = digital_order(shop.coffee_usd, amount="10.00")
+    gift["rewards"][0]["delivery_method"] = "api"
+    gift_reward = api_a.post("/api/v1/orders", gift).json()
+    gift_id = api_a.get(f"/api/v1/orders/{gift_reward['id']}").json()["rewards"][0]["id"]
+    assert_problem(own_merchant.post(URL, {"reward_id": gift_id}), 404, "not_found")
+    # The tenant's own keys (any scope) and the shipping partner's key are refused: usage is the merchant's word.
+    for client in (
+        make_api_client(tenant_a, scopes=["read", "write", "approve"]),
+        make_partner_client(tenant_a, name="ShipCo"),
+    ):
+        assert_problem(client.post(URL, {"code": code}), 403, "forbidden")
+    assert_problem(own_merchant.post(URL, {"order_amount": "5.00"}), 422, "validation_error")
+    assert_problem(own_merchant.post(URL, {"code": code, "order_amount": "5.00"}), 422, "validation_error")
+    # And a merchant key reads nothing of the tenant's.
+    assert_problem(own_merchant.get(f"/api/v1/rewards/{reward_id}"), 403, "forbidden")
+    assert _usage(tenant_a, reward_id) == ("delivered", 0, 0)
