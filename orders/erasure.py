@@ -1,16 +1,20 @@
-"""A person's rewards for their data export, and erasing a person from orders: the recipient fields their
-rewards copied (name, email, phone, message) and
-the timeline notes that may quote them. Amounts, products, holds and the ledger stay as they were."""
+"""A person's rewards for their data export, and anonymising rewards' recipients — for a person's erasure and
+for the tenant's retention period alike (one code path): the recipient fields the rewards copied (name, email,
+phone, message), the timeline notes, the stored webhook events about the rewards (and their orders and
+shipments) with their deliveries' attempts, and what later stages hold per reward (fulfilment registers the
+shipping address here). Amounts, products, holds and the ledger stay as they were."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
+from uuid import UUID
 
 from django.db.models import Q, QuerySet
 from django.utils import timezone
 
-from people.erasure import ERASED, Erasure
+from people.erasure import ERASED, Erasure, Scrub, rows_scrub
 from people.models import Person
 
 from .models import Reward, RewardEvent
@@ -38,23 +42,66 @@ def rewards_export(person: Person) -> list[dict[str, Any]]:
     ]  # fmt: skip
 
 
-def rewards_scrub(erasure: Erasure) -> None:
-    rewards = person_rewards(erasure)
-    reward_ids = list(rewards.values_list("id", flat=True))
+# Later stages' data kept per reward (fulfilment: the shipping address), registered in their AppConfig.ready():
+# each takes reward ids and returns {subject id (e.g. the shipment's): the personal strings it held}, so stored
+# events about that subject are scrubbed of them too.
+RewardScrubber = Callable[[list[UUID]], dict[str, tuple[str, ...]]]
+_reward_scrubbers: dict[str, RewardScrubber] = {}
+
+
+def reward_scrubber_register(name: str, scrubber: RewardScrubber) -> None:
+    _reward_scrubbers[name] = scrubber
+
+
+def _needles(*values: str) -> tuple[str, ...]:
+    """Strings worth searching for (as people.erasure.person_needles: shorter names match unrelated text)."""
+    return tuple(dict.fromkeys(value for value in values if value and len(value) >= 4))
+
+
+def rewards_anonymise(reward_ids: list[UUID], *, extra: tuple[str, ...] = ()) -> int:
+    """Anonymise these rewards' recipients everywhere the platform stored them; how many rewards changed.
+    `extra`: more strings to scrub from their events (an erased person's own)."""
+    from webhooks.models import Event, WebhookAttempt, WebhookDelivery
+
     if not reward_ids:
-        return
-    Reward.objects.filter(id__in=reward_ids).update(
+        return 0
+    subjects: dict[str, tuple[str, ...]] = {}
+    rows = Reward.objects.filter(pk__in=reward_ids).values_list("pk", "order_id", "recipient_name",
+                                                               "recipient_email", "recipient_phone")  # fmt: skip
+    for pk, order_id, *recipient in rows:
+        needles = (*_needles(*recipient), *extra)
+        subjects[str(pk)] = needles
+        subjects[str(order_id)] = (*subjects.get(str(order_id), ()), *needles)
+    for scrubber in _reward_scrubbers.values():
+        for subject, held in scrubber(reward_ids).items():
+            subjects[subject] = (*subjects.get(subject, ()), *_needles(*held), *extra)
+    # Stored events about each subject (data->'id' is indexed for the portal's timelines) and what their
+    # deliveries recorded, scrubbed of that subject's strings.
+    for event in Event.objects.filter(data__id__in=list(subjects)).only("id", "data"):
+        scrub = Scrub(needles=tuple(dict.fromkeys(subjects.get(str(event.data.get("id")), ()))))
+        if rows_scrub(scrub=scrub, rows=Event.objects.filter(pk=event.pk), fields=("data",)):
+            deliveries = WebhookDelivery.objects.filter(event_id=event.pk)
+            rows_scrub(scrub=scrub, rows=deliveries, fields=("last_error",))
+            rows_scrub(scrub=scrub, rows=WebhookAttempt.objects.filter(delivery__in=deliveries),
+                       fields=("request_headers", "response_excerpt", "error"))  # fmt: skip
+    RewardEvent.objects.filter(reward_id__in=reward_ids).exclude(note="").update(note="")
+    return Reward.objects.filter(pk__in=reward_ids).update(
         recipient_name=ERASED, recipient_email="", recipient_phone="", message=""
     )
-    RewardEvent.objects.filter(reward_id__in=reward_ids).exclude(note="").update(note="")
 
 
-RETENTION_BATCH = 5000  # rewards anonymised per statement: one UPDATE of ~5 MB of rows
+def rewards_scrub(erasure: Erasure) -> None:
+    """people.erasure: the person's rewards, anonymised as retention does (and their own strings searched for)."""
+    rewards_anonymise(list(person_rewards(erasure).values_list("id", flat=True)), extra=erasure.needles)
+
+
+RETENTION_BATCH = 1000  # rewards anonymised per round: their events, shipments and rows, in a few statements each
 
 
 def rewards_anonymise_delivered(*, now: datetime | None = None) -> int:
     """Anonymise the recipient of every reward delivered more than the tenant's retention period ago (name,
-    email, phone, message); amounts, products and states stay. Returns how many were changed."""
+    email, phone, message, shipping address but its country, and the stored webhook events about them);
+    amounts, products and states stay. Returns how many were changed."""
     from people.selectors import privacy_settings_get
 
     days = privacy_settings_get().recipient_retention_days
@@ -70,6 +117,4 @@ def rewards_anonymise_delivered(*, now: datetime | None = None) -> int:
         )
         if not batch:
             return changed
-        changed += Reward.objects.filter(pk__in=batch).update(
-            recipient_name=ERASED, recipient_email="", recipient_phone="", message=""
-        )
+        changed += rewards_anonymise(batch)

@@ -29,10 +29,10 @@ ERASED = "[erased]"
 
 
 @dataclass(frozen=True)
-class Erasure:
-    """What to erase: the person, and the personal strings to look for in free text and stored JSON."""
+class Scrub:
+    """The personal strings to look for in free text and stored JSON (a person's, or the recipients' of rewards
+    whose retention period is over)."""
 
-    person: Person
     needles: tuple[str, ...]  # non-empty, distinct; the email and phone as stored, the name
 
     def scrub_text(self, value: str) -> tuple[str, bool]:
@@ -60,6 +60,13 @@ class Erasure:
             items = [self.scrub_json(item) for item in value]
             return [item for item, _ in items], any(hit for _, hit in items)
         return value, False
+
+
+@dataclass(frozen=True)
+class Erasure(Scrub):
+    """What to erase: the person, and their strings (`needles`)."""
+
+    person: Person
 
 
 Scrubber = Callable[[Erasure], None]
@@ -93,15 +100,23 @@ def fields_scrub(erasure: Erasure, model: type[models.Model], fields: tuple[str,
     with connection.cursor() as cursor:
         cursor.execute(f"SELECT {pk} FROM {table} WHERE {where}", params)
         ids = [row[0] for row in cursor.fetchall()]
+    return rows_scrub(scrub=erasure, rows=model._default_manager.filter(pk__in=ids), fields=fields)
+
+
+def rows_scrub(*, scrub: Scrub, rows: models.QuerySet[Any], fields: tuple[str, ...]) -> int:
+    """Replace `scrub`'s strings in `fields` of `rows` (free text in place, JSON strings whole); the rows changed."""
+    if not scrub.needles:
+        return 0
+    model = rows.model
     changed = 0
-    for row in model._default_manager.filter(pk__in=ids).only(*fields):
+    for row in rows.only(*fields):
         updates = {}
-        for name, field in columns.items():
+        for name in fields:
             value = getattr(row, name)
-            if isinstance(field, models.JSONField):
-                new, hit = erasure.scrub_json(value)
+            if isinstance(model._meta.get_field(name), models.JSONField):
+                new, hit = scrub.scrub_json(value)
             else:
-                new, hit = erasure.scrub_text(value or "")
+                new, hit = scrub.scrub_text(value or "")
             if hit:
                 updates[name] = new
         if updates:

@@ -117,11 +117,21 @@ def test_retention_anonymises_recipients_after_delivery(api_a, api_b, funded_a, 
     old, recent, undelivered = (api_a.post("/api/v1/orders", digital_order(shop.coffee_usd)).json()["rewards"][0]["id"]
                                 for _ in range(3))  # fmt: skip
     with tenant_context(funded_a):
+        from webhooks.endpoints import webhook_endpoint_create
+
+        webhook_endpoint_create(url="http://127.0.0.1:9/hook", events=["*"])  # stored events and deliveries
+    shipped = api_a.post("/api/v1/orders", physical_order(shop.hamper_usd, shop.ground_us)).json()["rewards"][0]
+    with tenant_context(funded_a):
+        from fulfillment.models import Shipment
+
         now = timezone.now()
-        Reward.objects.filter(pk=old).update(status="delivered", delivered_at=now - timedelta(days=31))
+        Reward.objects.filter(pk__in=[old, shipped["id"]]).update(status="delivered",
+                                                                  delivered_at=now - timedelta(days=31))  # fmt: skip
         Reward.objects.filter(pk=recent).update(status="delivered", delivered_at=now - timedelta(days=29))
-        assert rewards_anonymise_delivered(now=now) == 1
+        assert rewards_anonymise_delivered(now=now) == 2
         assert rewards_anonymise_delivered(now=now) == 0  # once
+        assert Shipment.objects.get(reward_id=shipped["id"]).address == {"name": "[erased]", "country": "US"}
+        assert schema_mentions(funded_a, [US_ADDRESS["name"], US_ADDRESS["line1"], "grace@example.com"]) == []
         rewards = {str(r.pk): r for r in Reward.objects.all()}
     assert (rewards[old].recipient_email, rewards[old].recipient_name, rewards[old].amount) == ("", "[erased]", 25)
     assert rewards[recent].recipient_email == rewards[undelivered].recipient_email == "ada@example.com"
