@@ -303,20 +303,20 @@ class IdempotencyRecord(models.Model):
 
 
 class RewardStat(models.Model):
-    """Rewards created on `day` (UTC) now in `status`, per face currency: count and face value."""
+    """Rewards created in the UTC `hour` starting then, now in `status`, per face currency: count and face value."""
 
-    day = models.DateField()
+    hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     status = models.CharField(max_length=20)
     currency = models.CharField(max_length=3)
     rewards = models.BigIntegerField(default=0)
     amount = models.DecimalField(max_digits=24, decimal_places=4, default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["day", "status", "currency"], name="reward_stat_key")]
+        constraints = [models.UniqueConstraint(fields=["hour", "status", "currency"], name="reward_stat_key")]
 
 
 class RewardStatDelta(models.Model):
-    day = models.DateField()
+    hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     status = models.CharField(max_length=20)
     currency = models.CharField(max_length=3)
     rewards = models.BigIntegerField()
@@ -324,10 +324,10 @@ class RewardStatDelta(models.Model):
 
 
 class SpendStat(models.Model):
-    """Money spent (captures less refunds) posted on `day` (UTC), per funding currency, program, product and
-    department (the reward's `metadata.department`); equals the ledger's spent account movements."""
+    """Money spent (captures less refunds) posted in the UTC `hour` starting then, per funding currency, program,
+    product and department (the reward's `metadata.department`); equals the ledger's spent account movements."""
 
-    day = models.DateField()
+    hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     currency = models.CharField(max_length=3)
     program_id = models.BigIntegerField(null=True)
     product_id = models.UUIDField(null=True)
@@ -339,7 +339,7 @@ class SpendStat(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["day", "currency", "program_id", "product_id", "department"],
+                fields=["hour", "currency", "program_id", "product_id", "department"],
                 name="spend_stat_key",
                 nulls_distinct=False,
             )
@@ -347,7 +347,7 @@ class SpendStat(models.Model):
 
 
 class SpendStatDelta(models.Model):
-    day = models.DateField()
+    hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     currency = models.CharField(max_length=3)
     program_id = models.BigIntegerField(null=True)
     product_id = models.UUIDField(null=True)

@@ -1,7 +1,9 @@
 """Aggregate reads for the dashboard and reports: spend by program, rewards by status, the delivery funnel.
 
 Each reads the maintained rollups (orders.rollups) of the schema in use (live or sandbox): a GROUP BY over
-days × statuses, whatever the number of rewards.
+hours × statuses, whatever the number of rewards. Dates are days of the tenant's time zone (Tenant.timezone):
+a day is the UTC hours from its local midnight to the next, so zones with whole-hour offsets are exact and a
+zone offset by a half or quarter hour has its day edges rounded to the UTC hour.
 """
 
 from __future__ import annotations
@@ -10,7 +12,9 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from django.db import connection
 from django.db.models import Count, Sum
 from django.utils import timezone
 from django.utils.translation import gettext as _
@@ -28,6 +32,32 @@ REACHED_STATES = (RewardStatus.DELIVERED, RewardStatus.OPENED, RewardStatus.REDE
 ATTEMPTED_STATES = (*REACHED_STATES, RewardStatus.DELIVERY_FAILED, RewardStatus.FAILED)
 
 
+def report_zone() -> ZoneInfo:
+    """The time zone of the tenant in use (its sandbox twin carries the same), UTC when none or unknown."""
+    name = getattr(getattr(connection, "tenant", None), "timezone", "") or "UTC"
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo("UTC")
+
+
+def report_today() -> date:
+    return timezone.now().astimezone(report_zone()).date()
+
+
+def _bounds(since: date | None, until: date | None) -> tuple[datetime | None, datetime | None]:
+    """Local days [since, until] as the instants [since's midnight, the midnight after until) in the tenant zone."""
+    zone = report_zone()
+
+    def midnight(day: date) -> datetime:
+        return datetime.combine(day, datetime.min.time(), tzinfo=zone)
+
+    return (
+        midnight(since) if since is not None else None,
+        midnight(until + timedelta(days=1)) if until is not None else None,
+    )
+
+
 @dataclass(frozen=True)
 class ProgramSpend:
     program: str  # the program's name, or "" for spend without one
@@ -37,8 +67,9 @@ class ProgramSpend:
 
 
 def spend_by_program(*, since: date, until: date | None = None) -> list[ProgramSpend]:
-    """Money spent (captured less refunded) on days [since, until], per program and funding currency."""
-    rows = spend_grouped(group_by="program", since=since, until=until)
+    """Money spent (captured less refunded) on local days [since, until], per program and funding currency."""
+    start, end = _bounds(since, until)
+    rows = spend_grouped(group_by="program", since=start, until=end)
     names = dict(Program.objects.filter(pk__in=[int(r.key) for r in rows if r.key]).values_list("pk", "name"))
     spend = [
         ProgramSpend(program=names.get(int(r.key), "") if r.key else "", currency=r.currency, total=r.amount,
@@ -49,9 +80,10 @@ def spend_by_program(*, since: date, until: date | None = None) -> list[ProgramS
 
 
 def reward_status_counts(*, since: date | None = None, until: date | None = None) -> dict[str, int]:
-    """Rewards created on days [since, until] per status, every status present (zeros included), in the state
-    machine's order; read from the maintained rollup, never by counting rewards."""
-    counts = reward_counts_by_status(since=since, until=until)
+    """Rewards created on local days [since, until] per status, every status present (zeros included), in the
+    state machine's order; read from the maintained rollup, never by counting rewards."""
+    start, end = _bounds(since, until)
+    counts = reward_counts_by_status(since=start, until=end)
     return {status: counts.get(status, 0) for status in RewardStatus.values}
 
 
@@ -168,9 +200,9 @@ MAX_REPORT_DAYS = 3660  # ten years: a rollup row per day at most, so even that 
 
 
 def report_period(*, since: str | None, until: str | None) -> tuple[date, date]:
-    """The report's [from, to] UTC days from ISO dates (default: the last 30 days); refused when not dates, in
-    the wrong order or longer than MAX_REPORT_DAYS."""
-    today = timezone.now().date()
+    """The report's [from, to] days (of the tenant's zone) from ISO dates (default: the last 30 days); refused
+    when not dates, in the wrong order or longer than MAX_REPORT_DAYS."""
+    today = report_today()
     parsed: dict[str, date | None] = {}
     for name, text in (("from", since), ("to", until)):
         try:
@@ -223,7 +255,9 @@ def spend_report(*, since: date, until: date, group_by: str) -> dict[str, Any]:
             status=400,
             errors={"group_by": [", ".join(REPORT_GROUPS)]},
         )
-    rows = spend_grouped(group_by=group_by, since=since, until=until)
+    zone = report_zone()
+    start, end = _bounds(since, until)
+    rows = spend_grouped(group_by=group_by, since=start, until=end, zone=zone.key)
     labels = _labels(group_by, {row.key for row in rows})
     none_label = {"program": _("No program"), "department": _("No department")}.get(group_by, _("Other"))
     totals: dict[str, Decimal] = {}
@@ -232,6 +266,7 @@ def spend_report(*, since: date, until: date, group_by: str) -> dict[str, Any]:
     return {
         "from": since.isoformat(),
         "to": until.isoformat(),
+        "timezone": zone.key,
         "group_by": group_by,
         "rows": [
             {
@@ -271,6 +306,7 @@ def rewards_report(*, since: date, until: date) -> dict[str, Any]:
     return {
         "from": since.isoformat(),
         "to": until.isoformat(),
+        "timezone": report_zone().key,
         **{stage: getattr(funnel, stage) for stage in FUNNEL_STAGES},
         "rates": funnel.rates(),
         "by_status": counts,

@@ -7,14 +7,15 @@ no lock order is added to the ledger's. `rollups_compact` (beat, every minute) f
 rollup tables in one statement per table; readers sum rollup + pending deltas in one query, so what they read
 is exact at their snapshot whether or not a compaction ran.
 
-Reads are GROUP BYs over at most (days × statuses × currencies) rows: flat in the number of rewards
+Deltas and rollups are bucketed by UTC hour (migration 0010), so a reader regroups them into the days of any
+whole-hour zone. Reads are GROUP BYs over at most (hours × statuses × currencies) rows: flat in the number of rewards
 (bench/search.py measures it at 1k and 1M rewards).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import date
+from datetime import datetime
 from decimal import Decimal
 
 from django.db import connection, transaction
@@ -36,35 +37,35 @@ def rollups_compact() -> tuple[int, int]:
         rewards = fold_deltas(
             deltas=RewardStatDelta._meta.db_table,
             rollup=RewardStat._meta.db_table,
-            keys=["day", "status", "currency"],
+            keys=["hour", "status", "currency"],
             sums=["rewards", "amount"],
         )
         spend = fold_deltas(
             deltas=SpendStatDelta._meta.db_table,
             rollup=SpendStat._meta.db_table,
-            keys=["day", "currency", "program_id", "product_id", "department"],
+            keys=["hour", "currency", "program_id", "product_id", "department"],
             sums=["amount", "captures", "refunds"],
         )
-        # Rows that netted to nothing (e.g. every reward of a day moved on from `pending`) are dropped.
+        # Rows that netted to nothing (e.g. every reward of an hour moved on from `pending`) are dropped.
         RewardStat.objects.filter(rewards=0, amount=0).delete()
     return rewards, spend
 
 
-def _range_sql(since: date | None, until: date | None) -> tuple[str, list[date]]:
-    """WHERE clause for day in [since, until] (inclusive days), and its parameters."""
+def _range_sql(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:
+    """WHERE clause for hours starting in [since, until) (None = unbounded), and its parameters."""
     clauses: list[str] = ["TRUE"]
-    params: list[date] = []
+    params: list[datetime] = []
     if since is not None:
-        clauses.append("day >= %s")
+        clauses.append("hour >= %s")
         params.append(since)
     if until is not None:
-        clauses.append("day <= %s")
+        clauses.append("hour < %s")
         params.append(until)
     return " AND ".join(clauses), params
 
 
-def reward_counts_by_status(*, since: date | None = None, until: date | None = None) -> dict[str, int]:
-    """Rewards created in [since, until] (UTC days; None = unbounded) per current status."""
+def reward_counts_by_status(*, since: datetime | None = None, until: datetime | None = None) -> dict[str, int]:
+    """Rewards created in [since, until) (hour boundaries; None = unbounded) per current status."""
     where, params = _range_sql(since, until)
     with connection.cursor() as cursor:
         cursor.execute(
@@ -85,22 +86,26 @@ class SpendRow:
     refunds: int
 
 
-SPEND_GROUPS = {"program": "program_id", "product": "product_id", "currency": "currency", "day": "day",
-                "department": "department"}  # fmt: skip
+# The expression each group reads; a day is the zone's (the one %s parameter, spend_grouped's `zone`).
+SPEND_GROUPS = {"program": "program_id", "product": "product_id", "currency": "currency",
+                "day": "(hour AT TIME ZONE %s)::date", "department": "department"}  # fmt: skip
 
 
-def spend_grouped(*, group_by: str, since: date | None = None, until: date | None = None) -> list[SpendRow]:
-    """Net spend (captures less refunds) posted in [since, until], per funding currency and `group_by`."""
+def spend_grouped(
+    *, group_by: str, since: datetime | None = None, until: datetime | None = None, zone: str = "UTC"
+) -> list[SpendRow]:
+    """Net spend (captures less refunds) posted in [since, until), per funding currency and `group_by` (days are
+    those of the IANA `zone`)."""
     column = SPEND_GROUPS[group_by]
     where, params = _range_sql(since, until)
-    columns = "currency, program_id, product_id, department, day, amount, captures, refunds"
+    columns = "currency, program_id, product_id, department, hour, amount, captures, refunds"
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT coalesce({column}::text, ''), currency, sum(amount), sum(captures), sum(refunds) FROM ("
             f"SELECT {columns} FROM {SpendStat._meta.db_table} WHERE {where} UNION ALL "
             f"SELECT {columns} FROM {SpendStatDelta._meta.db_table} WHERE {where}) AS s "
             "GROUP BY 1, 2 ORDER BY 2, 1",
-            params + params,
+            [*([zone] if group_by == "day" else []), *params, *params],
         )
         return [
             SpendRow(key=key, currency=currency, amount=amount, captures=int(captures), refunds=int(refunds))

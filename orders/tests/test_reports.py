@@ -9,6 +9,7 @@ from decimal import Decimal
 
 from django.utils import timezone
 from django_tenants.utils import tenant_context
+from freezegun import freeze_time
 from openpyxl import load_workbook
 
 from fulfillment.services import reward_fulfil
@@ -17,6 +18,7 @@ from funds.selectors import ledger_invariant_violations
 from orders.models import Reward
 from orders.rollups import rollups_compact
 from programs.services import program_create
+from tenants.models import Tenant
 from testsupport.orders import digital_order
 from testsupport.problems import assert_problem
 
@@ -114,3 +116,22 @@ def test_bad_report_parameters_are_refused(api_a, funded_a):
         api_a.get("/api/v1/reports/rewards", {"from": "2026-02-01", "to": "2026-01-01"}), 400, "validation_error"
     )
     assert_problem(api_a.get("/api/v1/reports/rewards", {"format": "pdf"}), 400, "validation_error")
+
+
+def test_reports_read_days_in_the_tenants_time_zone(api_a, funded_a, shop):
+    # 20:30 UTC on 1 March is 04:30 on 2 March in Kuala Lumpur (UTC+8): the company's 2 March.
+    Tenant.objects.filter(pk__in=[funded_a.pk, funded_a.sandbox.pk]).update(timezone="Asia/Kuala_Lumpur")
+    with freeze_time("2026-03-01 20:30:00", tick=True):
+        body = digital_order(shop.coffee_usd, "25.00")
+        body["rewards"][0]["delivery_method"] = "api"
+        reward = api_a.post("/api/v1/orders", body).json()["rewards"][0]
+        with tenant_context(funded_a):
+            reward_fulfil(reward_id=reward["id"])
+    local = api_a.get("/api/v1/reports/spend", {"from": "2026-03-02", "to": "2026-03-02", "group_by": "day"}).json()
+    assert local["timezone"] == "Asia/Kuala_Lumpur"
+    assert [(row["key"], row["amount"]) for row in local["rows"]] == [("2026-03-02", "25.00")]
+    utc_day = api_a.get("/api/v1/reports/spend", {"from": "2026-03-01", "to": "2026-03-01"}).json()
+    assert utc_day["rows"] == [] and utc_day["totals"] == []
+    funnel = api_a.get("/api/v1/reports/rewards", {"from": "2026-03-02", "to": "2026-03-02"}).json()
+    assert funnel["timezone"] == "Asia/Kuala_Lumpur" and funnel["created"] == 1 and funnel["delivered"] == 1
+    assert api_a.get("/api/v1/reports/rewards", {"from": "2026-03-01", "to": "2026-03-01"}).json()["created"] == 0

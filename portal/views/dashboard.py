@@ -3,12 +3,11 @@ spend this month by program, rewards by status, delivery and redemption rates (S
 
 from __future__ import annotations
 
-from django.utils import timezone
 from django.utils.translation import gettext_lazy
 
 from funds.selectors import balance_list
 from orders.models import RewardStatus
-from orders.reports import reward_rates, reward_status_counts, spend_by_program
+from orders.reports import report_today, reward_rates, reward_status_counts, spend_by_program
 
 from ..charts import Bar, bar_chart
 from ..mixins import PortalView
@@ -49,7 +48,7 @@ class DashboardView(PortalView):
 
     def _activity(self) -> dict:
         """Charts of this month's spend per program (one per funding currency) and of rewards by status."""
-        month_start = timezone.now().date().replace(day=1)  # rollup days are UTC days
+        month_start = report_today().replace(day=1)  # the month of the tenant's zone
         spend = spend_by_program(since=month_start)
         spend_charts = []
         for currency in sorted({row.currency for row in spend}):
