@@ -64,6 +64,10 @@ class ProductAdminForm(forms.ModelForm):
             "cost_discount_percent",
             "choice_options",
             "barcode_format",
+            "discount_kind",
+            "discount_value",
+            "valid_from",
+            "valid_until",
         )
 
     def __init__(self, *args, **kwargs) -> None:

@@ -6,7 +6,14 @@ from decimal import Decimal
 from typing import Any
 
 from drf_spectacular.types import OpenApiTypes
-from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema, extend_schema_field
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_field,
+    inline_serializer,
+)
 from rest_framework import serializers
 from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
@@ -96,6 +103,23 @@ class ProductOutput(serializers.Serializer):
     terms = serializers.CharField(source="brand.terms")
     redemption_instructions = serializers.CharField(source="brand.redemption_instructions")
     choice_options = serializers.SerializerMethodField()
+    discount = serializers.SerializerMethodField()
+
+    @extend_schema_field(
+        inline_serializer(
+            "ProductDiscount",
+            {
+                "kind": serializers.ChoiceField(choices=["percent", "amount"]),
+                "value": serializers.CharField(help_text="percent, or an amount in the product's currency"),
+                "valid_from": serializers.CharField(help_text="YYYY-MM-DD, or empty"),
+                "valid_until": serializers.CharField(help_text="YYYY-MM-DD, or empty"),
+            },
+            allow_null=True,
+        )
+    )
+    def get_discount(self, product: Product) -> dict[str, str] | None:
+        """What a `discount` product takes off at the merchant (the brand); null for every other type."""
+        return product.discount_snapshot()
 
     def get_is_orderable(self, product: Product) -> bool:
         return product.can_be_ordered
@@ -151,6 +175,7 @@ PRODUCT_EXAMPLE = {
     "terms": "No cash value. Not reloadable.",
     "redemption_instructions": "Enter the code at checkout.",
     "choice_options": [],
+    "discount": None,
 }
 RANGE_PRODUCT_EXAMPLE = {
     **PRODUCT_EXAMPLE,
@@ -160,6 +185,18 @@ RANGE_PRODUCT_EXAMPLE = {
     "currency": "GBP",
     "countries": ["GB"],
     "denominations": {"type": "range", "min": "5.00", "max": "500.00"},
+}
+DISCOUNT_PRODUCT_EXAMPLE = {
+    **PRODUCT_EXAMPLE,
+    "id": "4a2e9c71-5b3d-5e08-9f6a-1c7d2b8e4f90",
+    "sku": "kedai-kopi-my-myr",
+    "brand": {"name": "Kedai Kopi", "slug": "kedai-kopi", "logo_url": None},
+    "name": "Kedai Kopi 20% off",
+    "type": "discount",
+    "currency": "MYR",
+    "countries": ["MY"],
+    "denominations": {"type": "fixed", "values": ["10.00"]},
+    "discount": {"kind": "percent", "value": "20", "valid_from": "", "valid_until": "2026-12-31"},
 }
 
 
@@ -194,7 +231,11 @@ class ProductListApi(TenantListAPIView):
         examples=[
             OpenApiExample(
                 "A page of products",
-                value={"next": None, "previous": None, "results": [PRODUCT_EXAMPLE, RANGE_PRODUCT_EXAMPLE]},
+                value={
+                    "next": None,
+                    "previous": None,
+                    "results": [PRODUCT_EXAMPLE, RANGE_PRODUCT_EXAMPLE, DISCOUNT_PRODUCT_EXAMPLE],
+                },
                 response_only=True,
             )
         ],
@@ -216,7 +257,10 @@ class ProductDetailApi(TenantRetrieveAPIView):
     @extend_schema(
         operation_id="products_retrieve",
         summary="One product",
-        examples=[OpenApiExample("A fixed-denomination product", value=PRODUCT_EXAMPLE, response_only=True)],
+        examples=[
+            OpenApiExample("A fixed-denomination product", value=PRODUCT_EXAMPLE, response_only=True),
+            OpenApiExample("A discount voucher", value=DISCOUNT_PRODUCT_EXAMPLE, response_only=True),
+        ],
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)

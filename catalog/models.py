@@ -113,6 +113,11 @@ class ProductType(models.TextChoices):
     DISCOUNT = "discount", "Discount voucher"
 
 
+class DiscountKind(models.TextChoices):
+    PERCENT = "percent", "Percentage off"
+    AMOUNT = "amount", "Amount off"
+
+
 class DenominationType(models.TextChoices):
     FIXED = "fixed", "Fixed values"
     RANGE = "range", "Any amount in a range"
@@ -154,6 +159,12 @@ class Product(models.Model):
     # For `choice` products: what the recipient may pick from (see services.product_choice_options_check).
     choice_options = models.ManyToManyField("self", symmetrical=False, blank=True, related_name="offered_by")
     barcode_format = models.CharField(max_length=8, choices=BarcodeFormat.choices, blank=True, default="")
+    # For `discount` products only: what the voucher takes off (a percentage, or an amount in `currency`) and
+    # the dates it is valid on at the merchant (the brand); shown as "20% off at X until <date>".
+    discount_kind = models.CharField(max_length=8, choices=DiscountKind.choices, blank=True, default="")
+    discount_value = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
+    valid_from = models.DateField(null=True, blank=True)
+    valid_until = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -180,13 +191,49 @@ class Product(models.Model):
                 condition=Q(cost_discount_percent__gte=0, cost_discount_percent__lte=100),
                 name="catalog_product_discount_0_100",
             ),
+            # A discount product says what it takes off; no other product does.
+            models.CheckConstraint(
+                condition=Q(type="discount", discount_kind__in=["percent", "amount"], discount_value__gt=0)
+                | (~Q(type="discount") & Q(discount_kind="", discount_value__isnull=True)),
+                name="catalog_product_discount_terms",
+            ),
         ]
 
     def __str__(self) -> str:
         return f"{self.name} ({self.currency})"
 
-    def clean(self) -> None:
+    def discount_snapshot(self) -> dict[str, str] | None:
+        """What a discount reward keeps of its product (orders copy it): kind, value and validity, as text."""
+        if self.type != ProductType.DISCOUNT or self.discount_value is None:
+            return None
+        return {
+            "kind": self.discount_kind,
+            "value": format(self.discount_value.normalize(), "f"),
+            "valid_from": self.valid_from.isoformat() if self.valid_from else "",
+            "valid_until": self.valid_until.isoformat() if self.valid_until else "",
+        }
+
+    def _discount_errors(self) -> dict[str, list[str]]:
+        if self.type != ProductType.DISCOUNT:
+            if self.discount_kind or self.discount_value is not None:
+                return {"discount_kind": ["Only discount products take a discount."]}
+            return {}
         errors: dict[str, list[str]] = {}
+        value = self.discount_value
+        if self.discount_kind not in DiscountKind.values:
+            errors["discount_kind"] = ["percent or amount."]
+        if value is None or value <= 0:
+            errors["discount_value"] = ["A discount takes off more than nothing."]
+        elif self.discount_kind == DiscountKind.PERCENT and (value > 100 or value != value.quantize(Decimal("0.01"))):
+            errors["discount_value"] = ["A percentage up to 100, with at most 2 decimal places."]
+        elif self.discount_kind == DiscountKind.AMOUNT and (msgs := precision_errors(value, self.currency)):
+            errors["discount_value"] = msgs
+        if self.valid_from and self.valid_until and self.valid_until < self.valid_from:
+            errors["valid_until"] = ["Ends before it starts."]
+        return errors
+
+    def clean(self) -> None:
+        errors: dict[str, list[str]] = self._discount_errors()
         self.currency = (self.currency or "").strip().upper()
         self.countries = sorted({(c or "").strip().upper() for c in self.countries or []})
         if msgs := currency_errors(self.currency):

@@ -11,7 +11,7 @@ import re
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any
@@ -122,6 +122,10 @@ class _ProductFields:
     barcode_format: str
     description: str
     sku: str
+    discount_kind: str = ""
+    discount_value: Decimal | None = None
+    valid_from: date | None = None
+    valid_until: date | None = None
 
 
 def _apply(product: Product, fields: _ProductFields) -> None:
@@ -270,9 +274,14 @@ def product_create(
     choice_options: list[Product] | None = None,
     product_id: uuid.UUID | None = None,
     sku: str = "",
+    discount_kind: str = "",
+    discount_value: Any = None,
+    valid_from: date | None = None,
+    valid_until: date | None = None,
 ) -> Product:
     """A new catalogue product; `product_id` fixes its id (the demo loader uses stable ids); `sku` is chosen from
-    brand, country and currency when not given."""
+    brand, country and currency when not given. A `discount` product names its kind (percent or amount), value
+    and optional validity dates."""
     fields = _product_fields(
         brand=brand,
         name=name,
@@ -291,6 +300,9 @@ def product_create(
         sku=sku,
         product_id=product_id,
     )
+    fields.discount_kind = discount_kind
+    fields.discount_value = _decimal(discount_value, field="discount_value")
+    fields.valid_from, fields.valid_until = valid_from, valid_until
     product = Product(id=product_id or uuid.uuid4())
     return _product_save(product=product, fields=fields, choice_options=choice_options or [])
 
@@ -334,6 +346,9 @@ def product_update(
         sku=sku or product.sku,
         product_id=product.pk,
     )
+    # What a discount takes off is not one of the replaced fields (the admin's form edits it on the model).
+    fields.discount_kind, fields.discount_value = product.discount_kind, product.discount_value
+    fields.valid_from, fields.valid_until = product.valid_from, product.valid_until
     return _product_save(product=product, fields=fields, choice_options=choice_options)
 
 

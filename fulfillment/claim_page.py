@@ -61,6 +61,7 @@ from .claim_verification import (
     verification_send,
 )
 from .delivery import DeliveryFailed
+from .discounts import discount_headline
 from .models import Shipment, ShipmentEvent, ShipmentStatus
 from .services import reward_reveal
 from .shipments import shipment_lock
@@ -184,7 +185,8 @@ def _base_page(reward: Reward, state: str) -> ClaimPage:
         description=(product.description or brand.description) if product and brand else "",
         terms=brand.terms if brand else "",
         redemption_instructions=brand.redemption_instructions if brand else "",
-        amount=format_money(reward.amount, reward.currency),  # in the page's language: the view activates it
+        # in the page's language (the view activates it); a discount says what it takes off, not its face value
+        amount=discount_headline(reward) or format_money(reward.amount, reward.currency),
         currency=reward.currency,
         recipient_name=reward.recipient_name,
         sender_name=reward.sender_name or (program.sender_name if program else ""),

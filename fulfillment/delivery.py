@@ -24,6 +24,7 @@ from core.text import header_text
 from orders.models import OrderType, Reward
 from orders.selectors import claim_url
 
+from .discounts import discount_headline
 from .engagement import open_pixel_url
 
 logger = logging.getLogger(__name__)
@@ -61,7 +62,8 @@ def reward_email_context(reward: Reward, *, preview: bool = False, reminder: boo
         "reward": reward,
         "brand": reward.product_snapshot.get("brand", ""),
         "product_name": reward.product_snapshot.get("name", ""),
-        "amount": format_money(reward.amount, reward.currency),  # callers render inside language(reward.locale)
+        # callers render inside language(reward.locale); a discount says what it takes off, not its face value
+        "amount": discount_headline(reward) or format_money(reward.amount, reward.currency),
         "currency": reward.currency,
         "message": reward.message,
         "claim_url": link,

@@ -16,9 +16,13 @@ from typing import Any
 
 from django.db import transaction
 from django.utils import timezone
+from django.utils.dateparse import parse_date
+from django.utils.formats import date_format
+from django.utils.translation import gettext as _
 
 from core import crypto
 from core.errors import ApplicationError, NotFoundError
+from core.money import format_money
 from orders.lifecycle import reward_transition
 from orders.models import Reward, RewardStatus
 from orders.selectors import reward_lock
@@ -113,3 +117,23 @@ def discount_redemption_render(redemption: DiscountRedemption) -> dict[str, Any]
         "redeemed_at": redemption.redeemed_at.isoformat().replace("+00:00", "Z"),
         "reported_at": redemption.reported_at.isoformat().replace("+00:00", "Z"),
     }
+
+
+def discount_headline(reward: Reward) -> str:
+    """What a discount reward is worth, for the recipient, in the active language: "20% off at Kedai Kopi until
+    31 December 2026" (or "USD 10.00 off …"). "" for any other reward (its face value is shown instead)."""
+    terms = reward.product_snapshot.get("discount")
+    if reward.product_snapshot.get("type") != DISCOUNT_TYPE or not isinstance(terms, dict):
+        return ""
+    merchant = str(reward.product_snapshot.get("brand") or "")
+    value = Decimal(str(terms.get("value") or "0"))
+    until = parse_date(str(terms.get("valid_until") or ""))
+    if terms.get("kind") == "percent":
+        off = {"percent": format(value.normalize(), "f"), "merchant": merchant}
+        if until is None:
+            return _("%(percent)s%% off at %(merchant)s") % off
+        return _("%(percent)s%% off at %(merchant)s until %(date)s") % {**off, "date": date_format(until, "j F Y")}
+    off = {"amount": format_money(value, reward.currency), "merchant": merchant}
+    if until is None:
+        return _("%(amount)s off at %(merchant)s") % off
+    return _("%(amount)s off at %(merchant)s until %(date)s") % {**off, "date": date_format(until, "j F Y")}

@@ -123,6 +123,7 @@ def order_create_for_batch_rows(
                     "name": product.name,
                     "type": product.type,
                     "supplier": product.supplier.code if product.supplier_id else "",
+                    **({"discount": discount} if (discount := product.discount_snapshot()) else {}),
                 }
             )
         reward_id, hold_id = next(ids), next(ids)

@@ -234,6 +234,7 @@ def _new_rewards(
                 "name": item.product.name,
                 "type": item.product.type,
                 "supplier": item.product.supplier.code if item.product.supplier_id else "",
+                **({"discount": discount} if (discount := item.product.discount_snapshot()) else {}),
             },
             amount=spec.amount,
             currency=item.product.currency,

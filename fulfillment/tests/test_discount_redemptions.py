@@ -3,15 +3,19 @@ safely retried, and never about another tenant's codes."""
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
+from django.test import Client
 from django_tenants.utils import tenant_context
 
 from catalog.services import brand_upsert, product_create
+from core import crypto
 from fulfillment.models import DiscountRedemption
 from fulfillment.services import reward_fulfil
 from funds.selectors import ledger_invariant_violations
 from orders.models import Reward
-from testsupport.orders import digital_order
+from testsupport.orders import digital_order, link_order
 from testsupport.problems import assert_problem
 from webhooks.models import Event
 
@@ -19,11 +23,20 @@ URL = "/api/v1/discounts/redemptions"
 
 
 @pytest.fixture
+def smtp(settings, smtp_server):
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = smtp_server.port
+    return smtp_server
+
+
+@pytest.fixture
 def discount_product(db):
     brand = brand_upsert(slug="kedai-kopi", name="Kedai Kopi")
     return product_create(
         brand=brand, name="Kedai Kopi 20% off", type="discount", currency="USD", countries=["US"],
-        denomination_type="fixed", denomination_values=["10"],
+        denomination_type="fixed", denomination_values=["10"], discount_kind="percent", discount_value="20",
+        valid_until=date(2026, 12, 31),
     )  # fmt: skip
 
 
@@ -113,3 +126,58 @@ def test_only_the_tenants_merchant_key_reports_and_only_its_own_codes(
     # And a merchant key reads nothing of the tenant's.
     assert_problem(own_merchant.get(f"/api/v1/rewards/{reward_id}"), 403, "forbidden")
     assert _usage(tenant_a, reward_id) == ("delivered", 0, 0)
+
+
+@pytest.mark.parametrize(
+    ("locale", "headline"),
+    [
+        ("en", "20% off at Kedai Kopi until 31 December 2026"),
+        ("ms", "Diskaun 20% di Kedai Kopi sehingga 31 Disember 2026"),
+    ],
+)
+def test_a_discount_email_says_what_it_takes_off_in_the_recipients_language(
+    api_a, tenant_a, funded_a, discount_product, smtp, locale, headline
+):
+    to = f"siti-{locale}@example.com"
+    body = digital_order(discount_product, amount="10.00")
+    body["rewards"][0]["recipient"] = {"name": "Siti", "email": to, "locale": locale}
+    created = api_a.post("/api/v1/orders", body)
+    assert created.status_code == 201, created.content
+    reward_id = created.json()["rewards"][0]["id"]
+    with tenant_context(tenant_a):
+        reward_fulfil(reward_id=reward_id)
+        code = crypto.decrypt(Reward.objects.get(pk=reward_id).code_encrypted)
+    [text] = [t for t, m in zip(smtp.texts(), smtp.messages, strict=True) if m["to"] == [to]]
+    assert headline in text and text.count(code) == 2  # the text and the HTML part, each once
+    assert "USD" not in text and "$10" not in text  # a discount's face value is not what it is worth
+
+
+def test_the_claim_page_says_what_a_discount_takes_off(api_a, funded_a, discount_product):
+    created = api_a.post("/api/v1/orders", link_order(discount_product, amount="10.00"))
+    assert created.status_code == 201, created.content
+    claim_url = created.json()["rewards"][0]["claim_url"]
+    page = Client(HTTP_HOST="localhost").get(claim_url[claim_url.index("/r/") :], HTTP_ACCEPT_LANGUAGE="en")
+    assert page.status_code == 200
+    assert "20% off at Kedai Kopi until 31 December 2026" in page.content.decode()
+
+
+@pytest.mark.parametrize(
+    ("terms", "field"),
+    [
+        ({}, "discount_value"),
+        ({"discount_kind": "percent", "discount_value": "150"}, "discount_value"),
+        ({"discount_kind": "amount", "discount_value": "5.001"}, "discount_value"),
+        ({"discount_kind": "percent", "discount_value": "10", "valid_from": date(2027, 1, 2),
+          "valid_until": date(2027, 1, 1)}, "valid_until"),
+    ],
+)  # fmt: skip
+def test_a_discount_product_must_say_what_it_takes_off(db, terms, field):
+    from core.errors import ApplicationError
+
+    brand = brand_upsert(slug="kedai-roti", name="Kedai Roti")
+    with pytest.raises(ApplicationError) as refused:
+        product_create(
+            brand=brand, name="Kedai Roti deal", type="discount", currency="USD", countries=["US"],
+            denomination_type="fixed", denomination_values=["10"], **terms,
+        )  # fmt: skip
+    assert field in refused.value.errors
