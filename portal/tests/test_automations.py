@@ -67,3 +67,21 @@ def test_viewers_cannot_open_automations(signed_in):
     client, _ = signed_in("viewer")
     assert client.get("/automations/").status_code == 403
     assert client.get("/automations/new/").status_code == 403
+
+
+def test_a_points_automation_shows_its_points_and_is_changed_over_the_api(signed_in, funded_a):
+    from audit.actors import Actor
+    from automations.services import automation_create
+    from programs.services import program_create
+
+    client, _ = signed_in("manager")
+    with tenant_context(funded_a):
+        program_create(slug="kudos", name="Kudos", points={"name": "Kudos", "points_per_unit": 100, "currency": "USD"})
+        auto = automation_create(actor=Actor.cli(), data={"name": "Kudos day", "trigger": {"type": "birthday"},
+                                                          "reward": {"points": 500, "program": "kudos"}})  # fmt: skip
+    assert "500 Kudos" in client.get("/automations/").content.decode()
+    assert "500 Kudos" in client.get(f"/automations/{auto.id}/").content.decode()
+    assert client.get(f"/automations/{auto.id}/edit/").status_code == 302  # the gift form would make it a gift
+    assert client.post(f"/automations/{auto.id}/edit/", {"name": "x"}).status_code == 302
+    with tenant_context(funded_a):
+        assert Automation.objects.get(pk=auto.pk).points == 500

@@ -248,8 +248,17 @@ class AutomationEditView(PortalView):
         automation_id = self.kwargs.get("automation_id")
         return _automation_or_404(automation_id) if automation_id else None
 
+    def _points_only_over_api(self, request, automation: Automation | None) -> Any:
+        """A points automation's reward is not a gift and an amount: this form would turn it into one."""
+        if automation is None or automation.points is None:
+            return None
+        messages.info(request, _("This automation awards points: change it through the API (PATCH /automations)."))
+        return redirect("portal:automation", automation_id=automation.id)
+
     def get(self, request, automation_id=None):
         automation = self._automation()
+        if (refused := self._points_only_over_api(request, automation)) is not None:
+            return refused
         if automation is not None:
             initial = _initial(automation)
         else:
@@ -260,6 +269,8 @@ class AutomationEditView(PortalView):
 
     def post(self, request, automation_id=None):
         automation = self._automation()
+        if (refused := self._points_only_over_api(request, automation)) is not None:
+            return refused
         form = AutomationForm(request.POST)
         if form.is_valid():
             data = form.data_for_service()
