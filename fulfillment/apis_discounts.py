@@ -52,7 +52,7 @@ class RedemptionOutput(serializers.Serializer):
 REDEMPTION_EXAMPLE = {
     "reward_id": "0e9c1a2b-7d4f-4c3e-8b2a-1f0e9d8c7b6a",
     "reference": "RW-7K3Q-92",
-    "code_last4": "Q7RT",
+    "code_last4": "X3WA",
     "status": "redeemed",
     "order_amount": "84.50",
     "order_currency": "MYR",
@@ -89,7 +89,7 @@ class DiscountRedemptionApi(TenantAPIView):
                 "Used at checkout",
                 request_only=True,
                 value={
-                    "code": "DSC-8H2K-4M9P-Q7RT",
+                    "code": "DSC-8H2K-4M9P-Q7RT-X3WA",
                     "order_amount": "84.50",
                     "order_currency": "MYR",
                     "redeemed_at": "2026-12-06T14:03:00Z",

@@ -110,7 +110,7 @@ def register_adapter(kind: str) -> Callable[[_Adapter], _Adapter]:
 
 
 def adapter_for(supplier: Any) -> SupplierAdapter:
-    from . import http, inventory, sandbox  # noqa: F401 — registers the built-in adapters
+    from . import generated, http, inventory, sandbox  # noqa: F401 — registers the built-in adapters
 
     try:
         factory = _FACTORIES[supplier.kind]

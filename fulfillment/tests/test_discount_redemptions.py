@@ -181,3 +181,32 @@ def test_a_discount_product_must_say_what_it_takes_off(db, terms, field):
             denomination_type="fixed", denomination_values=["10"], **terms,
         )  # fmt: skip
     assert field in refused.value.errors
+
+
+def test_platform_generated_discount_codes_are_emailed_once_and_redeemable(
+    api_a, tenant_a, funded_a, smtp, make_partner_client
+):
+    from catalog.models import Supplier
+
+    generated = Supplier.objects.create(code="platform-discounts", name="Platform discounts", kind="generated")
+    product = product_create(
+        brand=brand_upsert(slug="kedai-buku", name="Kedai Buku"), name="RM5 off", type="discount", currency="USD",
+        countries=["US"], denomination_type="fixed", denomination_values=["5"], supplier=generated,
+        discount_kind="amount", discount_value="5",
+    )  # fmt: skip
+    codes = []
+    for to in ("a@example.com", "b@example.com"):
+        body = digital_order(product, amount="5.00")
+        body["rewards"][0]["recipient"] = {"name": "Siti", "email": to}
+        reward_id = api_a.post("/api/v1/orders", body).json()["rewards"][0]["id"]
+        with tenant_context(tenant_a):
+            reward_fulfil(reward_id=reward_id)
+            stored = Reward.objects.get(pk=reward_id)
+            code = crypto.decrypt(stored.code_encrypted)
+            assert code not in stored.code_encrypted  # encrypted at rest
+        [text] = [t for t, m in zip(smtp.texts(), smtp.messages, strict=True) if m["to"] == [to]]
+        assert "$5.00 USD off at Kedai Buku" in text and text.count(code) == 2  # the text and HTML parts
+        codes.append(code)
+    assert codes[0] != codes[1] and all(c.startswith("DSC-") and len(c) == 23 for c in codes)
+    merchant = make_partner_client(tenant_a, name="Kedai Buku", scope="discounts:report")
+    assert merchant.post(URL, {"code": codes[1]}).status_code == 201
