@@ -73,7 +73,7 @@ class ProgramUpdateInput(serializers.Serializer):
     )
 
     def to_internal_value(self, data):
-        # `allowed_products` is the contract's name (API.md); `allowed_product_ids` is what the response shows.
+        # `allowed_products` is the contract's name (docs/api.md); `allowed_product_ids` is what the response shows.
         if isinstance(data, dict) and "allowed_products" in data and "allowed_product_ids" not in data:
             data = {**data, "allowed_product_ids": data["allowed_products"]}
         return super().to_internal_value(data)
