@@ -95,6 +95,9 @@ class Brand(models.Model):
     description = models.TextField(blank=True)
     terms = models.TextField(blank=True)
     redemption_instructions = models.TextField(blank=True)
+    # Where a code is used (the brand's shop): the "Use it at …" link of reward emails that carry a code,
+    # through the click-through redirect when the program tracks engagement (fulfillment.engagement).
+    redemption_url = models.URLField(max_length=500, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:

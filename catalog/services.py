@@ -96,10 +96,12 @@ def brand_upsert(
     description: str = "",
     terms: str = "",
     redemption_instructions: str = "",
+    redemption_url: str = "",
 ) -> Brand:
     brand = Brand.objects.filter(slug=slug).first() or Brand(slug=slug)
     brand.name, brand.logo_url, brand.description = name.strip(), logo_url, description
     brand.terms, brand.redemption_instructions = terms, redemption_instructions
+    brand.redemption_url = redemption_url
     _full_clean(brand, exclude=["slug"] if brand.pk else ())
     brand.save()
     return brand

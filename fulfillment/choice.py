@@ -92,6 +92,7 @@ def choice_record(*, reward_id: Any, product_id: Any) -> Reward:
         reward.product_snapshot = {
             "brand": option.brand.name,
             "brand_slug": option.brand.slug,
+            "redemption_url": option.brand.redemption_url,
             "name": option.name,
             "type": option.type,
             "supplier": option.supplier.code,

@@ -25,7 +25,7 @@ from orders.models import OrderType, Reward
 from orders.selectors import claim_url
 
 from .discounts import discount_headline
-from .engagement import open_pixel_url
+from .engagement import open_pixel_url, tracked_link
 
 logger = logging.getLogger(__name__)
 
@@ -53,6 +53,13 @@ def message_carries_code(reward: Reward) -> bool:
     return bool(reward.code_encrypted) and reward.order.type != OrderType.LINK and not reward.claim_token_encrypted
 
 
+def _use_at_url(reward: Reward, *, preview: bool) -> str:
+    """The brand's "use it at" link of an email carrying a code (from the reward's product snapshot: no query
+    per email), through the click-through redirect."""
+    url = str(reward.product_snapshot.get("redemption_url") or "")
+    return url if preview or not url else tracked_link(reward, url)
+
+
 def reward_email_context(reward: Reward, *, preview: bool = False, reminder: bool = False) -> dict[str, Any]:
     link = claim_url(reward)
     shows_code = message_carries_code(reward)
@@ -72,6 +79,7 @@ def reward_email_context(reward: Reward, *, preview: bool = False, reminder: boo
         ),
         "pin": None if preview or not shows_code or not reward.pin_encrypted else crypto.decrypt(reward.pin_encrypted),
         "open_pixel_url": None if preview else open_pixel_url(reward),
+        "use_at_url": _use_at_url(reward, preview=preview) if shows_code else "",
         **_branding(reward, preview=preview),
     }  # fmt: skip
 

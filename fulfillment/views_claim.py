@@ -11,7 +11,7 @@ from collections.abc import Callable
 from datetime import datetime
 
 from django.conf import settings
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseRedirect
 from django.shortcuts import render
 from django.utils import timezone, translation
 from django.utils.translation import gettext_lazy as _
@@ -237,4 +237,19 @@ def email_open_pixel(request: HttpRequest, token: str) -> HttpResponse:
         email_opened(token=token)
     response = HttpResponse(PIXEL, content_type="image/gif")
     response["Referrer-Policy"] = "no-referrer"
+    return response
+
+
+@never_cache
+@require_http_methods(["GET"])
+def email_click(request: HttpRequest, token: str) -> HttpResponse:
+    """GET /c/<token>: a reward email's tracked link (fulfillment.engagement): marks the reward opened and
+    redirects to the target signed into the token, and only there; any other token is a 404."""
+    from .engagement import email_clicked
+
+    target = email_clicked(token=token)
+    if target is None:
+        raise Http404
+    response = HttpResponseRedirect(target)
+    response["Referrer-Policy"] = "no-referrer"  # the target learns nothing of the token
     return response

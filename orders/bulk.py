@@ -120,6 +120,7 @@ def order_create_for_batch_rows(
                 {
                     "brand": product.brand.name,
                     "brand_slug": product.brand.slug,
+                    "redemption_url": product.brand.redemption_url,
                     "name": product.name,
                     "type": product.type,
                     "supplier": product.supplier.code if product.supplier_id else "",

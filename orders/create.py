@@ -231,6 +231,7 @@ def _new_rewards(
             product_snapshot={
                 "brand": item.product.brand.name,
                 "brand_slug": item.product.brand.slug,
+                "redemption_url": item.product.brand.redemption_url,  # the email's "use it at" link
                 "name": item.product.name,
                 "type": item.product.type,
                 "supplier": item.product.supplier.code if item.product.supplier_id else "",

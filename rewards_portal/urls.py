@@ -44,6 +44,7 @@ urlpatterns = [
     path("r/<str:token>", views_claim.claim_page, name="claim-page"),
     # The open pixel of reward emails (fulfillment/engagement.py): public host, the tenant comes from the token.
     path("e/<str:token>.gif", views_claim.email_open_pixel, name="email-open-pixel"),
+    path("c/<str:token>", views_claim.email_click, name="email-click"),
     path("r/<str:token>/reveal", views_claim.claim_reveal_view, name="claim-reveal"),
     path("r/<str:token>/verify/send", views_claim.claim_verify_send_view, name="claim-verify-send"),
     path("r/<str:token>/verify", views_claim.claim_verify_view, name="claim-verify"),

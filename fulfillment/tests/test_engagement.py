@@ -1,13 +1,14 @@
-"""Email opens count in the funnel: the reward email's pixel marks the reward opened once (reward.opened, the
-reports' `opened`), a bad or replayed pixel changes nothing, and a program can switch the pixel off."""
+"""Email opens count in the funnel: the reward email's pixel, or a followed link of it, marks the reward opened
+once (reward.opened, the reports' `opened`); a bad or replayed pixel changes nothing, a link redirects only to
+its own signed target, and a program can switch both off."""
 
 import re
 
-from django.core import mail
+from django.core import mail, signing
 from django.db import connection
 from django_tenants.utils import tenant_context
 
-from fulfillment.engagement import PIXEL
+from fulfillment.engagement import CLICK_SALT, PIXEL
 from fulfillment.services import reward_fulfil
 from orders.models import Reward
 from programs.services import program_create
@@ -52,3 +53,46 @@ def test_a_program_without_open_tracking_sends_no_pixel(api_a, funded_a, shop):
         program.save(update_fields=["track_email_opens"])
     _, html = _emailed(api_a, funded_a, shop.coffee_usd, program="quiet")
     assert PIXEL_URL.search(html) is None and "/e/" not in html
+
+
+CLICK_URL = re.compile(r'<a href="https?://[^/"]+(/c/[^"]+)"')
+
+
+def _with_shop_link(shop) -> None:
+    brand = shop.coffee_usd.brand
+    brand.redemption_url = "https://shop.example/redeem"
+    brand.save(update_fields=["redemption_url"])
+
+
+def test_a_followed_link_marks_the_code_opened_and_goes_only_to_its_own_target(api_a, funded_a, shop, client):
+    _with_shop_link(shop)
+    reward_id, html = _emailed(api_a, funded_a, shop.coffee_usd)
+    path = CLICK_URL.search(html).group(1)
+    connection.set_schema_to_public()
+    token = path.removeprefix("/c/")
+    schema, rid, target = signing.loads(token, salt=CLICK_SALT)
+    assert target == "https://shop.example/redeem"
+    _, stamp, signature = token.rsplit(":", 2)  # the same signature over another target: refused
+    evil = signing.dumps([schema, rid, "https://evil.example/"], salt=CLICK_SALT, compress=True).rsplit(":", 2)[0]
+    other_salt = signing.dumps([schema, rid, "https://evil.example/"], salt="another", compress=True)
+    for bad in (f"{evil}:{stamp}:{signature}", other_salt, token[:-2] + "xx"):
+        assert client.get(f"/c/{bad}").status_code == 404
+    with tenant_context(funded_a):
+        assert Reward.objects.get(pk=reward_id).status == "delivered"  # a refused link changes nothing
+    response = client.get(path)
+    assert response.status_code == 302 and response["Location"] == "https://shop.example/redeem"
+    assert response["Referrer-Policy"] == "no-referrer" and not response.cookies
+    with tenant_context(funded_a):
+        assert Reward.objects.get(pk=reward_id).status == "opened"
+    funnel = api_a.get("/api/v1/reports/rewards").json()
+    assert (funnel["delivered"], funnel["opened"]) == (1, 1)
+
+
+def test_a_program_without_tracking_links_straight_to_the_target(api_a, funded_a, shop):
+    _with_shop_link(shop)
+    with tenant_context(funded_a):
+        program = program_create(slug="quiet", name="Quiet")
+        program.track_email_opens = False
+        program.save(update_fields=["track_email_opens"])
+    _, html = _emailed(api_a, funded_a, shop.coffee_usd, program="quiet")
+    assert CLICK_URL.search(html) is None and 'href="https://shop.example/redeem"' in html

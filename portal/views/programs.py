@@ -102,8 +102,9 @@ class ProgramForm(forms.Form):
     )  # fmt: skip
     track_email_opens = forms.BooleanField(
         label=gettext_lazy("Count email opens"), required=False, initial=True,
-        help_text=gettext_lazy("Reward emails carry a tiny image that marks the reward opened in your reports. "
-                               "Nothing about the reader is kept."),
+        help_text=gettext_lazy("Reward emails carry a tiny image, and their links to the brand's shop pass "
+                               "through us: either marks the reward opened in your reports. Nothing about the "
+                               "reader is kept. Off: no image, and links go straight to the shop."),
     )  # fmt: skip
     points_enabled = forms.BooleanField(label=gettext_lazy("This program awards points"), required=False)
     points_name = forms.CharField(label=gettext_lazy("Points are called"), required=False,
