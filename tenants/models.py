@@ -190,3 +190,17 @@ class ClaimTokenIndex(models.Model):
 
     def __str__(self) -> str:
         return f"claim token …{self.token_hash[-6:]} → {self.tenant}"
+
+
+class DepositInstructions(models.Model):
+    """The operator's bank details shown on tenants' Funds pages, per funding currency ("" = any currency without
+    its own): set in the operator console, they override FUNDS_DEPOSIT_INSTRUCTIONS. `{reference}` in the text
+    becomes the tenant's transfer reference. Who changed them last, and when, stays on the row."""
+
+    currency = models.CharField(max_length=3, blank=True, unique=True)
+    text = models.TextField()
+    updated_at = models.DateTimeField(default=timezone.now)
+    updated_by = models.CharField(max_length=200, blank=True)
+
+    class Meta:
+        ordering = ["currency"]

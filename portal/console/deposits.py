@@ -103,3 +103,46 @@ def deposit_resolve_view(request, schema: str, request_id, action: str):
             messages.success(request, gettext("%(amount)s rejected for %(tenant)s.") % values)
     connection.set_schema_to_public()
     return redirect("console:deposits")
+
+
+class DepositInstructionsForm(forms.Form):
+    currency = forms.CharField(
+        required=False, max_length=3, label=gettext_lazy("Currency"),
+        help_text=gettext_lazy("Three letters, e.g. USD; empty: every currency without its own."),
+    )  # fmt: skip
+    text = forms.CharField(
+        required=False, widget=forms.Textarea(attrs={"rows": 5}), label=gettext_lazy("Bank details"),
+        help_text=gettext_lazy("Shown on tenants' Funds pages; {reference} becomes the tenant's transfer "
+                               "reference. Empty removes them."),
+    )  # fmt: skip
+
+
+@operator_required
+def deposit_instructions_view(request):
+    """GET: the deposit instructions per currency; POST: set or remove one (tenants.deposit_instructions)."""
+    from tenants.deposit_instructions import deposit_instructions_list, deposit_instructions_set
+
+    form = DepositInstructionsForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        try:
+            deposit_instructions_set(
+                currency=form.cleaned_data["currency"], text=form.cleaned_data["text"], actor=operator_actor(request)
+            )
+        except ApplicationError as exc:
+            for field, errors in (exc.errors or {}).items():
+                for error in errors:
+                    form.add_error(field if field in form.fields else None, error)
+        else:
+            messages.success(request, gettext("Deposit instructions saved."))
+            return redirect("console:deposit_instructions")
+    return render(
+        request,
+        "console/deposit_instructions.html",
+        {
+            "form": form,
+            "rows": deposit_instructions_list(),
+            "page_title": gettext("Deposit instructions"),
+            "nav_section": "deposits",
+        },
+        status=400 if form.errors else 200,
+    )

@@ -16,6 +16,7 @@ urlpatterns = [
     path("tenants/", tenants.tenants_view, name="tenants"),
     path("tenants/<slug:slug>/status", tenants.tenant_status_view, name="tenant_status"),
     path("deposits/", deposits.deposits_view, name="deposits"),
+    path("deposits/instructions/", deposits.deposit_instructions_view, name="deposit_instructions"),
     path(
         "deposits/<str:schema>/<uuid:request_id>/<str:action>",
         deposits.deposit_resolve_view,

@@ -272,3 +272,22 @@ def test_the_console_speaks_the_operators_language_else_the_browsers(operator_cl
     assert '<html lang="en">' in page and "No pending deposit requests." in page
     refused = operator_client.post("/console/language/", {"language": "xx"}, follow=True).content.decode()
     assert "One of en, ms." in refused
+
+
+def test_deposit_instructions_set_in_the_console_show_on_the_tenants_funds_page(
+    tenant_a, operator_client, settings, signed_in
+):
+    settings.FUNDS_DEPOSIT_INSTRUCTIONS = "Server default, ref {reference}"
+    refused = operator_client.post("/console/deposits/instructions/", {"currency": "US1", "text": "x"})
+    assert refused.status_code == 400 and "Three letters." in refused.content.decode()
+    response = operator_client.post(
+        "/console/deposits/instructions/", {"currency": "usd", "text": "Bank: Maybank\nReference: {reference}"}
+    )
+    assert response.status_code == 302
+    listing = operator_client.get("/console/deposits/instructions/").content.decode()
+    assert "Bank: Maybank" in listing and "op@operator.test" in listing
+    client, _ = signed_in("finance")
+    page = client.get("/funds/").content.decode()
+    assert "Bank: Maybank<br>Reference: ALPHA-FUNDS" in page and "Server default" not in page
+    operator_client.post("/console/deposits/instructions/", {"currency": "USD", "text": ""})  # removed: default
+    assert "Server default, ref ALPHA-FUNDS" in client.get("/funds/").content.decode()

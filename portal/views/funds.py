@@ -11,7 +11,6 @@ from itertools import islice
 from typing import Any
 
 from django import forms
-from django.conf import settings
 from django.contrib import messages
 from django.db.models import QuerySet
 from django.shortcuts import redirect
@@ -41,10 +40,13 @@ PAGE_SIZE = 50
 EXPORT_CHUNK = 1000  # ledger lines per round trip while streaming, plus one query for their balance movements
 
 
-def deposit_instructions(*, reference: str) -> dict[str, str]:
-    """The operator's bank details (FUNDS_DEPOSIT_INSTRUCTIONS; `{reference}` in it becomes this tenant's
-    transfer reference), or, where the operator published none, what to do instead: never a placeholder."""
-    text = settings.FUNDS_DEPOSIT_INSTRUCTIONS.strip()
+def deposit_instructions(*, reference: str, currency: str) -> dict[str, str]:
+    """The operator's bank details for `currency` (set in the console, else FUNDS_DEPOSIT_INSTRUCTIONS;
+    `{reference}` in them becomes this tenant's transfer reference), or, where the operator published none, what
+    to do instead: never a placeholder."""
+    from tenants.deposit_instructions import deposit_instructions_text
+
+    text = deposit_instructions_text(currency=currency)
     if not text:
         return {"details": "", "reference": reference}
     return {"details": text.replace("{reference}", reference), "reference": reference}
@@ -234,7 +236,9 @@ class FundsView(PortalView):
             next_cursor=encode_cursor(transactions[-1]) if len(rows) > PAGE_SIZE else None,
             is_first_page=not cursor,
             filter_query=query.urlencode(),
-            instructions=deposit_instructions(reference=f"{self.tenant.slug.upper()}-FUNDS"),
+            instructions=deposit_instructions(
+                reference=f"{self.tenant.slug.upper()}-FUNDS", currency=self.tenant.live_tenant.default_currency
+            ),
             # Money held for points people have not spent yet: part of `held` above, shown per program.
             points_liabilities=[
                 {"l": row, "value": money(row.value, row.program.points_currency)} for row in points_liabilities()
