@@ -1,6 +1,7 @@
 """Reports API: spend per program, product, currency, day or department, and the rewards funnel, over a period
-of UTC days, as JSON, CSV or XLSX (`format=`). Read from the maintained rollups (orders.rollups), never by
-scanning rewards; any key with the `read` scope may read them (aggregates only: no recipient, no code)."""
+of days in the company's time zone, as JSON, CSV or XLSX (`format=`). Read from the maintained rollups
+(orders.rollups), never by scanning rewards; any key with the `read` scope may read them (aggregates only: no
+recipient, no code)."""
 
 from __future__ import annotations
 
@@ -27,8 +28,10 @@ from .reports import (
 
 FORMATS = ("json", "csv", "xlsx")
 PERIOD_PARAMETERS = [
-    OpenApiParameter("from", OpenApiTypes.DATE, description="First UTC day (default: 29 days before `to`)"),
-    OpenApiParameter("to", OpenApiTypes.DATE, description="Last UTC day, included (default: today)"),
+    OpenApiParameter(
+        "from", OpenApiTypes.DATE, description="First day, in the company's time zone (default: 29 days before `to`)"
+    ),
+    OpenApiParameter("to", OpenApiTypes.DATE, description="Last day (company's time zone), included (default: today)"),
     OpenApiParameter("format", str, enum=FORMATS, description="json (default), csv or xlsx"),
 ]
 # JSON by default; `format=csv` and `format=xlsx` answer with the same figures as a file.
