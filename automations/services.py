@@ -58,7 +58,9 @@ def _clean(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]
         if kind == TriggerType.DATE_ATTRIBUTE and not ATTRIBUTE_RE.match(attribute):
             errors["trigger.attribute"] = ["Name the attribute that holds the date (YYYY-MM-DD), e.g. certified_on."]
         activity_type = str(trigger.get("activity_type") or "").strip()
-        if kind == TriggerType.ACTIVITY and (not activity_type or len(activity_type) > 100):
+        if kind == TriggerType.ACTIVITY and (
+            not activity_type or len(activity_type) > 100 or control_character_error(activity_type)
+        ):
             errors["trigger.activity_type"] = ["Name the activity type, e.g. deal.closed."]
         values.update(trigger_type=kind, trigger_years=sorted(set(years)) if isinstance(years, list) else [],
                       trigger_attribute=attribute if kind == TriggerType.DATE_ATTRIBUTE else "",
@@ -70,7 +72,7 @@ def _clean(data: dict[str, Any], errors: dict[str, list[str]]) -> dict[str, Any]
         else:
             for key in ("department", "country"):
                 if not isinstance(audience.get(key, []), list) or not all(
-                    isinstance(v, str) for v in audience.get(key, [])
+                    isinstance(v, str) and not control_character_error(v) for v in audience.get(key, [])
                 ):
                     errors[f"audience.{key}"] = ["Give a list of names."]
             attributes = audience.get("attributes", {})

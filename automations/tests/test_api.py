@@ -63,6 +63,8 @@ def test_refusals_name_the_field(api_a, shop):
         ({"trigger": {"type": "work_anniversary", "years": [-1]}}, "trigger.years"),
         ({"trigger": {"type": "date_attribute"}}, "trigger.attribute"),
         ({"trigger": {"type": "activity"}}, "trigger.activity_type"),
+        ({"trigger": {"type": "activity", "activity_type": "deal\x00closed"}}, "trigger.activity_type"),  # was a 500
+        ({"audience": {"department": ["Sales\x1b[2J"]}}, "audience.department"),
         ({"send_time": "9am"}, "send_time"),
         ({"audience": {"shoe_size": [42]}}, "audience"),
         ({"reward": {"product_id": str(shop.coffee_usd.id), "amount": "30.00"}}, "reward.amount"),
