@@ -64,6 +64,8 @@ def test_bad_fields_are_named_and_change_nothing(api_a, tenant_a):
     )
     not_leap = {"external_id": "l3", "name": "L", "birthday": "2001-02-29"}
     assert "birthday" in assert_problem(api_a.post("/api/v1/people", not_leap), 422)["errors"]
+    wide_digits = {"external_id": "l4", "name": "L", "birthday": "\uff11\uff12-01"}  # full-width "12-01"
+    assert "birthday" in assert_problem(api_a.post("/api/v1/people", wide_digits), 422)["errors"]
     with tenant_context(tenant_a):
         assert sorted(Person.objects.values_list("external_id", flat=True)) == ["l2", "leap"]
 
