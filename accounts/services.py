@@ -11,6 +11,7 @@ import hmac
 import logging
 import secrets
 from collections.abc import Callable
+from typing import Any
 
 import pyotp
 from django.conf import settings
@@ -186,12 +187,15 @@ def staff_email_languages(emails: list[str], *, default: str) -> dict[str, list[
     return groups
 
 
-def staff_email_send(*, user: User, template: str, context: dict[str, object], language: str) -> None:
-    """Send `template` (…_subject.txt, ….txt, ….html under templates/) to a staff member, rendered in `language`."""
+def staff_email_send(
+    *, user: User, template: str, context: dict[str, object], language: str, connection: Any = None
+) -> None:
+    """Send `template` (…_subject.txt, ….txt, ….html under templates/) to a staff member, rendered in `language`
+    (through `connection` when the caller sends several)."""
     with i18n.language(language):
         subject = " ".join(render_to_string(f"{template}_subject.txt", context).split())
         message = EmailMultiAlternatives(
-            subject=subject, body=render_to_string(f"{template}.txt", context), to=[user.email]
+            subject=subject, body=render_to_string(f"{template}.txt", context), to=[user.email], connection=connection
         )
         message.attach_alternative(render_to_string(f"{template}.html", context), "text/html")
     message.send()

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from datetime import datetime
+from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
@@ -24,6 +25,19 @@ from .lifecycle import batch_cancel_locked, batch_lock, batch_start
 from .models import Batch
 
 logger = logging.getLogger(__name__)
+
+
+def batch_approval_notice(batch: Batch, notice: str) -> None:
+    """Email the approvers (a new request) or whoever asked (a decision), after commit (orders.approval_notices)."""
+    from orders.approval_notices import approval_notice
+    from orders.selectors import requested_by
+
+    approval_notice(
+        notice=notice, kind="batch", object_id=batch.pk,
+        totals={currency: Decimal(amount) for currency, amount in batch.total_cost.items()}, count=batch.valid_rows,
+        name=batch.name, requested_by=batch.approval_requested_by, placed_by=requested_by(batch),
+        expires_at=batch.approval_expires_at, decided_by=batch.approval_decided_by, reason=batch.approval_reason,
+    )  # fmt: skip
 
 
 def _announce(batch: Batch, event_type: str) -> None:
@@ -46,6 +60,7 @@ def batch_approve(*, batch_id: Any, actor: Actor) -> Batch:
         audit_action(actor=actor, action="batch.approve", object_type="batch", object_id=batch.pk,
                      data={"total_cost": batch.total_cost, "rows": batch.valid_rows})  # fmt: skip
         _announce(batch, "batch.approved")
+        batch_approval_notice(batch, "approved")
     logger.info("batch approved", extra={"event": "batch.approved", "batch_id": str(batch.pk)})
     return batch
 
@@ -66,6 +81,7 @@ def batch_reject(*, batch_id: Any, actor: Actor, reason: str = "", expired: bool
             object_id=batch.pk, data={"total_cost": batch.total_cost, "reason": batch.approval_reason},
         )  # fmt: skip
         _announce(batch, "batch.rejected")
+        batch_approval_notice(batch, "expired" if expired else "rejected")
     logger.info("batch rejected", extra={"event": f"batch.{decision}", "batch_id": str(batch.pk)})
     return batch
 

@@ -103,6 +103,8 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
     from orders.planning import program_budget_check
     from orders.selectors import requested_by
 
+    from .approvals import batch_approval_notice
+
     if batch.status in BATCH_SENT_STATES:
         return batch
     if not batch_can_become(batch=batch, to=BatchStatus.CONFIRMED):
@@ -147,6 +149,7 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
             fields=["allow_duplicate", "approval_status", "approval_requested_by", "approval_expires_at"],
         )
         event_emit(type="batch.approval_required", data=batch_render(batch, balances={}))
+        batch_approval_notice(batch, "required")
         logger.info("batch waits for approval", extra={"event": "batch.approval_required", "batch_id": str(batch.id)})
         return batch
     return batch_start(batch=batch)

@@ -97,6 +97,18 @@ def _lock(order_id: Any) -> tuple[Order, list[Reward]]:
     return order, rewards
 
 
+def order_approval_notice(order: Order, notice: str, *, count: int) -> None:
+    """Email the approvers (a new request) or whoever asked (a decision), after commit."""
+    from .approval_notices import approval_notice
+
+    approval_notice(
+        notice=notice, kind="order", object_id=order.pk, totals={order.currency: order.total_amount},
+        count=count, name=order.external_id or "", requested_by=order.approval_requested_by,
+        placed_by=requested_by(order), expires_at=order.approval_expires_at, decided_by=order.approval_decided_by,
+        reason=order.approval_reason,
+    )  # fmt: skip
+
+
 def _announce(order: Order, event_type: str) -> None:
     from webhooks.events import event_emit
 
@@ -125,6 +137,7 @@ def order_approve(*, order_id: Any, actor: Actor) -> Order:
         audit_action(actor=actor, action="order.approve", object_type="order", object_id=order.pk,
                      data={"total": str(order.total_amount), "currency": order.currency})  # fmt: skip
         _announce(order, "order.approved")
+        order_approval_notice(order, "approved", count=len(rewards))
         transaction.on_commit(lambda: rewards_dispatch(rewards))
     logger.info("order approved", extra={"event": "order.approved", "order_id": str(order.pk)})
     return order
@@ -148,6 +161,7 @@ def order_reject(*, order_id: Any, actor: Actor, reason: str = "", expired: bool
                      object_id=order.pk, data={"total": str(order.total_amount), "currency": order.currency,
                                                "reason": order.approval_reason})  # fmt: skip
         _announce(order, "order.rejected")
+        order_approval_notice(order, "expired" if expired else "rejected", count=len(rewards))
         order_refresh_status(order=order)
     logger.info("order rejected", extra={"event": f"order.{decision}", "order_id": str(order.pk)})
     return order

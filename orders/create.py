@@ -24,7 +24,7 @@ from core.i18n import locale_choose
 from funds.services import funds_hold
 from tenants.selectors import tenant_current
 
-from .approvals import approval_begin, approval_required
+from .approvals import approval_begin, approval_required, order_approval_notice
 from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_register, gets_claim_link
 from .handoff import rewards_dispatch, shipment_hooks_required
 from .idempotency import idempotency_begin
@@ -152,6 +152,7 @@ def order_create(
         event_emit(type="order.created", data=without_claim_links(body), write_with=[reward_events, stored_response])
         if policy is not None:
             event_emit(type="order.approval_required", data=without_claim_links(body))
+            order_approval_notice(order, "required", count=len(created))
         # Funds last: the account rows stay locked from the first hold until commit, so everything else
         # is written before, and concurrent orders of one tenant queue on the lock as briefly as possible.
         _hold_funds(order=order, rewards=created)

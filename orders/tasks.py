@@ -94,3 +94,12 @@ def recipient_retention_task() -> int:
     if anonymised:
         logger.info("recipients anonymised", extra={"event": "rewards.anonymised", "count": anonymised})
     return anonymised
+
+
+@shared_task(name="orders.tasks.approval_notice_task")
+def approval_notice_task(payload: dict) -> int:
+    """After an approval request or decision committed: email the approvers, or whoever asked
+    (orders.approval_notices). Not retried: a retry would email again whoever already got it."""
+    from .approval_notices import approval_notice_send
+
+    return approval_notice_send(payload)
