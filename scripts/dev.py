@@ -41,9 +41,8 @@ def main() -> int:
             env=env,
             cwd=ROOT,
         ),
-        "beat": subprocess.Popen(
-            [*celery, "beat", "-l", "warning", "-s", str(ROOT / "var" / "celerybeat-schedule")], env=env, cwd=ROOT
-        ),
+        # Leads through a PostgreSQL lock (core.beat): a second `make dev` on the same database stays a standby.
+        "beat": subprocess.Popen([*celery, "beat", "-l", "warning"], env=env, cwd=ROOT),
     }
 
     stopping = False

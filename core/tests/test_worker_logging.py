@@ -59,26 +59,28 @@ def test_worker_lines_are_json_with_secrets_redacted(committed_tenant, celery_wo
 
 
 def test_beat_lines_are_json(django_db_setup, tmp_path):
-    env = subprocess_env()
+    # A schedule of its own, to a queue no worker reads: the real one would send every sweep into this run's queues.
+    queue = f"beat-log-test-{uuid.uuid4().hex[:8]}"
+    schedule = {f"probe-{queue}": {"task": "core.tests.beat_probe", "schedule": 60.0, "options": {"queue": queue}}}
+    env = subprocess_env(TEST_BEAT_SCHEDULE=json.dumps(schedule))
     stderr_path = tmp_path / "beat.err"
     command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "beat", "-l", "info"]
-    command += ["-s", str(tmp_path / "schedule"), "--pidfile="]
+    command += ["--pidfile="]
     with open(stderr_path, "w") as stderr:
         beat = subprocess.Popen(command, env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=stderr)
         try:
             deadline = time.time() + 30
 
             def started() -> bool:
-                # "Starting" is logged before beat opens its schedule file; stopped in between, beat prints a
-                # plain traceback of the interrupted open (seen once on a loaded machine): wait for the file too.
-                return "Starting" in stderr_path.read_text() and any(tmp_path.glob("schedule*"))
+                # Past its start and its lock (core.beat): the first periods are being sent.
+                return "leading" in stderr_path.read_text()
 
             while not started() and beat.poll() is None and time.time() < deadline:
                 time.sleep(0.1)
-            time.sleep(0.3)  # the schedule's first write
         finally:
             beat.terminate()
             beat.wait(timeout=15)
+    get_redis().delete(settings.CELERY_BROKER_TRANSPORT_OPTIONS.get("global_keyprefix", "") + queue)
     lines = json_lines(stderr_path.read_text())  # the start banner goes to stdout; every log line is JSON
     assert any(line["logger"] == "celery.beat" and "Starting" in line["msg"] for line in lines), lines
 

@@ -435,6 +435,12 @@ CELERY_TASK_ROUTES = {
     "batches.tasks.*": {"queue": "bulk"},
 }
 CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
+# Run beat on two machines or more: one leads (a PostgreSQL advisory lock) and each period is claimed once in
+# core_beat_entry (core.beat). No schedule file. The leader's session ends BEAT_LEASE_SECONDS after it stops
+# pinging (a lost machine); a standby polls for the lock every BEAT_STANDBY_POLL_SECONDS.
+CELERY_BEAT_SCHEDULER = "core.beat:LeaderScheduler"
+BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30)
+BEAT_STANDBY_POLL_SECONDS = env.float("BEAT_STANDBY_POLL_SECONDS", default=2)
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 15.0},
     "fulfilment-sweep": {"task": "fulfillment.tasks.fulfilment_sweep", "schedule": 10.0},

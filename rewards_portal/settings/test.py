@@ -1,5 +1,6 @@
 """Tests: real PostgreSQL and Redis (embedded unless DATABASE_URL/REDIS_URL are set), fast hashing."""
 
+import json
 import os
 
 from rewards_portal import embedded
@@ -27,6 +28,9 @@ DATABASES["default"]["CONN_MAX_AGE"] = 0  # threaded test servers must not leak 
 # `make test` gives each concurrent run its own test database (see scripts/run_tests.py).
 DATABASES["default"]["TEST"] = {"NAME": os.environ.get("TEST_DB_NAME", "test_rewards_portal")}
 CELERY_BEAT_SCHEDULE_FILENAME = str(embedded.VAR_DIR / "celerybeat-schedule-test")
+# A beat started by a test may get a short schedule of its own (JSON, as CELERY_BEAT_SCHEDULE).
+if os.environ.get("TEST_BEAT_SCHEDULE"):
+    CELERY_BEAT_SCHEDULE = json.loads(os.environ["TEST_BEAT_SCHEDULE"])
 ENCRYPTION_KEYS = ["dGVzdC1vbmx5LWluc2VjdXJlLWtleS0zMi1ieXRlcyE="]
 # A short webhook retry schedule, read from the environment so the test worker process gets the same one.
 WEBHOOK_RETRY_SCHEDULE = env.list("WEBHOOK_RETRY_SCHEDULE", cast=float, default=[0, 0.3, 0.3, 0.3, 0.3, 0.3])
