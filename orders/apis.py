@@ -113,6 +113,8 @@ EXAMPLE_ORDER: dict[str, Any] = {
             "metadata": {"department": "Engineering"},
             "created_at": "2026-11-22T10:00:00Z",
             "delivered_at": None,
+            "opened_at": None,
+            "clicked_at": None,
         }
     ],
     "approval": None,
@@ -293,6 +295,10 @@ class RewardOutput(serializers.Serializer):
     metadata = serializers.DictField(child=serializers.CharField())
     created_at = serializers.DateTimeField()
     delivered_at = serializers.DateTimeField(allow_null=True)
+    opened_at = serializers.DateTimeField(
+        allow_null=True, help_text="First opened by the recipient (email pixel, a followed link, the claim page)."
+    )
+    clicked_at = serializers.DateTimeField(allow_null=True, help_text="First followed link of its email.")
 
     def to_representation(self, instance):
         return reward_render(instance, bearer=may_send(self.context.get("request")))

@@ -49,6 +49,9 @@ def reward_transition(*, reward: Reward, to: str, note: str = "") -> Reward:
     if to == RewardStatus.DELIVERED and reward.delivered_at is None:
         reward.delivered_at = reward.updated_at
         fields.append("delivered_at")
+    if to in (RewardStatus.OPENED, RewardStatus.REDEEMED) and reward.opened_at is None:
+        reward.opened_at = reward.updated_at  # seen: the funnel's `opened` keeps it whatever comes next
+        fields.append("opened_at")
     reward.save(update_fields=fields)
     RewardEvent.objects.create(reward=reward, from_status=previous, to_status=to, note=note[:300])
     transaction.on_commit(REWARD_STATE_CHANGES.labels(to).inc)  # a rolled-back move is not counted

@@ -222,6 +222,11 @@ class Reward(models.Model):
     created_at = models.DateTimeField(default=timezone.now, db_index=True)
     updated_at = models.DateTimeField(default=timezone.now)
     delivered_at = models.DateTimeField(null=True, blank=True)
+    # Engagement for the funnel (fulfillment.engagement): when the recipient first opened it (the email's pixel,
+    # a followed link, the claim page, or a redemption, which implies it was seen) and first followed a link of
+    # its email. Kept whatever the status becomes later, so an opened reward that expires still counted as opened.
+    opened_at = models.DateTimeField(null=True, blank=True)
+    clicked_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
         ordering = ["-created_at", "-id"]
@@ -302,23 +307,36 @@ class IdempotencyRecord(models.Model):
 # and no order ever waits on a shared counter row.
 
 
+class Engagement(models.IntegerChoices):
+    """How far the recipient engaged with a reward (the rollups' `engaged`, from opened_at and clicked_at)."""
+
+    NONE = 0
+    OPENED = 1
+    CLICKED = 2  # followed a link of its email (which implies it was opened)
+
+
 class RewardStat(models.Model):
-    """Rewards created in the UTC `hour` starting then, now in `status`, per face currency: count and face value."""
+    """Rewards created in the UTC `hour` starting then, now in `status`, per face currency and engagement: count
+    and face value."""
 
     hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     status = models.CharField(max_length=20)
     currency = models.CharField(max_length=3)
+    engaged = models.SmallIntegerField(default=Engagement.NONE, choices=Engagement.choices)
     rewards = models.BigIntegerField(default=0)
     amount = models.DecimalField(max_digits=24, decimal_places=4, default=0)
 
     class Meta:
-        constraints = [models.UniqueConstraint(fields=["hour", "status", "currency"], name="reward_stat_key")]
+        constraints = [
+            models.UniqueConstraint(fields=["hour", "status", "currency", "engaged"], name="reward_stat_key")
+        ]
 
 
 class RewardStatDelta(models.Model):
     hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     status = models.CharField(max_length=20)
     currency = models.CharField(max_length=3)
+    engaged = models.SmallIntegerField(default=Engagement.NONE, choices=Engagement.choices)
     rewards = models.BigIntegerField()
     amount = models.DecimalField(max_digits=24, decimal_places=4)
 

@@ -57,10 +57,17 @@ REWARDS_EXAMPLE = {
     "sent": 118,
     "delivered": 115,
     "opened": 80,
+    "clicked": 34,
     "redeemed": 61,
     "expired": 2,
     "failed": 3,
-    "rates": {"delivery_rate": 0.9746, "open_rate": 0.6957, "redemption_rate": 0.5304, "failure_rate": 0.0254},
+    "rates": {
+        "delivery_rate": 0.9746,
+        "open_rate": 0.6957,
+        "click_rate": 0.2957,
+        "redemption_rate": 0.5304,
+        "failure_rate": 0.0254,
+    },
     "by_status": {"pending": 2, "delivered": 33, "opened": 19, "redeemed": 61, "expired": 2, "failed": 3},
 }
 

@@ -23,8 +23,8 @@ from core.errors import ApplicationError
 from core.money import format_amount
 from programs.models import Program
 
-from .models import RewardStatus
-from .rollups import SPEND_GROUPS, reward_counts_by_status, spend_grouped
+from .models import Engagement, RewardStatus
+from .rollups import SPEND_GROUPS, reward_counts_by_engagement, reward_counts_by_status, spend_grouped
 
 # Reached the recipient (a bounce, DELIVERY_FAILED, did not).
 REACHED_STATES = (RewardStatus.DELIVERED, RewardStatus.OPENED, RewardStatus.REDEEMED, RewardStatus.EXPIRED)
@@ -153,13 +153,15 @@ def breakage_by_currency(*, since: datetime | None = None, until: datetime | Non
 
 @dataclass(frozen=True)
 class RewardFunnel:
-    """What became of the rewards created in a period, by where each is now (a redeemed reward was opened and
-    delivered too, so each stage counts the ones after it)."""
+    """What became of the rewards created in a period: each stage counts the ones after it, so the funnel never
+    widens (sent >= delivered >= opened >= clicked, and opened >= redeemed). Opened and clicked are what the
+    recipient did (Reward.opened_at, clicked_at), kept when the reward later expires."""
 
     created: int
     sent: int  # a delivery was attempted and is over
     delivered: int  # reached the recipient
-    opened: int
+    opened: int  # of those delivered: opened (pixel, link, claim page) or redeemed
+    clicked: int  # of those opened: followed a link of the email
     redeemed: int
     expired: int
     failed: int  # failed, or bounced (delivery_failed)
@@ -172,24 +174,39 @@ class RewardFunnel:
         return {
             "delivery_rate": self._rate(self.delivered, self.sent),
             "open_rate": self._rate(self.opened, self.delivered),
+            "click_rate": self._rate(self.clicked, self.delivered),
             "redemption_rate": self._rate(self.redeemed, self.delivered),
             "failure_rate": self._rate(self.failed, self.sent),
         }
 
 
+def reward_engagement_counts(*, since: date | None = None, until: date | None = None) -> dict[tuple[str, int], int]:
+    """Rewards created on local days [since, until] per (status, engagement), from the maintained rollup."""
+    start, end = _bounds(since, until)
+    return reward_counts_by_engagement(since=start, until=end)
+
+
 def reward_funnel(*, since: date | None = None, until: date | None = None) -> RewardFunnel:
-    return reward_funnel_from(reward_status_counts(since=since, until=until))
+    return reward_funnel_from(reward_engagement_counts(since=since, until=until))
 
 
-def reward_funnel_from(counts: dict[str, int]) -> RewardFunnel:
+def reward_funnel_from(counts: dict[tuple[str, int], int]) -> RewardFunnel:
+    """The funnel from (status, engagement) counts. Opened and clicked count only rewards that reached the
+    recipient, so neither can exceed `delivered`; a redemption counts as opened whatever its engagement."""
+
+    def count(states: tuple[str, ...], *, engaged_at_least: int = Engagement.NONE) -> int:
+        return sum(n for (status, level), n in counts.items() if status in states and level >= engaged_at_least)
+
+    reached = tuple(str(s) for s in REACHED_STATES)
     return RewardFunnel(
         created=sum(counts.values()),
-        sent=sum(counts[s] for s in ATTEMPTED_STATES),
-        delivered=sum(counts[s] for s in REACHED_STATES),
-        opened=counts[RewardStatus.OPENED] + counts[RewardStatus.REDEEMED],
-        redeemed=counts[RewardStatus.REDEEMED],
-        expired=counts[RewardStatus.EXPIRED],
-        failed=counts[RewardStatus.FAILED] + counts[RewardStatus.DELIVERY_FAILED],
+        sent=count(tuple(str(s) for s in ATTEMPTED_STATES)),
+        delivered=count(reached),
+        opened=count(reached, engaged_at_least=Engagement.OPENED) + counts.get((RewardStatus.REDEEMED, 0), 0),
+        clicked=count(reached, engaged_at_least=Engagement.CLICKED),
+        redeemed=count((RewardStatus.REDEEMED,)),
+        expired=count((RewardStatus.EXPIRED,)),
+        failed=count((RewardStatus.FAILED, RewardStatus.DELIVERY_FAILED)),
     )
 
 
@@ -296,13 +313,16 @@ def spend_report_table(report: dict[str, Any]) -> tuple[list[str], list[list[obj
     return header, rows
 
 
-FUNNEL_STAGES = ("created", "sent", "delivered", "opened", "redeemed", "expired", "failed")
+FUNNEL_STAGES = ("created", "sent", "delivered", "opened", "clicked", "redeemed", "expired", "failed")
 
 
 def rewards_report(*, since: date, until: date) -> dict[str, Any]:
     """What became of the rewards created in [since, until]: the funnel, its rates, and every status."""
-    counts = reward_status_counts(since=since, until=until)
-    funnel = reward_funnel_from(counts)
+    engagement = reward_engagement_counts(since=since, until=until)
+    funnel = reward_funnel_from(engagement)
+    counts = {status: 0 for status in RewardStatus.values}
+    for (status, _level), n in engagement.items():
+        counts[status] = counts.get(status, 0) + n
     return {
         "from": since.isoformat(),
         "to": until.isoformat(),

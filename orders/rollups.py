@@ -37,7 +37,7 @@ def rollups_compact() -> tuple[int, int]:
         rewards = fold_deltas(
             deltas=RewardStatDelta._meta.db_table,
             rollup=RewardStat._meta.db_table,
-            keys=["hour", "status", "currency"],
+            keys=["hour", "status", "currency", "engaged"],
             sums=["rewards", "amount"],
         )
         spend = fold_deltas(
@@ -75,6 +75,21 @@ def reward_counts_by_status(*, since: datetime | None = None, until: datetime | 
             params + params,
         )
         return {status: int(n) for status, n in cursor.fetchall() if n}
+
+
+def reward_counts_by_engagement(
+    *, since: datetime | None = None, until: datetime | None = None
+) -> dict[tuple[str, int], int]:
+    """Rewards created in [since, until) per (current status, engagement: models.Engagement)."""
+    where, params = _range_sql(since, until)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT status, engaged, sum(rewards) FROM (SELECT status, engaged, rewards FROM "
+            f"{RewardStat._meta.db_table} WHERE {where} UNION ALL SELECT status, engaged, rewards FROM "
+            f"{RewardStatDelta._meta.db_table} WHERE {where}) AS s GROUP BY status, engaged",
+            params + params,
+        )
+        return {(status, int(engaged)): int(n) for status, engaged, n in cursor.fetchall() if n}
 
 
 @dataclass(frozen=True)

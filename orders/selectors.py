@@ -74,6 +74,8 @@ def reward_render(reward: Reward, *, bearer: bool = False) -> dict[str, Any]:
         "metadata": reward.metadata or {},
         "created_at": _iso(reward.created_at),
         "delivered_at": _iso(reward.delivered_at),
+        "opened_at": _iso(reward.opened_at),
+        "clicked_at": _iso(reward.clicked_at),
     }
 
 

@@ -3,9 +3,11 @@ once (reward.opened, the reports' `opened`); a bad or replayed pixel changes not
 its own signed target, and a program can switch both off."""
 
 import re
+from datetime import timedelta
 
 from django.core import mail, signing
 from django.db import connection
+from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from fulfillment.engagement import CLICK_SALT, PIXEL
@@ -18,13 +20,17 @@ from webhooks.models import Event
 PIXEL_URL = re.compile(r'<img src="https?://[^/"]+(/e/[^"]+\.gif)"')
 
 
-def _emailed(api, tenant, product, **order_fields) -> tuple[str, str]:
+def _emailed(api, tenant, product, *, read_later: bool = True, **order_fields) -> tuple[str, str]:
+    """A reward emailed to its recipient: its id and the email's HTML. `read_later`: delivered a minute ago, so
+    what the test fetches next is the reader's doing, not a mail scanner's at delivery."""
     response = api.post("/api/v1/orders", digital_order(product, "25.00", **order_fields))
     assert response.status_code == 201, response.content
     reward_id = response.json()["rewards"][0]["id"]
     mail.outbox.clear()
     with tenant_context(tenant):
         reward_fulfil(reward_id=reward_id)
+        if read_later:
+            Reward.objects.filter(pk=reward_id).update(delivered_at=timezone.now() - timedelta(minutes=1))
     [message] = mail.outbox
     return reward_id, message.alternatives[0][0]
 
@@ -85,7 +91,7 @@ def test_a_followed_link_marks_the_code_opened_and_goes_only_to_its_own_target(a
     with tenant_context(funded_a):
         assert Reward.objects.get(pk=reward_id).status == "opened"
     funnel = api_a.get("/api/v1/reports/rewards").json()
-    assert (funnel["delivered"], funnel["opened"]) == (1, 1)
+    assert (funnel["delivered"], funnel["opened"], funnel["clicked"]) == (1, 1, 1)
 
 
 def test_a_program_without_tracking_links_straight_to_the_target(api_a, funded_a, shop):
@@ -96,3 +102,68 @@ def test_a_program_without_tracking_links_straight_to_the_target(api_a, funded_a
         program.save(update_fields=["track_email_opens"])
     _, html = _emailed(api_a, funded_a, shop.coffee_usd, program="quiet")
     assert CLICK_URL.search(html) is None and 'href="https://shop.example/redeem"' in html
+
+
+def _funnel(api) -> tuple[int, ...]:
+    body = api.get("/api/v1/reports/rewards").json()
+    return tuple(body[stage] for stage in ("sent", "delivered", "opened", "clicked", "redeemed"))
+
+
+def test_a_scanner_fetching_at_delivery_is_not_an_open_and_the_reader_later_is(api_a, funded_a, shop, client):
+    _with_shop_link(shop)
+    reward_id, html = _emailed(api_a, funded_a, shop.coffee_usd, read_later=False)
+    pixel, link = PIXEL_URL.search(html).group(1), CLICK_URL.search(html).group(1)
+    connection.set_schema_to_public()
+    assert client.get(pixel).content == PIXEL  # the mail server's image proxy, as the message arrives
+    assert client.get(link)["Location"] == "https://shop.example/redeem"  # its link checker: still redirected
+    with tenant_context(funded_a):
+        reward = Reward.objects.get(pk=reward_id)
+        assert (reward.status, reward.opened_at, reward.clicked_at) == ("delivered", None, None)
+    assert _funnel(api_a) == (1, 1, 0, 0, 0)
+    with tenant_context(funded_a):
+        Reward.objects.filter(pk=reward_id).update(delivered_at=timezone.now() - timedelta(minutes=5))
+    client.get(pixel)  # the recipient, five minutes later
+    assert _funnel(api_a) == (1, 1, 1, 0, 0)
+
+
+def test_a_click_without_images_counts_as_opened_and_clicked_once(api_a, funded_a, shop, client):
+    _with_shop_link(shop)
+    reward_id, html = _emailed(api_a, funded_a, shop.coffee_usd)
+    link = CLICK_URL.search(html).group(1)
+    connection.set_schema_to_public()
+    for _ in range(3):
+        assert client.get(link).status_code == 302
+    client.get(PIXEL_URL.search(html).group(1))  # images shown afterwards: nothing more to count
+    with tenant_context(funded_a):
+        reward = Reward.objects.get(pk=reward_id)
+        assert reward.status == "opened" and reward.opened_at is not None and reward.clicked_at is not None
+        assert Event.objects.filter(type="reward.opened").count() == 1
+    assert _funnel(api_a) == (1, 1, 1, 1, 0)
+
+
+def test_a_click_after_the_pixel_adds_the_click_and_an_opened_reward_that_expires_stays_opened(
+    api_a, funded_a, shop, client
+):
+    from orders.lifecycle import reward_transition
+    from orders.selectors import reward_lock
+
+    _with_shop_link(shop)
+    opened_then_clicked, html = _emailed(api_a, funded_a, shop.coffee_usd)
+    connection.set_schema_to_public()
+    client.get(PIXEL_URL.search(html).group(1))
+    assert _funnel(api_a) == (1, 1, 1, 0, 0)
+    client.get(CLICK_URL.search(html).group(1))
+    assert _funnel(api_a) == (1, 1, 1, 1, 0)
+    redeemed_unseen, _ = _emailed(api_a, funded_a, shop.coffee_usd)  # redeemed at the till, email never opened
+    never_opened, _ = _emailed(api_a, funded_a, shop.coffee_usd)
+    with tenant_context(funded_a):
+        reward_transition(reward=reward_lock(redeemed_unseen), to="redeemed", note="merchant report")
+        reward_transition(reward=reward_lock(opened_then_clicked), to="expired", note="claim-by passed")
+    sent, delivered, opened, clicked, redeemed = _funnel(api_a)
+    assert (sent, delivered, opened, clicked, redeemed) == (3, 3, 2, 1, 1)
+    assert sent >= delivered >= opened >= clicked and opened >= redeemed
+    with tenant_context(funded_a):
+        assert Reward.objects.get(pk=never_opened).opened_at is None
+        from funds.selectors import ledger_invariant_violations
+
+        assert ledger_invariant_violations() == []

@@ -39,6 +39,7 @@ FUNNEL_LABELS = {
     "sent": _("Sent"),
     "delivered": _("Delivered"),
     "opened": _("Opened"),
+    "clicked": _("Clicked a link"),
     "redeemed": _("Redeemed"),
     "expired": _("Expired"),
     "failed": _("Failed"),
@@ -104,6 +105,7 @@ class ReportsView(PortalView):
             rates=[
                 (_("Delivery rate"), funnel["rates"]["delivery_rate"]),
                 (_("Open rate"), funnel["rates"]["open_rate"]),
+                (_("Click rate"), funnel["rates"]["click_rate"]),
                 (_("Redemption rate"), funnel["rates"]["redemption_rate"]),
             ],
             query=query,
