@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from core.errors import ApplicationError
 from core.money import format_amount
+from core.versions import version_bump
 
 from .handoff import points_awarder
 from .models import Automation, AutomationRun, RunStatus, TriggerType
@@ -35,6 +36,8 @@ logger = logging.getLogger(__name__)
 
 # Refusals that money arriving later the same day can cure; anything else stays failed (the reason says why).
 RETRYABLE = ("insufficient_funds", "budget_exceeded")
+# The core.versions counter bumped by every claimed run: the Automations list's cached summaries carry it.
+RUNS_VERSION = "automation-runs"
 TOKEN = re.compile(r"\{(\w+)\}")
 # What _place writes on a run.
 OUTCOME_FIELDS = ["status", "order", "points_award_id", "failure_code", "failure_reason", "updated_at"]
@@ -97,6 +100,7 @@ def _claim(*, automation: Automation, person_id: Any, occurs_on: date, occurrenc
         )
         if cursor.fetchone() is None:
             return None
+    version_bump(RUNS_VERSION)  # one fewer upcoming send: the Automations list's cached summary is stale
     run._state.adding = False  # the row exists now: save() must UPDATE it (a pk default would make it INSERT)
     return run
 

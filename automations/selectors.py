@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime
 from typing import Any
 
@@ -11,7 +12,7 @@ from core.errors import NotFoundError
 from core.money import format_amount
 
 from .models import Automation, AutomationRun, TriggerType
-from .running import reward_value
+from .running import RUNS_VERSION, reward_value
 from .schedule import upcoming
 
 MAX_PREVIEW_DAYS = 90
@@ -97,6 +98,48 @@ def automation_preview(*, automation: Automation, now: datetime, days: int) -> d
         ],
         "total": total,
     }
+
+
+# The Automations list's per-row summary (how many sends, what cost, in the next N days) is cached: computing it
+# reads the people directory once per zone and day of the window (30+ queries per automation). A key holds every
+# input: the automation as last changed, the people and run counters (core.versions, bumped by every change of
+# people and every claimed run), the tenant's zone and the UTC hour (the window slides; hourly covers whole-hour
+# zones' midnights). The TTL only bounds how long a lost bump (cache down at commit) could leave a count stale.
+UPCOMING_SUMMARY_TTL_SECONDS = 3600
+
+
+def _summary_key(automation: Automation, now: datetime, days: int) -> str | None:
+    from core.versions import version_get
+    from people.services import PEOPLE_VERSION
+    from tenants.selectors import tenant_current
+
+    people, runs = version_get(PEOPLE_VERSION), version_get(RUNS_VERSION)
+    if people is None or runs is None:
+        return None
+    zone = getattr(tenant_current(), "timezone", "") or "UTC"
+    hour = now.strftime("%Y%m%d%H")
+    stamp = automation.updated_at.timestamp()
+    return f"automation-upcoming:{automation.pk}:{stamp}:{people}:{runs}:{zone}:{hour}:{days}"
+
+
+def automation_upcoming_summary(*, automation: Automation, now: datetime, days: int) -> dict[str, Any]:
+    """How many sends the automation's preview holds and their total (automation_preview's `total`), from the cache
+    when nothing it depends on changed since it was computed (see above)."""
+    from django.core.cache import cache
+
+    key = _summary_key(automation, now, days)
+    try:
+        cached = cache.get(key) if key is not None else None
+    except Exception:  # Redis down: computed below, as without a cache
+        cached = None
+    if cached is not None:
+        return dict(cached)
+    preview = automation_preview(automation=automation, now=now, days=days)
+    summary = {"count": len(preview["items"]), "total": preview["total"]}
+    if key is not None:
+        with contextlib.suppress(Exception):  # not kept: the next view computes it again
+            cache.set(key, summary, timeout=UPCOMING_SUMMARY_TTL_SECONDS)
+    return summary
 
 
 def automation_run_list(

@@ -21,6 +21,7 @@ from django.db import connection
 
 from core.text import control_character_error
 from people.models import Person
+from people.services import people_changed
 from people.validation import PERSON_FIELDS, person_fields_clean
 
 from .csvfile import FORMULA_PREFIXES, PHONE_FORMULA_PREFIXES, ValidRow
@@ -145,6 +146,7 @@ def people_chunk_apply(*, batch: Batch, chunk: int) -> tuple[int, int, int] | No
             [*params, list(done)],
         )
         inserted = {external_id for (external_id,) in cursor.fetchall()}
+        people_changed()
         done |= {row_id for row_id, (_, external_id) in pending.items() if external_id in inserted}
         failed = [row_id for row_id in pending if row_id not in done]
         cursor.execute(f"UPDATE {rows_table} SET status = %s WHERE id = ANY(%s)", [BatchRowStatus.CREATED, list(done)])

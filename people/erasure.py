@@ -151,4 +151,7 @@ def person_erase(*, actor: Actor, person: Person) -> None:
         from webhooks.events import event_emit
 
         event_emit(type="person.deleted", data={"id": person_id, "external_id": external_id})
+        from .services import people_changed
+
+        people_changed()
         audit_record(actor=actor, action="person.erased", object_type="person", object_id=person_id)

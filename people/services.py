@@ -25,6 +25,17 @@ from .reactions import activity_reactions_run
 from .selectors import activity_render, person_find, person_render
 from .validation import person_fields_clean
 
+# The core.versions counter bumped by every change to the directory (create, update, import, erasure): caches
+# built from people (the Automations list's upcoming sends) carry it in their keys.
+PEOPLE_VERSION = "people"
+
+
+def people_changed() -> None:
+    """Count a change to the directory once the current transaction commits (core.versions)."""
+    from core.versions import version_bump
+
+    version_bump(PEOPLE_VERSION)
+
 
 def _refuse(errors: dict[str, list[str]]) -> ApplicationError:
     detail = "; ".join(f"{field}: {' '.join(messages)}" for field, messages in errors.items())
@@ -63,6 +74,7 @@ def person_create(*, actor: Actor, fields: dict[str, Any]) -> Person:
         from webhooks.events import event_emit
 
         event_emit(type="person.created", data=person_render(person))
+        people_changed()
         audit_record(actor=actor, action="person.created", object_type="person", object_id=person.id,
                      data={"external_id": person.external_id})  # fmt: skip
     return person
@@ -93,6 +105,7 @@ def person_update(*, actor: Actor, person: Person, fields: dict[str, Any]) -> Pe
         from webhooks.events import event_emit
 
         event_emit(type="person.updated", data={**person_render(person), "changed": sorted(changed)})
+        people_changed()
         audit_record(actor=actor, action="person.updated", object_type="person", object_id=person.id,
                      data={"external_id": person.external_id, "changed": sorted(changed)})  # fmt: skip
     return person

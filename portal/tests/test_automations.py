@@ -85,3 +85,51 @@ def test_a_points_automation_shows_its_points_and_is_changed_over_the_api(signed
     assert client.post(f"/automations/{auto.id}/edit/", {"name": "x"}).status_code == 302
     with tenant_context(funded_a):
         assert Automation.objects.get(pk=auto.pk).points == 500
+
+
+def _people_reads(queries) -> int:
+    return sum(1 for query in queries if "people_person" in query["sql"])
+
+
+def test_the_list_shows_each_automations_coming_sends_without_reading_the_directory_each_time(
+    signed_in, funded_a, shop, django_capture_on_commit_callbacks
+):
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    client, _ = signed_in("manager")
+    soon = datetime.now(UTC) + timedelta(days=3)
+    base = {"trigger_type": "birthday", "product_id": str(shop.coffee_usd.id), "amount": "25",
+            "delivery_method": "email", "message": "Happy birthday!", "send_time": "09:00", "days_offset": "0",
+            "enabled": "on"}  # fmt: skip
+    with django_capture_on_commit_callbacks(execute=True):
+        for n in range(3):
+            client.post("/people/new/", {"external_id": f"b{n}", "name": f"Person {n}", "email": f"p{n}@example.com",
+                                         "birthday": soon.strftime("%m-%d")})  # fmt: skip
+        for name in ("Birthday A", "Birthday B", "Birthday C"):
+            assert client.post("/automations/new/", {**base, "name": name}).status_code == 302
+    first = client.get("/automations/").content.decode()
+    assert first.count("3 rewards, 75.00 USD") == 3
+    with CaptureQueriesContext(connection) as again:
+        listing = client.get("/automations/").content.decode()
+    assert listing.count("3 rewards, 75.00 USD") == 3 and _people_reads(again.captured_queries) == 0
+
+    # A new person with a birthday in the window: every row counts them at once.
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post("/people/new/", {"external_id": "b9", "name": "Late Joiner", "email": "late@example.com",
+                                     "birthday": soon.strftime("%m-%d")})  # fmt: skip
+    assert client.get("/automations/").content.decode().count("4 rewards, 100.00 USD") == 3
+    # One automation changed (a larger gift) or paused: its row says so, the others stay as they were.
+    with tenant_context(funded_a):
+        changed, paused = Automation.objects.filter(name__in=["Birthday A", "Birthday B"]).order_by("name")
+    with django_capture_on_commit_callbacks(execute=True):
+        client.post(f"/automations/{changed.id}/edit/", {**base, "name": "Birthday A", "amount": "50"})
+        client.post(f"/automations/{paused.id}/toggle")
+    listing = client.get("/automations/").content.decode()
+    assert "4 rewards, 200.00 USD" in listing and "0 rewards, 0.00 USD" in listing and "Paused" in listing
+    assert listing.count("4 rewards, 100.00 USD") == 1
+    # Once the day's rewards went out, nothing is left to send this month.
+    with django_capture_on_commit_callbacks(execute=True), tenant_context(funded_a):
+        automations_tick(now=soon.replace(hour=9, minute=1))
+    listing = client.get("/automations/").content.decode()
+    assert "4 rewards" not in listing and listing.count("0 rewards") == 3
