@@ -1,7 +1,8 @@
 """Read replicas: list pages, reports and exports read from a replica (DATABASE_REPLICA_URLS) when one is
 configured; everything else, and every read after a write in the same request or task, reads the primary.
 
-Code opts in with `reads_from_replica()` around what may be served slightly stale (a replica lags by the time
+Code opts in with `reads_from_replica()` around what may be served slightly stale (raw SQL reads take their
+cursor from `read_connection(Model)`) (a replica lags by the time
 it takes to replay the primary's WAL, usually milliseconds). Inside it, the first write of the request — through
 the ORM or raw SQL on the primary — sends every later read of the same request back to the primary
 (read-your-writes), and so does an open transaction.
@@ -66,6 +67,14 @@ def writes_noted() -> None:
         from django.db.backends.signals import connection_created
 
         connection_created.connect(_on_connection_created, dispatch_uid="rp_note_writes")
+
+
+def read_connection(model: type) -> Any:
+    """The connection a raw-SQL read of `model`'s table goes to: a replica inside `reads_from_replica()` (the same
+    rules as the ORM's reads: not after a write, not in a transaction), else the primary."""
+    from django.db import DEFAULT_DB_ALIAS, router
+
+    return connections[router.db_for_read(model) or DEFAULT_DB_ALIAS]
 
 
 class ReplicaRouter:

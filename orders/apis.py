@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from api.params import choice_param, uuid_param
 from api.views import TenantAPIView, TenantListAPIView
+from core.db_routing import reads_from_replica
 from core.errors import ApplicationError
 from core.money import amount_text_ok, format_amount
 
@@ -645,10 +646,12 @@ class BreakageReportApi(TenantAPIView):
                 except serializers.ValidationError:
                     raise ApplicationError(f"{name} must be an ISO 8601 timestamp.", code="validation_error",
                                            errors={name: ["Bad date."]}) from None  # fmt: skip
+        with reads_from_replica():  # DATABASE_REPLICA_URLS: a report may be milliseconds behind
+            breakage = breakage_by_currency(**window)
         rows = [
             {"currency": row.currency, "released": format_amount(row.released, row.currency),
              "released_count": row.released_count, "kept": format_amount(row.kept, row.currency),
              "kept_count": row.kept_count}
-            for row in breakage_by_currency(**window)
+            for row in breakage
         ]  # fmt: skip
         return Response({"results": rows})

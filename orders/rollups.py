@@ -18,8 +18,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import connection, transaction
+from django.db import transaction
 
+from core.db_routing import read_connection
 from core.rollups import fold_deltas, try_fold_lock
 
 from .models import RewardStat, RewardStatDelta, SpendStat, SpendStatDelta
@@ -67,7 +68,7 @@ def _range_sql(since: datetime | None, until: datetime | None) -> tuple[str, lis
 def reward_counts_by_status(*, since: datetime | None = None, until: datetime | None = None) -> dict[str, int]:
     """Rewards created in [since, until) (hour boundaries; None = unbounded) per current status."""
     where, params = _range_sql(since, until)
-    with connection.cursor() as cursor:
+    with read_connection(RewardStat).cursor() as cursor:  # a replica inside reads_from_replica()
         cursor.execute(
             f"SELECT status, sum(rewards) FROM (SELECT status, rewards FROM {RewardStat._meta.db_table} "
             f"WHERE {where} UNION ALL SELECT status, rewards FROM {RewardStatDelta._meta.db_table} "
@@ -82,7 +83,7 @@ def reward_counts_by_engagement(
 ) -> dict[tuple[str, int], int]:
     """Rewards created in [since, until) per (current status, engagement: models.Engagement)."""
     where, params = _range_sql(since, until)
-    with connection.cursor() as cursor:
+    with read_connection(RewardStat).cursor() as cursor:  # a replica inside reads_from_replica()
         cursor.execute(
             f"SELECT status, engaged, sum(rewards) FROM (SELECT status, engaged, rewards FROM "
             f"{RewardStat._meta.db_table} WHERE {where} UNION ALL SELECT status, engaged, rewards FROM "
@@ -114,7 +115,7 @@ def spend_grouped(
     column = SPEND_GROUPS[group_by]
     where, params = _range_sql(since, until)
     columns = "currency, program_id, product_id, department, hour, amount, captures, refunds"
-    with connection.cursor() as cursor:
+    with read_connection(SpendStat).cursor() as cursor:  # a replica inside reads_from_replica()
         cursor.execute(
             f"SELECT coalesce({column}::text, ''), currency, sum(amount), sum(captures), sum(refunds) FROM ("
             f"SELECT {columns} FROM {SpendStat._meta.db_table} WHERE {where} UNION ALL "

@@ -1,8 +1,9 @@
 """Run with DATABASE_URL = a primary and DATABASE_REPLICA_URLS = its streaming replica (scale/test_replica.py).
 
 A tenant places an order; once the replica has it, the order list is read from the replica. With the replica's
-replay paused, a second order is not in the list (the list really is the replica's), but a read after a write in
-the same request is the primary's and sees it. Prints one JSON line.
+replay paused, a second order is not in the list (the list really is the replica's) nor in the rewards report
+(reports read the replica too), but a read after a write in the same request is the primary's and sees it. Prints
+one JSON line.
 """
 
 from __future__ import annotations
@@ -53,6 +54,18 @@ def main() -> dict:
         created = client.post("/api/v1/orders", body, content_type="application/json", **auth)
         assert created.status_code == 201, created.content
 
+    def reported() -> tuple[int, int, int]:
+        """GET /api/v1/reports/rewards: rewards created today (as the database read says), and the statements on
+        the replica and the rollup reads on the primary."""
+        with (
+            CaptureQueriesContext(connections["replica0"]) as on_replica,
+            CaptureQueriesContext(connections["default"]) as on_primary,
+        ):
+            response = client.get("/api/v1/reports/rewards", **auth)
+        assert response.status_code == 200, response.content
+        rollup_reads = [q for q in on_primary if "orders_rewardstat" in q["sql"]]
+        return sum(response.json()["by_status"].values()), len(on_replica), len(rollup_reads)
+
     def listed() -> tuple[list[str], int, int]:
         with (
             CaptureQueriesContext(connections["replica0"]) as on_replica,
@@ -74,6 +87,7 @@ def main() -> dict:
     try:
         place("second")
         stale = listed()
+        stale_report = reported()
         # One request that writes, then lists: the list is the primary's (read-your-writes).
         db_routing.request_started()
         with tenant_context(tenant), db_routing.reads_from_replica():
@@ -81,7 +95,7 @@ def main() -> dict:
             after_write = sorted(Order.objects.values_list("external_id", flat=True))
     finally:
         replica_sql("SELECT pg_wal_replay_resume()")
-    return {"caught_up": caught_up, "stale": stale, "after_write": after_write}
+    return {"caught_up": caught_up, "stale": stale, "after_write": after_write, "stale_report": stale_report}
 
 
 if __name__ == "__main__":

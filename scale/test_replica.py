@@ -50,7 +50,7 @@ def primary_and_replica() -> Iterator[tuple[str, str]]:
         shutil.rmtree(base, ignore_errors=True)
 
 
-def test_lists_read_the_replica_and_a_request_that_wrote_reads_the_primary(primary_and_replica):
+def test_lists_and_reports_read_the_replica_and_a_request_that_wrote_reads_the_primary(primary_and_replica):
     primary_url, replica_url = primary_and_replica
     env = subprocess_env(DATABASE_URL=primary_url, DATABASE_REPLICA_URLS=replica_url)
     done = subprocess.run(
@@ -62,5 +62,7 @@ def test_lists_read_the_replica_and_a_request_that_wrote_reads_the_primary(prima
     assert ids == ["first"] and replica_queries > 0 and primary_order_reads == 0, result
     ids, replica_queries, _ = result["stale"]
     assert ids == ["first"] and replica_queries > 0, result  # the replica's replay is paused: the list is its view
+    rewards, replica_queries, primary_rollup_reads = result["stale_report"]
+    assert rewards == 1 and replica_queries > 0 and primary_rollup_reads == 0, result  # the report is the replica's
     assert result["after_write"] == ["first", "second"], result  # after a write, reads go to the primary
     print(f"\n[scale] read replica: {json.dumps(result)}")
