@@ -213,6 +213,9 @@ class RowValidator:
         self._fx: dict[tuple[str, str], Decimal | str] = {}
         self._charges: dict[tuple[Decimal, str, str], tuple[Decimal, Decimal]] = {}
         self._shipping: dict[tuple[str, str], ShippingMethod | str] = {}
+        from catalog.inventory import PoolStock
+
+        self.pools = PoolStock()  # codes the file asks of code pools, row after row
         self._dates: dict[str, datetime | str] = {}
         self._emails: dict[str, bool] = {}
         self._email_validator = EmailValidator()
@@ -481,10 +484,13 @@ class RowValidator:
             return None, errors
 
         funding = self.funding_currency(product.currency)
-        converted = self.charge(amount, product.currency, funding)
+        # A zero-cost (merchant-funded) discount costs nothing in any currency: no FX rate needed, nothing held.
+        converted = (Decimal(0), Decimal(0)) if product.zero_cost else self.charge(amount, product.currency, funding)
         if isinstance(converted, str):
             return None, [("amount", converted)]
         charge, fee = converted
+        if not product.zero_cost and charge + fee <= 0:
+            return None, [("amount", f"{amount} {product.currency} is worth less than the smallest {funding} amount.")]
         shipping = Decimal(0)
         if shipping_method is not None:
             shipped = self.charge(shipping_method.price, shipping_method.currency, funding)
@@ -519,7 +525,7 @@ class RowValidator:
             data["claim_by"] = claim_by.isoformat()
         if locale:
             data["locale"] = locale
-        if funding != product.currency:
+        if funding != product.currency and not product.zero_cost:
             data["fx_rate"] = str(self.fx_rate(product.currency, funding))
         if country:
             data["country"] = country
@@ -529,5 +535,7 @@ class RowValidator:
             data["shipping_method_id"] = str(shipping_method.id)
             data["shipping"] = str(shipping)
             data["address"] = address
+        if shortage := self.pools.take(product=product, denomination=amount):  # last: a refused row takes no code
+            return None, [("amount", shortage)]
         total = charge + fee + shipping
         return ValidRow(row_number=row_number, external_id=external_id, currency=funding, charge=total, data=data), []

@@ -122,6 +122,8 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
             raise duplicate_file_error(earlier)
     for currency, amount in sorted(batch.total_cost.items()):
         program_budget_check(program=batch.program, currency=currency, amount=Decimal(amount))
+        if Decimal(amount) == 0:
+            continue  # only zero-cost rows in this currency: nothing to hold (their rewards hold nothing either)
         hold = funds_hold(
             currency=currency,
             amount=Decimal(amount),

@@ -84,7 +84,8 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
                     groups[key].append((row, _planned(row, product, methods, position=len(groups[key]))))
                 links: list[tuple[int, str]] = []
                 for (order_type, currency), items in groups.items():
-                    links.extend(_create_orders(batch, order_type, currency, items, holds[currency]))
+                    # No hold for a currency whose rows are all zero-cost (batches.lifecycle holds nothing for 0).
+                    links.extend(_create_orders(batch, order_type, currency, items, holds.get(currency)))
                 _mark_rows(links, failed)
     except ApplicationError as exc:
         if exc.code != "invalid_state":
@@ -271,7 +272,7 @@ def _planned(row: _ChunkRow, product: Product, methods: dict[str, ShippingMethod
 
 
 def _create_orders(
-    batch: Batch, order_type: str, currency: str, items: list[tuple[_ChunkRow, PlannedReward]], hold: Hold
+    batch: Batch, order_type: str, currency: str, items: list[tuple[_ChunkRow, PlannedReward]], hold: Hold | None
 ) -> list[tuple[int, str]]:
     from orders.bulk import order_create_for_batch_rows
 

@@ -68,6 +68,7 @@ class ProductAdminForm(forms.ModelForm):
             "discount_value",
             "valid_from",
             "valid_until",
+            "zero_cost",
         )
 
     def __init__(self, *args, **kwargs) -> None:

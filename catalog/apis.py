@@ -104,6 +104,11 @@ class ProductOutput(serializers.Serializer):
     redemption_instructions = serializers.CharField(source="brand.redemption_instructions")
     choice_options = serializers.SerializerMethodField()
     discount = serializers.SerializerMethodField()
+    zero_cost = serializers.BooleanField(
+        help_text="true: a discount the merchant funds; sending it charges nothing (the order's total and the "
+        "reward's charge are 0.00, no funds are held) and `denominations` are its face value. "
+        "Not redeemable with points."
+    )
 
     @extend_schema_field(
         inline_serializer(
@@ -176,6 +181,7 @@ PRODUCT_EXAMPLE = {
     "redemption_instructions": "Enter the code at checkout.",
     "choice_options": [],
     "discount": None,
+    "zero_cost": False,
 }
 RANGE_PRODUCT_EXAMPLE = {
     **PRODUCT_EXAMPLE,
@@ -197,6 +203,7 @@ DISCOUNT_PRODUCT_EXAMPLE = {
     "countries": ["MY"],
     "denominations": {"type": "fixed", "values": ["10.00"]},
     "discount": {"kind": "percent", "value": "20", "valid_from": "", "valid_until": "2026-12-31"},
+    "zero_cost": True,
 }
 
 

@@ -132,11 +132,11 @@ def _check_target(*, supplier: Supplier, product: Product) -> None:
             code="supplier_mismatch",
             errors={"product": ["Supplied by another supplier."]},
         )
-    if product.type not in (ProductType.DIGITAL, ProductType.EXPERIENCE):
+    if product.type not in (ProductType.DIGITAL, ProductType.EXPERIENCE, ProductType.DISCOUNT):
         raise ApplicationError(
             f"A {product.type} product is not fulfilled with codes.",
             code="validation_error",
-            errors={"product": ["Only digital and experience products take codes."]},
+            errors={"product": ["Only digital, experience and discount products take codes."]},
         )
 
 
@@ -310,6 +310,45 @@ def inventory_stock(*, product: Product | None = None) -> list[StockLine]:
         )
         for row in grouped
     ]
+
+
+def drawn_from_pool(product: Product) -> bool:
+    """Whether orders of `product` draw codes from a pool here: an inventory supplier's product, in a live schema
+    (a sandbox twin gets the sandbox supplier's fakes, fulfillment.suppliers.inventory). Needs `supplier` loaded."""
+    from django.db import connection
+
+    if getattr(getattr(connection, "tenant", None), "is_sandbox", False):
+        return False
+    return product.supplier.kind == SupplierKind.INVENTORY
+
+
+class PoolStock:
+    """What an order or a bulk file asks of code pools, checked as it is planned: each (product, denomination)
+    counted once (one query), then every further code asked for is set against that count. A check, not a
+    reservation: a code is drawn when the reward is fulfilled, and a pool emptied in between fails that reward
+    and releases its funds (fulfillment.suppliers.inventory)."""
+
+    def __init__(self) -> None:
+        self._left: dict[tuple[Any, Decimal], int] = {}
+
+    def take(self, *, product: Product, denomination: Decimal, count: int = 1) -> str:
+        """Set `count` codes aside in this plan; '' when the pool has them, else why not (nothing is taken)."""
+        if not drawn_from_pool(product):
+            return ""
+        key = (product.pk, denomination)
+        if key not in self._left:
+            self._left[key] = InventoryCode.objects.filter(
+                supplier_id=product.supplier_id, product=product, denomination=denomination,
+                currency=product.currency, status=InventoryCodeStatus.AVAILABLE,
+            ).count()  # fmt: skip
+        left = self._left[key]
+        if left < count:
+            amount = f"{format_amount(denomination, product.currency)} {product.currency}"
+            if left == 0:
+                return f"Out of stock: no {amount} codes are left for {product.name}."
+            return f"Out of stock: only {left} {amount} codes are left for {product.name}."
+        self._left[key] = left - count
+        return ""
 
 
 def inventory_available_count(*, product: Product, denomination: Decimal) -> int:

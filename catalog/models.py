@@ -169,6 +169,10 @@ class Product(models.Model):
     discount_value = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     valid_from = models.DateField(null=True, blank=True)
     valid_until = models.DateField(null=True, blank=True)
+    # A discount the merchant funds: sending it costs the tenant nothing (no funds hold, a charge of 0.00), and its
+    # denominations stay its face value (how its code pool is stocked and drawn). Discount products only; never
+    # bought with points (a price of 0 points would let anyone take any number).
+    zero_cost = models.BooleanField(default=False)
     created_at = models.DateTimeField(default=timezone.now)
 
     class Meta:
@@ -201,6 +205,7 @@ class Product(models.Model):
                 | (~Q(type="discount") & Q(discount_kind="", discount_value__isnull=True)),
                 name="catalog_product_discount_terms",
             ),
+            models.CheckConstraint(condition=Q(zero_cost=False) | Q(type="discount"), name="catalog_product_zero_cost"),
         ]
 
     def __str__(self) -> str:
@@ -221,6 +226,8 @@ class Product(models.Model):
         if self.type != ProductType.DISCOUNT:
             if self.discount_kind or self.discount_value is not None:
                 return {"discount_kind": ["Only discount products take a discount."]}
+            if self.zero_cost:
+                return {"zero_cost": ["Only discount products can be sent at zero cost."]}
             return {}
         errors: dict[str, list[str]] = {}
         value = self.discount_value

@@ -128,6 +128,7 @@ class _ProductFields:
     discount_value: Decimal | None = None
     valid_from: date | None = None
     valid_until: date | None = None
+    zero_cost: bool = False
 
 
 def _apply(product: Product, fields: _ProductFields) -> None:
@@ -280,10 +281,11 @@ def product_create(
     discount_value: Any = None,
     valid_from: date | None = None,
     valid_until: date | None = None,
+    zero_cost: bool = False,
 ) -> Product:
     """A new catalogue product; `product_id` fixes its id (the demo loader uses stable ids); `sku` is chosen from
     brand, country and currency when not given. A `discount` product names its kind (percent or amount), value
-    and optional validity dates."""
+    and optional validity dates, and may be `zero_cost` (merchant-funded: sending it charges the tenant nothing)."""
     fields = _product_fields(
         brand=brand,
         name=name,
@@ -305,6 +307,7 @@ def product_create(
     fields.discount_kind = discount_kind
     fields.discount_value = _decimal(discount_value, field="discount_value")
     fields.valid_from, fields.valid_until = valid_from, valid_until
+    fields.zero_cost = bool(zero_cost)
     product = Product(id=product_id or uuid.uuid4())
     return _product_save(product=product, fields=fields, choice_options=choice_options or [])
 
@@ -351,6 +354,7 @@ def product_update(
     # What a discount takes off is not one of the replaced fields (the admin's form edits it on the model).
     fields.discount_kind, fields.discount_value = product.discount_kind, product.discount_value
     fields.valid_from, fields.valid_until = product.valid_from, product.valid_until
+    fields.zero_cost = product.zero_cost
     return _product_save(product=product, fields=fields, choice_options=choice_options)
 
 

@@ -73,7 +73,8 @@ def _give_up(reward: Reward) -> None:
     reason = f"gave up after {reward.attempts} attempts; see the worker log for each error"
     reward.lease_expires_at = None
     reward.save(update_fields=["lease_expires_at"])
-    paid = reward.hold is not None and reward.hold.status == HoldStatus.CAPTURED
+    # Settled: its hold captured, or (a zero-cost reward, which holds nothing) its code stored.
+    paid = reward.hold.status == HoldStatus.CAPTURED if reward.hold is not None else bool(reward.code_encrypted)
     if paid and reward.status == RewardStatus.PROCESSING:
         reward.failure_reason = reason
         reward.save(update_fields=["failure_reason"])

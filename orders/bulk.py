@@ -18,6 +18,7 @@ from django.utils import timezone
 
 from core import crypto
 from core.bulk import copy_insert
+from core.errors import ApplicationError
 from core.i18n import locale_choose
 from funds.services import funds_hold_split_many
 
@@ -73,7 +74,7 @@ def order_create_for_batch_rows(
     order_type: str,
     currency: str,
     planned: list[PlannedReward],
-    source_hold: Hold,
+    source_hold: Hold | None,
     program: Program | None = None,
     fx_rate: Decimal | None = None,
     po_number: str = "",
@@ -85,7 +86,8 @@ def order_create_for_batch_rows(
     Call inside the chunk's transaction. Writes the order, then its rewards as order_create does (same
     columns, claim links, reward events, shipments) but set-based: plain tuples COPYed per table, no model
     instance per row. Each reward gets its own hold (so a failure releases exactly its own), carved out of
-    `source_hold` last (funds_hold_split_many: the ledger accounts stay locked from there until commit).
+    `source_hold` last (funds_hold_split_many: the ledger accounts stay locked from there until commit); a
+    zero-cost reward gets none (and a chunk of only such rows needs no `source_hold`).
     Dispatch follows the commit. No `order.created` event: a batch announces itself once, with
     `batch.completed`.
     """
@@ -127,8 +129,9 @@ def order_create_for_batch_rows(
                     **({"discount": discount} if (discount := product.discount_snapshot()) else {}),
                 }
             )
-        reward_id, hold_id = next(ids), next(ids)
+        reward_id, next_id = next(ids), next(ids)
         charge = item.charge + item.fx_fee + item.shipping
+        hold_id = None if product.zero_cost else next_id
         status = RewardStatus.SCHEDULED if spec.deliver_at else RewardStatus.PENDING
         token_hash = token_encrypted = ""
         expires_at = None
@@ -147,8 +150,9 @@ def order_create_for_batch_rows(
              item.person_id, spec.external_id, json.dumps(spec.metadata),
              locale_choose(recipient.get("locale")) or fallback_locale)
         )  # fmt: skip
-        holds.append((hold_id, f"reward:{reward_id}", charge))
-        held += charge
+        if hold_id is not None:
+            holds.append((hold_id, f"reward:{reward_id}", charge))
+            held += charge
         if item.shipping_method is not None:
             shipments.append((next(ids), reward_id, item.shipping_method, item.address))
         created.append(BatchReward(reward_id, status, item.delivery_method))
@@ -162,7 +166,10 @@ def order_create_for_batch_rows(
         shipment_hooks_required().copy(shipments)
     if token_hashes:
         claim_tokens_copy(token_hashes)
-    funds_hold_split_many(hold=source_hold, parts=holds, total=held)  # funds last
+    if holds:
+        if source_hold is None:
+            raise ApplicationError("Priced rows without their batch's funds hold.", code="ledger")
+        funds_hold_split_many(hold=source_hold, parts=holds, total=held)  # funds last
     due = [reward for reward in created if reward.status == RewardStatus.PENDING]
     if due:
         transaction.on_commit(lambda: rewards_dispatch(due))

@@ -253,7 +253,7 @@ def _new_rewards(
             deliver_at=spec.deliver_at,
             external_id=spec.external_id,
             metadata=spec.metadata,
-            hold_id=uuid.uuid4() if preassign_holds else None,
+            hold_id=uuid.uuid4() if preassign_holds and not item.product.zero_cost else None,
         )
         if gets_claim_link(order_type=order.type, delivery_method=item.delivery_method, product_type=item.product.type):
             token = claim_token_new()
@@ -279,8 +279,11 @@ def _new_rewards(
 
 def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
     """One hold per reward (so a failure releases exactly its own), in the order's funding currency, with the
-    id each reward already points at (_new_rewards(preassign_holds=True))."""
+    id each reward already points at (_new_rewards(preassign_holds=True)). A zero-cost reward has none: nothing is
+    held for it, so nothing is ever captured, released or refunded (funds_hold still refuses 0 for the rest)."""
     for reward in rewards:
+        if reward.hold_id is None:
+            continue
         reward.hold = funds_hold(
             currency=order.currency,
             amount=reward.charge_amount,

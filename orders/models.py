@@ -246,7 +246,10 @@ class Reward(models.Model):
             models.Index(fields=["recipient_email"], name="reward_recipient_email"),
         ]
         constraints = [
-            models.CheckConstraint(condition=Q(amount__gt=0) & Q(charge_amount__gt=0), name="reward_amounts_positive")
+            # A face value always; a charge of 0 only for a zero-cost product (catalog Product.zero_cost), and then
+            # no funds hold: nothing is held, captured, released or refunded for it.
+            models.CheckConstraint(condition=Q(amount__gt=0) & Q(charge_amount__gte=0), name="reward_amounts_valid"),
+            models.CheckConstraint(condition=Q(charge_amount__gt=0) | Q(hold__isnull=True), name="reward_free_no_hold"),
         ]
 
     def __str__(self) -> str:

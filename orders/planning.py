@@ -171,10 +171,13 @@ def plan_rewards(
         raise field_error("rewards", "An order needs at least one reward.")
     if sum(r.quantity for r in rewards) > MAX_REWARDS_PER_ORDER:
         raise field_error("rewards", f"At most {MAX_REWARDS_PER_ORDER} rewards per order; use a bulk batch.")
+    from catalog.inventory import PoolStock
+
     now = timezone.now()
     planned: list[PlannedReward] = []
     currency: str | None = None
     rates: set[Decimal] = set()
+    pools = PoolStock()
     for index, spec in enumerate(rewards):
         path = f"rewards[{index}]"
         method = spec.delivery_method or DEFAULT_DELIVERY_METHOD[order_type]
@@ -251,14 +254,25 @@ def plan_rewards(
         except ApplicationError as exc:
             exc.errors = {f"{path}.amount": [exc.detail]}
             raise
+        if shortage := pools.take(product=product, denomination=spec.amount, count=max(1, spec.quantity)):
+            raise field_error(f"{path}.product_id", shortage, code="out_of_stock")
 
         reward_currency = _funding_currency(requested=funding_currency or currency, face_currency=product.currency)
         if currency is None:
             currency = reward_currency
-        charge, fee, rate = _convert(
-            amount=spec.amount, from_currency=product.currency, to_currency=currency, path=f"{path}.amount"
-        )
-        rates.add(rate)
+        if product.zero_cost:
+            charge = fee = Decimal(0)  # merchant-funded: no conversion, no fee, nothing held (orders.create)
+        else:
+            charge, fee, rate = _convert(
+                amount=spec.amount, from_currency=product.currency, to_currency=currency, path=f"{path}.amount"
+            )
+            rates.add(rate)
+            if charge + fee <= 0:
+                raise field_error(
+                    f"{path}.amount",
+                    f"{spec.amount} {product.currency} is worth less than the smallest {currency} amount.",
+                    code="amount_not_allowed",
+                )
         shipping = Decimal(0)
         if shipping_method is not None:
             shipping, shipping_fee, _ = _convert(

@@ -29,7 +29,8 @@ class OrderQuote:
 
     @property
     def covered(self) -> bool:
-        return self.available is not None and self.available >= self.total
+        """The available funds cover the total (always, for a total of 0: zero-cost rewards hold nothing)."""
+        return self.total == 0 or (self.available is not None and self.available >= self.total)
 
 
 def order_quote(

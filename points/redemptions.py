@@ -78,6 +78,9 @@ def points_redeem(
         account = PointsAccount.objects.select_for_update().get(pk=ids[PointsAccountKind.PERSON])
         quote = order_quote(order_type=order_type, rewards=[reward], program_slug=program.slug,
                             funding_currency=program.points_currency)  # fmt: skip
+        if quote.total <= 0:  # a zero-cost discount: 0 points would let anyone take any number of them
+            message = "This reward costs nothing, so it is not sold for points: your company sends it."
+            raise ApplicationError(message, code="product_unavailable", errors={"product_id": [message]})
         needed = points_price(program=program, total=quote.total)
         awards = list(
             PointsAward.objects.select_for_update(of=("self",))

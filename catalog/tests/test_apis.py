@@ -12,7 +12,8 @@ from programs.services import catalog_rule_set, program_create
 from testsupport.problems import assert_problem
 
 PRODUCT_FIELDS = {"id", "sku", "brand", "name", "type", "currency", "countries", "denominations", "is_orderable",
-                  "description", "terms", "redemption_instructions", "choice_options", "discount"}  # fmt: skip
+                  "description", "terms", "redemption_instructions", "choice_options", "discount",
+                  "zero_cost"}  # fmt: skip
 
 
 def by_name(response) -> dict[str, dict]:
@@ -40,6 +41,7 @@ def test_product_list_shape(catalog, api_a):
         "redemption_instructions": "Enter the code.",
         "choice_options": [],
         "discount": None,
+        "zero_cost": False,
     }
     assert products["Acorn Books UK"]["denominations"] == {"type": "range", "min": "5.00", "max": "500.00"}
     assert products["Bluebird Day Spa"]["denominations"] == {"type": "range", "min": "1000", "max": "50000"}

@@ -238,6 +238,8 @@ def test_low_stock_alert_is_sent_once_a_day(tenant_a, tmp_path, caplog):
 
 
 def _place_orders(live_http, key, product, count: int) -> list[str]:
+    """The rewards of the orders placed. An order placed once the pool is seen empty is refused (422 out_of_stock,
+    nothing held): in the full suite the session's Celery worker draws codes while the orders are still coming."""
     from testsupport.api import http_json
     from testsupport.orders import digital_order
 
@@ -246,11 +248,13 @@ def _place_orders(live_http, key, product, count: int) -> list[str]:
     def place(index):
         status, order, _ = http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body,
                                      headers={"Idempotency-Key": f"inv-order-{index}"})  # fmt: skip
+        if status == 422 and order["code"] == "out_of_stock":
+            return None
         assert status == 201, order
         return order["rewards"][0]["id"]
 
     with ThreadPoolExecutor(8) as pool:
-        return list(pool.map(place, range(count)))
+        return [reward_id for reward_id in pool.map(place, range(count)) if reward_id is not None]
 
 
 def test_inventory_codes_are_never_handed_out_twice_under_concurrent_orders(committed_tenant, live_http, tmp_path):
@@ -273,6 +277,7 @@ def test_inventory_codes_are_never_handed_out_twice_under_concurrent_orders(comm
         funds_deposit(currency="USD", amount="1000.00")
     try:
         reward_ids = _place_orders(live_http, key, product, orders_count)
+        orders_count = len(reward_ids)  # at least codes_count: the pool cannot look empty before 12 draws
 
         def fulfil(reward_id):
             try:

@@ -36,3 +36,19 @@ def test_a_points_priced_discount_is_redeemed_on_the_api_and_reported_used(
     used = merchant.post("/api/v1/discounts/redemptions", {"code": code})
     assert used.status_code == 201, used.content
     assert api_a.get(f"/api/v1/rewards/{reward['id']}").json()["status"] == "redeemed"
+
+
+def test_a_zero_cost_discount_is_not_sold_for_points_and_the_refusal_changes_nothing(api_a, kudos, ana):
+    product = product_create(
+        brand=brand_upsert(slug="kedai-teh-free", name="Kedai Teh"), name="Kedai Teh 10% off", type="discount",
+        currency="USD", countries=["US"], denomination_type="fixed", denomination_values=["10"],
+        discount_kind="percent", discount_value="10", zero_cost=True,
+    )  # fmt: skip
+    assert api_a.post("/api/v1/points/awards", {"person_external_id": "E-1", "program": "kudos",
+                                                "points": 300}).status_code == 201  # fmt: skip
+    refused = api_a.post(f"/api/v1/people/{ana.id}/points/redemptions", {
+        "program": "kudos", "sku": product.sku, "amount": "10.00", "currency": "USD", "delivery_method": "api",
+    })  # fmt: skip
+    assert refused.status_code == 422 and refused.json()["code"] == "product_unavailable"
+    assert api_a.get(f"/api/v1/people/{ana.id}/points").json()["programs"][0]["balance"] == 300
+    assert api_a.get("/api/v1/orders").json()["results"] == []
