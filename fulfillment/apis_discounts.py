@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
+from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers
 from rest_framework.permissions import BasePermission
 from rest_framework.response import Response
@@ -11,7 +11,10 @@ from api.permissions import HasTenantCredential
 from api.views import TenantAPIView
 from core.errors import ApplicationError
 from core.money import parse_amount, parse_currency
+from orders.report_apis import PERIOD_PARAMETERS, REPORT_RESPONSES, ReportApi
+from orders.reports import report_period
 
+from .discount_reports import DISCOUNT_GROUPS, discount_report, discount_report_table
 from .discounts import discount_redemption_render, discount_redemption_report
 
 
@@ -119,3 +122,30 @@ class DiscountRedemptionApi(TenantAPIView):
             redeemed_at=values["redeemed_at"],
         )
         return Response(discount_redemption_render(result.redemption), status=201 if result.created else 200)
+
+
+DISCOUNT_REPORT_EXAMPLE = {
+    "from": "2026-11-01", "to": "2026-11-30", "timezone": "Asia/Kuala_Lumpur", "group_by": "product",
+    "rows": [{"key": "4a2e9c71-5b3d-5e08-9f6a-1c7d2b8e4f90", "label": "Kedai Kopi 20% off", "issued": 120,
+              "redeemed": 41, "sales": [{"currency": "MYR", "amount": "3464.50"}]}],
+    "totals": {"issued": 120, "redeemed": 41},
+}  # fmt: skip
+
+
+class DiscountReportApi(ReportApi):
+    @extend_schema(
+        operation_id="reports_discounts",
+        summary="Discounts issued and redeemed (as the merchants reported) over a period, per program or product",
+        description="`issued`: discount rewards first delivered on the period's days; `redeemed`: the merchants' "
+        "redemption reports timed on those days; `sales`: the order amounts the merchants reported, per currency.",
+        parameters=[*PERIOD_PARAMETERS, OpenApiParameter("group_by", str, enum=DISCOUNT_GROUPS,
+                                                          description="Default: program")],
+        responses=REPORT_RESPONSES,
+        examples=[OpenApiExample("Discounts by product", value=DISCOUNT_REPORT_EXAMPLE, response_only=True)],
+    )  # fmt: skip
+    def get(self, request):
+        self.check_format(request)
+        since, until = report_period(since=request.query_params.get("from"), until=request.query_params.get("to"))
+        report = discount_report(since=since, until=until, group_by=request.query_params.get("group_by") or "program")
+        return self.respond(request, report=report, table=discount_report_table(report),
+                            name=f"discounts-by-{report['group_by']}")  # fmt: skip

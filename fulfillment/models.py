@@ -117,5 +117,5 @@ class DiscountRedemption(models.Model):
     partner_key_id = models.CharField(max_length=32)  # the reporting key's public id (tenants.ApiKey.key_id)
     order_amount = models.DecimalField(max_digits=20, decimal_places=4, null=True, blank=True)
     order_currency = models.CharField(max_length=3, blank=True)
-    redeemed_at = models.DateTimeField()  # the merchant's time, or when the report arrived
+    redeemed_at = models.DateTimeField(db_index=True)  # the merchant's time, or when the report arrived (reports)
     reported_at = models.DateTimeField(default=timezone.now)

@@ -8,10 +8,11 @@ from .apis import (
     ShipmentManifestApi,
     ShipmentTrackingApi,
 )
-from .apis_discounts import DiscountRedemptionApi
+from .apis_discounts import DiscountRedemptionApi, DiscountReportApi
 
 urlpatterns = [
     path("discounts/redemptions", DiscountRedemptionApi.as_view(), name="discount-redemptions"),
+    path("reports/discounts", DiscountReportApi.as_view(), name="report-discounts"),
     path("shipments", ShipmentListApi.as_view(), name="shipment-list"),
     path("shipments/manifest.csv", ShipmentManifestApi.as_view(), name="shipment-manifest"),
     path("shipments/<uuid:shipment_id>/tracking", ShipmentTrackingApi.as_view(), name="shipment-tracking"),

@@ -96,7 +96,8 @@ def _respond(request: Any, *, report: dict[str, Any], table: tuple[list[str], li
     fmt = _format(request)
     if fmt == "json":
         return Response(report)
-    filename = f"{name}-{report['from']}-{report['to']}.{fmt}"
+    # The days (an instant's date part; a report without bounds covers all time up to now).
+    filename = f"{name}-{str(report.get('from') or 'start')[:10]}-{str(report.get('to') or 'now')[:10]}.{fmt}"
     header, rows = table
     if fmt == "csv":
         return csv_response(filename=filename, header=header, rows=rows, streaming=False)
@@ -140,3 +141,16 @@ class RewardsReportApi(TenantAPIView):
         with reads_from_replica():
             report = rewards_report(since=since, until=until)
         return _respond(request, report=report, table=rewards_report_table(report), name="rewards")
+
+
+class ReportApi(TenantAPIView):
+    """A report another app keeps (points, discounts) with the same `format=json|csv|xlsx` files as these."""
+
+    content_negotiation_class = _QueryFormatIsOurs
+
+    def respond(self, request: Any, *, report: dict[str, Any], table: tuple[list[str], list[list[object]]], name: str):
+        return _respond(request, report=report, table=table, name=name)
+
+    def check_format(self, request: Any) -> None:
+        """Refuse a bad `format` before any read."""
+        _format(request)

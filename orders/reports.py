@@ -58,6 +58,14 @@ def _bounds(since: date | None, until: date | None) -> tuple[datetime | None, da
     )
 
 
+def report_bounds(since: date, until: date) -> tuple[datetime, datetime]:
+    """The instants [since's local midnight, the midnight after until) of a report's days, for reports kept
+    elsewhere (points, discounts) that read timestamps rather than the rollups' hours."""
+    start, end = _bounds(since, until)
+    assert start is not None and end is not None
+    return start, end
+
+
 @dataclass(frozen=True)
 class ProgramSpend:
     program: str  # the program's name, or "" for spend without one

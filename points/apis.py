@@ -3,6 +3,8 @@ redemption of points for a reward (`/api/v1/points/…`, `/api/v1/people/{id}/po
 
 from __future__ import annotations
 
+from datetime import date, datetime
+
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiExample, OpenApiParameter, OpenApiResponse, extend_schema
 from rest_framework import serializers, status
@@ -17,12 +19,14 @@ from batches.upload import batch_upload
 from core.errors import ApplicationError
 from core.money import format_amount, parse_amount, parse_currency
 from orders.apis import OrderOutput, may_send
+from orders.report_apis import ReportApi
+from orders.reports import report_bounds, report_zone
 from people.selectors import person_find, person_get
 from programs.selectors import program_get
 
 from .models import PointsAward, PointsTransaction
 from .redemptions import points_redeem
-from .selectors import person_points, person_points_history, points_report
+from .selectors import person_points, person_points_history, points_report, points_report_table
 from .services import award_render, person_balance, points_award, points_award_reverse
 
 
@@ -251,29 +255,48 @@ class PointsReportOutput(serializers.Serializer):
     results = PointsReportRowOutput(many=True)
 
 
-class PointsReportApi(TenantAPIView):
+class PointsReportApi(ReportApi):
     @extend_schema(
         operation_id="reports_points",
         summary="Points issued, redeemed, expired and reversed per program, and the outstanding liability",
-        parameters=[OpenApiParameter("from", OpenApiTypes.DATETIME), OpenApiParameter("to", OpenApiTypes.DATETIME)],
+        description="`from`/`to`: days (YYYY-MM-DD, the company's time zone, both included) or ISO 8601 instants "
+        "(`to` excluded); without them, all time. `outstanding` and `liability` are as of now. "
+        "`format=csv|xlsx` answers with the same figures as a file.",
+        parameters=[OpenApiParameter("from", OpenApiTypes.STR), OpenApiParameter("to", OpenApiTypes.STR),
+                    OpenApiParameter("format", str, enum=["json", "csv", "xlsx"])],
         responses={200: PointsReportOutput},
-        examples=[OpenApiExample("Report", response_only=True, value={"results": [{
+        examples=[OpenApiExample("Report", response_only=True, value={"from": "2026-11-01", "to": "2026-11-30",
+            "timezone": "UTC", "results": [{
             "program": "kudos", "name": "Kudos", "currency": "USD", "issued": 120000, "redeemed": 80000,
             "expired": 5000, "reversed": 1000, "outstanding": 34000, "liability": "340.00"}]})],
     )  # fmt: skip
     def get(self, request):
-        window = {}
+        self.check_format(request)
+        window: dict[str, datetime] = {}
+        shown: dict[str, str | None] = {"from": None, "to": None}
         for name, key in (("from", "since"), ("to", "until")):
-            if request.query_params.get(name):
-                try:
-                    window[key] = serializers.DateTimeField().to_internal_value(request.query_params[name])
-                except serializers.ValidationError:
-                    raise ApplicationError(f"{name} must be an ISO 8601 timestamp.", code="validation_error",
-                                           errors={name: ["Bad date."]}) from None  # fmt: skip
+            text = (request.query_params.get(name) or "").strip()
+            if not text:
+                continue
+            try:
+                day = date.fromisoformat(text) if len(text) == 10 else None
+            except ValueError:
+                day = None
+            if day is not None:
+                window[key] = report_bounds(day, day)[0 if name == "from" else 1]
+                shown[name] = day.isoformat()
+                continue
+            try:
+                window[key] = serializers.DateTimeField().to_internal_value(text)
+            except serializers.ValidationError:
+                raise ApplicationError(f"{name} must be a day (YYYY-MM-DD) or an ISO 8601 instant.",
+                                       code="validation_error", errors={name: ["Bad date."]}) from None  # fmt: skip
+            shown[name] = window[key].isoformat()
         rows = points_report(**window)
         for row in rows:
             row["liability"] = format_amount(row["liability"], row["currency"])
-        return Response({"results": rows})
+        report = {"from": shown["from"], "to": shown["to"], "timezone": report_zone().key, "results": rows}
+        return self.respond(request, report=report, table=points_report_table(report), name="points")
 
 
 class PointsImportInput(serializers.Serializer):

@@ -6,6 +6,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection, transaction
 from django.db.models import QuerySet, Sum
@@ -146,7 +147,7 @@ def _violations() -> list[str]:
     return problems
 
 
-def points_report(*, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, object]]:
+def points_report(*, since: datetime | None = None, until: datetime | None = None) -> list[dict[str, Any]]:
     """Per program with points: points issued, redeemed, expired and reversed in [since, until), and the
     outstanding liability now (points held and the money held for them). Two queries."""
     moved = PointsTransaction.objects.all()
@@ -181,3 +182,9 @@ def points_balances(*, person_ids: list[uuid.UUID]) -> dict[uuid.UUID, int]:
         .values_list("person_id", "total")
     )
     return {person_id: int(total or 0) for person_id, total in rows if person_id is not None}
+
+
+def points_report_table(report: dict[str, Any]) -> tuple[list[str], list[list[object]]]:
+    """CSV/XLSX rows of the points report (GET /api/v1/reports/points, the portal's Reports page)."""
+    columns = ["program", "name", "currency", "issued", "redeemed", "expired", "reversed", "outstanding", "liability"]
+    return columns, [[Decimal(row[c]) if c == "liability" else row[c] for c in columns] for row in report["results"]]

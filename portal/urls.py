@@ -118,7 +118,7 @@ urlpatterns = [
     path("funds/", funds_views.FundsView.as_view(), name="funds"),
     path("reports/", reports.ReportsView.as_view(), name="reports"),
     re_path(
-        r"^reports/(?P<report>spend|rewards)\.(?P<fmt>csv|xlsx)$",
+        r"^reports/(?P<report>spend|rewards|points|discounts)\.(?P<fmt>csv|xlsx)$",
         reports.ReportDownloadView.as_view(),
         name="reports_download",
     ),

@@ -14,6 +14,7 @@ from django.views import View
 from core.csv_export import csv_response
 from core.db_routing import reads_from_replica
 from core.errors import ApplicationError
+from core.money import format_amount
 from core.xlsx_export import xlsx_response
 from orders.reports import (
     REPORT_GROUPS,
@@ -91,7 +92,11 @@ class ReportsView(PortalView):
             spend = spend_report(since=since, until=until, group_by=group_by)
             funnel = rewards_report(since=since, until=until)
         query = f"since={since.isoformat()}&until={until.isoformat()}&group_by={group_by}"
+        discounts, points = _loyalty_reports(since, until, group_by)
         context.update(
+            discounts=discounts,
+            discount_group_label=GROUP_LABELS[discounts["group_by"]],
+            points=points,
             form=form,
             since=since,
             until=until,
@@ -115,6 +120,23 @@ class ReportsView(PortalView):
         return context
 
 
+def _loyalty_reports(since: Any, until: Any, group_by: str) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The period's discounts (by the chosen grouping when it is program or product, else by program) and points
+    per program (issued, redeemed, expired and reversed in the period; outstanding and liability now)."""
+    from fulfillment.discount_reports import DISCOUNT_GROUPS, discount_report
+    from orders.reports import report_bounds
+    from points.selectors import points_report
+
+    discounts = discount_report(
+        since=since, until=until, group_by=group_by if group_by in DISCOUNT_GROUPS else "program"
+    )
+    start, end = report_bounds(since, until)
+    rows = points_report(since=start, until=end)
+    for row in rows:
+        row["liability"] = format_amount(row["liability"], row["currency"])
+    return discounts, {"from": since.isoformat(), "to": until.isoformat(), "results": rows}
+
+
 def _spend_charts(report: dict[str, Any]) -> list[dict[str, Any]]:
     charts = []
     for total in report["totals"]:
@@ -136,7 +158,8 @@ def _spend_charts(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 class ReportDownloadView(PortalMixin, View):
-    """`/reports/<spend|rewards>.<csv|xlsx>?since=&until=&group_by=`: the page's figures as a file."""
+    """`/reports/<spend|rewards|points|discounts>.<csv|xlsx>?since=&until=&group_by=`: the page's figures as a
+    file."""
 
     permission = Perm.REPORTS
 
@@ -147,16 +170,24 @@ class ReportDownloadView(PortalMixin, View):
             since, until = form.period()
         except ApplicationError:
             since, until = report_period(since=None, until=None)
-        with reads_from_replica():  # before the audit row below: a write sends later reads to the primary
-            if report == "spend":
-                group_by = form.cleaned_data.get("group_by") or "program"
-                data = spend_report(since=since, until=until, group_by=group_by)
-                header, rows = spend_report_table(data)
-                name = f"spend-by-{data['group_by']}"
-            else:
-                data = rewards_report(since=since, until=until)
-                header, rows = rewards_report_table(data)
-                name = "rewards"
+        if report in ("points", "discounts"):  # kept by their own apps, read from the primary
+            from fulfillment.discount_reports import discount_report_table
+            from points.selectors import points_report_table
+
+            discounts, points = _loyalty_reports(since, until, form.cleaned_data.get("group_by") or "program")
+            header, rows = discount_report_table(discounts) if report == "discounts" else points_report_table(points)
+            name = f"discounts-by-{discounts['group_by']}" if report == "discounts" else "points"
+        else:
+            with reads_from_replica():  # before the audit row below: a write sends later reads to the primary
+                if report == "spend":
+                    group_by = form.cleaned_data.get("group_by") or "program"
+                    data = spend_report(since=since, until=until, group_by=group_by)
+                    header, rows = spend_report_table(data)
+                    name = f"spend-by-{data['group_by']}"
+                else:
+                    data = rewards_report(since=since, until=until)
+                    header, rows = rewards_report_table(data)
+                    name = "rewards"
         self.audit("reports.export", object_type="report", data={"report": name, "format": fmt})
         filename = f"{name}-{since.isoformat()}-{until.isoformat()}.{fmt}"
         if fmt == "xlsx":
