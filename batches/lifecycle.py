@@ -133,10 +133,10 @@ def batch_confirm_locked(*, batch: Batch, force: bool, actor: Actor | None = Non
         BatchHold.objects.create(batch=batch, currency=currency, hold=hold)
     key_id = actor.id if actor is not None and actor.kind == "api-key" else batch.api_key_id
     totals = {currency: Decimal(amount) for currency, amount in batch.total_cost.items()}
-    # A people import moves no money: approvals are for spending.
+    # A people import moves no money: approvals are for spending (rewards, and points, whose value is held).
     policy = (
         approval_required(totals=totals, api_key_id=key_id, created_by_role=role)
-        if batch.kind == BatchKind.REWARDS
+        if batch.kind != BatchKind.PEOPLE
         else None
     )
     if policy is not None:

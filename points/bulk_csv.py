@@ -4,8 +4,10 @@ errors, confirmed with one funds hold for the whole file's value, then applied i
 Columns: `person_external_id`, `points`, optional `reason` and `external_id` (a row's award is idempotent by
 it; without one, by `batch:<batch id>:<row>`). A chunk of 500 rows is a dozen set-based statements: the
 people's accounts (created when missing, then locked in id order), one points transaction, two entries and an
-award per row, the balances, and one split of the batch hold into the awards' holds (COPY). Awards made in bulk
-announce themselves once, with `batch.completed`, not with a `points.awarded` event each.
+award per row, the balances, and one split of the batch hold into the awards' holds (COPY). Each award made
+announces itself with a `points.awarded` event (the same body as a single award's, the person's balance after
+it), written with it in the chunk's transaction, so a re-run chunk or a row already awarded emits none twice;
+the batch ends with `batch.completed`.
 """
 
 from __future__ import annotations
@@ -148,11 +150,13 @@ def _award_rows(
         # The people's accounts locked in id order (the ledger's lock order: people's accounts, then the
         # program's, then the funds ledger), as an award does for one.
         cursor.execute(
-            f"SELECT person_id, id FROM {table} WHERE program_id = %s AND kind = 'person' AND person_id = ANY(%s) "
-            "ORDER BY id FOR UPDATE",
+            f"SELECT person_id, id, balance FROM {table} WHERE program_id = %s AND kind = 'person' "
+            "AND person_id = ANY(%s) ORDER BY id FOR UPDATE",
             [program.pk, person_ids],
         )
-        accounts = {str(person_id): account_id for person_id, account_id in cursor.fetchall()}
+        locked = cursor.fetchall()
+    accounts = {str(person_id): account_id for person_id, account_id, _ in locked}
+    balances = {str(person_id): int(balance) for person_id, _, balance in locked}  # running, for the events
     now = timezone.now()
     days = program.points_expire_after_days
     expires_at = now + timedelta(days=days) if days else None
@@ -164,6 +168,7 @@ def _award_rows(
     total_points = 0
     total_value = Decimal(0)
     reference = f"batch:{batch.id}"
+    events: list[dict[str, Any]] = []
     for _row_id, _row_number, data, external_id in todo:
         points = int(data["points"])
         account_id = accounts[data["person_id"]]
@@ -177,6 +182,13 @@ def _award_rows(
         credit[account_id] += points
         total_points += points
         total_value += value
+        balances[data["person_id"]] += points
+        events.append({
+            "id": str(award_id), "external_id": external_id, "person_id": data["person_id"], "program": program.slug,
+            "points": points, "remaining": points, "reason": data["reason"][:300],
+            "expires_at": expires_at.isoformat() if expires_at else None, "created_at": now.isoformat(),
+            "balance": balances[data["person_id"]],
+        })  # fmt: skip
     # COPY, not INSERT: a chunk of 5,000 awards writes 20,000 rows (created_at is `now`, once per chunk).
     copy_insert(PointsTransaction, ["id", "kind", "program_id", "person_id", "points", "reason", "reference"],
                 transactions)  # fmt: skip
@@ -194,5 +206,8 @@ def _award_rows(
     # Their holds come next, in this transaction (foreign keys are checked at commit).
     copy_insert(PointsAward, ["id", "external_id", "transaction_id", "program_id", "person_id", "account_id", "points",
                               "remaining", "hold_id", "expires_at"], awards)  # fmt: skip
+    from webhooks.events import event_emit_many
+
+    event_emit_many(type="points.awarded", datas=events)  # one per award, in the chunk's transaction
     funds_hold_split_many(hold=batch_hold.hold, parts=parts, total=total_value,
                           description=f"{len(parts)} points awards of batch {batch.id}")  # fmt: skip

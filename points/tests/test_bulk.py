@@ -40,3 +40,57 @@ def test_points_csv_preview_confirm_and_award(tenant_a, api_a, kudos, ana):
     assert api_a.get(f"/api/v1/people/{ana.id}/points").json()["programs"][0]["balance"] == 1500
     assert api_a.get(f"/api/v1/batches/{body['id']}").json()["status"] == "completed"
     assert_problem(upload(api_a, csv, dry_run="false"), 409)  # the same file again: refused, nobody twice
+
+
+def test_each_bulk_award_announces_itself_once_with_the_balance_after_it(tenant_a, api_a, kudos, ana):
+    from webhooks.models import Event
+
+    make_person(tenant_a, "E-2", name="Bo Lim")
+    csv = "person_external_id,points,reason,external_id\nE-1,100,<b>Q4</b>,ev-1\nE-2,250,,\nE-1,50,,ev-3\n"
+    body = upload(api_a, csv, dry_run="false").json()
+    with tenant_context(tenant_a):
+        assert batch_process(batch_id=body["id"], max_seconds=30) == "done"
+        assert batch_process(batch_id=body["id"], max_seconds=30) == "idle"  # a second run emits nothing
+        events = [e.data for e in Event.objects.filter(type="points.awarded").order_by("created_at", "id")]
+        awards = {str(a.id): a for a in PointsAward.objects.all()}
+    assert sorted((e["external_id"], e["points"], e["balance"]) for e in events) == [
+        (f"batch:{body['id']}:3", 250, 250), ("ev-1", 100, 100), ("ev-3", 50, 150)]  # fmt: skip
+    assert {e["id"] for e in events} == set(awards) and all(e["program"] == "kudos" for e in events)
+    assert [e["reason"] for e in events if e["external_id"] == "ev-1"] == ["<b>Q4</b>"]  # data, escaped by readers
+    listed = api_a.get("/api/v1/events", {"type": "points.awarded"}).json()["results"]
+    assert len(listed) == 3
+    # The same awards again in a new file (force): their rows fail as already awarded and announce nothing.
+    again = upload(api_a, csv.replace("E-2,250,,\n", ""), dry_run="false", force="true").json()
+    with tenant_context(tenant_a):
+        assert batch_process(batch_id=again["id"], max_seconds=30) == "done"
+        assert Event.objects.filter(type="points.awarded").count() == 3
+
+
+def test_a_points_file_worth_the_approval_threshold_waits_with_its_value_held(
+    tenant_a, api_a, kudos, ana, make_api_client
+):
+    from batches.models import Batch
+    from tenants.policies import approval_policy_set
+
+    approval_policy_set(tenant=tenant_a, policy={"thresholds": {"USD": "20.00"}}, actor=None)
+    checker = make_api_client(tenant_a, scopes=["approve"])
+    small = upload(api_a, "person_external_id,points\nE-1,500\n", dry_run="false")  # 5.00 USD: under it
+    assert small.status_code == 201 and small.json()["status"] == "confirmed"
+    big = upload(api_a, "person_external_id,points,external_id\nE-1,2500,big-1\n", dry_run="false").json()
+    assert big["status"] == "pending_approval" and big["approval"]["status"] == "pending"
+    with tenant_context(tenant_a):
+        assert balances("USD")[1] == Decimal("30.00")  # both files' value held; nothing awarded from the big one
+        assert batch_process(batch_id=big["id"]) == "idle"
+    assert_problem(api_a.post(f"/api/v1/batches/{big['id']}/approve"), 403, "forbidden")
+    rejected = checker.post(f"/api/v1/batches/{big['id']}/reject", {"reason": "Too generous"})
+    assert rejected.status_code == 200 and rejected.json()["status"] == "canceled"
+    with tenant_context(tenant_a):
+        assert balances("USD")[1] == Decimal("5.00")  # the big file's 25.00 released
+        assert not PointsAward.objects.filter(external_id="big-1").exists()
+    again = upload(api_a, "person_external_id,points,external_id\nE-1,2500,big-2\n", dry_run="false").json()
+    approved = checker.post(f"/api/v1/batches/{again['id']}/approve")
+    assert approved.status_code == 200 and approved.json()["status"] == "confirmed", approved.content
+    with tenant_context(tenant_a):
+        assert batch_process(batch_id=again["id"]) == "done"
+        assert PointsAward.objects.get(external_id="big-2").points == 2500
+        assert Batch.objects.get(pk=again["id"]).approval_status == "approved"
