@@ -123,7 +123,14 @@ class Workers:
     """
 
     def __init__(
-        self, ctx: Context, *, name: str, count: int = 2, concurrency: int = 4, env: dict | None = None
+        self,
+        ctx: Context,
+        *,
+        name: str,
+        count: int = 2,
+        concurrency: int = 4,
+        env: dict | None = None,
+        queues: list[str] | None = None,
     ) -> None:
         import os
         from pathlib import Path
@@ -137,6 +144,8 @@ class Workers:
         self.root = root
         self.log_path = root / "var" / "bench" / f"workers-{name}-{os.getpid()}.log"
         self.names = [f"bench{os.getpid()}w{n}" for n in range(count)]
+        # The queues each process consumes (comma-separated), one entry per process; default: every queue.
+        self.queues = queues or ["default,delivery,webhooks,bulk"] * count
 
     def env(self) -> dict:
         import os
@@ -174,9 +183,9 @@ class Workers:
         self.log_path.parent.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log_path, "w")
         env = self.env()
-        for name in self.names:
+        for name, queues in zip(self.names, self.queues, strict=True):
             command = [sys.executable, "-m", "celery", "-A", "rewards_portal", "worker", "-P", "threads"]
-            command += ["-Q", "default,delivery,webhooks,bulk", "-c", str(self.concurrency), "-l", "warning"]
+            command += ["-Q", queues, "-c", str(self.concurrency), "-l", "warning"]
             command += ["-n", f"{name}@bench", "--without-mingle", "--without-gossip", "--without-heartbeat"]
             self.processes.append(
                 subprocess.Popen(command, env=env, cwd=self.root, stdout=self._log, stderr=subprocess.STDOUT)

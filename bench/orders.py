@@ -166,7 +166,7 @@ def _setup() -> tuple[str, str]:
     return key, json.dumps(body)
 
 
-def _start_server(ctx: Context, port: int, workers: int = 3) -> subprocess.Popen:
+def _start_server(ctx: Context, port: int, workers: int = 3, extra_env: dict | None = None) -> subprocess.Popen:
     from django.conf import settings
 
     env = dict(os.environ)
@@ -183,6 +183,7 @@ def _start_server(ctx: Context, port: int, workers: int = 3) -> subprocess.Popen
         API_RATE_LIMIT_PER_MINUTE="10000000",
         DB_CONN_MAX_AGE="600",
     )
+    env.update(extra_env or {})
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "rewards_portal.wsgi", "-b", f"127.0.0.1:{port}",
          "-k", "gthread", "-w", str(workers), "--threads", "6", "--log-level", "warning"],

@@ -8,7 +8,8 @@ Not part of `make bench` (it takes as long as the tenants you ask for: ~0.5 s of
 At each step: `tenant_create` p50/p95 (10 timed creations), `pg_class` rows, relation files on disk, database
 size, request latency for one tenant among many (GET /api/v1/balances, in-process, 30 requests), the memory a
 fresh PostgreSQL backend holds after reading one table in up to 1,000 schemas (its relcache and catcache).
-At the end: `pg_dump` of the whole database, and `platform_migrate` re-applying one index migration to every
+At the end: the same for one backend reading every schema,
+`pg_dump` of the whole database, and `platform_migrate` re-applying one index migration to every
 schema, one process at a time and two at a time. Uses its own database (`bench_schemas`) on the embedded
 server (or DATABASE_URL's), dropped at the end unless --keep-db.
 """
@@ -168,12 +169,17 @@ def main() -> int:
     parser.add_argument("--step", type=int, default=250)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--skip-migrate", action="store_true")
+    parser.add_argument(
+        "--end-only", action="store_true",
+        help="keep the tenants a stopped run left in the database (--keep-db, or killed): only the end's measurements",
+    )  # fmt: skip
     args = parser.parse_args()
     os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false", LOG_LEVEL="WARNING")
     stores = embedded.environment_or_exit()
     url = database_url_for(stores["DATABASE_URL"], DATABASE)
     os.environ["DATABASE_URL"] = url
-    recreate_database(stores["DATABASE_URL"], DATABASE)
+    if not args.end_only:
+        recreate_database(stores["DATABASE_URL"], DATABASE)
     report: dict = {"levels": []}
     try:
         import django
@@ -187,10 +193,10 @@ def main() -> int:
 
         call_command("platform_migrate", verbosity=0)
         connection.set_schema_to_public()
-        first = _timed_creates(0, 1)[0]
+        first = _timed_creates(0, 1)[0] if not args.end_only else 0.0
         key = api_key_create(tenant=Tenant.objects.get(slug="s00000", is_sandbox=False))[1]
         present = 1
-        while True:
+        while not args.end_only:
             samples = _timed_creates(present)
             present += len(samples)
             connection.set_schema_to_public()
@@ -213,6 +219,22 @@ def main() -> int:
                 print(f"filled {target - present} tenants in {time.monotonic() - started:.0f} s", flush=True)
                 present = target
         report["first_tenant_create_ms"] = round(first * 1000)
+        connection.set_schema_to_public()
+        if args.end_only:  # the state the stopped run left: its catalog, one tenant's requests, a backend's memory
+            present = Tenant.objects.filter(is_sandbox=False).count()
+            with connection.cursor() as cursor:
+                level = {"tenants": present, "schemas": present * 2, **_catalog(cursor)}
+            level["request_one_tenant"] = _request_latency(key)
+            connection.set_schema_to_public()
+            level["backend_memory"] = _backend_memory(
+                url, list(Tenant.objects.values_list("schema_name", flat=True)[:1000])
+            )
+            report["levels"].append(level)
+            print(json.dumps(level), flush=True)
+            connection.set_schema_to_public()
+        every = list(Tenant.objects.values_list("schema_name", flat=True))
+        report["backend_memory_all"] = _backend_memory(url, every)  # one backend visiting every schema
+        print(json.dumps({"backend_memory_all": report["backend_memory_all"]}), flush=True)
         report["pg_dump"] = _pg_dump(url)
         print(json.dumps({"pg_dump": report["pg_dump"]}), flush=True)
         if not args.skip_migrate:
