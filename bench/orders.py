@@ -7,6 +7,12 @@ Idempotency-Key), which validates, converts, holds funds and writes the order, r
 entries, event and idempotency record in one transaction. Also: `GET /api/v1/products` latency.
 Both measured at 1 and 16 concurrent clients. The ceiling is pgbench TPC-B (`-c 16`) on a scratch
 database of the same server.
+
+The load generator is `wrk` (Debian's package) with bench/orders.lua when it is installed: a C client that
+leaves the two cores to the server and PostgreSQL (the Python client below costs about as much CPU per request
+as the server's own HTTP handling). Without wrk, or with BENCH_ORDERS_CLIENT=python, it is 4 processes × 4
+threads of http.client. Each row says which one ran, and the web processes' CPU per request (gunicorn master
+and workers, user + system), a figure that depends much less on what else the machine runs than the rate does.
 """
 
 from __future__ import annotations
@@ -77,7 +83,70 @@ def _client_loop(args: tuple) -> list[tuple[float, int]]:
     return results
 
 
-def _load(port: int, key: str, method: str, path: str, body: bytes | None, clients: int) -> dict:
+def _client() -> str:
+    """'wrk' when it is installed (and not overridden by BENCH_ORDERS_CLIENT=python), else 'python'."""
+    wanted = os.environ.get("BENCH_ORDERS_CLIENT", "wrk")
+    return "wrk" if wanted == "wrk" and shutil.which("wrk") else "python"
+
+
+def _tree_cpu(pid: int) -> float:
+    """User + system CPU seconds of a process and its children (gunicorn's master and workers)."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    total = 0.0
+    for process in [parent, *parent.children(recursive=True)]:
+        try:
+            times = process.cpu_times()
+            total += times.user + times.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
+def _load(
+    port: int, key: str, method: str, path: str, body: bytes | None, clients: int, server_pid: int | None = None
+) -> dict:
+    """One closed-loop run of `clients` concurrent clients for DURATION seconds; with `server_pid`, also the
+    server's CPU per successful request."""
+    cpu_before = _tree_cpu(server_pid) if server_pid else 0.0
+    if _client() == "wrk":
+        result = _load_wrk(port, key, method, path, body, clients)
+    else:
+        result = _load_python(port, key, method, path, body, clients)
+    if server_pid:
+        cpu = _tree_cpu(server_pid) - cpu_before
+        result["web_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["ok"]), 2)
+    result["loadavg"] = [round(value, 2) for value in os.getloadavg()]
+    return result
+
+
+def _load_wrk(port: int, key: str, method: str, path: str, body: bytes | None, clients: int) -> dict:
+    import tempfile
+
+    with tempfile.NamedTemporaryFile(suffix=".json") as body_file:
+        body_file.write(body or b"")
+        body_file.flush()
+        completed = subprocess.run(
+            ["wrk", "-t", str(min(2, clients)), "-c", str(clients), "-d", f"{DURATION:g}s", "--timeout", "30s",
+             "-s", str(ROOT / "bench" / "orders.lua"), f"http://127.0.0.1:{port}{path}",
+             "--", method, path, key, uuid.uuid4().hex],
+            env=dict(os.environ, BENCH_ORDERS_BODY=body_file.name), capture_output=True, text=True, check=True,
+        )  # fmt: skip
+    summary = json.loads(completed.stdout.strip().splitlines()[-1])
+    errors = summary["non_2xx_3xx"] + summary["socket_errors"]
+    ok = summary["requests"] - summary["non_2xx_3xx"]
+    return {
+        "client": "wrk",
+        "rps": ok / (summary["duration_us"] / 1e6),
+        "p50_ms": summary["p50_us"] / 1000,
+        "p99_ms": summary["p99_us"] / 1000,
+        "ok": ok,
+        "errors": errors,
+    }
+
+
+def _load_python(port: int, key: str, method: str, path: str, body: bytes | None, clients: int) -> dict:
     processes = min(PROCESSES, clients)
     per_process = [clients // processes + (1 if i < clients % processes else 0) for i in range(processes)]
     deadline = time.time() + DURATION
@@ -89,6 +158,7 @@ def _load(port: int, key: str, method: str, path: str, body: bytes | None, clien
     ok = [latency for latency, status in samples if 200 <= status < 300]
     errors = len(samples) - len(ok)
     return {
+        "client": "python",
         "rps": len(ok) / elapsed,
         "p50_ms": percentile(ok, 50) * 1000 if ok else None,
         "p99_ms": percentile(ok, 99) * 1000 if ok else None,
@@ -208,11 +278,13 @@ def run(ctx: Context) -> list[Row]:
     server = _start_server(ctx, port)
     rows: list[Row] = []
     try:
-        _load(port, key, "GET", "/api/v1/products", None, 4)  # warm up every gunicorn worker
+        _load(port, key, "GET", "/api/v1/products", None, 4, server.pid)  # warm up every gunicorn worker
         results = {}
         for clients in CLIENT_LEVELS:
-            results[("orders", clients)] = _load(port, key, "POST", "/api/v1/orders", body.encode(), clients)
-            results[("products", clients)] = _load(port, key, "GET", "/api/v1/products", None, clients)
+            results[("orders", clients)] = _load(
+                port, key, "POST", "/api/v1/orders", body.encode(), clients, server.pid
+            )
+            results[("products", clients)] = _load(port, key, "GET", "/api/v1/products", None, clients, server.pid)
         memory = peak_memory([server.pid])  # before the workers exit: their high-water marks
     finally:
         server.send_signal(signal.SIGTERM)
@@ -227,7 +299,9 @@ def run(ctx: Context) -> list[Row]:
                 round(orders["rps"], 1),
                 "orders/s",
                 ratio,
-                f"p50 {orders['p50_ms']:.1f} ms, p99 {orders['p99_ms']:.1f} ms, {orders['errors']} errors",
+                f"p50 {orders['p50_ms']:.1f} ms, p99 {orders['p99_ms']:.1f} ms, {orders['errors']} errors; "
+                f"web CPU {orders['web_cpu_ms_per_request']} ms/order; client {orders['client']}; "
+                f"load {orders['loadavg'][0]}",
                 extra=orders,
             )
         )

@@ -112,6 +112,22 @@ class Hold(models.Model):
         ordering = ["-created_at"]
 
 
+class HoldPostingAtCommit(models.Model):
+    """A hold's ledger posting (cash → holds) that PostgreSQL applies as the transaction commits.
+
+    `funds_hold(at_commit=True)` writes one with the hold and its ledger transaction; a deferred constraint
+    trigger (migration 0005) runs the cash and holds UPDATEs and writes the two entries during COMMIT, then
+    deletes the row. So the table is empty outside an open transaction, and the tenant's cash row, which every
+    order updates, is locked for the commit alone instead of from the UPDATE through the rest of the request
+    (bench/PROFILE-orders.md). The trigger refuses, failing the commit, when available funds would go below zero
+    or cross the low-balance threshold (funds.services.HoldRefusedAtCommit).
+    """
+
+    transaction_id = models.UUIDField(primary_key=True)
+    currency = models.CharField(max_length=3)
+    amount = models.DecimalField(max_digits=20, decimal_places=4)
+
+
 class DepositRequestStatus(models.TextChoices):
     PENDING = "pending"  # waiting for the operator to see the money arrive
     CREDITED = "credited"

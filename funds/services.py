@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from decimal import Decimal
 from typing import Any
 
-from django.db import IntegrityError, connection, models, transaction
+from django.db import DatabaseError, IntegrityError, connection, models, transaction
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -28,6 +29,7 @@ from .models import (
     ACCOUNT_LOCK_ORDER,
     AccountKind,
     Hold,
+    HoldPostingAtCommit,
     HoldStatus,
     LedgerAccount,
     LedgerEntry,
@@ -47,6 +49,30 @@ class InsufficientFunds(ApplicationError):
             status=402,
             title="Insufficient funds",
         )
+
+
+class HoldRefusedAtCommit(Exception):
+    """A hold posted at commit (`funds_hold(at_commit=True)`) was refused by the trigger, so the commit failed and
+    the transaction rolled back: available funds did not cover it, or it would have crossed the low-balance
+    threshold. The caller does its work again with the posting inside the transaction, which answers either
+    case exactly as always (InsufficientFunds, or the hold and a balance.low event)."""
+
+
+# SQLSTATEs raised by the trigger of funds/migrations/0005_hold_posting_at_commit.py.
+REFUSED_AT_COMMIT = {"RPF01": "insufficient funds", "RPF02": "low-balance threshold crossed"}
+
+
+@contextmanager
+def holds_refused_at_commit() -> Iterator[None]:
+    """Around the `transaction.atomic()` whose COMMIT applies holds posted at commit: a refusal there becomes
+    HoldRefusedAtCommit (Django has already rolled the transaction back); any other error passes through."""
+    try:
+        yield
+    except DatabaseError as exc:
+        reason = REFUSED_AT_COMMIT.get(getattr(exc.__cause__, "sqlstate", None) or "")
+        if reason is None:
+            raise
+        raise HoldRefusedAtCommit(reason) from exc
 
 
 def _ensure_accounts(currency: str) -> None:
@@ -77,9 +103,7 @@ def _post(
     the posting holds them for one round trip fewer than with a separate INSERT.
     """
     assert sum(legs.values()) == 0, "a ledger transaction must balance"
-    txn = LedgerTransaction(
-        kind=kind, currency=currency, amount=amount, description=description[:300], reference=reference
-    )
+    txn = _transaction(kind=kind, currency=currency, amount=amount, description=description, reference=reference)
     insert_together(insert_first, [txn])
     postings = [(account_kind, legs[account_kind]) for account_kind in ACCOUNT_LOCK_ORDER if legs.get(account_kind)]
     table = LedgerAccount._meta.db_table
@@ -112,6 +136,12 @@ def _post(
             if account_kind == AccountKind.CASH:
                 txn.cash_after = (row[1], row[2])  # (balance, low_balance_threshold) as this posting left them
     return txn
+
+
+def _transaction(*, kind: str, currency: str, amount: Decimal, description: str, reference: str) -> LedgerTransaction:
+    return LedgerTransaction(
+        kind=kind, currency=currency, amount=amount, description=description[:300], reference=reference
+    )
 
 
 def funds_deposit(
@@ -149,14 +179,36 @@ def deposit_post(*, currency: str, value: Decimal, description: str, reference: 
 
 
 def funds_hold(
-    *, currency: str, amount: Decimal, reference: str, description: str = "", hold_id: uuid.UUID | None = None
+    *,
+    currency: str,
+    amount: Decimal,
+    reference: str,
+    description: str = "",
+    hold_id: uuid.UUID | None = None,
+    at_commit: bool = False,
 ) -> Hold:
     """Earmark funds for an order; call inside the transaction that creates the order.
 
     `hold_id`: the id the caller's rows already reference (foreign keys are checked at commit).
+
+    `at_commit`: the hold and its ledger transaction are written now, but the posting itself (the cash and holds
+    UPDATEs and the entries) is applied by PostgreSQL during COMMIT (funds.models.HoldPostingAtCommit), so the
+    tenant's cash row, which every order of the tenant updates, is locked for the commit alone. Only for a
+    caller whose `transaction.atomic()` is the outermost one, wrapped in `holds_refused_at_commit()`: a refusal
+    fails the commit and arrives as HoldRefusedAtCommit, not as InsufficientFunds, and a hold that would cross
+    the low-balance threshold is refused too (its balance.low event is written by the posting in the transaction).
     """
     if amount <= 0:
         raise ApplicationError("A hold must be positive.", code="validation_error")
+    description = description or f"Hold for {reference}"
+    if at_commit:
+        hold = Hold(id=hold_id or uuid.uuid4(), currency=currency, amount=amount, reference=reference)
+        txn = _transaction(
+            kind=TransactionKind.HOLD, currency=currency, amount=amount, description=description, reference=reference
+        )
+        posting = HoldPostingAtCommit(transaction_id=txn.id, currency=currency, amount=amount)
+        insert_together([hold], [txn], [posting])  # one round trip; the posting's trigger fires at COMMIT
+        return hold
     # No savepoint: a refused hold refuses the whole enclosing order, never just part of it.
     with transaction.atomic(savepoint=False):
         # The hold row first: the posting locks the account rows until commit, so nothing else comes after it
@@ -167,7 +219,7 @@ def funds_hold(
             currency=currency,
             amount=amount,
             legs={AccountKind.CASH: -amount, AccountKind.HOLDS: amount},
-            description=description or f"Hold for {reference}",
+            description=description,
             reference=reference,
             insert_first=[hold],  # one round trip for both rows
         )

@@ -8,6 +8,7 @@ nothing; a retry with the same Idempotency-Key after commit replays the stored r
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from core import crypto
 from core.bulk import insert_together
 from core.errors import ApplicationError
 from core.i18n import locale_choose
-from funds.services import funds_hold
+from funds.services import HoldRefusedAtCommit, funds_hold, holds_refused_at_commit
 from tenants.selectors import tenant_current
 
 from .approvals import approval_begin, approval_required, order_approval_notice
@@ -77,6 +78,57 @@ def order_create(
     metadata = metadata_clean(metadata)
     for index, spec in enumerate(rewards):
         spec.metadata = metadata_clean(spec.metadata, path=f"rewards[{index}].metadata")
+    write = functools.partial(
+        _order_write,
+        order_type=order_type,
+        rewards=rewards,
+        idempotency_key=idempotency_key,
+        body_hash=body_hash,
+        render=render,
+        external_id=external_id,
+        po_number=po_number,
+        program_slug=program_slug,
+        funding_currency=funding_currency,
+        api_key_id=api_key_id,
+        created_by_email=created_by_email,
+        automation_id=automation_id,
+        created_by_role=created_by_role,
+        approval_exempt=approval_exempt,
+        metadata=metadata,
+    )
+    if not transaction.get_connection().in_atomic_block:
+        # This call owns the COMMIT, so the holds are posted during it (funds_hold(at_commit=True)): the tenant's
+        # cash row, which all its orders update, is locked for the commit alone rather than from its UPDATE
+        # through two more round trips and the Python between them (at 16 clients orders queued on it:
+        # bench/PROFILE-orders.md).
+        try:
+            with holds_refused_at_commit():
+                return write(holds_at_commit=True)
+        except HoldRefusedAtCommit:
+            pass  # rolled back whole: the posting in the transaction decides (402, or the hold and balance.low)
+    return write(holds_at_commit=False)
+
+
+def _order_write(
+    *,
+    order_type: str,
+    rewards: list[RewardInput],
+    idempotency_key: str | None,
+    body_hash: str,
+    render: Callable[[Order], dict[str, Any]],
+    external_id: str | None,
+    po_number: str,
+    program_slug: str | None,
+    funding_currency: str | None,
+    api_key_id: str,
+    created_by_email: str,
+    automation_id: uuid.UUID | None,
+    created_by_role: str,
+    approval_exempt: bool,
+    metadata: dict[str, str],
+    holds_at_commit: bool,
+) -> tuple[int, dict[str, Any], bool]:
+    """order_create's transaction, its holds posted at commit or in it (funds_hold's `at_commit`)."""
     with transaction.atomic():
         if idempotency_key:
             record = idempotency_begin(key=idempotency_key, body_hash=body_hash)
@@ -155,7 +207,7 @@ def order_create(
             order_approval_notice(order, "required", count=len(created))
         # Funds last: the account rows stay locked from the first hold until commit, so everything else
         # is written before, and concurrent orders of one tenant queue on the lock as briefly as possible.
-        _hold_funds(order=order, rewards=created)
+        _hold_funds(order=order, rewards=created, at_commit=holds_at_commit)
         transaction.on_commit(lambda: rewards_dispatch(created))
     logger.info(
         "order created",
@@ -277,7 +329,7 @@ def _new_rewards(
     return rewards, events, shipments
 
 
-def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
+def _hold_funds(*, order: Order, rewards: list[Reward], at_commit: bool = False) -> None:
     """One hold per reward (so a failure releases exactly its own), in the order's funding currency, with the
     id each reward already points at (_new_rewards(preassign_holds=True)). A zero-cost reward has none: nothing is
     held for it, so nothing is ever captured, released or refunded (funds_hold still refuses 0 for the rest)."""
@@ -289,4 +341,5 @@ def _hold_funds(*, order: Order, rewards: list[Reward]) -> None:
             amount=reward.charge_amount,
             reference=f"reward:{reward.id}",
             hold_id=reward.hold_id,
+            at_commit=at_commit,
         )

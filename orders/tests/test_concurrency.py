@@ -85,8 +85,16 @@ def test_crash_between_hold_and_response_then_retry(committed_tenant, live_http)
     key, shop = _setup(committed_tenant, "100.00")
     body = digital_order(shop.coffee_usd, "25.00")
     url = f"{live_http}/api/v1/orders"
-    # The last step of the transaction: right after the ledger posting of the hold, before commit.
-    with mock.patch("funds.events.on_available_decreased", side_effect=RuntimeError("power cut")):
+    # The last step of the transaction: right after the holds are written, before commit.
+    from orders import create
+
+    hold_funds = create._hold_funds
+
+    def hold_then_die(**kwargs):
+        hold_funds(**kwargs)
+        raise RuntimeError("power cut")
+
+    with mock.patch("orders.create._hold_funds", side_effect=hold_then_die):
         status, problem, _ = http_json("POST", url, key=key, body=body, headers={"Idempotency-Key": "retry-me"})
     assert status == 500 and problem["code"] == "internal_error" and problem["retryable"] is True
     available, committed, orders, _, violations = _state(committed_tenant)
@@ -175,3 +183,29 @@ def test_two_rewards_of_one_order_finishing_at_once_complete_the_order(committed
             assert wait_until(second_waits_for_the_lock, timeout=10)
         other.join()
         assert Order.objects.get(pk=order.pk).status == "completed"
+
+
+def test_orders_that_cross_the_low_balance_threshold_at_once_alert_once(committed_tenant, live_http):
+    """Holds are posted as the order commits; one that would cross the threshold there is posted in its
+    transaction instead (which records balance.low): among concurrent orders exactly one crosses it."""
+    from funds.services import funds_set_low_balance_threshold
+    from webhooks.models import Event
+
+    key, shop = _setup(committed_tenant, "1000.00")
+    with tenant_context(committed_tenant):
+        funds_set_low_balance_threshold(currency="USD", threshold="500.00")
+    body = digital_order(shop.coffee_usd, "10.00")
+
+    def place(index):
+        return http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body,
+                         headers={"Idempotency-Key": f"low-{index}"})  # fmt: skip
+
+    with ThreadPoolExecutor(CLIENTS) as pool:
+        statuses = [status for status, _, _ in pool.map(place, range(80))]
+    assert statuses == [201] * 80
+    available, committed, orders, rewards, violations = _state(committed_tenant)
+    assert (available, committed, orders, rewards) == (Decimal("200"), Decimal("800"), 80, 80)
+    assert violations == []
+    with tenant_context(committed_tenant):
+        low = [event.data for event in Event.objects.filter(type="balance.low")]
+    assert len(low) == 1 and Decimal(low[0]["available"]) < 500 <= Decimal(low[0]["available"]) + 10
