@@ -237,6 +237,12 @@ def reward_sms_text(reward: Reward, *, reminder: bool = False) -> str:
                 "url": context["claim_url"],
             }
         pin = (" " + _("PIN %(pin)s") % {"pin": context["pin"]}) if context["pin"] else ""
+        if headline := discount_headline(reward):  # what it takes off, not "a 20% off … gift card"
+            return (
+                _("%(company)s sent you a discount: %(discount)s. Your code: %(code)s")
+                % {"company": context["company"], "discount": headline, "code": context["code"]}
+                + pin
+            )
         return (
             _("%(company)s sent you a %(amount)s %(brand)s gift card: %(code)s")
             % {

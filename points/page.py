@@ -158,6 +158,7 @@ def points_redeem_view(request: HttpRequest) -> HttpResponse:
     request.session["points_redeemed"] = {
         "program": program.points_name, "spent": spent, "balance": balance, "brand": product.brand.name,
         "amount": format_amount(amount, product.currency), "currency": product.currency, "email": person.email,
+        "product_id": str(product.pk),
     }  # fmt: skip
     return redirect("/p/done")
 
@@ -170,7 +171,9 @@ def points_redeemed(request: HttpRequest) -> HttpResponse:
     done = request.session.get("points_redeemed")
     if person is None or not done:
         return redirect("/p/")
-    return _render(request, "points/redeemed.html", {"lang": language, "done": done})
+    product = _product(done.get("product_id", ""))
+    headline = _discount_headline(product) if product is not None else ""  # in the page's language
+    return _render(request, "points/redeemed.html", {"lang": language, "done": done, "headline": headline})
 
 
 def _product(value: str) -> Product | None:
@@ -199,9 +202,9 @@ def _home(person: Person) -> dict[str, Any]:
     programs = []
     for row in rows:
         products = []
-        for product in product_list_for_tenant(program=row.program).filter(type__in=("digital", "choice"))[
-            :CATALOGUE_SIZE
-        ]:
+        # Discounts priced in money are sold for points too; a zero-cost one is the company's to send, never sold.
+        catalogue = product_list_for_tenant(program=row.program).filter(type__in=("digital", "choice", "discount"))
+        for product in catalogue.exclude(zero_cost=True)[:CATALOGUE_SIZE]:
             if product.denomination_type == "fixed":
                 values = sorted(product.denomination_values)
             else:
@@ -214,8 +217,20 @@ def _home(person: Person) -> dict[str, Any]:
                                     "affordable": price <= row.balance})  # fmt: skip
             if options:
                 products.append({"product": product, "options": options if product.denomination_type == "fixed"
-                                 else options[:1]})  # fmt: skip
+                                 else options[:1], "headline": _discount_headline(product)})  # fmt: skip
         programs.append({"row": row, "products": products,
                          "value": format_amount(row.value, row.program.points_currency)})  # fmt: skip
     history = list(person_points_history(person_id=person.pk)[:20])
     return {"programs": programs, "history": history}
+
+
+def _discount_headline(product: Product) -> str:
+    """'20% off at Kedai Kopi until 31 December 2026' for a discount product, in the active language; '' else."""
+    from fulfillment.discounts import discount_headline
+    from orders.models import Reward
+
+    terms = product.discount_snapshot()
+    if terms is None:
+        return ""
+    snapshot = {"type": product.type, "brand": product.brand.name, "discount": terms}
+    return discount_headline(Reward(product_snapshot=snapshot, currency=product.currency))
