@@ -19,6 +19,7 @@ from datetime import date, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 from django.db import connection, transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from core.errors import ApplicationError
@@ -267,6 +268,21 @@ def automation_runs_retry(*, now: datetime) -> int:
             run.save(update_fields=[*OUTCOME_FIELDS, "attempts"])
             retried += 1
     return retried
+
+
+def automations_next_due() -> datetime | None:
+    """When this schema next needs a tick (tenants.due): now while an enabled date automation exists (each
+    minute's tick decides who is due, in their own time zone) or a refused run may still be retried; a pending
+    run's send time; None for a schema with neither (activity automations react to the activity itself)."""
+    now = timezone.now()
+    runs = AutomationRun.objects.filter(retry_until__gt=now)
+    if (
+        Automation.objects.filter(enabled=True).exclude(trigger_type=TriggerType.ACTIVITY).exists()
+        or runs.filter(status=RunStatus.FAILED, failure_code__in=RETRYABLE).exists()
+    ):
+        return now
+    send_at: datetime | None = runs.filter(status=RunStatus.PENDING).aggregate(at=Min("send_at"))["at"]
+    return send_at
 
 
 def automations_tick(*, now: datetime | None = None, max_seconds: float = 50.0) -> dict[str, int]:

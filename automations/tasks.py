@@ -8,12 +8,15 @@ from django.db import OperationalError
 
 @shared_task(name="automations.tasks.automations_schedule")
 def automations_schedule(now: str | None = None) -> int:
-    """Beat (every minute): queue a tick in every active tenant schema. `now` (ISO 8601) pins the clock for
-    tests and replays; a second beat running by mistake only queues ticks that find nothing left to send."""
-    from tenants.selectors import for_each_tenant
+    """Beat (every minute): queue a tick in every active tenant schema that has automations or runs waiting
+    (tenants.due). `now` (ISO 8601) pins the clock for tests and replays; a tick that runs twice finds nothing
+    left to send."""
+    from tenants.due import AUTOMATIONS, for_each_due_tenant
+
+    from .running import automations_next_due
 
     queued = 0
-    for _tenant in for_each_tenant(active_only=True):
+    for _tenant in for_each_due_tenant(AUTOMATIONS, next_due=automations_next_due, active_only=True):
         automations_tick_task.delay(now)  # runs in this tenant's schema (tenant-schemas-celery)
         queued += 1
     return queued

@@ -8,12 +8,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -234,6 +235,12 @@ def batch_cancel_locked(*, batch: Batch) -> Batch:
     _release_holds(batch)
     batch.completed_at = timezone.now()
     return batch_transition(batch=batch, to=BatchStatus.CANCELED, fields=["completed_at"])
+
+
+def batches_next_stale() -> datetime | None:
+    """When batch_requeue_stale() next finds a batch in this schema (None: no confirmed/processing batch)."""
+    oldest = Batch.objects.filter(status__in=BATCH_ACTIVE_STATES).aggregate(oldest=Min("heartbeat_at"))["oldest"]
+    return oldest + timedelta(seconds=settings.BATCH_STALE_SECONDS) if oldest is not None else None
 
 
 def batch_requeue_stale(*, stale_after: timedelta | None = None) -> list[str]:

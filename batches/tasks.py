@@ -32,13 +32,14 @@ def batch_process_task(self, batch_id: str) -> str:
 
 @shared_task(name="batches.tasks.batches_sweep")
 def batches_sweep() -> int:
-    """Beat: in every active tenant schema, re-queue confirmed/processing batches whose worker went quiet."""
-    from tenants.selectors import for_each_tenant
+    """Beat: in every active tenant schema with confirmed/processing batches (tenants.due), re-queue those whose
+    worker went quiet."""
+    from tenants.due import BATCHES, for_each_due_tenant
 
-    from .lifecycle import batch_requeue_stale
+    from .lifecycle import batch_requeue_stale, batches_next_stale
 
     queued = 0
-    for _tenant in for_each_tenant(active_only=True):
+    for _tenant in for_each_due_tenant(BATCHES, next_due=batches_next_stale, active_only=True):
         for batch_id in batch_requeue_stale():
             logger.info("batch re-queued", extra={"event": "batch.requeued", "batch_id": batch_id})
             batch_process_task.delay(batch_id)

@@ -14,7 +14,7 @@ resilience/test_worker_kills.py kills workers between these steps (core/faults.p
 from __future__ import annotations
 
 import logging
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -22,6 +22,7 @@ from django.db import DatabaseError, transaction
 from django.utils import timezone
 
 from core import crypto
+from core.db import connection
 from core.errors import ApplicationError, NotFoundError
 from core.faults import fault_point
 from core.publish import task_publish
@@ -423,6 +424,23 @@ def rewards_due() -> list[str]:
     return [str(pk) for pk in [*scheduled[:1000], *stale[:1000], *orphaned[:1000]]]
 
 
+def rewards_next_due() -> datetime | None:
+    """When rewards_due() next finds something in this schema: the earliest scheduled delivery, processing lease
+    end, or pending reward's orphan time (None: no open reward). tenants.due records it after a sweep's visit."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT LEAST(min(deliver_at) FILTER (WHERE status = %s), "
+            "min(lease_expires_at) FILTER (WHERE status = %s), "
+            f"min(created_at) FILTER (WHERE status = %s) + make_interval(secs => %s)) FROM {Reward._meta.db_table} "
+            "WHERE status IN (%s, %s, %s)",
+            [RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.PENDING,
+             settings.FULFILMENT_LEASE_SECONDS,
+             RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.PENDING],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    return row[0] if row else None
+
+
 __all__ = [
     "OrderType",
     "reward_deliver",
@@ -430,4 +448,5 @@ __all__ = [
     "reward_resend",
     "reward_reveal",
     "rewards_due",
+    "rewards_next_due",
 ]

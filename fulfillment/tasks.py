@@ -58,13 +58,14 @@ def reward_deliver_task(self, reward_id: str) -> None:
 
 @shared_task(name="fulfillment.tasks.fulfilment_sweep")
 def fulfilment_sweep() -> int:
-    """Beat: in every active tenant schema, send scheduled rewards that are due and re-queue stale ones."""
-    from tenants.selectors import for_each_tenant
+    """Beat: in every active tenant schema with open rewards due (tenants.due), send scheduled rewards that are
+    due and re-queue stale ones."""
+    from tenants.due import FULFILMENT, for_each_due_tenant
 
-    from .services import rewards_due
+    from .services import rewards_due, rewards_next_due
 
     queued = 0
-    for _tenant in for_each_tenant(active_only=True):
+    for _tenant in for_each_due_tenant(FULFILMENT, next_due=rewards_next_due, active_only=True):
         for reward_id in rewards_due():
             reward_fulfil_task.delay(reward_id)
             queued += 1

@@ -18,7 +18,8 @@ from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 
-from django.db import transaction
+from django.db import connection, transaction
+from django.utils import timezone
 
 from core.db_routing import read_connection
 from core.rollups import fold_deltas, try_fold_lock
@@ -50,6 +51,18 @@ def rollups_compact() -> tuple[int, int]:
         # Rows that netted to nothing (e.g. every reward of an hour moved on from `pending`) are dropped.
         RewardStat.objects.filter(rewards=0, amount=0).delete()
     return rewards, spend
+
+
+def rollups_next_due() -> datetime | None:
+    """Now if this schema still has deltas to fold (a compaction was already running, or deltas arrived during
+    this one), else None: rollups_compact_task visits again only when new deltas are noted."""
+    from funds.models import LedgerDayStatDelta
+
+    tables = [RewardStatDelta._meta.db_table, SpendStatDelta._meta.db_table, LedgerDayStatDelta._meta.db_table]
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + " OR ".join(f"EXISTS (SELECT 1 FROM {table})" for table in tables))
+        row = cursor.fetchone()
+    return timezone.now() if row and row[0] else None
 
 
 def _range_sql(since: datetime | None, until: datetime | None) -> tuple[str, list[datetime]]:

@@ -64,18 +64,19 @@ def order_approvals_expire_task() -> int:
 
 @shared_task(name="orders.tasks.rollups_compact_task")
 def rollups_compact_task() -> int:
-    """Beat, every minute: fold the dashboard, report and statement rollups' pending deltas in, in every schema.
+    """Beat, every minute: fold the dashboard, report and statement rollups' pending deltas in, in every schema that
+    has some (tenants.due).
 
     Readers are exact without it (they add the pending deltas); it keeps what they add small. Suspended tenants
     too: it only tidies what their past changes wrote.
     """
     from funds.statements import ledger_days_compact
-    from tenants.selectors import for_each_tenant
+    from tenants.due import ROLLUPS, for_each_due_tenant
 
-    from .rollups import rollups_compact
+    from .rollups import rollups_compact, rollups_next_due
 
     folded = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(ROLLUPS, next_due=rollups_next_due, active_only=False):
         folded += sum(rollups_compact()) + ledger_days_compact()
     return folded
 

@@ -204,3 +204,26 @@ class DepositInstructions(models.Model):
 
     class Meta:
         ordering = ["currency"]
+
+
+class TenantDueEvent(models.Model):
+    """ "Schema S may have sweep work of kind K from `due_at` on": what lets a beat sweep visit only the schemas
+    with work instead of every schema (tenants.due).
+
+    Written by statement triggers on the tenant tables that hold such work (rewards, webhook deliveries, batches,
+    the rollups' deltas: `public.tenant_due_note()`), in the transaction that wrote the work, and by the sweep
+    itself for the next time something in a schema falls due (a scheduled reward, a lease). Append-only for the
+    writers (no row is shared, so no writer waits for another); a sweep deletes exactly the rows it read before
+    visiting the schema, after the visit.
+    """
+
+    id = models.BigAutoField(primary_key=True)
+    schema_name = models.CharField(max_length=63)
+    kind = models.CharField(max_length=20)
+    due_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [models.Index(fields=["kind", "due_at"], name="tenant_due_kind_at")]
+
+    def __str__(self) -> str:
+        return f"{self.kind} in {self.schema_name} from {self.due_at:%Y-%m-%d %H:%M:%S}"

@@ -14,7 +14,8 @@ from django.db import transaction
 from django.db.models import Q
 from django.utils import timezone
 
-from tenants.selectors import for_each_tenant
+from core.db import connection
+from tenants.due import WEBHOOKS, for_each_due_tenant
 
 from .models import DeliveryStatus, WebhookDelivery
 from .publish import drain_on_commit
@@ -23,14 +24,32 @@ SWEEP_BATCH = 500  # due deliveries marked per schema per sweep (one drain is pu
 
 
 def webhook_deliveries_sweep() -> int:
-    """Publish due deliveries whose task was lost, in every tenant schema (live and sandbox twins).
+    """Publish due deliveries whose task was lost, in every tenant schema (live and sandbox twins) with unfinished
+    deliveries due (tenants.due).
 
     Suspended tenants too: their events already happened, and are owed to their receivers.
     """
     published = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(WEBHOOKS, next_due=webhook_deliveries_next_due, active_only=False):
         published += webhook_deliveries_sweep_schema()
     return published
+
+
+def webhook_deliveries_next_due() -> datetime | None:
+    """When webhook_deliveries_sweep_schema() next finds something in this schema (None: nothing unfinished): a
+    pending delivery once it is due and nobody published for it in WEBHOOK_REQUEUE_AFTER_SECONDS, a sending one
+    when its lease ends."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT LEAST(min(GREATEST(next_attempt_at, enqueued_at + make_interval(secs => %s))) "
+            "FILTER (WHERE status = %s), "
+            f"min(locked_until) FILTER (WHERE status = %s)) FROM {WebhookDelivery._meta.db_table} "
+            "WHERE status IN (%s, %s)",
+            [settings.WEBHOOK_REQUEUE_AFTER_SECONDS, DeliveryStatus.PENDING, DeliveryStatus.SENDING,
+             DeliveryStatus.PENDING, DeliveryStatus.SENDING],
+        )  # fmt: skip
+        row = cursor.fetchone()
+    return row[0] if row else None
 
 
 def webhook_deliveries_sweep_schema(*, now: datetime | None = None) -> int:

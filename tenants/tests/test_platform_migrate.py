@@ -8,17 +8,26 @@ from io import StringIO
 from django.core.management import call_command
 from django.db import connection
 
-# The latest migrations of two apps (the plan spans apps): one made an index, one added two columns.
+# The latest migrations of two apps (the plan spans apps): one made an index, one added two columns, and the
+# triggers each app's next one made.
 MISSING = [
     ("webhooks", "0002_event_subject_index", "webhook_event_subject"),
+    ("webhooks", "0003_due_notes", None),
     ("batches", "0005_error_file_cells", None),
+    ("batches", "0006_due_notes", None),
 ]
-# What the second one added, taken away again with its record.
+# What the others added, taken away again with their records.
 UNDO = {
     "0005_error_file_cells": [
         'ALTER TABLE "{schema}".batches_batch DROP COLUMN header',
         'ALTER TABLE "{schema}".batches_batchrowerror DROP COLUMN cells',
-    ]
+    ],
+    "0003_due_notes": [
+        f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".webhooks_webhookdelivery' for event in ("insert", "update")
+    ],
+    "0006_due_notes": [
+        f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
+    ],
 }
 
 
@@ -44,14 +53,14 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
                 for statement in UNDO.get(name, []):
                     cursor.execute(statement.format(schema=schema))
                 cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
-    assert [_state(schema) for schema in schemas] == [[(False, False), (True, False)]] * 2
+    assert [_state(schema) for schema in schemas] == [[(False, False), (True, False), (True, False), (True, False)]] * 2
 
     out = StringIO()
     call_command("platform_migrate", parallel=2, stdout=out)
 
-    assert [_state(schema) for schema in schemas] == [[(True, True)] * 2] * 2
+    assert [_state(schema) for schema in schemas] == [[(True, True)] * 4] * 2
     text = out.getvalue()
-    assert "2 of " in text and "replayed 2 migration(s) in 1 schemas" in text, text
+    assert "2 of " in text and "replayed 4 migration(s) in 1 schemas" in text, text
     again = StringIO()
     call_command("platform_migrate", parallel=2, stdout=again)
     assert "0 of " in again.getvalue(), again.getvalue()

@@ -1,0 +1,93 @@
+"""Sweeps that visit only the tenant schemas with work: one indexed query in public, then the due schemas.
+
+A periodic sweep (fulfilment, webhook deliveries, stale batches, rollups) used to enter every tenant schema on
+every tick: ~9 ms a schema, so 18.6 s for 2,000 schemas against a 10 s period. Now the writes note their
+schema in `public.tenants_tenantdueevent` (statement triggers on the tables that hold the work, in the write's
+own transaction: `public.tenant_due_note()`), and a sweep visits only the schemas that have an event due.
+
+A visit, for one schema and kind:
+1. read the ids of all that schema's events of the kind (committed ones only);
+2. enter the schema and do the sweep's work there (the caller's loop body);
+3. ask the schema when its next piece of work of this kind falls due (`next_due`: a scheduled reward's time,
+   a lease's end; None for nothing), then, in one transaction, delete exactly the events read in step 1 and
+   write one event for that time.
+
+Nothing due is missed: work committed before step 1 is seen by steps 2 and 3 (later statements, later
+snapshots); work committed after step 1 has an event that step 1 did not read, so it stays for the next sweep.
+A sweep that dies anywhere before step 3 commits leaves its events in place: the schema is visited again
+next time. Writers only ever insert (no shared row, so no writer waits for another or for a sweep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import datetime
+
+from django.db import transaction
+from django.utils import timezone
+from django_tenants.utils import tenant_context
+
+from core.db import connection as db_connection
+
+from .models import Tenant, TenantDueEvent, TenantStatus
+
+FULFILMENT = "fulfilment"
+WEBHOOKS = "webhooks"
+BATCHES = "batches"
+ROLLUPS = "rollups"
+AUTOMATIONS = "automations"
+KINDS = (FULFILMENT, WEBHOOKS, BATCHES, ROLLUPS, AUTOMATIONS)
+
+_TABLE = TenantDueEvent._meta.db_table
+
+
+def due_schemas(kind: str, *, active_only: bool, now: datetime | None = None) -> list[str]:
+    """The schemas with an event of `kind` due by `now`, earliest first (one indexed query in public)."""
+    now = now or timezone.now()
+    status = "AND t.status = %s" if active_only else ""
+    params: list[str | datetime] = [kind, now]
+    if active_only:
+        params.append(TenantStatus.ACTIVE)
+    with db_connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT e.schema_name FROM public.{_TABLE} e "
+            "JOIN public.tenants_tenant t ON t.schema_name = e.schema_name "
+            f"WHERE e.kind = %s AND e.due_at <= %s {status} GROUP BY e.schema_name ORDER BY min(e.due_at)",
+            params,
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+
+def for_each_due_tenant(
+    kind: str, *, next_due: Callable[[], datetime | None], active_only: bool = True
+) -> Iterator[Tenant]:
+    """Yield each tenant row whose schema has work of `kind` due, inside its schema (as for_each_tenant does).
+
+    After the caller's loop body returns, `next_due()` runs in the same schema and the visit is recorded (module
+    doc). If the body raises, the schema's events stay and the next sweep visits it again. Events of schemas
+    whose tenant no longer exists are dropped.
+    """
+    schemas = due_schemas(kind, active_only=active_only)
+    tenants = {tenant.schema_name: tenant for tenant in Tenant.objects.filter(schema_name__in=schemas)}
+    for schema in schemas:
+        tenant = tenants.get(schema)
+        if tenant is None:
+            TenantDueEvent.objects.filter(kind=kind, schema_name=schema).delete()
+            continue
+        seen = list(TenantDueEvent.objects.filter(kind=kind, schema_name=schema).values_list("id", flat=True))
+        with tenant_context(tenant):
+            yield tenant
+            upcoming = next_due()
+        _visited(kind, schema, seen, upcoming)
+
+
+def _visited(kind: str, schema: str, seen: list[int], upcoming: datetime | None) -> None:
+    with transaction.atomic():
+        TenantDueEvent.objects.filter(pk__in=seen).delete()
+        if upcoming is not None:
+            TenantDueEvent.objects.create(schema_name=schema, kind=kind, due_at=upcoming)
+        with db_connection.cursor() as cursor:
+            # The trigger notes a schema once per transaction (this setting): a later write in this transaction
+            # must note it again, since its event may be among those just deleted. (A sweep runs in transactions of
+            # its own, so this only matters where everything is one transaction, as in tests.)
+            cursor.execute("SELECT set_config(%s, '', true)", [f"rp_due.{kind}"])
