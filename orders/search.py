@@ -6,6 +6,13 @@ recipient name, email and phone, external id and metadata values, lower-cased) h
 "contains" is an index scan whatever the number of rewards (bench/search.py: 1k vs 1M). Where it is not, the
 migration built prefix indexes instead and search matches the *beginning* of a name or email, or a whole
 reference or external id (docs/operations.md says so); the choice is read from the schema's indexes.
+
+Fast paths, cheapest first: an id (primary key or order id); one word that is exactly an external id, a reference
+or an email address (btree lookups); then "contains", where a word most rewards share (a company's email
+domain, "person") is kept out of the trigram index and checked on the rows the rarer words find
+(common_terms). Callers order by (created_at, id) descending and slice: the plan is then either a bitmap of
+few rows sorted, or a walk of the created_at index that stops at the page's end; no count of all matches is
+ever taken.
 """
 
 from __future__ import annotations
@@ -13,9 +20,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from django.db.models import Q, QuerySet, TextField
+from django.db.models import Q, QuerySet, TextField, Value
 from django.db.models.expressions import RawSQL
-from django.db.models.functions import Lower
+from django.db.models.functions import Lower, StrIndex
 
 from core.db import connection
 
@@ -25,6 +32,10 @@ MIN_TERM_CHARS = 3  # a trigram index cannot narrow a shorter "contains": shorte
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 5
 ORDERS_FROM_REWARDS = 1000  # rewards' orders an order search considers (newest first): bounded work per query
+# A word in more than COMMON_SHARE of the newest SAMPLE_ROWS rewards is "common" (common_terms): 1,000 rows are
+# one index range and ~1 ms to read; 5 % is where the trigram index stops paying for such a word (bench/search.py).
+SAMPLE_ROWS = 1000
+COMMON_SHARE = 0.05
 
 _trigram_schemas: dict[str, bool] = {}
 
@@ -60,6 +71,32 @@ def _as_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
+def common_terms(terms: list[str]) -> set[str]:
+    """The words of `terms` found in more than COMMON_SHARE of the newest SAMPLE_ROWS rewards (one index scan of
+    the newest rows, ~1 ms at any size).
+
+    A trigram index answers "contains" by reading the posting list of each of the word's trigrams; a word every
+    reward shares ("person", "@example.com", a company's domain) has posting lists as long as the table, ~1,600
+    pages at 1M rewards (25-35 ms warm, 130-230 ms cold, bench/search.py). Such a word narrows nothing: it is
+    checked on the rows the rare words found instead (strpos, which the index does not serve), and when every
+    word is common the newest rewards are walked until a page is full, which dense matches fill at once."""
+    candidates = [term for term in terms if len(term) >= MIN_TERM_CHARS]
+    if not candidates:
+        return set()
+    table = Reward._meta.db_table
+    counts = ", ".join("count(*) FILTER (WHERE strpos(search_text, %s) > 0)" for _ in candidates)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*), {counts} FROM (SELECT search_text FROM {table} "
+            "ORDER BY created_at DESC LIMIT %s) AS newest",
+            [*candidates, SAMPLE_ROWS],
+        )
+        sampled, *found = cursor.fetchone()
+    if sampled < SAMPLE_ROWS:
+        return set()  # a small table: every plan is cheap, and the index's is exact
+    return {term for term, n in zip(candidates, found, strict=True) if n > sampled * COMMON_SHARE}
+
+
 def reward_search_filter(q: str) -> Q:
     """The rewards matching every word of `q` (see the module docstring for what a word matches)."""
     terms = search_terms(q)
@@ -70,9 +107,18 @@ def reward_search_filter(q: str) -> Q:
         raw = " ".join((q or "").split())
         return Q(external_id=raw) | Q(reference=raw.upper()) | Q(recipient_email=raw.lower())
     if search_has_trigram_index():
+        common = common_terms(terms)
+        narrowing = [term for term in terms if term not in common and len(term) >= MIN_TERM_CHARS]
+        if common and not narrowing and len(terms) > 1 and not _dense_together(terms):
+            # Every word is everywhere (or too short to narrow) but the words together are rare: walking the
+            # newest rewards could read the whole table, the index's intersection is bounded.
+            common = set()
         match = Q()
-        for term in terms:
-            match &= Q(search_text__contains=term)
+        for index, term in enumerate(terms):
+            if term in common:
+                match &= Q(**{f"search_pos_{index}__gt": 0})
+            else:
+                match &= Q(search_text__contains=term)
         return match
     phrase = " ".join(terms)
     return (
@@ -81,6 +127,20 @@ def reward_search_filter(q: str) -> Q:
         | Q(reference=phrase.upper())
         | Q(external_id=" ".join((q or "").split()))
     )
+
+
+def _dense_together(terms: list[str]) -> bool:
+    """Whether the words together still match more than COMMON_SHARE of the newest rewards."""
+    table = Reward._meta.db_table
+    together = " AND ".join("strpos(search_text, %s) > 0" for _ in terms)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"SELECT count(*) FILTER (WHERE {together}) FROM (SELECT search_text FROM {table} "
+            "ORDER BY created_at DESC LIMIT %s) AS newest",
+            [*terms, SAMPLE_ROWS],
+        )
+        (n,) = cursor.fetchone()
+    return bool(n > SAMPLE_ROWS * COMMON_SHARE)
 
 
 def reward_search(queryset: QuerySet[Reward], q: str) -> QuerySet[Reward]:
@@ -93,11 +153,14 @@ def reward_search(queryset: QuerySet[Reward], q: str) -> QuerySet[Reward]:
         exact = queryset.filter(Q(external_id=raw) | Q(reference=raw.upper()) | Q(recipient_email=raw.lower()))
         if exact.exists():
             return exact
+    # A constant column name: the generated column is not modelled (Django would try to write it).
+    column = RawSQL(f'"{Reward._meta.db_table}"."search_text"', [], output_field=TextField())  # noqa: S611
+    positions = {f"search_pos_{index}": StrIndex(column, Value(term)) for index, term in enumerate(terms)}
     return queryset.alias(
-        # A constant column name: the generated column is not modelled (Django would try to write it).
-        search_text=RawSQL(f'"{Reward._meta.db_table}"."search_text"', [], output_field=TextField()),  # noqa: S611
+        search_text=column,
         email_lower=Lower("recipient_email"),
         name_lower=Lower("recipient_name"),
+        **positions,
     ).filter(reward_search_filter(q))
 
 

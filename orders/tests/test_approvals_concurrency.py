@@ -114,3 +114,58 @@ def test_approve_against_expiry_decides_once(committed_tenant, live_http):
         approved = Order.objects.filter(approval_status="approved").count()
         assert approved + Order.objects.filter(approval_status="expired").count() == ROUNDS
     assert _ledger(committed_tenant) == (Decimal(1000 - 50 * approved), [])
+
+
+def test_twenty_approvers_and_rejecters_at_once_decide_once(committed_tenant, live_http):
+    """Ten approve and ten reject calls on one order at the same instant (REVIEWS.md: 20 at once): one decision
+    wins; the calls that agree with it answer 200 with it, the others 409 `approval_decided`; one audit row."""
+    (creator, first, second), shop = _setup(committed_tenant)
+    order_id = _place(live_http, creator, shop)
+    base = f"{live_http}/api/v1/orders/{order_id}"
+    calls = [
+        (lambda key=key, action=action: http_json("POST", f"{base}/{action}", key=key))
+        for action in ("approve", "reject")
+        for key in [first, second] * 5
+    ]
+    results = _together(*calls)
+    assert {status for status, _, _ in results} <= {200, 409}
+    decided = {body["approval"]["status"] for status, body, _ in results if status == 200}
+    assert len(decided) == 1, decided
+    [decision] = decided
+    losers = [body for status, body, _ in results if status == 409]
+    assert len(losers) == 10 and {body["code"] for body in losers} == {"approval_decided"}
+    with tenant_context(committed_tenant):
+        order = Order.objects.get(pk=order_id)
+        assert order.approval_status == decision
+        actions = AuditEvent.objects.filter(object_id=order_id, action__in=["order.approve", "order.reject"])
+        assert actions.count() == 1
+    assert _ledger(committed_tenant) == (Decimal(950 if decision == "approved" else 1000), [])
+
+
+def test_twenty_decisions_at_once_on_a_batch_decide_once(committed_tenant, live_http):
+    from testsupport.api import ApiClient
+    from testsupport.batches import csv_bytes, digital_rows, upload
+
+    (creator, first, second), shop = _setup(committed_tenant)
+    connection.set_schema_to_public()
+    uploader = ApiClient(creator, None)  # in-process: a multipart upload; the decisions go over real HTTP
+    preview = upload(uploader, csv_bytes(digital_rows(shop.coffee_usd, 6, amount="10")))
+    assert preview.status_code in (200, 201), preview.content
+    status, batch, _ = http_json("POST", f"{live_http}/api/v1/batches/{preview.json()['id']}/confirm", key=creator)
+    assert (status, batch["status"]) == (202, "pending_approval"), batch
+    base = f"{live_http}/api/v1/batches/{batch['id']}"
+    calls = [
+        (lambda key=key, action=action: http_json("POST", f"{base}/{action}", key=key))
+        for action in ("approve", "reject")
+        for key in [first, second] * 5
+    ]
+    results = _together(*calls)
+    assert {status for status, _, _ in results} <= {200, 409}
+    decided = {body["approval"]["status"] for status, body, _ in results if status == 200}
+    assert len(decided) == 1, decided
+    assert sum(1 for status, _, _ in results if status == 409) == 10
+    with tenant_context(committed_tenant):
+        actions = AuditEvent.objects.filter(object_id=batch["id"], action__in=["batch.approve", "batch.reject"])
+        assert actions.count() == 1
+    [decision] = decided
+    assert _ledger(committed_tenant) == (Decimal(940 if decision == "approved" else 1000), [])

@@ -32,3 +32,14 @@ def test_old_outcomes_are_purged_in_every_schema_and_fresh_ones_kept(api_a, api_
         assert not IdempotencyRecord.objects.exists()
     replay = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd), HTTP_IDEMPOTENCY_KEY="fresh-key")
     assert replay["Idempotent-Replayed"] == "true"
+
+
+def test_beat_runs_the_purge_hourly_on_a_registered_task(settings):
+    """The schedule is what makes the purge happen: beat's entry names a task the workers know."""
+    from rewards_portal.celery import app
+
+    entry = settings.CELERY_BEAT_SCHEDULE["idempotency-purge"]
+    assert entry["task"] == "orders.tasks.idempotency_purge_task" and entry["schedule"] == 3600.0
+    app.loader.import_default_modules()
+    assert entry["task"] in app.tasks
+    assert settings.IDEMPOTENCY_KEY_TTL >= timedelta(hours=24)  # "kept at least 24 hours" (docs/api.md)

@@ -81,3 +81,40 @@ def test_short_query_and_bad_metadata_are_refused(api_a, funded_a, shop):
     assert "rewards[0].metadata" in response.json()["errors"]
     with tenant_context(funded_a):
         assert Reward.objects.count() == 0
+
+
+def test_a_word_every_reward_shares_does_not_change_what_is_found(api_a, funded_a, shop, monkeypatch):
+    """A word in most rewards ("example", a company's domain) is checked on the rows the rarer words find, not read
+    from the index (orders.search.common_terms): the results are exactly those of every word matched."""
+    import orders.search as search
+
+    body = digital_order(shop.coffee_usd, "10.00")
+    body["rewards"] = [
+        {**body["rewards"][0], "recipient": {"name": f"Staff Member {n:02d}", "email": f"m{n:02d}@corp.example"}}
+        for n in range(30)
+    ]
+    assert api_a.post("/api/v1/orders", body).status_code == 201
+    target = _order(api_a, shop.coffee_usd, "Mae Jemison", "mae@corp.example")["rewards"][0]
+    monkeypatch.setattr(search, "SAMPLE_ROWS", 20)  # the table is "large": the sampling decides the plan
+    with tenant_context(funded_a):
+        assert search.common_terms(["corp.example", "jemison", "member"]) == {"corp.example", "member"}
+    expectations = {
+        "jemison corp.example": [target["id"]],  # a rare word and a common one
+        "mae corp.example": [target["id"]],
+        "corp.example": None,  # every reward: the newest page, walked in order
+        "member 07": None,  # two common words that together are rare: the index's intersection
+        "staff corp.example": None,
+    }
+    for q, expected in expectations.items():
+        found = []
+        url, params = "/api/v1/rewards", {"q": q, "limit": 7}
+        while url:
+            page = api_a.get(url, params).json()
+            found += [reward["id"] for reward in page["results"]]
+            url, params = page["next"], None
+        with tenant_context(funded_a):
+            words = q.split()
+            everything = Reward.objects.order_by("-created_at", "-id")
+            matching = [str(r.pk) for r in everything if all(w in f"{r.recipient_name} {r.recipient_email}".lower()
+                                                             for w in words)]  # fmt: skip
+        assert found == (expected or matching) and found, q
