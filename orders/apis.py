@@ -12,6 +12,7 @@ from rest_framework.response import Response
 
 from api.params import choice_param, uuid_param
 from api.views import TenantAPIView, TenantListAPIView
+from api.write_audit import api_write_audit_event
 from core.db_routing import reads_from_replica
 from core.errors import ApplicationError
 from core.money import amount_text_ok, format_amount
@@ -466,6 +467,8 @@ class OrderListCreateApi(TenantListAPIView):
             funding_currency=data.get("funding_currency") or None,
             api_key_id=request.api_key.key_id,
             metadata=data.get("metadata") or {},
+            # The request's audit row goes in with the order (api.views would write it after the commit).
+            audit=lambda order, status: api_write_audit_event(request, object_id=order.id, status=status),
         )
         response = Response(body, status=status)
         if replayed:

@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
+from audit.models import AuditEvent
+from audit.services import audit_rows_added
 from core import crypto
 from core.bulk import insert_together
 from core.errors import ApplicationError
@@ -65,8 +67,11 @@ def order_create(
     created_by_role: str = "",
     approval_exempt: bool = False,
     metadata: dict[str, str] | None = None,
+    audit: Callable[[Order, int], AuditEvent] | None = None,
 ) -> tuple[int, dict[str, Any], bool]:
     """Create an order; returns (status, response body, replayed). `render(order)` builds the response body.
+    `audit(order, status)`: the caller's audit row for this order (unsaved), written with the order's rows (a
+    replay writes none).
 
     When the tenant's approval policy asks for it (orders.approvals) the order is written `pending_approval`
     with its funds held and nothing handed to fulfilment, and the status is 202. Refusals raise
@@ -95,6 +100,7 @@ def order_create(
         created_by_role=created_by_role,
         approval_exempt=approval_exempt,
         metadata=metadata,
+        audit=audit,
     )
     if not transaction.get_connection().in_atomic_block:
         # This call owns the COMMIT, so the holds are posted during it (funds_hold(at_commit=True)): the tenant's
@@ -126,6 +132,7 @@ def _order_write(
     created_by_role: str,
     approval_exempt: bool,
     metadata: dict[str, str],
+    audit: Callable[[Order, int], AuditEvent] | None,
     holds_at_commit: bool,
 ) -> tuple[int, dict[str, Any], bool]:
     """order_create's transaction, its holds posted at commit or in it (funds_hold's `at_commit`)."""
@@ -199,9 +206,15 @@ def _order_write(
             if idempotency_key
             else []
         )
-        # The rewards' first events and the idempotency record go with the order.created event: one round trip.
-        # (Not with the order: psycopg parses a statement of more than 50 parameters afresh each time.)
-        event_emit(type="order.created", data=without_claim_links(body), write_with=[reward_events, stored_response])
+        audit_rows = [audit(order, status)] if audit is not None else []
+        # The rewards' first events, the idempotency record and the audit row go with the order.created event: one
+        # round trip. (Not with the order: psycopg parses a statement of more than 50 parameters afresh each time.)
+        event_emit(
+            type="order.created",
+            data=without_claim_links(body),
+            write_with=[reward_events, stored_response, audit_rows],
+        )
+        audit_rows_added(len(audit_rows))
         if policy is not None:
             event_emit(type="order.approval_required", data=without_claim_links(body))
             order_approval_notice(order, "required", count=len(created))

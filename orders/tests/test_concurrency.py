@@ -209,3 +209,31 @@ def test_orders_that_cross_the_low_balance_threshold_at_once_alert_once(committe
     with tenant_context(committed_tenant):
         low = [event.data for event in Event.objects.filter(type="balance.low")]
     assert len(low) == 1 and Decimal(low[0]["available"]) < 500 <= Decimal(low[0]["available"]) + 10
+
+
+def test_an_order_on_its_own_is_one_transaction_of_few_statements(committed_tenant):
+    """Outside any test transaction, as in production: one transaction whose holds are posted by its COMMIT, and
+    nothing written after it (the audit row went in with the order)."""
+    from django.test import Client
+    from django.test.utils import CaptureQueriesContext
+
+    from audit.models import AuditEvent
+
+    key, shop = _setup(committed_tenant, "100.00")
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {key}")
+    for warm_up in ("warm-up", "key-cached"):  # the first writes last_used_at, the second caches the key
+        client.post("/api/v1/orders", digital_order(shop.coffee_usd, "10.00"), content_type="application/json",
+                    HTTP_IDEMPOTENCY_KEY=warm_up)  # fmt: skip
+    with CaptureQueriesContext(connection) as captured:
+        response = client.post("/api/v1/orders", digital_order(shop.coffee_usd, "10.00"),
+                               content_type="application/json", HTTP_IDEMPOTENCY_KEY="one")  # fmt: skip
+    assert response.status_code == 201, response.content
+    statements = [q["sql"] for q in captured.captured_queries]
+    # SET search_path, the key's lock, the replay read, product, curation rules, balance, three writes
+    assert statements[0] == "BEGIN" and statements[-1] == "COMMIT", statements
+    assert len(statements) <= 11, "\n".join(statements)
+    available, committed, orders, rewards, violations = _state(committed_tenant)
+    assert (available, committed, orders, rewards) == (Decimal("70"), Decimal("30"), 3, 3)
+    assert violations == []
+    with tenant_context(committed_tenant):
+        assert AuditEvent.objects.filter(action="POST /api/v1/orders").count() == 3
