@@ -89,9 +89,9 @@ class PointsRowValidator:
         if errors:
             return None, errors
         data = {"person_id": str(person_id), "points": points, "reason": values["reason"], "external_id": external_id}
-        value = ledger.points_value(program=self.program, points=points)
+        worth = ledger.points_value(program=self.program, points=points)
         return ValidRow(row_number=row_number, external_id=external_id, currency=self.program.points_currency,
-                        charge=value, data=data), []  # fmt: skip
+                        charge=worth, data=data), []  # fmt: skip
 
 
 def points_chunk_apply(batch: Batch, chunk: int, holds: dict[str, BatchHold]) -> tuple[int, int, int] | None:

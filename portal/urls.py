@@ -10,6 +10,7 @@ from .views import (
     bulk,
     dashboard,
     developers,
+    points_import,
     reports,
     search,
     send,
@@ -108,6 +109,19 @@ urlpatterns = [
     path("people/<uuid:person_id>/edit/", people_views.PersonEditView.as_view(), name="person_edit"),
     path("people/<uuid:person_id>/status", people_views.PersonStatusView.as_view(), name="person_status"),
     path("points/", points_views.PointsView.as_view(), name="points"),
+    path("points/import/", points_import.PointsImportView.as_view(), name="points_import"),
+    path("points/import/template.csv", points_import.PointsTemplateCsvView.as_view(), name="points_template"),
+    path("points/import/<uuid:batch_id>/", points_import.PointsImportBatchView.as_view(), name="points_import_batch"),
+    path(
+        "points/import/<uuid:batch_id>/confirm",
+        points_import.PointsImportConfirmView.as_view(),
+        name="points_import_confirm",
+    ),
+    path(
+        "points/import/<uuid:batch_id>/discard",
+        points_import.PointsImportDiscardView.as_view(),
+        name="points_import_discard",
+    ),
     path("points/awards/<uuid:award_id>/reverse", points_views.PointsReverseView.as_view(), name="points_reverse"),
     path("points/rules/", points_views.EarningRulesView.as_view(), name="earning_rules"),
     path(
