@@ -6,7 +6,8 @@ schema in `public.tenants_tenantdueevent` (statement triggers on the tables that
 own transaction: `public.tenant_due_note()`), and a sweep visits only the schemas that have an event due.
 
 A visit, for one schema and kind:
-1. read the ids of all that schema's events of the kind (committed ones only);
+1. read the ids of all that schema's events of the kind (committed ones only; for every due schema at once,
+   before the first visit);
 2. enter the schema and do the sweep's work there (the caller's loop body);
 3. ask the schema when its next piece of work of this kind falls due (`next_due`: a scheduled reward's time,
    a lease's end; None for nothing), then, in one transaction, delete exactly the events read in step 1 and
@@ -68,13 +69,22 @@ def for_each_due_tenant(
     whose tenant no longer exists are dropped.
     """
     schemas = due_schemas(kind, active_only=active_only)
+    if not schemas:
+        return
     tenants = {tenant.schema_name: tenant for tenant in Tenant.objects.filter(schema_name__in=schemas)}
+    # Step 1 for every due schema at once (one query on the kind's index): all their events of this kind, due or
+    # not, read before any of them is visited.
+    seen_by_schema: dict[str, list[int]] = {}
+    for event_id, schema in TenantDueEvent.objects.filter(kind=kind, schema_name__in=schemas).values_list(
+        "id", "schema_name"
+    ):
+        seen_by_schema.setdefault(schema, []).append(event_id)
     for schema in schemas:
         tenant = tenants.get(schema)
-        if tenant is None:
-            TenantDueEvent.objects.filter(kind=kind, schema_name=schema).delete()
+        seen = seen_by_schema.get(schema, [])
+        if tenant is None:  # the tenant was deleted: its notes go with it
+            TenantDueEvent.objects.filter(pk__in=seen).delete()
             continue
-        seen = list(TenantDueEvent.objects.filter(kind=kind, schema_name=schema).values_list("id", flat=True))
         with tenant_context(tenant):
             yield tenant
             upcoming = next_due()
