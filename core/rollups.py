@@ -13,19 +13,33 @@ from collections.abc import Sequence
 from django.db import connection
 
 
-def fold_deltas(*, deltas: str, rollup: str, keys: Sequence[str], sums: Sequence[str]) -> int:
-    """Move every row of table `deltas` into table `rollup` (unique on `keys`), adding up `sums`; returns the
-    number of delta rows folded. Call inside a transaction that holds the caller's one-folder-at-a-time lock."""
+def _upsert(rollup: str, keys: Sequence[str], sums: Sequence[str]) -> str:
+    """INSERT … SELECT from `moved`, grouped by `keys`, adding `sums` to the rows already there."""
     key_list = ", ".join(keys)
     sum_list = ", ".join(f"sum({column})" for column in sums)
     updates = ", ".join(f"{column} = {rollup}.{column} + excluded.{column}" for column in sums)
     group = ", ".join(str(index) for index in range(1, len(keys) + 1))
+    return (
+        f"INSERT INTO {rollup} ({key_list}, {', '.join(sums)}) SELECT {key_list}, {sum_list} FROM moved "
+        f"GROUP BY {group} ON CONFLICT ({key_list}) DO UPDATE SET {updates} RETURNING 1"
+    )
+
+
+def fold_deltas(
+    *,
+    deltas: str,
+    rollup: str,
+    keys: Sequence[str],
+    sums: Sequence[str],
+    also: Sequence[tuple[str, Sequence[str]]] = (),
+) -> int:
+    """Move every row of table `deltas` into table `rollup` (unique on `keys`), adding up `sums`, and into each
+    coarser rollup of `also` ((table, its keys: a subset of `keys`)); returns the number of delta rows folded.
+    Call inside a transaction that holds the caller's one-folder-at-a-time lock."""
+    extra = "".join(f", also_{n} AS ({_upsert(table, columns, sums)})" for n, (table, columns) in enumerate(also))
     with connection.cursor() as cursor:
         cursor.execute(
-            f"WITH moved AS (DELETE FROM {deltas} RETURNING *), "
-            f"folded AS (INSERT INTO {rollup} ({key_list}, {', '.join(sums)}) "
-            f"SELECT {key_list}, {sum_list} FROM moved GROUP BY {group} "
-            f"ON CONFLICT ({key_list}) DO UPDATE SET {updates} RETURNING 1) "
+            f"WITH moved AS (DELETE FROM {deltas} RETURNING *), folded AS ({_upsert(rollup, keys, sums)}){extra} "
             "SELECT count(*) FROM moved"
         )
         row = cursor.fetchone()

@@ -339,6 +339,21 @@ class RewardStat(models.Model):
         ]
 
 
+class RewardStatTotal(models.Model):
+    """All-time RewardStat (every hour added up) per status, face currency and engagement: the dashboard's
+    "rewards by status" is a read of a few rows, not of one row per hour since the first reward. Folded from the
+    same deltas in the same statement as RewardStat (orders.rollups), and rebuilt from it hourly."""
+
+    status = models.CharField(max_length=20)
+    currency = models.CharField(max_length=3)
+    engaged = models.SmallIntegerField(default=Engagement.NONE, choices=Engagement.choices)
+    rewards = models.BigIntegerField(default=0)
+    amount = models.DecimalField(max_digits=24, decimal_places=4, default=0)
+
+    class Meta:
+        constraints = [models.UniqueConstraint(fields=["status", "currency", "engaged"], name="reward_stat_total_key")]
+
+
 class RewardStatDelta(models.Model):
     hour = models.DateTimeField()  # reports regroup hours into days of the tenant's zone
     status = models.CharField(max_length=20)

@@ -24,7 +24,7 @@ from django.utils import timezone
 from core.db_routing import read_connection
 from core.rollups import fold_deltas, try_fold_lock
 
-from .models import RewardStat, RewardStatDelta, SpendStat, SpendStatDelta
+from .models import RewardStat, RewardStatDelta, RewardStatTotal, SpendStat, SpendStatDelta
 
 # One compaction at a time per schema: a second would only wait for the first's row locks.
 _COMPACT_LOCK = 0x5257_5354  # "RWST"
@@ -41,6 +41,7 @@ def rollups_compact() -> tuple[int, int]:
             rollup=RewardStat._meta.db_table,
             keys=["hour", "status", "currency", "engaged"],
             sums=["rewards", "amount"],
+            also=[(RewardStatTotal._meta.db_table, ["status", "currency", "engaged"])],
         )
         spend = fold_deltas(
             deltas=SpendStatDelta._meta.db_table,
@@ -50,7 +51,25 @@ def rollups_compact() -> tuple[int, int]:
         )
         # Rows that netted to nothing (e.g. every reward of an hour moved on from `pending`) are dropped.
         RewardStat.objects.filter(rewards=0, amount=0).delete()
+        RewardStatTotal.objects.filter(rewards=0, amount=0).delete()
     return rewards, spend
+
+
+def reward_totals_rebuild() -> bool:
+    """Recompute this schema's all-time totals from the hourly rollup under the compaction lock (nothing folds
+    meanwhile, so the two agree exactly); False when a compaction holds the lock (the next run does it). Hourly
+    by beat: it corrects totals that a compaction by older code (a rolling deploy) folded into the hours only."""
+    totals, hourly = RewardStatTotal._meta.db_table, RewardStat._meta.db_table
+    with transaction.atomic():
+        if not try_fold_lock(_COMPACT_LOCK):
+            return False
+        with connection.cursor() as cursor:
+            cursor.execute(f"DELETE FROM {totals}")
+            cursor.execute(
+                f"INSERT INTO {totals} (status, currency, engaged, rewards, amount) SELECT status, currency, "
+                f"engaged, sum(rewards), sum(amount) FROM {hourly} GROUP BY 1, 2, 3"
+            )
+    return True
 
 
 def rollups_next_due() -> datetime | None:
@@ -78,12 +97,18 @@ def _range_sql(since: datetime | None, until: datetime | None) -> tuple[str, lis
     return " AND ".join(clauses), params
 
 
+def _folded(since: datetime | None, until: datetime | None) -> str:
+    """The folded rollup to read for [since, until): the all-time totals (a few rows) when unbounded, else the
+    hourly rows of the period."""
+    return RewardStatTotal._meta.db_table if since is None and until is None else RewardStat._meta.db_table
+
+
 def reward_counts_by_status(*, since: datetime | None = None, until: datetime | None = None) -> dict[str, int]:
     """Rewards created in [since, until) (hour boundaries; None = unbounded) per current status."""
     where, params = _range_sql(since, until)
     with read_connection(RewardStat).cursor() as cursor:  # a replica inside reads_from_replica()
         cursor.execute(
-            f"SELECT status, sum(rewards) FROM (SELECT status, rewards FROM {RewardStat._meta.db_table} "
+            f"SELECT status, sum(rewards) FROM (SELECT status, rewards FROM {_folded(since, until)} "
             f"WHERE {where} UNION ALL SELECT status, rewards FROM {RewardStatDelta._meta.db_table} "
             f"WHERE {where}) AS s GROUP BY status",
             params + params,
@@ -99,7 +124,7 @@ def reward_counts_by_engagement(
     with read_connection(RewardStat).cursor() as cursor:  # a replica inside reads_from_replica()
         cursor.execute(
             f"SELECT status, engaged, sum(rewards) FROM (SELECT status, engaged, rewards FROM "
-            f"{RewardStat._meta.db_table} WHERE {where} UNION ALL SELECT status, engaged, rewards FROM "
+            f"{_folded(since, until)} WHERE {where} UNION ALL SELECT status, engaged, rewards FROM "
             f"{RewardStatDelta._meta.db_table} WHERE {where}) AS s GROUP BY status, engaged",
             params + params,
         )

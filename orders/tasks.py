@@ -81,6 +81,17 @@ def rollups_compact_task() -> int:
     return folded
 
 
+@shared_task(name="orders.tasks.reward_totals_rebuild_task")
+def reward_totals_rebuild_task() -> int:
+    """Beat, hourly: recompute every schema's all-time reward totals (the dashboard's) from the hourly rollup
+    (orders.rollups.reward_totals_rebuild); returns how many schemas were rebuilt. A few milliseconds each."""
+    from tenants.selectors import for_each_tenant
+
+    from .rollups import reward_totals_rebuild
+
+    return sum(1 for _tenant in for_each_tenant(active_only=False) if reward_totals_rebuild())
+
+
 @shared_task(name="orders.tasks.recipient_retention_task")
 def recipient_retention_task() -> int:
     """Beat, hourly: in every tenant schema with a retention period (people.PrivacySettings), anonymise the

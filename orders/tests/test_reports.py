@@ -135,3 +135,38 @@ def test_reports_read_days_in_the_tenants_time_zone(api_a, funded_a, shop):
     funnel = api_a.get("/api/v1/reports/rewards", {"from": "2026-03-02", "to": "2026-03-02"}).json()
     assert funnel["timezone"] == "Asia/Kuala_Lumpur" and funnel["created"] == 1 and funnel["delivered"] == 1
     assert api_a.get("/api/v1/reports/rewards", {"from": "2026-03-01", "to": "2026-03-01"}).json()["created"] == 0
+
+
+def test_the_dashboards_all_time_counts_equal_the_rewards_however_folded(api_a, funded_a, shop, settings):
+    """The dashboard reads all-time totals (a few rows), not one row per hour: they equal a count of the rewards
+    before and after folding, and the hourly rebuild puts back totals an older compaction left behind."""
+    from core.rollups import fold_deltas
+    from orders.models import RewardStat, RewardStatDelta
+    from orders.reports import reward_status_counts
+    from orders.rollups import reward_totals_rebuild
+
+    def counted() -> dict[str, int]:
+        found: dict[str, int] = {}
+        for status in Reward.objects.values_list("status", flat=True):
+            found[status] = found.get(status, 0) + 1
+        return found
+
+    def shown() -> dict[str, int]:
+        return {status: n for status, n in reward_status_counts().items() if n}
+
+    _random_orders(api_a, funded_a, shop, random.Random(5))
+    with tenant_context(funded_a):
+        assert shown() == counted()
+        rollups_compact()
+        assert shown() == counted() and not RewardStatDelta.objects.exists()
+        # A compaction by the code before this release folds into the hours only (a rolling deploy)…
+        reward = Reward.objects.filter(status="pending").first() or Reward.objects.first()
+        Reward.objects.filter(pk=reward.pk).update(status="canceled" if reward.status != "canceled" else "failed")
+        fold_deltas(deltas=RewardStatDelta._meta.db_table, rollup=RewardStat._meta.db_table,
+                    keys=["hour", "status", "currency", "engaged"], sums=["rewards", "amount"])  # fmt: skip
+        assert shown() != counted()
+        assert reward_totals_rebuild() is True  # …and the hourly rebuild puts the totals right
+        assert shown() == counted()
+        assert ledger_invariant_violations() == []
+    entry = settings.CELERY_BEAT_SCHEDULE["reward-totals-rebuild"]
+    assert entry["task"] == "orders.tasks.reward_totals_rebuild_task" and entry["schedule"] == 3600.0

@@ -480,6 +480,12 @@ CELERY_BEAT_SCHEDULE: dict = {
     "points-expiry": {"task": "points.tasks.points_expiry_sweep", "schedule": 3600.0, "options": {"expires": 3600.0}},
     # Folds the dashboard/report rollups' deltas in (orders.rollups): readers stay exact either way.
     "rollups-compact": {"task": "orders.tasks.rollups_compact_task", "schedule": 60.0, "options": {"expires": 60.0}},
+    # The dashboard's all-time reward totals recomputed from the hourly rollup (heals a rolling deploy's drift).
+    "reward-totals-rebuild": {
+        "task": "orders.tasks.reward_totals_rebuild_task",
+        "schedule": 3600.0,
+        "options": {"expires": 3600.0},
+    },
 }
 # Days before points expire that their holder is emailed (and a points.expiring event sent), once per award.
 POINTS_EXPIRY_NOTICE_DAYS = env.int("POINTS_EXPIRY_NOTICE_DAYS", default=14)
