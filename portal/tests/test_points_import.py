@@ -95,3 +95,7 @@ def test_a_file_worth_the_threshold_waits_for_someone_else(signed_in, funded_a, 
     )
     with tenant_context(tenant_a):
         assert balances("USD")[1] == Decimal("15.00")  # the discarded preview held nothing
+    checker, _ = signed_in("finance")
+    queue = checker.get("/approvals/").content.decode()
+    assert "Points file “kudos-q4.csv”, 1 award" in queue and f"/points/import/{batch_id}/" in queue
+    assert checker.get(f"/points/import/{batch_id}/").status_code in (200, 403)

@@ -49,8 +49,12 @@ class ApprovalsView(PortalView):
         for batch in batches_awaiting_approval()[:QUEUE_LIMIT]:
             asked_by = batch.approval_requested_by or requested_by(batch)
             rows.append({
-                "kind": "batch", "id": batch.id,
-                "label": _("Bulk batch “%(name)s”, %(count)d rows") % {"name": batch.name, "count": batch.valid_rows},
+                "kind": "batch", "id": batch.id, "points": batch.kind == "points",
+                "label": (
+                    ngettext("Points file “%(name)s”, %(count)d award", "Points file “%(name)s”, %(count)d awards",
+                             batch.valid_rows) if batch.kind == "points"
+                    else _("Bulk batch “%(name)s”, %(count)d rows")
+                ) % {"name": batch.name or batch.file_name, "count": batch.valid_rows},
                 "totals": [(Decimal(amount), currency) for currency, amount in sorted(batch.total_cost.items())],
                 "asked_by": asked_by, "asked_at": batch.confirmed_at or batch.created_at,
                 "expires_at": batch.approval_expires_at, "mine": me in (asked_by, requested_by(batch)),
