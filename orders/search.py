@@ -17,6 +17,7 @@ ever taken.
 
 from __future__ import annotations
 
+import re
 import uuid
 from typing import Any
 
@@ -28,6 +29,7 @@ from core.db import connection
 
 from .models import Order, Reward
 
+_WORD_RUNS = re.compile(r"[^\W_]+")
 MIN_TERM_CHARS = 3  # a trigram index cannot narrow a shorter "contains": shorter queries match whole values only
 MAX_QUERY_CHARS = 200
 MAX_TERMS = 5
@@ -71,30 +73,37 @@ def _as_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
-def common_terms(terms: list[str]) -> set[str]:
-    """The words of `terms` found in more than COMMON_SHARE of the newest SAMPLE_ROWS rewards (one index scan of
-    the newest rows, ~1 ms at any size).
+def fragments(term: str) -> list[str]:
+    """The runs of letters and digits in `term` long enough to have trigrams: what pg_trgm indexes ("p100.2@exam"
+    is "p100" and "exam"; punctuation separates words for it)."""
+    return [part for part in _WORD_RUNS.findall(term) if len(part) >= MIN_TERM_CHARS]
 
-    A trigram index answers "contains" by reading the posting list of each of the word's trigrams; a word every
-    reward shares ("person", "@example.com", a company's domain) has posting lists as long as the table, ~1,600
-    pages at 1M rewards (25-35 ms warm, 130-230 ms cold, bench/search.py). Such a word narrows nothing: it is
-    checked on the rows the rare words found instead (strpos, which the index does not serve), and when every
-    word is common the newest rewards are walked until a page is full, which dense matches fill at once."""
-    candidates = [term for term in terms if len(term) >= MIN_TERM_CHARS]
-    if not candidates:
+
+def common_fragments(parts: list[str]) -> set[str]:
+    """The fragments found in more than COMMON_SHARE of the newest SAMPLE_ROWS rewards (one index scan of the
+    newest rows, ~1 ms at any size).
+
+    A trigram index answers "contains" by reading the posting list of each trigram; a fragment every reward
+    shares ("person", "example" of an email domain, a company's name) has posting lists as long as the table,
+    ~1,600 pages at 1M rewards (25-35 ms warm, 130-230 ms cold, bench/search.py). Such a fragment narrows
+    nothing: it is left to a check of the rows the rare fragments found (strpos, which the index does not
+    serve), and when nothing is rare the newest rewards are walked until a page is full, which dense matches
+    fill at once."""
+    parts = list(dict.fromkeys(parts))
+    if not parts:
         return set()
     table = Reward._meta.db_table
-    counts = ", ".join("count(*) FILTER (WHERE strpos(search_text, %s) > 0)" for _ in candidates)
+    counts = ", ".join("count(*) FILTER (WHERE strpos(search_text, %s) > 0)" for _ in parts)
     with connection.cursor() as cursor:
         cursor.execute(
             f"SELECT count(*), {counts} FROM (SELECT search_text FROM {table} "
             "ORDER BY created_at DESC LIMIT %s) AS newest",
-            [*candidates, SAMPLE_ROWS],
+            [*parts, SAMPLE_ROWS],
         )
         sampled, *found = cursor.fetchone()
     if sampled < SAMPLE_ROWS:
         return set()  # a small table: every plan is cheap, and the index's is exact
-    return {term for term, n in zip(candidates, found, strict=True) if n > sampled * COMMON_SHARE}
+    return {part for part, n in zip(parts, found, strict=True) if n > sampled * COMMON_SHARE}
 
 
 def reward_search_filter(q: str) -> Q:
@@ -107,18 +116,22 @@ def reward_search_filter(q: str) -> Q:
         raw = " ".join((q or "").split())
         return Q(external_id=raw) | Q(reference=raw.upper()) | Q(recipient_email=raw.lower())
     if search_has_trigram_index():
-        common = common_terms(terms)
-        narrowing = [term for term in terms if term not in common and len(term) >= MIN_TERM_CHARS]
-        if common and not narrowing and len(terms) > 1 and not _dense_together(terms):
-            # Every word is everywhere (or too short to narrow) but the words together are rare: walking the
-            # newest rewards could read the whole table, the index's intersection is bounded.
-            common = set()
+        common = common_fragments([part for term in terms for part in fragments(term)])
+        rare = {term: [part for part in fragments(term) if part not in common] for term in terms}
+        # A word with no fragment of 3 (e.g. "ab-cd") is read from the index whole, as pg_trgm pads short words.
+        narrowing = any(rare.values()) or any(not fragments(term) and len(term) >= MIN_TERM_CHARS for term in terms)
+        whole = not narrowing and len(terms) > 1 and not _dense_together(terms)
         match = Q()
         for index, term in enumerate(terms):
-            if term in common:
-                match &= Q(**{f"search_pos_{index}__gt": 0})
-            else:
+            if whole or not fragments(term):
+                # Whole: every word is everywhere but the words together are rare, so walking the newest
+                # rewards could read the whole table; the index's intersection is bounded.
                 match &= Q(search_text__contains=term)
+                continue
+            for part in rare[term]:
+                match &= Q(search_text__contains=part)  # read from the trigram index
+            if rare[term] != [term]:
+                match &= Q(**{f"search_pos_{index}__gt": 0})  # the word itself, checked on those rows
         return match
     phrase = " ".join(terms)
     return (

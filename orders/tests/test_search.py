@@ -85,7 +85,7 @@ def test_short_query_and_bad_metadata_are_refused(api_a, funded_a, shop):
 
 def test_a_word_every_reward_shares_does_not_change_what_is_found(api_a, funded_a, shop, monkeypatch):
     """A word in most rewards ("example", a company's domain) is checked on the rows the rarer words find, not read
-    from the index (orders.search.common_terms): the results are exactly those of every word matched."""
+    from the index (orders.search.common_fragments): the results are exactly those of every word matched."""
     import orders.search as search
 
     body = digital_order(shop.coffee_usd, "10.00")
@@ -97,13 +97,16 @@ def test_a_word_every_reward_shares_does_not_change_what_is_found(api_a, funded_
     target = _order(api_a, shop.coffee_usd, "Mae Jemison", "mae@corp.example")["rewards"][0]
     monkeypatch.setattr(search, "SAMPLE_ROWS", 20)  # the table is "large": the sampling decides the plan
     with tenant_context(funded_a):
-        assert search.common_terms(["corp.example", "jemison", "member"]) == {"corp.example", "member"}
+        assert search.fragments("m07@corp.example") == ["m07", "corp", "example"]
+        assert search.common_fragments(["corp", "example", "jemison", "member"]) == {"corp", "example", "member"}
     expectations = {
         "jemison corp.example": [target["id"]],  # a rare word and a common one
         "mae corp.example": [target["id"]],
         "corp.example": None,  # every reward: the newest page, walked in order
         "member 07": None,  # two common words that together are rare: the index's intersection
         "staff corp.example": None,
+        "m07@corp.exam": None,  # a rare fragment (m07) read from the index, the whole word checked on its rows
+        "member 07 corp": None,
     }
     for q, expected in expectations.items():
         found = []
