@@ -173,3 +173,18 @@ def test_only_discounts_can_be_zero_cost_and_a_priced_hold_of_nothing_is_still_r
                 funds_hold(currency="USD", amount=amount, reference="reward:none")
             assert refused.value.code == "validation_error"
         assert ledger_invariant_violations() == []
+
+
+def test_the_fulfilment_drain_captures_the_priced_rewards_and_nothing_for_the_free_ones(
+    api_a, funded_a, free_discount, shop
+):
+    from fulfillment import drain
+
+    free = [_send(api_a, free_discount)["rewards"][0]["id"] for _ in range(3)]
+    priced = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "25.00")).json()["rewards"][0]["id"]
+    with tenant_context(funded_a):
+        assert drain.fulfil_drain() == 4
+        statuses = dict(Reward.objects.values_list("id", "status"))
+        assert {str(k): v for k, v in statuses.items()} == dict.fromkeys([*free, priced], "delivered")
+        assert LedgerTransaction.objects.filter(kind="capture").count() == 1  # the priced one only, never a 0
+    assert _books(funded_a)[:2] == (Decimal("975.00"), Decimal("0"))
