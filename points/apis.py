@@ -262,7 +262,8 @@ class PointsReportApi(ReportApi):
         description="`from`/`to`: days (YYYY-MM-DD, the company's time zone, both included) or ISO 8601 instants "
         "(`to` excluded); without them, all time. `outstanding` and `liability` are as of now. "
         "`format=csv|xlsx` answers with the same figures as a file.",
-        parameters=[OpenApiParameter("from", OpenApiTypes.STR), OpenApiParameter("to", OpenApiTypes.STR),
+        # Documented as days (what the portal sends); an ISO 8601 instant is accepted too, as the description says.
+        parameters=[OpenApiParameter("from", OpenApiTypes.DATE), OpenApiParameter("to", OpenApiTypes.DATE),
                     OpenApiParameter("format", str, enum=["json", "csv", "xlsx"])],
         responses={200: PointsReportOutput},
         examples=[OpenApiExample("Report", response_only=True, value={"from": "2026-11-01", "to": "2026-11-30",

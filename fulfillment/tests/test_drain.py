@@ -9,6 +9,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from catalog.inventory import inventory_import_csv
+from catalog.models import InventoryCode, InventoryCodeStatus
 from catalog.services import brand_upsert, product_create, supplier_upsert
 from fulfillment import drain
 from fulfillment.delivery import mail_accepted_note
@@ -98,13 +99,16 @@ def test_inventory_codes_are_drawn_for_a_batch_one_per_reward(api_a, funded_a, t
     brand = brand_upsert(slug=f"kite-{tag}", name="Kite Books")
     product = product_create(brand=brand, name="Kite Books", currency="USD", countries=["US"],
                              denomination_type="fixed", denomination_values=["25"], supplier=supplier)  # fmt: skip
-    (tmp_path / "codes.csv").write_text("code,pin,denomination\nKITE-0001-0001-0001,,25\nKITE-0002-0002-0002,,25\n")
+    codes = "code,pin,denomination\nKITE-0001-0001-0001,,25\nKITE-0002-0002-0002,,25\nKITE-0003-0003-0003,,25\n"
+    (tmp_path / "codes.csv").write_text(codes)
     inventory_import_csv(supplier=supplier, product=product, path=tmp_path / "codes.csv")
-    _order(api_a, product, ["a@example.com", "b@example.com", "c@example.com"])
+    _order(api_a, product, ["a@example.com", "b@example.com", "c@example.com"])  # accepted: three codes in stock
+    # ... then one is gone before the drain draws (voided by the operator, or drawn for another tenant's order)
+    InventoryCode.objects.filter(product=product, code_last4="0003").update(status=InventoryCodeStatus.VOID)
     with tenant_context(funded_a):
         drain.fulfil_drain()
         statuses = sorted(Reward.objects.values_list("status", flat=True))
-        assert statuses == ["delivered", "delivered", "failed"]  # two codes in stock, for three rewards
+        assert statuses == ["delivered", "delivered", "failed"]  # two codes left for three rewards
         assert Reward.objects.get(status="failed").hold.status == "released"
         last4s = set(Reward.objects.filter(status="delivered").values_list("code_last4", flat=True))
         assert last4s == {"0001", "0002"}

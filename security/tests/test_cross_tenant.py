@@ -157,6 +157,7 @@ LIST_ROUTES: dict[str, ListRoute] = {
     ),
     "report-points": ListRoute(owner_sees=("program",)),
     "report-breakage": ListRoute(),  # totals per currency: no ids to leak
+    "report-discounts": ListRoute(lambda w: [{}, {"group_by": "product"}, {"format": "csv"}]),  # counts only
     "points-award-import": ListRoute(bodies={"POST": {"dry_run": "true", "program": "security-matrix"}}),
     # aggregates of the caller's own schema: another tenant's spend and rewards never count in them
     "report-spend": ListRoute(lambda w: [{}, {"group_by": "product"}, {"group_by": "department", "format": "csv"}]),
