@@ -121,3 +121,26 @@ def test_a_word_every_reward_shares_does_not_change_what_is_found(api_a, funded_
             matching = [str(r.pk) for r in everything if all(w in f"{r.recipient_name} {r.recipient_email}".lower()
                                                              for w in words)]  # fmt: skip
         assert found == (expected or matching) and found, q
+
+
+def test_reward_references_are_the_ones_the_first_reference_function_gave(tenant_a):
+    """Migration 0016 made orders_reward_reference() cheaper; a reward numbered n still gets the reference the
+    function of migration 0009 gave it, past 2^30 (a longer reference) too."""
+    import importlib
+
+    from django.db import connection
+
+    previous = importlib.import_module("orders.migrations.0016_reward_reference_faster").PREVIOUS_FUNCTION[0]
+    numbers = [1, 2, 31, 32, 1023, 1024, 123_456, 2**30 - 1, 2**30, 2**30 + 1, 2**35 + 77, 2**45 - 3]
+    with tenant_context(tenant_a), connection.cursor() as cursor:
+        cursor.execute(previous.replace("orders_reward_reference()", "orders_reward_reference_0009()"))
+        seen = []
+        for n in numbers:
+            pair = []
+            for function in ("orders_reward_reference", "orders_reward_reference_0009"):
+                cursor.execute("SELECT setval('orders_reward_reference_seq', %s, false)", [n])
+                cursor.execute(f"SELECT {function}()")
+                pair.append(cursor.fetchone()[0])
+            seen.append(pair)
+    assert all(new == old for new, old in seen), seen
+    assert all(REFERENCE.fullmatch(new) for new, _ in seen[:7]) and len({new for new, _ in seen}) == len(numbers)
