@@ -80,25 +80,55 @@ def _profiled(func):
     return result
 
 
-def _one_chunk(batch_id) -> tuple[float, float]:
-    """(milliseconds of one chunk transaction, peak MB traced during the next one: tracing slows it down)."""
+def _one_chunk(batch_id) -> tuple[float, float, int, int]:
+    """(milliseconds of one chunk transaction, peak MB traced during the next one: tracing slows it down, SQL
+    statements and COPYs of the first one)."""
     import tracemalloc
+    from unittest import mock
+
+    import psycopg
+    from django.db import connection
 
     from batches.processing import batch_process_chunk
 
+    statements = 0
+
+    def count(execute, sql, params, many, context):
+        nonlocal statements
+        statements += 1
+        return execute(sql, params, many, context)
+
+    copy = mock.patch.object(psycopg.Cursor, "copy", autospec=True, side_effect=psycopg.Cursor.copy)
     started = time.perf_counter()
-    batch_process_chunk(batch_id=batch_id)
+    with connection.execute_wrapper(count), copy as copies:
+        batch_process_chunk(batch_id=batch_id)
     elapsed = time.perf_counter() - started
     tracemalloc.start()
     batch_process_chunk(batch_id=batch_id)
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
-    return elapsed * 1000, peak / 1e6
+    return elapsed * 1000, peak / 1e6, statements, copies.call_count
 
 
-def _accept(tenant, batch_id, allowed: float, parallel: int) -> str:
+def _backend_cpu_seconds() -> float | None:
+    """CPU seconds this connection's PostgreSQL backend has used so far (its /proc entry: a server on this host
+    only), None when it cannot be read."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        pid = cursor.fetchone()[0]
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")  # utime + stime
+
+
+def _accept(tenant, batch_id, allowed: float, parallel: int, server_cpu: list[float | None]) -> str:
     """batch_process on `parallel` threads at once, as BATCH_PARALLEL_CHUNKS bulk tasks run it; "done" when the
-    batch finished."""
+    batch finished. Appends each thread's PostgreSQL backend CPU seconds to `server_cpu`."""
     import threading
 
     from django.db import connections
@@ -108,13 +138,20 @@ def _accept(tenant, batch_id, allowed: float, parallel: int) -> str:
 
     outcomes: list[str] = []
 
+    def process() -> str:
+        before = _backend_cpu_seconds()
+        outcome = batch_process(batch_id=batch_id, max_seconds=allowed)
+        after = _backend_cpu_seconds()
+        server_cpu.append(None if before is None or after is None else after - before)
+        return outcome
+
     def work() -> None:
         with tenant_context(tenant):
-            outcomes.append(batch_process(batch_id=batch_id, max_seconds=allowed))
+            outcomes.append(process())
         connections.close_all()
 
     if parallel == 1:
-        return batch_process(batch_id=batch_id, max_seconds=allowed)
+        return process()
     threads = [threading.Thread(target=work) for _ in range(parallel)]
     for thread in threads:
         thread.start()
@@ -168,10 +205,14 @@ def run(ctx: Context) -> list[Row]:
         assert batch.valid_rows == rows, (batch.valid_rows, batch.error_rows)
         started = time.perf_counter()
         batch_confirm(batch_id=batch.id)
-        chunk_ms, chunk_mb = _one_chunk(batch.id)  # the first chunk, measured alone (time and peak memory)
+        # The first chunks, measured alone (time, peak memory, statements).
+        chunk_ms, chunk_mb, chunk_statements, chunk_copies = _one_chunk(batch.id)
         allowed = max(ACCEPT_MIN_SECONDS, ctx.remaining() - 60)  # the rest of the run's budget, less a margin
-        outcome = _profiled(lambda: _accept(tenant, batch.id, allowed, PARALLEL))
+        server_cpu: list[float | None] = []
+        cpu_started = time.process_time()
+        outcome = _profiled(lambda: _accept(tenant, batch.id, allowed, PARALLEL, server_cpu))
         accept_s = time.perf_counter() - started
+        accept_cpu = time.process_time() - cpu_started  # this process's threads, after the two chunks alone
         accepted = Batch.objects.get(pk=batch.id).rows_done
         if outcome != "done":  # out of time: what was accepted is measured, the rest released
             batch_cancel(batch_id=batch.id)
@@ -179,14 +220,23 @@ def run(ctx: Context) -> list[Row]:
         violations = ledger_invariant_violations()
         assert violations == [], violations
     connection.set_schema_to_public()
+    load = f"{os.getloadavg()[0]:.1f}"
+    # CPU per row of the chunks after the two measured alone (tracing slowed the second one down).
+    after_alone = max(accepted - 2 * CHUNK, 1)
+    measured = [seconds for seconds in server_cpu if seconds is not None]
+    server_note = (
+        f", {sum(measured) / after_alone * 1e6:.0f} ms in PostgreSQL" if len(measured) == len(server_cpu) else ""
+    )
     copy_s = _copy_ceiling(data)
     copy_rps = rows / copy_s
     size = f"{rows} rows, {len(data) / 1e6:.1f} MB"
     results = [
         ("bulk CSV validation (dry run)", rows / validate_s, f"{size}; {validate_s:.1f} s"),
         ("bulk CSV acceptance (hold + orders)", accepted / accept_s,
-         f"{accepted} rows in {accept_s:.1f} s, {PARALLEL} chunks at once; CHUNK={CHUNK}: {chunk_ms:.0f} ms alone, "
-         f"{chunk_mb:.1f} MB peak; target >= 20000 rows/s"),
+         f"{accepted} rows in {accept_s:.1f} s, {PARALLEL} chunks at once; {accept_cpu / after_alone * 1e6:.0f} ms "
+         f"CPU per 1,000 rows in this process{server_note}; CHUNK={CHUNK}: {chunk_ms:.0f} ms alone, "
+         f"{chunk_statements} SQL statements + {chunk_copies} COPY, {chunk_mb:.1f} MB peak; "
+         f"target >= 20000 rows/s; load {load}"),
         ("bulk CSV validation + acceptance", 1 / (validate_s / rows + accept_s / accepted),
          "per-row cost of both phases; target >= 10000 rows/s"),
     ]  # fmt: skip

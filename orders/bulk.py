@@ -107,6 +107,7 @@ def order_create_for_batch_rows(
     default_sender = program.sender_name if program else ""
     fallback_locale = reward_fallback_locale(program)
     snapshots: dict[uuid.UUID, str] = {}
+    locales: dict[str | None, str] = {}  # a recipient's locale as given → the one chosen (a file has a few)
     rewards: list[tuple[Any, ...]] = []  # COPY rows: database values in _BATCH_REWARD_COLUMNS order
     holds: list[tuple[str, str, Decimal]] = []
     shipments: list[tuple[str, str, ShippingMethod, dict[str, str] | None]] = []
@@ -141,14 +142,17 @@ def order_create_for_batch_rows(
             expires_at = claim_deadline(now=now, program=program, deliver_at=spec.deliver_at, claim_by=spec.claim_by)
             token_hashes.append(token_hash)
         recipient = spec.recipient or {}
+        given_locale = recipient.get("locale")
+        locale = locales.get(given_locale)
+        if locale is None:
+            locale = locales[given_locale] = locale_choose(given_locale) or fallback_locale
         rewards.append(
             (reward_id, order.id, item.position, status, product.id, snapshot, spec.amount, product.currency, charge,
              hold_id, item.delivery_method, recipient.get("name", "").strip(),
              (recipient.get("email") or "").strip().lower(), (recipient.get("phone") or "").strip(),
              (item.address or {}).get("country") or (spec.country or "").upper(), spec.message or default_message,
              spec.sender_name or default_sender, spec.deliver_at, token_hash, token_encrypted, expires_at,
-             item.person_id, spec.external_id, json.dumps(spec.metadata),
-             locale_choose(recipient.get("locale")) or fallback_locale)
+             item.person_id, spec.external_id, json.dumps(spec.metadata) if spec.metadata else "{}", locale)
         )  # fmt: skip
         if hold_id is not None:
             holds.append((hold_id, f"reward:{reward_id}", charge))
