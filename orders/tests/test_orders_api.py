@@ -125,6 +125,25 @@ def test_refusals_are_problems_and_change_nothing(api_a, funded_a, shop, mutate,
     )
 
 
+def test_each_request_is_validated_on_its_own(api_a, funded_a, shop):
+    """The input serializer is reused per thread (orders.apis.order_create_input): nothing of one request's
+    validation (its data, errors or result) reaches the next."""
+    wrong_type = digital_order(shop.coffee_usd, type="crypto")
+    wrong_email = digital_order(shop.coffee_usd)
+    wrong_email["rewards"][0]["recipient"]["email"] = "not-an-email"
+    first = assert_problem(api_a.post("/api/v1/orders", wrong_type), 422, "validation_error")
+    second = assert_problem(api_a.post("/api/v1/orders", wrong_email), 422, "validation_error")
+    assert "type" in first["errors"] and "rewards" not in first["errors"]
+    assert "rewards" in second["errors"] and "type" not in second["errors"]
+    placed = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "25", external_id="mine"))
+    assert placed.status_code == 201 and placed.json()["external_id"] == "mine"
+    again = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "50"))
+    assert again.status_code == 201 and again.json()["external_id"] is None
+    assert again.json()["total"]["amount"] == "50.00"
+    third = assert_problem(api_a.post("/api/v1/orders", wrong_type), 422, "validation_error")
+    assert third["errors"] == first["errors"]
+
+
 def test_insufficient_funds_is_402_and_changes_nothing(api_a, funded_a, shop):
     body = digital_order(shop.coffee_usd, "50")
     body["rewards"][0]["quantity"] = 21  # 1050 > 1000
