@@ -200,7 +200,7 @@ def test_orders_that_cross_the_low_balance_threshold_at_once_alert_once(committe
         return http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body,
                          headers={"Idempotency-Key": f"low-{index}"})  # fmt: skip
 
-    with ThreadPoolExecutor(CLIENTS) as pool:
+    with ThreadPoolExecutor(8) as pool:  # concurrent enough to race on the crossing; the test server's backlog is 10
         statuses = [status for status, _, _ in pool.map(place, range(80))]
     assert statuses == [201] * 80
     available, committed, orders, rewards, violations = _state(committed_tenant)
