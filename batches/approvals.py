@@ -13,6 +13,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -84,6 +85,13 @@ def batch_reject(*, batch_id: Any, actor: Actor, reason: str = "", expired: bool
         batch_approval_notice(batch, "expired" if expired else "rejected")
     logger.info("batch rejected", extra={"event": f"batch.{decision}", "batch_id": str(batch.pk)})
     return batch
+
+
+def batch_approvals_next_expiry() -> datetime | None:
+    """When batch_approvals_expire() next finds a batch in this schema (None: none waits for approval)."""
+    pending = Batch.objects.filter(approval_status=ApprovalStatus.PENDING)
+    expires: datetime | None = pending.aggregate(at=Min("approval_expires_at"))["at"]
+    return expires
 
 
 def batch_approvals_expire(*, now: datetime | None = None) -> list[str]:

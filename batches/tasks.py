@@ -50,13 +50,13 @@ def batches_sweep() -> int:
 @shared_task(name="batches.tasks.batch_approvals_expire_task")
 def batch_approvals_expire_task() -> int:
     """Beat, every 5 minutes: batches nobody approved within their policy's window are canceled and their holds
-    released, in every schema (suspended tenants too: this only gives money back)."""
-    from tenants.selectors import for_each_tenant
+    released, in every schema with one waiting (tenants.due; suspended tenants too: this only gives money back)."""
+    from tenants.due import BATCH_APPROVALS, for_each_due_tenant
 
-    from .approvals import batch_approvals_expire
+    from .approvals import batch_approvals_expire, batch_approvals_next_expiry
 
     expired = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(BATCH_APPROVALS, next_due=batch_approvals_next_expiry, active_only=False):
         expired += len(batch_approvals_expire())
     if expired:
         logger.info("batch approvals expired", extra={"event": "batch.approvals_expired", "count": expired})

@@ -16,6 +16,7 @@ from decimal import Decimal
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from audit.actors import Actor
@@ -165,6 +166,13 @@ def order_reject(*, order_id: Any, actor: Actor, reason: str = "", expired: bool
         order_refresh_status(order=order)
     logger.info("order rejected", extra={"event": f"order.{decision}", "order_id": str(order.pk)})
     return order
+
+
+def order_approvals_next_expiry() -> datetime | None:
+    """When order_approvals_expire() next finds an order in this schema (None: none waits for approval)."""
+    pending = Order.objects.filter(approval_status=ApprovalStatus.PENDING)
+    expires: datetime | None = pending.aggregate(at=Min("approval_expires_at"))["at"]
+    return expires
 
 
 def order_approvals_expire(*, now: datetime | None = None) -> list[str]:

@@ -49,13 +49,13 @@ def rewards_expire_task() -> int:
 @shared_task(name="orders.tasks.order_approvals_expire_task")
 def order_approvals_expire_task() -> int:
     """Beat, every 5 minutes: orders nobody approved within their policy's window are canceled and their funds
-    released, in every schema (suspended tenants too: this only gives money back)."""
-    from tenants.selectors import for_each_tenant
+    released, in every schema with one waiting (tenants.due; suspended tenants too: this only gives money back)."""
+    from tenants.due import ORDER_APPROVALS, for_each_due_tenant
 
-    from .approvals import order_approvals_expire
+    from .approvals import order_approvals_expire, order_approvals_next_expiry
 
     expired = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(ORDER_APPROVALS, next_due=order_approvals_next_expiry, active_only=False):
         expired += len(order_approvals_expire())
     if expired:
         logger.info("order approvals expired", extra={"event": "order.approvals_expired", "count": expired})

@@ -15,6 +15,7 @@ MISSING = [
     ("webhooks", "0003_due_notes", None),
     ("batches", "0005_error_file_cells", None),
     ("batches", "0006_due_notes", None),
+    ("batches", "0007_due_approvals", None),
 ]
 # What the others added, taken away again with their records.
 UNDO = {
@@ -24,6 +25,9 @@ UNDO = {
     ],
     "0003_due_notes": [
         f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".webhooks_webhookdelivery' for event in ("insert", "update")
+    ],
+    "0007_due_approvals": [
+        f'DROP TRIGGER tenant_due_approval_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
     ],
     "0006_due_notes": [
         f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
@@ -53,14 +57,16 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
                 for statement in UNDO.get(name, []):
                     cursor.execute(statement.format(schema=schema))
                 cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
-    assert [_state(schema) for schema in schemas] == [[(False, False), (True, False), (True, False), (True, False)]] * 2
+    assert [_state(schema) for schema in schemas] == [
+        [(False, False), (True, False), (True, False), (True, False), (True, False)]
+    ] * 2
 
     out = StringIO()
     call_command("platform_migrate", parallel=2, stdout=out)
 
-    assert [_state(schema) for schema in schemas] == [[(True, True)] * 4] * 2
+    assert [_state(schema) for schema in schemas] == [[(True, True)] * 5] * 2
     text = out.getvalue()
-    assert "2 of " in text and "replayed 4 migration(s) in 1 schemas" in text, text
+    assert "2 of " in text and "replayed 5 migration(s) in 1 schemas" in text, text
     again = StringIO()
     call_command("platform_migrate", parallel=2, stdout=again)
     assert "0 of " in again.getvalue(), again.getvalue()
