@@ -13,9 +13,12 @@ are side by side:
   webhook delivery through the second process). Rows as bench/delivery.py's backlog phase: a backlog of
   BENCH_SCALEOUT_REWARDS rewards (default 1,000) committed while the delivery worker does not consume, timed
   from its resuming to the last email received; worker CPU per reward (both processes); webhooks received;
-- PostgreSQL backends of the bench database (sampled every 0.25 s: the peak) in both rounds, and PgBouncer's
-  `SHOW POOLS` (peak client and server connections, peak clients waiting) and `SHOW STATS` (transactions,
-  average wait for a server connection) in the pooled round.
+- the peak number of PostgreSQL backends the direct processes hold open (sampled every 0.25 s; PgBouncer's own
+  server connections told apart by `SHOW SERVERS`), against PgBouncer's `SHOW POOLS` in the pooled round (peak
+  server connections in use and open, client connections, clients waiting) and `SHOW STATS` over the run
+  (transactions, average wait for a server connection). Orders are loaded with both server pairs up, the two
+  modes alternating (BENCH_SCALEOUT_REPEATS loads of each per level, default 2), so the machine's drifting load
+  falls on both alike.
 
 PgBouncer is Debian's package (`apt-get install pgbouncer`), started on a free 127.0.0.1 port with its own
 configuration (`default_pool_size` BENCH_PGBOUNCER_POOL_SIZE, default 10) in front of the bench database; the
@@ -40,6 +43,7 @@ from .common import Context, Row, Workers, percentile
 REWARDS = int(os.environ.get("BENCH_SCALEOUT_REWARDS", "1000"))
 SECONDS = float(os.environ.get("BENCH_SCALEOUT_SECONDS", "8"))
 POOL_SIZE = int(os.environ.get("BENCH_PGBOUNCER_POOL_SIZE", "10"))
+REPEATS = int(os.environ.get("BENCH_SCALEOUT_REPEATS", "2"))  # loads per level and mode, alternating
 CLIENT_LEVELS = (1, 16)
 THREADS = 6  # gunicorn threads per process (as bench/orders.py)
 CONCURRENCY = 4  # Celery threads per worker process (as bench/delivery.py)
@@ -61,10 +65,13 @@ class Peaks:
 class Sampler:
     """A thread reading the bench database's backend count (and PgBouncer's pools) every 0.25 s."""
 
-    def __init__(self, database_url: str, exclude_pids: set[int], bouncer=None, dbname: str = "") -> None:
+    def __init__(
+        self, database_url: str, exclude_pids: set[int], bouncer=None, dbname: str = "", pools: bool = True
+    ) -> None:
         self.database_url = database_url
         self.exclude = set(exclude_pids)
-        self.bouncer = bouncer
+        self.bouncer = bouncer  # its server connections are told apart from direct ones (SHOW SERVERS remote_pid)
+        self.pools = pools  # read its pools too
         self.dbname = dbname
         self.peaks = Peaks()
         self._stop = threading.Event()
@@ -83,8 +90,12 @@ class Sampler:
                         "AND backend_type = 'client backend'"
                     ).fetchall()
                 ]
-                reading: dict[str, float] = {"backends": sum(1 for pid in pids if pid not in self.exclude)}
+                pooled = set()
                 if self.bouncer is not None:
+                    pooled = {int(row["remote_pid"]) for row in _admin(self.bouncer, "SERVERS")}
+                direct = [pid for pid in pids if pid not in self.exclude and pid not in pooled]
+                reading: dict[str, float] = {"backends": len(direct)}
+                if self.bouncer is not None and self.pools:
                     pool = pool_row(self.bouncer, self.dbname)
                     reading |= {
                         "cl_active": int(pool.get("cl_active", 0)),
@@ -149,21 +160,51 @@ def _load(ports: list[int], key: str, body: bytes | None, clients: int, path: st
     }
 
 
-def _orders(ctx: Context, extra_env: dict, key: str, body: str, exclude: set[int], bouncer, dbname: str) -> dict:
+def _merge(samples: list[dict]) -> dict:
+    """Several loads of one level and mode: mean rate and percentiles, errors added up, peaks the highest."""
+    peaks: dict[str, float] = {}
+    for sample in samples:
+        for name, value in sample["peaks"].items():
+            peaks[name] = max(peaks.get(name, 0), value)
+    return {
+        "rps": sum(x["rps"] for x in samples) / len(samples),
+        "p50_ms": sum(x["p50_ms"] or 0 for x in samples) / len(samples),
+        "p99_ms": sum(x["p99_ms"] or 0 for x in samples) / len(samples),
+        "errors": sum(x["errors"] for x in samples),
+        "web_cpu_ms": sum(x["web_cpu_ms"] for x in samples) / len(samples),
+        "ok": sum(x["ok"] for x in samples),
+        "peaks": peaks,
+        "runs": [{k: v for k, v in x.items() if k != "peaks"} for x in samples],
+    }
+
+
+def _orders(ctx: Context, envs: dict[str, dict], key: str, body: str, exclude: set[int], bouncer, dbname: str) -> dict:
+    """Both pairs of gunicorn servers up at once (direct and pooled); each level loaded REPEATS times per mode,
+    the modes alternating (ABBA), so the machine's drifting load falls on both alike."""
     from . import orders
 
-    ports = [orders._free_port(), orders._free_port()]
     servers = []
+    ports: dict[str, list[int]] = {}
+    pids: dict[str, list[int]] = {}
     try:
-        for port in ports:
-            servers.append(orders._start_server(ctx, port, workers=1, extra_env=extra_env))
-        _load(ports, key, None, 4, "/api/v1/products", "GET")  # warm up both servers' threads
-        results = {}
+        for mode, extra_env in envs.items():
+            ports[mode] = [orders._free_port(), orders._free_port()]
+            for port in ports[mode]:
+                servers.append(orders._start_server(ctx, port, workers=1, extra_env=extra_env))
+            pids[mode] = [server.pid for server in servers[-2:]]
+            _load(ports[mode], key, None, 4, "/api/v1/products", "GET")  # warm up both servers' threads
+        samples: dict[str, dict[int, list[dict]]] = {mode: {c: [] for c in CLIENT_LEVELS} for mode in envs}
         for clients in CLIENT_LEVELS:
-            with Sampler(ctx.database_url, exclude, bouncer, dbname) as sampler:
-                results[clients] = _load(ports, key, body.encode(), clients, "/api/v1/orders", "POST")
-            results[clients]["peaks"] = sampler.peaks.values
-        return results
+            for repeat in range(REPEATS):
+                for mode in list(envs)[:: 1 if repeat % 2 == 0 else -1]:
+                    pooled = mode == "pgbouncer"
+                    cpu_before = _tree_cpu(pids[mode])
+                    with Sampler(ctx.database_url, exclude, bouncer, dbname, pools=pooled) as sampler:
+                        result = _load(ports[mode], key, body.encode(), clients, "/api/v1/orders", "POST")
+                    result["peaks"] = sampler.peaks.values
+                    result["web_cpu_ms"] = (_tree_cpu(pids[mode]) - cpu_before) / max(result["ok"], 1) * 1000
+                    samples[mode][clients].append(result)
+        return {mode: {c: _merge(samples[mode][c]) for c in CLIENT_LEVELS} for mode in envs}
     finally:
         for server in servers:
             server.send_signal(signal.SIGTERM)
@@ -183,7 +224,7 @@ class _DeliveryView:
         return self.workers.cpu_seconds()
 
 
-def _delivery(ctx: Context, extra_env: dict, exclude: set[int], bouncer, dbname: str) -> dict:
+def _delivery(ctx: Context, extra_env: dict, exclude: set[int], bouncer, dbname: str, pooled: bool) -> dict:
     from django.db import connection
     from django_tenants.utils import tenant_context
 
@@ -220,8 +261,8 @@ def _delivery(ctx: Context, extra_env: dict, exclude: set[int], bouncer, dbname:
         warm_order, _ = _place(big, shop.coffee_usd, warm)
         if not _wait(sink, warm, time.monotonic() + 60):
             raise RuntimeError(f"warm-up rewards were not delivered; worker log: {workers.log_tail()}")
-        bouncer_cpu_before = _process_cpu(bouncer.process.pid) if bouncer else None
-        with Sampler(ctx.database_url, exclude, bouncer, dbname) as sampler:
+        bouncer_cpu_before = _process_cpu(bouncer.process.pid) if pooled else None
+        with Sampler(ctx.database_url, exclude, bouncer, dbname, pools=pooled) as sampler:
             result = _backlog(_DeliveryView(workers), sink, big, small, shop.coffee_usd, REWARDS)
             expected_hooks = len(warm) + REWARDS
             deadline = time.monotonic() + 120
@@ -257,6 +298,21 @@ def _delivery(ctx: Context, extra_env: dict, exclude: set[int], bouncer, dbname:
         problems.append(f"order statuses {order_statuses}")
     result["verdict"] = "FAILED: " + ", ".join(problems) if problems else "all delivered, 1 email each, ledger balanced"
     return result
+
+
+def _tree_cpu(pids: list[int]) -> float:
+    """CPU seconds (user + system) of these processes and their children (gunicorn's master and its worker)."""
+    import psutil
+
+    total = 0.0
+    for pid in pids:
+        try:
+            for process in [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]:
+                times = process.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:
+            continue
+    return total
 
 
 def _process_cpu(pid: int) -> float | None:
@@ -304,27 +360,28 @@ def run(ctx: Context) -> list[Row]:
         orders_tenant = Tenant.objects.exclude(pk__in=before).get(slug__startswith="bench-orders-", is_sandbox=False)
         connection.ensure_connection()
         exclude = {connection.connection.info.backend_pid}
+        envs = {
+            "direct": {},
+            "pgbouncer": {"DATABASE_URL": bouncer.url(db["NAME"]), "DB_TRANSACTION_POOLING": "true"},
+        }
+        stats_before = stats_row(bouncer, db["NAME"])
+        orders_results = _orders(ctx, envs, key, body, exclude, bouncer, db["NAME"])
         for mode in ROUNDS:
-            if ctx.remaining() < 90:
+            if ctx.remaining() < 60:
                 results[mode] = {"skipped": True}
                 continue
             pooled = mode == "pgbouncer"
-            extra_env = {"DATABASE_URL": bouncer.url(db["NAME"]), "DB_TRANSACTION_POOLING": "true"} if pooled else {}
-            stats_before = stats_row(bouncer, db["NAME"]) if pooled else {}
-            started = time.monotonic()
             round_load = os.getloadavg()[0]
             results[mode] = {
-                "orders": _orders(ctx, extra_env, key, body, exclude, bouncer if pooled else None, db["NAME"]),
-                "delivery": _delivery(ctx, extra_env, exclude, bouncer if pooled else None, db["NAME"]),
-                "seconds": time.monotonic() - started,
+                "orders": orders_results[mode],
+                "delivery": _delivery(ctx, envs[mode], exclude, bouncer, db["NAME"], pooled),
                 "load": (round_load, os.getloadavg()[0]),
             }
-            if pooled:
-                stats_after = stats_row(bouncer, db["NAME"])
-                results[mode]["stats"] = {  # PgBouncer answers numerics (Decimal)
-                    k: int(stats_after.get(k, 0) - stats_before.get(k, 0))
-                    for k in ("total_xact_count", "total_query_count", "total_wait_time", "total_xact_time")
-                }
+        stats_after = stats_row(bouncer, db["NAME"])
+        results["pgbouncer"]["stats"] = {  # PgBouncer answers numerics (Decimal)
+            k: int(stats_after.get(k, 0) - stats_before.get(k, 0))
+            for k in ("total_xact_count", "total_query_count", "total_wait_time", "total_xact_time")
+        }
         pgbouncer_version = pgbouncer.version()
     finally:
         bouncer.stop()
@@ -348,10 +405,14 @@ def _rows(results: dict, version: str, orders_violations: list[str], load_before
                 round(p["rps"], 1),
                 "orders/s",
                 f"direct in the same run: {d['rps']:.1f} orders/s, p50 {d['p50_ms']:.0f} ms, p99 {d['p99_ms']:.0f} ms, "
-                f"{d['peaks'].get('backends', 0):.0f} PostgreSQL backends",
-                f"p50 {p['p50_ms']:.0f} ms, p99 {p['p99_ms']:.0f} ms, {p['errors']} errors; peak "
-                f"{peaks.get('sv_total', 0):.0f} server connections ({peaks.get('backends', 0):.0f} backends) for "
-                f"{peaks.get('cl_active', 0):.0f} client connections, {peaks.get('cl_waiting', 0):.0f} waiting",
+                f"{d['web_cpu_ms']:.1f} ms gunicorn CPU per order, "
+                f"{d['peaks'].get('backends', 0):.0f} PostgreSQL backends open",
+                f"p50 {p['p50_ms']:.0f} ms, p99 {p['p99_ms']:.0f} ms, {p['web_cpu_ms']:.1f} ms gunicorn CPU per order, "
+                f"{p['errors']} errors; peak "
+                f"{peaks.get('sv_active', 0):.0f} PostgreSQL server connections in use ({peaks.get('sv_total', 0):.0f} "
+                f"open) for {peaks.get('cl_active', 0):.0f} client connections, "
+                f"{peaks.get('cl_waiting', 0):.0f} waiting; mean of {REPEATS} loads of {SECONDS:g} s per mode, "
+                "alternating",
                 {"pgbouncer": p, "direct": d},
             )
         )
@@ -370,12 +431,13 @@ def _rows(results: dict, version: str, orders_violations: list[str], load_before
             "rewards/s",
             f"direct in the same run: {d['rate']:.1f} rewards/s, "
             + (f"{dc:.1f} ms worker CPU per reward, " if dc is not None else "")
-            + f"{d['peaks'].get('backends', 0):.0f} PostgreSQL backends; {d['verdict']}",
+            + f"{d['peaks'].get('backends', 0):.0f} PostgreSQL backends open; {d['verdict']}",
             (f"{pc:.1f} ms worker CPU per reward; " if pc is not None else "")
             + (f"PgBouncer CPU {p['bouncer_cpu'] / p['count'] * 1000:.2f} ms per reward; " if p["bouncer_cpu"] else "")
             + f"{p['webhooks']:,} of {p['webhooks_expected']:,} reward.delivered webhooks received; peak "
-            f"{peaks.get('sv_total', 0):.0f} server connections ({peaks.get('backends', 0):.0f} backends) for "
-            f"{peaks.get('cl_active', 0):.0f} client connections; another tenant's order mid-backlog: "
+            f"{peaks.get('sv_active', 0):.0f} PostgreSQL server connections in use ({peaks.get('sv_total', 0):.0f} "
+            f"open) for {peaks.get('cl_active', 0):.0f} client connections; "
+            "another tenant's order mid-backlog: "
             f"{(p['fair_latency'] or 0) * 1000:.0f} ms (direct {(d['fair_latency'] or 0) * 1000:.0f} ms); "
             f"{p['verdict']}",
             {k: v for k, v in p.items() if k not in ("placed", "fair", "addresses", "worker_log")},
@@ -399,7 +461,7 @@ def _rows(results: dict, version: str, orders_violations: list[str], load_before
         row.extra = json.loads(json.dumps(row.extra, default=float))  # whatever a driver answered, as JSON
         row.notes += (
             f"; load {load_before[0]:.1f} → {load_after[0]:.1f} "
-            f"(direct round {direct['load'][0]:.1f} → {direct['load'][1]:.1f}, pooled round "
+            f"(delivery: direct {direct['load'][0]:.1f} → {direct['load'][1]:.1f}, pooled "
             f"{pooled['load'][0]:.1f} → {pooled['load'][1]:.1f})"
         )
     return rows

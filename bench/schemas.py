@@ -1,9 +1,11 @@
 """How many tenant schemas one PostgreSQL holds: grow an installation and measure as it grows.
 
-Not part of `make bench` (it takes as long as the tenants you ask for: ~0.5 s of provisioning per tenant on
-2 CPUs, and ~2.3 MB of disk per tenant schema). Every tenant is two schemas (live + sandbox twin).
+Not part of `make bench` (it takes as long as the tenants you ask for: 0.5–1 s of provisioning per tenant on an
+idle 2-CPU machine, several seconds on a loaded one, and ~3.2 MB of disk per tenant schema, docs/scaling.md).
+Every tenant is two schemas (live + sandbox twin).
 
     .venv/bin/python -m bench.schemas --tenants 1000 --step 250 [--keep-db]
+    .venv/bin/python -m bench.schemas --end-only   # after a run stopped with SIGTERM (its database is left)
 
 At each step: `tenant_create` p50/p95 (10 timed creations), `pg_class` rows, relation files on disk, database
 size, request latency for one tenant among many (GET /api/v1/balances, in-process, 30 requests), the memory a
