@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any
 
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 
 from programs.models import ExpiryPolicy
@@ -52,6 +53,15 @@ def rewards_expiring(*, now: datetime, limit: int = EXPIRE_BATCH) -> list[Any]:
         .order_by("claim_expires_at", "pk")
         .values_list("pk", flat=True)[:limit]
     )
+
+
+def rewards_next_expiry() -> datetime | None:
+    """When rewards_expiring() next finds a reward in this schema (None: no claim link that can still expire)."""
+    expirable = Reward.objects.filter(status__in=EXPIRABLE, claim_expires_at__isnull=False)
+    at: datetime | None = expirable.exclude(delivery_method=DeliveryMethod.SHIPMENT).aggregate(
+        at=Min("claim_expires_at")
+    )["at"]
+    return at
 
 
 def _outcome(reward: Reward) -> tuple[str, str] | None:

@@ -30,16 +30,17 @@ def idempotency_purge_task() -> int:
 
 @shared_task(name="orders.tasks.rewards_expire_task")
 def rewards_expire_task() -> int:
-    """Beat: in every tenant schema, expire unclaimed claim links past their claim-by date (orders.expiry).
+    """Beat: in every tenant schema with delivered rewards (tenants.due), expire unclaimed claim links past their
+    claim-by date (orders.expiry).
 
     Suspended tenants too: this starts nothing for the tenant; it ends links that are over and gives the
     unclaimed value back. Two sweeps at once are harmless (each reward is decided under its row lock)."""
-    from tenants.selectors import for_each_tenant
+    from tenants.due import EXPIRY, for_each_due_tenant
 
-    from .expiry import rewards_expire
+    from .expiry import rewards_expire, rewards_next_expiry
 
     expired = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(EXPIRY, next_due=rewards_next_expiry, active_only=False):
         expired += rewards_expire()
     if expired:
         logger.info("claim links expired", extra={"event": "rewards.expired", "count": expired})
