@@ -5,11 +5,12 @@ from __future__ import annotations
 
 import logging
 import uuid
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 from django.conf import settings
 from django.core.mail import send_mail
 from django.db import transaction
+from django.db.models import Min
 from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
@@ -27,6 +28,17 @@ def points_expire_due() -> int:
     """Expire every due award in the current schema (up to SWEEP_BATCH): the points expired."""
     ids = list(awards_due().values_list("pk", flat=True)[:SWEEP_BATCH])
     return sum(points_award_expire(award_id=award_id) for award_id in ids)
+
+
+def points_expiry_next_due() -> datetime | None:
+    """When the sweep next has something to do in this schema (None: no award with points left that expires): an
+    award's notice time (POINTS_EXPIRY_NOTICE_DAYS before it expires, until it is sent), else its expiry."""
+    left = PointsAward.objects.filter(remaining__gt=0, expires_at__isnull=False)
+    notice: datetime | None = left.filter(expiry_notified_at__isnull=True).aggregate(at=Min("expires_at"))["at"]
+    expiry: datetime | None = left.aggregate(at=Min("expires_at"))["at"]
+    if notice is not None:
+        notice -= timedelta(days=settings.POINTS_EXPIRY_NOTICE_DAYS)
+    return min((at for at in (notice, expiry) if at is not None), default=None)
 
 
 def points_expiry_notify() -> int:

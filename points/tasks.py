@@ -11,16 +11,17 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="points.tasks.points_expiry_sweep")
 def points_expiry_sweep() -> int:
-    """Beat, hourly: notices for awards about to expire, then expire due ones, in every tenant's schemas.
+    """Beat, hourly: notices for awards about to expire, then expire due ones, in every tenant schema with awards
+    that can still expire (tenants.due).
 
     Suspended tenants too: expiry releases held money back to the tenant; it starts nothing.
     """
-    from tenants.selectors import for_each_tenant
+    from tenants.due import POINTS, for_each_due_tenant
 
-    from .expiry import points_expire_due, points_expiry_notify
+    from .expiry import points_expire_due, points_expiry_next_due, points_expiry_notify
 
     expired = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(POINTS, next_due=points_expiry_next_due, active_only=False):
         points_expiry_notify()
         expired += points_expire_due()
     if expired:
