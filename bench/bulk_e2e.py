@@ -10,7 +10,10 @@ ledger balanced.
 
 BENCH_BULK_E2E_ROWS (default 100,000) sets the size; when the run's --budget cannot hold that many at the
 delivery pace of a small untimed batch first, fewer rows are sent and the 100,000-row time is projected from the
-measured per-row times (said so in the row). The target is 100,000 rows in ≤ 6 minutes.
+measured per-row times (said so in the row). When the delivery slows down (a busier machine) and the budget
+ends before every email arrived, the row says FAILED and how many arrived, and its time is projected from the
+pace the delivery had reached, not the moment of the last email that arrived. The target is 100,000 rows in
+≤ 6 minutes.
 """
 
 from __future__ import annotations
@@ -119,8 +122,9 @@ def run(ctx: Context) -> list[Row]:
     connection.set_schema_to_public()
     duplicates = sum(len(sink.arrivals[a]) - 1 for a in sent["addresses"] if a in sink.arrivals)
     problems = []
+    received = sink.received(sent["addresses"])
     if not sent["complete"]:
-        problems.append(f"only {sink.received(sent['addresses'])} of {rows} emails arrived")
+        problems.append(f"only {received} of {rows} emails arrived within the run's budget")
     if statuses != {"delivered": rows + WARM_ROWS}:
         problems.append(f"reward statuses {statuses}")
     if violations:
@@ -128,8 +132,13 @@ def run(ctx: Context) -> list[Row]:
     if duplicates:
         problems.append(f"{duplicates} duplicate emails")
     verdict = "FAILED: " + ", ".join(problems) if problems else "every email received once, ledger balanced"
-    projected = sent["total_s"] * TARGET_ROWS / rows
+    total_s = sent["total_s"]
+    if not sent["complete"]:  # the delivery still running when the budget ran out, at the pace it had reached
+        total_s += (sent["deliver_s"]) * (rows / max(received, 1) - 1)
+    projected = total_s * TARGET_ROWS / rows
     scale = "" if rows == TARGET_ROWS else f" (projected from {rows:,} rows: {projected:,.0f} s)"
+    if not sent["complete"]:
+        scale += f" (unfinished: projected from {received:,} emails in {sent['deliver_s']:,.0f} s)"
     worker_cpu = None if None in (cpu_before, cpu_after) else (cpu_after - cpu_before) / rows * 1000
     load_after = os.getloadavg()
     load = f"load {load_before[0]:.1f} → {load_after[0]:.1f}"
@@ -142,7 +151,7 @@ def run(ctx: Context) -> list[Row]:
             f"target ≤ {TARGET_SECONDS} s: {'met' if projected <= TARGET_SECONDS else 'missed'}{scale}",
             f"{verdict}; validation {sent['validate_s']:.1f} s, acceptance {sent['accept_s']:.1f} s "
             f"({rows / max(sent['accept_s'], 1e-6):,.0f} rows/s, beside the delivery), last email "
-            f"{sent['deliver_s']:.1f} s after confirm ({rows / max(sent['deliver_s'], 1e-6):,.0f} rewards/s); "
+            f"{sent['deliver_s']:.1f} s after confirm ({received / max(sent['deliver_s'], 1e-6):,.0f} rewards/s); "
             + (f"{worker_cpu:.1f} ms worker CPU per row; " if worker_cpu is not None else "")
             + f"2 workers x 4 threads; {load}",
             extra,
