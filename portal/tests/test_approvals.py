@@ -105,3 +105,28 @@ def test_a_waiting_batch_is_in_the_queue_and_its_sender_can_withdraw_it(api_a, f
         batch = Batch.objects.get(pk=preview["id"])
         assert (batch.status, batch.approval_status) == ("canceled", "rejected")
         assert balances("USD")[1] == Decimal(0)
+
+
+def test_the_send_done_page_of_an_order_waiting_for_approval_says_so_in_words(funded_a, shop, signed_in):
+    """Review: after a send over the threshold the page said "Reward sent", "Total charged" and showed the raw
+    codes `pending_approval` / `awaiting_approval`; it now says the order waits, its total is held, in labels."""
+    client, admin = signed_in("admin")
+    approval_policy_set(tenant=funded_a, policy={"roles": ["admin"]}, actor=None)
+    from orders.create import order_create
+    from orders.planning import RewardInput
+    from orders.selectors import order_render
+
+    with tenant_context(funded_a):
+        status, body, _ = order_create(
+            order_type="digital",
+            rewards=[RewardInput(product_id=str(shop.coffee_usd.id), amount=Decimal("10"), recipient={"name": "Ada"},
+                                 delivery_method="api")],
+            idempotency_key=None, body_hash="x", render=order_render, created_by_email=admin.email,
+            created_by_role=admin.role,
+        )  # fmt: skip
+    assert status == 202
+    html = client.get(f"/send/orders/{body['id']}/").content.decode()
+    assert "<h1>Waiting for approval</h1>" in html and "Reward sent" not in html
+    assert "Total held" in html and "Total charged" not in html
+    assert "Pending Approval" in html and "Awaiting Approval" in html
+    assert "pending_approval<" not in html and "awaiting_approval<" not in html

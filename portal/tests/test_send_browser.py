@@ -51,7 +51,7 @@ def test_send_a_digital_reward_and_see_it_delivered(browser_page, committed_tena
     page.get_by_role("button", name="Confirm and send 25.00 USD").click()
     page.wait_for_url("**/send/orders/**")
     deadline = time.time() + 90  # the session's workers may still be busy with an earlier test's bulk batch
-    while page.get_by_test_id("reward-status").inner_text() != "delivered":
+    while page.get_by_test_id("reward-status").inner_text() != "Delivered":
         assert time.time() < deadline, "the reward was not delivered within 90 s"
         time.sleep(0.5)
         page.reload()

@@ -28,7 +28,7 @@ from fulfillment.delivery import reward_email_context
 from funds.selectors import balance_list
 from orders.create import order_create
 from orders.idempotency import request_hash
-from orders.models import DeliveryMethod, Order, OrderType, Reward
+from orders.models import DeliveryMethod, Order, OrderStatus, OrderType, Reward, RewardStatus
 from orders.planning import RewardInput
 from orders.quotes import order_quote
 from orders.selectors import order_get, order_render
@@ -332,6 +332,12 @@ class SendDoneView(PortalView):
         except NoReverseMatch:
             order_url = reverse("portal:orders")
         in_flight = {"pending", "scheduled", "processing"}
+        # The API body carries status codes ("pending_approval"); the page shows their translated labels.
+        body["status_label"] = OrderStatus(body["status"]).label
+        for reward in body["rewards"]:
+            reward["status_label"] = RewardStatus(reward["status"]).label
+        if body["status"] == OrderStatus.PENDING_APPROVAL:
+            context["page_title"] = gettext("Waiting for approval")
         context.update(
             order=body,
             order_url=order_url,
