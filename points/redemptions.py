@@ -22,6 +22,7 @@ from django.utils import timezone
 from audit.actors import Actor
 from audit.services import audit_action
 from core.errors import ApplicationError
+from core.i18n import locale_normalize
 from funds.models import Hold
 from funds.services import funds_hold_release_part
 from orders.create import order_create
@@ -71,7 +72,10 @@ def points_redeem(
     order_type = OrderType.LINK if method == DeliveryMethod.LINK else OrderType.DIGITAL
     reward = RewardInput(
         product_id=str(product_id), amount=amount, currency=currency, delivery_method=method,
-        recipient={"name": person.name, "email": person.email, "phone": person.phone},
+        # In the person's language like any send to a person (review: a Malay reader redeemed on the Malay page and
+        # got the gift email in English); a language the platform does not speak falls back to the program's.
+        recipient={"name": person.name, "email": person.email, "phone": person.phone,
+                   "locale": locale_normalize(person.locale)},
     )  # fmt: skip
     with transaction.atomic():
         ids = ledger.account_ids(program=program, person_id=person.pk)

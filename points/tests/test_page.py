@@ -71,3 +71,25 @@ def test_links_expire_are_rate_limited_and_say_nothing_about_strangers(
     assert limited.status_code == 429 and limited["Retry-After"]
     make_person(tenant_a, "E-2", email="e-2@alpha.test")  # holds no points: no link
     assert Client().get("/p/").status_code == 404  # the public host has no points page
+
+
+def test_a_malay_reader_gets_the_gift_they_redeem_emailed_in_malay(
+    tenant_a, kudos, shop, mailoutbox, django_capture_on_commit_callbacks
+):
+    """Review: Siti (language Malay) signed in by a Malay link, redeemed on the Malay page, and her gift email came
+    in English: the redemption named no language for the recipient."""
+    from fulfillment.delivery import reward_email_render
+
+    siti = make_person(tenant_a, "E-7", name="Siti Rahman", locale="ms")
+    award(tenant_a, kudos, siti, 3000, "s1")
+    client = portal_client(tenant_a)
+    link = sign_in_link(client, siti.email, mailoutbox, django_capture_on_commit_callbacks)
+    assert client.post(link).status_code == 302
+    with django_capture_on_commit_callbacks(execute=True):
+        response = client.post("/p/redeem", {"program": "kudos", "product_id": str(shop.coffee_usd.id),
+                                             "amount": "25.00"}, follow=True)  # fmt: skip
+    assert "Ganjaran anda sedang dihantar" in response.content.decode()
+    with tenant_context(tenant_a):
+        subject, text, _html = reward_email_render(Order.objects.get().rewards.get())
+    assert "menghantar hadiah" in subject and "sent you" not in subject, subject
+    assert "Keep this message safe" not in text, text
