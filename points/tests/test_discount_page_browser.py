@@ -67,6 +67,7 @@ def test_a_recipient_buys_a_discount_with_points_in_english_and_in_malay(
         assert "<i>Team</i> player" in page.locator("table.history").inner_text()  # shown as text, not markup
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.screenshot(path=str(SCREENSHOTS / f"points-discount-en-{width}.png"), full_page=True)
+        page.once("dialog", lambda dialog: dialog.accept())  # "Spend 500 Kudos on …? This cannot be undone."
         offer.get_by_role("button").click()
         page.get_by_test_id("redeemed").wait_for()
         text = page.locator("main").inner_text()
@@ -84,8 +85,14 @@ def test_a_recipient_buys_a_discount_with_points_in_english_and_in_malay(
         )
         assert page.evaluate("document.documentElement.scrollWidth") <= width
         page.screenshot(path=str(SCREENSHOTS / f"points-discount-ms-{width}.png"), full_page=True)
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.accept()))
         offer.get_by_role("button").click()
         page.get_by_test_id("redeemed").wait_for()
+        assert asked == [
+            "Belanjakan 500 Kudos untuk Diskaun 20% di Kedai Kopi sehingga 31 Disember 2027? "
+            "Ini tidak boleh dibatalkan."
+        ]
         assert (
             "Diskaun 20% di Kedai Kopi sehingga 31 Disember 2027"
             in page.get_by_test_id("redeemed-discount").inner_text()

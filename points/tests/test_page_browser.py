@@ -45,6 +45,12 @@ def test_recipient_redeems_on_the_points_page(static_from_points, live_http, com
         page.screenshot(path=str(SCREENSHOTS / f"points-page-{width}.png"), full_page=True)
         reward = page.get_by_test_id("reward").filter(has_text="50.00 USD")
         assert "5000 Kudos" in reward.inner_text()
+        asked = []
+        page.once("dialog", lambda dialog: (asked.append(dialog.message), dialog.dismiss()))  # changed their mind
+        reward.get_by_role("button", name="Redeem").click()
+        assert asked == ["Spend 5000 Kudos on Lumen Coffee 50.00 USD? This cannot be undone."]
+        assert page.get_by_test_id("balance").inner_text() == "6000 Kudos"  # nothing spent
+        page.once("dialog", lambda dialog: dialog.accept())
         reward.get_by_role("button", name="Redeem").click()
         page.get_by_test_id("redeemed").wait_for()
         assert "You spent 5000 Kudos; 1000 left." in page.locator("main").inner_text()
