@@ -16,6 +16,7 @@ from django.utils import timezone
 from django.utils.translation import gettext as _
 from django.utils.translation import override
 
+from core.i18n import locale_normalize
 from core.ratelimit import hit_all
 from people.models import Person
 
@@ -58,10 +59,17 @@ def sign_in_link_send(*, email: str, link_for: Callable[[str], str]) -> bool:
             body = _(
                 "Hello %(name)s,\n\nOpen this link to see and spend your points (it works once, for %(minutes)s "
                 "minutes):\n%(link)s\n\nIf you did not ask for it, ignore this email.\n"
-            ) % {"name": person.name, "minutes": ttl, "link": link_for(token)}
+            ) % {"name": person.name, "minutes": ttl, "link": _link(link_for(token), person)}
         address = person.email
         transaction.on_commit(lambda: send_mail(subject, body, None, [address]))
     return True
+
+
+def _link(link: str, person: Person) -> str:
+    """The link opens its page in the language of the email it came in (review: a Malay reader's Malay email led
+    to an English "Sign in" page); `?lang=` is what the points page's language links use."""
+    language = locale_normalize(person.locale)
+    return f"{link}?lang={language}" if language else link
 
 
 def sign_in_redeem(*, token: str) -> Person | None:

@@ -93,3 +93,16 @@ def test_a_malay_reader_gets_the_gift_they_redeem_emailed_in_malay(
         subject, text, _html = reward_email_render(Order.objects.get().rewards.get())
     assert "menghantar hadiah" in subject and "sent you" not in subject, subject
     assert "Keep this message safe" not in text, text
+
+
+def test_a_malay_readers_sign_in_link_opens_in_malay(tenant_a, kudos, mailoutbox, django_capture_on_commit_callbacks):
+    """Review: the sign-in email came in Malay but its link opened an English "Sign in to your points" page."""
+    siti = make_person(tenant_a, "E-8", name="Siti Rahman", locale="ms")
+    award(tenant_a, kudos, siti, 100, "s1")
+    client = portal_client(tenant_a)
+    link = sign_in_link(client, siti.email, mailoutbox, django_capture_on_commit_callbacks)
+    assert "Buka pautan ini" in mailoutbox[-1].body
+    page = client.get(link).content.decode()
+    assert "Log masuk ke mata anda" in page and "Sign in to your points" not in page
+    assert client.post(link).status_code == 302
+    assert "Log keluar" in client.get("/p/").content.decode()
