@@ -37,9 +37,21 @@ def points_value(*, program: Program, points: int) -> Decimal:
 
 
 def account_ids(*, program: Program, person_id: uuid.UUID | str | None) -> dict[str, int]:
-    """The program's accounts (and the person's, if given), created when missing: kind → id."""
+    """The program's accounts (and the person's, if given), created when missing: kind → id.
+
+    Read first, and INSERT only what is missing: an INSERT … ON CONFLICT DO NOTHING that meets a row another
+    transaction has updated waits for that transaction to end (to know whether the row still conflicts), so
+    inserting every time queued each award behind the one before it on the program's `issued` account."""
     table = PointsAccount._meta.db_table
+    wanted = {PointsAccountKind.ISSUED, PointsAccountKind.REDEEMED, PointsAccountKind.EXPIRED}
+    if person_id is not None:
+        wanted.add(PointsAccountKind.PERSON)
+    select = f"SELECT kind, id FROM {table} WHERE program_id = %s AND (person_id IS NULL OR person_id = %s)"
     with connection.cursor() as cursor:
+        cursor.execute(select, [program.pk, person_id])
+        ids: dict[str, int] = dict(cursor.fetchall())
+        if wanted <= ids.keys():
+            return ids
         for kind in (PointsAccountKind.ISSUED, PointsAccountKind.REDEEMED, PointsAccountKind.EXPIRED):
             cursor.execute(
                 f"INSERT INTO {table} (program_id, person_id, kind, balance, updated_at) "
@@ -53,10 +65,7 @@ def account_ids(*, program: Program, person_id: uuid.UUID | str | None) -> dict[
                 "ON CONFLICT (program_id, person_id) WHERE kind = 'person' DO NOTHING",
                 [program.pk, person_id],
             )
-        cursor.execute(
-            f"SELECT kind, id FROM {table} WHERE program_id = %s AND (person_id IS NULL OR person_id = %s)",
-            [program.pk, person_id],
-        )
+        cursor.execute(select, [program.pk, person_id])
         return dict(cursor.fetchall())
 
 
@@ -73,11 +82,29 @@ def post(
 ) -> PointsTransaction:
     """Apply signed `legs` (account id, points), in the order given (the person's account first); a debit
     that would take an account other than `issued` below zero raises InsufficientPoints."""
-    assert sum(delta for _, delta in legs) == 0, "a points transaction must balance"
-    txn = PointsTransaction.objects.create(
+    txn = transaction_new(kind=kind, program=program, person_id=person_id, points=points, reason=reason,
+                          reference=reference)  # fmt: skip
+    txn.save(force_insert=True)
+    apply(txn=txn, legs=legs, balance_of_person=balance_of_person)
+    return txn
+
+
+def transaction_new(
+    *, kind: str, program: Program, person_id: uuid.UUID | str | None, points: int, reason: str, reference: str
+) -> PointsTransaction:
+    """A points transaction, not saved yet (its id is set): for a caller that writes it with other rows."""
+    return PointsTransaction(
         kind=kind, program=program, person_id=person_id, points=points, reason=reason[:300], reference=reference
     )
+
+
+def apply(*, txn: PointsTransaction, legs: list[tuple[int, int]], balance_of_person: int | None = None) -> list[int]:
+    """`post`'s account UPDATEs and entries for a transaction already written (or written later in the same
+    database transaction: the foreign keys are checked at commit); the accounts' balances after it, per leg.
+    The UPDATEs lock the accounts until commit: call it as late in the transaction as the lock order allows."""
+    assert sum(delta for _, delta in legs) == 0, "a points transaction must balance"
     table = PointsAccount._meta.db_table
+    balances = []
     with connection.cursor() as cursor:
         for account_id, delta in legs:
             cursor.execute(
@@ -85,9 +112,11 @@ def post(
                 "WHERE id = %s AND (kind = 'issued' OR balance + %s >= 0) RETURNING balance",
                 [delta, account_id, delta],
             )
-            if cursor.fetchone() is None:
+            row = cursor.fetchone()
+            if row is None:
                 raise InsufficientPoints(needed=-delta, balance=balance_of_person or 0)
+            balances.append(int(row[0]))
     PointsEntry.objects.bulk_create(
         [PointsEntry(transaction=txn, account_id=account_id, points=delta) for account_id, delta in legs]
     )
-    return txn
+    return balances

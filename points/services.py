@@ -6,6 +6,7 @@ it cannot, and nothing is awarded); expiry and reversal release what is left of 
 
 from __future__ import annotations
 
+import functools
 import logging
 import uuid
 from datetime import timedelta
@@ -16,9 +17,15 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_action
+from core.bulk import insert_together
 from core.errors import ApplicationError
 from funds.models import Hold
-from funds.services import funds_hold, funds_hold_release_part
+from funds.services import (
+    HoldRefusedAtCommit,
+    funds_hold,
+    funds_hold_release_part,
+    holds_refused_at_commit,
+)
 from people.models import Person
 from programs.models import Program
 
@@ -83,10 +90,20 @@ def points_award(
         existing = _award_by_external_id(external_id)
         if existing is not None:
             return existing, False
+    award = functools.partial(_award, program=program, person=person, points=points, reason=reason,
+                              external_id=external_id, reference=reference, actor=actor)  # fmt: skip
     try:
+        if not transaction.get_connection().in_atomic_block:
+            # This call owns the COMMIT, so the hold is posted during it (funds_hold(at_commit=True)), as an
+            # order's is: the tenant's cash row, which every award and order updates, is locked for the commit
+            # alone.
+            try:
+                with holds_refused_at_commit(), transaction.atomic():
+                    return award(hold_at_commit=True), True
+            except HoldRefusedAtCommit:
+                pass  # rolled back whole: the posting in the transaction decides (402, or the hold and balance.low)
         with transaction.atomic():
-            return _award(program=program, person=person, points=points, reason=reason, external_id=external_id,
-                          reference=reference, actor=actor), True  # fmt: skip
+            return award(hold_at_commit=False), True
     except IntegrityError:
         existing = _award_by_external_id(external_id) if external_id else None
         if existing is None:
@@ -109,35 +126,40 @@ def _award_by_external_id(external_id: str) -> PointsAward | None:
 
 def _award(
     *, program: Program, person: Person, points: int, reason: str, external_id: str | None, reference: str,
-    actor: Actor | None,
+    actor: Actor | None, hold_at_commit: bool,
 ) -> PointsAward:  # fmt: skip
+    """The award's rows first, the account UPDATEs last: the person's account and the program's `issued` account
+    (which every award of the program updates) are locked from their UPDATE to the commit, so only the hold's
+    insert (or, not at commit, its posting: the funds ledger comes after the points ledger in the lock order)
+    and the event come between. The foreign keys to the transaction and the hold are checked at commit."""
     ids = ledger.account_ids(program=program, person_id=person.pk)
-    txn = ledger.post(
-        kind=PointsTransactionKind.AWARD, program=program, person_id=person.pk, points=points,
-        legs=[(ids[PointsAccountKind.PERSON], points), (ids[PointsAccountKind.ISSUED], -points)],
-        reason=reason, reference=reference,
-    )  # fmt: skip
+    txn = ledger.transaction_new(kind=PointsTransactionKind.AWARD, program=program, person_id=person.pk,
+                                 points=points, reason=reason, reference=reference)  # fmt: skip
     now = timezone.now()
     days = program.points_expire_after_days
     award = PointsAward(
         external_id=external_id or None, transaction=txn, program=program, person=person,
         account_id=ids[PointsAccountKind.PERSON], points=points, remaining=points,
-        expires_at=now + timedelta(days=days) if days else None, created_at=now,
+        expires_at=now + timedelta(days=days) if days else None, created_at=now, hold_id=uuid.uuid4(),
     )  # fmt: skip
-    hold = funds_hold(
+    # One round trip for the transaction and the award (a twin external_id fails here, before any lock).
+    insert_together([txn], [award])
+    audit_action(actor=actor, action="points.award", object_type="points_award", object_id=award.id,
+                 data={"program": program.slug, "person_id": str(person.pk), "points": points})  # fmt: skip
+    balance, _ = ledger.apply(
+        txn=txn, legs=[(ids[PointsAccountKind.PERSON], points), (ids[PointsAccountKind.ISSUED], -points)]
+    )
+    award.hold = funds_hold(
         currency=program.points_currency,
         amount=ledger.points_value(program=program, points=points),
         reference=f"points_award:{award.id}",
         description=f"{points} {program.points_name} for {person.name or person.external_id}",
+        hold_id=award.hold_id,
+        at_commit=hold_at_commit,
     )
-    award.hold = hold
-    award.save(force_insert=True)
-    balance = person_balance(program=program, person_id=person.pk)
     from webhooks.events import event_emit
 
     event_emit(type="points.awarded", data=award_render(award, balance=balance))
-    audit_action(actor=actor, action="points.award", object_type="points_award", object_id=award.id,
-                 data={"program": program.slug, "person_id": str(person.pk), "points": points})  # fmt: skip
     logger.info("points awarded", extra={"event": "points.awarded", "award_id": str(award.id), "points": points})
     return award
 
