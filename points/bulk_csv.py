@@ -67,7 +67,9 @@ class PointsRowValidator:
         errors: list[tuple[str, str]] = []
         values = {name: (cells.get(name) or "").strip() for name in COLUMNS}
         for column, value in values.items():
-            if value.startswith(FORMULA_PREFIXES):
+            # Points are digits or refused for that (one message): "-50" is a negative number to the person
+            # who typed it, and the range message below says what to write instead.
+            if column != "points" and value.startswith(FORMULA_PREFIXES):
                 errors.append((column, "Cells may not begin with a formula character (= + - @)."))
             elif control_character_error(value):
                 errors.append((column, "Contains a control character."))

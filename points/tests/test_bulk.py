@@ -94,3 +94,16 @@ def test_a_points_file_worth_the_approval_threshold_waits_with_its_value_held(
         assert batch_process(batch_id=again["id"]) == "done"
         assert PointsAward.objects.get(external_id="big-2").points == 2500
         assert Batch.objects.get(pk=again["id"]).approval_status == "approved"
+
+
+def test_a_negative_number_of_points_gets_one_error_that_says_what_to_write(tenant_a, api_a, kudos, ana):
+    """Review: "-50" was told "Cells may not begin with a formula character (= + - @)" as well as the range."""
+    preview = upload(api_a, "person_external_id,points,reason,external_id\nE-1,10,,n0\nE-1,-50,Oops,n1\nE-1,=1+1,,n2\n")
+    assert preview.status_code == 201, preview.content
+    response = api_a.get(f"/api/v1/batches/{preview.json()['id']}/errors.csv")
+    errors = b"".join(response.streaming_content).decode()
+    lines = errors.strip().splitlines()
+    assert len(lines) == 3, errors
+    for line in lines[1:]:
+        assert "points: A whole number of points from 1 to 100000000." in line, line
+        assert "formula" not in line, line
