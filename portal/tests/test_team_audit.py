@@ -169,3 +169,11 @@ def test_audit_record_never_keeps_secrets(tenant_a):
         )
     assert event.data == {"password": "[redacted]", "code": "[redacted]", "nested": {"client_secret": "[redacted]"},
                           "key_id": "k1", "ok": 1}  # fmt: skip
+
+
+def test_the_role_help_says_finance_approves_and_managers_run_people_and_programs(signed_in):
+    """Review: inviting a finance person to approve large sends, the help said finance was only "Funds: …"."""
+    client, _ = signed_in("admin")
+    page = client.get("/team/").content.decode()
+    assert "approving others' sends, and reports" in page
+    assert "Send rewards and bulk CSV; people, programs, automations and reports." in page
