@@ -116,7 +116,7 @@ REDIS_URL = env("REDIS_URL", default="")
 def database_config(url: str) -> dict:
     """DATABASES['default'] from a URL, on django-tenants' backend; a socket directory may be %-encoded."""
     config = environ.Env.db_url_config(url)
-    config["ENGINE"] = "django_tenants.postgresql_backend"
+    config["ENGINE"] = "tenants.session_backend"  # django-tenants' backend; skips a SET search_path it already sent
     config["HOST"] = unquote(config.get("HOST") or "")
     config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True

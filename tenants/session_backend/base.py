@@ -1,0 +1,48 @@
+"""django-tenants' backend, minus the `SET search_path` round trip when the session already has the tenant's path.
+
+django-tenants forgets the session's search_path on every `set_tenant()`, and the routing middleware calls it
+twice per request (public at the start and the end, the key's tenant in between), so with TENANT_LIMIT_SET_CALLS
+every API request still sent `SET search_path = "<tenant>", "public"` as a round trip of its own, though the
+connection (kept for CONN_MAX_AGE) had the same path from the previous request of the same tenant.
+
+Here the path the session is known to hold is kept apart from django-tenants' "set for the current schema" flag:
+`set_tenant()` to a schema whose path the session already holds sends nothing. The knowledge is dropped wherever
+django-tenants drops the flag for a reason other than a schema switch: the connection closed, a rollback or a
+savepoint rollback (a `SET` is transactional, and Django rolls back a failed COMMIT), a failed `SET`, and code
+that ran its own `SET LOCAL search_path` (tenants.provisioning, tenants.migrating reset the flag to None).
+
+Not used behind PgBouncer in transaction mode (`DB_TRANSACTION_POOLING`): there the session is not the server's,
+and tenants.pooled_backend sets the path inside every statement instead.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
+from django_tenants.utils import get_limit_set_calls
+
+
+class DatabaseWrapper(TenantDatabaseWrapper):
+    _rp_switching = False  # inside set_tenant(): its reset of the flag says nothing about the session
+    _rp_session_paths: list[str] | None = None  # the search_path the session holds, None when not known
+
+    @property
+    def search_path_set_schemas(self) -> list[str] | None:
+        return self.__dict__.get("_rp_set_schemas")
+
+    @search_path_set_schemas.setter
+    def search_path_set_schemas(self, value: list[str] | None) -> None:
+        self.__dict__["_rp_set_schemas"] = value
+        if not self._rp_switching:
+            self._rp_session_paths = value
+
+    def set_tenant(self, tenant: Any, include_public: bool = True) -> None:
+        self._rp_switching = True
+        try:
+            super().set_tenant(tenant, include_public)
+        finally:
+            self._rp_switching = False
+        held = self._rp_session_paths
+        if held is not None and get_limit_set_calls() and self._get_cursor_search_paths() == held:
+            self.__dict__["_rp_set_schemas"] = held  # django-tenants' _handle_search_path then sends nothing
