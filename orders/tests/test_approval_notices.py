@@ -164,6 +164,7 @@ def test_approved_and_expired_requests_tell_whoever_asked(
     assert subjects == ["Approved: your request for 150.00 USD", "Expired: your request for 200.00 USD"]
     texts = " ".join(_text(m) for m in _mails(smtp)["maker@alpha.test"])
     assert "boss@alpha.test approved your order of 150.00 USD: its rewards are being sent now." in texts
+    assert "See the order:\nhttps://alpha.localhost/orders/" in texts.replace("\r\n", "\n")  # was a bare link
     assert "Nobody decided on your order of 200.00 USD in time" in texts
     assert set(_mails(smtp)) == {"maker@alpha.test"}
 
