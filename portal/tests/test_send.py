@@ -289,3 +289,31 @@ def test_a_malaysian_address_offers_the_states_and_the_server_still_checks_them(
     assert "Not a state of MY" in refused.context["form"].errors["ship_state"][0]
     with tenant_context(tenant_a):
         assert not Order.objects.exists()
+
+
+def test_the_preview_says_before_confirming_that_an_order_will_wait_for_approval(manager, funded_a, shop):
+    """Review: nothing said an order over the approval threshold would wait until the page after the money moved."""
+    from tenants.policies import approval_policy_set
+
+    approval_policy_set(tenant=funded_a, policy={"thresholds": {"USD": "20.00"}}, actor=None)
+    small = _post(manager, shop.coffee_usd, amount="10.00").content.decode()
+    assert 'data-testid="approval-note"' not in small and "Confirm and send" in small
+    preview = _post(manager, shop.coffee_usd).content.decode()  # 25.00 USD, over the threshold
+    assert 'data-testid="approval-note"' in preview and "needs a second person's approval" in preview
+    assert "and ask for approval</button>" in preview and "Confirm and send" not in preview
+    sent = manager.post(
+        f"/send/{shop.coffee_usd.id}/",
+        {
+            "amount": "25.00",
+            "recipients": "Ada Lovelace, ada@example.com",
+            "delivery_method": "email",
+            "message": "Thanks for the release!",
+            "sender_name": "Platform Team",
+            "idempotency_key": _hidden(preview, "idempotency_key"),
+            "quote_hash": _hidden(preview, "quote_hash"),
+            "action": "send",
+        },
+    )
+    assert sent.status_code in (200, 302)
+    with tenant_context(funded_a):
+        assert Order.objects.get().status == "pending_approval"  # what the note promised

@@ -26,6 +26,7 @@ from core.csv_export import csv_response
 from core.errors import ApplicationError, NotFoundError
 from fulfillment.delivery import reward_email_context
 from funds.selectors import balance_list
+from orders.approvals import approval_required
 from orders.create import order_create
 from orders.idempotency import request_hash
 from orders.models import DeliveryMethod, Order, OrderStatus, OrderType, Reward, RewardStatus
@@ -125,6 +126,7 @@ class SendRewardView(PortalView):
         product = self._product(product_id)
         form = self._form(product, request.POST)
         quote = preview_html = None
+        needs_approval = False
         if form.is_valid():
             order_type, rewards, payload = self._order_inputs(form, product)
             payload_hash = request_hash(payload)
@@ -145,11 +147,18 @@ class SendRewardView(PortalView):
             except ApplicationError as exc:
                 self._show_errors(form, exc)
             else:
+                # Said before the money moves: the same policy order_create applies to this total and role.
+                needs_approval = quote.total > 0 and (
+                    approval_required(totals={quote.currency: quote.total}, created_by_role=request.user.role)
+                    is not None
+                )
                 preview_html = self._email_preview(form, product, order_type)
                 form.data = form.data.copy()
                 form.data["quote_hash"] = payload_hash
         self._new_render_key(form)
-        context = self.get_context_data(product=product, form=form, quote=quote, preview_html=preview_html)
+        context = self.get_context_data(
+            product=product, form=form, quote=quote, preview_html=preview_html, needs_approval=needs_approval
+        )
         return self.render_to_response(context, status=200 if form.is_valid() else 422)
 
     def _send(self, form, order_type, rewards, payload, payload_hash):
