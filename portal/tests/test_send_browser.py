@@ -91,3 +91,29 @@ def test_send_page_fits_a_phone_and_viewers_are_refused(browser_page, committed_
     response = page.goto("/send/")
     assert response.status == 403
     page.screenshot(path=str(SCREENSHOTS / "portal-send-viewer-403.png"), full_page=True)
+
+
+def test_the_preview_warns_of_approval_before_money_moves_on_a_phone(browser_page, committed_tenant):
+    from tenants.policies import approval_policy_set
+
+    page = browser_page
+    shop = make_shop()
+    with tenant_context(committed_tenant):
+        funds_deposit(currency="USD", amount="500.00")
+    approval_policy_set(tenant=committed_tenant, policy={"thresholds": {"USD": "20.00"}}, actor=None)
+    manager = make_staff(committed_tenant, "amy@example.test", "manager")
+    page.set_viewport_size({"width": 390, "height": 844})
+    log_in(page, manager.email)
+    page.wait_for_url("**/")
+    page.goto(f"/send/{shop.coffee_usd.id}/")
+    page.get_by_label("Amount (USD)").select_option("25.00")
+    page.get_by_label("Recipients").fill("Ada Lovelace, ada@approval.example")
+    page.get_by_role("button", name="Preview email and cost").click()
+    note = page.get_by_test_id("approval-note")
+    note.wait_for()
+    assert "second person's approval" in note.inner_text()
+    button = page.get_by_test_id("confirm-send")
+    assert button.inner_text() == "Hold 25.00 USD and ask for approval"
+    box = button.bounding_box()
+    assert box and box["x"] >= 0 and box["x"] + box["width"] <= 390  # on screen, not off to the side
+    page.screenshot(path=str(SCREENSHOTS / "portal-send-needs-approval-phone.png"), full_page=True)
