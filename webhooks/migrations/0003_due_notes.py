@@ -7,16 +7,7 @@ per statement: tenant provisioning replays this SQL statement by statement.
 
 from django.db import migrations
 
-
-def due_triggers(table: str, args: str) -> list[tuple[str, str]]:
-    return [
-        (
-            f"CREATE TRIGGER tenant_due_{event.lower()} AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note({args});",
-            f"DROP TRIGGER IF EXISTS tenant_due_{event.lower()} ON {table};",
-        )
-        for event in ("INSERT", "UPDATE")
-    ]
+from tenants.due_sql import due_trigger_sql as due_triggers
 
 
 class Migration(migrations.Migration):

@@ -1,0 +1,21 @@
+"""The statement triggers that note due work for the sweeps (tenants.due), as the apps' migrations create them.
+
+Each trigger calls public.tenant_due_note(kind[, status, ...]) (tenants migration 0009) after an INSERT or UPDATE
+of `table`, once per statement. Kept free of imports so migrations can use it: changing the SQL here changes
+what later migrations create, never what earlier ones did (a migration that already ran is not replayed),
+except through tenant provisioning, which replays every migration's SQL and so always gets the current triggers.
+"""
+
+from __future__ import annotations
+
+
+def due_trigger_sql(table: str, args: str) -> list[tuple[str, str]]:
+    """(create, drop) SQL per trigger on `table`; `args` is the SQL argument list of tenant_due_note."""
+    return [
+        (
+            f"CREATE TRIGGER tenant_due_{event.lower()} AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows "
+            f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note({args});",
+            f"DROP TRIGGER IF EXISTS tenant_due_{event.lower()} ON {table};",
+        )
+        for event in ("INSERT", "UPDATE")
+    ]
