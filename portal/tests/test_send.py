@@ -301,19 +301,7 @@ def test_the_preview_says_before_confirming_that_an_order_will_wait_for_approval
     preview = _post(manager, shop.coffee_usd).content.decode()  # 25.00 USD, over the threshold
     assert 'data-testid="approval-note"' in preview and "needs a second person's approval" in preview
     assert "and ask for approval</button>" in preview and "Confirm and send" not in preview
-    sent = manager.post(
-        f"/send/{shop.coffee_usd.id}/",
-        {
-            "amount": "25.00",
-            "recipients": "Ada Lovelace, ada@example.com",
-            "delivery_method": "email",
-            "message": "Thanks for the release!",
-            "sender_name": "Platform Team",
-            "idempotency_key": _hidden(preview, "idempotency_key"),
-            "quote_hash": _hidden(preview, "quote_hash"),
-            "action": "send",
-        },
-    )
+    sent = _post(manager, shop.coffee_usd, action="send", quote_hash=_hidden(preview, "quote_hash"))
     assert sent.status_code in (200, 302)
     with tenant_context(funded_a):
         assert Order.objects.get().status == "pending_approval"  # what the note promised
