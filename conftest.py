@@ -1,4 +1,4 @@
-"""Test fixtures: a real PostgreSQL test database with two tenants (each with a sandbox twin), real Redis,
+"""Test fixtures: a real PostgreSQL test database with two tenants (each with a provisioned sandbox twin), real Redis,
 and — for tests that need committed data — a throwaway tenant per test and a real Celery worker."""
 
 from __future__ import annotations
@@ -30,15 +30,17 @@ def django_db_setup(request, django_test_environment, django_db_blocker, django_
     """
     from django.test.utils import setup_databases, teardown_databases
 
-    from tenants.services import tenant_create, tenant_template_ensure
+    from tenants.services import tenant_create, tenant_sandbox_ensure, tenant_template_ensure
 
     with django_db_blocker.unblock():
         db_cfg = setup_databases(verbosity=0, interactive=False, aliases={"default"})
         assert connection.settings_dict["NAME"].startswith("test_"), "refusing to run tests outside a test database"
         connection.set_schema_to_public()
         tenant_template_ensure()
-        tenant_create(slug="alpha", name="Alpha Corp", currency="USD")
-        tenant_create(slug="beta", name="Beta GmbH", currency="EUR")
+        # alpha and beta have used their sandboxes (their twins' schemas exist), as the tests of sandbox behaviour
+        # expect; a tenant made in a test (committed_tenant, tenant_create) has a twin provisioned on first use.
+        for slug, name, currency in (("alpha", "Alpha Corp", "USD"), ("beta", "Beta GmbH", "EUR")):
+            tenant_sandbox_ensure(tenant=tenant_create(slug=slug, name=name, currency=currency))
         connection.set_schema_to_public()
     yield
     with django_db_blocker.unblock():

@@ -47,6 +47,54 @@ def _warm_up() -> None:
     connection.set_schema_to_public()
 
 
+def _catalog_size() -> tuple[int, int]:
+    """(pg_class rows, schemas) in the database: what every schema costs the catalogs."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT (SELECT count(*) FROM pg_class), (SELECT count(*) FROM pg_namespace)")
+        classes, schemas = cursor.fetchone()
+    return int(classes), int(schemas)
+
+
+def _catalog_rows() -> list[Row]:
+    """pg_class rows and schemas one tenant_create adds, and what its sandbox's first use adds after."""
+    from django.db import connection
+
+    from tenants.models import Tenant
+    from tenants.services import tenant_create
+
+    before = _catalog_size()
+    live = tenant_create(slug="bench-catalog", name="Catalog", currency="USD")
+    created = _catalog_size()
+    rows = [
+        Row(
+            "provisioning: pg_class rows per new tenant",
+            created[0] - before[0],
+            "rows",
+            f"{created[1] - before[1]} schema(s)",
+            "added to pg_class (and pg_namespace) by one tenant_create",
+        )
+    ]
+    ensure = getattr(__import__("tenants.services", fromlist=["x"]), "tenant_sandbox_ensure", None)
+    if ensure is not None:
+        seconds = timed(lambda: ensure(tenant=live))
+        used = _catalog_size()
+        rows.append(
+            Row(
+                "provisioning: first use of a sandbox twin",
+                round(seconds * 1000, 1),
+                "ms",
+                f"+{used[0] - created[0]} pg_class rows, +{used[1] - created[1]} schema",
+                "tenant_sandbox_ensure: provisions the twin's schema (a test key, the portal's sandbox switch)",
+            )
+        )
+    for twin in Tenant.objects.filter(slug="bench-catalog").order_by("-is_sandbox"):
+        twin.delete(force_drop=True)
+    connection.set_schema_to_public()
+    return rows
+
+
 def _migrate_from_scratch() -> float:
     """Seconds to create one schema and apply every tenant migration to it (then drop it)."""
     from django.core.management import call_command
@@ -69,6 +117,7 @@ def run(ctx: Context) -> list[Row]:
 
     rows: list[Row] = []
     _warm_up()
+    rows.extend(_catalog_rows())
 
     scratch = [_migrate_from_scratch() for _ in range(SCRATCH_SAMPLES)]
     scratch_twins = 2 * median(scratch)  # a tenant is two schemas (live + sandbox)

@@ -44,6 +44,7 @@ from audit.models import AuditEvent
 from audit.services import audit_record
 from core.db import connection
 from tenants.middleware import client_ip
+from tenants.services import tenant_sandbox_ensure
 
 from .permissions import Perm, has_perm
 
@@ -176,7 +177,7 @@ def run_in_mode(request: PortalRequest, handler: Callable[[], HttpResponse], *, 
     if request.portal_mode == LIVE:
         request.data_tenant = request.tenant
         return handler()
-    sandbox = request.tenant.sandbox
+    sandbox = tenant_sandbox_ensure(tenant=request.tenant)  # its schema is provisioned on the first sandbox page
     request.data_tenant = sandbox
     with schema_of(sandbox):
         response = handler()

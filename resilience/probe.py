@@ -47,7 +47,7 @@ def inspect(slug: str) -> dict:
     from webhooks.models import Event, WebhookDelivery
 
     report: dict = {}
-    for tenant in Tenant.objects.filter(slug=slug).order_by("is_sandbox"):
+    for tenant in Tenant.objects.with_schema().filter(slug=slug).order_by("is_sandbox"):  # a twin never used: none
         with tenant_context(tenant):
             balance = balance_get(currency="USD")
             rewards = list(Reward.objects.values_list("status", "recipient_email", "hold_id", "order_id"))

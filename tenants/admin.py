@@ -12,10 +12,12 @@ class DomainInline(admin.TabularInline):
 
 @admin.register(Tenant)
 class TenantAdmin(admin.ModelAdmin):
-    list_display = ("slug", "name", "is_sandbox", "schema_name", "default_currency", "status", "created_at")
+    list_display = (
+        "slug", "name", "is_sandbox", "schema_name", "schema_ready", "default_currency", "status", "created_at",
+    )  # fmt: skip
     list_filter = ("status", "is_sandbox", "default_currency")
     search_fields = ("slug", "name")
-    readonly_fields = ("schema_name", "is_sandbox", "live", "created_at")
+    readonly_fields = ("schema_name", "is_sandbox", "live", "schema_ready", "created_at")
     inlines = [DomainInline]
 
     def has_add_permission(self, request) -> bool:

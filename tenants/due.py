@@ -70,12 +70,13 @@ def for_each_due_tenant(
 
     After the caller's loop body returns, `next_due()` runs in the same schema and the visit is recorded (module
     doc). If the body raises, the schema's events stay and the next sweep visits it again. Events of schemas
-    whose tenant no longer exists are dropped.
+    whose tenant no longer exists, or whose sandbox twin has no schema yet (a migration seeding events for every
+    tenant row would name it), are dropped: there is nothing to do there.
     """
     schemas = due_schemas(kind, active_only=active_only)
     if not schemas:
         return
-    tenants = {tenant.schema_name: tenant for tenant in Tenant.objects.filter(schema_name__in=schemas)}
+    tenants = {tenant.schema_name: tenant for tenant in Tenant.objects.with_schema().filter(schema_name__in=schemas)}
     # Step 1 for every due schema at once (one query on the kind's index): all their events of this kind, due or
     # not, read before any of them is visited.
     seen_by_schema: dict[str, list[int]] = {}
@@ -86,7 +87,7 @@ def for_each_due_tenant(
     for schema in schemas:
         tenant = tenants.get(schema)
         seen = seen_by_schema.get(schema, [])
-        if tenant is None:  # the tenant was deleted: its notes go with it
+        if tenant is None:  # the tenant was deleted (or is a twin never used): its notes go with it
             TenantDueEvent.objects.filter(pk__in=seen).delete()
             continue
         with tenant_context(tenant):

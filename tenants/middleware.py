@@ -1,8 +1,9 @@
 """Routes every request to a schema: the API by its credential, the portal by its host name.
 
 - `/api/…` (except the schema and docs): `Authorization: Bearer <key or token>` → ApiKey → tenant schema
-  (a `rp_test_` key lands in the sandbox twin). A bad credential is answered here with 401/403
-  problem+json; repeated guesses are answered 429 instead, never a valid credential (tenants/authentication.py).
+  (a `rp_test_` key lands in the sandbox twin, provisioned first if this is its first use). A bad credential is
+  answered here with 401/403 problem+json; repeated guesses are answered 429 instead, never a valid credential
+  (tenants/authentication.py).
 - `<slug>.<PORTAL_DOMAIN>`: that tenant's portal; the bare PORTAL_DOMAIN (or 127.0.0.1) is the public
   schema (operator console, admin, health). An unknown portal host is a 404.
 A bare tenant header is never trusted.
@@ -25,7 +26,7 @@ from .authentication import (
     too_many_failures_response,
 )
 from .models import Domain
-from .services import CredentialError, credential_authenticate
+from .services import CredentialError, credential_authenticate, tenant_sandbox_ensure
 
 PUBLIC_API_PATHS = ("/api/v1/schema/", "/api/docs/", "/api/v1/tokens")
 
@@ -83,6 +84,8 @@ class TenantRoutingMiddleware:
             except CredentialError as exc:
                 error = exc
             else:
+                if not key.tenant.schema_ready:  # a test key's twin not yet provisioned: its first use
+                    tenant_sandbox_ensure(tenant=key.tenant)
                 request.api_key = key
                 request.tenant = key.tenant
                 connection.set_tenant(key.tenant)

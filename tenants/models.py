@@ -2,7 +2,8 @@
 
 All of these live in the public schema. A client company is one *live* Tenant row; its sandbox twin is a
 second row (`is_sandbox=True`, schema `<slug>_sandbox`, `live` pointing back), so django-tenants can route
-to either schema with the same code and no `livemode` flag on tenant rows.
+to either schema with the same code and no `livemode` flag on tenant rows. The twin's row exists from the start
+(its id, slug and key prefix never change); its schema is provisioned on first use (`schema_ready`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,14 @@ from django_tenants.models import DomainMixin, TenantMixin
 class TenantStatus(models.TextChoices):
     ACTIVE = "active", "Active"
     SUSPENDED = "suspended", "Suspended"
+
+
+class TenantQuerySet(models.QuerySet["Tenant"]):
+    def with_schema(self) -> TenantQuerySet:
+        """The tenants whose schema exists: every live tenant, and the sandbox twins used at least once. Loops that
+        only sweep or count (periodic tasks, metrics, `platform_migrate`, the console's cross-tenant pages) walk
+        these: an unprovisioned twin has nothing in it."""
+        return self.filter(schema_ready=True)
 
 
 class Tenant(TenantMixin):
@@ -41,6 +50,12 @@ class Tenant(TenantMixin):
     approval_policy = models.JSONField(default=dict, blank=True)
     # Staff without two-factor are sent to enrol at sign-in (live tenant; the twin has no staff of its own).
     require_two_factor = models.BooleanField(default=False)
+    # False only for a sandbox twin whose schema has not been provisioned yet: tenant_create makes the twin's row
+    # but not its schema (~350 relations most tenants never use); tenants.services.tenant_sandbox_ensure
+    # provisions it, once, on first use (a test key, the portal's sandbox mode) and sets this. Never reset.
+    schema_ready = models.BooleanField(default=True)
+
+    objects = TenantQuerySet.as_manager()
 
     auto_create_schema = True
     auto_drop_schema = True  # deleting a tenant row (operator only, after export) drops its schema
@@ -62,6 +77,8 @@ class Tenant(TenantMixin):
 
         from .provisioning import schema_provision
 
+        if not self.schema_ready:
+            return False  # a lazy sandbox twin: tenant_sandbox_ensure provisions it on first use
         if check_if_exists and schema_exists(self.schema_name):
             return False
         schema_provision(schema_name=self.schema_name)

@@ -21,14 +21,15 @@ def tenant_current() -> Tenant:
 
 
 def for_each_tenant(*, active_only: bool = True) -> Iterator[Tenant]:
-    """Yield every tenant row (live tenants and their sandbox twins, in pk order), each inside its schema.
+    """Yield every tenant row with a schema (live tenants and the sandbox twins used at least once, in pk order),
+    each inside its schema. A twin never used has no schema, and nothing to sweep.
 
     The suspended-tenant rule: a suspended tenant (both its schemas are suspended together) starts no new
     work, so sweeps that start work (scheduled rewards, stale batches) pass `active_only=True`. Sweeps that
     finish what was already committed (webhook deliveries owed for events that happened) pass
     `active_only=False`: suspension stops the tenant acting, not us keeping our word to its receivers.
     """
-    tenants = Tenant.objects.order_by("pk")
+    tenants = Tenant.objects.with_schema().order_by("pk")
     if active_only:
         tenants = tenants.filter(status=TenantStatus.ACTIVE)
     for tenant in tenants:

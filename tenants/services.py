@@ -1,4 +1,5 @@
-"""Writes for tenants and credentials: provisioning (live + sandbox twin), API keys, access tokens.
+"""Writes for tenants and credentials: provisioning (live schema now, sandbox twin's on first use), API keys,
+access tokens.
 
 Provisioning, status changes and key issue/revoke/rotate record an audit row in the affected tenant's schema
 (the key's own schema for keys: live or sandbox twin), in the transaction that makes the change. Access tokens
@@ -101,9 +102,11 @@ def _validate_new_tenant(*, slug: str, name: str, currency: str) -> dict[str, li
 
 
 def tenant_create(*, slug: str, name: str, currency: str = "USD", actor: Actor | None = None) -> Tenant:
-    """Provision a tenant: the live schema, its sandbox twin and the portal domain, or nothing at all.
+    """Provision a tenant: the live schema, its sandbox twin's row and the portal domain, or nothing at all.
 
-    Audited as `tenant.create` in the new live schema.
+    The twin's schema is not made here (`schema_ready=False`): most tenants never use their sandbox, and each
+    schema is ~350 relations. `tenant_sandbox_ensure` provisions it on first use. Audited as `tenant.create` in
+    the new live schema.
     """
     slug = slug.strip().lower()
     currency = currency.strip().upper()
@@ -114,8 +117,9 @@ def tenant_create(*, slug: str, name: str, currency: str = "USD", actor: Actor |
         )
     tenant_template_ensure()
     schema = slug.replace("-", "_")
-    # django-tenants creates schemas in Tenant.save() (DDL is transactional in PostgreSQL), so one
-    # atomic block either provisions both twins or leaves no trace.
+    # django-tenants creates the schema in Tenant.save() (DDL is transactional in PostgreSQL), so one atomic
+    # block either provisions the tenant or leaves no trace. The twin's row is saved with schema_ready=False, for
+    # which Tenant.create_schema does nothing.
     with transaction.atomic():
         live = Tenant(schema_name=schema, slug=slug, name=name.strip(), default_currency=currency)
         live.save(verbosity=0)
@@ -126,6 +130,7 @@ def tenant_create(*, slug: str, name: str, currency: str = "USD", actor: Actor |
             default_currency=currency,
             is_sandbox=True,
             live=live,
+            schema_ready=False,
         )
         sandbox.save(verbosity=0)
         Domain.objects.create(domain=f"{slug}.{settings.PORTAL_DOMAIN}", tenant=live, is_primary=True)
@@ -137,6 +142,50 @@ def tenant_create(*, slug: str, name: str, currency: str = "USD", actor: Actor |
     connection.set_schema_to_public()
     logger.info("tenant provisioned", extra={"event": "tenant.created", "tenant_slug": slug})
     return live
+
+
+def tenant_sandbox_ensure(*, tenant: Tenant) -> Tenant:
+    """The sandbox twin of `tenant` (a live tenant or the twin itself), its schema provisioned: call before
+    entering a twin to do work in it (a test key issued or used, the portal in sandbox mode, a sandbox deposit).
+
+    Exactly once however many requests or processes arrive at once: the first locks the twin's row (FOR NO KEY
+    UPDATE: keys may still be inserted against it), provisions the schema with the current template
+    (tenants.provisioning, ~0.3-1 s) and sets `schema_ready` in the same transaction; the others wait on the
+    lock and then find it set. Inside a caller's transaction the lock is held, and the schema kept, until that
+    transaction ends; rolled back, both go. A twin already ready costs nothing (the flag on the loaded row).
+    """
+    twin: Tenant = tenant if tenant.is_sandbox else tenant.sandbox
+    if twin.schema_ready:
+        return twin
+    from django_tenants.utils import get_public_schema_name
+
+    from .provisioning import schema_provision
+
+    provisioned = False
+    # On the public schema (schema_template_get may migrate the template and leave the connection there), and
+    # back to the caller's schema afterwards.
+    with schema_context(get_public_schema_name()), transaction.atomic():
+        locked = Tenant.objects.select_for_update(no_key=True).filter(pk=twin.pk).values_list("schema_ready").first()
+        if locked is None:
+            raise ApplicationError("This tenant no longer exists.", code="not_found", status=404)
+        if not locked[0]:
+            if schema_exists(twin.schema_name):  # not ours to rebuild: an operator restored or kept it
+                logger.warning(
+                    "sandbox schema already present",
+                    extra={"event": "tenant.sandbox_schema_present", "tenant_schema": twin.schema_name},
+                )
+            else:
+                schema_provision(schema_name=twin.schema_name)
+            Tenant.objects.filter(pk=twin.pk).update(schema_ready=True)
+            keys_changed()  # cached key rows carry the twin's row: routing must see it ready
+            provisioned = True
+    twin.schema_ready = True
+    if provisioned:
+        logger.info(
+            "sandbox twin provisioned",
+            extra={"event": "tenant.sandbox_provisioned", "tenant_slug": twin.slug, "tenant_schema": twin.schema_name},
+        )
+    return twin
 
 
 def tenant_set_status(*, tenant: Tenant, status: str, actor: Actor | None = None) -> Tenant:
@@ -254,6 +303,8 @@ def _key_issue(
     cidr_list = _parse_cidrs(allowed_cidrs or [])
     if expires_at is not None and expires_at <= timezone.now():
         raise ApplicationError("expires_at must be in the future.", code="validation_error")
+    if tenant.is_sandbox:
+        tenant_sandbox_ensure(tenant=tenant)  # a test key is the sandbox's first use (its audit row goes there)
     alphabet = "abcdefghijklmnopqrstuvwxyz0123456789"
     key_id = "".join(secrets.choice(alphabet) for _ in range(12))
     raw_key = f"{KEY_PREFIXES[tenant.is_sandbox]}{key_id}_{secrets.token_urlsafe(24)}"
@@ -510,6 +561,7 @@ __all__ = [
     "schema_context",
     "tenant_create",
     "tenant_get",
+    "tenant_sandbox_ensure",
     "tenant_set_status",
     "tenant_template_ensure",
 ]

@@ -15,6 +15,7 @@ from django_tenants.utils import tenant_context
 from core.health import WORKER_HEARTBEAT_KEY
 from core.redis import get_redis
 from core.tasks import schema_probe
+from tenants.services import tenant_sandbox_ensure
 from testsupport.waiting import wait_for
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -135,7 +136,7 @@ def test_request_logs_carry_context_and_no_secrets(api_a, tenant_a, capsys):
 @pytest.mark.worker
 def test_task_sent_inside_a_tenant_runs_in_its_schema(committed_tenant, celery_worker_process):
     probes = {}
-    for tenant in (committed_tenant, committed_tenant.sandbox):
+    for tenant in (committed_tenant, tenant_sandbox_ensure(tenant=committed_tenant)):
         probe_id = uuid.uuid4().hex
         with tenant_context(tenant):
             schema_probe.delay(probe_id)

@@ -69,5 +69,6 @@ def operator_actor(request) -> Actor:
 
 
 def tenant_schemas():
-    """Every tenant schema, live and sandbox twins (the console's cross-tenant pages walk them in this order)."""
-    return Tenant.objects.exclude(schema_name=get_public_schema_name()).order_by("slug", "is_sandbox")
+    """Every tenant schema, live and sandbox twins used at least once (the console's cross-tenant pages walk them in
+    this order; a twin never used has no schema and nothing to show)."""
+    return Tenant.objects.with_schema().exclude(schema_name=get_public_schema_name()).order_by("slug", "is_sandbox")

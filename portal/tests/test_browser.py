@@ -10,6 +10,7 @@ import pytest
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
+from tenants.services import tenant_sandbox_ensure
 from testsupport.browser import SCREENSHOTS
 from testsupport.portal import PASSWORD, make_staff
 
@@ -19,7 +20,7 @@ def funded_site(committed_tenant):
     with tenant_context(committed_tenant):
         funds_deposit(currency="USD", amount="1250.00")
         funds_deposit(currency="EUR", amount="480.50")
-    with tenant_context(committed_tenant.sandbox):
+    with tenant_context(tenant_sandbox_ensure(tenant=committed_tenant)):
         funds_deposit(currency="USD", amount="250.00")
     return committed_tenant
 

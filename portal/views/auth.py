@@ -22,12 +22,14 @@ from accounts.services import password_set, second_factor_verify, staff_email_la
 from audit.services import audit_record
 from core import i18n
 from tenants.middleware import client_ip
+from tenants.services import tenant_sandbox_ensure
 
 from ..forms import LoginForm, ModeForm, SecondFactorForm
 from ..mixins import (
     LAST_SEEN_SESSION_KEY,
     LIVE,
     MODE_SESSION_KEY,
+    SANDBOX,
     TENANT_SESSION_KEY,
     PortalMixin,
     TenantHostRequiredMixin,
@@ -176,6 +178,8 @@ class ModeSwitchView(PortalMixin, View):
     def post(self, request):
         form = ModeForm(request.POST)
         if form.is_valid():
+            if form.cleaned_data["mode"] == SANDBOX:
+                tenant_sandbox_ensure(tenant=request.tenant)  # the sandbox's first use provisions its schema
             request.session[MODE_SESSION_KEY] = form.cleaned_data["mode"]
         return HttpResponseRedirect(_safe_next(request, request.POST.get("next")))
 

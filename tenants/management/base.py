@@ -15,6 +15,8 @@ class OperatorCommand(BaseCommand):
             raise CommandError(exc.detail, returncode=2 if exc.code == "validation_error" else 1) from None
 
     def handle_tenant(self, slug: str, *, sandbox: bool = False):
-        from tenants.services import tenant_get
+        """The tenant named by `slug`, or its sandbox twin (`--sandbox`), provisioned first if never used."""
+        from tenants.services import tenant_get, tenant_sandbox_ensure
 
-        return tenant_get(slug=slug, sandbox=sandbox)
+        tenant = tenant_get(slug=slug, sandbox=sandbox)
+        return tenant_sandbox_ensure(tenant=tenant) if sandbox else tenant

@@ -13,6 +13,7 @@ from django.utils import timezone
 from django_tenants.utils import tenant_context
 
 from funds.services import funds_deposit
+from tenants.services import tenant_sandbox_ensure
 from testsupport.waiting import wait_for
 from webhooks import publish
 from webhooks.endpoints import webhook_endpoint_create
@@ -75,7 +76,7 @@ def test_events_are_delivered_signed_and_retried_with_the_same_webhook_id(
 def test_the_sandbox_twin_delivers_to_its_own_endpoints(committed_tenant, celery_worker_process, receiver):
     with tenant_context(committed_tenant):
         webhook_endpoint_create(url=receiver.url("/live"))
-    with tenant_context(committed_tenant.sandbox):
+    with tenant_context(tenant_sandbox_ensure(tenant=committed_tenant)):
         _, sandbox_secret = webhook_endpoint_create(url=receiver.url("/sandbox"))
         with transaction.atomic():
             event_emit(type="order.completed", data={"order_id": "ord_sandbox"})

@@ -13,7 +13,7 @@ from programs.models import Program
 from programs.services import program_create
 from tenants.management.base import OperatorCommand
 from tenants.models import ApiKey, Tenant
-from tenants.services import api_key_create, api_key_revoke, tenant_create
+from tenants.services import api_key_create, api_key_revoke, tenant_create, tenant_sandbox_ensure
 
 DEMO_SLUG = "demo"
 DEMO_EMAIL = "admin@demo.example"
@@ -33,7 +33,9 @@ class Command(OperatorCommand):
         live = Tenant.objects.filter(slug=DEMO_SLUG, is_sandbox=False).first()
         if live is None:
             live = tenant_create(slug=DEMO_SLUG, name="Demo Company", currency="USD", actor=actor)
-        for tenant, amounts in ((live, {"USD": "10000.00", "EUR": "5000.00"}), (live.sandbox, {"USD": "100000.00"})):
+        # The demo shows the sandbox too: depositing its test funds is its first use (provisions the twin's schema).
+        sandbox = tenant_sandbox_ensure(tenant=live)
+        for tenant, amounts in ((live, {"USD": "10000.00", "EUR": "5000.00"}), (sandbox, {"USD": "100000.00"})):
             with tenant_context(tenant):
                 for currency, amount in amounts.items():
                     if balance_get(currency=currency) is None:
@@ -44,9 +46,9 @@ class Command(OperatorCommand):
                     staff_create(email=DEMO_EMAIL, role="admin", password=DEMO_PASSWORD, name="Demo Admin", actor=actor)
         # Keys are stored as hashes only, so the ones printed last time cannot be shown again: issue fresh ones
         # and revoke the earlier `make dev` keys, so restarts never pile up live credentials.
-        earlier = list(ApiKey.objects.filter(tenant__in=[live, live.sandbox], name=DEV_KEY_NAME, revoked_at=None))
+        earlier = list(ApiKey.objects.filter(tenant__in=[live, sandbox], name=DEV_KEY_NAME, revoked_at=None))
         _, live_key = api_key_create(tenant=live, name=DEV_KEY_NAME, actor=actor)
-        _, test_key = api_key_create(tenant=live.sandbox, name=DEV_KEY_NAME, actor=actor)
+        _, test_key = api_key_create(tenant=sandbox, name=DEV_KEY_NAME, actor=actor)
         for key in earlier:
             api_key_revoke(key=key, actor=actor)
         port = options["port"]

@@ -46,7 +46,9 @@ class Command(BaseCommand):
         tenant_template_ensure(verbosity=verbosity)
         connection.set_schema_to_public()
         skip = {get_public_schema_name(), get_tenant_base_schema()}
-        schemas = [s for s in Tenant.objects.order_by("pk").values_list("schema_name", flat=True) if s not in skip]
+        # Sandbox twins never used have no schema: provisioned later, they get the template current then.
+        tenant_schemas = Tenant.objects.with_schema().order_by("pk").values_list("schema_name", flat=True)
+        schemas = [s for s in tenant_schemas if s not in skip]
         started = time.monotonic()
         leaves = tenant_migration_leaves()
         pending = schemas_behind(schemas, leaves)
