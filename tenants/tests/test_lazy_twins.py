@@ -12,7 +12,7 @@ from decimal import Decimal
 
 import pytest
 from django.core.management import call_command
-from django.db import connection
+from django.db import connection, transaction
 from django_tenants.utils import get_tenant_base_schema, tenant_context
 
 from audit.actors import Actor
@@ -224,3 +224,86 @@ def test_concurrent_first_uses_provision_once_and_all_succeed(committed_tenant, 
         assert balance_get(currency="USD").available == Decimal("80.00")
         assert ledger_invariant_violations() == []
         assert AuditEvent.objects.filter(action="api_key.create").count() == 2
+
+
+# --- Releasing twins that hold nothing (installations from before lazy twins have one per tenant) ---------------
+
+
+def _release(*args: str) -> str:
+    out = io.StringIO()
+    call_command("tenant_sandbox_release", *args, stdout=out)
+    return out.getvalue()
+
+
+def test_an_empty_twin_is_released_and_provisioned_again_on_its_next_use(committed_tenant):
+    twin = tenant_sandbox_ensure(tenant=committed_tenant)  # as every twin of an upgraded installation
+    slug, schema = committed_tenant.slug, twin.schema_name
+    assert _release(slug, "--dry-run").splitlines() == [
+        f"would release {slug}",
+        "1 sandbox twin(s) would be released, 0 kept",
+    ]
+    assert _schemas_named(schema) == {schema} and _ready(twin)
+
+    assert _release(slug).splitlines() == [f"released {slug}", "1 sandbox twin(s) released, 0 kept"]
+    assert _schemas_named(schema) == set() and not _ready(twin)
+    assert _schemas_named(committed_tenant.schema_name) == {committed_tenant.schema_name}
+    with tenant_context(committed_tenant):
+        (event,) = AuditEvent.objects.filter(action="tenant.sandbox_release")
+        assert (event.object_id, event.actor) == (slug, Actor.cli().label)
+    assert slug not in _release(slug)  # nothing left to release
+
+    key, raw = api_key_create(tenant=Tenant.objects.get(pk=twin.pk), actor=Actor.cli())
+    assert _ready(twin) and ApiClient(raw, key).get("/api/v1/balances").status_code == 200
+
+
+@pytest.mark.parametrize("kept_by", ["deposit", "revoked key"])
+def test_a_twin_that_holds_anything_is_kept(committed_tenant, kept_by):
+    from tenants.services import api_key_revoke
+
+    twin = tenant_sandbox_ensure(tenant=committed_tenant)
+    if kept_by == "deposit":
+        with tenant_context(twin):
+            funds_deposit(currency="USD", amount="5.00")
+        connection.set_schema_to_public()
+    else:
+        api_key_revoke(key=api_key_create(tenant=twin)[0])
+    out = _release(committed_tenant.slug, "--verbosity", "2")
+    assert out.splitlines()[-1] == "0 sandbox twin(s) released, 1 kept", out
+    assert ("holds data" if kept_by == "deposit" else "has API keys") in out
+    assert _ready(twin) and _schemas_named(twin.schema_name) == {twin.schema_name}
+    if kept_by == "deposit":
+        with tenant_context(twin):
+            assert balance_get(currency="USD").available == Decimal("5.00")
+            assert ledger_invariant_violations() == []
+
+
+def test_a_twin_written_while_it_is_checked_is_kept(committed_tenant, monkeypatch):
+    """A write in flight holds its table: the release waits at most LOCK_TIMEOUT, keeps the twin and drops nothing."""
+    from tenants import sandbox_release
+
+    monkeypatch.setattr(sandbox_release, "LOCK_TIMEOUT", "300ms")
+    twin = tenant_sandbox_ensure(tenant=committed_tenant)
+    writing, release_done = threading.Event(), threading.Event()
+
+    def write_and_wait():
+        try:
+            with tenant_context(Tenant.objects.get(pk=twin.pk)), transaction.atomic():
+                funds_deposit(currency="USD", amount="7.00")
+                writing.set()
+                release_done.wait(30)
+        finally:
+            connection.close()
+
+    writer = threading.Thread(target=write_and_wait)
+    writer.start()
+    try:
+        assert writing.wait(30)
+        out = _release(committed_tenant.slug, "--verbosity", "2")
+    finally:
+        release_done.set()
+        writer.join(30)
+    assert "in use" in out and out.splitlines()[-1] == "0 sandbox twin(s) released, 1 kept", out
+    connection.set_schema_to_public()
+    with tenant_context(twin):
+        assert balance_get(currency="USD").available == Decimal("7.00")
+        assert ledger_invariant_violations() == []
