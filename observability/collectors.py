@@ -35,7 +35,7 @@ class BusinessCollector(Collector):
         cost = GaugeMetricFamily("rp_metrics_snapshot_compute_seconds", "Time the last snapshot took to compute")
         cost.add_metric([], snapshot["compute_seconds"])
         yield cost
-        schemas = GaugeMetricFamily("rp_tenant_schemas", "Tenant schemas (live and sandbox) visited")
+        schemas = GaugeMetricFamily("rp_tenant_schemas", "Tenant schemas (live and sandbox) added up")
         schemas.add_metric([], snapshot["tenant_schemas"])
         yield schemas
         rewards = GaugeMetricFamily(

@@ -2,10 +2,18 @@
 added up over every tenant schema at most once per METRICS_SNAPSHOT_SECONDS and kept in Redis.
 
 A scrape reads the stored snapshot (one Redis GET), so neither the number of scrapers nor of web nodes multiplies
-the work. Computing it visits each schema with four small queries that only touch indexed, bounded sets:
-unfinished rewards through the (status, deliver_at) index, unfinished webhook deliveries through their partial
-index, and the ledger's four accounts per currency. Finished rewards and deliveries, the bulk of every table, are
-never read: their totals come from counters (`rp_reward_transitions_total`, `rp_webhook_attempts_total`).
+the work. Each schema's share (`schema_gauges`) is kept in `public.observability_schemagauges` and recomputed
+only when the schema changed: statement triggers on the three tables the gauges read (rewards, webhook
+deliveries, ledger accounts) note the schema in `public.tenants_tenantdueevent` (kind `metrics`, the due-work
+mechanism of tenants.due) in the writing transaction, and a refresh visits the noted schemas and those with no
+share yet, then adds up every share. Time-dependent gauges keep times, not ages (the oldest unfinished reward's
+time, the earliest webhook attempt), so a quiet schema's delivery lag still grows. Every
+METRICS_FULL_PASS_SECONDS (an hour) a refresh recomputes every schema: the safety net for a write no trigger saw.
+
+A schema's visit runs four small queries that only touch indexed, bounded sets: unfinished rewards through the
+(status, deliver_at) index, unfinished webhook deliveries through their partial index, and the ledger's four
+accounts per currency. Finished rewards and deliveries, the bulk of every table, are never read: their totals come
+from counters (`rp_reward_transitions_total`, `rp_webhook_attempts_total`).
 Beat refreshes it (observability.tasks); a scrape refreshes it inline only when it is missing or twice too old
 (beat down, a fresh install), under a lock so one process does it.
 """
@@ -20,15 +28,20 @@ from decimal import Decimal
 from typing import Any
 
 from django.conf import settings
-from django.db.models import Count, Min, Q
+from django.db import transaction
+from django.db.models import Count, Min
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from core.db import connection
 from core.redis import get_redis
 from funds.models import AccountKind, LedgerAccount
 from orders.models import Reward, RewardStatus
-from tenants.selectors import for_each_tenant
+from tenants.due import METRICS, due_schemas, for_each_noted_tenant
+from tenants.selectors import tenant_schemas_list
 from webhooks.models import DeliveryStatus, WebhookDelivery
+
+from .models import SchemaGauges
 
 logger = logging.getLogger(__name__)
 OPEN_REWARD_STATES = (RewardStatus.PENDING, RewardStatus.SCHEDULED, RewardStatus.PROCESSING)
@@ -41,45 +54,128 @@ def _key(suffix: str) -> str:
     return f"rp:metrics:{settings.DATABASES['default']['NAME']}:{suffix}"
 
 
-def snapshot_compute() -> dict[str, Any]:
-    """Visit every tenant schema (live and sandbox) and add up the gauges; JSON-ready."""
+def schema_gauges() -> dict[str, Any]:
+    """The current schema's share of the gauges, JSON-ready; times as epoch seconds, amounts as strings."""
+    rows = Reward.objects.filter(status__in=OPEN_REWARD_STATES).values("status").annotate(n=Count("pk"))
+    open_rewards = {row["status"]: row["n"] for row in rows.order_by()}
+    # The oldest due time of a reward waiting for a worker. Unfiltered by time: an unscheduled reward's time is its
+    # creation (past), a scheduled one's its deliver_at, so the rewards due at any later moment are exactly those
+    # whose time has passed, and the earliest of them is this minimum once it has passed (snapshot_compute).
+    due = Reward.objects.filter(status__in=(RewardStatus.PENDING, RewardStatus.PROCESSING)).aggregate(
+        since=Min(Coalesce("deliver_at", "created_at"))
+    )["since"]
+    deliveries = WebhookDelivery.objects.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.SENDING))
+    stats = deliveries.aggregate(n=Count("pk"), due=Min("next_attempt_at"))
+    ledger: dict[str, Decimal] = defaultdict(Decimal)  # "currency|kind" -> sum of balances
+    low: list[str] = []  # currencies whose cash account is below its threshold
+    for account in LedgerAccount.objects.only("currency", "kind", "balance", "low_balance_threshold"):
+        ledger[f"{account.currency}|{account.kind}"] += account.balance
+        threshold = account.low_balance_threshold
+        if account.kind == AccountKind.CASH and threshold is not None and account.balance < threshold:
+            low.append(account.currency)
+    return {
+        "open_rewards": open_rewards,
+        "delivery_due_since": None if due is None else due.timestamp(),
+        "webhook_backlog": stats["n"],
+        "webhook_due_since": None if stats["due"] is None else stats["due"].timestamp(),
+        "ledger": {key: str(value) for key, value in ledger.items()},
+        "balance_low": low,
+    }
+
+
+def _schema_gauges_store(schema: str) -> dict[str, Any]:
+    """Recompute the current schema's share and store it, under a lock per schema so that of two refreshes at
+    once the one that read later writes later (a share never goes back to an older reading)."""
+    with transaction.atomic():
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", [f"rp:metrics:{schema}"])
+        gauges = schema_gauges()
+        SchemaGauges.objects.update_or_create(
+            schema_name=schema, defaults={"gauges": gauges, "computed_at": timezone.now()}
+        )
+    return gauges
+
+
+def _full_pass_due() -> bool:
+    try:
+        last = get_redis().get(_key("full_pass_at"))
+    except Exception:
+        return True
+    return last is None or time.time() - float(last) >= settings.METRICS_FULL_PASS_SECONDS
+
+
+def snapshot_compute(*, full: bool | None = None) -> dict[str, Any]:
+    """Recompute the shares of the schemas that changed since the last refresh (every schema when `full`, by
+    default once per METRICS_FULL_PASS_SECONDS) and add up every tenant schema's (live and sandbox); JSON-ready.
+    `schemas_visited` says how many were recomputed."""
     started = time.perf_counter()
     now = timezone.now()
+    tenants = list(tenant_schemas_list(active_only=False).only("schema_name", "slug", "is_sandbox"))
+    shares: dict[str, dict[str, Any]] = dict(SchemaGauges.objects.values_list("schema_name", "gauges"))
+    full = _full_pass_due() if full is None else full
+    if full:
+        visit = [tenant.schema_name for tenant in tenants]
+    else:
+        # Noted schemas (a deleted tenant's notes are dropped by the visit), and any schema with no share yet (new
+        # tenants, a fresh install). One indexed query and the table of shares: nothing else enters a schema.
+        noted = due_schemas(METRICS, active_only=False)
+        skip = set(noted) | shares.keys()
+        visit = noted + [tenant.schema_name for tenant in tenants if tenant.schema_name not in skip]
+    visited = 0
+    for tenant in for_each_noted_tenant(METRICS, visit, next_due=lambda: None):
+        shares[tenant.schema_name] = _schema_gauges_store(tenant.schema_name)
+        visited += 1
+    present = {tenant.schema_name for tenant in tenants}
+    gone = [schema for schema in shares if schema not in present]
+    if gone:
+        SchemaGauges.objects.filter(schema_name__in=gone).delete()
+    if full:
+        try:
+            get_redis().set(_key("full_pass_at"), str(time.time()))
+        except Exception:  # the next refresh tries the full pass again
+            logger.warning("metrics full pass not recorded", exc_info=True)
+
     open_rewards: dict[str, int] = defaultdict(int)  # "mode|status" -> count
     lag: dict[str, float] = {"live": 0.0, "sandbox": 0.0}
     backlog: dict[str, int] = {"live": 0, "sandbox": 0}
     webhook_due_age: dict[str, float] = {"live": 0.0, "sandbox": 0.0}
     ledger: dict[str, Decimal] = defaultdict(Decimal)  # "mode|currency|kind" -> sum of balances
     low: list[tuple[str, str]] = []  # (tenant slug, currency), live tenants only: sandbox money is not real
-    tenants = 0
-    for tenant in for_each_tenant(active_only=False):
-        tenants += 1
+    moment = now.timestamp()
+    for tenant in tenants:
+        share = shares.get(tenant.schema_name)
+        if share is None:  # created since the list was read: the next refresh adds it
+            continue
         mode = "sandbox" if tenant.is_sandbox else "live"
-        rows = Reward.objects.filter(status__in=OPEN_REWARD_STATES).values("status").annotate(n=Count("pk"))
-        for row in rows.order_by():
-            open_rewards[f"{mode}|{row['status']}"] += row["n"]
-        # Delivery lag: how long the oldest reward that is due has been waiting for a worker.
-        due = Reward.objects.filter(
-            Q(deliver_at__isnull=True) | Q(deliver_at__lte=now),
-            status__in=(RewardStatus.PENDING, RewardStatus.PROCESSING),
-        ).aggregate(since=Min(Coalesce("deliver_at", "created_at")))["since"]
-        if due is not None:
-            lag[mode] = max(lag[mode], (now - due).total_seconds())
-        deliveries = WebhookDelivery.objects.filter(status__in=(DeliveryStatus.PENDING, DeliveryStatus.SENDING))
-        stats = deliveries.aggregate(n=Count("pk"), due=Min("next_attempt_at", filter=Q(next_attempt_at__lte=now)))
-        backlog[mode] += stats["n"]
-        if stats["due"] is not None:
-            webhook_due_age[mode] = max(webhook_due_age[mode], (now - stats["due"]).total_seconds())
-        for account in LedgerAccount.objects.only("currency", "kind", "balance", "low_balance_threshold"):
-            ledger[f"{mode}|{account.currency}|{account.kind}"] += account.balance
-            threshold = account.low_balance_threshold
-            if mode == "live" and account.kind == AccountKind.CASH and threshold is not None:
-                if account.balance < threshold:
-                    low.append((tenant.slug, account.currency))
+        for status, count in share["open_rewards"].items():
+            open_rewards[f"{mode}|{status}"] += count
+        # Delivery lag: how long the oldest reward that is due has been waiting for a worker (none due yet: 0).
+        if share["delivery_due_since"] is not None and share["delivery_due_since"] <= moment:
+            lag[mode] = max(lag[mode], moment - share["delivery_due_since"])
+        backlog[mode] += share["webhook_backlog"]
+        if share["webhook_due_since"] is not None and share["webhook_due_since"] <= moment:
+            webhook_due_age[mode] = max(webhook_due_age[mode], moment - share["webhook_due_since"])
+        for key, amount in share["ledger"].items():
+            ledger[f"{mode}|{key}"] += Decimal(amount)
+        if mode == "live":
+            low.extend((tenant.slug, currency) for currency in share["balance_low"])
+    elapsed = round(time.perf_counter() - started, 3)
+    logger.info(
+        "metrics snapshot computed",
+        extra={
+            "event": "metrics.snapshot",
+            "schemas": len(tenants),
+            "visited": visited,
+            "full": full,
+            "seconds": elapsed,
+        },
+    )
     return {
         "computed_at": time.time(),
-        "compute_seconds": round(time.perf_counter() - started, 3),
-        "tenant_schemas": tenants,
+        "compute_seconds": elapsed,
+        "tenant_schemas": len(tenants),
+        "schemas_visited": visited,
+        "full_pass": full,
         "open_rewards": dict(open_rewards),
         "delivery_lag_seconds": lag,
         "webhook_backlog": backlog,

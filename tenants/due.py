@@ -21,7 +21,7 @@ next time. Writers only ever insert (no shared row, so no writer waits for anoth
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from datetime import datetime
 
 from django.db import transaction
@@ -41,7 +41,10 @@ ORDER_APPROVALS = "order_approvals"
 BATCH_APPROVALS = "batch_approvals"
 EXPIRY = "expiry"
 POINTS = "points"
-KINDS = (FULFILMENT, WEBHOOKS, BATCHES, ROLLUPS, AUTOMATIONS, ORDER_APPROVALS, BATCH_APPROVALS, EXPIRY, POINTS)
+# Not a sweep's: any write to the tables the business gauges add up (observability.snapshot) notes its schema, so
+# the metrics snapshot recomputes only the schemas that changed.
+METRICS = "metrics"
+KINDS = (FULFILMENT, WEBHOOKS, BATCHES, ROLLUPS, AUTOMATIONS, ORDER_APPROVALS, BATCH_APPROVALS, EXPIRY, POINTS, METRICS)
 
 _TABLE = TenantDueEvent._meta.db_table
 
@@ -74,11 +77,19 @@ def for_each_due_tenant(
     tenant row would name it), are dropped: there is nothing to do there.
     """
     schemas = due_schemas(kind, active_only=active_only)
-    if not schemas:
-        return
+    if schemas:
+        yield from for_each_noted_tenant(kind, schemas, next_due=next_due)
+
+
+def for_each_noted_tenant(
+    kind: str, schemas: Sequence[str], *, next_due: Callable[[], datetime | None]
+) -> Iterator[Tenant]:
+    """Visit these schemas (due or not) as for_each_due_tenant visits the due ones: their events of `kind` are read
+    before the first visit and deleted after each schema's visit. For a caller that picks the schemas itself (the
+    metrics snapshot's hourly full pass visits every one)."""
     tenants = {tenant.schema_name: tenant for tenant in Tenant.objects.with_schema().filter(schema_name__in=schemas)}
-    # Step 1 for every due schema at once (one query on the kind's index): all their events of this kind, due or
-    # not, read before any of them is visited.
+    # Step 1 for every schema at once (one query on the kind's index): all their events of this kind, due or not,
+    # read before any of them is visited.
     seen_by_schema: dict[str, list[int]] = {}
     for event_id, schema in TenantDueEvent.objects.filter(kind=kind, schema_name__in=schemas).values_list(
         "id", "schema_name"
@@ -93,7 +104,8 @@ def for_each_due_tenant(
         with tenant_context(tenant):
             yield tenant
             upcoming = next_due()
-        _visited(kind, schema, seen, upcoming)
+        if seen or upcoming is not None:
+            _visited(kind, schema, seen, upcoming)
 
 
 def _visited(kind: str, schema: str, seen: list[int], upcoming: datetime | None) -> None:

@@ -1,4 +1,5 @@
-"""The statement triggers that note due work for the sweeps (tenants.due), as the apps' migrations create them.
+"""The statement triggers that note due work for the sweeps and changes for the metrics snapshot (tenants.due), as
+the apps' migrations create them.
 
 Each trigger calls public.tenant_due_note(kind[, status, ...]) (tenants migration 0009) after an INSERT or UPDATE
 of `table`, once per statement. Kept free of imports so migrations can use it: changing the SQL here changes
@@ -19,3 +20,14 @@ def due_trigger_sql(table: str, args: str) -> list[tuple[str, str]]:
         )
         for event in ("INSERT", "UPDATE")
     ]
+
+
+def change_trigger_sql(table: str, kind: str) -> tuple[str, str]:
+    """(create, drop) SQL of one trigger that notes `kind` for `table`'s schema after any INSERT, UPDATE or DELETE
+    statement, whatever rows it wrote (no transition table to collect: the cheapest trigger there is)."""
+    name = f"tenant_due_{kind}"
+    return (
+        f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note('{kind}');",
+        f"DROP TRIGGER IF EXISTS {name} ON {table};",
+    )

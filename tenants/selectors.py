@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from typing import cast
 
+from django.db.models import QuerySet
 from django_tenants.utils import tenant_context
 
 from core.db import connection
@@ -29,9 +30,14 @@ def for_each_tenant(*, active_only: bool = True) -> Iterator[Tenant]:
     finish what was already committed (webhook deliveries owed for events that happened) pass
     `active_only=False`: suspension stops the tenant acting, not us keeping our word to its receivers.
     """
+    for tenant in tenant_schemas_list(active_only=active_only):
+        with tenant_context(tenant):
+            yield tenant
+
+
+def tenant_schemas_list(*, active_only: bool = True) -> QuerySet[Tenant]:
+    """The tenant rows for_each_tenant visits, without entering their schemas (pk order)."""
     tenants = Tenant.objects.with_schema().order_by("pk")
     if active_only:
         tenants = tenants.filter(status=TenantStatus.ACTIVE)
-    for tenant in tenants:
-        with tenant_context(tenant):
-            yield tenant
+    return tenants

@@ -38,7 +38,7 @@ SHARED_APPS = [
     "drf_spectacular_sidecar",  # Swagger UI / ReDoc assets served from /static/, never a CDN
     "anymail",
     "portal",  # the staff portal on tenant hosts: views, templates and static only (no models)
-    "observability",  # /metrics, the business gauges, the workers' metrics port, optional tracing (no models)
+    "observability",  # /metrics, the business gauges (per-schema shares in public), workers' metrics port, tracing
 ]
 TENANT_APPS = [
     "django.contrib.contenttypes",
@@ -409,8 +409,11 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # everyone while both are empty, gets a 404.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
-# How often beat recomputes the business gauges (open rewards, lags, backlog, ledger totals) over all tenants.
+# How often beat refreshes the business gauges (open rewards, lags, backlog, ledger totals): each refresh
+# recomputes only the tenant schemas written since the last one (observability.snapshot).
 METRICS_SNAPSHOT_SECONDS = env.int("METRICS_SNAPSHOT_SECONDS", default=30)
+# How often a refresh recomputes every schema instead (the safety net behind the per-schema write notes).
+METRICS_FULL_PASS_SECONDS = env.int("METRICS_FULL_PASS_SECONDS", default=3600)
 # A Celery worker serves its own metrics on this port when set (0 = off; see docs/operations.md, Metrics).
 METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
 METRICS_WORKER_ADDRESS = env("METRICS_WORKER_ADDRESS", default="127.0.0.1")
