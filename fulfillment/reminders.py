@@ -11,6 +11,11 @@ sends the message, under the reward's row lock, like a delivery (fulfillment.ser
 send rolls the row back and the next sweep tries again. When several entries are due at once (the sweep was
 down, or the schedule changed), one message goes out and the earlier entries are recorded as superseded, so a
 recipient never gets two reminders in one go. Each reminder writes a line in the reward's timeline.
+
+The sweep visits only the schemas with a reminder due (tenants.due, kind `reminders`): a link delivered or opened,
+or a program changed, notes its schema, and after each visit `rewards_next_reminder` says when the schema's next
+unsent entry falls due (one that is already due but was not sent — a failed send, a reward locked at the time —
+makes it due at once).
 """
 
 from __future__ import annotations
@@ -20,10 +25,11 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
-from orders.models import DeliveryMethod, Reward, RewardEvent, RewardStatus
+from orders.models import DeliveryMethod, Order, Reward, RewardEvent, RewardStatus
+from programs.models import Program
 
 from .models import RewardReminder
 
@@ -144,3 +150,40 @@ def rewards_remind(*, now: datetime | None = None) -> int:
                     extra={"event": "reward.remind_failed", "reward_id": str(reward_id), "error": type(exc).__name__},
                 )
     return sent
+
+
+def _days(column: str) -> str:
+    """SQL for the schedule's days under `column` of the program's reminders, one text row each (none unless it is
+    a list, as `schedule.get(column) or []` reads it)."""
+    path = f"p.reminders -> '{column}'"
+    return f"jsonb_array_elements_text(CASE WHEN jsonb_typeof({path}) = 'array' THEN {path} ELSE '[]' END) AS d(days)"
+
+
+def rewards_next_reminder(*, now: datetime | None = None) -> datetime | None:
+    """When the earliest unsent entry of any remindable link's schedule in the current schema falls due (in the
+    past for one already due), or None: `reminders_schedule` and `rewards_to_remind` in one query."""
+    now = now or timezone.now()
+    rewards, orders = Reward._meta.db_table, Order._meta.db_table
+    programs, sent = Program._meta.db_table, RewardReminder._meta.db_table
+    # Whole days of 24 hours, as timedelta(days=…) adds them (an interval of days would follow the session's zone).
+    interval = "make_interval(hours => 24 * d.days::int)"
+    candidates = (
+        f"FROM {rewards} r JOIN {orders} o ON o.id = r.order_id JOIN {programs} p ON p.id = o.program_id "
+        "CROSS JOIN LATERAL {days} WHERE r.status IN (%s, %s) AND r.delivery_method IN (%s, %s) "
+        "AND r.claim_expires_at > %s AND r.claim_token_hash <> ''"
+    )
+    params = [*REMINDABLE, *REMINDER_METHODS, now]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT min(entry.due_at) FROM ("
+            f"SELECT r.id, 'after:' || d.days AS key, r.delivered_at + {interval} AS due_at "
+            + candidates.format(days=_days("after_days"))
+            + " AND r.delivered_at IS NOT NULL UNION ALL "
+            f"SELECT r.id, 'before:' || d.days, r.claim_expires_at - {interval} "
+            + candidates.format(days=_days("before_expiry_days"))
+            + f" AND (r.delivered_at IS NULL OR r.claim_expires_at - {interval} > r.delivered_at)"
+            f") entry WHERE NOT EXISTS (SELECT 1 FROM {sent} s WHERE s.reward_id = entry.id AND s.key = entry.key)",
+            params + params,
+        )
+        row = cursor.fetchone()
+    return row[0] if row else None

@@ -74,13 +74,13 @@ def fulfilment_sweep() -> int:
 
 @shared_task(name="fulfillment.tasks.reminders_sweep")
 def reminders_sweep() -> int:
-    """Beat: in every active tenant schema, remind recipients of unclaimed claim links on their program's schedule
-    (fulfillment.reminders; each reminder once)."""
-    from tenants.selectors import for_each_tenant
+    """Beat: in every active tenant schema with a reminder due (tenants.due), remind recipients of unclaimed claim
+    links on their program's schedule (fulfillment.reminders; each reminder once)."""
+    from tenants.due import REMINDERS, for_each_due_tenant
 
-    from .reminders import rewards_remind
+    from .reminders import rewards_next_reminder, rewards_remind
 
     sent = 0
-    for _tenant in for_each_tenant(active_only=True):
+    for _tenant in for_each_due_tenant(REMINDERS, next_due=rewards_next_reminder, active_only=True):
         sent += rewards_remind()
     return sent

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.conf import settings
@@ -72,3 +72,11 @@ def idempotency_purge(*, older_than: timedelta | None = None) -> int:
     cutoff = timezone.now() - (older_than or settings.IDEMPOTENCY_KEY_TTL)
     deleted, _ = IdempotencyRecord.objects.filter(created_at__lt=cutoff).delete()
     return deleted
+
+
+def idempotency_next_purge() -> datetime | None:
+    """When the current schema's oldest record may be purged (created_at + IDEMPOTENCY_KEY_TTL), or None when it
+    has none: the hourly purge visits a schema only from then on (tenants.due, kind `idempotency`; a new record
+    notes its schema). A TTL lowered later takes effect at that time, not before."""
+    oldest = IdempotencyRecord.objects.order_by("created_at").values_list("created_at", flat=True).first()
+    return None if oldest is None else oldest + settings.IDEMPOTENCY_KEY_TTL

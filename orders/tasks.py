@@ -11,17 +11,18 @@ logger = logging.getLogger(__name__)
 
 @shared_task(name="orders.tasks.idempotency_purge_task")
 def idempotency_purge_task() -> int:
-    """Beat, hourly: forget Idempotency-Key outcomes older than IDEMPOTENCY_KEY_TTL_HOURS, in every schema.
+    """Beat, hourly: forget Idempotency-Key outcomes older than IDEMPOTENCY_KEY_TTL_HOURS, in every schema whose
+    oldest record is that old (tenants.due).
 
     A replayed response holds the order as it was answered, claim links included: kept no longer than promised.
     Suspended tenants too (this finishes nothing and starts nothing; it only deletes).
     """
-    from tenants.selectors import for_each_tenant
+    from tenants.due import IDEMPOTENCY, for_each_due_tenant
 
-    from .idempotency import idempotency_purge
+    from .idempotency import idempotency_next_purge, idempotency_purge
 
     purged = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(IDEMPOTENCY, next_due=idempotency_next_purge, active_only=False):
         purged += idempotency_purge()
     if purged:
         logger.info("idempotency records purged", extra={"event": "idempotency.purged", "count": purged})

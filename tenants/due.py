@@ -41,10 +41,25 @@ ORDER_APPROVALS = "order_approvals"
 BATCH_APPROVALS = "batch_approvals"
 EXPIRY = "expiry"
 POINTS = "points"
+REMINDERS = "reminders"
+IDEMPOTENCY = "idempotency"
 # Not a sweep's: any write to the tables the business gauges add up (observability.snapshot) notes its schema, so
 # the metrics snapshot recomputes only the schemas that changed.
 METRICS = "metrics"
-KINDS = (FULFILMENT, WEBHOOKS, BATCHES, ROLLUPS, AUTOMATIONS, ORDER_APPROVALS, BATCH_APPROVALS, EXPIRY, POINTS, METRICS)
+KINDS = (
+    FULFILMENT,
+    WEBHOOKS,
+    BATCHES,
+    ROLLUPS,
+    AUTOMATIONS,
+    ORDER_APPROVALS,
+    BATCH_APPROVALS,
+    EXPIRY,
+    POINTS,
+    REMINDERS,
+    IDEMPOTENCY,
+    METRICS,
+)
 
 _TABLE = TenantDueEvent._meta.db_table
 

@@ -10,24 +10,25 @@ except through tenant provisioning, which replays every migration's SQL and so a
 from __future__ import annotations
 
 
-def due_trigger_sql(table: str, args: str) -> list[tuple[str, str]]:
-    """(create, drop) SQL per trigger on `table`; `args` is the SQL argument list of tenant_due_note."""
+def due_trigger_sql(table: str, args: str, *, name: str = "tenant_due") -> list[tuple[str, str]]:
+    """(create, drop) SQL per trigger on `table`; `args` is the SQL argument list of tenant_due_note; `name` the
+    triggers' prefix (a second kind on the same table needs its own)."""
     return [
         (
-            f"CREATE TRIGGER tenant_due_{event.lower()} AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows "
+            f"CREATE TRIGGER {name}_{event.lower()} AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows "
             f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note({args});",
-            f"DROP TRIGGER IF EXISTS tenant_due_{event.lower()} ON {table};",
+            f"DROP TRIGGER IF EXISTS {name}_{event.lower()} ON {table};",
         )
         for event in ("INSERT", "UPDATE")
     ]
 
 
-def change_trigger_sql(table: str, kind: str) -> tuple[str, str]:
-    """(create, drop) SQL of one trigger that notes `kind` for `table`'s schema after any INSERT, UPDATE or DELETE
-    statement, whatever rows it wrote (no transition table to collect: the cheapest trigger there is)."""
+def change_trigger_sql(table: str, kind: str, events: str = "INSERT OR UPDATE OR DELETE") -> tuple[str, str]:
+    """(create, drop) SQL of one trigger that notes `kind` for `table`'s schema after any statement of `events`,
+    whatever rows it wrote (no transition table to collect: the cheapest trigger there is)."""
     name = f"tenant_due_{kind}"
     return (
-        f"CREATE TRIGGER {name} AFTER INSERT OR UPDATE OR DELETE ON {table} "
+        f"CREATE TRIGGER {name} AFTER {events} ON {table} "
         f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note('{kind}');",
         f"DROP TRIGGER IF EXISTS {name} ON {table};",
     )

@@ -10,12 +10,14 @@ from django.db import connection
 from django.test import Client
 from django.utils import timezone
 from django_tenants.utils import tenant_context
+from freezegun import freeze_time
 
 from fulfillment.models import RewardReminder
 from fulfillment.services import reward_fulfil
 from fulfillment.tasks import reminders_sweep
 from funds.services import funds_deposit
 from orders.models import Reward
+from programs.models import Program
 from programs.services import program_create
 from tenants.services import api_key_create
 from testsupport.api import ApiClient
@@ -149,3 +151,87 @@ def test_sms_links_are_reminded_by_sms_with_the_claim_by_date(api_a, funded_a, s
     assert message["to"] == "+60123456789" and message["body"].startswith("Reminder: Acme People Team sent you")
     assert "Claim it by" in message["body"] and "/r/" in message["body"]
     get_sms_backend.cache_clear()
+
+
+@pytest.fixture
+def visits(monkeypatch):
+    """The schemas the reminders sweep entered (it imports rewards_remind from fulfillment.reminders when it runs)."""
+    from fulfillment import reminders
+
+    entered: list[str] = []
+    remind = reminders.rewards_remind
+
+    def spying_remind(**kwargs) -> int:
+        entered.append(connection.schema_name)
+        return remind(**kwargs)
+
+    monkeypatch.setattr(reminders, "rewards_remind", spying_remind)
+    return entered
+
+
+def _reminders_due_at(tenant) -> list:
+    from tenants.due import REMINDERS
+    from tenants.models import TenantDueEvent
+
+    events = TenantDueEvent.objects.filter(schema_name=tenant.schema_name, kind=REMINDERS)
+    return sorted(events.values_list("due_at", flat=True))
+
+
+def test_the_sweep_enters_a_schema_only_when_its_next_reminder_is_due_and_misses_none(
+    api_a, funded_a, tenant_b, shop, smtp, visits
+):
+    with tenant_context(funded_a):
+        program_create(slug="nudges", name="Nudges", sender_name="Acme People Team", reminders=SCHEDULE)
+    to = "due.reminders@example.com"
+    reward = _link(api_a, funded_a, shop.coffee_usd, to)
+    _days_since_sending(funded_a, reward, 3.1)  # a write to a delivered reward: its schema is noted
+
+    assert reminders_sweep() == 1
+    assert visits == [funded_a.schema_name]  # beta (no links) and the sandbox twins are not entered
+    with tenant_context(funded_a):
+        reward.refresh_from_db()
+    # The next entry is after:7; the schema is due again then, not before.
+    assert _reminders_due_at(funded_a) == [reward.delivered_at + timedelta(days=7)]
+    visits.clear()
+    assert reminders_sweep() == 0
+    assert visits == []
+
+    with freeze_time(reward.delivered_at + timedelta(days=7, minutes=1)):
+        assert reminders_sweep() == 1
+    assert visits == [funded_a.schema_name]
+    assert len(_reminders_to(smtp, to)) == 2
+    # before:7 (23 days after sending) is the last entry
+    assert _reminders_due_at(funded_a) == [reward.claim_expires_at - timedelta(days=7)]
+
+
+def test_a_failed_reminder_and_a_changed_schedule_bring_the_sweep_back(
+    api_a, funded_a, shop, smtp, visits, monkeypatch
+):
+    from fulfillment import delivery
+
+    with tenant_context(funded_a):
+        program = program_create(slug="nudges", name="Nudges", sender_name="Acme People Team", reminders=SCHEDULE)
+    to = "retry.reminders@example.com"
+    reward = _link(api_a, funded_a, shop.coffee_usd, to)
+    _days_since_sending(funded_a, reward, 3.1)
+    send = delivery.mail_send
+
+    def mail_down(message):
+        raise ConnectionRefusedError("mail server away")
+
+    monkeypatch.setattr(delivery, "mail_send", mail_down)
+    assert reminders_sweep() == 0  # not sent: the entry is still due, so the schema is due at once
+    assert _reminders_due_at(funded_a)[0] <= timezone.now()
+    monkeypatch.setattr(delivery, "mail_send", send)
+    assert reminders_sweep() == 1
+    assert len(_reminders_to(smtp, to)) == 1
+
+    with tenant_context(funded_a):
+        reward.refresh_from_db()
+    visits.clear()
+    with freeze_time(reward.delivered_at + timedelta(days=4, minutes=1)):
+        assert reminders_sweep() == 0 and visits == []  # the next entry, after:7, is days away
+        with tenant_context(funded_a):
+            Program.objects.filter(pk=program.pk).update(reminders={"after_days": [1, 3, 4]})
+        assert reminders_sweep() == 1  # after:4, due under the new schedule
+    assert visits == [funded_a.schema_name]

@@ -43,3 +43,42 @@ def test_beat_runs_the_purge_hourly_on_a_registered_task(settings):
     app.loader.import_default_modules()
     assert entry["task"] in app.tasks
     assert settings.IDEMPOTENCY_KEY_TTL >= timedelta(hours=24)  # "kept at least 24 hours" (docs/api.md)
+
+
+def test_a_schema_is_visited_once_its_oldest_record_is_due_and_never_purged_early(
+    api_a, funded_a, tenant_b, shop, settings, monkeypatch
+):
+    from freezegun import freeze_time
+
+    from core.db import connection
+    from orders import idempotency
+    from tenants.due import IDEMPOTENCY
+    from tenants.models import TenantDueEvent
+
+    entered: list[str] = []
+    purge = idempotency.idempotency_purge
+
+    def spying_purge(**kwargs) -> int:
+        entered.append(connection.schema_name)
+        return purge(**kwargs)
+
+    monkeypatch.setattr(idempotency, "idempotency_purge", spying_purge)
+    assert api_a.post("/api/v1/orders", digital_order(shop.coffee_usd), HTTP_IDEMPOTENCY_KEY="k1").status_code == 201
+
+    assert idempotency_purge_task() == 0  # the new record noted alpha: visited, nothing old enough
+    assert entered == [funded_a.schema_name]  # beta and the sandbox twins have no records: not entered
+    with tenant_context(funded_a):
+        created = IdempotencyRecord.objects.get(key="k1").created_at
+    due = created + settings.IDEMPOTENCY_KEY_TTL
+    events = TenantDueEvent.objects.filter(kind=IDEMPOTENCY, schema_name=funded_a.schema_name)
+    assert list(events.values_list("due_at", flat=True)) == [due]
+
+    entered.clear()
+    with freeze_time(due - timedelta(minutes=1)):
+        assert idempotency_purge_task() == 0 and entered == []  # not due yet: not entered
+    with freeze_time(due + timedelta(seconds=1)):
+        assert idempotency_purge_task() == 1
+    assert entered == [funded_a.schema_name]
+    with tenant_context(funded_a):
+        assert not IdempotencyRecord.objects.exists()
+    assert not events.exists()  # nothing left to purge: not visited until a new record
