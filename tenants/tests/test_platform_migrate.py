@@ -15,6 +15,7 @@ from tenants.services import tenant_sandbox_ensure
 MISSING = [
     ("webhooks", "0002_event_subject_index", "webhook_event_subject"),
     ("webhooks", "0003_due_notes", None),
+    ("webhooks", "0004_metrics_notes", None),
     ("batches", "0005_error_file_cells", None),
     ("batches", "0006_due_notes", None),
     ("batches", "0007_due_approvals", None),
@@ -28,6 +29,7 @@ UNDO = {
     "0003_due_notes": [
         f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".webhooks_webhookdelivery' for event in ("insert", "update")
     ],
+    "0004_metrics_notes": ['DROP TRIGGER tenant_due_metrics ON "{schema}".webhooks_webhookdelivery'],
     "0007_due_approvals": [
         f'DROP TRIGGER tenant_due_approval_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
     ],
@@ -60,15 +62,15 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
                     cursor.execute(statement.format(schema=schema))
                 cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
     assert [_state(schema) for schema in schemas] == [
-        [(False, False), (True, False), (True, False), (True, False), (True, False)]
+        [(False, False), (True, False), (True, False), (True, False), (True, False), (True, False)]
     ] * 2
 
     out = StringIO()
     call_command("platform_migrate", parallel=2, stdout=out)
 
-    assert [_state(schema) for schema in schemas] == [[(True, True)] * 5] * 2
+    assert [_state(schema) for schema in schemas] == [[(True, True)] * 6] * 2
     text = out.getvalue()
-    assert "2 of " in text and "replayed 5 migration(s) in 1 schemas" in text, text
+    assert "2 of " in text and "replayed 6 migration(s) in 1 schemas" in text, text
     again = StringIO()
     call_command("platform_migrate", parallel=2, stdout=again)
     assert "0 of " in again.getvalue(), again.getvalue()
