@@ -172,7 +172,7 @@ def rewards_next_reminder(*, now: datetime | None = None) -> datetime | None:
         "CROSS JOIN LATERAL {days} WHERE r.status IN (%s, %s) AND r.delivery_method IN (%s, %s) "
         "AND r.claim_expires_at > %s AND r.claim_token_hash <> ''"
     )
-    params = [*REMINDABLE, *REMINDER_METHODS, now]
+    params: list[str | datetime] = [*REMINDABLE, *REMINDER_METHODS, now]
     with connection.cursor() as cursor:
         cursor.execute(
             "SELECT min(entry.due_at) FROM ("

@@ -37,7 +37,7 @@ def for_each_tenant(*, active_only: bool = True) -> Iterator[Tenant]:
 
 def tenant_schemas_list(*, active_only: bool = True) -> QuerySet[Tenant]:
     """The tenant rows for_each_tenant visits, without entering their schemas (pk order)."""
-    tenants = Tenant.objects.with_schema().order_by("pk")
+    tenants: QuerySet[Tenant] = Tenant.objects.with_schema().order_by("pk")
     if active_only:
         tenants = tenants.filter(status=TenantStatus.ACTIVE)
     return tenants
