@@ -6,13 +6,14 @@ from django.db import migrations
 
 SEED = (
     "INSERT INTO tenants_tenantdueevent (schema_name, kind, due_at) "
-    "SELECT t.schema_name, k.kind, now() FROM tenants_tenant t CROSS JOIN unnest(%s::text[]) AS k(kind);"
+    "SELECT t.schema_name, k.kind, now() FROM tenants_tenant t CROSS JOIN unnest(%s::text[]) AS k(kind) "
+    "WHERE t.schema_ready;"
 )
 
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tenants", "0012_due_points"),
+        ("tenants", "0013_tenant_schema_ready"),
     ]
 
     operations = [migrations.RunSQL([(SEED, [["reminders", "idempotency"]])], migrations.RunSQL.noop)]
