@@ -104,12 +104,30 @@ def _tree_cpu(pid: int) -> float:
     return total
 
 
+def _postmaster_pid() -> int | None:
+    """The PostgreSQL server's main process when it runs on this machine and we may read it (else None)."""
+    import psutil
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT pg_backend_pid()")
+        backend = cursor.fetchone()[0]
+    try:
+        parent = psutil.Process(backend).parent()
+    except (psutil.Error, ValueError):
+        return None
+    return parent.pid if parent is not None and "postgres" in parent.name() else None
+
+
 def _load(
     port: int, key: str, method: str, path: str, body: bytes | None, clients: int, server_pid: int | None = None
 ) -> dict:
     """One closed-loop run of `clients` concurrent clients for DURATION seconds; with `server_pid`, also the
-    server's CPU per successful request."""
+    server's CPU per successful request, and PostgreSQL's (every process of the server: the backends, which the
+    web processes keep open, and its background writers) when the server runs on this machine."""
     cpu_before = _tree_cpu(server_pid) if server_pid else 0.0
+    postmaster = _postmaster_pid() if server_pid else None
+    pg_before = _tree_cpu(postmaster) if postmaster else 0.0
     if _client() == "wrk":
         result = _load_wrk(port, key, method, path, body, clients)
     else:
@@ -117,6 +135,8 @@ def _load(
     if server_pid:
         cpu = _tree_cpu(server_pid) - cpu_before
         result["web_cpu_ms_per_request"] = round(cpu * 1000 / max(1, result["ok"]), 2)
+    if postmaster:
+        result["pg_cpu_ms_per_request"] = round((_tree_cpu(postmaster) - pg_before) * 1000 / max(1, result["ok"]), 2)
     result["loadavg"] = [round(value, 2) for value in os.getloadavg()]
     return result
 
@@ -300,7 +320,9 @@ def run(ctx: Context) -> list[Row]:
                 "orders/s",
                 ratio,
                 f"p50 {orders['p50_ms']:.1f} ms, p99 {orders['p99_ms']:.1f} ms, {orders['errors']} errors; "
-                f"web CPU {orders['web_cpu_ms_per_request']} ms/order; client {orders['client']}; "
+                f"web CPU {orders['web_cpu_ms_per_request']} ms/order, "
+                f"PostgreSQL {orders.get('pg_cpu_ms_per_request', '?')}; "
+                f"client {orders['client']}; "
                 f"load {orders['loadavg'][0]}",
                 extra=orders,
             )

@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any, cast
 
 from django.db import connection, models
+from django.db.models.expressions import DatabaseDefault
 
 
 def copy_insert(model: type[models.Model], columns: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -72,26 +73,83 @@ def _default(model: type[models.Model], field: models.Field[Any, Any]) -> Any:
     return value
 
 
+# The INSERT text Django compiled for a shape of rows (model, database, number of rows, key left to the database),
+# with the fields in its column order and whether it is the UNNEST form (one array per column) Django uses on
+# PostgreSQL for several rows. The text depends only on the shape; the values are computed per call by the same
+# field methods Django's compiler calls (`pre_save`, `get_db_prep_save`). None: a shape Django compiles with
+# per-value SQL (a field with its own placeholder, or an expression as a value): never reused.
+_Shape = tuple[type[models.Model], str, int, bool, tuple[str, ...]]
+_SHAPES: dict[_Shape, tuple[str, list[models.Field[Any, Any]], bool] | None] = {}
+
+
 def insert_statement(objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
     """The INSERT `bulk_create(objs)` would run (same SQL, same values), without RETURNING: new instances of one
     model, primary keys set unless auto-increment (those are left to the database and stay None here)."""
-    from django.db.models.sql import InsertQuery
-
     model = type(objs[0])
     for obj in objs:
         # What bulk_create does first (a private Model method, so not in django-stubs): a related object's
         # primary key is copied to its foreign key column, and an unsaved related object refused.
         obj._prepare_related_fields_for_save(operation_name="insert_together")  # type: ignore[attr-defined]
+    auto_pk = isinstance(model._meta.pk, models.fields.AutoFieldMixin) and objs[0].pk is None
+    # Columns every row leaves to their database default (e.g. a reward's reference, drawn from a sequence) are
+    # left out of the statement, which is what Django's `DEFAULT` for them does.
+    defaults = tuple(
+        field.attname
+        for field in model._meta.concrete_fields
+        if field.has_db_default() and all(isinstance(getattr(obj, field.attname), DatabaseDefault) for obj in objs)
+    )
+    shape_key = (model, connection.alias, len(objs), auto_pk, defaults)
+    shape = _SHAPES.get(shape_key)
+    if shape is not None:
+        sql, fields, unnest = shape
+        rows = _values(fields, objs)
+        if rows is not None:
+            return sql, [list(column) for column in zip(*rows, strict=True)] if unnest else _flat(rows)
+    return _compile(shape_key, objs)
+
+
+def _values(fields: Sequence[models.Field[Any, Any]], objs: Sequence[models.Model]) -> list[list[Any]] | None:
+    """Each object's database values, as SQLInsertCompiler.prepare_value(field, pre_save_val(field, obj)) computes
+    them; None when a value is an expression (it is compiled into the SQL text: the shape's text does not apply)."""
+    rows = []
+    for obj in objs:
+        row = []
+        for field in fields:
+            value = field.pre_save(obj, True)
+            if hasattr(value, "resolve_expression"):
+                return None
+            row.append(field.get_db_prep_save(value, connection=connection))
+        rows.append(row)
+    return rows
+
+
+def _flat(rows: list[list[Any]]) -> list[Any]:
+    return [value for row in rows for value in row]
+
+
+def _compile(shape_key: _Shape, objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
+    """Django's insert compiler, as bulk_create runs it; the text is kept for the shape when it holds no per-value
+    SQL."""
+    from django.db.models.sql import InsertQuery
+
+    model, _, count, auto_pk, defaults = shape_key
     fields = [
         field
         for field in model._meta.concrete_fields
-        if not field.generated and not (isinstance(field, models.fields.AutoFieldMixin) and objs[0].pk is None)
+        if not field.generated and not (auto_pk and field.primary_key) and field.attname not in defaults
     ]
     query = InsertQuery(model)
     query.insert_values(fields, list(objs))
     # By alias, so the compiler holds this thread's wrapper itself: given the `django.db.connection` proxy, each
     # of its ~100 `connection.ops` reads per order goes through asgiref's Local (measured: ~1/5 of this call).
     [(sql, params)] = query.get_compiler(using=connection.alias).as_sql()
+    values = [[getattr(obj, field.attname) for field in fields] for obj in objs]  # as pre_save left them
+    plain = not any(hasattr(field, "get_placeholder") for field in fields) and not any(
+        hasattr(value, "resolve_expression") for row in values for value in row
+    )
+    # Django's PostgreSQL compiler sends several rows as one array per column (UNNEST) when every column allows it.
+    unnest = count > 1 and len(params) == len(fields)
+    _SHAPES[shape_key] = (sql, fields, unnest) if plain else None
     return sql, list(params)
 
 
