@@ -307,3 +307,28 @@ def test_a_twin_written_while_it_is_checked_is_kept(committed_tenant, monkeypatc
     with tenant_context(twin):
         assert balance_get(currency="USD").available == Decimal("7.00")
         assert ledger_invariant_violations() == []
+
+
+def test_first_uses_from_separate_processes_provision_once(committed_tenant):
+    """Three `funds_deposit --sandbox` commands started together (three processes and connections): each
+    succeeds, one provisions."""
+    import subprocess
+    import sys
+
+    from testsupport.workers import ROOT, subprocess_env
+
+    command = [sys.executable, "manage.py", "funds_deposit", committed_tenant.slug, "10.00", "USD", "--sandbox"]
+    runs = [
+        subprocess.Popen(command, env=subprocess_env(), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        for _ in range(3)
+    ]
+    outputs = [run.communicate(timeout=120) for run in runs]
+    assert [run.returncode for run in runs] == [0, 0, 0], outputs
+    logs = b"".join(err for _, err in outputs).decode()
+    assert logs.count('"event": "tenant.sandbox_provisioned"') == 1, logs
+    assert sorted(out.decode().strip() for out, _ in outputs) == ["10.00", "20.00", "30.00"]
+    twin = committed_tenant.sandbox
+    assert _ready(twin) and _schemas_named(twin.schema_name) == {twin.schema_name}
+    with tenant_context(twin):
+        assert balance_get(currency="USD").available == Decimal("30.00")
+        assert ledger_invariant_violations() == []
