@@ -7,8 +7,9 @@ only when the schema changed: statement triggers on the three tables the gauges 
 deliveries, ledger accounts) note the schema in `public.tenants_tenantdueevent` (kind `metrics`, the due-work
 mechanism of tenants.due) in the writing transaction, and a refresh visits the noted schemas and those with no
 share yet, then adds up every share. Time-dependent gauges keep times, not ages (the oldest unfinished reward's
-time, the earliest webhook attempt), so a quiet schema's delivery lag still grows. Every
-METRICS_FULL_PASS_SECONDS (an hour) a refresh recomputes every schema: the safety net for a write no trigger saw.
+time, the earliest webhook attempt), so a quiet schema's delivery lag still grows. A share older than
+METRICS_RECOMPUTE_SECONDS (an hour) is recomputed too, a few per refresh, oldest first: the safety net for a write
+no trigger saw (rows written with triggers disabled, a restore), spread so no refresh visits every schema.
 
 A schema's visit runs four small queries that only touch indexed, bounded sets: unfinished rewards through the
 (status, deliver_at) index, unfinished webhook deliveries through their partial index, and the ledger's four
@@ -22,8 +23,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections import defaultdict
+from datetime import datetime, timedelta
 from decimal import Decimal
 from typing import Any
 
@@ -96,31 +99,41 @@ def _schema_gauges_store(schema: str) -> dict[str, Any]:
     return gauges
 
 
-def _full_pass_due() -> bool:
-    try:
-        last = get_redis().get(_key("full_pass_at"))
-    except Exception:
-        return True
-    return last is None or time.time() - float(last) >= settings.METRICS_FULL_PASS_SECONDS
+def _stale_quota(schemas: int) -> int:
+    """How many shares older than METRICS_RECOMPUTE_SECONDS one refresh recomputes (oldest first): twice an even
+    spread of every schema over that period, so a backlog drains and the safety net never makes one refresh as long
+    as a pass over every schema (which beat's time limit would cut short, at every try)."""
+    per_period = max(1, int(settings.METRICS_RECOMPUTE_SECONDS) // max(1, int(settings.METRICS_SNAPSHOT_SECONDS)))
+    return 2 * math.ceil(schemas / per_period)
 
 
-def snapshot_compute(*, full: bool | None = None) -> dict[str, Any]:
-    """Recompute the shares of the schemas that changed since the last refresh (every schema when `full`, by
-    default once per METRICS_FULL_PASS_SECONDS) and add up every tenant schema's (live and sandbox); JSON-ready.
-    `schemas_visited` says how many were recomputed."""
+def snapshot_compute(*, full: bool = False) -> dict[str, Any]:
+    """Recompute the shares of the schemas that changed since the last refresh, of those without one, and of a few
+    older than METRICS_RECOMPUTE_SECONDS (every schema when `full`), then add up every tenant schema's (live and
+    sandbox); JSON-ready. `schemas_visited` says how many were recomputed."""
     started = time.perf_counter()
     now = timezone.now()
     tenants = list(tenant_schemas_list(active_only=False).only("schema_name", "slug", "is_sandbox"))
-    shares: dict[str, dict[str, Any]] = dict(SchemaGauges.objects.values_list("schema_name", "gauges"))
-    full = _full_pass_due() if full is None else full
+    shares: dict[str, dict[str, Any]] = {}
+    computed: dict[str, datetime] = {}
+    for schema, gauges, computed_at in SchemaGauges.objects.values_list("schema_name", "gauges", "computed_at"):
+        shares[schema], computed[schema] = gauges, computed_at
     if full:
         visit = [tenant.schema_name for tenant in tenants]
     else:
-        # Noted schemas (a deleted tenant's notes are dropped by the visit), and any schema with no share yet (new
-        # tenants, a fresh install). One indexed query and the table of shares: nothing else enters a schema.
+        # Noted schemas (a deleted tenant's notes are dropped by the visit), any schema with no share yet (new
+        # tenants, a fresh install), and the oldest shares past METRICS_RECOMPUTE_SECONDS (the safety net for a
+        # write no trigger saw). One indexed query and the table of shares: nothing else enters a schema.
         noted = due_schemas(METRICS, active_only=False)
-        skip = set(noted) | shares.keys()
-        visit = noted + [tenant.schema_name for tenant in tenants if tenant.schema_name not in skip]
+        noted_set = set(noted)
+        missing = [t.schema_name for t in tenants if t.schema_name not in noted_set and t.schema_name not in shares]
+        cutoff = now - timedelta(seconds=settings.METRICS_RECOMPUTE_SECONDS)
+        stale = sorted(
+            (computed[t.schema_name], t.schema_name)
+            for t in tenants
+            if t.schema_name not in noted_set and t.schema_name in computed and computed[t.schema_name] < cutoff
+        )
+        visit = noted + missing + [schema for _at, schema in stale[: _stale_quota(len(tenants))]]
     visited = 0
     for tenant in for_each_noted_tenant(METRICS, visit, next_due=lambda: None):
         shares[tenant.schema_name] = _schema_gauges_store(tenant.schema_name)
@@ -129,11 +142,6 @@ def snapshot_compute(*, full: bool | None = None) -> dict[str, Any]:
     gone = [schema for schema in shares if schema not in present]
     if gone:
         SchemaGauges.objects.filter(schema_name__in=gone).delete()
-    if full:
-        try:
-            get_redis().set(_key("full_pass_at"), str(time.time()))
-        except Exception:  # the next refresh tries the full pass again
-            logger.warning("metrics full pass not recorded", exc_info=True)
 
     open_rewards: dict[str, int] = defaultdict(int)  # "mode|status" -> count
     lag: dict[str, float] = {"live": 0.0, "sandbox": 0.0}

@@ -412,8 +412,9 @@ METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 # How often beat refreshes the business gauges (open rewards, lags, backlog, ledger totals): each refresh
 # recomputes only the tenant schemas written since the last one (observability.snapshot).
 METRICS_SNAPSHOT_SECONDS = env.int("METRICS_SNAPSHOT_SECONDS", default=30)
-# How often a refresh recomputes every schema instead (the safety net behind the per-schema write notes).
-METRICS_FULL_PASS_SECONDS = env.int("METRICS_FULL_PASS_SECONDS", default=3600)
+# A schema's share is recomputed at least this often even without writes (the safety net behind the per-schema
+# write notes), a few schemas per refresh.
+METRICS_RECOMPUTE_SECONDS = env.int("METRICS_RECOMPUTE_SECONDS", default=3600)
 # A Celery worker serves its own metrics on this port when set (0 = off; see docs/operations.md, Metrics).
 METRICS_WORKER_PORT = env.int("METRICS_WORKER_PORT", default=0)
 METRICS_WORKER_ADDRESS = env("METRICS_WORKER_ADDRESS", default="127.0.0.1")
