@@ -86,8 +86,6 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
     """One chunk in one transaction: the next `chunk` pending rows (those no other chunk holds) become orders and
     rewards (or failed rows), their charges move from the batch hold to per-reward holds; then the progress is
     recorded. The call that finds no row left finishes the batch."""
-    from catalog.models import Product, ShippingMethod
-
     batch = Batch.objects.select_related("program").filter(pk=batch_id).first()
     if batch is None or batch.status not in BATCH_ACTIVE_STATES:
         return "idle"
@@ -95,39 +93,61 @@ def batch_process_chunk(*, batch_id: Any, chunk: int = CHUNK) -> str:
         return _kind_chunk_locked(batch_id, chunk)
     try:
         with _gc_paused(), transaction.atomic():
-            rows = _chunk_rows(batch, chunk)
-            if rows:
-                holds = {i.currency: i.hold for i in BatchHold.objects.select_related("hold").filter(batch=batch)}
-                product_ids = {row.product_id for row in rows}
-                products = {
-                    str(p.id): p for p in Product.objects.select_related("brand", "supplier").filter(id__in=product_ids)
-                }
-                method_ids = {row.shipping_method_id for row in rows if row.shipping_method_id}
-                methods = {str(m.id): m for m in ShippingMethod.objects.filter(id__in=method_ids)} if method_ids else {}
-                groups: dict[tuple[str, str], list[tuple[_ChunkRow, PlannedReward]]] = defaultdict(list)
-                failed: list[tuple[_ChunkRow, str]] = []
-                for row in rows:
-                    product = products.get(row.product_id)
-                    if product is None or not product.can_be_ordered:
-                        name = product.name if product else row.product_id
-                        failed.append((row, f"{name} could no longer be ordered when this row was sent."))
-                        continue
-                    key = (row.order_type, row.currency)
-                    groups[key].append((row, _planned(row, product, methods, position=len(groups[key]))))
-                links: list[tuple[int, str]] = []
-                for (order_type, currency), items in groups.items():
-                    # No hold for a currency whose rows are all zero-cost (batches.lifecycle holds nothing for 0).
-                    links.extend(_create_orders(batch, order_type, currency, items, holds.get(currency)))
-                _mark_rows(links, failed)
+            claimed = _chunk_claim(batch, chunk)
+            if claimed:
+                handled, failed = _chunk_write(batch, claimed)
     except ApplicationError as exc:
         if exc.code != "invalid_state":
             raise
         return "idle"  # the batch was canceled meanwhile and its hold released: this chunk sends nothing
-    if not rows:
+    if not claimed:
         return _progress_record(batch_id, finish=True)
     return _progress_record(
-        batch_id, finish=False, done=(len(links) + len(failed), len(failed), max(row.row_number for row in rows))
+        batch_id, finish=False, done=(handled + failed, failed, max(group.last_row for group in claimed))
     )
+
+
+def _chunk_write(batch: Batch, claimed: list[_ClaimedGroup]) -> tuple[int, int]:
+    """The claimed rows' orders and rewards (one order per order type and funding currency), or their failure
+    when their product can no longer be ordered: (rows that became rewards, rows failed).
+
+    Orders whose rewards need no claim link and no shipment (a digital send by email, SMS or API: the common
+    bulk file) are written in SQL from the staged rows (_create_order_select); the others through Python
+    tuples (_create_order_rows: claim tokens are made and encrypted per reward)."""
+    from catalog.models import Product
+    from orders.claim_tokens import gets_claim_link
+    from orders.models import OrderType
+
+    products = {
+        str(p.id): p
+        for p in Product.objects.select_related("brand", "supplier").filter(id__in={g.product_id for g in claimed})
+    }
+    holds = {i.currency: i.hold for i in BatchHold.objects.select_related("hold").filter(batch=batch)}
+    orders: dict[tuple[str, str], list[_ClaimedGroup]] = defaultdict(list)
+    failed: list[tuple[list[int], str]] = []
+    for group in claimed:
+        product = products.get(group.product_id)
+        if product is None or not product.can_be_ordered:
+            name = product.name if product else group.product_id
+            failed.append((group.ids, f"{name} could no longer be ordered when this row was sent."))
+            continue
+        orders[(group.order_type, group.currency)].append(group)
+    handled = 0
+    for (order_type, currency), groups in orders.items():
+        # No hold for a currency whose rows are all zero-cost (batches.lifecycle holds nothing for 0).
+        hold = holds.get(currency)
+        in_python = order_type == OrderType.PHYSICAL or any(
+            group.shipped
+            or gets_claim_link(order_type=order_type, delivery_method=group.delivery_method,
+                               product_type=products[group.product_id].type)
+            for group in groups
+        )  # fmt: skip
+        if in_python:
+            handled += _create_order_rows(batch, order_type, currency, groups, products, hold)
+        else:
+            handled += _create_order_select(batch, order_type, currency, groups, products, hold)
+    _mark_failed(failed)
+    return handled, sum(len(ids) for ids, _ in failed)
 
 
 # A batch's progress, recounted from its rows: right whatever chunks ran, died or overlapped (~30 ms of
@@ -249,9 +269,27 @@ _ROW_DATA_COLUMNS = (
 )
 
 
-def _chunk_rows(batch: Batch, chunk: int) -> list[_ChunkRow]:
-    """The next pending rows no other chunk holds, locked, in file order: those among the next `chunk` row
-    numbers from the first one pending and free (fewer where the file had row errors or another chunk holds some).
+class _ClaimedGroup(NamedTuple):
+    """Claimed rows (locked by this chunk) that share what decides their order and how they are written."""
+
+    currency: str  # funding
+    order_type: str
+    product_id: str
+    delivery_method: str
+    shipped: bool  # with a shipping method
+    charge: Decimal  # sums over the rows
+    fx_fee: Decimal
+    shipping: Decimal
+    locales: list[str]  # as given, '' for none
+    fx_rates: list[str]  # '1' for none
+    ids: list[int]  # BatchRow ids, in file order
+    last_row: int  # the highest row number
+
+
+def _chunk_claim(batch: Batch, chunk: int) -> list[_ClaimedGroup]:
+    """The next pending rows no other chunk holds, locked, summed per _ClaimedGroup: those among the next `chunk`
+    row numbers from the first one pending and free (fewer where the file had row errors or another chunk holds
+    some). The rows stay in PostgreSQL: what is written for them is read from there (only their ids come back).
 
     A range of row numbers, not `ORDER BY row_number LIMIT chunk`: right after an upload the table's statistics
     do not know the batch's rows yet, and that plan read and sorted every remaining row of the batch for each
@@ -281,11 +319,30 @@ def _chunk_rows(batch: Batch, chunk: int) -> list[_ChunkRow]:
             return []
         first = found[0]
         cursor.execute(
+            f"WITH claimed AS (SELECT r.id, r.row_number, r.currency, r.data FROM {table} AS r "
+            "WHERE r.batch_id = %s AND r.row_number >= %s AND r.row_number < %s AND r.status = %s "
+            "ORDER BY r.row_number FOR UPDATE OF r SKIP LOCKED) "
+            "SELECT c.currency, d.order_type, d.product_id, d.delivery_method, d.shipping_method_id IS NOT NULL, "
+            "sum(d.charge), sum(d.fx_fee), coalesce(sum(d.shipping), 0), array_agg(DISTINCT coalesce(d.locale, '')), "
+            "array_agg(DISTINCT coalesce(d.fx_rate, '1')), array_agg(c.id ORDER BY c.row_number), max(c.row_number) "
+            "FROM claimed AS c CROSS JOIN LATERAL jsonb_to_record(c.data) AS d(order_type text, product_id text, "
+            "delivery_method text, shipping_method_id text, charge numeric, fx_fee numeric, shipping numeric, "
+            "locale text, fx_rate text) "
+            "GROUP BY 1, 2, 3, 4, 5 ORDER BY min(c.row_number)",
+            [batch.id, first, first + chunk, BatchRowStatus.PENDING],
+        )
+        return [_ClaimedGroup._make(values) for values in cursor.fetchall()]
+
+
+def _chunk_rows(ids: list[int]) -> list[_ChunkRow]:
+    """Claimed rows (by id) with their `data` spread into typed columns, in file order."""
+    table = BatchRow._meta.db_table
+    with connection.cursor() as cursor:
+        cursor.execute(
             f"SELECT r.id, r.row_number, r.currency, r.external_id, d.* FROM {table} AS r "
             f"CROSS JOIN LATERAL jsonb_to_record(r.data) AS d({_ROW_DATA_COLUMNS}) "
-            "WHERE r.batch_id = %s AND r.row_number >= %s AND r.row_number < %s AND r.status = %s "
-            "ORDER BY r.row_number FOR UPDATE OF r SKIP LOCKED",
-            [batch.id, first, first + chunk, BatchRowStatus.PENDING],
+            "WHERE r.id = ANY(%s) ORDER BY r.row_number",
+            [ids],
         )
         return [_ChunkRow._make(values) for values in cursor.fetchall()]
 
@@ -329,47 +386,134 @@ def _planned(row: _ChunkRow, product: Product, methods: dict[str, ShippingMethod
     )
 
 
-def _create_orders(
-    batch: Batch, order_type: str, currency: str, items: list[tuple[_ChunkRow, PlannedReward]], hold: Hold | None
-) -> list[tuple[int, str]]:
+def _create_order_rows(
+    batch: Batch,
+    order_type: str,
+    currency: str,
+    groups: list[_ClaimedGroup],
+    products: dict[str, Product],
+    hold: Hold | None,
+) -> int:
+    """One order for the groups' rows, written through Python tuples (orders.bulk.order_create_for_batch_rows);
+    each row is linked to its reward. Returns the number of rewards."""
+    from catalog.models import ShippingMethod
     from orders.bulk import order_create_for_batch_rows
 
-    rates = {row.fx_rate or "1" for row, _ in items}
+    rows = _chunk_rows([i for group in groups for i in group.ids])
+    method_ids = {row.shipping_method_id for row in rows if row.shipping_method_id}
+    methods = {str(m.id): m for m in ShippingMethod.objects.filter(id__in=method_ids)} if method_ids else {}
+    planned = [_planned(row, products[row.product_id], methods, position=i) for i, row in enumerate(rows)]
+    rates = {rate for group in groups for rate in group.fx_rates}
     rewards = order_create_for_batch_rows(
         order_type=order_type,
         currency=currency,
-        planned=[planned for _, planned in items],
+        planned=planned,
         source_hold=hold,
         program=batch.program,
         fx_rate=Decimal(rates.pop()) if len(rates) == 1 else None,
         api_key_id=batch.api_key_id,
         created_by_email=batch.created_by_email,
     )
-    return [(row.id, reward.id) for (row, _), reward in zip(items, rewards, strict=True)]
+    _mark_links([(row.id, reward.id) for row, reward in zip(rows, rewards, strict=True)])
+    return len(rewards)
 
 
-def _mark_rows(links: list[tuple[int, str]], failed: list[tuple[_ChunkRow, str]]) -> None:
+# The rows of a chunk's SQL-written order, as orders.bulk.RewardRows (REWARD_ROW_COLUMNS) reads them.
+_REWARD_ROWS_SQL = f"""
+SELECT r.id AS row_key, r.row_number AS sort_key, d.product_id, d.amount, d.delivery_method,
+       d.charge + d.fx_fee + coalesce(d.shipping, 0) AS charge, d.recipient_name,
+       coalesce(d.recipient_email, '') AS recipient_email, coalesce(d.recipient_phone, '') AS recipient_phone,
+       coalesce(nullif(d.address ->> 'country', ''), upper(d.country)) AS country, d.message, d.sender_name,
+       d.deliver_at, d.person_id::uuid AS person_id, r.external_id, d.metadata, coalesce(d.locale, '') AS locale
+FROM {{table}} AS r CROSS JOIN LATERAL jsonb_to_record(r.data) AS d({_ROW_DATA_COLUMNS})
+WHERE r.id = ANY(%s::bigint[]) AND r.id BETWEEN %s AND %s
+"""
+
+# Each row linked to its reward in the statement that writes the rewards, only if it has none (the row → reward
+# link is set exactly once). The id range lets PostgreSQL read just the chunk's rows (an index range) and join
+# them to the values; without it the plan scanned every row of every batch for each chunk.
+_ROWS_DONE_SQL = """
+UPDATE {table} AS b SET reward_id = v.id, status = %s FROM v
+WHERE b.id = v.row_key AND b.reward_id IS NULL AND b.status = %s AND b.id BETWEEN %s AND %s RETURNING 1
+"""
+
+
+def _create_order_select(
+    batch: Batch,
+    order_type: str,
+    currency: str,
+    groups: list[_ClaimedGroup],
+    products: dict[str, Product],
+    hold: Hold | None,
+) -> int:
+    """One order for the groups' rows (none with a claim link or shipment), written in SQL from the staged rows
+    (orders.bulk.order_create_for_batch_select); the same statement marks the rows done. Returns the number of
+    rewards."""
+    from orders.bulk import RewardRows, order_create_for_batch_select
+
+    table = BatchRow._meta.db_table
+    ids = [i for group in groups for i in group.ids]
+    low, high = min(ids), max(ids)
+    charge = sum((group.charge for group in groups), Decimal(0))
+    fees = sum((group.fx_fee for group in groups), Decimal(0))
+    shipping = sum((group.shipping for group in groups), Decimal(0))
+    held = sum(
+        (group.charge + group.fx_fee + group.shipping for group in groups if not products[group.product_id].zero_cost),
+        Decimal(0),
+    )
+    rates = {rate for group in groups for rate in group.fx_rates}
+    result = order_create_for_batch_select(
+        order_type=order_type,
+        currency=currency,
+        rows=RewardRows(_REWARD_ROWS_SQL.format(table=table), [ids, low, high]),
+        count=len(ids),
+        totals=(charge, fees, shipping, charge + fees + shipping),
+        held=held,
+        products={group.product_id: products[group.product_id] for group in groups},
+        locales={locale for group in groups for locale in group.locales},
+        source_hold=hold,
+        then=(_ROWS_DONE_SQL.format(table=table), [BatchRowStatus.CREATED, BatchRowStatus.PENDING, low, high]),
+        program=batch.program,
+        fx_rate=Decimal(rates.pop()) if len(rates) == 1 else None,
+        api_key_id=batch.api_key_id,
+        created_by_email=batch.created_by_email,
+    )
+    if result.then_rows != len(ids):
+        raise RuntimeError("batch rows already had rewards; the chunk is rolled back")
+    return result.written
+
+
+def _mark_links(links: list[tuple[int, str]]) -> None:
     """Link each row to its reward, only if it has none: the row → reward link is set exactly once.
 
     The id range lets PostgreSQL read just the chunk's rows (an index range) and join them to the values;
     without it the plan scanned every row of every batch for each chunk."""
+    if not links:
+        return
     table = BatchRow._meta.db_table
+    ids = [i for i, _ in links]
     with connection.cursor() as cursor:
-        if links:
-            ids = [i for i, _ in links]
-            cursor.execute(
-                f"UPDATE {table} AS r SET reward_id = v.reward_id, status = %s "
-                "FROM unnest(%s::bigint[], %s::uuid[]) AS v(id, reward_id) "
-                "WHERE r.id = v.id AND r.reward_id IS NULL AND r.status = %s AND r.id BETWEEN %s AND %s",
-                [BatchRowStatus.CREATED, ids, [r for _, r in links], BatchRowStatus.PENDING, min(ids), max(ids)],
-            )
-            if cursor.rowcount != len(links):
-                raise RuntimeError("batch rows already had rewards; the chunk is rolled back")
-        if failed:
-            cursor.execute(
-                f"UPDATE {table} AS r SET status = %s, failure_reason = v.reason "
-                "FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason) WHERE r.id = v.id AND r.status = %s "
-                "AND r.id BETWEEN %s AND %s",
-                [BatchRowStatus.FAILED, [row.id for row, _ in failed], [why[:300] for _, why in failed],
-                 BatchRowStatus.PENDING, min(row.id for row, _ in failed), max(row.id for row, _ in failed)],
-            )  # fmt: skip
+        cursor.execute(
+            f"UPDATE {table} AS r SET reward_id = v.reward_id, status = %s "
+            "FROM unnest(%s::bigint[], %s::uuid[]) AS v(id, reward_id) "
+            "WHERE r.id = v.id AND r.reward_id IS NULL AND r.status = %s AND r.id BETWEEN %s AND %s",
+            [BatchRowStatus.CREATED, ids, [r for _, r in links], BatchRowStatus.PENDING, min(ids), max(ids)],
+        )
+        if cursor.rowcount != len(links):
+            raise RuntimeError("batch rows already had rewards; the chunk is rolled back")
+
+
+def _mark_failed(failed: list[tuple[list[int], str]]) -> None:
+    """Rows whose product can no longer be ordered: failed, with the reason (one per group of rows)."""
+    if not failed:
+        return
+    table = BatchRow._meta.db_table
+    ids = [i for group, _ in failed for i in group]
+    reasons = [why[:300] for group, why in failed for _ in group]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"UPDATE {table} AS r SET status = %s, failure_reason = v.reason "
+            "FROM unnest(%s::bigint[], %s::text[]) AS v(id, reason) WHERE r.id = v.id AND r.status = %s "
+            "AND r.id BETWEEN %s AND %s",
+            [BatchRowStatus.FAILED, ids, reasons, BatchRowStatus.PENDING, min(ids), max(ids)],
+        )

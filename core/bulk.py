@@ -55,6 +55,31 @@ def copy_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     return count
 
 
+def insert_select(model: type[models.Model], columns: dict[str, str]) -> tuple[str, list[Any]]:
+    """The head of an `INSERT … SELECT` into `model`'s table: `INSERT INTO t (cols) SELECT exprs` where `columns`
+    maps each given field (by attname) to its SQL expression over the caller's FROM clause, which the caller
+    appends. Every other field gets what copy_insert gives it (its Python default, once for all rows, passed as
+    a parameter: the returned list, to put before the FROM clause's own), or its database default. No
+    per-row Python at all: for rows that are already in the database (a bulk chunk's staged rows)."""
+    fields = model._meta.concrete_fields
+    unknown = set(columns) - {field.attname for field in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
+    rest = [
+        f
+        for f in fields
+        if f.attname not in columns
+        and not f.generated
+        and not isinstance(f, models.fields.AutoFieldMixin)
+        and not f.has_db_default()
+    ]
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(cast(str, f.column)) for f in [*_fields(model, list(columns)), *rest])
+    values = ", ".join([*columns.values(), *("%s" for _ in rest)])
+    sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT {values}"
+    return sql, [_default(model, field) for field in rest]
+
+
 def _fields(model: type[models.Model], columns: Sequence[str]) -> list[models.Field[Any, Any]]:
     by_attname = {field.attname: field for field in model._meta.concrete_fields}
     return [by_attname[name] for name in columns]

@@ -21,7 +21,7 @@ from django.utils import timezone
 
 from audit.actors import Actor
 from audit.services import audit_action
-from core.bulk import insert_together
+from core.bulk import insert_select, insert_together
 from core.errors import ApplicationError
 from core.money import format_amount, parse_amount, parse_currency
 
@@ -434,6 +434,35 @@ def funds_hold_split_many(
             ((hold_id, source.currency, amount, reference) for hold_id, reference, amount in parts),
         )
         _hold_source_move(hold=hold, source=source, total=total, count=len(parts), description=description)
+
+
+def funds_hold_split_select(
+    *, hold: Hold, parts_sql: str, params: Sequence[Any], total: Decimal, count: int, description: str = ""
+) -> None:
+    """funds_hold_split_many with the parts read by the caller's SELECT (rows of hold id, reference, amount), in
+    the caller's transaction, into one `INSERT … SELECT`: the new holds never pass through Python (a bulk chunk
+    whose rewards were written by SQL). `total` and `count` are what the caller expects the query to give; any
+    other sum or number fails the transaction. The ledger accounts stay locked from here until commit: call it
+    last."""
+    if count == 0:
+        return
+    if total <= 0:
+        raise ApplicationError("The parts' total does not match.", code="validation_error")
+    with transaction.atomic(savepoint=False):
+        source = _hold_source_locked(hold, total)
+        head, constants = insert_select(
+            Hold, {"id": "p.id", "currency": "%s", "amount": "p.amount", "reference": "p.reference"}
+        )
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"WITH parts AS ({head} FROM ({parts_sql}) AS p(id, reference, amount) RETURNING amount) "
+                "SELECT count(*), coalesce(sum(amount), 0) FROM parts",
+                [source.currency, *constants, *params],
+            )
+            written, amount = cursor.fetchone()
+        if (written, amount) != (count, total):
+            raise ApplicationError(f"{written} holds of {amount} written, {count} of {total} expected.", code="ledger")
+        _hold_source_move(hold=hold, source=source, total=total, count=count, description=description)
 
 
 def funds_refund(*, currency: str, amount: Decimal, reference: str, description: str = "") -> LedgerTransaction:

@@ -1,7 +1,9 @@
-"""Writing a bulk batch's rewards: one order per chunk of rows, set-based (COPY), with time-ordered ids.
+"""Writing a bulk batch's rewards: one order per chunk of rows, set-based, with time-ordered ids.
 
-batches.upload and batches.lifecycle validate and pay for the rows (one hold for the batch); order_create_for_batch_rows
-writes what order_create would write for them, as plain tuples COPYed per table instead of model instances.
+batches.upload and batches.lifecycle validate and pay for the rows (one hold for the batch); these write what
+order_create would write for them. order_create_for_batch_select does it in SQL from the rows where they are staged
+(INSERT … SELECT: no Python per reward), for rewards without claim links or shipments; order_create_for_batch_rows
+for any reward, as plain tuples COPYed per table (claim tokens are made and encrypted in Python).
 """
 
 from __future__ import annotations
@@ -13,23 +15,32 @@ import uuid
 from decimal import Decimal
 from typing import TYPE_CHECKING, Any, NamedTuple
 
-from django.db import transaction
+from django.db import connection, transaction
 from django.utils import timezone
 
 from core import crypto
-from core.bulk import copy_insert
+from core.bulk import copy_insert, insert_select
 from core.errors import ApplicationError
 from core.i18n import locale_choose
-from funds.services import funds_hold_split_many
+from funds.services import funds_hold_split_many, funds_hold_split_select
 
-from .claim_tokens import claim_deadline, claim_token_hash, claim_token_new, claim_tokens_copy, gets_claim_link
+from .claim_tokens import (
+    CLAIM_METHODS,
+    claim_deadline,
+    claim_token_hash,
+    claim_token_new,
+    claim_tokens_copy,
+    gets_claim_link,
+)
 from .create import order_new, reward_fallback_locale
 from .handoff import rewards_dispatch, shipment_hooks_required
-from .models import Reward, RewardEvent, RewardStatus
+from .models import OrderType, Reward, RewardEvent, RewardStatus
 from .planning import PlannedReward
 
 if TYPE_CHECKING:
-    from catalog.models import ShippingMethod
+    from collections.abc import Iterable
+
+    from catalog.models import Product, ShippingMethod
     from funds.models import Hold
     from programs.models import Program
 
@@ -49,9 +60,9 @@ class BatchReward(NamedTuple):
     delivery_method: str
 
 
-def uuid7_texts(count: int) -> list[str]:
-    """`count` time-ordered (version 7, RFC 9562) UUIDs as text, ascending, from one os.urandom call: 48 bits of
-    Unix milliseconds, an 18-bit counter (rand_a and the top of rand_b, RFC 9562 method 1), 56 random bits.
+def uuid7_bytes(count: int) -> bytes:
+    """`count` time-ordered (version 7, RFC 9562) UUIDs, ascending, 16 bytes each, from one os.urandom call: 48
+    bits of Unix milliseconds, an 18-bit counter (rand_a and the top of rand_b, RFC 9562 method 1), 56 random bits.
 
     Ids that arrive in order append to the right edge of each index that holds them (rewards, holds and their
     references, reward events, batch rows) instead of dirtying a random page each: about half the database
@@ -64,9 +75,29 @@ def uuid7_texts(count: int) -> list[str]:
     raw[6::16] = bytes(0x70 | i >> 14 for i in range(count))  # version 7, counter bits 17-14
     raw[7::16] = bytes(i >> 6 & 0xFF for i in range(count))  # counter bits 13-6
     raw[8::16] = bytes(0x80 | i & 0x3F for i in range(count))  # RFC 9562 variant, counter bits 5-0
-    t = raw.hex()
+    return bytes(raw)
+
+
+def uuid7_texts(count: int) -> list[str]:
+    """uuid7_bytes as canonical UUID text."""
+    t = uuid7_bytes(count).hex()
     return [f"{t[i : i + 8]}-{t[i + 8 : i + 12]}-{t[i + 12 : i + 16]}-{t[i + 16 : i + 20]}-{t[i + 20 : i + 32]}"
             for i in range(0, 32 * count, 32)]  # fmt: skip
+
+
+def product_snapshot_json(product: Product) -> str:
+    """A reward's product snapshot (what order_create copies from the catalogue), as JSON text."""
+    return json.dumps(
+        {
+            "brand": product.brand.name,
+            "brand_slug": product.brand.slug,
+            "redemption_url": product.brand.redemption_url,
+            "name": product.name,
+            "type": product.type,
+            "supplier": product.supplier.code if product.supplier_id else "",
+            **({"discount": discount} if (discount := product.discount_snapshot()) else {}),
+        }
+    )
 
 
 def order_create_for_batch_rows(
@@ -119,17 +150,7 @@ def order_create_for_batch_rows(
         spec, product = item.spec, item.product
         snapshot = snapshots.get(product.id)
         if snapshot is None:
-            snapshot = snapshots[product.id] = json.dumps(
-                {
-                    "brand": product.brand.name,
-                    "brand_slug": product.brand.slug,
-                    "redemption_url": product.brand.redemption_url,
-                    "name": product.name,
-                    "type": product.type,
-                    "supplier": product.supplier.code if product.supplier_id else "",
-                    **({"discount": discount} if (discount := product.discount_snapshot()) else {}),
-                }
-            )
+            snapshot = snapshots[product.id] = product_snapshot_json(product)
         reward_id, next_id = next(ids), next(ids)
         charge = item.charge + item.fx_fee + item.shipping
         hold_id = None if product.zero_cost else next_id
@@ -178,3 +199,153 @@ def order_create_for_batch_rows(
     if due:
         transaction.on_commit(lambda: rewards_dispatch(due))
     return created
+
+
+class RewardRows(NamedTuple):
+    """The rows to write rewards for, where they already are: a SELECT (with its parameters) giving one row per
+    reward, with the columns REWARD_ROW_COLUMNS lists. Values are what order_create would store, normalised as
+    the rows were validated (batches.csvfile: trimmed names, lower-cased emails); empty message and sender name
+    take the program's, the locale as given ('' for none) is chosen here."""
+
+    sql: str
+    params: list[Any]
+
+
+REWARD_ROW_COLUMNS = (
+    "row_key",  # the caller's key of the row, for `then`
+    "sort_key",  # file order: the rewards' positions follow it
+    "product_id",  # text
+    "amount",  # face value
+    "delivery_method",
+    "charge",  # in the order's currency: face value converted, FX fee and shipping
+    "recipient_name", "recipient_email", "recipient_phone",  # '' for none
+    "country", "message", "sender_name",  # '' or null for none
+    "deliver_at", "person_id", "external_id",
+    "metadata",  # jsonb or null
+    "locale",  # as given, '' for none
+)  # fmt: skip
+
+
+class BatchSelectResult(NamedTuple):
+    order_id: uuid.UUID
+    written: int  # rewards written
+    then_rows: int  # rows the caller's `then` statement returned
+
+
+def order_create_for_batch_select(
+    *,
+    order_type: str,
+    currency: str,
+    rows: RewardRows,
+    count: int,
+    totals: tuple[Decimal, Decimal, Decimal, Decimal],
+    held: Decimal,
+    products: dict[str, Product],
+    locales: Iterable[str],
+    source_hold: Hold | None,
+    then: tuple[str, list[Any]] | None = None,
+    program: Program | None = None,
+    fx_rate: Decimal | None = None,
+    api_key_id: str = "",
+    created_by_email: str = "",
+) -> BatchSelectResult:
+    """order_create_for_batch_rows for rewards without claim links or shipments, in SQL: the `count` rewards of
+    `rows` (orders.bulk.RewardRows), their `created` events and (then) their holds are each written by one
+    `INSERT … SELECT`, without a Python object per reward.
+
+    The caller sums the rows: `totals` are the order's (charge, FX fees, shipping, total), `held` what the
+    priced rows cost (their holds come out of `source_hold`). `products` holds every product the rows name,
+    `locales` every locale they give ('' included if some give none). `then`: an optional data-modifying
+    statement (with its parameters) run by the same statement over `v(row_key, id)` (each row's key and its
+    reward's id), that returns one row per row it handled (a batch marks its rows done with it).
+    Anything the rows do not match (fewer rewards than `count`, a product or locale not given, a reward that
+    would need a claim link) raises before commit, and the caller's transaction rolls back.
+    """
+    if order_type == OrderType.PHYSICAL:
+        raise ValueError("physical rewards need shipments: order_create_for_batch_rows")
+    order = order_new(
+        order_type=order_type, planned=[], totals=totals, currency=currency, program=program, fx_rate=fx_rate,
+        api_key_id=api_key_id, created_by_email=created_by_email,
+    )  # fmt: skip
+    order.save(force_insert=True)
+    fallback_locale = reward_fallback_locale(program)
+    given = sorted(set(locales))
+    ids = uuid7_bytes(2 * count)  # reward and hold ids, alternately: in file order
+    reward_head, reward_constants = insert_select(
+        Reward,
+        {name: f"v.{name}" for name in (
+            "id", "order_id", "position", "status", "product_id", "product_snapshot", "amount", "currency",
+            "charge_amount", "hold_id", "delivery_method", "recipient_name", "recipient_email", "recipient_phone",
+            "country", "message", "sender_name", "deliver_at", "person_id", "external_id", "metadata", "locale",
+        )},
+    )  # fmt: skip
+    event_head, event_constants = insert_select(
+        RewardEvent, {"reward_id": "v.id", "from_status": "''", "to_status": "v.status", "note": "'created'"}
+    )
+    then_sql, then_params = then or ("SELECT 1 WHERE false", [])
+    sql = f"""
+    WITH src AS (SELECT s.*, (row_number() OVER (ORDER BY s.sort_key))::int AS ord FROM ({rows.sql}) AS s),
+    p AS (SELECT * FROM unnest(%s::uuid[], %s::jsonb[], %s::text[], %s::boolean[], %s::text[])
+          AS p(id, snapshot, currency, zero_cost, type)),
+    l AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS l(given, chosen)),
+    v AS MATERIALIZED (
+        SELECT src.row_key, encode(substring(%s::bytea FROM src.ord * 32 - 31 FOR 16), 'hex')::uuid AS id,
+               %s::uuid AS order_id, src.ord - 1 AS position,
+               CASE WHEN src.deliver_at IS NULL THEN %s ELSE %s END AS status,
+               p.id AS product_id, p.snapshot AS product_snapshot, src.amount, p.currency, src.charge AS charge_amount,
+               CASE WHEN NOT p.zero_cost THEN encode(substring(%s::bytea FROM src.ord * 32 - 15 FOR 16), 'hex')::uuid
+               END AS hold_id,
+               src.delivery_method, src.recipient_name, src.recipient_email, src.recipient_phone,
+               coalesce(src.country, '') AS country, coalesce(nullif(src.message, ''), %s) AS message,
+               coalesce(nullif(src.sender_name, ''), %s) AS sender_name, src.deliver_at, src.person_id,
+               src.external_id, coalesce(src.metadata, '{{}}'::jsonb) AS metadata, l.chosen AS locale,
+               src.delivery_method = ANY(%s::text[]) AND (%s = %s OR p.type = 'choice') AS needs_link
+        FROM src JOIN p ON p.id = src.product_id::uuid JOIN l ON l.given = src.locale
+    ),
+    new_rewards AS ({reward_head} FROM v),
+    events AS ({event_head} FROM v),
+    then_rows AS ({then_sql})
+    SELECT count(*), count(*) FILTER (WHERE needs_link), (SELECT count(*) FROM then_rows),
+           count(*) FILTER (WHERE hold_id IS NOT NULL),
+           coalesce(sum(charge_amount) FILTER (WHERE hold_id IS NOT NULL), 0),
+           array_agg(id) FILTER (WHERE status = %s), array_agg(delivery_method) FILTER (WHERE status = %s)
+    FROM v
+    """
+    listed = list(products.values())
+    params: list[Any] = [
+        *rows.params,
+        [str(product.id) for product in listed], [product_snapshot_json(product) for product in listed],
+        [product.currency for product in listed], [bool(product.zero_cost) for product in listed],
+        [product.type for product in listed],
+        given, [locale_choose(code) or fallback_locale for code in given],
+        ids, order.id, RewardStatus.PENDING, RewardStatus.SCHEDULED, ids,
+        program.default_message if program else "", program.sender_name if program else "",
+        list(CLAIM_METHODS), order_type, OrderType.LINK,
+        *reward_constants, *event_constants, *then_params,
+        RewardStatus.PENDING, RewardStatus.PENDING,
+    ]  # fmt: skip
+    with connection.cursor() as cursor:
+        cursor.execute(sql, params)
+        written, with_links, then_rows, priced_count, priced, due_ids, due_methods = cursor.fetchone()
+    if written != count or with_links:
+        raise RuntimeError(
+            f"{written} of {count} rewards matched their products and locales, {with_links} would need claim "
+            "links; the chunk is rolled back"
+        )
+    if priced != held:
+        raise RuntimeError(f"the rows cost {priced}, {held} expected; the chunk is rolled back")
+    if held:
+        if source_hold is None:
+            raise ApplicationError("Priced rows without their batch's funds hold.", code="ledger")
+        funds_hold_split_select(  # funds last
+            hold=source_hold,
+            parts_sql=f"SELECT hold_id, 'reward:' || id, charge_amount FROM {Reward._meta.db_table} "
+            "WHERE order_id = %s AND hold_id IS NOT NULL",
+            params=[order.id],
+            total=held,
+            count=priced_count,
+        )
+    if due_ids:
+        due = [BatchReward(str(i), RewardStatus.PENDING, m) for i, m in zip(due_ids, due_methods, strict=True)]
+        transaction.on_commit(lambda: rewards_dispatch(due))
+    return BatchSelectResult(order.id, written, then_rows)

@@ -242,9 +242,12 @@ def order_new(
     created_by_email: str = "",
     automation_id: uuid.UUID | None = None,
     metadata: dict[str, str] | None = None,
+    totals: tuple[Decimal, Decimal, Decimal, Decimal] | None = None,
 ) -> Order:
-    """The order (unsaved) for planned rewards, with their totals (orders.planning.order_totals)."""
-    _, fees, shipping_total, total = order_totals(planned)
+    """The order (unsaved) for planned rewards, with their totals (orders.planning.order_totals), or with
+    `totals` (the same four sums) when the caller added them up without planning each reward (a bulk chunk's
+    rows, summed by PostgreSQL)."""
+    _, fees, shipping_total, total = order_totals(planned) if totals is None else totals
     return Order(
         type=order_type,
         external_id=external_id,

@@ -7,7 +7,7 @@ from decimal import Decimal
 
 from django_tenants.utils import tenant_context
 
-from batches.models import Batch
+from batches.models import Batch, BatchRow
 from batches.processing import batch_process
 from batches.selectors import batch_result_rows
 from batches.upload import batch_upload
@@ -133,7 +133,7 @@ def test_chunks_of_one_batch_take_disjoint_rows_and_a_dead_chunks_rows_are_taken
     from django.db import connections, transaction
 
     from batches.lifecycle import batch_confirm
-    from batches.processing import _chunk_rows, batch_process_chunk
+    from batches.processing import _chunk_claim, batch_process_chunk
     from funds.services import funds_deposit
     from testsupport.batches import digital_rows
     from testsupport.catalog import make_shop
@@ -150,7 +150,9 @@ def test_chunks_of_one_batch_take_disjoint_rows_and_a_dead_chunks_rows_are_taken
         with tenant_context(committed_tenant):
             try:
                 with transaction.atomic():
-                    held_rows.extend(row.row_number for row in _chunk_rows(Batch.objects.get(pk=batch.id), 10))
+                    claimed = _chunk_claim(Batch.objects.get(pk=batch.id), 10)
+                    held_rows.extend(BatchRow.objects.filter(id__in=[i for g in claimed for i in g.ids])
+                                     .order_by("row_number").values_list("row_number", flat=True))  # fmt: skip
                     holding.set()
                     release.wait(timeout=30)
                     raise RuntimeError("killed")  # rolls back: as if the worker died mid-chunk
