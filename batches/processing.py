@@ -433,8 +433,8 @@ WHERE r.id = ANY(%s::bigint[]) AND r.id BETWEEN %s AND %s
 # link is set exactly once). The id range lets PostgreSQL read just the chunk's rows (an index range) and join
 # them to the values; without it the plan scanned every row of every batch for each chunk.
 _ROWS_DONE_SQL = """
-UPDATE {table} AS b SET reward_id = v.id, status = %s FROM v
-WHERE b.id = v.row_key AND b.reward_id IS NULL AND b.status = %s AND b.id BETWEEN %s AND %s RETURNING 1
+UPDATE {table} AS b SET reward_id = n.id, status = %s FROM (SELECT row_key, id FROM v) AS n
+WHERE b.id = n.row_key AND b.reward_id IS NULL AND b.status = %s AND b.id BETWEEN %s AND %s RETURNING 1
 """
 
 

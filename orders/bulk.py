@@ -283,44 +283,49 @@ def order_create_for_batch_select(
         RewardEvent, {"reward_id": "v.id", "from_status": "''", "to_status": "v.status", "note": "'created'"}
     )
     then_sql, then_params = then or ("SELECT 1 WHERE false", [])
+    # Products and locales are looked up by their place in small arrays, not joined: a join's estimate (1 row)
+    # led PostgreSQL to rescan `v` for each batch row the caller's `then` updates (seconds per chunk).
     sql = f"""
-    WITH src AS (SELECT s.*, (row_number() OVER (ORDER BY s.sort_key))::int AS ord FROM ({rows.sql}) AS s),
-    p AS (SELECT * FROM unnest(%s::uuid[], %s::jsonb[], %s::text[], %s::boolean[], %s::text[])
-          AS p(id, snapshot, currency, zero_cost, type)),
-    l AS (SELECT * FROM unnest(%s::text[], %s::text[]) AS l(given, chosen)),
+    WITH src AS (
+        SELECT s.*, (row_number() OVER (ORDER BY s.sort_key))::int AS ord,
+               array_position(%s::uuid[], s.product_id::uuid) AS p, array_position(%s::text[], s.locale) AS l
+        FROM ({rows.sql}) AS s
+    ),
     v AS MATERIALIZED (
         SELECT src.row_key, encode(substring(%s::bytea FROM src.ord * 32 - 31 FOR 16), 'hex')::uuid AS id,
                %s::uuid AS order_id, src.ord - 1 AS position,
                CASE WHEN src.deliver_at IS NULL THEN %s ELSE %s END AS status,
-               p.id AS product_id, p.snapshot AS product_snapshot, src.amount, p.currency, src.charge AS charge_amount,
-               CASE WHEN NOT p.zero_cost THEN encode(substring(%s::bytea FROM src.ord * 32 - 15 FOR 16), 'hex')::uuid
-               END AS hold_id,
+               src.product_id::uuid AS product_id, (%s::jsonb[])[src.p] AS product_snapshot, src.amount,
+               (%s::text[])[src.p] AS currency, src.charge AS charge_amount,
+               CASE WHEN NOT (%s::boolean[])[src.p]
+                    THEN encode(substring(%s::bytea FROM src.ord * 32 - 15 FOR 16), 'hex')::uuid END AS hold_id,
                src.delivery_method, src.recipient_name, src.recipient_email, src.recipient_phone,
                coalesce(src.country, '') AS country, coalesce(nullif(src.message, ''), %s) AS message,
                coalesce(nullif(src.sender_name, ''), %s) AS sender_name, src.deliver_at, src.person_id,
-               src.external_id, coalesce(src.metadata, '{{}}'::jsonb) AS metadata, l.chosen AS locale,
-               src.delivery_method = ANY(%s::text[]) AND (%s = %s OR p.type = 'choice') AS needs_link
-        FROM src JOIN p ON p.id = src.product_id::uuid JOIN l ON l.given = src.locale
+               src.external_id, coalesce(src.metadata, '{{}}'::jsonb) AS metadata, (%s::text[])[src.l] AS locale,
+               src.delivery_method = ANY(%s::text[]) AND (%s = %s OR (%s::text[])[src.p] = 'choice') AS needs_link,
+               src.p IS NOT NULL AND src.l IS NOT NULL AS matched
+        FROM src
     ),
     new_rewards AS ({reward_head} FROM v),
     events AS ({event_head} FROM v),
     then_rows AS ({then_sql})
-    SELECT count(*), count(*) FILTER (WHERE needs_link), (SELECT count(*) FROM then_rows),
+    SELECT count(*) FILTER (WHERE matched), count(*) FILTER (WHERE needs_link), (SELECT count(*) FROM then_rows),
            count(*) FILTER (WHERE hold_id IS NOT NULL),
            coalesce(sum(charge_amount) FILTER (WHERE hold_id IS NOT NULL), 0),
            array_agg(id) FILTER (WHERE status = %s), array_agg(delivery_method) FILTER (WHERE status = %s)
     FROM v
     """
     listed = list(products.values())
+    types = [product.type for product in listed]
     params: list[Any] = [
-        *rows.params,
-        [str(product.id) for product in listed], [product_snapshot_json(product) for product in listed],
-        [product.currency for product in listed], [bool(product.zero_cost) for product in listed],
-        [product.type for product in listed],
-        given, [locale_choose(code) or fallback_locale for code in given],
-        ids, order.id, RewardStatus.PENDING, RewardStatus.SCHEDULED, ids,
+        [str(product.id) for product in listed], given, *rows.params,
+        ids, order.id, RewardStatus.PENDING, RewardStatus.SCHEDULED,
+        [product_snapshot_json(product) for product in listed], [product.currency for product in listed],
+        [bool(product.zero_cost) for product in listed], ids,
         program.default_message if program else "", program.sender_name if program else "",
-        list(CLAIM_METHODS), order_type, OrderType.LINK,
+        [locale_choose(code) or fallback_locale for code in given],
+        list(CLAIM_METHODS), order_type, OrderType.LINK, types,
         *reward_constants, *event_constants, *then_params,
         RewardStatus.PENDING, RewardStatus.PENDING,
     ]  # fmt: skip
