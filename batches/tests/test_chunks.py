@@ -7,6 +7,7 @@ from decimal import Decimal
 
 from django_tenants.utils import tenant_context
 
+from batches.csvfile import ALL_COLUMNS
 from batches.models import Batch, BatchRow
 from batches.processing import batch_process
 from batches.selectors import batch_result_rows
@@ -180,3 +181,60 @@ def test_chunks_of_one_batch_take_disjoint_rows_and_a_dead_chunks_rows_are_taken
         assert rows == list(range(2, 37))  # every row once, the dead chunk's included
         assert balance_get(currency="USD").held == Decimal("350.00")
         assert ledger_invariant_violations() == []
+
+
+def test_a_digital_chunk_written_in_sql_keeps_every_rows_columns_and_runs_once(funded_a, shop):
+    """Digital rows are written by SQL from the staged rows (orders.bulk.order_create_for_batch_select): each row's
+    language (its own, its person's, else the program's), person, metadata and the program's message and sender
+    for rows without theirs; positions in file order, a unique RW- reference that search finds, one pending hold
+    and one `created` event per reward, the rows linked; a chunk run again writes nothing."""
+    import re
+
+    from audit.actors import Actor
+    from batches.processing import batch_process_chunk
+    from orders.search import reward_search
+    from people.services import person_create
+    from programs.services import program_create
+
+    with tenant_context(funded_a):
+        program_create(slug="thanks", name="Thanks", default_message="From all of us", sender_name="HR",
+                       default_locale="ms")  # fmt: skip
+        person = person_create(actor=Actor.cli(), fields={"external_id": "emp-7", "name": "Siti",
+                                                          "email": "siti@example.com", "locale": "en"})  # fmt: skip
+        rows = [
+            {"recipient_name": "Ada", "recipient_email": "ada@example.com", "product_id": str(shop.coffee_usd.id),
+             "amount": "25", "message": "Mine", "sender_name": "Team", "locale": "en", "deliver_at": LATER,
+             "external_id": "own", "metadata.department": "Sales"},
+            {"recipient_name": "Alan", "recipient_email": "alan@example.com", "product_id": str(shop.coffee_usd.id),
+             "amount": "10", "deliver_at": LATER, "external_id": "defaults"},
+            {"person_external_id": "emp-7", "product_id": str(shop.coffee_usd.id), "amount": "10",
+             "deliver_at": LATER, "external_id": "person"},
+        ]  # fmt: skip
+        columns = [*ALL_COLUMNS, "metadata.department"]
+        batch = batch_upload(file=io.BytesIO(csv_bytes(rows, columns=columns)), file_name="sql.csv", dry_run=False,
+                             program_slug="thanks")  # fmt: skip
+        assert batch_process(batch_id=batch.id) == "done"
+        assert batch_process_chunk(batch_id=batch.id) == "idle"  # finished: nothing is written twice
+        rewards = {r.external_id: r for r in Reward.objects.select_related("hold", "order__program", "batch_row")}
+        found = set(reward_search(Reward.objects.all(), "alan@example.com").values_list("external_id", flat=True))
+        by_reference = set(reward_search(Reward.objects.all(), rewards["own"].reference).values_list("id", flat=True))
+        events = list(RewardEvent.objects.values_list("reward__external_id", "from_status", "to_status", "note"))
+        assert ledger_invariant_violations() == []
+        held = balance_get(currency="USD").held
+    own, defaults, named = rewards["own"], rewards["defaults"], rewards["person"]
+    assert len(rewards) == 3 and len({r.order_id for r in rewards.values()}) == 1
+    assert [r.position for r in (own, defaults, named)] == [0, 1, 2]
+    assert (own.locale, defaults.locale, named.locale) == ("en", "ms", "en")
+    assert (own.message, own.sender_name) == ("Mine", "Team")
+    assert (defaults.message, defaults.sender_name) == ("From all of us", "HR")
+    assert (named.person_id, named.recipient_name, named.recipient_email) == (person.id, "Siti", "siti@example.com")
+    assert own.metadata == {"department": "Sales"} and defaults.metadata == {}
+    assert own.order.program.slug == "thanks" and own.order.total_amount == Decimal("45.00")
+    assert all(re.fullmatch(r"RW-[0-9A-Z]{4}-[0-9A-Z]{2}", r.reference) for r in rewards.values())
+    assert len({r.reference for r in rewards.values()}) == 3
+    assert found == {"defaults"} and by_reference == {own.id}
+    assert all(r.hold.status == "pending" and r.hold.amount == r.charge_amount for r in rewards.values())
+    assert all(r.hold.reference == f"reward:{r.id}" and r.batch_row.reward_id == r.id for r in rewards.values())
+    assert all(r.status == "scheduled" and not r.claim_token_hash for r in rewards.values())
+    assert sorted(events) == sorted((key, "", "scheduled", "created") for key in rewards)
+    assert held == Decimal("45.00")

@@ -1,5 +1,6 @@
 """Splitting a hold: part of a pending hold (a bulk batch's) becomes holds of its own (the batch's rewards),
-with the balances unchanged; funds_hold_split_many does the same for thousands of parts with one COPY."""
+with the balances unchanged; funds_hold_split_many does the same for thousands of parts with one COPY, and
+funds_hold_split_select with one INSERT … SELECT of parts the caller's query reads."""
 
 from __future__ import annotations
 
@@ -19,6 +20,7 @@ from funds.services import (
     funds_hold_release,
     funds_hold_split,
     funds_hold_split_many,
+    funds_hold_split_select,
 )
 from testsupport.funds import balances
 
@@ -111,5 +113,40 @@ def test_split_many_refuses_a_wrong_total_or_too_much(batch_hold):
     assert refused.value.code == "invalid_state"
     funds_hold_split_many(hold=batch_hold, parts=[], total=Decimal("0"))  # nothing to do
     assert Hold.objects.count() == 1
+    assert balances() == (Decimal("100.00"), Decimal("60.00"), Decimal("40.00"))
+    assert ledger_invariant_violations() == []
+
+
+PARTS_SQL = "SELECT id, reference, amount FROM (VALUES %s) AS v(id, reference, amount)"
+
+
+def _parts_sql(parts: list[tuple[str, str, Decimal]]) -> tuple[str, list]:
+    values = ", ".join("(%s::uuid, %s, %s::numeric)" for _ in parts)
+    return PARTS_SQL % values, [value for part in parts for value in part]
+
+
+def test_split_select_writes_the_parts_its_query_reads(batch_hold):
+    parts = [(str(uuid.uuid4()), f"reward:{i}", Decimal("12.50")) for i in range(4)]
+    sql, params = _parts_sql(parts)
+    funds_hold_split_select(hold=batch_hold, parts_sql=sql, params=params, total=Decimal("50.00"), count=4)
+    holds = {str(h.id): (h.reference, h.amount, h.status) for h in Hold.objects.exclude(pk=batch_hold.pk)}
+    assert holds == {hold_id: (reference, amount, "pending") for hold_id, reference, amount in parts}
+    assert (batch_hold.amount, batch_hold.status) == (Decimal("10.00"), "pending")
+    assert balances() == (Decimal("100.00"), Decimal("60.00"), Decimal("40.00"))
+    assert ledger_invariant_violations() == []
+
+
+def test_split_select_refuses_parts_other_than_expected_and_changes_nothing(batch_hold):
+    parts = [(str(uuid.uuid4()), "reward:1", Decimal("30.00")), (str(uuid.uuid4()), "reward:2", Decimal("25.00"))]
+    sql, params = _parts_sql(parts)
+    for total, count in ((Decimal("60.00"), 2), (Decimal("55.00"), 3)):  # another sum; another number of parts
+        with pytest.raises(ApplicationError) as refused, transaction.atomic():
+            funds_hold_split_select(hold=batch_hold, parts_sql=sql, params=params, total=total, count=count)
+        assert refused.value.code == "ledger"
+    with pytest.raises(ApplicationError) as refused, transaction.atomic():
+        funds_hold_split_select(hold=batch_hold, parts_sql=sql, params=params, total=Decimal("61.00"), count=2)
+    assert refused.value.code == "invalid_state"  # more than the source holds
+    batch_hold.refresh_from_db()
+    assert Hold.objects.count() == 1 and batch_hold.amount == Decimal("60.00")
     assert balances() == (Decimal("100.00"), Decimal("60.00"), Decimal("40.00"))
     assert ledger_invariant_violations() == []
