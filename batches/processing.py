@@ -283,6 +283,7 @@ class _ClaimedGroup(NamedTuple):
     locales: list[str]  # as given, '' for none
     fx_rates: list[str]  # '1' for none
     ids: list[int]  # BatchRow ids, in file order
+    first_row: int  # the lowest row number
     last_row: int  # the highest row number
 
 
@@ -324,7 +325,8 @@ def _chunk_claim(batch: Batch, chunk: int) -> list[_ClaimedGroup]:
             "ORDER BY r.row_number FOR UPDATE OF r SKIP LOCKED) "
             "SELECT c.currency, d.order_type, d.product_id, d.delivery_method, d.shipping_method_id IS NOT NULL, "
             "sum(d.charge), sum(d.fx_fee), coalesce(sum(d.shipping), 0), array_agg(DISTINCT coalesce(d.locale, '')), "
-            "array_agg(DISTINCT coalesce(d.fx_rate, '1')), array_agg(c.id ORDER BY c.row_number), max(c.row_number) "
+            "array_agg(DISTINCT coalesce(d.fx_rate, '1')), array_agg(c.id ORDER BY c.row_number), "
+            "min(c.row_number), max(c.row_number) "
             "FROM claimed AS c CROSS JOIN LATERAL jsonb_to_record(c.data) AS d(order_type text, product_id text, "
             "delivery_method text, shipping_method_id text, charge numeric, fx_fee numeric, shipping numeric, "
             "locale text, fx_rate text) "
@@ -420,7 +422,7 @@ def _create_order_rows(
 
 # The rows of a chunk's SQL-written order, as orders.bulk.RewardRows (REWARD_ROW_COLUMNS) reads them.
 _REWARD_ROWS_SQL = f"""
-SELECT r.id AS row_key, r.row_number AS sort_key, d.product_id, d.amount, d.delivery_method,
+SELECT r.row_number - %s + 1 AS slot, r.row_number AS sort_key, d.product_id, d.amount, d.delivery_method,
        d.charge + d.fx_fee + coalesce(d.shipping, 0) AS charge, d.recipient_name,
        coalesce(d.recipient_email, '') AS recipient_email, coalesce(d.recipient_phone, '') AS recipient_phone,
        coalesce(nullif(d.address ->> 'country', ''), upper(d.country)) AS country, d.message, d.sender_name,
@@ -429,12 +431,11 @@ FROM {{table}} AS r CROSS JOIN LATERAL jsonb_to_record(r.data) AS d({_ROW_DATA_C
 WHERE r.id = ANY(%s::bigint[]) AND r.id BETWEEN %s AND %s
 """
 
-# Each row linked to its reward in the statement that writes the rewards, only if it has none (the row → reward
-# link is set exactly once). The id range lets PostgreSQL read just the chunk's rows (an index range) and join
-# them to the values; without it the plan scanned every row of every batch for each chunk.
+# Each row linked to its reward in the statement that writes the rewards (its id from the row's slot), only if it
+# has none: the row → reward link is set exactly once. The id range lets PostgreSQL read just the chunk's rows.
 _ROWS_DONE_SQL = """
-UPDATE {table} AS b SET reward_id = n.id, status = %s FROM (SELECT row_key, id FROM v) AS n
-WHERE b.id = n.row_key AND b.reward_id IS NULL AND b.status = %s AND b.id BETWEEN %s AND %s RETURNING 1
+UPDATE {table} AS b SET reward_id = {reward_id}, status = %s
+WHERE b.id = ANY(%s::bigint[]) AND b.id BETWEEN %s AND %s AND b.reward_id IS NULL AND b.status = %s RETURNING 1
 """
 
 
@@ -449,11 +450,15 @@ def _create_order_select(
     """One order for the groups' rows (none with a claim link or shipment), written in SQL from the staged rows
     (orders.bulk.order_create_for_batch_select); the same statement marks the rows done. Returns the number of
     rewards."""
-    from orders.bulk import RewardRows, order_create_for_batch_select
+    from orders.bulk import RewardRows, order_create_for_batch_select, reward_id_sql, uuid7_bytes
 
     table = BatchRow._meta.db_table
     ids = [i for group in groups for i in group.ids]
     low, high = min(ids), max(ids)
+    # Reward and hold ids by row number from the chunk's first (slot 1): at most `chunk` slots.
+    first_row, last_row = min(g.first_row for g in groups), max(g.last_row for g in groups)
+    uuids = uuid7_bytes(2 * (last_row - first_row + 1))
+    rows_done = _ROWS_DONE_SQL.format(table=table, reward_id=reward_id_sql("%s::bytea", "(b.row_number - %s + 1)"))
     charge = sum((group.charge for group in groups), Decimal(0))
     fees = sum((group.fx_fee for group in groups), Decimal(0))
     shipping = sum((group.shipping for group in groups), Decimal(0))
@@ -465,14 +470,15 @@ def _create_order_select(
     result = order_create_for_batch_select(
         order_type=order_type,
         currency=currency,
-        rows=RewardRows(_REWARD_ROWS_SQL.format(table=table), [ids, low, high]),
+        rows=RewardRows(_REWARD_ROWS_SQL.format(table=table), [first_row, ids, low, high]),
+        ids=uuids,
         count=len(ids),
         totals=(charge, fees, shipping, charge + fees + shipping),
         held=held,
         products={group.product_id: products[group.product_id] for group in groups},
         locales={locale for group in groups for locale in group.locales},
         source_hold=hold,
-        then=(_ROWS_DONE_SQL.format(table=table), [BatchRowStatus.CREATED, BatchRowStatus.PENDING, low, high]),
+        then=(rows_done, [uuids, first_row, BatchRowStatus.CREATED, ids, low, high, BatchRowStatus.PENDING]),
         program=batch.program,
         fx_rate=Decimal(rates.pop()) if len(rates) == 1 else None,
         api_key_id=batch.api_key_id,

@@ -212,7 +212,7 @@ class RewardRows(NamedTuple):
 
 
 REWARD_ROW_COLUMNS = (
-    "row_key",  # the caller's key of the row, for `then`
+    "slot",  # where the reward's ids are in the caller's `ids` (1, 2, …: unique, ascending in file order)
     "sort_key",  # file order: the rewards' positions follow it
     "product_id",  # text
     "amount",  # face value
@@ -226,6 +226,16 @@ REWARD_ROW_COLUMNS = (
 )  # fmt: skip
 
 
+def reward_id_sql(ids: str, slot: str) -> str:
+    """SQL for the id of the reward in `slot` of the UUIDs `ids` (a bytea expression, uuid7_bytes(2 × slots)): the
+    (2·slot − 1)th UUID; its hold's is the (2·slot)th. What a caller computes to link its rows to their rewards."""
+    return f"encode(substring({ids} FROM {slot} * 32 - 31 FOR 16), 'hex')::uuid"
+
+
+def _hold_id_sql(ids: str, slot: str) -> str:
+    return f"encode(substring({ids} FROM {slot} * 32 - 15 FOR 16), 'hex')::uuid"
+
+
 class BatchSelectResult(NamedTuple):
     order_id: uuid.UUID
     written: int  # rewards written
@@ -237,6 +247,7 @@ def order_create_for_batch_select(
     order_type: str,
     currency: str,
     rows: RewardRows,
+    ids: bytes,
     count: int,
     totals: tuple[Decimal, Decimal, Decimal, Decimal],
     held: Decimal,
@@ -251,13 +262,14 @@ def order_create_for_batch_select(
 ) -> BatchSelectResult:
     """order_create_for_batch_rows for rewards without claim links or shipments, in SQL: the `count` rewards of
     `rows` (orders.bulk.RewardRows), their `created` events and (then) their holds are each written by one
-    `INSERT … SELECT`, without a Python object per reward.
+    `INSERT … SELECT`, without a Python object per reward. Their ids come from `ids` (uuid7_bytes, two per slot:
+    reward_id_sql), so the caller knows each row's reward without reading it back.
 
     The caller sums the rows: `totals` are the order's (charge, FX fees, shipping, total), `held` what the
     priced rows cost (their holds come out of `source_hold`). `products` holds every product the rows name,
     `locales` every locale they give ('' included if some give none). `then`: an optional data-modifying
-    statement (with its parameters) run by the same statement over `v(row_key, id)` (each row's key and its
-    reward's id), that returns one row per row it handled (a batch marks its rows done with it).
+    statement (with its parameters) run by the same statement, that returns one row per row it handled (a
+    batch marks its rows done with it, each linked to its reward by reward_id_sql: no join).
     Anything the rows do not match (fewer rewards than `count`, a product or locale not given, a reward that
     would need a claim link) raises before commit, and the caller's transaction rolls back.
     """
@@ -270,7 +282,6 @@ def order_create_for_batch_select(
     order.save(force_insert=True)
     fallback_locale = reward_fallback_locale(program)
     given = sorted(set(locales))
-    ids = uuid7_bytes(2 * count)  # reward and hold ids, alternately: in file order
     reward_head, reward_constants = insert_select(
         Reward,
         {name: f"v.{name}" for name in (
@@ -283,8 +294,9 @@ def order_create_for_batch_select(
         RewardEvent, {"reward_id": "v.id", "from_status": "''", "to_status": "v.status", "note": "'created'"}
     )
     then_sql, then_params = then or ("SELECT 1 WHERE false", [])
-    # Products and locales are looked up by their place in small arrays, not joined: a join's estimate (1 row)
-    # led PostgreSQL to rescan `v` for each batch row the caller's `then` updates (seconds per chunk).
+    # No joins: products and locales are looked up by their place in small arrays, and `then` finds each row's
+    # reward id from its slot. A join's estimate (one row, once the statistics saw most batch rows done) made
+    # PostgreSQL rescan `v` for each row `then` updated: seconds per chunk.
     sql = f"""
     WITH src AS (
         SELECT s.*, (row_number() OVER (ORDER BY s.sort_key))::int AS ord,
@@ -292,13 +304,13 @@ def order_create_for_batch_select(
         FROM ({rows.sql}) AS s
     ),
     v AS MATERIALIZED (
-        SELECT src.row_key, encode(substring(%s::bytea FROM src.ord * 32 - 31 FOR 16), 'hex')::uuid AS id,
+        SELECT {reward_id_sql("%s::bytea", "src.slot")} AS id,
                %s::uuid AS order_id, src.ord - 1 AS position,
                CASE WHEN src.deliver_at IS NULL THEN %s ELSE %s END AS status,
                src.product_id::uuid AS product_id, (%s::jsonb[])[src.p] AS product_snapshot, src.amount,
                (%s::text[])[src.p] AS currency, src.charge AS charge_amount,
                CASE WHEN NOT (%s::boolean[])[src.p]
-                    THEN encode(substring(%s::bytea FROM src.ord * 32 - 15 FOR 16), 'hex')::uuid END AS hold_id,
+                    THEN {_hold_id_sql("%s::bytea", "src.slot")} END AS hold_id,
                src.delivery_method, src.recipient_name, src.recipient_email, src.recipient_phone,
                coalesce(src.country, '') AS country, coalesce(nullif(src.message, ''), %s) AS message,
                coalesce(nullif(src.sender_name, ''), %s) AS sender_name, src.deliver_at, src.person_id,
