@@ -121,7 +121,9 @@ class BatchRow(models.Model):
     """A valid row, normalised (`data`), with what it costs in its funding currency."""
 
     id = models.BigAutoField(primary_key=True)
-    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="batch_rows")
+    # No index of its own: the (batch, row_number) unique index serves every lookup by batch, and one index less is
+    # written for each uploaded row and again when a chunk marks it done.
+    batch = models.ForeignKey(Batch, on_delete=models.CASCADE, related_name="batch_rows", db_index=False)
     row_number = models.PositiveIntegerField()  # as a spreadsheet numbers it: the header is row 1
     external_id = models.CharField(max_length=100, blank=True)
     currency = models.CharField(max_length=3)  # funding currency
