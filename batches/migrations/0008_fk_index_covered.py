@@ -1,8 +1,9 @@
 """Batch rows lose the index on `batch_id` alone: the (batch_id, row_number) unique index serves every lookup by
 batch (and the foreign key's cascade), and each uploaded row writes one index less, again when a chunk marks it.
 
-Explicit DROP INDEX: AlterField finds the index to drop by introspection, which finds nothing on the empty schema
-that tenant provisioning collects its SQL from (tenants.provisioning), so new tenants would have kept it.
+An explicit DROP INDEX (RunSQL, which platform_migrate can replay in other schemas): AlterField finds the index
+to drop by introspection, which finds nothing on the empty schema that tenant provisioning collects its SQL from
+(tenants.provisioning), so new tenants would have kept it.
 """
 
 from django.db import migrations, models
@@ -14,13 +15,9 @@ class Migration(migrations.Migration):
     ]
 
     operations = [
-        migrations.SeparateDatabaseAndState(
-            database_operations=[
-                migrations.RunSQL(
-                    "DROP INDEX IF EXISTS batches_batchrow_batch_id_b9015355;",
-                    "CREATE INDEX IF NOT EXISTS batches_batchrow_batch_id_b9015355 ON batches_batchrow (batch_id);",
-                ),
-            ],
+        migrations.RunSQL(
+            "DROP INDEX IF EXISTS batches_batchrow_batch_id_b9015355;",
+            "CREATE INDEX IF NOT EXISTS batches_batchrow_batch_id_b9015355 ON batches_batchrow (batch_id);",
             state_operations=[
                 migrations.AlterField(
                     model_name="batchrow",

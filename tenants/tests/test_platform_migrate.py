@@ -19,6 +19,7 @@ MISSING = [
     ("batches", "0005_error_file_cells", None),
     ("batches", "0006_due_notes", None),
     ("batches", "0007_due_approvals", None),
+    ("batches", "0008_fk_index_covered", None),
 ]
 # What the others added, taken away again with their records.
 UNDO = {
@@ -32,6 +33,9 @@ UNDO = {
     "0004_metrics_notes": ['DROP TRIGGER tenant_due_metrics ON "{schema}".webhooks_webhookdelivery'],
     "0007_due_approvals": [
         f'DROP TRIGGER tenant_due_approval_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
+    ],
+    "0008_fk_index_covered": [
+        'CREATE INDEX batches_batchrow_batch_id_b9015355 ON "{schema}".batches_batchrow (batch_id)'
     ],
     "0006_due_notes": [
         f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
@@ -62,15 +66,19 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
                     cursor.execute(statement.format(schema=schema))
                 cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
     assert [_state(schema) for schema in schemas] == [
-        [(False, False), (True, False), (True, False), (True, False), (True, False), (True, False)]
+        [(False, False), (True, False), (True, False), (True, False), (True, False), (True, False), (True, False)]
     ] * 2
 
     out = StringIO()
     call_command("platform_migrate", parallel=2, stdout=out)
 
-    assert [_state(schema) for schema in schemas] == [[(True, True)] * 6] * 2
+    assert [_state(schema) for schema in schemas] == [[(True, True)] * 7] * 2
+    with connection.cursor() as cursor:  # the index batches 0008 drops is gone from both, replayed or not
+        cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname = 'batches_batchrow_batch_id_b9015355' "
+                       "AND schemaname = ANY(%s)", [schemas])  # fmt: skip
+        assert cursor.fetchone()[0] == 0
     text = out.getvalue()
-    assert "2 of " in text and "replayed 6 migration(s) in 1 schemas" in text, text
+    assert "2 of " in text and "replayed 7 migration(s) in 1 schemas" in text, text
     again = StringIO()
     call_command("platform_migrate", parallel=2, stdout=again)
     assert "0 of " in again.getvalue(), again.getvalue()
