@@ -134,13 +134,20 @@ def test_reward_references_are_the_ones_the_first_reference_function_gave(tenant
     numbers = [1, 2, 31, 32, 1023, 1024, 123_456, 2**30 - 1, 2**30, 2**30 + 1, 2**35 + 77, 2**45 - 3]
     with tenant_context(tenant_a), connection.cursor() as cursor:
         cursor.execute(previous.replace("orders_reward_reference()", "orders_reward_reference_0009()"))
+        # setval is not undone by the test's rollback (sequences are not transactional): put the sequence back, or
+        # every later test in this schema draws references past 2^30 (longer ones).
+        cursor.execute("SELECT last_value, is_called FROM orders_reward_reference_seq")
+        last_value, is_called = cursor.fetchone()
         seen = []
-        for n in numbers:
-            pair = []
-            for function in ("orders_reward_reference", "orders_reward_reference_0009"):
-                cursor.execute("SELECT setval('orders_reward_reference_seq', %s, false)", [n])
-                cursor.execute(f"SELECT {function}()")
-                pair.append(cursor.fetchone()[0])
-            seen.append(pair)
+        try:
+            for n in numbers:
+                pair = []
+                for function in ("orders_reward_reference", "orders_reward_reference_0009"):
+                    cursor.execute("SELECT setval('orders_reward_reference_seq', %s, false)", [n])
+                    cursor.execute(f"SELECT {function}()")
+                    pair.append(cursor.fetchone()[0])
+                seen.append(pair)
+        finally:
+            cursor.execute("SELECT setval('orders_reward_reference_seq', %s, %s)", [last_value, is_called])
     assert all(new == old for new, old in seen), seen
     assert all(REFERENCE.fullmatch(new) for new, _ in seen[:7]) and len({new for new, _ in seen}) == len(numbers)
