@@ -1,7 +1,5 @@
 """Approval decisions racing each other over real HTTP and real PostgreSQL locks: each order is decided once."""
 
-import threading
-from concurrent.futures import ThreadPoolExecutor
 from datetime import timedelta
 from decimal import Decimal
 
@@ -18,6 +16,7 @@ from tenants.policies import approval_policy_set
 from tenants.services import api_key_create
 from testsupport.api import http_json
 from testsupport.catalog import make_shop
+from testsupport.concurrency import together
 from testsupport.funds import balances
 from testsupport.orders import digital_order
 
@@ -40,21 +39,6 @@ def _place(url, key, shop) -> str:
     return body["id"]
 
 
-def _together(*calls):
-    """Run the calls at the same instant, each on its own thread (and database connection)."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        try:
-            return call()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
 def _ledger(tenant):
     """What the tenant can still spend, and the invariants. An approved order's money is held and then captured
     by whichever worker fulfils it first (the suite's Celery worker may already have), so the held figure is not
@@ -68,7 +52,7 @@ def test_two_approvers_at_once_approve_once(committed_tenant, live_http):
     (creator, first, second), shop = _setup(committed_tenant)
     order_id = _place(live_http, creator, shop)
     url = f"{live_http}/api/v1/orders/{order_id}/approve"
-    results = _together(lambda: http_json("POST", url, key=first), lambda: http_json("POST", url, key=second))
+    results = together(lambda: http_json("POST", url, key=first), lambda: http_json("POST", url, key=second))
     assert [status for status, _, _ in results] == [200, 200]
     assert {body["approval"]["decided_by"] for _, body, _ in results} == {results[0][1]["approval"]["decided_by"]}
     with tenant_context(committed_tenant):
@@ -82,7 +66,7 @@ def test_approve_against_reject_decides_once_and_the_money_follows(committed_ten
     for _ in range(ROUNDS):
         order_id = _place(live_http, creator, shop)
         base = f"{live_http}/api/v1/orders/{order_id}"
-        approve, reject = _together(
+        approve, reject = together(
             lambda: http_json("POST", f"{base}/approve", key=first),
             lambda: http_json("POST", f"{base}/reject", key=second),
         )
@@ -105,7 +89,7 @@ def test_approve_against_expiry_decides_once(committed_tenant, live_http):
 
     for _ in range(ROUNDS):
         order_id = _place(live_http, creator, shop)
-        approve, expired = _together(
+        approve, expired = together(
             lambda: http_json("POST", f"{live_http}/api/v1/orders/{order_id}/approve", key=first),
             expire,
         )
@@ -127,7 +111,7 @@ def test_twenty_approvers_and_rejecters_at_once_decide_once(committed_tenant, li
         for action in ("approve", "reject")
         for key in [first, second] * 5
     ]
-    results = _together(*calls)
+    results = together(*calls)
     assert {status for status, _, _ in results} <= {200, 409}
     decided = {body["approval"]["status"] for status, body, _ in results if status == 200}
     assert len(decided) == 1, decided
@@ -159,7 +143,7 @@ def test_twenty_decisions_at_once_on_a_batch_decide_once(committed_tenant, live_
         for action in ("approve", "reject")
         for key in [first, second] * 5
     ]
-    results = _together(*calls)
+    results = together(*calls)
     assert {status for status, _, _ in results} <= {200, 409}
     decided = {body["approval"]["status"] for status, body, _ in results if status == 200}
     assert len(decided) == 1, decided

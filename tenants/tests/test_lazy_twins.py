@@ -7,7 +7,6 @@ import hashlib
 import io
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
 from decimal import Decimal
 
 import pytest
@@ -27,6 +26,7 @@ from tenants.models import ApiKey, Tenant, TenantDueEvent
 from tenants.selectors import for_each_tenant
 from tenants.services import api_key_create, tenant_create, tenant_sandbox_ensure
 from testsupport.api import ApiClient
+from testsupport.concurrency import together
 from testsupport.portal import make_staff, portal_client, sign_in
 
 from .test_provisioning import SHAPE, _shape
@@ -175,21 +175,6 @@ def test_platform_migrate_skips_an_unprovisioned_twin_and_a_later_one_is_current
     assert schemas_behind([twin.schema_name], tenant_migration_leaves()) == []
 
 
-def _together(*calls):
-    """Run the calls at the same instant, each on its own thread and database connection."""
-    barrier = threading.Barrier(len(calls))
-
-    def run(call):
-        barrier.wait()
-        try:
-            return call()
-        finally:
-            connection.close()
-
-    with ThreadPoolExecutor(len(calls)) as pool:
-        return list(pool.map(run, calls))
-
-
 def test_concurrent_first_uses_provision_once_and_all_succeed(committed_tenant, monkeypatch):
     """Two test keys and two sandbox deposits at the same instant, on four connections: one provisioning."""
     real = provisioning.schema_provision
@@ -215,7 +200,7 @@ def test_concurrent_first_uses_provision_once_and_all_succeed(committed_tenant, 
         connection.set_schema_to_public()
         return "deposit"
 
-    results = _together(first_key, first_deposit, first_key, first_deposit)
+    results = together(first_key, first_deposit, first_key, first_deposit)
     assert calls == [live.sandbox.schema_name]
     assert results.count("deposit") == 2 and len(set(results)) == 3
     connection.set_schema_to_public()
