@@ -24,18 +24,7 @@ def copy_insert(model: type[models.Model], columns: Sequence[str], rows: Iterabl
     Decimal, UUID, datetime, None; JSON as a `str`. No model `save()`, signals or `full_clean()`: the caller
     validated the rows.
     """
-    given = set(columns)
-    fields = model._meta.concrete_fields
-    unknown = given - {field.attname for field in fields}
-    if unknown:
-        raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
-    # An auto-increment key is the database's to fill; any other field left out takes its default.
-    # So is a column with a database default (e.g. a reward's reference, drawn from a sequence).
-    rest = [
-        f
-        for f in fields
-        if f.attname not in given and not isinstance(f, models.fields.AutoFieldMixin) and not f.has_db_default()
-    ]
+    rest = _defaulted(model, columns)
     constants = tuple(_default(model, field) for field in rest)
     # A concrete field always has a column (only a non-concrete one, e.g. a reverse relation, has None).
     names = ", ".join(connection.ops.quote_name(cast(str, f.column)) for f in [*_fields(model, columns), *rest])
@@ -61,23 +50,31 @@ def insert_select(model: type[models.Model], columns: dict[str, str]) -> tuple[s
     appends. Every other field gets what copy_insert gives it (its Python default, once for all rows, passed as
     a parameter: the returned list, to put before the FROM clause's own), or its database default. No
     per-row Python at all: for rows that are already in the database (a bulk chunk's staged rows)."""
-    fields = model._meta.concrete_fields
-    unknown = set(columns) - {field.attname for field in fields}
-    if unknown:
-        raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
-    rest = [
-        f
-        for f in fields
-        if f.attname not in columns
-        and not f.generated
-        and not isinstance(f, models.fields.AutoFieldMixin)
-        and not f.has_db_default()
-    ]
+    rest = _defaulted(model, columns)
     quote = connection.ops.quote_name
     names = ", ".join(quote(cast(str, f.column)) for f in [*_fields(model, list(columns)), *rest])
     values = ", ".join([*columns.values(), *("%s" for _ in rest)])
     sql = f"INSERT INTO {quote(model._meta.db_table)} ({names}) SELECT {values}"
     return sql, [_default(model, field) for field in rest]
+
+
+def _defaulted(model: type[models.Model], columns: Iterable[str]) -> list[models.Field[Any, Any]]:
+    """The fields a set-based write leaves out of `columns` that still need a value from us: not an auto-increment
+    key, a generated column or a column with a database default (e.g. a reward's reference, drawn from a sequence),
+    which the database fills. Refuses a column the model does not have."""
+    given = set(columns)
+    fields = model._meta.concrete_fields
+    unknown = given - {field.attname for field in fields}
+    if unknown:
+        raise ValueError(f"{model.__name__} has no column(s) {sorted(unknown)}")
+    return [
+        f
+        for f in fields
+        if f.attname not in given
+        and not f.generated
+        and not isinstance(f, models.fields.AutoFieldMixin)
+        and not f.has_db_default()
+    ]
 
 
 def _fields(model: type[models.Model], columns: Sequence[str]) -> list[models.Field[Any, Any]]:
@@ -98,10 +95,10 @@ def _default(model: type[models.Model], field: models.Field[Any, Any]) -> Any:
     return value
 
 
-# The INSERT text Django compiled for a shape of rows (model, database, number of rows, key left to the database),
-# with the fields in its column order and whether it is the UNNEST form (one array per column) Django uses on
-# PostgreSQL for several rows. The text depends only on the shape; the values are computed per call by the same
-# field methods Django's compiler calls (`pre_save`, `get_db_prep_save`). None: a shape Django compiles with
+# The INSERT text Django compiled for a shape of rows (model, database, number of rows, key and database-default
+# columns left out), with the fields in its column order and whether it is the UNNEST form (one array per column)
+# Django uses on PostgreSQL for several rows. The text depends only on the shape; the values are computed per call by
+# the same field methods Django's compiler calls (`pre_save`, `get_db_prep_save`). None: a shape Django compiles with
 # per-value SQL (a field with its own placeholder, or an expression as a value): never reused.
 _Shape = tuple[type[models.Model], str, int, bool, tuple[str, ...]]
 _SHAPES: dict[_Shape, tuple[str, list[models.Field[Any, Any]], bool] | None] = {}
