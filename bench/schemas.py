@@ -4,8 +4,12 @@ Not part of `make bench` (it takes as long as the tenants you ask for: 0.5–1 s
 idle 2-CPU machine, several seconds on a loaded one, and ~3.2 MB of disk per tenant schema, docs/scaling.md).
 Every tenant is one schema, two once its sandbox twin is used (lazy twins).
 
-    .venv/bin/python -m bench.schemas --tenants 1000 --step 250 [--keep-db]
-    .venv/bin/python -m bench.schemas --end-only   # after a run stopped with SIGTERM (its database is left)
+    .venv/bin/python -m bench.schemas --tenants 1000 --step 250 [--keep-db] [--twins]
+    .venv/bin/python -m bench.schemas --resume ...  # go on growing a database a stopped run left (--keep-db, or killed)
+    .venv/bin/python -m bench.schemas --end-only    # only the end's measurements on what a stopped run left
+
+--twins: once the tenants are made, every tenant's sandbox twin is provisioned too, in the same steps (the worst case:
+every tenant used its sandbox), so the run reaches twice as many schemas as tenants.
 
 At each step: `tenant_create` p50/p95 (10 timed creations), `pg_class` rows, relation files on disk, database
 size, request latency for one tenant among many (GET /api/v1/balances, in-process, 30 requests), the memory a
@@ -60,13 +64,25 @@ def _create_range(start: int, stop: int) -> None:
         tenant_create(slug=f"s{n:05d}", name=f"Scale {n}", currency="USD")
 
 
-def _fill(start: int, stop: int, processes: int = 2) -> None:
+def _twin_range(start: int, stop: int) -> None:
+    """Runs in a forked process: provision the sandbox twins of tenants start..stop-1."""
+    from django.db import connections
+
+    from tenants.models import Tenant
+    from tenants.services import tenant_sandbox_ensure
+
+    connections.close_all()
+    for n in range(start, stop):
+        tenant_sandbox_ensure(tenant=Tenant.objects.get(slug=f"s{n:05d}", is_sandbox=False))
+
+
+def _fill(start: int, stop: int, processes: int = 2, target=_create_range) -> None:
     from django.db import connections
 
     connections.close_all()
     bounds = [start + (stop - start) * i // processes for i in range(processes + 1)]
     context = get_context("fork")
-    workers = [context.Process(target=_create_range, args=(bounds[i], bounds[i + 1])) for i in range(processes)]
+    workers = [context.Process(target=target, args=(bounds[i], bounds[i + 1])) for i in range(processes)]
     for worker in workers:
         worker.start()
     for worker in workers:
@@ -82,6 +98,19 @@ def _timed_creates(first: int, count: int = 10) -> list[float]:
     for n in range(first, first + count):
         started = time.perf_counter()
         tenant_create(slug=f"s{n:05d}", name=f"Scale {n}", currency="USD")
+        samples.append(time.perf_counter() - started)
+    return samples
+
+
+def _timed_twins(first: int, count: int = 10) -> list[float]:
+    from tenants.models import Tenant
+    from tenants.services import tenant_sandbox_ensure
+
+    samples = []
+    for n in range(first, first + count):
+        tenant = Tenant.objects.get(slug=f"s{n:05d}", is_sandbox=False)
+        started = time.perf_counter()
+        tenant_sandbox_ensure(tenant=tenant)
         samples.append(time.perf_counter() - started)
     return samples
 
@@ -200,6 +229,8 @@ def main() -> int:
     parser.add_argument("--step", type=int, default=250)
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--skip-migrate", action="store_true")
+    parser.add_argument("--twins", action="store_true", help="then provision every tenant's sandbox twin too")
+    parser.add_argument("--resume", action="store_true", help="go on growing the database a stopped run left")
     parser.add_argument(
         "--end-only", action="store_true",
         help="keep the tenants a stopped run left in the database (--keep-db, or killed): only the end's measurements",
@@ -209,7 +240,7 @@ def main() -> int:
     stores = embedded.environment_or_exit()
     url = database_url_for(stores["DATABASE_URL"], DATABASE)
     os.environ["DATABASE_URL"] = url
-    if not args.end_only:
+    if not (args.end_only or args.resume):
         recreate_database(stores["DATABASE_URL"], DATABASE)
     report: dict = {"levels": []}
     try:
@@ -224,30 +255,44 @@ def main() -> int:
 
         call_command("platform_migrate", verbosity=0)
         connection.set_schema_to_public()
-        first = _timed_creates(0, 1)[0] if not args.end_only else 0.0
+        fresh = not (args.end_only or args.resume)
+        first = _timed_creates(0, 1)[0] if fresh else 0.0
         key = api_key_create(tenant=Tenant.objects.get(slug="s00000", is_sandbox=False))[1]
-        present = 1
-        while not args.end_only:
-            samples = _timed_creates(present)
-            present += len(samples)
+        present = 1 if fresh else Tenant.objects.filter(is_sandbox=False).count()
+        twins = Tenant.objects.filter(is_sandbox=True, schema_ready=True).count()
+        if args.resume:
+            print(f"resuming at {present} tenants, {twins} twins", flush=True)
+        while not args.end_only and (present < args.tenants or (args.twins and twins < args.tenants)):
+            making_twins = present >= args.tenants  # the tenants are all made: their twins now
+            if making_twins:
+                samples = _timed_twins(twins)
+                twins += len(samples)
+            else:
+                samples = _timed_creates(present)
+                present += len(samples)
             connection.set_schema_to_public()
             with connection.cursor() as cursor:
                 level = {"tenants": present, "schemas": _schemas(cursor), **_catalog(cursor)}
-            level["tenant_create_p50_ms"] = round(median(samples) * 1000)
-            level["tenant_create_p95_ms"] = round(percentile(samples, 95) * 1000)
+            timed = "twin_create" if making_twins else "tenant_create"
+            level[f"{timed}_p50_ms"] = round(median(samples) * 1000)
+            level[f"{timed}_p95_ms"] = round(percentile(samples, 95) * 1000)
             level["request_one_tenant"] = _request_latency(key)
             connection.set_schema_to_public()
             schemas = list(Tenant.objects.with_schema().values_list("schema_name", flat=True)[:1000])
             level["backend_memory"] = _backend_memory(url, schemas)
             report["levels"].append(level)
             print(json.dumps(level), flush=True)
-            if present >= args.tenants:
-                break
-            target = min(args.tenants, present + args.step) - 10  # the next level's 10 timed creations make it up
-            if target > present:
-                started = time.monotonic()
-                _fill(present, target)
-                print(f"filled {target - present} tenants in {time.monotonic() - started:.0f} s", flush=True)
+            made = twins if making_twins else present
+            target = min(args.tenants, made + args.step) - 10  # the next level's 10 timed creations make it up
+            if made >= args.tenants or target <= made:
+                continue
+            started = time.monotonic()
+            _fill(made, target, target=_twin_range if making_twins else _create_range)
+            print(f"filled {target - made} {'twins' if making_twins else 'tenants'} in "
+                  f"{time.monotonic() - started:.0f} s", flush=True)  # fmt: skip
+            if making_twins:
+                twins = target
+            else:
                 present = target
         report["first_tenant_create_ms"] = round(first * 1000)
         connection.set_schema_to_public()
