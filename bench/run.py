@@ -48,7 +48,7 @@ BENCHMARKS = [
     "people",
 ]
 # Valid names that a plain `make bench` does not run (they need a server of the machine, or take minutes).
-OPTIONAL_BENCHMARKS = ["scaleout_pgbouncer"]
+OPTIONAL_BENCHMARKS = ["layers", "scaleout_pgbouncer"]
 BENCH_DATABASE = "bench_rewards_portal_{slot}"  # one per claimed slot: concurrent runs never collide
 RESULTS_DIR = embedded.VAR_DIR / "bench"
 
