@@ -7,7 +7,10 @@ table, bench/bulk.py's profile); `COPY … FROM STDIN` streams plain tuples that
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
 from typing import Any, cast
 
 from django.db import connection, models
@@ -101,7 +104,12 @@ def _default(model: type[models.Model], field: models.Field[Any, Any]) -> Any:
 # the same field methods Django's compiler calls (`pre_save`, `get_db_prep_save`). None: a shape Django compiles with
 # per-value SQL (a field with its own placeholder, or an expression as a value): never reused.
 _Shape = tuple[type[models.Model], str, int, bool, tuple[str, ...]]
-_SHAPES: dict[_Shape, tuple[str, list[models.Field[Any, Any]], bool] | None] = {}
+# Per field of a shape: the field, and the one Python type whose values its `get_db_prep_save` returns unchanged on
+# PostgreSQL (None: always ask the field). See _plain_type.
+_Column = tuple["models.Field[Any, Any]", "type | None"]
+_SHAPES: dict[_Shape, tuple[str, list[_Column], bool] | None] = {}
+# Per model, its fields with a database default (few or none): what insert_statement checks for DatabaseDefault.
+_DB_DEFAULTS: dict[type[models.Model], list[models.Field[Any, Any]]] = {}
 
 
 def insert_statement(objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
@@ -115,34 +123,68 @@ def insert_statement(objs: Sequence[models.Model]) -> tuple[str, list[Any]]:
     auto_pk = isinstance(model._meta.pk, models.fields.AutoFieldMixin) and objs[0].pk is None
     # Columns every row leaves to their database default (e.g. a reward's reference, drawn from a sequence) are
     # left out of the statement, which is what Django's `DEFAULT` for them does.
+    with_db_default = _DB_DEFAULTS.get(model)
+    if with_db_default is None:
+        with_db_default = _DB_DEFAULTS[model] = [f for f in model._meta.concrete_fields if f.has_db_default()]
     defaults = tuple(
         field.attname
-        for field in model._meta.concrete_fields
-        if field.has_db_default() and all(isinstance(getattr(obj, field.attname), DatabaseDefault) for obj in objs)
+        for field in with_db_default
+        if all(isinstance(getattr(obj, field.attname), DatabaseDefault) for obj in objs)
     )
     shape_key = (model, connection.alias, len(objs), auto_pk, defaults)
     shape = _SHAPES.get(shape_key)
     if shape is not None:
-        sql, fields, unnest = shape
-        rows = _values(fields, objs)
+        sql, columns, unnest = shape
+        rows = _values(columns, objs)
         if rows is not None:
             return sql, [list(column) for column in zip(*rows, strict=True)] if unnest else _flat(rows)
     return _compile(shape_key, objs)
 
 
-def _values(fields: Sequence[models.Field[Any, Any]], objs: Sequence[models.Model]) -> list[list[Any]] | None:
+def _values(columns: Sequence[_Column], objs: Sequence[models.Model]) -> list[list[Any]] | None:
     """Each object's database values, as SQLInsertCompiler.prepare_value(field, pre_save_val(field, obj)) computes
-    them; None when a value is an expression (it is compiled into the SQL text: the shape's text does not apply)."""
+    them; None when a value is an expression (it is compiled into the SQL text: the shape's text does not apply).
+
+    A value of its column's plain type (_plain_type) is taken as it is: for it the field's `get_db_prep_save`
+    returns it unchanged on PostgreSQL, and most of an order's ~100 values are such (the method is four calls
+    deep per value). Anything else, None included, goes through the field's own methods."""
     rows = []
     for obj in objs:
         row = []
-        for field in fields:
+        for field, plain in columns:
             value = field.pre_save(obj, True)
+            if type(value) is plain and (plain not in (Decimal, datetime) or _unchanged(value)):
+                row.append(value)
+                continue
             if hasattr(value, "resolve_expression"):
                 return None
             row.append(field.get_db_prep_save(value, connection=connection))
         rows.append(row)
     return rows
+
+
+# Field classes (exactly these: a subclass may prepare values its own way) whose get_db_prep_save, on PostgreSQL,
+# returns a value of this Python type unchanged: get_prep_value's to_python gives back the same object (a str, an
+# int, a bool, a UUID, a finite Decimal, an aware datetime) and the backend's adapt_*_value returns it as it is.
+_PLAIN_TYPES: dict[type, type] = {
+    models.CharField: str, models.TextField: str, models.EmailField: str, models.SlugField: str,
+    models.URLField: str, models.UUIDField: uuid.UUID, models.IntegerField: int, models.BigIntegerField: int,
+    models.SmallIntegerField: int, models.PositiveIntegerField: int, models.PositiveSmallIntegerField: int,
+    models.PositiveBigIntegerField: int, models.BooleanField: bool, models.DecimalField: Decimal,
+    models.DateTimeField: datetime,
+}  # fmt: skip
+
+
+def _unchanged(value: Any) -> bool:
+    """Django refuses a Decimal that is not finite, and makes a naive datetime aware (with a warning)."""
+    return value.is_finite() if isinstance(value, Decimal) else value.tzinfo is not None
+
+
+def _plain_type(field: models.Field[Any, Any]) -> type | None:
+    """The Python type whose values `field` saves unchanged (a foreign key: its target's), or None."""
+    if isinstance(field, models.ForeignKey) and type(field) in (models.ForeignKey, models.OneToOneField):
+        field = field.target_field
+    return _PLAIN_TYPES.get(type(field)) if connection.vendor == "postgresql" else None
 
 
 def _flat(rows: list[list[Any]]) -> list[Any]:
@@ -171,7 +213,7 @@ def _compile(shape_key: _Shape, objs: Sequence[models.Model]) -> tuple[str, list
     )
     # Django's PostgreSQL compiler sends several rows as one array per column (UNNEST) when every column allows it.
     unnest = count > 1 and len(params) == len(fields)
-    _SHAPES[shape_key] = (sql, fields, unnest) if plain else None
+    _SHAPES[shape_key] = (sql, [(field, _plain_type(field)) for field in fields], unnest) if plain else None
     return sql, list(params)
 
 

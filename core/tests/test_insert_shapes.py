@@ -6,7 +6,10 @@ from __future__ import annotations
 
 import copy
 import uuid
+from datetime import datetime
+from decimal import Decimal
 
+import pytest
 from django.db import connection, transaction
 from django.db.models.functions import Now
 from django_tenants.utils import schema_context
@@ -66,6 +69,25 @@ def test_a_reused_shape_gives_the_compilers_statement_and_values(api_a, funded_a
         # Several rows go as one array per column (Django's UNNEST form): three rows, one value per column.
         sql, params = bulk.insert_statement(events)
         assert "UNNEST" in sql and all(isinstance(column, list) and len(column) == 3 for column in params)
+
+
+def test_values_not_of_their_columns_plain_type_are_prepared_by_the_field(api_a, funded_a, shop, tenant_a):
+    """A value of its column's plain type is taken as it is; any other goes through the field's methods, so a
+    string amount, a key given as text or a naive time are saved as Django saves them."""
+    reward = _placed(api_a, tenant_a, shop)
+    with schema_context(tenant_a.schema_name):
+        bulk.insert_statement([_fresh_reward(reward)])  # the shape is kept
+        odd = _fresh_reward(reward)
+        odd.amount = "12.5"  # a str for a DecimalField
+        odd.order_id = str(reward.order_id)  # a key as text
+        odd.created_at = datetime(2026, 1, 2, 3, 4, 5)  # naive: Django makes it aware, with a warning
+        with pytest.warns(RuntimeWarning, match="naive datetime"):
+            reused = bulk.insert_statement([odd])
+        with pytest.warns(RuntimeWarning, match="naive datetime"):
+            expected = _compiled([odd])
+        assert _normal(reused[1]) == _normal(expected[1])
+        assert Decimal("12.5") in reused[1] and reward.order_id in reused[1]
+        assert not any(isinstance(value, datetime) and value.tzinfo is None for value in reused[1])
 
 
 def reused_sql_of(objs) -> str:
