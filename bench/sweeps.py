@@ -1,20 +1,23 @@
-"""What one periodic sweep costs with many idle tenant schemas: visiting every schema vs only the due ones.
+"""What each periodic task costs per tick with many idle tenant schemas: the table an operator needs.
 
 Not part of `make bench` (it provisions the tenants it measures: ~0.5 s each on 2 CPUs).
 
-    .venv/bin/python -m bench.sweeps --tenants 50,500,1000 [--keep-db] [--reuse-db]
+    .venv/bin/python -m bench.sweeps --tenants 100,2000 [--keep-db] [--reuse-db] [--compare]
 
-At each level (tenants; every tenant is two schemas) it times, in-process on the bench database:
-- **every schema**: the per-schema work of the fulfilment, webhook, stale-batch, rollups, reminders and
-  Idempotency-Key purge sweeps run in every schema (for_each_tenant), as the sweeps did before tenants.due, and
-  the metrics snapshot's full pass (every schema recomputed, as every refresh did before);
-- **due schemas**: the sweep tasks as they are now (tenants.due) and the snapshot's incremental refresh, once
-  nothing is due (the steady state of an idle installation), and with 10 schemas noted due (10 tenants with new
-  work or changes);
-- the hourly tasks that still visit every schema (recipient retention, the reward totals rebuild);
-- what the metrics note costs a writing transaction (trigger off and on, `_note_cost`).
+At each level (tenants; one schema each, sandbox twins being made on first use) it runs, in-process on the bench
+database:
+- **every beat entry** (settings.CELERY_BEAT_SCHEDULE) as beat sends it, once nothing is due (the steady state of
+  an idle installation; a first tick takes what provisioning and the upgrade noted): the median time of 5 ticks,
+  and what one tick sends and enters — SQL statements and tenant schemas, counted by an execute wrapper (both
+  independent of the machine's load);
+- the entries that visit schemas with work (tenants.due), with 10 schemas noted due for their kind (10 tenants
+  with new work or changes): one tick's time and the schemas it entered;
+- with --compare, what the tasks did before tenants.due: each sweep's per-schema work run in every schema
+  (for_each_tenant), the metrics snapshot's full pass, recipient retention and the reward totals rebuild in every
+  schema; and what the metrics note costs a writing transaction (trigger off and on, `_note_cost`).
 Uses its own database (`bench_sweeps`) on the embedded server (or DATABASE_URL's); --reuse-db keeps the tenants
-of an earlier --keep-db run and only adds the missing ones.
+of an earlier --keep-db run and only adds the missing ones (platform_migrate brings them to today's migrations).
+Prints a markdown table per level and writes JSON to var/bench/sweeps-latest.json.
 """
 
 from __future__ import annotations
@@ -73,20 +76,20 @@ def _timed(run: Callable[[], object], repeat: int = 1) -> float:
 
 
 def _old_sweeps() -> dict[str, Callable[[], object]]:
-    """Each sweep's per-schema work in every schema: what the sweep tasks did before tenants.due."""
+    """Each periodic task's per-schema work in every schema: what the tasks did before tenants.due."""
     from batches.lifecycle import batch_requeue_stale
     from fulfillment.reminders import rewards_remind
     from fulfillment.services import rewards_due
     from funds.statements import ledger_days_compact
+    from observability.snapshot import snapshot_compute
+    from orders.erasure import rewards_anonymise_delivered
     from orders.idempotency import idempotency_purge
-    from orders.rollups import rollups_compact
+    from orders.rollups import reward_totals_rebuild, rollups_compact
     from tenants.selectors import for_each_tenant
     from webhooks.sweeper import webhook_deliveries_sweep_schema
 
     def every(active_only: bool, work: Callable[[], object]) -> Callable[[], object]:
         return lambda: [work() for _ in for_each_tenant(active_only=active_only)]
-
-    from observability.snapshot import snapshot_compute
 
     return {
         "fulfilment": every(True, rewards_due),
@@ -95,34 +98,64 @@ def _old_sweeps() -> dict[str, Callable[[], object]]:
         "rollups": every(False, lambda: (rollups_compact(), ledger_days_compact())),
         "reminders": every(True, rewards_remind),
         "idempotency": every(False, idempotency_purge),
+        "retention": every(False, rewards_anonymise_delivered),
+        "totals": every(False, reward_totals_rebuild),
         # The snapshot's full pass recomputes every schema's share, as every refresh did before.
         "metrics": lambda: snapshot_compute(full=True),
     }
 
 
-def _hourly_every_schema() -> dict[str, Callable[[], object]]:
-    """The beat tasks that still visit every schema (hourly), as they run."""
-    from orders.tasks import recipient_retention_task, reward_totals_rebuild_task
+def _beat_entries() -> list[tuple[str, str, float, Callable[[], object]]]:
+    """(entry, task name, period in seconds, the task) for every beat entry, in the schedule's order."""
+    from importlib import import_module
 
-    return {"retention": recipient_retention_task, "totals_rebuild": reward_totals_rebuild_task}
+    from django.conf import settings
+
+    entries = []
+    for name, entry in settings.CELERY_BEAT_SCHEDULE.items():
+        module, _, attr = entry["task"].rpartition(".")
+        task = getattr(import_module(module), attr)
+        entries.append((name, entry["task"], float(entry["schedule"]), task))
+    return entries
 
 
-def _new_sweeps() -> dict[str, Callable[[], object]]:
-    from batches.tasks import batches_sweep
-    from fulfillment.tasks import fulfilment_sweep, reminders_sweep
-    from observability.snapshot import snapshot_compute
-    from orders.tasks import idempotency_purge_task, rollups_compact_task
-    from webhooks.tasks import webhook_deliveries_sweep
+# The due kind (tenants.due) each task sweeps by, for the "10 schemas due" column (names looked up, so the
+# bench also runs on code that has fewer kinds).
+_TASK_KINDS = {
+    "fulfillment.tasks.fulfilment_sweep": "FULFILMENT",
+    "fulfillment.tasks.reminders_sweep": "REMINDERS",
+    "webhooks.tasks.webhook_deliveries_sweep": "WEBHOOKS",
+    "batches.tasks.batches_sweep": "BATCHES",
+    "batches.tasks.batch_approvals_expire_task": "BATCH_APPROVALS",
+    "automations.tasks.automations_schedule": "AUTOMATIONS",
+    "orders.tasks.idempotency_purge_task": "IDEMPOTENCY",
+    "orders.tasks.rewards_expire_task": "EXPIRY",
+    "orders.tasks.order_approvals_expire_task": "ORDER_APPROVALS",
+    "orders.tasks.rollups_compact_task": "ROLLUPS",
+    "orders.tasks.reward_totals_rebuild_task": "TOTALS",
+    "orders.tasks.recipient_retention_task": "RETENTION",
+    "points.tasks.points_expiry_sweep": "POINTS",
+    "observability.tasks.metrics_snapshot_refresh": "METRICS",
+}
 
-    return {
-        "fulfilment": fulfilment_sweep,
-        "webhooks": webhook_deliveries_sweep,
-        "batches": batches_sweep,
-        "rollups": rollups_compact_task,
-        "reminders": reminders_sweep,
-        "idempotency": idempotency_purge_task,
-        "metrics": lambda: snapshot_compute(full=False),
-    }
+
+def _tick(run: Callable[[], object]) -> tuple[float, int, int]:
+    """Run one tick from the public schema: (seconds, SQL statements sent, tenant schemas entered)."""
+    from django.db import connection
+
+    statements: list[str] = []
+
+    def count(execute, sql, params, many, context):
+        statements.append(context["connection"].schema_name)
+        return execute(sql, params, many, context)
+
+    connection.set_schema_to_public()
+    with connection.execute_wrapper(count):
+        started = time.perf_counter()
+        run()
+        seconds = time.perf_counter() - started
+    connection.set_schema_to_public()
+    return seconds, len(statements), len(set(statements) - {"public"})
 
 
 def _note_cost(transactions: int = 500, rounds: int = 7) -> dict[str, float]:
@@ -167,30 +200,63 @@ def _note_cost(transactions: int = 500, rounds: int = 7) -> dict[str, float]:
     return result
 
 
-def _measure(tenants: int) -> dict:
+def _measure(tenants: int, *, compare: bool) -> dict:
     from django.db import connection
     from django.utils import timezone
 
+    import tenants.due as due
     from tenants.models import Tenant, TenantDueEvent
 
     connection.set_schema_to_public()
     schemas = list(Tenant.objects.with_schema().values_list("schema_name", flat=True))
-    level: dict = {"tenants": tenants, "schemas": len(schemas), "load": os.getloadavg()[0]}
-    old, new = _old_sweeps(), _new_sweeps()
-    for kind in old:
-        level[f"{kind}_every_schema_s"] = round(_timed(old[kind]), 3)
-        connection.set_schema_to_public()
-        new[kind]()  # the events left by provisioning and the upgrade's seed: one visit each, then steady state
-        level[f"{kind}_due_none_ms"] = round(_timed(new[kind], repeat=5) * 1000, 1)
-        TenantDueEvent.objects.bulk_create(
-            TenantDueEvent(schema_name=schema, kind=kind, due_at=timezone.now()) for schema in schemas[:10]
-        )
-        level[f"{kind}_due_10_ms"] = round(_timed(new[kind]) * 1000, 1)
-    for kind, run in _hourly_every_schema().items():
-        level[f"{kind}_every_schema_s"] = round(_timed(run), 3)
-    level.update(_note_cost())
+    level: dict = {"tenants": tenants, "schemas": len(schemas), "load": os.getloadavg()[0], "ticks": []}
+    for name, task_name, period, task in _beat_entries():
+        _tick(task)  # what provisioning and the upgrade noted: one visit each, then the steady state
+        samples = [_tick(task) for _ in range(5)]
+        row = {
+            "entry": name,
+            "task": task_name,
+            "period_s": period,
+            "idle_ms": round(statistics.median(seconds for seconds, _, _ in samples) * 1000, 1),
+            "idle_statements": samples[-1][1],
+            "idle_schemas": samples[-1][2],
+        }
+        kind = getattr(due, _TASK_KINDS.get(task_name, ""), None)
+        if kind is not None:
+            TenantDueEvent.objects.bulk_create(
+                TenantDueEvent(schema_name=schema, kind=kind, due_at=timezone.now()) for schema in schemas[:10]
+            )
+            seconds, _, entered = _tick(task)
+            row.update(due_10_ms=round(seconds * 1000, 1), due_10_schemas=entered)
+        level["ticks"].append(row)
+        print(json.dumps(row), flush=True)
+    if compare:
+        for kind, run in _old_sweeps().items():
+            level[f"{kind}_every_schema_s"] = round(_timed(run), 3)
+        level.update(_note_cost())
     level["load_after"] = os.getloadavg()[0]
     return level
+
+
+def _table(level: dict) -> str:
+    lines = [
+        f"{level['schemas']:,} tenant schemas, load average {level['load']:.1f} → {level['load_after']:.1f}",
+        "",
+        "| beat entry | period | tick, nothing due | statements | schemas entered | 10 schemas due |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for row in level["ticks"]:
+        due_10 = f"{row['due_10_ms']:,} ms ({row['due_10_schemas']})" if "due_10_ms" in row else "—"
+        lines.append(
+            f"| {row['entry']} | {row['period_s']:g} s | {row['idle_ms']:,} ms | {row['idle_statements']:,} "
+            f"| {row['idle_schemas']:,} | {due_10} |"
+        )
+    before = {key: value for key, value in level.items() if key.endswith("_every_schema_s")}
+    if before:
+        lines += ["", "Every schema's work (before tenants.due): " + ", ".join(
+            f"{key.removesuffix('_every_schema_s')} {value:g} s" for key, value in before.items()
+        )]  # fmt: skip
+    return "\n".join(lines)
 
 
 def main() -> int:
@@ -198,6 +264,7 @@ def main() -> int:
     parser.add_argument("--tenants", default="50,500,1000", help="levels, comma-separated")
     parser.add_argument("--keep-db", action="store_true")
     parser.add_argument("--reuse-db", action="store_true")
+    parser.add_argument("--compare", action="store_true", help="also time every schema's work, as before tenants.due")
     args = parser.parse_args()
     levels = sorted(int(n) for n in args.tenants.split(","))
     os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false", LOG_LEVEL="WARNING")
@@ -210,6 +277,9 @@ def main() -> int:
         import django
 
         django.setup()
+        import logging
+
+        logging.getLogger("observability.snapshot").setLevel(logging.WARNING)  # one line per refresh otherwise
         from django.core.management import call_command
         from django.db import connection
 
@@ -223,8 +293,8 @@ def main() -> int:
                 started = time.monotonic()
                 _fill(present, tenants)
                 print(f"provisioned {tenants - present} tenants in {time.monotonic() - started:.0f} s", flush=True)
-            report.append(_measure(tenants))
-            print(json.dumps(report[-1]), flush=True)
+            report.append(_measure(tenants, compare=args.compare))
+            print(_table(report[-1]), flush=True)
         out = embedded.VAR_DIR / "bench" / "sweeps-latest.json"
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2))
