@@ -11,7 +11,7 @@ from datetime import datetime, timedelta
 from typing import Any
 from uuid import UUID
 
-from django.db.models import Q, QuerySet
+from django.db.models import Min, Q, QuerySet
 from django.utils import timezone
 
 from people.erasure import ERASED, Erasure, Scrub, rows_scrub
@@ -96,6 +96,20 @@ def rewards_scrub(erasure: Erasure) -> None:
 
 
 RETENTION_BATCH = 1000  # rewards anonymised per round: their events, shipments and rows, in a few statements each
+
+
+def rewards_next_anonymisation() -> datetime | None:
+    """When rewards_anonymise_delivered next finds a reward in this schema: the earliest delivery not anonymised
+    yet, plus the retention period. None without a retention period or such a reward: a delivery, or a change to
+    the privacy settings, notes the schema again (tenants.due, kind `retention`)."""
+    from people.selectors import privacy_settings_get
+
+    days = privacy_settings_get().recipient_retention_days
+    if not days:
+        return None
+    kept = Reward.objects.filter(delivered_at__isnull=False).exclude(recipient_name=ERASED)
+    first: datetime | None = kept.aggregate(first=Min("delivered_at"))["first"]
+    return None if first is None else first + timedelta(days=days)
 
 
 def rewards_anonymise_delivered(*, now: datetime | None = None) -> int:

@@ -14,13 +14,16 @@ whole-hour zone. Reads are GROUP BYs over at most (hours × statuses × currenci
 
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from django.conf import settings
 from django.db import connection, transaction
 from django.utils import timezone
 
+from core.db import connection as db_connection
 from core.db_routing import read_connection
 from core.rollups import fold_deltas, try_fold_lock
 
@@ -28,6 +31,7 @@ from .models import RewardStat, RewardStatDelta, RewardStatTotal, SpendStat, Spe
 
 # One compaction at a time per schema: a second would only wait for the first's row locks.
 _COMPACT_LOCK = 0x5257_5354  # "RWST"
+_EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # slots of the totals' safety net count from here
 
 
 def rollups_compact() -> tuple[int, int]:
@@ -58,7 +62,9 @@ def rollups_compact() -> tuple[int, int]:
 def reward_totals_rebuild() -> bool:
     """Recompute this schema's all-time totals from the hourly rollup under the compaction lock (nothing folds
     meanwhile, so the two agree exactly); False when a compaction holds the lock (the next run does it). Hourly
-    by beat: it corrects totals that a compaction by older code (a rolling deploy) folded into the hours only."""
+    by beat, in the schemas whose hours changed (tenants.due, kind `totals`: statement triggers on the hourly
+    rollup, migration 0023) and at each schema's reward_totals_next_due: it corrects totals that a compaction by
+    older code (a rolling deploy) folded into the hours only."""
     totals, hourly = RewardStatTotal._meta.db_table, RewardStat._meta.db_table
     with transaction.atomic():
         if not try_fold_lock(_COMPACT_LOCK):
@@ -70,6 +76,19 @@ def reward_totals_rebuild() -> bool:
                 f"engaged, sum(rewards), sum(amount) FROM {hourly} GROUP BY 1, 2, 3"
             )
     return True
+
+
+def reward_totals_next_due(*, retry: bool = False) -> datetime:
+    """When this schema's totals are rebuilt next with no change to its hours (reward_totals_rebuild_task): now
+    after a rebuild that found a compaction running (`retry`), else the schema's next slot of
+    REWARD_TOTALS_RECOMPUTE_SECONDS — fixed per schema (a hash of its name), so the safety net for a write no
+    trigger saw rebuilds an even share of the schemas each hour, and a schema noted in between keeps its slot."""
+    now = timezone.now()
+    if retry:
+        return now
+    period = timedelta(seconds=int(settings.REWARD_TOTALS_RECOMPUTE_SECONDS))
+    phase = timedelta(seconds=zlib.crc32(db_connection.schema_name.encode()) % int(period.total_seconds()))
+    return now + period - (now - _EPOCH - phase) % period  # exact (whole microseconds): the same slot each time
 
 
 def rollups_next_due() -> datetime | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime
 
 from celery import shared_task
 
@@ -85,25 +86,38 @@ def rollups_compact_task() -> int:
 
 @shared_task(name="orders.tasks.reward_totals_rebuild_task")
 def reward_totals_rebuild_task() -> int:
-    """Beat, hourly: recompute every schema's all-time reward totals (the dashboard's) from the hourly rollup
-    (orders.rollups.reward_totals_rebuild); returns how many schemas were rebuilt. A few milliseconds each."""
-    from tenants.selectors import for_each_tenant
+    """Beat, hourly: recompute the all-time reward totals (the dashboard's) from the hourly rollup
+    (orders.rollups.reward_totals_rebuild) in every schema whose hourly rollup changed since its last rebuild, and
+    in those whose safety-net slot came (REWARD_TOTALS_RECOMPUTE_SECONDS, an even share each hour) (tenants.due);
+    returns how many schemas were rebuilt. A few milliseconds each. Suspended tenants too: it only tidies."""
+    from tenants.due import TOTALS, for_each_due_tenant
 
-    from .rollups import reward_totals_rebuild
+    from .rollups import reward_totals_next_due, reward_totals_rebuild
 
-    return sum(1 for _tenant in for_each_tenant(active_only=False) if reward_totals_rebuild())
+    visit = {"rebuilt": True}  # this visit's outcome: next_due runs after the loop's body, in the same schema
+
+    def next_due() -> datetime:
+        return reward_totals_next_due(retry=not visit["rebuilt"])  # a compaction was running: due again now
+
+    rebuilt = 0
+    for _tenant in for_each_due_tenant(TOTALS, next_due=next_due, active_only=False):
+        visit["rebuilt"] = reward_totals_rebuild()
+        rebuilt += visit["rebuilt"]
+    return rebuilt
 
 
 @shared_task(name="orders.tasks.recipient_retention_task")
 def recipient_retention_task() -> int:
-    """Beat, hourly: in every tenant schema with a retention period (people.PrivacySettings), anonymise the
-    recipient details of rewards delivered longer ago than that (orders.erasure.rewards_anonymise_delivered)."""
-    from tenants.selectors import for_each_tenant
+    """Beat, hourly: anonymise the recipient details of rewards delivered longer ago than the tenant's retention
+    period (people.PrivacySettings; orders.erasure.rewards_anonymise_delivered), in every schema where one is due
+    (tenants.due: a delivery or a settings change notes the schema, and a visit leaves it due when its earliest
+    delivery not yet anonymised falls due). Suspended tenants too: it only removes data."""
+    from tenants.due import RETENTION, for_each_due_tenant
 
-    from .erasure import rewards_anonymise_delivered
+    from .erasure import rewards_anonymise_delivered, rewards_next_anonymisation
 
     anonymised = 0
-    for _tenant in for_each_tenant(active_only=False):
+    for _tenant in for_each_due_tenant(RETENTION, next_due=rewards_next_anonymisation, active_only=False):
         anonymised += rewards_anonymise_delivered()
     if anonymised:
         logger.info("recipients anonymised", extra={"event": "rewards.anonymised", "count": anonymised})

@@ -43,6 +43,10 @@ EXPIRY = "expiry"
 POINTS = "points"
 REMINDERS = "reminders"
 IDEMPOTENCY = "idempotency"
+# Recipient retention: a reward delivered, or the privacy settings written (the retention period may have changed).
+RETENTION = "retention"
+# The reward totals rebuild: the hourly rollup written (orders.rollups), and each schema's safety-net recompute.
+TOTALS = "totals"
 # Not a sweep's: any write to the tables the business gauges add up (observability.snapshot) notes its schema, so
 # the metrics snapshot recomputes only the schemas that changed.
 METRICS = "metrics"
@@ -58,6 +62,8 @@ KINDS = (
     POINTS,
     REMINDERS,
     IDEMPOTENCY,
+    RETENTION,
+    TOTALS,
     METRICS,
 )
 

@@ -1,25 +1,34 @@
 """The statement triggers that note due work for the sweeps and changes for the metrics snapshot (tenants.due), as
 the apps' migrations create them.
 
-Each trigger calls public.tenant_due_note(kind[, status, ...]) (tenants migration 0009) after an INSERT or UPDATE
-of `table`, once per statement. Kept free of imports so migrations can use it: changing the SQL here changes
-what later migrations create, never what earlier ones did (a migration that already ran is not replayed),
-except through tenant provisioning, which replays every migration's SQL and so always gets the current triggers.
+Each trigger calls public.tenant_due_note(kind[, status, ...]) (tenants migration 0009) or
+public.tenant_due_note_rows(kind) (tenants migration 0015) after an INSERT or UPDATE of `table`, once per
+statement. Kept free of imports so migrations can use it: changing the SQL here changes what later migrations
+create, never what earlier ones did (a migration that already ran is not replayed), except through tenant
+provisioning, which replays every migration's SQL and so always gets the current triggers.
 """
 
 from __future__ import annotations
 
 
-def due_trigger_sql(table: str, args: str, *, name: str = "tenant_due") -> list[tuple[str, str]]:
-    """(create, drop) SQL per trigger on `table`; `args` is the SQL argument list of tenant_due_note; `name` the
-    triggers' prefix (a second kind on the same table needs its own)."""
+def due_trigger_sql(
+    table: str,
+    args: str,
+    *,
+    name: str = "tenant_due",
+    function: str = "tenant_due_note",
+    events: tuple[str, ...] = ("INSERT", "UPDATE"),
+) -> list[tuple[str, str]]:
+    """(create, drop) SQL per trigger on `table`, one per event of `events`; `args` is the SQL argument list of
+    `function` (tenant_due_note: the kind, then the statuses that make work; tenant_due_note_rows: the kind, noted
+    when the statement wrote any row); `name` the triggers' prefix (a second kind on the same table needs its own)."""
     return [
         (
             f"CREATE TRIGGER {name}_{event.lower()} AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows "
-            f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note({args});",
+            f"FOR EACH STATEMENT EXECUTE FUNCTION public.{function}({args});",
             f"DROP TRIGGER IF EXISTS {name}_{event.lower()} ON {table};",
         )
-        for event in ("INSERT", "UPDATE")
+        for event in events
     ]
 
 

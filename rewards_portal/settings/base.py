@@ -445,13 +445,17 @@ CELERY_BEAT_SCHEDULE_FILENAME = str(BASE_DIR / "var" / "celerybeat-schedule")
 CELERY_BEAT_SCHEDULER = "core.beat:LeaderScheduler"
 BEAT_LEASE_SECONDS = env.float("BEAT_LEASE_SECONDS", default=30)
 BEAT_STANDBY_POLL_SECONDS = env.float("BEAT_STANDBY_POLL_SECONDS", default=2)
+# The hourly reward totals rebuild recomputes the schemas whose hourly rollup changed, and every other schema once
+# per this period (the safety net, spread evenly over it: a day's worth is about 1/24 of the schemas an hour).
+REWARD_TOTALS_RECOMPUTE_SECONDS = max(3600, env.int("REWARD_TOTALS_RECOMPUTE_SECONDS", default=86400))
 CELERY_BEAT_SCHEDULE: dict = {
     "worker-heartbeat": {"task": "core.tasks.worker_heartbeat", "schedule": 15.0},
     "fulfilment-sweep": {"task": "fulfillment.tasks.fulfilment_sweep", "schedule": 10.0},
     # Birthdays, anniversaries and other dated automations: what is due in each tenant (automations.running).
     # Each run is claimed once, so a late or doubled tick sends nothing twice; a skipped one is caught up the
     # same local day.
-    # Rewards delivered longer ago than a tenant's retention period lose their recipient's details.
+    # Rewards delivered longer ago than a tenant's retention period lose their recipient's details (the schemas
+    # where one is due: tenants.due).
     "recipient-retention": {"task": "orders.tasks.recipient_retention_task", "schedule": 3600.0},
     "automations-schedule": {
         "task": "automations.tasks.automations_schedule",
@@ -484,7 +488,8 @@ CELERY_BEAT_SCHEDULE: dict = {
     "points-expiry": {"task": "points.tasks.points_expiry_sweep", "schedule": 3600.0, "options": {"expires": 3600.0}},
     # Folds the dashboard/report rollups' deltas in (orders.rollups): readers stay exact either way.
     "rollups-compact": {"task": "orders.tasks.rollups_compact_task", "schedule": 60.0, "options": {"expires": 60.0}},
-    # The dashboard's all-time reward totals recomputed from the hourly rollup (heals a rolling deploy's drift).
+    # The dashboard's all-time reward totals recomputed from the hourly rollup (heals a rolling deploy's drift), in
+    # the schemas whose rollup changed and a few more (REWARD_TOTALS_RECOMPUTE_SECONDS).
     "reward-totals-rebuild": {
         "task": "orders.tasks.reward_totals_rebuild_task",
         "schedule": 3600.0,
