@@ -84,3 +84,59 @@ def test_a_share_older_than_the_recompute_period_is_recomputed_without_a_note(fu
     healed = snapshot_compute(full=False)
     assert healed["schemas_visited"] == 1
     assert _gauges(healed) == _gauges(truth)
+
+
+def test_the_shares_add_up_as_they_do_one_by_one(funded_a, tenant_a, tenant_b):
+    """The refresh adds the stored shares up in SQL: the same sums, maxima and low-balance list as adding them one
+    by one in Python (live and sandbox apart, low balances of live tenants only), on shares with every gauge set."""
+    import time
+    from collections import defaultdict
+
+    from observability.models import SchemaGauges
+    from tenants.models import Tenant
+
+    snapshot_compute(full=False)
+    moment = time.time()
+    shares = {
+        tenant_a.schema_name: {"open_rewards": {"pending": 3, "scheduled": 1}, "delivery_due_since": moment - 50.5,
+                               "webhook_backlog": 4, "webhook_due_since": moment - 7.25,
+                               "ledger": {"USD|cash": "100.1000", "USD|holds": "-0.0500"},
+                               "balance_low": ["USD", "EUR"]},
+        tenant_a.sandbox.schema_name: {"open_rewards": {"pending": 2}, "delivery_due_since": moment - 500.0,
+                                       "webhook_backlog": 1, "webhook_due_since": None,
+                                       "ledger": {"USD|cash": "1.0000"}, "balance_low": ["USD"]},
+        tenant_b.schema_name: {"open_rewards": {"pending": 5, "processing": 2}, "delivery_due_since": moment + 3600,
+                               "webhook_backlog": 0, "webhook_due_since": moment + 60,
+                               "ledger": {"USD|cash": "0.9000", "EUR|cash": "12.0000"}, "balance_low": ["EUR"]},
+    }  # fmt: skip
+    for schema, gauges in shares.items():
+        SchemaGauges.objects.filter(schema_name=schema).update(gauges=gauges)
+    added = snapshot_compute(full=False)
+    assert added["schemas_visited"] == 0
+
+    # The same, one share at a time.
+    open_rewards: dict[str, int] = defaultdict(int)
+    ledger: dict[str, Decimal] = defaultdict(Decimal)
+    backlog, low, lag, due_age = defaultdict(int), [], defaultdict(float), defaultdict(float)
+    moment = added["computed_at"]
+    for tenant in Tenant.objects.with_schema():
+        share = SchemaGauges.objects.get(schema_name=tenant.schema_name).gauges
+        mode = "sandbox" if tenant.is_sandbox else "live"
+        for status, count in share["open_rewards"].items():
+            open_rewards[f"{mode}|{status}"] += count
+        for key, amount in share["ledger"].items():
+            ledger[f"{mode}|{key}"] += Decimal(amount)
+        backlog[mode] += share["webhook_backlog"]
+        for since, ages in ((share["delivery_due_since"], lag), (share["webhook_due_since"], due_age)):
+            if since is not None and since <= moment:
+                ages[mode] = max(ages[mode], moment - since)
+        if mode == "live":
+            low.extend([tenant.slug, currency] for currency in share["balance_low"])
+    assert added["open_rewards"] == dict(open_rewards)
+    assert added["ledger"] == {key: str(value) for key, value in ledger.items()}
+    assert added["webhook_backlog"] == {"live": backlog["live"], "sandbox": backlog["sandbox"]}
+    assert sorted(map(list, added["balance_low"])) == sorted(low) and ["alpha", "EUR"] in low
+    for mode in ("live", "sandbox"):  # ages: computed a moment apart
+        assert abs(added["delivery_lag_seconds"][mode] - lag[mode]) < 1
+        assert abs(added["webhook_oldest_due_seconds"][mode] - due_age[mode]) < 1
+    assert added["delivery_lag_seconds"]["sandbox"] >= 500 and added["webhook_oldest_due_seconds"]["live"] >= 7.25
