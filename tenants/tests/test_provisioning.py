@@ -1,9 +1,12 @@
 """Provisioning replays the tenant migrations' SQL; the result must be the migrated template, exactly."""
 
+import itertools
+
 from django.db import connection
 from django_tenants.utils import get_tenant_base_schema, tenant_context
 
 from accounts.models import User
+from tenants import provisioning
 from tenants.models import SchemaTemplate
 
 SHAPE = {
@@ -53,3 +56,37 @@ def test_provisioned_schema_has_migration_records_and_working_sequences(tenant_a
         from django.contrib.contenttypes.models import ContentType
 
         assert ContentType.objects.get_for_model(User).model == "user"
+
+
+def test_a_column_added_with_a_default_then_dropped_is_added_without_one():
+    """The pair Django writes for a NOT NULL column with a default becomes one ADD COLUMN (the schema being built is
+    empty); a default that stays, or a column with more after its nullability, is left as it is."""
+    from tenants.provisioning import fold_added_defaults
+
+    statements = [
+        'ALTER TABLE "orders_order" ADD COLUMN "metadata" jsonb DEFAULT \'{}\'::jsonb NOT NULL;',
+        'ALTER TABLE "orders_order" ALTER COLUMN "metadata" DROP DEFAULT;',
+        'ALTER TABLE "programs_program" ADD COLUMN "on_expiry" varchar(8) DEFAULT \'NOT NULL\' NULL;',
+        'ALTER TABLE "programs_program" ALTER COLUMN "on_expiry" DROP DEFAULT;',
+        'ALTER TABLE "orders_reward" ADD COLUMN "reference" varchar(20) DEFAULT (orders_reward_reference()) '
+        "NOT NULL UNIQUE;",
+        'ALTER TABLE "orders_reward" ALTER COLUMN "reference" DROP DEFAULT;',
+        'ALTER TABLE "orders_reward" ADD COLUMN "locale" varchar(16) DEFAULT \'\' NOT NULL;',
+        'CREATE INDEX "x" ON "orders_reward" ("locale");',
+    ]
+    assert fold_added_defaults(statements) == [
+        'ALTER TABLE "orders_order" ADD COLUMN "metadata" jsonb NOT NULL;',
+        'ALTER TABLE "programs_program" ADD COLUMN "on_expiry" varchar(8) NULL;',
+        *statements[4:],
+    ]
+
+
+def test_the_template_has_no_added_default_dropped_at_once():
+    statements, _ = provisioning.schema_template_get()
+    pairs = [
+        (first, second)
+        for first, second in itertools.pairwise(statements)
+        if " ADD COLUMN " in first and " DEFAULT " in first and second.endswith(" DROP DEFAULT;")
+    ]
+    assert pairs == []
+    assert any(" ADD COLUMN " in s and " DEFAULT " not in s for s in statements)  # the folded ones
