@@ -86,7 +86,8 @@ class LedgerTransaction(models.Model):
 
 class LedgerEntry(models.Model):
     transaction = models.ForeignKey(LedgerTransaction, on_delete=models.PROTECT, related_name="entries")
-    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries")
+    # Indexed once, by the Meta index (the foreign key's own copy of it was dropped: funds 0009).
+    account = models.ForeignKey(LedgerAccount, on_delete=models.PROTECT, related_name="entries", db_index=False)
     amount = models.DecimalField(max_digits=20, decimal_places=4)  # signed: + increases the account
 
     class Meta:

@@ -185,8 +185,9 @@ class Reward(models.Model):
     delivery_method = models.CharField(max_length=16, choices=DeliveryMethod.choices)
     # The person it was sent to, when the order named one (their name, email and phone are copied below at
     # creation, like the product snapshot); SET_NULL: erasing the person scrubs the copies (people.erasure).
+    # Indexed only where set (reward_person below): most rewards name no person.
     person = models.ForeignKey(
-        "people.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards"
+        "people.Person", null=True, blank=True, on_delete=models.SET_NULL, related_name="rewards", db_index=False
     )
     recipient_name = models.CharField(max_length=200)
     recipient_email = models.EmailField(blank=True)
@@ -197,14 +198,15 @@ class Reward(models.Model):
     # The language of the claim page, emails and SMS, chosen at creation (core.i18n): the recipient's, the
     # program's, the tenant's; '' = none named, the recipient's browser decides (messages go in English).
     locale = models.CharField(max_length=16, blank=True, default="")
-    deliver_at = models.DateTimeField(null=True, blank=True, db_index=True)
+    # No index of its own: every query by it names a status too, and (status, deliver_at) serves those.
+    deliver_at = models.DateTimeField(null=True, blank=True)
     # The client's reference for this one reward (a bulk row's external_id); not unique.
     external_id = models.CharField(max_length=100, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # Not modelled: `search_text`, a stored generated column (lower-cased reference, recipient, external id and
     # metadata values) behind a trigram index (orders.search; migration 0004).
     # Claim link (link delivery): the token is a bearer credential — kept encrypted, looked up by hash.
-    claim_token_hash = models.CharField(max_length=64, blank=True, db_index=True)
+    claim_token_hash = models.CharField(max_length=64, blank=True)  # indexed where set: reward_claim_token
     claim_token_encrypted = models.TextField(blank=True)
     claim_expires_at = models.DateTimeField(null=True, blank=True)
     # The gift card code, once issued: encrypted at rest, shown masked except through the audited reveal.
@@ -246,6 +248,10 @@ class Reward(models.Model):
                 name="reward_unclaimed_link_expiry",
             ),
             models.Index(fields=["recipient_email"], name="reward_recipient_email"),
+            # Partial: only link rewards have a claim token and few name a person, and a lookup by either value
+            # implies it is set; every other reward (a bulk chunk writes 5,000) skips both (orders 0024).
+            models.Index(fields=["claim_token_hash"], condition=~Q(claim_token_hash=""), name="reward_claim_token"),
+            models.Index(fields=["person"], condition=Q(person__isnull=False), name="reward_person"),
             # The discount report (fulfillment.discount_reports): discounts issued per day, a small part of all rewards.
             models.Index(
                 fields=["delivered_at"], condition=Q(product_snapshot__type="discount"), name="reward_discount_issued"

@@ -30,7 +30,7 @@ def test_a_new_schema_has_no_pattern_index_and_whole_value_lookups_use_an_index(
     connection.set_tenant(tenant_a)
     for sql, index in [
         ("SELECT id FROM orders_reward WHERE reference = %s", "orders_reward_reference_key"),
-        ("SELECT id FROM orders_reward WHERE claim_token_hash = %s", "orders_reward_claim_token_hash_0c7e09cd"),
+        ("SELECT id FROM orders_reward WHERE claim_token_hash = %s", "reward_claim_token"),
         ("SELECT id FROM orders_idempotencyrecord WHERE key = %s", "orders_idempotencyrecord_key_key"),
         ("SELECT id FROM funds_hold WHERE reference = %s", "funds_hold_reference_ade8f227"),
         (

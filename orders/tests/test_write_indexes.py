@@ -1,0 +1,70 @@
+"""The indexes every new reward, ledger entry and event writes are the ones a query reads (orders 0024, funds 0009,
+webhooks 0005): a new tenant schema has the partial claim-token and person indexes and none of the dropped ones,
+and the lookups by those values, the person foreign key's SET NULL and the scheduled-delivery sweep still read
+an index."""
+
+from __future__ import annotations
+
+import uuid
+
+from django.db import connection
+
+from orders.claim_tokens import claim_token_hash
+from orders.models import Reward
+
+DROPPED = {
+    "orders_reward_claim_token_hash_0c7e09cd",
+    "orders_reward_person_id_07c4c87c",
+    "orders_reward_deliver_at_a26f4b6c",
+    "funds_ledgerentry_account_id_f2daa14e",
+    "webhooks_event_id_136b0861_like",
+}
+
+
+def _indexes(schema: str) -> dict[str, str]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT indexname, indexdef FROM pg_indexes WHERE schemaname = %s", [schema])
+        return dict(cursor.fetchall())
+
+
+def _plan(sql: str, params: list | None = None) -> str:
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL enable_seqscan = off")  # empty tables: ask which index, not whether
+        cursor.execute("EXPLAIN " + sql, params or [])
+        return "\n".join(row[0] for row in cursor.fetchall())
+
+
+def test_a_new_schema_indexes_claim_tokens_and_persons_only_where_set(tenant_a):
+    indexes = _indexes(tenant_a.schema_name)
+    assert set(indexes) & DROPPED == set()
+    assert "WHERE (NOT ((claim_token_hash)::text = ''::text))" in indexes["reward_claim_token"]
+    assert "WHERE (person_id IS NOT NULL)" in indexes["reward_person"]
+    assert {"reward_status_deliver_at", "funds_ledge_account_4ac32f_idx", "webhooks_event_pkey"} <= set(indexes)
+
+
+def test_lookups_by_claim_token_person_and_due_time_read_an_index(tenant_a):
+    connection.set_tenant(tenant_a)
+    by_token = Reward.objects.filter(claim_token_hash=claim_token_hash("a-claim-token")).only("id")
+    assert "reward_claim_token" in _plan(*by_token.query.sql_with_params())
+    by_person = Reward.objects.filter(person_id=uuid.uuid4()).only("id")
+    assert "reward_person" in _plan(*by_person.query.sql_with_params())
+    due = Reward.objects.filter(status="scheduled", deliver_at__lte="2030-01-01T00:00:00Z").only("id")
+    assert "reward_status_deliver_at" in _plan(*due.query.sql_with_params())
+    entries = "SELECT id FROM funds_ledgerentry WHERE account_id = %s"
+    assert "funds_ledge_account_4ac32f_idx" in _plan(entries, [1])
+
+
+def test_the_person_foreign_keys_set_null_reads_the_partial_index_in_its_generic_plan(tenant_a):
+    """PostgreSQL runs a foreign key's ON DELETE SET NULL as a prepared statement; its generic plan has only a
+    parameter for the person, and `person_id = $1` still implies `person_id IS NOT NULL`."""
+    connection.set_tenant(tenant_a)
+    with connection.cursor() as cursor:
+        cursor.execute("SET LOCAL plan_cache_mode = force_generic_plan")
+        cursor.execute(
+            "PREPARE reward_person_gone (uuid) AS UPDATE ONLY orders_reward SET person_id = NULL WHERE $1 = person_id"
+        )
+        try:
+            plan = _plan("EXECUTE reward_person_gone (%s)", [uuid.uuid4()])
+        finally:
+            cursor.execute("DEALLOCATE reward_person_gone")
+    assert "reward_person" in plan
