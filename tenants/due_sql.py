@@ -41,3 +41,17 @@ def change_trigger_sql(table: str, kind: str, events: str = "INSERT OR UPDATE OR
         f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_note('{kind}');",
         f"DROP TRIGGER IF EXISTS {name} ON {table};",
     )
+
+
+def due_notes_trigger_sql(table: str, kinds: dict[str, tuple[str, ...]], event: str) -> tuple[str, str]:
+    """(create, drop) SQL of one statement trigger after `event` (INSERT or UPDATE) on `table` that notes every kind
+    of `kinds` at once (public.tenant_due_notes(), tenants migration 0016): a kind with statuses when a written row
+    has one of them, a kind with none after any statement. One trigger instead of one per kind: one call, one scan
+    of the written rows' statuses, one INSERT for all the kinds noted."""
+    args = ", ".join(f"'{kind}', '{' '.join(statuses)}'" for kind, statuses in kinds.items())
+    name = f"tenant_due_notes_{event.lower()}"
+    return (
+        f"CREATE TRIGGER {name} AFTER {event} ON {table} REFERENCING NEW TABLE AS new_rows "
+        f"FOR EACH STATEMENT EXECUTE FUNCTION public.tenant_due_notes({args});",
+        f"DROP TRIGGER IF EXISTS {name} ON {table};",
+    )
