@@ -6,8 +6,7 @@ import hmac
 import ipaddress
 
 from django.conf import settings
-from django.http import Http404, HttpRequest, HttpResponse
-from django.views.decorators.http import require_GET
+from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
 from observability.collectors import BusinessCollector
@@ -30,10 +29,12 @@ def _allowed(request: HttpRequest) -> bool:
     return any(address in ipaddress.ip_network(network) for network in settings.METRICS_ALLOWED_NETWORKS)
 
 
-@require_GET
 def metrics(request: HttpRequest) -> HttpResponse:
-    """A 404 to anyone else (nothing says the endpoint exists), and when neither guard is configured."""
+    """A 404 to anyone else (nothing says the endpoint exists), and when neither guard is configured; the method is
+    checked after the guards, so a POST from outside is a 404 too, not a 405 that gives the endpoint away."""
     if not _allowed(request):
         raise Http404
+    if request.method not in ("GET", "HEAD"):
+        return HttpResponseNotAllowed(["GET", "HEAD"])
     body = generate_latest(process_registry()) + generate_latest(_business)
     return HttpResponse(body, content_type=CONTENT_TYPE_LATEST)

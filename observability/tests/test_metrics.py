@@ -52,6 +52,36 @@ def test_metrics_answer_only_the_token_or_the_allowed_network(db, metrics_settin
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 404  # off until configured
 
 
+def test_a_refusal_looks_like_any_unknown_path_and_shows_no_metric(db, api_a, metrics_settings):
+    """Attacker review: a tenant's API key, a forged X-Forwarded-For, a near-miss token and other methods are all a
+    plain 404 with no metric in the body, the same answer as a path that does not exist."""
+    client = Client()
+    unknown = client.get("/no-such-page")
+    refusals = {
+        "tenant API key": client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {api_a.raw_key}"),
+        "tenant API key, API client": api_a.get("/metrics"),
+        "token as a prefix": client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN[:-1]}"),
+        "token plus a byte": client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}x"),
+        "token without Bearer": client.get("/metrics", HTTP_AUTHORIZATION=TOKEN),
+        "token as Basic": client.get("/metrics", HTTP_AUTHORIZATION=f"Basic {TOKEN}"),
+        "token in the query": client.get("/metrics", {"token": TOKEN}),
+        "forged X-Forwarded-For": client.get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3", REMOTE_ADDR="192.0.2.7"),
+        "POST": client.post("/metrics"),
+        "DELETE": client.delete("/metrics"),
+    }
+    for name, response in refusals.items():
+        body = response.content.decode(errors="replace")
+        assert response.status_code == unknown.status_code == 404, name
+        assert "rp_" not in body and "# HELP" not in body and "python_gc" not in body, name
+    # Behind one trusted proxy the client is the address the proxy appended, not one the client wrote first.
+    metrics_settings.TRUSTED_PROXY_COUNT = 1
+    spoofed = client.get("/metrics", HTTP_X_FORWARDED_FOR="10.1.2.3, 192.0.2.7", REMOTE_ADDR="10.9.9.9")
+    assert spoofed.status_code == 404
+    assert client.get("/metrics", HTTP_X_FORWARDED_FOR="192.0.2.7, 10.1.2.3").status_code == 200
+    # Once allowed, only GET and HEAD read it.
+    assert client.post("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 405
+
+
 def test_a_scrape_shows_requests_by_route_open_rewards_ledger_and_low_balances(
     api_a, funded_a, tenant_b, shop, metrics_settings
 ):
