@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextvars
 import random
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
@@ -46,12 +47,22 @@ def reads_from_replica() -> Iterator[None]:
         _replica_ok.reset(token)
 
 
-_READ_ONLY = ("SELECT", "SHOW", "SET", "WITH")  # WITH … SELECT; a data-modifying WITH is rare and is a write
+_READ_ONLY = ("SELECT", "SHOW", "SET", "WITH")
+# A WITH whose CTEs write (WITH account AS (UPDATE …), moved AS (DELETE …) …: funds, rollups, core.bulk) is a write.
+# A false match (a column named "update") only keeps reads on the primary.
+_WRITES_IN_WITH = re.compile(r"\b(INSERT|UPDATE|DELETE|MERGE)\b", re.IGNORECASE)
+
+
+def statement_writes(sql: str) -> bool:
+    head = sql.lstrip()[:6].upper()
+    if not head.startswith(_READ_ONLY):
+        return True
+    return head.startswith("WITH") and _WRITES_IN_WITH.search(sql) is not None
 
 
 def _note_writes(execute: Any, sql: Any, params: Any, many: bool, context: dict[str, Any]) -> Any:
     """Wraps every statement on the primary: anything but a read marks this request as having written."""
-    if not str(sql).lstrip()[:6].upper().startswith(_READ_ONLY):
+    if statement_writes(str(sql)):
         _wrote.set(True)
     return execute(sql, params, many, context)
 
