@@ -19,7 +19,7 @@ from collections.abc import Iterable
 
 from django.apps import apps
 from django.conf import settings
-from django.db import migrations, transaction
+from django.db import DatabaseError, migrations, transaction
 from django.db.migrations.executor import MigrationExecutor
 from django.db.migrations.loader import MigrationLoader
 from django.db.migrations.migration import Migration
@@ -106,8 +106,22 @@ def migration_sql(*, schema: str) -> tuple[list[tuple[str, str]], list[str]] | N
     return applied, statements
 
 
+class MigrationReplayError(Exception):
+    """A schema the replayed SQL failed in (its error chained): nothing of it was applied there, and the schemas
+    before it keep theirs; platform_migrate run again resumes from it."""
+
+
 def migration_replay(*, schema: str, applied: list[tuple[str, str]], statements: list[str]) -> None:
     """Run `statements` in `schema` and record `applied`, all or nothing; skipped if another run did it."""
+    try:
+        _replay(schema=schema, applied=applied, statements=statements)
+    except DatabaseError as exc:
+        names = ", ".join(f"{app}.{name}" for app, name in applied)
+        message = f"replaying {names} in schema {schema} failed (nothing applied there): {exc}"
+        raise MigrationReplayError(message) from exc
+
+
+def _replay(*, schema: str, applied: list[tuple[str, str]], statements: list[str]) -> None:
     with transaction.atomic(), connection.cursor() as cursor:
         cursor.execute(f'SET LOCAL search_path = "{schema}", public')
         cursor.execute(

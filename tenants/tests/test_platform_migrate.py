@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from io import StringIO
 
+import pytest
 from django.core.management import call_command
 from django.db import connection
 
+from tenants.migrating import MigrationReplayError, migration_replay
 from tenants.services import tenant_sandbox_ensure
 
 # The latest migrations of two apps (the plan spans apps): one made an index, one added two columns, and the
@@ -84,3 +86,17 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
     again = StringIO()
     call_command("platform_migrate", parallel=2, stdout=again)
     assert "0 of " in again.getvalue(), again.getvalue()
+
+
+def test_a_replay_that_fails_names_its_schema_and_applies_nothing_there(tenant_a):
+    """At 3 a.m. the error says which schema and which migrations; the schema keeps no part of them."""
+    schema = tenant_a.schema_name
+    statements = ["CREATE TABLE replay_probe (n int)", "ALTER TABLE no_such_table ADD COLUMN n int"]
+    with pytest.raises(MigrationReplayError) as failed:
+        migration_replay(schema=schema, applied=[("webhooks", "9999_probe")], statements=statements)
+    assert f"schema {schema} failed" in str(failed.value) and "webhooks.9999_probe" in str(failed.value)
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT to_regclass(%s)", [f'"{schema}".replay_probe'])
+        assert cursor.fetchone() == (None,)
+        cursor.execute(f'SELECT count(*) FROM "{schema}".django_migrations WHERE name = %s', ["9999_probe"])
+        assert cursor.fetchone() == (0,)

@@ -12,14 +12,20 @@ from typing import Any
 
 from django.conf import settings
 from django.core.management import call_command
-from django.core.management.base import BaseCommand, CommandParser
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.test.utils import override_settings
 from django_tenants.management.commands.migrate_schemas import Command as MigrateSchemasCommand
 from django_tenants.migration_executors import get_executor
 from django_tenants.utils import get_public_schema_name, get_tenant_base_schema
 
 from core.db import connection
-from tenants.migrating import migration_replay, migration_sql, schemas_behind, tenant_migration_leaves
+from tenants.migrating import (
+    MigrationReplayError,
+    migration_replay,
+    migration_sql,
+    schemas_behind,
+    tenant_migration_leaves,
+)
 from tenants.models import Tenant
 
 
@@ -63,7 +69,10 @@ class Command(BaseCommand):
         if replay is not None:
             applied, statements = replay
             for schema in pending[1:]:
-                migration_replay(schema=schema, applied=applied, statements=statements)
+                try:
+                    migration_replay(schema=schema, applied=applied, statements=statements)
+                except MigrationReplayError as exc:
+                    raise CommandError(f"{exc}. Run platform_migrate again to resume from that schema.") from exc
             self._say(verbosity, f"replayed {len(applied)} migration(s) in {len(pending) - 1} schemas")
         left = schemas_behind(pending, leaves)
         if left:
