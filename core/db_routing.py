@@ -7,22 +7,30 @@ it takes to replay the primary's WAL, usually milliseconds). Inside it, the firs
 the ORM or raw SQL on the primary — sends every later read of the same request back to the primary
 (read-your-writes), and so does an open transaction.
 The replica connection is put in the same tenant schema as the primary connection before each read.
+A replica that cannot be connected to is passed over for REPLICA_RETRY_SECONDS (its reads go to another replica or
+the primary), with a warning (event `db.replica_unavailable`) each time it is found down.
 """
 
 from __future__ import annotations
 
 import contextvars
+import logging
 import random
 import re
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, cast
 
 from django.conf import settings
-from django.db import connections
+from django.db import DatabaseError, connections
 
 if TYPE_CHECKING:
     from core.db import TenantDatabaseWrapper
+
+logger = logging.getLogger(__name__)
+REPLICA_RETRY_SECONDS = 30.0
+_down_until: dict[str, float] = {}  # alias -> monotonic time before which it is not tried again (per process)
 
 _replica_ok: contextvars.ContextVar[bool] = contextvars.ContextVar("rp_replica_ok", default=False)
 # Set by the first write of a request (or task); RequestLogMiddleware and the task signals clear it.
@@ -88,6 +96,22 @@ def read_connection(model: type) -> Any:
     return connections[router.db_for_read(model) or DEFAULT_DB_ALIAS]
 
 
+def _reachable(alias: str, replica: Any) -> bool:
+    try:
+        replica.ensure_connection()
+    except DatabaseError as exc:
+        _down_until[alias] = time.monotonic() + REPLICA_RETRY_SECONDS
+        logger.warning(
+            "replica %s unavailable, its reads go to the primary or another replica for %.0f s: %s",
+            alias,
+            REPLICA_RETRY_SECONDS,
+            exc,
+            extra={"event": "db.replica_unavailable", "alias": alias},
+        )
+        return False
+    return True
+
+
 class ReplicaRouter:
     """Before django-tenants' router in DATABASE_ROUTERS; answers None (no opinion) for migrations on the primary."""
 
@@ -97,14 +121,17 @@ class ReplicaRouter:
         primary = cast("TenantDatabaseWrapper", connections["default"])
         if primary.in_atomic_block:  # a transaction reads its own writes and holds its locks on the primary
             return None
-        aliases = replica_aliases()
-        if not aliases:
-            return None
-        alias = random.choice(aliases)
-        replica = cast("TenantDatabaseWrapper", connections[alias])
-        if replica.schema_name != primary.schema_name:
-            replica.set_schema(primary.schema_name)
-        return alias
+        now = time.monotonic()
+        aliases = [alias for alias in replica_aliases() if _down_until.get(alias, 0.0) <= now]
+        random.shuffle(aliases)
+        for alias in aliases:
+            replica = cast("TenantDatabaseWrapper", connections[alias])
+            if not _reachable(alias, replica):
+                continue
+            if replica.schema_name != primary.schema_name:
+                replica.set_schema(primary.schema_name)
+            return alias
+        return None  # no replica reachable: the primary
 
     def db_for_write(self, model: type, **hints: Any) -> str | None:
         _wrote.set(True)

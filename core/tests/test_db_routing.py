@@ -3,7 +3,11 @@ request's reads back to the primary. The real replica's behaviour is scale/test_
 
 from __future__ import annotations
 
-from django.db import connection
+import logging
+
+import pytest
+from django.db import connection, connections
+from django.test import Client
 
 from core import db_routing
 from core.db_routing import statement_writes
@@ -31,3 +35,38 @@ def test_a_data_modifying_with_on_the_primary_sends_later_reads_to_the_primary(d
         with db_routing.reads_from_replica():
             assert db_routing.ReplicaRouter().db_for_read(object) is None  # the primary, whatever replicas exist
     db_routing.request_started()
+
+
+@pytest.fixture
+def dead_replica(monkeypatch):
+    """A replica alias whose server is not there (a closed port on loopback), as a replica that went down."""
+    from resilience.stack import free_port
+
+    alias = "replica9"
+    config = {**connections.settings["default"], "PORT": str(free_port()), "TEST": {"MIRROR": None}}
+    connections.settings[alias] = config
+    monkeypatch.setattr(db_routing, "replica_aliases", lambda: [alias])  # as DATABASE_REPLICA_URLS would list it
+    db_routing._down_until.pop(alias, None)
+    yield alias
+    db_routing._down_until.pop(alias, None)
+    if hasattr(connections._connections, alias):
+        connections[alias].close()
+        del connections[alias]
+    connections.settings.pop(alias, None)
+
+
+def test_a_replica_that_is_down_sends_its_reads_to_the_primary_and_says_so(committed_tenant, dead_replica, caplog):
+    """Outside a test transaction (a list in a transaction reads the primary anyway), as a real request runs."""
+    from tenants.services import api_key_create
+
+    client = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(tenant=committed_tenant)[1]}")
+    connection.set_schema_to_public()
+    body = {"external_id": "e-1", "name": "Ada", "email": "ada@example.com"}
+    assert client.post("/api/v1/people", body, content_type="application/json").status_code == 201
+    with caplog.at_level(logging.WARNING, logger="core.db_routing"):
+        listed = client.get("/api/v1/people")
+        assert client.get("/api/v1/people").status_code == 200  # within the retry period: not tried again
+    assert listed.status_code == 200, listed.content
+    assert [person["email"] for person in listed.json()["results"]] == ["ada@example.com"]
+    warnings = [record for record in caplog.records if getattr(record, "event", "") == "db.replica_unavailable"]
+    assert len(warnings) == 1 and warnings[0].alias == dead_replica
