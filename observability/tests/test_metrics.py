@@ -3,17 +3,21 @@
 from __future__ import annotations
 
 import json
+import pathlib
 import re
 import uuid
 from decimal import Decimal
 
 import pytest
+import yaml
 from django.test import Client
 from django_tenants.utils import tenant_context
 
 from core import context
+from core import metrics as counters
 from core.tasks import schema_probe
 from funds.models import AccountKind, LedgerAccount
+from observability import collectors
 from observability.snapshot import snapshot_refresh
 from testsupport.orders import digital_order
 from testsupport.waiting import wait_for
@@ -145,3 +149,19 @@ def test_a_worker_exports_its_task_metrics_and_logs_the_request_id_that_queued_i
         assert _sample(body, "rp_celery_task_wait_seconds_count", queue="other") == 1
     finally:
         pool.close()
+
+
+def test_the_example_alerts_and_dashboard_name_only_metrics_this_code_exports():
+    """docs/metrics: a rule or panel on a renamed metric would silently never fire or draw."""
+    root = pathlib.Path(__file__).resolve().parents[2]
+    exported = set(re.findall(r'"(rp_[a-z_]+)"', pathlib.Path(counters.__file__).read_text()))
+    exported |= set(re.findall(r'"(rp_[a-z_]+)"', pathlib.Path(collectors.__file__).read_text()))
+    rules = yaml.safe_load((root / "docs/metrics/alerts.yml").read_text())["groups"][0]["rules"]
+    dashboard = (root / "docs/metrics/grafana-dashboard.json").read_text()
+    json.loads(dashboard)
+    used = {name for rule in rules for name in re.findall(r"rp_[a-z_]+", rule["expr"])}
+    used |= set(re.findall(r"rp_[a-z_]+", dashboard))
+    assert used, "no metric found in the examples"
+    unknown = {name for name in used if re.sub(r"_(total|bucket|count|sum)$", "", name) not in exported}
+    assert unknown == set()
+    assert any("absent(rp_metrics_snapshot_age_seconds)" in rule["expr"] for rule in rules)
