@@ -7,6 +7,7 @@ Ctrl-C stops the three processes; the embedded PostgreSQL and Redis keep running
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -17,6 +18,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from rewards_portal import embedded  # noqa: E402
+
+
+def shared_metrics(env: dict[str, str], directory: Path) -> None:
+    """/metrics (loopback in dev) adds up web, worker and beat: each process writes its counters to one directory,
+    emptied at each start (prometheus_client's multiprocess mode), unless PROMETHEUS_MULTIPROC_DIR is given."""
+    if env.get("PROMETHEUS_MULTIPROC_DIR"):
+        return
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    env["PROMETHEUS_MULTIPROC_DIR"] = str(directory)
 
 
 def main() -> int:
@@ -33,6 +44,7 @@ def main() -> int:
     subprocess.run([*manage, "platform_migrate", "-v0"], env=env, check=True, cwd=ROOT)
     subprocess.run([*manage, "collectstatic", "--noinput", "-v0"], env=env, check=True, cwd=ROOT)
     subprocess.run([*manage, "dev_bootstrap", "--port", port], env=env, check=True, cwd=ROOT)
+    shared_metrics(env, ROOT / "var" / "run" / "metrics")
     celery = [py, "-m", "celery", "-A", "rewards_portal"]
     processes = {
         "web": subprocess.Popen([*manage, "runserver", f"127.0.0.1:{port}", "--noreload"], env=env, cwd=ROOT),
