@@ -8,6 +8,7 @@ import logging
 import pytest
 from django.db import connection, connections
 from django.test import Client
+from django.test.utils import CaptureQueriesContext
 
 from core import db_routing
 from core.db_routing import statement_writes
@@ -70,3 +71,44 @@ def test_a_replica_that_is_down_sends_its_reads_to_the_primary_and_says_so(commi
     assert [person["email"] for person in listed.json()["results"]] == ["ada@example.com"]
     warnings = [record for record in caplog.records if getattr(record, "event", "") == "db.replica_unavailable"]
     assert len(warnings) == 1 and warnings[0].alias == dead_replica
+
+
+@pytest.fixture
+def second_connection_replica(monkeypatch):
+    """A replica alias that is a second connection to the same database (what a caught-up replica holds)."""
+    alias = "replica8"
+    connections.settings[alias] = {**connections.settings["default"], "TEST": {"MIRROR": None}}
+    monkeypatch.setattr(db_routing, "replica_aliases", lambda: [alias])
+    yield alias
+    if hasattr(connections._connections, alias):
+        connections[alias].close()
+        del connections[alias]
+    connections.settings.pop(alias, None)
+
+
+def test_the_replica_connection_follows_each_keys_schema_so_a_sandbox_key_never_lists_live_rows(
+    committed_tenant, second_connection_replica
+):
+    """One replica connection serves a live key, then the sandbox key, then the live key again: each list is its
+    own schema's, read on the replica (attacker review: a sandbox key must not reach live data this way)."""
+    from tenants.services import api_key_create
+
+    live = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(tenant=committed_tenant)[1]}")
+    sandbox_twin = type(committed_tenant).objects.get(pk=committed_tenant.pk).sandbox
+    sandbox = Client(HTTP_AUTHORIZATION=f"Bearer {api_key_create(tenant=sandbox_twin)[1]}")
+    connection.set_schema_to_public()
+    body = {"external_id": "live-1", "name": "Live Person", "email": "live@example.com"}
+    assert live.post("/api/v1/people", body, content_type="application/json").status_code == 201
+
+    def listed(client: Client) -> tuple[list[str], int]:
+        with CaptureQueriesContext(connections[second_connection_replica]) as on_replica:
+            response = client.get("/api/v1/people")
+        assert response.status_code == 200, response.content
+        return [person["external_id"] for person in response.json()["results"]], len(on_replica)
+
+    people, replica_reads = listed(live)
+    assert people == ["live-1"] and replica_reads > 0
+    assert listed(sandbox)[0] == []  # its first use writes last_used_at: read on the primary
+    people, replica_reads = listed(sandbox)
+    assert people == [] and replica_reads > 0
+    assert listed(live)[0] == ["live-1"]
