@@ -165,3 +165,14 @@ def test_the_example_alerts_and_dashboard_name_only_metrics_this_code_exports():
     unknown = {name for name in used if re.sub(r"_(total|bucket|count|sum)$", "", name) not in exported}
     assert unknown == set()
     assert any("absent(rp_metrics_snapshot_age_seconds)" in rule["expr"] for rule in rules)
+
+
+def test_a_malformed_allowed_network_is_refused_at_start_not_at_each_scrape():
+    from django.core.exceptions import ImproperlyConfigured
+
+    from rewards_portal.settings.base import networks_checked
+
+    assert networks_checked("METRICS_ALLOWED_NETWORKS", ["10.0.0.0/8", "::1/128"]) == ["10.0.0.0/8", "::1/128"]
+    for bad in ("10.0.0.1/8", "10.0.0.0/33", "intranet"):
+        with pytest.raises(ImproperlyConfigured, match="METRICS_ALLOWED_NETWORKS"):
+            networks_checked("METRICS_ALLOWED_NETWORKS", [bad])

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
 from datetime import timedelta
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlencode, urlsplit, urlunsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -409,6 +411,20 @@ TRUSTED_PROXY_COUNT = env.int("TRUSTED_PROXY_COUNT", default=0)
 # everyone while both are empty, gets a 404.
 METRICS_TOKEN = env("METRICS_TOKEN", default="")
 METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
+
+
+def networks_checked(name: str, networks: list[str]) -> list[str]:
+    """CIDRs as ipaddress reads them at each request, refused at start (10.0.0.1/8 has host bits set) rather than
+    as a 500 on every scrape."""
+    for network in networks:
+        try:
+            ipaddress.ip_network(network)
+        except ValueError as exc:
+            raise ImproperlyConfigured(f"{name}: {exc}") from exc
+    return networks
+
+
+networks_checked("METRICS_ALLOWED_NETWORKS", METRICS_ALLOWED_NETWORKS)
 # How often beat refreshes the business gauges (open rewards, lags, backlog, ledger totals): each refresh
 # recomputes only the tenant schemas written since the last one (observability.snapshot).
 METRICS_SNAPSHOT_SECONDS = env.int("METRICS_SNAPSHOT_SECONDS", default=30)
