@@ -26,6 +26,8 @@ def _allowed(request: HttpRequest) -> bool:
         address = ipaddress.ip_address(client_ip(request))
     except ValueError:
         return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped  # an IPv4 client of a server listening on [::] (::ffff:10.1.2.3)
     return any(address in ipaddress.ip_network(network) for network in settings.METRICS_ALLOWED_NETWORKS)
 
 

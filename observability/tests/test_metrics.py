@@ -51,6 +51,9 @@ def test_metrics_answer_only_the_token_or_the_allowed_network(db, metrics_settin
     assert client.get("/metrics", HTTP_AUTHORIZATION=f"Bearer {TOKEN}").status_code == 200
     assert client.get("/metrics", REMOTE_ADDR="10.1.2.3").status_code == 200
     assert client.get("/metrics", REMOTE_ADDR="10.2.0.1").status_code == 404
+    # A server listening on [::] sees IPv4 clients as IPv4-mapped IPv6 addresses.
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:10.1.2.3").status_code == 200
+    assert client.get("/metrics", REMOTE_ADDR="::ffff:10.2.0.1").status_code == 404
     metrics_settings.METRICS_TOKEN = ""
     metrics_settings.METRICS_ALLOWED_NETWORKS = []
     assert client.get("/metrics", REMOTE_ADDR="127.0.0.1").status_code == 404  # off until configured
