@@ -1,7 +1,7 @@
-"""The indexes every new reward, ledger entry and event writes are the ones a query reads (orders 0024, funds 0009,
-webhooks 0005): a new tenant schema has the partial claim-token and person indexes and none of the dropped ones,
-and the lookups by those values, the person foreign key's SET NULL and the scheduled-delivery sweep still read
-an index."""
+"""The indexes every new reward, ledger entry, event and batch row writes are the ones a query reads (orders 0024,
+funds 0009, webhooks 0005, batches 0009): a new tenant schema has the partial claim-token and person indexes and
+none of the dropped ones, and the lookups by those values, the person foreign key's SET NULL and the
+scheduled-delivery sweep still read an index."""
 
 from __future__ import annotations
 
@@ -64,7 +64,20 @@ def test_the_person_foreign_keys_set_null_reads_the_partial_index_in_its_generic
             "PREPARE reward_person_gone (uuid) AS UPDATE ONLY orders_reward SET person_id = NULL WHERE $1 = person_id"
         )
         try:
-            plan = _plan("EXECUTE reward_person_gone (%s)", [uuid.uuid4()])
+            plan = _plan(f"EXECUTE reward_person_gone ('{uuid.uuid4()}')")  # a literal: no parameter in a utility
         finally:
             cursor.execute("DEALLOCATE reward_person_gone")
     assert "reward_person" in plan
+
+
+def test_a_batch_row_links_its_reward_without_a_constraint_or_an_index(tenant_a):
+    """batches 0009: the link is set once by the chunk that creates the reward; nothing checks or indexes it."""
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT conname FROM pg_constraint WHERE conrelid = %s::regclass",
+            [f'"{tenant_a.schema_name}".batches_batchrow'],
+        )
+        constraints = {row[0] for row in cursor.fetchall()}
+    assert not {c for c in constraints if "reward" in c}, constraints
+    indexes = _indexes(tenant_a.schema_name).values()
+    assert not [ddl for ddl in indexes if "batches_batchrow " in ddl and "(reward_id)" in ddl]
