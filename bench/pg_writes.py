@@ -2,24 +2,31 @@
 
     .venv/bin/python bench/pg_writes.py                          # orders and bulk chunks, tenant A vs B
     .venv/bin/python bench/pg_writes.py --variant drop.sql       # B's schema changed by drop.sql first
-    .venv/bin/python bench/pg_writes.py --orders 300 --rounds 6 --bulk-rows 20000
+    .venv/bin/python bench/pg_writes.py --orders 300 --rounds 8 --bulk-rows 40000
+    .venv/bin/python bench/pg_writes.py --server-binding         # B's orders with prepared statements
 
 Same throwaway database as `make bench` (a claimed slot, dropped at the end unless --keep-db). Two tenants on
-the same server; `--variant FILE` runs FILE's SQL in tenant B's schema (search_path = B, public) before
-measuring, so A is the schema the migrations make and B the change under test. The rounds alternate A, B, A, B…
-so both see the same machine load; what is measured is the CPU of the PostgreSQL backend serving this process
-(its time on a CPU from /proc/<pid>/schedstat: a server on this host only), which depends far less on the load than a
-rate does.
+the same server; `--variant FILE` runs FILE's SQL in tenant B's schema (search_path = B, public; statements end
+with `;` and a newline) before measuring, so A is the schema the migrations make and B the change under test (or,
+with the backward SQL of some migrations, the schema before them). What is measured is the CPU of the PostgreSQL
+backend serving this process: its time on a CPU from /proc/<pid>/schedstat (nanoseconds; a server on this host
+only), which depends far less on the machine's load than a rate does.
 
 - orders: `POST /api/v1/orders` (one 10.00 USD email reward, its own Idempotency-Key) through the whole
-  Django stack with the test client, as bench/profile_orders.py does; the hold is posted during COMMIT.
+  Django stack with the test client, as bench/profile_orders.py does; the hold is posted during COMMIT. Each
+  round is `--orders` orders of A and of B alternating A, B, A, B on one connection, each order's CPU read between
+  orders, so both see the same moment's machine (the same schema on both sides gives B/A within ±1.5 %).
+  `--server-binding` (and `--perf`, `--clean-pending`) measure A's and B's orders in rounds of their own instead,
+  each on a new connection: B's with Django's `server_side_binding` and psycopg preparing a statement its fifth
+  time (`--no-prepare`: binding only).
 - bulk: a confirmed batch per tenant, its chunks of `--chunk` rows processed one at a time by
-  `batch_process_chunk`, as a bulk task does.
+  `batch_process_chunk`, as a bulk task does, A's and B's chunks alternating.
 
-`--clean-pending` also runs `gin_clean_pending_list` on every GIN index of the tenant's reward and order tables at
-the end of each round, inside the measurement, so a GIN index with `fastupdate` is charged the merge that
-autovacuum would otherwise do later.
-"""
+`--clean-pending` also runs `gin_clean_pending_list` on every GIN index of the tenant's schema at the end of each
+round (every `--clean-every` bulk chunks), inside the measurement, so a GIN index with `fastupdate` is charged the
+merge that autovacuum would otherwise do later. `--perf PREFIX` records the backend with `perf` (DWARF call
+graphs) during A's first order round and second bulk chunk. The ledger invariants are checked in both tenants at
+the end."""
 
 from __future__ import annotations
 
@@ -40,6 +47,9 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
+
+
+PREPARE_THRESHOLD: int | None = 5  # with --server-binding: psycopg prepares a statement its 5th time (None: never)
 
 
 def backend_cpu() -> tuple[int, float]:
@@ -129,7 +139,7 @@ def _order_round(
     connection.close()
     options = connection.settings_dict.setdefault("OPTIONS", {})
     options["server_side_binding"] = server_binding
-    options["prepare_threshold"] = 5 if server_binding else None
+    options["prepare_threshold"] = PREPARE_THRESHOLD if server_binding else None
     client = Client(HTTP_AUTHORIZATION=f"Bearer {key}", SERVER_NAME="127.0.0.1")
     _orders(client, body, 10)
     pid, before = backend_cpu()
@@ -269,8 +279,12 @@ def main() -> int:
     parser.add_argument(
         "--server-binding", action="store_true", help="B's orders with server-side binding (prepared statements)"
     )
+    parser.add_argument("--no-prepare", action="store_true", help="with --server-binding: bind, prepare nothing")
     parser.add_argument("--perf", help="perf record A's first order round and bulk chunk into PREFIX-*.data")
     args = parser.parse_args()
+    if args.no_prepare:
+        global PREPARE_THRESHOLD
+        PREPARE_THRESHOLD = None
 
     from bench.profile_orders import setup_database
     from bench.run import BENCH_DATABASE, recreate_database
