@@ -41,15 +41,11 @@ from rewards_portal import embedded  # noqa: E402
 
 DATABASE = "bench_schemas"
 # The latest migration of its app (platform_migrate looks for each app's latest), and what undoes it in a schema:
-# orders 0022 drops three LIKE-only indexes, so undoing it makes them again.
-INDEX_MIGRATION = ("orders", "0022_pattern_indexes_unused", "orders_reward_reference_1e917479_like")
+# webhooks 0005 drops the LIKE-only index on an event's id, so undoing it makes it again (orders 0022, measured
+# before, dropped three such indexes; it is no longer orders' latest).
+INDEX_MIGRATION = ("webhooks", "0005_event_id_pattern_index_unused", "webhooks_event_id_136b0861_like")
 INDEX_UNDO = [
-    'CREATE INDEX IF NOT EXISTS orders_reward_reference_1e917479_like ON "{schema}".orders_reward '
-    "(reference varchar_pattern_ops)",
-    'CREATE INDEX IF NOT EXISTS orders_reward_claim_token_hash_0c7e09cd_like ON "{schema}".orders_reward '
-    "(claim_token_hash varchar_pattern_ops)",
-    'CREATE INDEX IF NOT EXISTS orders_idempotencyrecord_key_64efe83a_like ON "{schema}".orders_idempotencyrecord '
-    "(key varchar_pattern_ops)",
+    'CREATE INDEX IF NOT EXISTS webhooks_event_id_136b0861_like ON "{schema}".webhooks_event (id varchar_pattern_ops)',
 ]
 
 
