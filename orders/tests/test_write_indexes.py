@@ -44,11 +44,13 @@ def test_a_new_schema_indexes_claim_tokens_and_persons_only_where_set(tenant_a):
 
 def test_lookups_by_claim_token_person_and_due_time_read_an_index(tenant_a):
     connection.set_tenant(tenant_a)
-    by_token = Reward.objects.filter(claim_token_hash=claim_token_hash("a-claim-token")).only("id")
+    # Unordered: with the model's ordering and the few rows earlier tests leave, the planner may as well walk the
+    # created_at index and filter; the question is whether a lookup by the value can use its index.
+    by_token = Reward.objects.filter(claim_token_hash=claim_token_hash("a-claim-token")).order_by().only("id")
     assert "reward_claim_token" in _plan(*by_token.query.sql_with_params())
-    by_person = Reward.objects.filter(person_id=uuid.uuid4()).only("id")
+    by_person = Reward.objects.filter(person_id=uuid.uuid4()).order_by().only("id")
     assert "reward_person" in _plan(*by_person.query.sql_with_params())
-    due = Reward.objects.filter(status="scheduled", deliver_at__lte="2030-01-01T00:00:00Z").only("id")
+    due = Reward.objects.filter(status="scheduled", deliver_at__lte="2030-01-01T00:00:00Z").order_by().only("id")
     assert "reward_status_deliver_at" in _plan(*due.query.sql_with_params())
     entries = "SELECT id FROM funds_ledgerentry WHERE account_id = %s"
     assert "funds_ledge_account_4ac32f_idx" in _plan(entries, [1])
