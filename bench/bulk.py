@@ -49,7 +49,8 @@ def _setup():
     return tenant, shop
 
 
-def _file(product, rows: int) -> bytes:
+def _file(product, rows: int, start: int = 0) -> bytes:
+    """`rows` rows of one product, numbered from `start` (the recipients and external ids differ by number)."""
     from testsupport.batches import csv_bytes
 
     return csv_bytes(
@@ -65,7 +66,7 @@ def _file(product, rows: int) -> bytes:
             "deliver_at": "2099-01-01T09:00:00Z",
             "external_id": f"bench-{i}",
         }
-        for i in range(rows)
+        for i in range(start, start + rows)
     )
 
 

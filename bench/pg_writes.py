@@ -182,34 +182,15 @@ def _orders(client, body: str, n: int) -> None:
         assert response.status_code == 201, response.content
 
 
-def _bulk_file(product, rows: int, start: int) -> bytes:
-    from testsupport.batches import csv_bytes
-
-    return csv_bytes(
-        {
-            "recipient_name": f"Bench Recipient {i}",
-            "recipient_email": f"r{i}@bulk.bench.example",
-            "product_id": str(product.id),
-            "amount": ("10", "25", "50")[i % 3],
-            "currency": "USD",
-            "delivery_method": "email",
-            "message": "Thank you for a great year!",
-            "sender_name": "People Team",
-            "deliver_at": "2099-01-01T09:00:00Z",
-            "external_id": f"bench-{i}",
-        }
-        for i in range(start, start + rows)
-    )
-
-
 def _bulk_batch(tenant, product, rows: int, start: int):
     from django.db import connection
     from django_tenants.utils import tenant_context
 
     from batches.lifecycle import batch_confirm
     from batches.upload import batch_upload
+    from bench.bulk import _file
 
-    data = _bulk_file(product, rows, start)
+    data = _file(product, rows, start)
     with tenant_context(tenant):
         batch = batch_upload(file=io.BytesIO(data), file_name="pgw.csv", size=len(data))
         assert batch.valid_rows == rows, (batch.valid_rows, batch.error_rows)
