@@ -3,12 +3,12 @@
 from __future__ import annotations
 
 import hmac
-import ipaddress
 
 from django.conf import settings
 from django.http import Http404, HttpRequest, HttpResponse, HttpResponseNotAllowed
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
+from core.networks import address_allowed
 from observability.collectors import BusinessCollector
 from observability.registry import process_registry
 from tenants.middleware import client_ip
@@ -22,13 +22,7 @@ def _allowed(request: HttpRequest) -> bool:
     header = request.META.get("HTTP_AUTHORIZATION", "")
     if token and header.startswith("Bearer ") and hmac.compare_digest(header[7:].encode(), token.encode()):
         return True
-    try:
-        address = ipaddress.ip_address(client_ip(request))
-    except ValueError:
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped  # an IPv4 client of a server listening on [::] (::ffff:10.1.2.3)
-    return any(address in ipaddress.ip_network(network) for network in settings.METRICS_ALLOWED_NETWORKS)
+    return address_allowed(client_ip(request), settings.METRICS_ALLOWED_NETWORKS)
 
 
 def metrics(request: HttpRequest) -> HttpResponse:

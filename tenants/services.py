@@ -29,6 +29,7 @@ from audit.actors import Actor
 from audit.services import audit_action
 from core.db import connection
 from core.errors import ApplicationError
+from core.networks import address_allowed
 
 from .key_cache import key_forget, key_row, keys_changed
 from .models import PARTNER_SCOPE, PARTNER_SCOPES, ApiKey, ApiScope, Domain, Tenant, TenantStatus
@@ -398,13 +399,7 @@ def _check_key_usable(key: ApiKey, *, client_ip: str | None) -> None:
     if not key.tenant.is_active or not key.tenant.live_tenant.is_active:
         raise CredentialError("This tenant is suspended.", status=403, code="tenant_suspended")
     if key.allowed_cidrs:
-        try:
-            address = ipaddress.ip_address(client_ip or "")
-        except ValueError:
-            address = None
-        if address is None or not any(
-            address in ipaddress.ip_network(cidr, strict=False) for cidr in key.allowed_cidrs
-        ):
+        if not address_allowed(client_ip, key.allowed_cidrs):
             raise CredentialError(
                 "Requests from this address are not allowed for this API key.", status=403, code="ip_not_allowed"
             )

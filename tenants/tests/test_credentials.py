@@ -66,6 +66,9 @@ def test_cidr_allowlist(tenant_a, make_api_client):
     fenced = make_api_client(tenant_a, allowed_cidrs=["10.1.0.0/16"])
     _problem(fenced.get("/api/v1/balances", REMOTE_ADDR="192.0.2.7"), 403, "ip_not_allowed")
     assert fenced.get("/api/v1/balances", REMOTE_ADDR="10.1.44.2").status_code == 200
+    # An IPv4 client of a server listening on [::] arrives IPv4-mapped: matched as its IPv4 address.
+    assert fenced.get("/api/v1/balances", REMOTE_ADDR="::ffff:10.1.44.2").status_code == 200
+    _problem(fenced.get("/api/v1/balances", REMOTE_ADDR="::ffff:192.0.2.7"), 403, "ip_not_allowed")
 
 
 def test_last_used_is_recorded(api_a):
