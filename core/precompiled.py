@@ -78,3 +78,25 @@ class Precompiled(Generic[M]):
     def first(self, *values: Any) -> M | None:
         rows = self.fetch(*values)
         return rows[0] if rows else None
+
+
+# psycopg keeps the parsed form of a statement (where its placeholders are) in an LRU cache keyed by the text, but
+# only for a text of at most 4,096 bytes with at most 50 parameters; anything larger it parses afresh with a regular
+# expression on every call. The order's write set (the order and its rewards in one statement, ~65 parameters) is
+# such a statement, sent once per order: ~0.2 ms of CPU each time to parse the same text. The statements our hot
+# paths repeat are built once per shape (core.bulk.insert_statement), so their texts are few; the cache stays an LRU
+# of 128 texts either way.
+PSYCOPG_CACHED_STATEMENT_LENGTH = 16_384
+PSYCOPG_CACHED_STATEMENT_PARAMS = 400
+
+
+def psycopg_statement_cache_widen() -> bool:
+    """Let psycopg cache the parsed form of statements up to PSYCOPG_CACHED_STATEMENT_* (never narrower than its own
+    limits). False when this psycopg has no such limits (its module changed): nothing is set, nothing breaks."""
+    from psycopg import _queries
+
+    if not all(hasattr(_queries, name) for name in ("MAX_CACHED_STATEMENT_LENGTH", "MAX_CACHED_STATEMENT_PARAMS")):
+        return False
+    _queries.MAX_CACHED_STATEMENT_LENGTH = max(_queries.MAX_CACHED_STATEMENT_LENGTH, PSYCOPG_CACHED_STATEMENT_LENGTH)
+    _queries.MAX_CACHED_STATEMENT_PARAMS = max(_queries.MAX_CACHED_STATEMENT_PARAMS, PSYCOPG_CACHED_STATEMENT_PARAMS)
+    return True
