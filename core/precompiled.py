@@ -51,7 +51,23 @@ class Precompiled(Generic[M]):
         names = [column[0].target.attname for column in select[start:end]]
         # The stubs describe Django 6, which adds a `fetch_mode` argument; Django 5.2 (requirements.txt) has none.
         populators = get_related_populators(klass_info, select, queryset.db)  # type: ignore[call-arg]
-        return sql, tuple(params), tuple(slots), compiler, klass_info["model"], names, start, end, populators
+        # The columns' converters (JSON, arrays…), which results_iter would work out again on every call.
+        expressions = [column[0] for column in select[: compiler.col_count]]
+        if compiler.has_composite_fields(expressions):
+            raise ValueError("a Precompiled read selects no composite primary key")
+        converters = compiler.get_converters(expressions)
+        return (
+            sql,
+            tuple(params),
+            tuple(slots),
+            compiler,
+            converters,
+            klass_info["model"],
+            names,
+            start,
+            end,
+            populators,
+        )
 
     def fetch(self, *values: Any) -> list[M]:
         """The rows for these parameter values, as the queryset would return them (related objects included)."""
@@ -59,7 +75,7 @@ class Precompiled(Generic[M]):
             with self._lock:
                 if self._plan is None:
                     self._plan = self._compile()
-        sql, template, slots, compiler, model, names, start, end, populators = self._plan
+        sql, template, slots, compiler, converters, model, names, start, end, populators = self._plan
         params = list(template)
         for slot, value in zip(slots, values, strict=True):
             params[slot] = value
@@ -67,8 +83,8 @@ class Precompiled(Generic[M]):
             cursor.execute(sql, params)
             rows = cursor.fetchall()
         objects = []
-        # results_iter applies the fields' converters (JSON, arrays…) as a queryset's evaluation does.
-        for row in compiler.results_iter(results=[rows]):
+        # The fields' converters applied as a queryset's evaluation (results_iter) applies them.
+        for row in compiler.apply_converters(rows, converters) if converters else rows:
             obj = model.from_db(connection.alias, names, row[start:end])
             for populator in populators:
                 populator.populate(row, obj)
