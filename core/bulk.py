@@ -262,8 +262,9 @@ def insert_together(
             for name, value in zip(returning, values, strict=True):
                 setattr(by_pk[pk], name, value)
         rows = []
+    alias = connection.alias  # once: each read of the `connection` proxy goes through asgiref's Local
     for objs in groups:
         for obj in objs:
             obj._state.adding = False
-            obj._state.db = connection.alias
+            obj._state.db = alias
     return rows
