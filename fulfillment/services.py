@@ -426,19 +426,25 @@ def rewards_due() -> list[str]:
 
 def rewards_next_due() -> datetime | None:
     """When rewards_due() next finds something in this schema: the earliest scheduled delivery, processing lease
-    end, or pending reward's orphan time (None: no open reward). tenants.due records it after a sweep's visit."""
+    end, or pending reward's orphan time (None: no open reward). tenants.due records it after a sweep's visit.
+
+    Three minimums, each read from an index (reward_status_deliver_at, whose status prefix also finds the few
+    rewards in processing, and the partial reward_pending_created): one aggregate over every open reward read them
+    all, 461 ms in a schema with 200,000 pending rewards (docs/scaling.md)."""
     with connection.cursor() as cursor:
-        cursor.execute(
-            "SELECT LEAST(min(deliver_at) FILTER (WHERE status = %s), "
-            "min(lease_expires_at) FILTER (WHERE status = %s), "
-            f"min(created_at) FILTER (WHERE status = %s) + make_interval(secs => %s)) FROM {Reward._meta.db_table} "
-            "WHERE status IN (%s, %s, %s)",
-            [RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.PENDING,
-             settings.FULFILMENT_LEASE_SECONDS,
-             RewardStatus.SCHEDULED, RewardStatus.PROCESSING, RewardStatus.PENDING],
-        )  # fmt: skip
+        cursor.execute(REWARDS_NEXT_DUE_SQL, [settings.FULFILMENT_LEASE_SECONDS])
         row = cursor.fetchone()
     return row[0] if row else None
+
+
+# The statuses are written into the text, not passed as parameters: a partial index's predicate (status =
+# 'pending') can only be proven from a constant, which a prepared statement's generic plan does not have.
+REWARDS_NEXT_DUE_SQL = (
+    f"SELECT LEAST((SELECT min(deliver_at) FROM {Reward._meta.db_table} WHERE status = '{RewardStatus.SCHEDULED}'), "
+    f"(SELECT min(lease_expires_at) FROM {Reward._meta.db_table} WHERE status = '{RewardStatus.PROCESSING}'), "
+    f"(SELECT min(created_at) FROM {Reward._meta.db_table} WHERE status = '{RewardStatus.PENDING}') "
+    "+ make_interval(secs => %s))"
+)
 
 
 __all__ = [
