@@ -47,8 +47,11 @@ def fold_deltas(
 
 
 def try_fold_lock(key: int) -> bool:
-    """This transaction's turn to fold (an advisory lock it holds until it ends), or False if another has it."""
+    """This transaction's turn to fold in the current schema (an advisory lock it holds until it ends), or False if
+    another transaction has it for this schema. `key` (32 bits) names what is folded; the schema is the lock's
+    second half, so compactions of different schemas never turn each other away (a hash collision between two
+    schemas only delays one of them to its next run)."""
     with connection.cursor() as cursor:
-        cursor.execute("SELECT pg_try_advisory_xact_lock(%s)", [key])
+        cursor.execute("SELECT pg_try_advisory_xact_lock(%s, hashtext(current_schema()))", [key])
         row = cursor.fetchone()
     return bool(row and row[0])

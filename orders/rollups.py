@@ -29,7 +29,7 @@ from core.rollups import fold_deltas, try_fold_lock
 
 from .models import RewardStat, RewardStatDelta, RewardStatTotal, SpendStat, SpendStatDelta
 
-# One compaction at a time per schema: a second would only wait for the first's row locks.
+# One compaction at a time per schema (core.rollups.try_fold_lock): a second would only wait for the first's row locks.
 _COMPACT_LOCK = 0x5257_5354  # "RWST"
 _EPOCH = datetime(2000, 1, 1, tzinfo=UTC)  # slots of the totals' safety net count from here
 

@@ -165,12 +165,14 @@ def test_a_retention_run_that_dies_in_a_schema_leaves_it_for_the_next(api_a, fun
 
 
 @contextmanager
-def compaction_running() -> Iterator[None]:
-    """Another connection holds the rollups' compaction lock (a compaction in progress) until the block ends."""
+def compaction_running(tenant) -> Iterator[None]:
+    """Another connection holds the rollups' compaction lock in `tenant`'s schema (a compaction in progress there)
+    until the block ends."""
     held, release = threading.Event(), threading.Event()
 
     def hold() -> None:
         try:
+            connection.set_tenant(tenant)
             with transaction.atomic():
                 assert rollups.try_fold_lock(rollups._COMPACT_LOCK)
                 held.set()
@@ -260,7 +262,7 @@ def test_a_rebuild_that_finds_a_compaction_running_is_due_again_at_once(funded_a
         RewardStat.objects.create(hour=timezone.now().replace(minute=0, second=0, microsecond=0), status="pending",
                                   currency="USD", rewards=1, amount=10)  # fmt: skip
     now = timezone.now() + timedelta(minutes=1)
-    with compaction_running(), freeze_time(now):
+    with compaction_running(funded_a), freeze_time(now):
         assert tick(reward_totals_rebuild_task, entered) == (0, [funded_a.schema_name])
         assert due_at(TOTALS, funded_a.schema_name) == [now]  # not its slot: the next run tries again
     with freeze_time(now + timedelta(hours=1)):
@@ -283,3 +285,16 @@ def test_safety_net_slots_spread_the_schemas_evenly_over_the_period(db, settings
         per_hour[int((slot - now).total_seconds() // 3600)] += 1
     connection.set_schema_to_public()
     assert min(per_hour) >= 60 and max(per_hour) <= 140  # 100 an hour on average
+
+
+def test_a_compaction_in_one_schema_turns_no_other_schema_away(funded_a, tenant_b):
+    """The compaction lock is per schema: while one tenant's rollups are being folded, another tenant's compaction
+    and totals rebuild go ahead, and the busy tenant's own are turned away (it is due again at once)."""
+    with compaction_running(funded_a):
+        with tenant_context(tenant_b):
+            assert rollups.reward_totals_rebuild() is True
+            with transaction.atomic():
+                assert rollups.try_fold_lock(rollups._COMPACT_LOCK)
+        with tenant_context(funded_a):
+            assert rollups.reward_totals_rebuild() is False
+            assert rollups.rollups_compact() == (0, 0)
