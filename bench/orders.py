@@ -1,6 +1,8 @@
 """Orders through the HTTP API against pgbench's TPC-B on the same PostgreSQL server.
 
-The server is production-like: gunicorn (gthread) with production settings and DEBUG off. The load
+The server is production-like: gunicorn as gunicorn.conf.py configures it (threaded workers, 3 processes x
+WEB_THREADS threads) with production settings and DEBUG off; BENCH_GUNICORN_ARGS adds gunicorn options (e.g.
+"--threads 4 --reuse-port") and BENCH_ORDERS_CLIENTS the client levels ("1,16"). The load
 generator is separate processes (so it does not share the server's GIL), each with keep-alive HTTP
 connections; every request is a real `POST /api/v1/orders` (one 10.00 USD email reward, its own
 Idempotency-Key), which validates, converts, holds funds and writes the order, reward, hold, ledger
@@ -21,6 +23,7 @@ import http.client
 import json
 import multiprocessing
 import os
+import shlex
 import shutil
 import signal
 import socket
@@ -34,7 +37,7 @@ from .common import Context, Row, memory_row, peak_memory, percentile
 
 ROOT = Path(__file__).resolve().parent.parent
 DURATION = float(os.environ.get("BENCH_ORDERS_SECONDS", "10"))
-CLIENT_LEVELS = (1, 16)
+CLIENT_LEVELS = tuple(int(n) for n in os.environ.get("BENCH_ORDERS_CLIENTS", "1,16").split(","))
 PROCESSES = 4  # load generator processes; 16 clients = 4 processes x 4 threads
 
 
@@ -276,7 +279,7 @@ def _start_server(ctx: Context, port: int, workers: int = 3, extra_env: dict | N
     env.update(extra_env or {})
     server = subprocess.Popen(
         [sys.executable, "-m", "gunicorn", "rewards_portal.wsgi", "-b", f"127.0.0.1:{port}",
-         "-k", "gthread", "-w", str(workers), "--threads", "6", "--log-level", "warning"],
+         "-w", str(workers), "--log-level", "warning", *shlex.split(os.environ.get("BENCH_GUNICORN_ARGS", ""))],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
     deadline = time.time() + 30
