@@ -330,10 +330,14 @@ class PoolStock:
 
     def __init__(self) -> None:
         self._left: dict[tuple[Any, Decimal], int] = {}
+        self._pooled: dict[Any, bool] = {}  # per product: drawn_from_pool, asked once per plan (a bulk file: 100k rows)
 
     def take(self, *, product: Product, denomination: Decimal, count: int = 1) -> str:
         """Set `count` codes aside in this plan; '' when the pool has them, else why not (nothing is taken)."""
-        if not drawn_from_pool(product):
+        pooled = self._pooled.get(product.pk)
+        if pooled is None:
+            pooled = self._pooled[product.pk] = drawn_from_pool(product)
+        if not pooled:
             return ""
         key = (product.pk, denomination)
         if key not in self._left:

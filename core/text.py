@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 
 # Line and paragraph separators, and the bidirectional overrides and isolates that make "gpj.exe" read as
 # "exe.jpg": invisible, and never needed in a name, a sender or a message.
-_INVISIBLE = frozenset("\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069")
-_MESSAGE_ALLOWED = frozenset("\n\r\t")
+_INVISIBLE = "\u2028\u2029\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069"
+# The first character refused: a control character (Unicode category Cc is exactly U+0000-U+001F and
+# U+007F-U+009F) or an invisible one; a message may also have line breaks and tabs. One regular expression
+# instead of a category lookup per character: a bulk file checks three text fields in each of 100,000 rows.
+_REFUSED = re.compile(f"[\x00-\x1f\x7f-\x9f{_INVISIBLE}]")
+_REFUSED_IN_MESSAGES = re.compile(f"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f{_INVISIBLE}]")
 
 
 def control_character_error(value: str, *, multiline: bool = False) -> str | None:
@@ -17,15 +22,13 @@ def control_character_error(value: str, *, multiline: bool = False) -> str | Non
     library refuses it only after the reward is paid for) and in an SMS: single line, no control characters.
     A message may have line breaks and tabs (`multiline`), nothing else.
     """
-    allowed = _MESSAGE_ALLOWED if multiline else frozenset()
-    for char in value:
-        if char in allowed:
-            continue
-        if char in _INVISIBLE or unicodedata.category(char) == "Cc":
-            if char in "\r\n":
-                return "Must be a single line (no line breaks)."
-            return f"Contains a control character (U+{ord(char):04X}); remove it."
-    return None
+    found = (_REFUSED_IN_MESSAGES if multiline else _REFUSED).search(value)
+    if found is None:
+        return None
+    char = found.group()
+    if char in "\r\n":
+        return "Must be a single line (no line breaks)."
+    return f"Contains a control character (U+{ord(char):04X}); remove it."
 
 
 # Never in a display name: controls and line separators (a CR/LF would end the header) become spaces; format
