@@ -239,3 +239,27 @@ def test_a_digital_chunk_written_in_sql_keeps_every_rows_columns_and_runs_once(f
     assert all(r.status == "scheduled" and not r.claim_token_hash for r in rewards.values())
     assert sorted(events) == sorted((key, "", "scheduled", "created") for key in rewards)
     assert held == Decimal("45.00")
+
+
+def test_marking_a_chunks_rows_done_keeps_each_row_on_its_page(funded_a, shop):
+    """Batch rows leave half of each page free (batches 0010): a chunk marking its rows done writes each row's new
+    version beside the old one (a HOT update), so it adds no entry to the rows' indexes."""
+    from django.db import connection
+
+    rows = [
+        {"recipient_name": f"Row {n}", "recipient_email": f"row{n}@example.com", "product_id": str(shop.coffee_usd.id),
+         "amount": "10", "deliver_at": LATER, "external_id": f"row-{n}", "message": "Thank you for a great year!"}
+        for n in range(60)
+    ]  # fmt: skip
+    with tenant_context(funded_a):
+        batch = batch_upload(file=io.BytesIO(csv_bytes(rows)), file_name="hot.csv", dry_run=False)
+        assert batch_process(batch_id=batch.id) == "done"
+        with connection.cursor() as cursor:  # this test's transaction so far
+            cursor.execute(
+                "SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables "
+                "WHERE schemaname = current_schema() AND relname = %s",
+                [BatchRow._meta.db_table],
+            )
+            updated, hot = cursor.fetchone()
+        assert BatchRow.objects.filter(batch=batch, status="created").count() == 60
+    assert updated == hot == 60

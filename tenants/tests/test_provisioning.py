@@ -16,6 +16,9 @@ SHAPE = {
                   JOIN pg_namespace n ON n.oid = c.relnamespace
                   LEFT JOIN pg_attrdef d ON d.adrelid = a.attrelid AND d.adnum = a.attnum
                   WHERE n.nspname = %s AND c.relkind = 'r' AND a.attnum > 0 AND NOT a.attisdropped""",
+    # Storage parameters (batches 0010: a fillfactor).
+    "storage": """SELECT c.relname, c.reloptions::text FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                  WHERE n.nspname = %s AND c.reloptions IS NOT NULL""",
     "indexes": """SELECT regexp_replace(indexdef, ' ON \\S+\\.', ' ON ') FROM pg_indexes WHERE schemaname = %s""",
     "constraints": """SELECT c.relname, con.contype, pg_get_constraintdef(con.oid)
                       FROM pg_constraint con JOIN pg_class c ON c.oid = con.conrelid
@@ -37,6 +40,7 @@ def _shape(schema: str) -> dict[str, set]:
 
 def test_provisioned_schema_matches_the_migrated_template(tenant_a):
     template = _shape(get_tenant_base_schema())
+    assert ("batches_batchrow", "{fillfactor=50}") in template["storage"]
     for schema in (tenant_a.schema_name, tenant_a.sandbox.schema_name):
         provisioned = _shape(schema)
         for part in SHAPE:
