@@ -204,7 +204,8 @@ class Reward(models.Model):
     external_id = models.CharField(max_length=100, blank=True)
     metadata = models.JSONField(default=dict, blank=True)
     # Not modelled: `search_text`, a stored generated column (lower-cased reference, recipient, external id and
-    # metadata values) behind a trigram index (orders.search; migration 0004).
+    # metadata values) behind a trigram index of its words after the reference (orders.search; migrations 0009,
+    # 0026: a reference is matched whole, by its unique index).
     # Claim link (link delivery): the token is a bearer credential — kept encrypted, looked up by hash.
     claim_token_hash = models.CharField(max_length=64, blank=True)  # indexed where set: reward_claim_token
     claim_token_encrypted = models.TextField(blank=True)

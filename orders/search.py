@@ -2,8 +2,11 @@
 external id, a PO number, a metadata value, or an id.
 
 Where pg_trgm is installed (core.0001) each reward's `search_text` (a stored generated column: reference,
-recipient name, email and phone, external id and metadata values, lower-cased) has a trigram GIN index, so
-"contains" is an index scan whatever the number of rewards (bench/search.py: 1k vs 1M). Where it is not, the
+recipient name, email and phone, external id and metadata values, lower-cased) has a trigram GIN index on its
+words after the reference (SEARCH_WORDS), so "contains" is an index scan whatever the number of rewards
+(bench/search.py: 1k vs 1M). A reference is matched whole (with or without `RW-`, any case) by its unique index:
+part of a random code finds nothing anyone meant, and its trigrams were the dearest part of the index to write
+(orders 0026: −9 % of a bulk chunk's PostgreSQL CPU). Where it is not, the
 migration built prefix indexes instead and search matches the *beginning* of a name or email, or a whole
 reference or external id (docs/operations.md says so); the choice is read from the schema's indexes.
 
@@ -39,6 +42,11 @@ ORDERS_FROM_REWARDS = 1000  # rewards' orders an order search considers (newest 
 SAMPLE_ROWS = 1000
 COMMON_SHARE = 0.05
 
+# The text the trigram index holds (orders 0026): a reward's search text after its first word, the reference.
+SEARCH_WORDS = "substr({table}.search_text, strpos({table}.search_text, ' ') + 1)"
+# A whole reference as typed (lower-cased), "RW-" optional: RW-7K3Q-92, 7k3q-92 (longer past 2^30 rewards).
+_REFERENCE_TERM = re.compile(r"(?:rw-)?([0-9a-hjkmnp-tv-z]{4}-[0-9a-hjkmnp-tv-z]{2,12})")
+
 _trigram_schemas: dict[str, bool] = {}
 
 
@@ -73,6 +81,16 @@ def _as_uuid(text: str) -> uuid.UUID | None:
         return None
 
 
+def reference_of(term: str) -> str | None:
+    """The reference `term` (a lower-cased search word) is, if it has a reference's shape."""
+    found = _REFERENCE_TERM.fullmatch(term)
+    return f"RW-{found.group(1).upper()}" if found else None
+
+
+def _words(table: str) -> str:
+    return SEARCH_WORDS.format(table=table)
+
+
 def fragments(term: str) -> list[str]:
     """The runs of letters and digits in `term` long enough to have trigrams: what pg_trgm indexes ("p100.2@exam"
     is "p100" and "exam"; punctuation separates words for it)."""
@@ -93,10 +111,10 @@ def common_fragments(parts: list[str]) -> set[str]:
     if not parts:
         return set()
     table = Reward._meta.db_table
-    counts = ", ".join("count(*) FILTER (WHERE strpos(search_text, %s) > 0)" for _ in parts)
+    counts = ", ".join("count(*) FILTER (WHERE strpos(words, %s) > 0)" for _ in parts)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*), {counts} FROM (SELECT search_text FROM {table} "
+            f"SELECT count(*), {counts} FROM (SELECT {_words(table)} AS words FROM {table} "
             "ORDER BY created_at DESC LIMIT %s) AS newest",
             [*parts, SAMPLE_ROWS],
         )
@@ -126,12 +144,15 @@ def reward_search_filter(q: str) -> Q:
             if whole or not fragments(term):
                 # Whole: every word is everywhere but the words together are rare, so walking the newest
                 # rewards could read the whole table; the index's intersection is bounded.
-                match &= Q(search_text__contains=term)
-                continue
-            for part in rare[term]:
-                match &= Q(search_text__contains=part)  # read from the trigram index
-            if rare[term] != [term]:
-                match &= Q(**{f"search_pos_{index}__gt": 0})  # the word itself, checked on those rows
+                word = Q(search_words__contains=term)
+            else:
+                word = Q()
+                for part in rare[term]:
+                    word &= Q(search_words__contains=part)  # read from the trigram index
+                if rare[term] != [term]:
+                    word &= Q(**{f"search_pos_{index}__gt": 0})  # the word itself, checked on those rows
+            reference = reference_of(term)
+            match &= (word | Q(reference=reference)) if reference else word
         return match
     phrase = " ".join(terms)
     return (
@@ -145,10 +166,10 @@ def reward_search_filter(q: str) -> Q:
 def _dense_together(terms: list[str]) -> bool:
     """Whether the words together still match more than COMMON_SHARE of the newest rewards."""
     table = Reward._meta.db_table
-    together = " AND ".join("strpos(search_text, %s) > 0" for _ in terms)
+    together = " AND ".join("strpos(words, %s) > 0" for _ in terms)
     with connection.cursor() as cursor:
         cursor.execute(
-            f"SELECT count(*) FILTER (WHERE {together}) FROM (SELECT search_text FROM {table} "
+            f"SELECT count(*) FILTER (WHERE {together}) FROM (SELECT {_words(table)} AS words FROM {table} "
             "ORDER BY created_at DESC LIMIT %s) AS newest",
             [*terms, SAMPLE_ROWS],
         )
@@ -166,11 +187,12 @@ def reward_search(queryset: QuerySet[Reward], q: str) -> QuerySet[Reward]:
         exact = queryset.filter(Q(external_id=raw) | Q(reference=raw.upper()) | Q(recipient_email=raw.lower()))
         if exact.exists():
             return exact
-    # A constant column name: the generated column is not modelled (Django would try to write it).
-    column = RawSQL(f'"{Reward._meta.db_table}"."search_text"', [], output_field=TextField())  # noqa: S611
-    positions = {f"search_pos_{index}": StrIndex(column, Value(term)) for index, term in enumerate(terms)}
+    # Constant SQL, the indexed expression word for word (so the index is used): the generated column is not
+    # modelled (Django would try to write it).
+    words = RawSQL(_words(f'"{Reward._meta.db_table}"'), [], output_field=TextField())  # noqa: S611
+    positions = {f"search_pos_{index}": StrIndex(words, Value(term)) for index, term in enumerate(terms)}
     return queryset.alias(
-        search_text=column,
+        search_words=words,
         email_lower=Lower("recipient_email"),
         name_lower=Lower("recipient_name"),
         **positions,

@@ -43,6 +43,20 @@ def test_search_finds_a_reward_by_what_people_remember(api_a, funded_a, shop, dj
     assert len(api_a.get("/api/v1/rewards", {"q": "someone else"}).json()["results"]) == 5
 
 
+def test_a_reference_is_found_whole_with_or_without_its_prefix_never_by_a_part(api_a, funded_a, shop):
+    """The trigram index leaves references out (orders 0026): a whole reference matches, alone or beside other
+    words, in any case and without `RW-`; a part of its random code matches nothing."""
+    target = _order(api_a, shop.coffee_usd, "Mary Jackson", "mj@nasa.example")["rewards"][0]
+    other = _order(api_a, shop.coffee_usd, "Christine Darden", "cd@nasa.example")["rewards"][0]
+    reference = target["reference"]
+    for q in [reference.lower(), reference[3:], f"jackson {reference}", f"{reference[3:].lower()} nasa"]:
+        assert [r["id"] for r in api_a.get("/api/v1/rewards", {"q": q}).json()["results"]] == [target["id"]], q
+    assert api_a.get("/api/v1/rewards", {"q": f"darden {reference}"}).json()["results"] == []
+    assert api_a.get("/api/v1/rewards", {"q": reference[3:7]}).json()["results"] == []
+    orders = api_a.get("/api/v1/orders", {"q": f"{reference} nasa"}).json()["results"]
+    assert [o["id"] for o in orders] == [target["order_id"]] and other["order_id"] != target["order_id"]
+
+
 def test_references_are_distinct_and_short(api_a, funded_a, shop):
     body = digital_order(shop.coffee_usd, "10.00")
     body["rewards"][0]["quantity"] = 40
