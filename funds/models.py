@@ -105,7 +105,10 @@ class Hold(models.Model):
     currency = models.CharField(max_length=3)
     amount = models.DecimalField(max_digits=20, decimal_places=4)
     status = models.CharField(max_length=16, choices=HoldStatus.choices, default=HoldStatus.PENDING)
-    reference = models.CharField(max_length=100, blank=True, db_index=True)
+    # What the hold is for ("reward:<uuid>", "batch:<uuid>"), shown in its ledger transactions' descriptions. Not
+    # indexed (funds 0011): no query looks a hold up by it (a reward names its hold; the ledger transactions carry
+    # the same reference, indexed), and every reward's hold wrote an entry.
+    reference = models.CharField(max_length=100, blank=True)
     created_at = models.DateTimeField(default=timezone.now)
     resolved_at = models.DateTimeField(null=True, blank=True)
 
