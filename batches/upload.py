@@ -42,6 +42,9 @@ UPLOAD_FIELDS = [
     "summary",
 ]
 
+# json.dumps with separators builds a new encoder on every call; a file's rows share this one.
+_compact_json = json.JSONEncoder(separators=(",", ":")).encode
+
 
 class _RowSink:
     """Buffers validated rows and row errors of an upload and writes them with COPY (the fastest load path)."""
@@ -76,7 +79,7 @@ class _RowSink:
                     for row in self.rows:
                         copy.write_row(
                             (self.batch_id, row.row_number, row.external_id, row.currency, row.charge,
-                             json.dumps(row.data, separators=(",", ":")), BatchRowStatus.PENDING, "")
+                             _compact_json(row.data), BatchRowStatus.PENDING, "")
                         )  # fmt: skip
             if self.errors:
                 with raw.copy(
