@@ -1,7 +1,8 @@
 """gunicorn reads this file from the working directory. The command line and WEB_CONCURRENCY (worker processes)
 keep configuring everything else.
 
-- Threaded workers (`gthread`), WEB_THREADS threads each (default 6): a request is ~70 % CPU and ~30 % waits
+- Threaded workers (`gthread`), WEB_THREADS threads each (default 6), each worker on a listening socket of its
+  own (Linux: `reuse_port`, below): a request is ~70 % CPU and ~30 % waits
   (PostgreSQL, Redis), so on 2 cores 3 processes x 6 threads keep both busy; the benchmarks (bench/orders.py)
   measure this shape. gunicorn's own default, one request at a time per process (`sync`), left a process idle
   through every wait and let one slow client hold a whole process.
@@ -17,16 +18,25 @@ keep configuring everything else.
 
 import gc
 import os
+import sys
+
+OFF = ("off", "false", "0")
 
 worker_class = "gthread"
 threads = int(os.environ.get("WEB_THREADS", "6"))
+# Each worker listens on a socket of its own (SO_REUSEPORT) and the kernel spreads new connections over them.
+# With one shared socket the worker that woke first took the connections (16 kept-alive clients seen as 11/4/1
+# and 16/0/0 over 3 workers), and its threads queued on one GIL while another process idled: a CPU-bound app
+# under `wrk -c16`, 10 runs each, gave 348 vs 396 requests/s and p99 108 vs 89 ms (bench/PROFILE-orders.md).
+# Linux only: elsewhere the option does not balance. WEB_REUSE_PORT=off: one shared socket, gunicorn's default.
+reuse_port = sys.platform.startswith("linux") and os.environ.get("WEB_REUSE_PORT", "on").lower() not in OFF
 
 # A young-generation collection every 50,000 net allocations (a few requests) instead of every 700.
 WEB_GC_THRESHOLDS = (50_000, 20, 100)
 
 
 def post_worker_init(worker):
-    if os.environ.get("WEB_GC_TUNING", "on").lower() not in ("off", "false", "0"):
+    if os.environ.get("WEB_GC_TUNING", "on").lower() not in OFF:
         gc.collect()
         gc.freeze()
         gc.set_threshold(*WEB_GC_THRESHOLDS)
