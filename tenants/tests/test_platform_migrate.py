@@ -24,6 +24,7 @@ MISSING = [
     ("batches", "0007_due_approvals", None),
     ("batches", "0008_fk_index_covered", None),
     ("batches", "0009_row_reward_unconstrained", None),
+    ("batches", "0010_row_hot_marking", None),
 ]
 # What the others added, taken away again with their records.
 UNDO = {
@@ -47,6 +48,7 @@ UNDO = {
     "0009_row_reward_unconstrained": [
         'ALTER TABLE "{schema}".batches_batchrow ADD CONSTRAINT batches_batchrow_reward_id_key UNIQUE (reward_id)'
     ],
+    "0010_row_hot_marking": ['ALTER TABLE "{schema}".batches_batchrow RESET (fillfactor)'],
     "0006_due_notes": [
         f'DROP TRIGGER tenant_due_{event} ON "{{schema}}".batches_batch' for event in ("insert", "update")
     ],
@@ -75,19 +77,23 @@ def test_schemas_missing_migrations_are_migrated_once_and_a_rerun_skips_them(com
                 for statement in UNDO.get(name, []):
                     cursor.execute(statement.format(schema=schema))
                 cursor.execute(f'DELETE FROM "{schema}".django_migrations WHERE app = %s AND name = %s', [app, name])
-    assert [_state(schema) for schema in schemas] == [[(False, False)] + [(True, False)] * 8] * 2
+    assert [_state(schema) for schema in schemas] == [[(False, False)] + [(True, False)] * 9] * 2
 
     out = StringIO()
     call_command("platform_migrate", parallel=2, stdout=out)
 
-    assert [_state(schema) for schema in schemas] == [[(True, True)] * 9] * 2
+    assert [_state(schema) for schema in schemas] == [[(True, True)] * 10] * 2
     with connection.cursor() as cursor:  # the indexes batches 0008, 0009 and webhooks 0005 drop are gone from both
         cursor.execute("SELECT count(*) FROM pg_indexes WHERE indexname IN ('batches_batchrow_batch_id_b9015355', "
                        "'batches_batchrow_reward_id_key', 'webhooks_event_id_136b0861_like') "
                        "AND schemaname = ANY(%s)", [schemas])  # fmt: skip
         assert cursor.fetchone()[0] == 0
+        cursor.execute("SELECT count(*) FROM pg_class WHERE relname = 'batches_batchrow' "
+                       "AND relnamespace::regnamespace::text = ANY(%s) AND reloptions = '{fillfactor=50}'",
+                       [schemas])  # fmt: skip
+        assert cursor.fetchone()[0] == 2  # batches 0010's fillfactor, replayed too
     text = out.getvalue()
-    assert "2 of " in text and "replayed 9 migration(s) in 1 schemas" in text, text
+    assert "2 of " in text and "replayed 10 migration(s) in 1 schemas" in text, text
     again = StringIO()
     call_command("platform_migrate", parallel=2, stdout=again)
     assert "0 of " in again.getvalue(), again.getvalue()
