@@ -100,6 +100,36 @@ def memory_row(name: str, peaks: dict | None, what: str) -> Row:
     )
 
 
+def backends_cpu_seconds() -> dict[int, float] | None:
+    """CPU seconds (/proc/<pid>/schedstat: time on a CPU, in nanoseconds) of every client backend connected to the
+    bench database so far, by pid; None when the server is not on this host. The difference of two readings is
+    PostgreSQL's CPU for the work between them, as long as the connections live on (workers keep theirs)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND backend_type = 'client backend'"
+        )
+        pids = [row[0] for row in cursor.fetchall()]
+    seconds = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/schedstat") as stat:
+                seconds[pid] = int(stat.read().split()[0]) / 1e9
+        except FileNotFoundError:
+            continue  # ended since
+        except OSError:
+            return None
+    return seconds or None
+
+
+def backends_cpu_spent(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    """CPU seconds the backends used between two `backends_cpu_seconds()` readings (a new backend: all of its)."""
+    if before is None or after is None:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+
+
 # --- Real Celery workers (delivery and webhooks benchmarks) ------------------------------------------------
 
 BENCH_SECRET_KEY = "bench-" + "x" * 50

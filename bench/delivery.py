@@ -9,9 +9,10 @@ matched to rewards by their unique recipient address.
 Three phases, after an untimed warm-up:
   1. backlog  — the workers stop consuming `delivery`; N rewards are committed (orders of 250); the workers
                 resume: rewards/s from resuming to the N-th message received (the delivery capacity, not
-                bounded by how fast this process can place orders), worker CPU per reward. Midway, a second
-                tenant places one order of one reward: its commit → received time is the fairness row (a big
-                send must not starve another tenant's order);
+                bounded by how fast this process can place orders), worker CPU and PostgreSQL CPU (every
+                backend of the bench database) per reward. Midway, a second tenant places one order of one
+                reward: its commit → received time is the fairness row (a big send must not starve another
+                tenant's order);
   2. end to end — N rewards placed while the workers run (orders of 100, one after another, as before):
                 rewards/s from the first commit to the last message, and the per-reward latency p50/p99;
   3. steady   — rewards placed at a steady pace (BENCH_DELIVERY_STEADY_RATE, default 200/s, from two
@@ -34,7 +35,16 @@ import time
 import uuid
 from decimal import Decimal
 
-from .common import Context, Row, Workers, median, memory_row, percentile
+from .common import (
+    Context,
+    Row,
+    Workers,
+    backends_cpu_seconds,
+    backends_cpu_spent,
+    median,
+    memory_row,
+    percentile,
+)
 
 REWARDS = int(os.environ.get("BENCH_DELIVERY_REWARDS", "2000"))
 MIN_REWARDS = 250
@@ -240,6 +250,7 @@ def _backlog(workers, sink, big, small, product, count: int) -> dict:
             placed.place(big, product, addresses[start : start + BACKLOG_ORDER_SIZE])
     finally:
         cpu_before = workers.cpu_seconds()
+        pg_before = backends_cpu_seconds()
         _consume(workers, on=True)
     resumed = time.time()
     # Fairness: once about half of the backlog arrived, another tenant's single reward.
@@ -251,6 +262,7 @@ def _backlog(workers, sink, big, small, product, count: int) -> dict:
     fair.place(small, product, [small_address])
     complete = _wait(sink, [*addresses, small_address], time.monotonic() + 300)
     cpu_after = workers.cpu_seconds()
+    pg_spent = backends_cpu_spent(pg_before, backends_cpu_seconds())
     connections.close_all()
     arrivals = {a: sink.arrivals[a][0] for a in addresses if a in sink.arrivals}
     return {
@@ -264,6 +276,7 @@ def _backlog(workers, sink, big, small, product, count: int) -> dict:
         "fair_position": sum(1 for t in arrivals.values() if t < fair.committed_at[small_address]),
         "rate": len(arrivals) / max(max(arrivals.values()) - resumed, 1e-6) if arrivals else 0.0,
         "worker_cpu": None if None in (cpu_before, cpu_after) else cpu_after - cpu_before,
+        "postgres_cpu": pg_spent,
         "addresses": addresses,
     }
 
@@ -383,6 +396,8 @@ def run(ctx: Context) -> list[Row]:
     load = f"load {load_before[0]:.1f} → {load_after[0]:.1f}"
     cpu_ms = backlog["worker_cpu"] / backlog["count"] * 1000 if backlog["worker_cpu"] is not None else None
     cpu = f"{cpu_ms:.1f} ms worker CPU per reward" if cpu_ms is not None else "worker CPU unknown"
+    pg_cpu = backlog["postgres_cpu"]
+    pg_ms = f"{pg_cpu / backlog['count'] * 1000:.2f} ms" if pg_cpu is not None else "unknown"
     pool = f"{WORKERS} workers x {CONCURRENCY} threads"
     latencies = end_to_end["latencies"] or [float("nan")]
     steady_latencies = steady["latencies"] or [float("nan")]
@@ -395,11 +410,13 @@ def run(ctx: Context) -> list[Row]:
             f"{backlog['rate'] / ceiling:.0%} of plain SMTP sends to the same server: {ceiling:,.0f} messages/s "
             f"({WORKERS * CONCURRENCY} kept-open connections); target ≥ 300/s: "
             f"{'met' if backlog['rate'] >= 300 else 'missed'}",
-            f"{verdict}; {cpu} (target ≤ 3 ms: {'met' if cpu_ms is not None and cpu_ms <= 3 else 'missed'}); "
+            f"{verdict}; {cpu} (target ≤ 3 ms: {'met' if cpu_ms is not None and cpu_ms <= 3 else 'missed'}), "
+            f"{pg_ms} PostgreSQL CPU per reward; "
             f"committed while the workers did not consume, timed from their resuming; {pool}; {load}",
             {
                 "rate": backlog["rate"],
                 "worker_cpu_s": backlog["worker_cpu"],
+                "postgres_cpu_s": pg_cpu,
                 "smtp_ceiling_per_s": ceiling,
                 "workers": WORKERS,
                 "loadavg_before": load_before,

@@ -20,7 +20,11 @@ only), which depends far less on the machine's load than a rate does.
   each on a new connection: B's with Django's `server_side_binding` and psycopg preparing a statement its fifth
   time (`--no-prepare`: binding only).
 - bulk: a confirmed batch per tenant, its chunks of `--chunk` rows processed one at a time by
-  `batch_process_chunk`, as a bulk task does, A's and B's chunks alternating.
+  `batch_process_chunk`, as a bulk task does, A's and B's chunks alternating. With `--server-binding`, B's chunks
+  run on a thread of their own whose connection binds on the server and prepares (one connection for every
+  chunk, as a bulk worker's): a statement is prepared at its sixth chunk and may get a generic plan from about
+  the eleventh, so give the batch enough rows (`--bulk-rows 100000`, the most a file may have: 19 chunks of
+  5,000 measured, each B/A pair printed in order).
 
 `--clean-pending` also runs `gin_clean_pending_list` on every GIN index of the tenant's schema at the end of each
 round (every `--clean-every` bulk chunks), inside the measurement, so a GIN index with `fastupdate` is charged the
@@ -40,6 +44,7 @@ import subprocess
 import sys
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -224,6 +229,28 @@ def _bulk_round(
     return (after - before) * 1e6 / done, done
 
 
+def _bind_this_thread() -> None:
+    """This thread's Django connection binds on the server and prepares what it repeats (connections are per thread;
+    the settings dict they share is copied, not changed)."""
+    from django.db import connection
+
+    options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
+    options["prepare_threshold"] = PREPARE_THRESHOLD
+    connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
+
+
+def _prepared_plans() -> tuple[int, int, int]:
+    """(statements prepared on this connection, of them run with a generic plan at least once, generic runs)."""
+    from django.db import connection
+
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT count(*), count(*) FILTER (WHERE generic_plans > 0), coalesce(sum(generic_plans), 0) "
+            "FROM pg_prepared_statements"
+        )
+        return cursor.fetchone()
+
+
 def _check(tenant) -> None:
     from django.db import connection
     from django_tenants.utils import tenant_context
@@ -237,11 +264,13 @@ def _check(tenant) -> None:
 
 
 def _summary(a: list[float], b: list[float]) -> str:
-    ratios = sorted(y / x for x, y in zip(a, b, strict=False))
+    in_order = [y / x for x, y in zip(a, b, strict=False)]
+    ratios = sorted(in_order)
     return (
         f"A median {statistics.median(a):.3f} {[round(x, 2) for x in a]}\n"
         f"    B median {statistics.median(b):.3f} {[round(x, 2) for x in b]}\n"
-        f"    B/A per pair: median {statistics.median(ratios):.3f} {[round(r, 3) for r in ratios]}"
+        f"    B/A per pair: median {statistics.median(ratios):.3f} {[round(r, 3) for r in ratios]}\n"
+        f"    B/A in order: {[round(r, 3) for r in in_order]}; B/A of the totals {sum(b) / sum(a):.3f}"
     )
 
 
@@ -273,7 +302,7 @@ def main() -> int:
     server_url, (slot_client, slot), database_url, _ = setup_database()
     report: dict = {"loadavg_start": os.getloadavg()}
     try:
-        from django.db import connection
+        from django.db import connection, connections
 
         from testsupport.catalog import make_shop
 
@@ -329,11 +358,25 @@ def main() -> int:
             batch_a = _bulk_batch(tenant_a, shop.coffee_usd, args.bulk_rows, 0)
             batch_b = _bulk_batch(tenant_b, shop.coffee_usd, args.bulk_rows, 0)
             a, b = [], []
-            for i in range(args.bulk_rows // args.chunk - 1):  # the last chunk also finishes the batch
-                perf = f"{args.perf}-bulk.data" if args.perf and i == 1 else None
-                now = (i + 1) % args.clean_every == 0
-                a.append(_bulk_round(tenant_a, batch_a, args.chunk, clean_a, perf, now)[0])
-                b.append(_bulk_round(tenant_b, batch_b, args.chunk, clean_b, None, now)[0])
+            # A's chunks on a connection without binding (the order rounds may have left one with it open).
+            connection.close()
+            connection.settings_dict.setdefault("OPTIONS", {}).update(server_side_binding=False, prepare_threshold=None)
+            bound = ThreadPoolExecutor(1, initializer=_bind_this_thread) if args.server_binding else None
+            try:
+                for i in range(args.bulk_rows // args.chunk - 1):  # the last chunk also finishes the batch
+                    perf = f"{args.perf}-bulk.data" if args.perf and i == 1 else None
+                    now = (i + 1) % args.clean_every == 0
+                    a.append(_bulk_round(tenant_a, batch_a, args.chunk, clean_a, perf, now)[0])
+                    b_round = (_bulk_round, tenant_b, batch_b, args.chunk, clean_b, None, now)
+                    b.append((bound.submit(*b_round).result() if bound else b_round[0](*b_round[1:]))[0])
+                if bound:
+                    prepared, generic, runs = bound.submit(_prepared_plans).result()
+                    print(f"B's bulk connection: {prepared} prepared statements, {generic} of them run with a generic "
+                          f"plan ({runs} runs)", flush=True)  # fmt: skip
+            finally:
+                if bound:
+                    bound.submit(connections.close_all).result()
+                    bound.shutdown()
             report["bulk"] = (a, b)
             print(f"PostgreSQL CPU ms per 1,000 bulk rows (chunks of {args.chunk}):\n    {_summary(a, b)}", flush=True)
         _check(tenant_a)
