@@ -7,9 +7,14 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.utils import load_backend
+from django.db.backends.postgresql.base import ServerBindingCursor
+from django.db.utils import NotSupportedError, load_backend
+from django_tenants.utils import tenant_context
 
+from funds.services import funds_deposit
 from rewards_portal.settings.base import database_config
+from testsupport.orders import digital_order
+from testsupport.problems import assert_problem
 
 URL = "postgresql://app@db.internal:5432/rewards"
 
@@ -51,3 +56,64 @@ def test_a_prepared_statement_reads_the_schema_the_connection_is_in(committed_te
                 cursor.execute(f'DELETE FROM "{schema}".funds_ledgeraccount WHERE currency = %s', ["XTS"])
         prepared.close()
     assert seen == [*schemas.items(), *schemas.items()]
+
+
+def test_two_tenants_requests_on_one_connection_each_read_their_own_orders(api_a, api_b, funded_a, tenant_b, shop):
+    """API requests of two tenants taking turns on one connection, its statements prepared: every list, detail and
+    balance answers from the requesting tenant's schema, and the other tenant's order stays not found."""
+    connection.ensure_connection()
+    session = connection.connection
+    saved = session.cursor_factory, session.prepare_threshold
+    # Whatever DB_PREPARED_STATEMENTS says in this run: this connection binds on the server and prepares.
+    session.cursor_factory, session.prepare_threshold = ServerBindingCursor, 5
+    try:
+        with tenant_context(tenant_b):
+            funds_deposit(currency="USD", amount="1000.00")
+        amounts = {api_a: "25.00", api_b: "50.00"}
+        orders = {api: api.post("/api/v1/orders", digital_order(shop.coffee_usd, amount)).json() for api, amount in
+                  amounts.items()}  # fmt: skip
+        other = {api_a: orders[api_b]["id"], api_b: orders[api_a]["id"]}
+        for _ in range(8):  # past psycopg's threshold of 5: the later turns run prepared statements
+            for api, order in orders.items():
+                listed = api.get("/api/v1/orders").json()["results"]
+                assert [(o["id"], o["total"]["amount"]) for o in listed] == [(order["id"], amounts[api])]
+                assert api.get(f"/api/v1/orders/{order['id']}").json()["id"] == order["id"]
+                assert_problem(api.get(f"/api/v1/orders/{other[api]}"), 404, "not_found")
+                [usd] = [b for b in api.get("/api/v1/balances").json()["results"] if b["currency"] == "USD"]
+                assert usd["held"] == amounts[api]
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ['%"orders_order"%'])
+            assert cursor.fetchone()[0] > 0  # the lists and lookups above were served by prepared statements
+    finally:
+        session.cursor_factory, session.prepare_threshold = saved
+
+
+def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_new_connection(committed_tenant):
+    """A migration widens a column while a process runs: its prepared statement reading the column fails (PostgreSQL
+    refuses a cached plan whose result type changed), once; the next request reads on a new connection."""
+    settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5}}
+    backend = load_backend(settings["ENGINE"])
+    web, migrator = backend.DatabaseWrapper(settings, alias="web"), backend.DatabaseWrapper(settings, alias="migrator")
+    table = f'"{committed_tenant.schema_name}".stale_plan_probe'
+    select = f"SELECT name FROM {table} WHERE id = %s"
+    try:
+        with migrator.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name varchar(10))")
+            cursor.execute(f"INSERT INTO {table} VALUES (1, 'Ada')")
+        with web.cursor() as cursor:
+            for _ in range(6):
+                cursor.execute(select, [1])
+        with migrator.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN name TYPE varchar(40)")
+        with pytest.raises(NotSupportedError, match="cached plan must not change result type"):
+            with web.cursor() as cursor:
+                cursor.execute(select, [1])
+        for _ in range(6):
+            with web.cursor() as cursor:
+                cursor.execute(select, [1])
+                assert cursor.fetchone() == ("Ada",)
+    finally:
+        with migrator.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        web.close()
+        migrator.close()

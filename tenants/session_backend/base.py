@@ -13,14 +13,39 @@ that ran its own `SET LOCAL search_path` (tenants.provisioning, tenants.migratin
 
 Not used behind PgBouncer in transaction mode (`DB_TRANSACTION_POOLING`): there the session is not the server's,
 and tenants.pooled_backend sets the path inside every statement instead.
+
+With prepared statements (DB_PREPARED_STATEMENTS), a statement whose result columns changed type since it was
+prepared (a migration widened a column under a running process) fails with "cached plan must not change result
+type". Inside a transaction the rollback makes psycopg forget its prepared statements; outside one it would fail
+the same way until the connection is replaced (DB_CONN_MAX_AGE), so the connection is closed there and the next
+statement runs on a new one.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from django.db.backends.postgresql.base import CursorDebugWrapper
+from django.db.backends.utils import CursorWrapper
+from django.db.utils import NotSupportedError
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 from django_tenants.utils import get_limit_set_calls
+
+STALE_PLAN = "cached plan must not change result type"
+
+
+class _ClosesOnStalePlan(CursorWrapper):
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        try:
+            return super().execute(sql, params)
+        except NotSupportedError as exc:
+            if STALE_PLAN in str(exc) and self.db.get_autocommit() and not self.db.in_atomic_block:
+                self.db.close()  # every prepared statement goes with it
+            raise
+
+
+class _DebugClosesOnStalePlan(_ClosesOnStalePlan, CursorDebugWrapper):
+    pass
 
 
 class DatabaseWrapper(TenantDatabaseWrapper):
@@ -36,6 +61,12 @@ class DatabaseWrapper(TenantDatabaseWrapper):
         self.__dict__["_rp_set_schemas"] = value
         if not self._rp_switching:
             self._rp_session_paths = value
+
+    def make_cursor(self, cursor: Any) -> CursorWrapper:
+        return _ClosesOnStalePlan(cursor, self)
+
+    def make_debug_cursor(self, cursor: Any) -> CursorWrapper:
+        return _DebugClosesOnStalePlan(cursor, self)
 
     def set_tenant(self, tenant: Any, include_public: bool = True) -> None:
         self._rp_switching = True
