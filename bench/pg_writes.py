@@ -24,7 +24,7 @@ only), which depends far less on the machine's load than a rate does.
   run on a thread of their own whose connection binds on the server and prepares (one connection for every
   chunk, as a bulk worker's): a statement is prepared at its sixth chunk and may get a generic plan from about
   the eleventh, so give the batch enough rows (`--bulk-rows 100000`, the most a file may have: 19 chunks of
-  5,000 measured, each B/A pair printed in order).
+  5,000 measured, each B/A pair printed in order); `--plan-cache-mode force_custom_plan` plans each of them anew.
 
 `--clean-pending` also runs `gin_clean_pending_list` on every GIN index of the tenant's schema at the end of each
 round (every `--clean-every` bulk chunks), inside the measurement, so a GIN index with `fastupdate` is charged the
@@ -55,6 +55,7 @@ os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
 PREPARE_THRESHOLD: int | None = 5  # with --server-binding: psycopg prepares a statement its 5th time (None: never)
+PLAN_CACHE_MODE: str | None = None  # with --server-binding: B's bulk connection's plan_cache_mode (None: auto)
 
 
 def backend_cpu() -> tuple[int, float]:
@@ -236,6 +237,8 @@ def _bind_this_thread() -> None:
 
     options = {**connection.settings_dict.get("OPTIONS", {}), "server_side_binding": True}
     options["prepare_threshold"] = PREPARE_THRESHOLD
+    if PLAN_CACHE_MODE:
+        options["options"] = f"-c plan_cache_mode={PLAN_CACHE_MODE}"
     connection.settings_dict = {**connection.settings_dict, "OPTIONS": options}
 
 
@@ -290,11 +293,15 @@ def main() -> int:
         "--server-binding", action="store_true", help="B's orders with server-side binding (prepared statements)"
     )
     parser.add_argument("--no-prepare", action="store_true", help="with --server-binding: bind, prepare nothing")
+    parser.add_argument(
+        "--plan-cache-mode", choices=["force_custom_plan", "force_generic_plan"], help="B's bulk connection's plans"
+    )
     parser.add_argument("--perf", help="perf record A's first order round and bulk chunk into PREFIX-*.data")
     args = parser.parse_args()
+    global PREPARE_THRESHOLD, PLAN_CACHE_MODE
     if args.no_prepare:
-        global PREPARE_THRESHOLD
         PREPARE_THRESHOLD = None
+    PLAN_CACHE_MODE = args.plan_cache_mode
 
     from bench.profile_orders import setup_database
     from bench.run import BENCH_DATABASE, recreate_database
