@@ -1,6 +1,6 @@
-"""DB_PREPARED_STATEMENTS: the database settings ask psycopg to bind on the server and prepare repeated statements,
-refuse it behind transaction pooling, and a prepared statement never answers one tenant with another's rows (it is
-re-planned when the connection switches schema)."""
+"""DB_PREPARED_STATEMENTS: on a direct connection the database settings ask psycopg to bind on the server and prepare
+repeated statements (unless turned off), behind transaction pooling they do not and refuse to, and a prepared
+statement never answers one tenant with another's rows (it is re-planned when the connection switches schema)."""
 
 from __future__ import annotations
 
@@ -19,11 +19,26 @@ from testsupport.problems import assert_problem
 URL = "postgresql://app@db.internal:5432/rewards"
 
 
-def test_the_setting_binds_on_the_server_and_prepares_repeated_statements(monkeypatch):
+def test_a_direct_connection_binds_on_the_server_and_prepares_unless_turned_off(monkeypatch):
+    monkeypatch.delenv("DB_PREPARED_STATEMENTS", raising=False)
+    monkeypatch.delenv("DB_TRANSACTION_POOLING", raising=False)
+    prepared = {"server_side_binding": True, "prepare_threshold": 5}
+    assert database_config(URL)["OPTIONS"] == prepared  # the default
+    monkeypatch.setenv("DB_PREPARED_STATEMENTS", "true")
+    assert database_config(URL)["OPTIONS"] == prepared
+    monkeypatch.setenv("DB_PREPARED_STATEMENTS", "false")
+    assert "server_side_binding" not in database_config(URL).get("OPTIONS", {})
+
+
+def test_behind_transaction_pooling_nothing_is_prepared_and_asking_for_it_is_refused(monkeypatch):
+    monkeypatch.delenv("DB_PREPARED_STATEMENTS", raising=False)
+    monkeypatch.setenv("DB_TRANSACTION_POOLING", "true")
+    config = database_config(URL)
+    assert "server_side_binding" not in config.get("OPTIONS", {})
+    assert config["ENGINE"] == "tenants.pooled_backend"
+    monkeypatch.setenv("DB_PREPARED_STATEMENTS", "false")
     assert "server_side_binding" not in database_config(URL).get("OPTIONS", {})
     monkeypatch.setenv("DB_PREPARED_STATEMENTS", "true")
-    assert database_config(URL)["OPTIONS"] == {"server_side_binding": True, "prepare_threshold": 5}
-    monkeypatch.setenv("DB_TRANSACTION_POOLING", "true")
     with pytest.raises(ImproperlyConfigured, match="DB_PREPARED_STATEMENTS"):
         database_config(URL)
 

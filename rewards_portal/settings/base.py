@@ -122,17 +122,19 @@ def database_config(url: str) -> dict:
     config["HOST"] = unquote(config.get("HOST") or "")
     config["CONN_MAX_AGE"] = env.int("DB_CONN_MAX_AGE", default=60)
     config["CONN_HEALTH_CHECKS"] = True
-    if env.bool("DB_PREPARED_STATEMENTS", default=False):
+    pooling = env.bool("DB_TRANSACTION_POOLING", default=False)
+    if env.bool("DB_PREPARED_STATEMENTS", default=not pooling):
         # Parameters bound by the server, and psycopg prepares a statement the fifth time a connection sends it:
         # PostgreSQL then skips parsing it and, once its generic plan is as good, planning it. An order's ~10
-        # statements: 20-33 % less PostgreSQL CPU per order (bench/PROFILE-orders.md). Off by default.
-        if env.bool("DB_TRANSACTION_POOLING", default=False):
+        # statements: 20-33 % less PostgreSQL CPU per order; bulk chunks within the noise, deliveries neutral or
+        # better (bench/PROFILE-orders.md). On by default on a direct connection, off behind the pooler.
+        if pooling:
             raise ImproperlyConfigured(
                 "DB_PREPARED_STATEMENTS needs a direct connection: behind DB_TRANSACTION_POOLING every statement is "
                 "sent with its SET LOCAL search_path in one query, which cannot be prepared"
             )
         config.setdefault("OPTIONS", {}).update(server_side_binding=True, prepare_threshold=5)
-    if env.bool("DB_TRANSACTION_POOLING", default=False):
+    if pooling:
         # Behind PgBouncer in transaction mode: the schema is set inside each transaction (SET LOCAL), never on
         # the session, and no server-side cursors (a cursor outlives the transaction that the pooler ends).
         config["ENGINE"] = "tenants.pooled_backend"
