@@ -51,6 +51,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.update(DJANGO_SETTINGS_MODULE="rewards_portal.settings.dev", DEBUG="false")
+# A (and B, but for --server-binding) bind client-side, as before prepared statements became the default.
+os.environ.setdefault("DB_PREPARED_STATEMENTS", "false")
 os.environ.setdefault("LOG_LEVEL", "WARNING")
 
 
