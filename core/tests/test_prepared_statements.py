@@ -132,3 +132,41 @@ def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_n
             cursor.execute(f"DROP TABLE IF EXISTS {table}")
         web.close()
         migrator.close()
+
+
+def test_a_migration_replayed_schema_after_schema_lands_in_each_schema_once_its_statements_are_prepared(db):
+    """platform_migrate replays the same SQL text in schema after schema: past the threshold the statements are
+    prepared, and each run still applies to the schema on the search_path at the time."""
+    from tenants.migrating import migration_replay
+
+    connection.ensure_connection()
+    session = connection.connection
+    saved = session.cursor_factory, session.prepare_threshold
+    session.cursor_factory, session.prepare_threshold = ServerBindingCursor, 5
+    schemas = [f"prepared_replay_{n}" for n in range(8)]
+    try:
+        with connection.cursor() as cursor:
+            for schema in schemas:
+                cursor.execute(f'CREATE SCHEMA "{schema}"')
+                cursor.execute(
+                    f'CREATE TABLE "{schema}".django_migrations (LIKE public.django_migrations INCLUDING ALL)'
+                )
+                cursor.execute(f'CREATE TABLE "{schema}".probe (a int)')
+        statements = ["CREATE INDEX probe_a ON probe (a)", "COMMENT ON TABLE probe IS 'replayed'"]
+        for schema in schemas:
+            migration_replay(schema=schema, applied=[("core", "9999_probe")], statements=statements)
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement = %s", [statements[0]])
+            assert cursor.fetchone()[0] == 1
+            landed = []
+            for schema in schemas:
+                cursor.execute(
+                    f"SELECT (SELECT count(*) FROM pg_indexes WHERE schemaname = %s AND indexname = 'probe_a'), "
+                    f"obj_description('\"{schema}\".probe'::regclass), "
+                    f'(SELECT count(*) FROM "{schema}".django_migrations WHERE name = %s)',
+                    [schema, "9999_probe"],
+                )
+                landed.append(cursor.fetchone())
+    finally:
+        session.cursor_factory, session.prepare_threshold = saved
+    assert landed == [(1, "replayed", 1)] * len(schemas)
