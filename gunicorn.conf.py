@@ -29,7 +29,20 @@ threads = int(os.environ.get("WEB_THREADS", "6"))
 # and 16/0/0 over 3 workers), and its threads queued on one GIL while another process idled: a CPU-bound app
 # under `wrk -c16`, 10 runs each, gave 348 vs 396 requests/s and p99 108 vs 89 ms (bench/PROFILE-orders.md).
 # Linux only: elsewhere the option does not balance. WEB_REUSE_PORT=off: one shared socket, gunicorn's default.
+# TCP addresses only (on_starting below).
 reuse_port = sys.platform.startswith("linux") and os.environ.get("WEB_REUSE_PORT", "on").lower() not in OFF
+
+
+def on_starting(server):
+    """reuse_port only where every worker can bind the address itself: a TCP address. Linux refuses SO_REUSEPORT on
+    a Unix socket (`--bind unix:…`: every worker failed to boot, over and over), and a socket handed over already
+    bound (systemd socket activation, `fd://`, a USR2 re-exec's inherited listeners) is not bound again by the
+    workers. There the workers share one socket, gunicorn's default."""
+    handed_over = os.environ.get("LISTEN_FDS") or os.environ.get("GUNICORN_FD")
+    if server.cfg.reuse_port and (handed_over or not all(isinstance(a, tuple) for a in server.cfg.address)):
+        server.cfg.set("reuse_port", False)
+        server.log.info("reuse_port off: the workers share one listening socket (not a TCP address gunicorn binds)")
+
 
 # A young-generation collection every 50,000 net allocations (a few requests) instead of every 700.
 WEB_GC_THRESHOLDS = (50_000, 20, 100)
