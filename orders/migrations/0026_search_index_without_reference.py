@@ -8,7 +8,10 @@ its unique btree index, alone or among other words. bench/pg_writes.py, alternat
 schemas: −9 % of a chunk's PostgreSQL CPU (B/A median 0.909 over 15 pairs; an unchanged schema 0.981).
 
 Where the schema has no trigram index (no pg_trgm when orders 0009 ran: prefix indexes instead) nothing changes.
-The column itself is unchanged (no table rewrite); the index is rebuilt with a plain CREATE INDEX, unless it is
+The column itself is unchanged (no table rewrite); the index is rebuilt with a plain CREATE INDEX, beside the old
+one, which is then dropped and replaced: while it builds the tenant's reward writes wait (its SHARE lock) but
+reads and searches go on (a DROP INDEX first would lock the table against every read for the whole build; the
+swap at the end holds that lock only until the schema's migration commits). Nothing is rebuilt where the index is
 already on the new expression (an operator may build it first with CREATE INDEX CONCURRENTLY and rename it:
 CHANGELOG upgrade notes). One line per statement: tenant provisioning replays this SQL statement by statement.
 """
@@ -29,9 +32,10 @@ def _rebuild(expression: str, *, built: str) -> str:
     WHERE e.extname = 'pg_trgm';
     IF trgm_schema IS NOT NULL AND EXISTS (SELECT 1 FROM pg_indexes WHERE schemaname = current_schema()
     AND indexname = 'reward_search_trgm' AND (indexdef LIKE '%substr(%') IS DISTINCT FROM {built}) THEN
-    DROP INDEX reward_search_trgm;
-    EXECUTE format('CREATE INDEX reward_search_trgm ON orders_reward USING gin (({expression}) %I.gin_trgm_ops)',
+    EXECUTE format('CREATE INDEX reward_search_trgm_next ON orders_reward USING gin (({expression}) %I.gin_trgm_ops)',
     trgm_schema);
+    DROP INDEX reward_search_trgm;
+    ALTER INDEX reward_search_trgm_next RENAME TO reward_search_trgm;
     END IF;
     END $$;
     """)
