@@ -177,9 +177,18 @@ def smtp_server() -> Iterator[SmtpSink]:
 
 
 @pytest.fixture(scope="session")
-def celery_worker_process(django_db_setup, smtp_server):
-    """A running pool of real Celery workers for the session (tests may kill and restart it)."""
+def _celery_workers(django_db_setup, smtp_server):
     pool = WorkerPool(smtp_server.port)
     pool.start(1)
     yield pool
     pool.close()
+
+
+@pytest.fixture
+def celery_worker_process(_celery_workers):
+    """A running pool of real Celery workers for the session (tests may kill and restart it). A test that killed
+    it and failed before restarting it leaves it running again for the next test, instead of every later test
+    that needs a worker timing out."""
+    yield _celery_workers
+    if not any(process.poll() is None for process in _celery_workers.processes):
+        _celery_workers.start(1)
