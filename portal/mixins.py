@@ -35,7 +35,7 @@ from django.contrib.auth import logout
 from django.contrib.auth.views import redirect_to_login
 from django.http import Http404, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import redirect, render
-from django.utils.translation import ngettext
+from django.utils.translation import gettext, ngettext
 from django.views.generic import TemplateView
 from django_tenants.utils import get_public_schema_name
 
@@ -87,7 +87,7 @@ def require_tenant_host(request: HttpRequest) -> None:
 
 
 def suspended(request: HttpRequest) -> HttpResponse:
-    return render(request, "portal/auth/suspended.html", {"page_title": "Account suspended"}, status=403)
+    return render(request, "portal/auth/suspended.html", {"page_title": gettext("Account suspended")}, status=403)
 
 
 class TenantHostRequiredMixin:
@@ -127,7 +127,9 @@ def _iterate_in_schema(tenant: SchemaTenant, chunks: Iterator[bytes]) -> Iterato
 
 
 def forbidden(request: HttpRequest, perm: Perm | str) -> HttpResponse:
-    return render(request, "portal/403.html", {"missing_perm": str(perm), "page_title": "Not allowed"}, status=403)
+    return render(
+        request, "portal/403.html", {"missing_perm": str(perm), "page_title": gettext("Not allowed")}, status=403
+    )
 
 
 def portal_gate(request: PortalRequest, *, perm: Perm | str | None, enrolment: bool = False) -> HttpResponse | None:

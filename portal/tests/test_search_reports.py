@@ -29,6 +29,7 @@ def test_find_one_reward_in_a_batch_and_everywhere(signed_in, funded_a, shop, te
     for q in ["jackson", "emp-1717", "wind tunnel", mary.reference]:
         page = client.get("/search/", {"q": q}).content.decode()
         assert mary.reference in page and "Recipient 3" not in page, q
+        assert "or a whole reference" in page  # a part of a reference finds nothing (orders 0026): the help says so
     manager, _ = signed_in("manager")
     page = manager.get(f"/bulk/{batch.id}/", {"q": "mary"}).content.decode()
     assert 'data-testid="batch-rows"' in page and mary.reference in page and "emp-1717" in page
@@ -87,3 +88,13 @@ def test_a_bulk_file_names_products_by_sku_from_the_catalogue(funded_a, shop, si
     assert shop.coffee_usd.sku in client.get("/send/").content.decode()
     template = list(csv.reader(io.StringIO(client.get("/bulk/template.csv").content.decode())))
     assert "sku" in template[0] and template[1][template[0].index("sku")].endswith("-usd")
+
+
+def test_page_titles_are_in_the_staff_members_language(signed_in, funded_a):
+    """Find and Reports named their page in English whatever the staff member's language."""
+    client, user = signed_in("admin")
+    with tenant_context(funded_a):
+        user.language = "ms"
+        user.save(update_fields=["language"])
+    assert "<h1>Cari</h1>" in client.get("/search/").content.decode()
+    assert "<h1>Laporan</h1>" in client.get("/reports/").content.decode()

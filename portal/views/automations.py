@@ -227,7 +227,7 @@ def _initial(automation: Automation) -> dict[str, Any]:
 class AutomationListView(PortalView):
     permission = Perm.AUTOMATIONS
     nav_section = "automations"
-    page_title = "Automations"
+    page_title = gettext_lazy("Automations")
     template_name = "portal/automations/list.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

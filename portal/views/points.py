@@ -156,7 +156,7 @@ class EarningRuleForm(forms.Form):
 class EarningRulesView(PortalView):
     permission = Perm.PROGRAMS
     nav_section = "points"
-    page_title = "Earning rules"
+    page_title = gettext_lazy("Earning rules")
     template_name = "portal/earning_rules.html"
 
     def get_context_data(self, **kwargs: Any) -> dict[str, Any]:

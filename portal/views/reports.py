@@ -70,7 +70,7 @@ class ReportForm(forms.Form):
 class ReportsView(PortalView):
     permission = Perm.REPORTS
     nav_section = "reports"
-    page_title = "Reports"
+    page_title = _("Reports")
     template_name = "portal/reports.html"
 
     def get_context_data(self, **kwargs):

@@ -30,7 +30,7 @@ class SearchForm(forms.Form):
 class SearchView(PortalView):
     permission = Perm.VIEW
     nav_section = "search"
-    page_title = "Find"
+    page_title = _("Find")
     template_name = "portal/search.html"
 
     def get_context_data(self, **kwargs):
