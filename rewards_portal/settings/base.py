@@ -426,8 +426,9 @@ METRICS_ALLOWED_NETWORKS = env.list("METRICS_ALLOWED_NETWORKS", default=[])
 
 
 def networks_checked(name: str, networks: list[str]) -> list[str]:
-    """CIDRs as ipaddress reads them at each request, refused at start (10.0.0.1/8 has host bits set) rather than
-    as a 500 on every scrape."""
+    """CIDRs, each checked at start: a malformed one stops the process with its name rather than matching nothing,
+    and one with host bits set (10.0.0.1/8, most likely a typo for 10.0.0.0/8 or 10.0.0.1/32) is refused too,
+    although core.networks would read it as its network."""
     for network in networks:
         try:
             ipaddress.ip_network(network)
