@@ -90,9 +90,11 @@ def _grow(tenant, base_order: str, first: int, last: int) -> None:
     from django_tenants.utils import tenant_context
 
     with tenant_context(tenant), transaction.atomic(), connection.cursor() as cursor:
+        # ::int — with server-side binding (DB_PREPARED_STATEMENTS, on by default) psycopg types a small Python int
+        # as smallint, and generate_series(smallint, smallint) is ambiguous.
         cursor.execute(
             "CREATE TEMP TABLE clone_orders ON COMMIT DROP AS SELECT g, gen_random_uuid() AS id, "
-            "now() - make_interval(secs => g * 150) AS created_at FROM generate_series(%s, %s) AS g",
+            "now() - make_interval(secs => g * 150) AS created_at FROM generate_series(%s::int, %s::int) AS g",
             [first, last],
         )
         order_columns = _columns(cursor, "orders_order")
