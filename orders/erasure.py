@@ -107,6 +107,9 @@ def rewards_next_anonymisation() -> datetime | None:
     days = privacy_settings_get().recipient_retention_days
     if not days:
         return None
+    # The first entry of reward_delivered_kept (orders 0027), whose predicate is this filter's (214 ms → 0.01 ms at
+    # 1,000,000 rewards). A prepared statement's generic plan (ERASED a parameter) could not use it, but PostgreSQL
+    # keeps planning it with the value: the generic plan, a sequential scan, costs far more (checked there).
     kept = Reward.objects.filter(delivered_at__isnull=False).exclude(recipient_name=ERASED)
     first: datetime | None = kept.aggregate(first=Min("delivered_at"))["first"]
     return None if first is None else first + timedelta(days=days)
@@ -124,9 +127,13 @@ def rewards_anonymise_delivered(*, now: datetime | None = None) -> int:
     cutoff = (now or timezone.now()) - timedelta(days=days)
     changed = 0
     while True:
+        # Oldest delivery first, straight off reward_delivered_kept (orders 0027). In the model's ordering (newest
+        # created first) the planner walked the created_at index past every reward, index or not: at 1,000,000
+        # rewards 382 ms with nothing due, 75 ms for 1,000 due (0.01 and 0.3 ms now).
         batch = list(
             Reward.objects.filter(delivered_at__lt=cutoff)
             .exclude(recipient_name=ERASED)
+            .order_by("delivered_at")
             .values_list("pk", flat=True)[:RETENTION_BATCH]
         )
         if not batch:

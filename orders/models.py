@@ -257,6 +257,15 @@ class Reward(models.Model):
             models.Index(
                 fields=["delivered_at"], condition=Q(product_snapshot__type="discount"), name="reward_discount_issued"
             ),
+            # Recipient retention (orders.erasure): the earliest delivery whose recipient is kept, and those due.
+            # Only delivered rewards not yet anonymised ("[erased]" is people.erasure.ERASED; the predicate is
+            # the queries' own, so the planner matches it): a new reward (inserted undelivered) writes no entry,
+            # an anonymised one leaves it (orders 0027).
+            models.Index(
+                fields=["delivered_at"],
+                condition=Q(delivered_at__isnull=False) & ~Q(recipient_name="[erased]"),
+                name="reward_delivered_kept",
+            ),
         ]
         constraints = [
             # A face value always; a charge of 0 only for a zero-cost product (catalog Product.zero_cost), and then
