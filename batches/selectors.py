@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
 from django.db.models import Q, QuerySet
 
+from core.db import custom_plans
 from core.errors import NotFoundError
 from orders.selectors import approval_render
 
@@ -278,4 +280,5 @@ def batch_rows_page(
         queryset = queryset.filter(reward__in=reward_search(Reward.objects.all(), q).values("pk"))
     if status:
         queryset = queryset.filter(Q(reward__status=status) | Q(reward__isnull=True, status=status))
-    return list(queryset.order_by("row_number")[:limit])
+    with custom_plans() if q else nullcontext():  # planned for these words every time, as every search is
+        return list(queryset.order_by("row_number")[:limit])

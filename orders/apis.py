@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -14,6 +15,7 @@ from rest_framework.response import Response
 from api.params import choice_param, uuid_param
 from api.views import TenantAPIView, TenantListAPIView
 from api.write_audit import api_write_audit_event
+from core.db import custom_plans
 from core.db_routing import reads_from_replica
 from core.errors import ApplicationError
 from core.money import amount_text_ok, format_amount
@@ -410,6 +412,11 @@ class OrderListCreateApi(TenantListAPIView):
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
 
+    def list(self, request, *args, **kwargs):
+        # A search: planned for its words every time (core.db.custom_plans; a generic plan walked every order).
+        with custom_plans() if request.query_params.get("q") else nullcontext():
+            return super().list(request, *args, **kwargs)
+
     def get_queryset(self):
         params = self.request.query_params
         dates = {}
@@ -592,6 +599,13 @@ class RewardListApi(TenantListAPIView):
     )
     def get(self, request, *args, **kwargs):
         return super().get(request, *args, **kwargs)
+
+    def list(self, request, *args, **kwargs):
+        # A status or a search: planned for its value every time (core.db.custom_plans; a generic plan walked every
+        # reward for a rare status).
+        params = request.query_params
+        with custom_plans() if params.get("status") or params.get("q") else nullcontext():
+            return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
         params = self.request.query_params

@@ -1,6 +1,8 @@
 """DB_PREPARED_STATEMENTS: on a direct connection the database settings ask psycopg to bind on the server and prepare
 repeated statements (unless turned off), behind transaction pooling they do not and refuse to, and a prepared
-statement never answers one tenant with another's rows (it is re-planned when the connection switches schema)."""
+statement never answers one tenant with another's rows (it is re-planned when the connection switches schema), reads
+whose plan depends on the value are never prepared (core.db.custom_plans), and a stale plan closes the connection
+from every cursor entry point that runs prepared statements."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from django.db import connection
 from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.utils import NotSupportedError, load_backend
 from django_tenants.utils import tenant_context
+from psycopg import sql
 
 from funds.services import funds_deposit
 from rewards_portal.settings.base import database_config
@@ -103,6 +106,47 @@ def test_two_tenants_requests_on_one_connection_each_read_their_own_orders(api_a
         session.cursor_factory, session.prepare_threshold = saved
 
 
+def test_searches_and_the_rewards_list_by_status_are_planned_for_their_values_every_time(
+    api_a, funded_a, shop, tenant_a
+):
+    """Past psycopg's threshold a prepared statement may get PostgreSQL's generic plan, made for an average value: at
+    200,000 rewards the rewards list by a rare status walked the whole created_at index (60-158 ms instead of 3-5 ms)
+    and the order search walked every order (19-36 ms instead of ~1 ms). Those reads are sent unprepared, so each is
+    planned for its own status or words: run many times on one connection, none of them is among its prepared
+    statements, while the plain lists beside them are."""
+    from testsupport.portal import make_staff, portal_client, sign_in
+
+    connection.ensure_connection()
+    session = connection.connection
+    saved = session.cursor_factory, session.prepare_threshold
+    session.cursor_factory, session.prepare_threshold = ServerBindingCursor, 5
+    try:
+        orders = {
+            api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, a)).json()["id"] for a in ("10.00", "25.00")
+        }
+        make_staff(tenant_a, "finder@example.com")
+        portal = portal_client(tenant_a)
+        assert sign_in(portal, "finder@example.com").status_code == 302
+        for turn in range(12):  # past the threshold and PostgreSQL's five custom plans
+            status = "pending" if turn % 2 else "expired"
+            listed = api_a.get("/api/v1/rewards", {"status": status}).json()["results"]
+            assert len(listed) == (2 if status == "pending" else 0)
+            assert {o["id"] for o in api_a.get("/api/v1/orders", {"q": "lovelace"}).json()["results"]} == orders
+            assert len(api_a.get("/api/v1/rewards", {"q": "lovelace"}).json()["results"]) == 2
+            assert len(api_a.get("/api/v1/rewards").json()["results"]) == 2
+            assert portal.get("/search/", {"q": "lovelace"}).status_code == 200
+            assert portal.get("/orders/", {"recipient": "lovelace"}).status_code == 200
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT statement FROM pg_prepared_statements")
+            prepared = [statement for (statement,) in cursor.fetchall()]
+    finally:
+        session.cursor_factory, session.prepare_threshold = saved
+    rewards_lists = [s for s in prepared if s.startswith('SELECT "orders_reward"."id"') and " LIMIT " in s]
+    assert any("WHERE" not in s for s in rewards_lists)  # the plain list: prepared statements were on
+    assert [s for s in rewards_lists if '"orders_reward"."status" = $' in s] == []  # by status: never prepared
+    assert [s for s in prepared if "search_text" in s or "jsonb_path_query_array" in s] == []  # searches: never
+
+
 def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_new_connection(committed_tenant):
     """A migration widens a column while a process runs: its prepared statement reading the column fails (PostgreSQL
     refuses a cached plan whose result type changed), once; the next request reads on a new connection."""
@@ -127,6 +171,79 @@ def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_n
             with web.cursor() as cursor:
                 cursor.execute(select, [1])
                 assert cursor.fetchone() == ("Ada",)
+    finally:
+        with migrator.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+        web.close()
+        migrator.close()
+
+
+@pytest.mark.parametrize("entry", ["executemany", "callproc"])
+def test_after_a_type_change_executemany_and_callproc_fail_once_then_run_on_a_new_connection(committed_tenant, entry):
+    """The cursor's other entry points that run prepared statements: `executemany` (psycopg prepares its statement on
+    the first call) and `callproc` (Django's SELECT * FROM the function) fail once after the type change too, and
+    the next call runs on a new connection (they failed until DB_CONN_MAX_AGE replaced it)."""
+    settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5}}
+    backend = load_backend(settings["ENGINE"])
+    web, migrator = backend.DatabaseWrapper(settings, alias="web"), backend.DatabaseWrapper(settings, alias="migrator")
+    schema = committed_tenant.schema_name
+    table, function = f'"{schema}".stale_plan_probe', f'"{schema}".stale_plan_probe_name'
+
+    def run() -> object:
+        with web.cursor() as cursor:
+            if entry == "executemany":
+                cursor.executemany(f"UPDATE {table} SET name = name WHERE id = %s RETURNING name", [[1]])
+                return "ran"
+            cursor.callproc(sql.Identifier(schema, "stale_plan_probe_name"))
+            return cursor.fetchone()[0]
+
+    try:
+        with migrator.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name varchar(10))")
+            cursor.execute(f"INSERT INTO {table} VALUES (1, 'Ada')")
+            cursor.execute(f"CREATE FUNCTION {function}() RETURNS varchar LANGUAGE sql AS $$ SELECT 'Ada' $$")
+        for _ in range(6):
+            run()
+        with migrator.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN name TYPE varchar(40)")
+            cursor.execute(f"DROP FUNCTION {function}()")
+            cursor.execute(f"CREATE FUNCTION {function}() RETURNS text LANGUAGE sql AS $$ SELECT 'Ada' $$")
+        with pytest.raises(NotSupportedError, match="cached plan must not change result type"):
+            run()
+        assert [run() for _ in range(6)] == ["ran" if entry == "executemany" else "Ada"] * 6
+    finally:
+        with migrator.cursor() as cursor:
+            cursor.execute(f"DROP TABLE IF EXISTS {table}")
+            cursor.execute(f"DROP FUNCTION IF EXISTS {function}()")
+        web.close()
+        migrator.close()
+
+
+def test_a_server_side_cursor_is_never_prepared_so_a_type_change_never_fails_it(committed_tenant):
+    """`.iterator()` reads through a server-side cursor: psycopg declares it afresh each time (never prepared), so
+    after the type change it reads the new type at once."""
+    settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5}}
+    backend = load_backend(settings["ENGINE"])
+    web, migrator = backend.DatabaseWrapper(settings, alias="web"), backend.DatabaseWrapper(settings, alias="migrator")
+    table = f'"{committed_tenant.schema_name}".stale_plan_probe'
+    select = f"SELECT name FROM {table} WHERE id = %s"
+
+    def read() -> str:
+        with web.chunked_cursor() as cursor:
+            cursor.execute(select, [1])
+            return cursor.fetchone()[0]
+
+    try:
+        with migrator.cursor() as cursor:
+            cursor.execute(f"CREATE TABLE {table} (id int PRIMARY KEY, name varchar(10))")
+            cursor.execute(f"INSERT INTO {table} VALUES (1, 'Ada')")
+        assert [read() for _ in range(6)] == ["Ada"] * 6
+        with migrator.cursor() as cursor:
+            cursor.execute(f"ALTER TABLE {table} ALTER COLUMN name TYPE varchar(40)")
+        assert read() == "Ada"
+        with web.cursor() as cursor:
+            cursor.execute("SELECT count(*) FROM pg_prepared_statements WHERE statement LIKE %s", ["%stale_plan%"])
+            assert cursor.fetchone()[0] == 0
     finally:
         with migrator.cursor() as cursor:
             cursor.execute(f"DROP TABLE IF EXISTS {table}")

@@ -127,7 +127,8 @@ def database_config(url: str) -> dict:
         # Parameters bound by the server, and psycopg prepares a statement the fifth time a connection sends it:
         # PostgreSQL then skips parsing it and, once its generic plan is as good, planning it. An order's ~10
         # statements: 20-33 % less PostgreSQL CPU per order; bulk chunks within the noise, deliveries neutral or
-        # better (bench/PROFILE-orders.md). On by default on a direct connection, off behind the pooler.
+        # better (bench/PROFILE-orders.md). On by default on a direct connection, off behind the pooler. Reads whose
+        # plan depends on the value (searches, rewards by status) are sent unprepared: core.db.custom_plans.
         if pooling:
             raise ImproperlyConfigured(
                 "DB_PREPARED_STATEMENTS needs a direct connection: behind DB_TRANSACTION_POOLING every statement is "

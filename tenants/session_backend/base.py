@@ -19,10 +19,14 @@ prepared (a migration widened a column under a running process) fails with "cach
 type". Inside a transaction the rollback makes psycopg forget its prepared statements; outside one it would fail
 the same way until the connection is replaced (DB_CONN_MAX_AGE), so the connection is closed there and the next
 statement runs on a new one.
+
+Statements run inside core.db.custom_plans() are sent unprepared: PostgreSQL plans each for its own values.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from django.db.backends.postgresql.base import CursorDebugWrapper
@@ -30,18 +34,46 @@ from django.db.backends.utils import CursorWrapper
 from django.db.utils import NotSupportedError
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 from django_tenants.utils import get_limit_set_calls
+from psycopg import ServerCursor
+
+from core.db import custom_plans_wanted
 
 STALE_PLAN = "cached plan must not change result type"
 
 
 class _ClosesOnStalePlan(CursorWrapper):
-    def execute(self, sql: Any, params: Any = None) -> Any:
+    """Every entry point that can run a prepared statement: `execute`, `executemany` (psycopg prepares its statement
+    on the first call, whatever the threshold) and `callproc` (a SELECT through psycopg's execute). A server-side
+    cursor (`.iterator()`) needs nothing: psycopg never prepares its DECLARE, so it is planned afresh each time."""
+
+    @contextmanager
+    def _closing_on_stale_plan(self) -> Iterator[None]:
         try:
-            return super().execute(sql, params)
+            yield
         except NotSupportedError as exc:
             if STALE_PLAN in str(exc) and self.db.get_autocommit() and not self.db.in_atomic_block:
                 self.db.close()  # every prepared statement goes with it
             raise
+
+    def execute(self, sql: Any, params: Any = None) -> Any:
+        with self._closing_on_stale_plan():
+            return super().execute(sql, params)
+
+    def _execute(self, sql: Any, params: Any, *ignored_wrapper_args: Any) -> Any:
+        # Inside core.db.custom_plans(): never prepared, so planned for these values (Django's _execute otherwise).
+        if params is None or not custom_plans_wanted() or isinstance(self.cursor, ServerCursor):
+            return super()._execute(sql, params, *ignored_wrapper_args)  # type: ignore[misc]  # Django, unstubbed
+        self.db.validate_no_broken_transaction()
+        with self.db.wrap_database_errors:
+            return self.cursor.execute(sql, params, prepare=False)
+
+    def executemany(self, sql: Any, param_list: Any) -> Any:
+        with self._closing_on_stale_plan():
+            return super().executemany(sql, param_list)
+
+    def callproc(self, procname: Any, params: Any = None, kparams: Any = None) -> Any:
+        with self._closing_on_stale_plan():
+            return super().callproc(procname, params, kparams)
 
 
 class _DebugClosesOnStalePlan(_ClosesOnStalePlan, CursorDebugWrapper):
