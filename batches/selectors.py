@@ -275,10 +275,12 @@ def batch_rows_page(
     from orders.models import Reward
     from orders.search import reward_search
 
-    queryset = BatchRow.objects.filter(batch=batch, row_number__gt=after_row).select_related("reward")
-    if q:
-        queryset = queryset.filter(reward__in=reward_search(Reward.objects.all(), q).values("pk"))
-    if status:
-        queryset = queryset.filter(Q(reward__status=status) | Q(reward__isnull=True, status=status))
-    with custom_plans() if q else nullcontext():  # planned for these words every time, as every search is
+    # Planned for these words every time, as every search is (core.db.custom_plans): reward_search already reads
+    # (its sample of the newest rewards) when it builds the queryset.
+    with custom_plans() if q else nullcontext():
+        queryset = BatchRow.objects.filter(batch=batch, row_number__gt=after_row).select_related("reward")
+        if q:
+            queryset = queryset.filter(reward__in=reward_search(Reward.objects.all(), q).values("pk"))
+        if status:
+            queryset = queryset.filter(Q(reward__status=status) | Q(reward__isnull=True, status=status))
         return list(queryset.order_by("row_number")[:limit])

@@ -180,7 +180,9 @@ def _dense_together(terms: list[str]) -> bool:
 def reward_search(queryset: QuerySet[Reward], q: str) -> QuerySet[Reward]:
     """`queryset` narrowed to the rewards matching `q`. A one-word query that is exactly an external id, a
     reference or an email address gets those rewards (btree lookups, one cheap query first): at 1M rewards a
-    trigram scan for "row-100000-1" intersects posting lists as long as the table (bench/search.py)."""
+    trigram scan for "row-100000-1" intersects posting lists as long as the table (bench/search.py). Call it and
+    read the result inside `core.db.custom_plans()`, as every caller does: it reads once already, and a search's
+    statements prepared on a connection could get a generic plan that walks the table (docs/operations.md)."""
     terms = search_terms(q)
     if len(terms) == 1 and _as_uuid(terms[0]) is None:
         raw = " ".join((q or "").split())
@@ -202,7 +204,8 @@ def reward_search(queryset: QuerySet[Reward], q: str) -> QuerySet[Reward]:
 def order_search(queryset: QuerySet[Order], q: str, *, reward_orders: list[Any] | None = None) -> QuerySet[Order]:
     """`queryset` narrowed to orders matching `q`: by id, external id or PO number, by a metadata value, or
     holding a reward that matches (the newest ORDERS_FROM_REWARDS such rewards; `reward_orders` when the caller
-    has just searched the rewards itself, so the index is not read twice)."""
+    has just searched the rewards itself, so the index is not read twice). Read it inside `core.db.custom_plans()`:
+    under a generic plan its OR of ids, external id, PO number and metadata walked every order."""
     terms = search_terms(q)
     raw = " ".join((q or "").split())
     exact = _as_uuid(raw)

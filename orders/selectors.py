@@ -190,6 +190,9 @@ def reward_list(
     reference: str | None = None,
     q: str | None = None,
 ) -> QuerySet[Reward]:
+    """The rewards matching every filter given. With `status` or `q`, build and read it inside
+    `core.db.custom_plans()` (RewardListApi does): their best plan depends on the value, and a generic plan walked
+    every reward for a rare status (docs/operations.md)."""
     qs = Reward.objects.select_related("order", "shipment")
     if q:
         qs = reward_search(qs, q)

@@ -114,6 +114,9 @@ def test_searches_and_the_rewards_list_by_status_are_planned_for_their_values_ev
     and the order search walked every order (19-36 ms instead of ~1 ms). Those reads are sent unprepared, so each is
     planned for its own status or words: run many times on one connection, none of them is among its prepared
     statements, while the plain lists beside them are."""
+    from batches.models import Batch
+    from batches.selectors import batch_rows_page
+    from testsupport.batches import csv_bytes, digital_rows, upload
     from testsupport.portal import make_staff, portal_client, sign_in
 
     connection.ensure_connection()
@@ -124,6 +127,10 @@ def test_searches_and_the_rewards_list_by_status_are_planned_for_their_values_ev
         orders = {
             api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, a)).json()["id"] for a in ("10.00", "25.00")
         }
+        uploaded = upload(api_a, csv_bytes(digital_rows(shop.coffee_usd, 2)))
+        assert uploaded.status_code == 201, uploaded.content
+        with tenant_context(tenant_a):
+            batch = Batch.objects.get(pk=uploaded.json()["id"])
         make_staff(tenant_a, "finder@example.com")
         portal = portal_client(tenant_a)
         assert sign_in(portal, "finder@example.com").status_code == 302
@@ -136,6 +143,8 @@ def test_searches_and_the_rewards_list_by_status_are_planned_for_their_values_ev
             assert len(api_a.get("/api/v1/rewards").json()["results"]) == 2
             assert portal.get("/search/", {"q": "lovelace"}).status_code == 200
             assert portal.get("/orders/", {"recipient": "lovelace"}).status_code == 200
+            with tenant_context(tenant_a):
+                assert batch_rows_page(batch=batch, q="lovelace") == []  # a batch's rows narrowed by a search
         with connection.cursor() as cursor:
             cursor.execute("SELECT statement FROM pg_prepared_statements")
             prepared = [statement for (statement,) in cursor.fetchall()]
@@ -147,7 +156,7 @@ def test_searches_and_the_rewards_list_by_status_are_planned_for_their_values_ev
     assert [s for s in prepared if "search_text" in s or "jsonb_path_query_array" in s] == []  # searches: never
 
 
-def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_new_connection(committed_tenant):
+def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_new_connection(committed_tenant, caplog):
     """A migration widens a column while a process runs: its prepared statement reading the column fails (PostgreSQL
     refuses a cached plan whose result type changed), once; the next request reads on a new connection."""
     settings = {**connection.settings_dict, "OPTIONS": {"server_side_binding": True, "prepare_threshold": 5}}
@@ -167,6 +176,8 @@ def test_after_a_column_changed_type_a_prepared_read_fails_once_then_runs_on_a_n
         with pytest.raises(NotSupportedError, match="cached plan must not change result type"):
             with web.cursor() as cursor:
                 cursor.execute(select, [1])
+        [warned] = [r for r in caplog.records if r.name == "tenants.session_backend.base"]
+        assert warned.levelname == "WARNING" and warned.connection_closed is True  # an operator sees why
         for _ in range(6):
             with web.cursor() as cursor:
                 cursor.execute(select, [1])

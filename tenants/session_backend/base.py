@@ -25,6 +25,7 @@ Statements run inside core.db.custom_plans() are sent unprepared: PostgreSQL pla
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -40,6 +41,8 @@ from core.db import custom_plans_wanted
 
 STALE_PLAN = "cached plan must not change result type"
 
+logger = logging.getLogger(__name__)
+
 
 class _ClosesOnStalePlan(CursorWrapper):
     """Every entry point that can run a prepared statement: `execute`, `executemany` (psycopg prepares its statement
@@ -51,8 +54,15 @@ class _ClosesOnStalePlan(CursorWrapper):
         try:
             yield
         except NotSupportedError as exc:
-            if STALE_PLAN in str(exc) and self.db.get_autocommit() and not self.db.in_atomic_block:
-                self.db.close()  # every prepared statement goes with it
+            if STALE_PLAN in str(exc):
+                # A column's type changed under this process (a migration): seen in the logs, not only as a 500.
+                closing = self.db.get_autocommit() and not self.db.in_atomic_block
+                logger.warning(
+                    "prepared statement outdated by a column type change",
+                    extra={"connection_closed": closing, "schema": getattr(self.db, "schema_name", "")},
+                )
+                if closing:
+                    self.db.close()  # every prepared statement goes with it
             raise
 
     def execute(self, sql: Any, params: Any = None) -> Any:
