@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -277,7 +276,7 @@ def batch_rows_page(
 
     # Planned for these words every time, as every search is (core.db.custom_plans): reward_search already reads
     # (its sample of the newest rewards) when it builds the queryset.
-    with custom_plans() if q else nullcontext():
+    with custom_plans(when=bool(q)):
         queryset = BatchRow.objects.filter(batch=batch, row_number__gt=after_row).select_related("reward")
         if q:
             queryset = queryset.filter(reward__in=reward_search(Reward.objects.all(), q).values("pk"))

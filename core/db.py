@@ -45,7 +45,7 @@ _custom_plans: ContextVar[bool] = ContextVar("custom_plans", default=False)
 
 
 @contextmanager
-def custom_plans() -> Iterator[None]:
+def custom_plans(*, when: bool = True) -> Iterator[None]:
     """Statements run inside are sent unprepared (psycopg's `prepare=False`, tenants.session_backend), so PostgreSQL
     plans each one for its own values, as without DB_PREPARED_STATEMENTS.
 
@@ -54,7 +54,13 @@ def custom_plans() -> Iterator[None]:
     rewards list by status walked the whole created_at index for a rare status (60-158 ms instead of 3-5 ms), the
     order search's OR of ids, external id, PO and metadata walked every order (19-36 ms instead of ~1 ms). Costs
     what planning costs (~0.1-0.5 ms a statement), which these statements paid anyway while PostgreSQL kept
-    choosing custom plans for them."""
+    choosing custom plans for them.
+
+    `when=False` changes nothing (an enclosing custom_plans() still holds): for a read that is a search or a filter
+    by value only when the request asks for one."""
+    if not when:
+        yield
+        return
     token = _custom_plans.set(True)
     try:
         yield

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-from contextlib import nullcontext
 from datetime import datetime
 from typing import Any
 
@@ -414,7 +413,7 @@ class OrderListCreateApi(TenantListAPIView):
 
     def list(self, request, *args, **kwargs):
         # A search: planned for its words every time (core.db.custom_plans; a generic plan walked every order).
-        with custom_plans() if request.query_params.get("q") else nullcontext():
+        with custom_plans(when=bool(request.query_params.get("q"))):
             return super().list(request, *args, **kwargs)
 
     def get_queryset(self):
@@ -604,7 +603,7 @@ class RewardListApi(TenantListAPIView):
         # A status or a search: planned for its value every time (core.db.custom_plans; a generic plan walked every
         # reward for a rare status).
         params = request.query_params
-        with custom_plans() if params.get("status") or params.get("q") else nullcontext():
+        with custom_plans(when=bool(params.get("status") or params.get("q"))):
             return super().list(request, *args, **kwargs)
 
     def get_queryset(self):

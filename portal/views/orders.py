@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import json
 from collections.abc import Iterator
-from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
 from typing import Any
@@ -139,7 +138,7 @@ class OrderListView(PortalView):
         filters = form.cleaned_data if form.is_valid() else {}
         cursor = self.request.GET.get("after")
         # A recipient search: planned for its words each time (core.db.custom_plans; a generic plan walked every order)
-        with custom_plans() if (filters.get("recipient") or "").strip() else nullcontext():
+        with custom_plans(when=bool((filters.get("recipient") or "").strip())):
             rows = list(after_cursor(filtered_orders(filters), cursor)[: PAGE_SIZE + 1])
         has_next = len(rows) > PAGE_SIZE
         orders = rows[:PAGE_SIZE]
