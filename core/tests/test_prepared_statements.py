@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 from django.core.exceptions import ImproperlyConfigured
 from django.db import connection
-from django.db.backends.postgresql.base import ServerBindingCursor
 from django.db.utils import NotSupportedError, load_backend
 from django_tenants.utils import tenant_context
 from psycopg import sql
@@ -20,6 +19,18 @@ from testsupport.orders import digital_order
 from testsupport.problems import assert_problem
 
 URL = "postgresql://app@db.internal:5432/rewards"
+PREPARING = {"server_side_binding": True, "prepare_threshold": 5}  # what DB_PREPARED_STATEMENTS gives (first test)
+
+
+def preparing_cursor() -> type:
+    """The psycopg cursor class this backend gives a connection with DB_PREPARED_STATEMENTS on (the test session may
+    run without): switched onto the test's own connection, its statements are prepared as in production."""
+    settings = {**connection.settings_dict, "OPTIONS": PREPARING}
+    return (
+        load_backend(settings["ENGINE"])
+        .DatabaseWrapper(settings, alias="probe")
+        .get_connection_params()["cursor_factory"]
+    )
 
 
 def test_a_direct_connection_binds_on_the_server_and_prepares_unless_turned_off(monkeypatch):
@@ -83,7 +94,7 @@ def test_two_tenants_requests_on_one_connection_each_read_their_own_orders(api_a
     session = connection.connection
     saved = session.cursor_factory, session.prepare_threshold
     # Whatever DB_PREPARED_STATEMENTS says in this run: this connection binds on the server and prepares.
-    session.cursor_factory, session.prepare_threshold = ServerBindingCursor, 5
+    session.cursor_factory, session.prepare_threshold = preparing_cursor(), 5
     try:
         with tenant_context(tenant_b):
             funds_deposit(currency="USD", amount="1000.00")
@@ -122,7 +133,7 @@ def test_searches_and_the_rewards_list_by_status_are_planned_for_their_values_ev
     connection.ensure_connection()
     session = connection.connection
     saved = session.cursor_factory, session.prepare_threshold
-    session.cursor_factory, session.prepare_threshold = ServerBindingCursor, 5
+    session.cursor_factory, session.prepare_threshold = preparing_cursor(), 5
     try:
         orders = {
             api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, a)).json()["id"] for a in ("10.00", "25.00")
@@ -270,7 +281,7 @@ def test_a_migration_replayed_schema_after_schema_lands_in_each_schema_once_its_
     connection.ensure_connection()
     session = connection.connection
     saved = session.cursor_factory, session.prepare_threshold
-    session.cursor_factory, session.prepare_threshold = ServerBindingCursor, 5
+    session.cursor_factory, session.prepare_threshold = preparing_cursor(), 5
     schemas = [f"prepared_replay_{n}" for n in range(8)]
     try:
         with connection.cursor() as cursor:

@@ -20,7 +20,9 @@ type". Inside a transaction the rollback makes psycopg forget its prepared state
 the same way until the connection is replaced (DB_CONN_MAX_AGE), so the connection is closed there and the next
 statement runs on a new one.
 
-Statements run inside core.db.custom_plans() are sent unprepared: PostgreSQL plans each for its own values.
+Statements run inside core.db.custom_plans() are sent unprepared (the psycopg cursor class, `_CustomPlansCursor`):
+PostgreSQL plans each for its own values. A server-side cursor (`.iterator()`) is another class, and psycopg never
+prepares its DECLARE.
 """
 
 from __future__ import annotations
@@ -30,12 +32,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db.backends.postgresql.base import CursorDebugWrapper
+from django.db.backends.postgresql.base import Cursor, CursorDebugWrapper, ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.utils import NotSupportedError
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
 from django_tenants.utils import get_limit_set_calls
-from psycopg import ServerCursor
 
 from core.db import custom_plans_wanted
 
@@ -69,14 +70,6 @@ class _ClosesOnStalePlan(CursorWrapper):
         with self._closing_on_stale_plan():
             return super().execute(sql, params)
 
-    def _execute(self, sql: Any, params: Any, *ignored_wrapper_args: Any) -> Any:
-        # Inside core.db.custom_plans(): never prepared, so planned for these values (Django's _execute otherwise).
-        if params is None or not custom_plans_wanted() or isinstance(self.cursor, ServerCursor):
-            return super()._execute(sql, params, *ignored_wrapper_args)  # type: ignore[misc]  # Django, unstubbed
-        self.db.validate_no_broken_transaction()
-        with self.db.wrap_database_errors:
-            return self.cursor.execute(sql, params, prepare=False)
-
     def executemany(self, sql: Any, param_list: Any) -> Any:
         with self._closing_on_stale_plan():
             return super().executemany(sql, param_list)
@@ -88,6 +81,23 @@ class _ClosesOnStalePlan(CursorWrapper):
 
 class _DebugClosesOnStalePlan(_ClosesOnStalePlan, CursorDebugWrapper):
     pass
+
+
+class _CustomPlansCursor(ServerBindingCursor):
+    """Django's server-binding cursor (the one used with DB_PREPARED_STATEMENTS): inside core.db.custom_plans() a
+    statement is sent unprepared, so PostgreSQL plans it for its own values. psycopg's own `prepare=False`, given at
+    the psycopg cursor rather than by overriding Django's CursorWrapper, whose body would have to be copied."""
+
+    def execute(
+        self, query: Any, params: Any = None, *, prepare: bool | None = None, binary: bool | None = None
+    ) -> Any:
+        if prepare is None and custom_plans_wanted():
+            prepare = False
+        return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc]  # untyped in django-stubs
+
+
+# Django's choice of psycopg cursor (by OPTIONS["server_side_binding"]) -> ours. Client-side binding never prepares.
+_CURSOR_FACTORIES: dict[type, type] = {ServerBindingCursor: _CustomPlansCursor, Cursor: Cursor}
 
 
 class DatabaseWrapper(TenantDatabaseWrapper):
@@ -103,6 +113,11 @@ class DatabaseWrapper(TenantDatabaseWrapper):
         self.__dict__["_rp_set_schemas"] = value
         if not self._rp_switching:
             self._rp_session_paths = value
+
+    def get_connection_params(self) -> dict[str, Any]:
+        params = super().get_connection_params()
+        params["cursor_factory"] = _CURSOR_FACTORIES.get(params["cursor_factory"], params["cursor_factory"])
+        return params
 
     def make_cursor(self, cursor: Any) -> CursorWrapper:
         return _ClosesOnStalePlan(cursor, self)
