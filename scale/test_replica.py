@@ -18,6 +18,20 @@ from testsupport.workers import ROOT, subprocess_env
 pytestmark = pytest.mark.scale
 
 
+def probe(primary_and_replica: tuple[str, str], *args: str, **env: str) -> dict:
+    """scale/replica_probe.py in a process of its own, on the primary and its replica: its JSON line."""
+    primary_url, replica_url = primary_and_replica
+    environment = subprocess_env(DATABASE_URL=primary_url, DATABASE_REPLICA_URLS=replica_url, **env)
+    if "REPLICA_MAX_LAG_SECONDS" not in env:
+        environment.pop("REPLICA_MAX_LAG_SECONDS", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "scale.replica_probe", *args], env=environment, cwd=ROOT, capture_output=True,
+        text=True, timeout=300,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr[-4000:]
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
 @pytest.fixture(scope="module")
 def primary_and_replica() -> Iterator[tuple[str, str]]:
     from resilience.stack import RESILIENCE_VAR, PrivatePostgres, free_port
@@ -51,13 +65,7 @@ def primary_and_replica() -> Iterator[tuple[str, str]]:
 
 
 def test_lists_and_reports_read_the_replica_and_a_request_that_wrote_reads_the_primary(primary_and_replica):
-    primary_url, replica_url = primary_and_replica
-    env = subprocess_env(DATABASE_URL=primary_url, DATABASE_REPLICA_URLS=replica_url)
-    done = subprocess.run(
-        [sys.executable, "-m", "scale.replica_probe"], env=env, cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
-    assert done.returncode == 0, done.stderr[-4000:]
-    result = json.loads(done.stdout.strip().splitlines()[-1])
+    result = probe(primary_and_replica)  # the default REPLICA_MAX_LAG_SECONDS (30 s): a paused replica still serves
     ids, replica_queries, primary_order_reads = result["caught_up"]
     assert ids == ["first"] and replica_queries > 0 and primary_order_reads == 0, result
     ids, replica_queries, _ = result["stale"]
@@ -66,3 +74,23 @@ def test_lists_and_reports_read_the_replica_and_a_request_that_wrote_reads_the_p
     assert rewards == 1 and replica_queries > 0 and primary_rollup_reads == 0, result  # the report is the replica's
     assert result["after_write"] == ["first", "second"], result  # after a write, reads go to the primary
     print(f"\n[scale] read replica: {json.dumps(result)}")
+
+
+def test_a_replica_further_behind_than_the_limit_is_passed_over_until_it_catches_up(primary_and_replica):
+    result = probe(primary_and_replica, "lagging", REPLICA_MAX_LAG_SECONDS="1")
+    # Caught up, its last replayed commit older than the limit (the primary idle): measured as 0 behind, and the
+    # list is the replica's.
+    ids, replica_order_reads, primary_order_reads = result["idle"]
+    assert result["idle_for"] > 1 and result["idle_lag"] == 0, result
+    assert ids == ["first"] and replica_order_reads > 0 and primary_order_reads == 0, result
+    # Replay paused, a second order committed, the replica more than 1 s behind: the list is the primary's.
+    ids, replica_order_reads, primary_order_reads = result["behind"]
+    assert result["paused_lag"] > 1, result
+    assert ids == ["first", "second"] and replica_order_reads == 0 and primary_order_reads > 0, result
+    [(_event, alias, lag)] = result["warnings"]  # once for the request's one check
+    assert alias == "replica0" and lag > 1, result
+    # Replay resumed: the next check finds it within the limit, and the list is the replica's again.
+    ids, replica_order_reads, primary_order_reads = result["resumed"]
+    assert ids == ["first", "second"] and replica_order_reads > 0 and primary_order_reads == 0, result
+    assert result["resumed_warnings"] == 0 and result["unavailable"] == [], result
+    print(f"\n[scale] lagging read replica: {json.dumps(result)}")

@@ -205,6 +205,9 @@ def celery_broker_settings(broker_url: str) -> dict:
 # Streaming replicas of DATABASE_URL (comma-separated URLs): list pages, reports and exports read from them
 # (core/db_routing.py). Empty = every read goes to the primary.
 DATABASE_REPLICA_URLS = env.list("DATABASE_REPLICA_URLS", default=[])
+# A replica whose replay is further behind than this many seconds (measured on the replica, once a second per
+# process) is passed over until it catches up, with a warning (event db.replica_lagging). 0 = never checked.
+REPLICA_MAX_LAG_SECONDS = env.float("REPLICA_MAX_LAG_SECONDS", default=30.0)
 
 
 def database_configs(database_url: str) -> dict:
