@@ -19,9 +19,7 @@ import enum
 import json
 import os
 import pickle
-import subprocess
 import sys
-import time
 import uuid
 from pathlib import Path
 
@@ -78,27 +76,6 @@ def capture(path: Path) -> tuple[str, str]:
     return key, body
 
 
-def start_floor(port: int, capture_path: Path) -> subprocess.Popen:
-    import http.client
-
-    server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "bench.order_floor_app:application", "-b", f"127.0.0.1:{port}", "-w", "3",
-         "--log-level", "warning"],
-        cwd=ROOT, env=dict(os.environ, ORDER_FLOOR_CAPTURE=str(capture_path)), stderr=subprocess.PIPE,
-    )  # fmt: skip
-    deadline = time.time() + 30
-    while time.time() < deadline:
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/")
-            conn.getresponse()
-            return server
-        except OSError:
-            time.sleep(0.2)
-    server.kill()
-    raise RuntimeError("the floor server did not start")
-
-
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--seconds", type=float, default=10, help="seconds per load run (default 10)")
@@ -122,7 +99,12 @@ def main() -> int:
         for turn in range(args.rounds):
             for kind in ("real", "floor"):
                 port = free_port()
-                server = orders._start_server(ctx, port) if kind == "real" else start_floor(port, capture_path)
+                floor_env = dict(os.environ, ORDER_FLOOR_CAPTURE=str(capture_path))
+                server = (
+                    orders._start_server(ctx, port)
+                    if kind == "real"
+                    else orders.gunicorn_start("bench.order_floor_app:application", port, floor_env)
+                )
                 try:
                     orders._load(port, key, "POST", "/api/v1/orders", body.encode(), 16)  # every worker warm
                     for clients in (1, 16):

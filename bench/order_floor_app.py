@@ -93,6 +93,9 @@ def _connection() -> psycopg.Connection:
 
 
 def application(environ: dict, start_response: Any) -> list[bytes]:
+    if environ["REQUEST_METHOD"] != "POST":  # the readiness check
+        start_response("200 OK", [("Content-Length", "0")])
+        return [b""]
     json.loads(environ["wsgi.input"].read(int(environ.get("CONTENT_LENGTH") or 0)))
     secret = environ.get("HTTP_AUTHORIZATION", "")[7:]
     hashlib.sha256(secret.encode()).hexdigest()

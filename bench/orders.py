@@ -277,8 +277,14 @@ def _start_server(ctx: Context, port: int, workers: int = 3, extra_env: dict | N
         DB_CONN_MAX_AGE="600",
     )
     env.update(extra_env or {})
+    return gunicorn_start("rewards_portal.wsgi", port, env, workers=workers, ready_path="/healthz")
+
+
+def gunicorn_start(app: str, port: int, env: dict, *, workers: int = 3, ready_path: str = "/") -> subprocess.Popen:
+    """gunicorn serving `app` as gunicorn.conf.py configures it (plus BENCH_GUNICORN_ARGS), once `ready_path`
+    answers 200."""
     server = subprocess.Popen(
-        [sys.executable, "-m", "gunicorn", "rewards_portal.wsgi", "-b", f"127.0.0.1:{port}",
+        [sys.executable, "-m", "gunicorn", app, "-b", f"127.0.0.1:{port}",
          "-w", str(workers), "--log-level", "warning", *shlex.split(os.environ.get("BENCH_GUNICORN_ARGS", ""))],
         cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
     )  # fmt: skip
@@ -286,7 +292,7 @@ def _start_server(ctx: Context, port: int, workers: int = 3, extra_env: dict | N
     while time.time() < deadline:
         try:
             conn = http.client.HTTPConnection("127.0.0.1", port, timeout=2)
-            conn.request("GET", "/healthz")
+            conn.request("GET", ready_path)
             if conn.getresponse().status == 200:
                 return server
         except OSError:
