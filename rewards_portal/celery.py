@@ -3,7 +3,7 @@
 import logging
 import os
 
-from celery.signals import setup_logging
+from celery.signals import setup_logging, worker_init, worker_process_init
 from tenant_schemas_celery.app import CeleryApp, get_schema_name_from_task
 from tenant_schemas_celery.task import TenantTask
 
@@ -92,6 +92,21 @@ def _use_django_logging(loglevel=None, **kwargs) -> None:
     logging.config.dictConfig(settings.LOGGING)
     if loglevel:
         logging.getLogger().setLevel(loglevel)
+
+
+@worker_init.connect
+@worker_process_init.connect
+def _worker_warm_up(**kwargs) -> None:
+    """A worker does its first task's one-time work before it takes a task (rewards_portal.warmup.worker_warm_up).
+
+    At `worker_init`, in the worker's main process: with the prefork pool (the default) that is before the children
+    are forked, so they share it and a child that replaces one (a crash, a time limit) starts warm too; the
+    threads and solo pools run their tasks in that process. `worker_process_init` (in each child) finds it done,
+    except in a child started as a fresh interpreter (the spawn start method), which does it then.
+    """
+    from rewards_portal.warmup import worker_warm_up
+
+    worker_warm_up()
 
 
 def _resilient_consumer():
