@@ -4,8 +4,10 @@ tracking and state stay."""
 
 from __future__ import annotations
 
+from typing import Any
 from uuid import UUID
 
+from core.bulk import rows_update
 from people.erasure import ERASED
 
 from .models import Shipment
@@ -13,10 +15,12 @@ from .models import Shipment
 
 def shipments_scrub(reward_ids: list[UUID]) -> dict[str, tuple[str, ...]]:
     """orders.erasure: blank these rewards' shipping addresses but the country; {shipment id: the strings it held}
-    (so the shipment's stored events are scrubbed of them)."""
+    (so the shipment's stored events are scrubbed of them). One read and one write however many shipments."""
     held: dict[str, tuple[str, ...]] = {}
-    for shipment in Shipment.objects.filter(reward_id__in=reward_ids).only("id", "address"):
-        address = shipment.address or {}
-        held[str(shipment.pk)] = tuple(str(v) for k, v in address.items() if k != "country" and v and v != ERASED)
-        Shipment.objects.filter(pk=shipment.pk).update(address={"name": ERASED, "country": address.get("country", "")})
+    blanked: dict[UUID, dict[str, Any]] = {}
+    for pk, address in Shipment.objects.filter(reward_id__in=reward_ids).order_by().values_list("pk", "address"):
+        address = address or {}
+        held[str(pk)] = tuple(str(v) for k, v in address.items() if k != "country" and v and v != ERASED)
+        blanked[pk] = {"address": {"name": ERASED, "country": address.get("country", "")}}
+    rows_update(Shipment, blanked)
     return held

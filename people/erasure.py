@@ -16,12 +16,14 @@ from __future__ import annotations
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 from django.db import connection, models, transaction
 
 from audit.actors import Actor
 from audit.services import audit_record
+from core.bulk import rows_update
 
 from .models import Person
 
@@ -35,10 +37,19 @@ class Scrub:
 
     needles: tuple[str, ...]  # non-empty, distinct; the email and phone as stored, the name
 
+    @cached_property
+    def _lowered(self) -> tuple[str, ...]:
+        return tuple(needle.lower() for needle in self.needles)
+
     def scrub_text(self, value: str) -> tuple[str, bool]:
         """`value` with each occurrence of a needle (any case) replaced by ERASED; (new text, whether it changed)."""
         new = value
-        for needle in self.needles:
+        for needle, lowered in zip(self.needles, self._lowered, strict=True):
+            # A needle that cannot be there is skipped without a regular expression (compiling one per needle was
+            # a quarter of a retention round under cProfile): for ASCII text and needle, "any case" is exactly
+            # lower() containment; otherwise (e.g. the Kelvin sign matches k) the expression decides.
+            if new.isascii() and needle.isascii() and lowered not in new.lower():
+                continue
             new = re.sub(re.escape(needle), ERASED, new, flags=re.IGNORECASE)
         return new, new != value
 
@@ -46,7 +57,7 @@ class Scrub:
         """`value` with every string containing a needle replaced by ERASED; (new value, whether it changed)."""
         if isinstance(value, str):
             lowered = value.lower()
-            if any(needle.lower() in lowered for needle in self.needles):
+            if any(needle in lowered for needle in self._lowered):
                 return ERASED, True
             return value, False
         if isinstance(value, dict):
@@ -107,21 +118,34 @@ def rows_scrub(*, scrub: Scrub, rows: models.QuerySet[Any], fields: tuple[str, .
     """Replace `scrub`'s strings in `fields` of `rows` (free text in place, JSON strings whole); the rows changed."""
     if not scrub.needles:
         return 0
+    return len(rows_scrub_each(rows=rows, fields=fields, scrub_for=lambda _: scrub))
+
+
+def rows_scrub_each(
+    *, rows: models.QuerySet[Any], fields: tuple[str, ...], scrub_for: Callable[[Any], Scrub], key: str = "pk"
+) -> dict[Any, Any]:
+    """rows_scrub for rows that each have their own strings: a row's are `scrub_for(its value of key)` (a field,
+    or a lookup through a relation, e.g. an attempt's `delivery__event_id`). Returns {changed row's pk: that value}.
+
+    Set-based: the rows are read in one statement, scrubbed here, and the changed ones written back in one
+    (core.bulk.rows_update), however many there are. A statement per row made recipient retention's first run on
+    a big tenant take 6,566 statements and ~6 s per round of 1,000 rewards: 138 rewards/s, 1,656 now
+    (bench/retention.py)."""
     model = rows.model
-    changed = 0
-    for row in rows.only(*fields):
+    json_fields = {name for name in fields if isinstance(model._meta.get_field(name), models.JSONField)}
+    changes: dict[Any, dict[str, Any]] = {}
+    changed: dict[Any, Any] = {}
+    for pk, value, *current in rows.order_by().values_list("pk", key, *fields):
+        scrub = scrub_for(value)
         updates = {}
-        for name in fields:
-            value = getattr(row, name)
-            if isinstance(model._meta.get_field(name), models.JSONField):
-                new, hit = scrub.scrub_json(value)
-            else:
-                new, hit = scrub.scrub_text(value or "")
+        for name, old in zip(fields, current, strict=True):
+            new, hit = scrub.scrub_json(old) if name in json_fields else scrub.scrub_text(old or "")
             if hit:
                 updates[name] = new
         if updates:
-            model._default_manager.filter(pk=row.pk).update(**updates)
-            changed += 1
+            changes[pk] = updates
+            changed[pk] = value
+    rows_update(model, changes)
     return changed
 
 
