@@ -82,8 +82,18 @@ def rewards_anonymise(reward_ids: list[UUID], *, extra: tuple[str, ...] = ()) ->
         return 0
     with transaction.atomic():
         subjects: dict[str, tuple[str, ...]] = {}
-        rows = Reward.objects.filter(pk__in=reward_ids).values_list("pk", "order_id", "recipient_name",
-                                                                   "recipient_email", "recipient_phone")  # fmt: skip
+        # Locked for the round (in id order): a reward changing state meanwhile (redeemed, expired) writes an event
+        # rendered with its recipient. Without the lock the round could read the events before that one committed
+        # and blank the row after: the new event kept the name and email for good. Now such a change either
+        # commits first (the round waits for it, then reads its event) or waits for the round and renders the
+        # blanked row. A round holds the locks ~0.6-1.3 s (bench/retention.py); its rewards were delivered at least
+        # a retention period ago, so little else is waiting on them.
+        rows = (
+            Reward.objects.select_for_update()
+            .filter(pk__in=reward_ids)
+            .order_by("pk")
+            .values_list("pk", "order_id", "recipient_name", "recipient_email", "recipient_phone")
+        )
         for pk, order_id, *recipient in rows:
             needles = (*_needles(*recipient), *extra)
             subjects[str(pk)] = needles

@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
-from django.db import OperationalError
+from django.db import OperationalError, transaction
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 from django_tenants.utils import tenant_context
@@ -175,3 +175,84 @@ def test_a_round_that_dies_part_way_is_finished_by_the_next_run(api_a, retaining
         assert Shipment.objects.get(pk=shipment.pk).address == {"name": ERASED, "country": "US"}
         assert not Event.objects.filter(data__icontains="77 Retention Row").exists()
         assert not Event.objects.filter(data__icontains=US_ADDRESS["name"]).exists()
+
+
+def test_a_reward_changing_state_during_a_round_leaves_no_recipient_in_its_new_event(committed_tenant, live_http):
+    """A retention round and a state change of one of its rewards at once (the recipient redeems it as the round
+    runs): the change's event names the recipient. The round locks its rewards first, so it either waits for that
+    event and scrubs it, or the change waits and renders the blanked row; before, the round read the events, the
+    change committed its event, and the round blanked the row after: the event kept the recipient for good."""
+    import threading
+
+    from funds.services import funds_deposit
+    from orders.lifecycle import reward_transition
+    from tenants.services import api_key_create
+    from testsupport.api import http_json
+    from testsupport.catalog import make_shop
+
+    connection.set_schema_to_public()
+    _, key = api_key_create(tenant=committed_tenant)
+    shop = make_shop()
+    with tenant_context(committed_tenant):
+        funds_deposit(currency="USD", amount="100.00")
+    assert http_json("PATCH", f"{live_http}/api/v1/privacy", key=key, body={"recipient_retention_days": 30})[0] == 200
+    body = digital_order(shop.coffee_usd, "10.00")
+    body["rewards"][0]["recipient"] = {"name": "Racing Redeemer", "email": "racing.redeemer@example.com"}
+    status, order, _ = http_json("POST", f"{live_http}/api/v1/orders", key=key, body=body)
+    assert status == 201, order
+    reward_id = order["rewards"][0]["id"]
+    with tenant_context(committed_tenant):
+        reward_fulfil(reward_id=reward_id)
+    age(committed_tenant, [reward_id])
+
+    changed, released, failures = threading.Event(), threading.Event(), []
+
+    def redeem() -> None:  # the claim page: the reward locked, redeemed, its event written; commits when released
+        try:
+            with tenant_context(committed_tenant), transaction.atomic():
+                reward = Reward.objects.select_for_update().get(pk=reward_id)
+                reward_transition(reward=reward, to="redeemed", note="code revealed on the claim page")
+                changed.set()
+                released.wait(60)
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+        finally:
+            changed.set()
+            connection.close()
+
+    def retain() -> None:
+        try:
+            with tenant_context(committed_tenant):
+                assert rewards_anonymise_delivered() == 1
+        except Exception as exc:  # reported by the assertion below
+            failures.append(exc)
+        finally:
+            connection.close()
+
+    redeemer = threading.Thread(target=redeem)
+    redeemer.start()
+    changed.wait(60)
+    retention = threading.Thread(target=retain)
+    retention.start()
+    try:
+        # The round is waiting on the redeemer's lock (before reading anything with the fix; at its last UPDATE
+        # without it): then the redeemer commits.
+        deadline = timezone.now() + timedelta(seconds=60)
+        while timezone.now() < deadline:
+            with connection.cursor() as cursor:
+                cursor.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = "
+                    "'Lock' AND pid <> pg_backend_pid()"
+                )
+                if cursor.fetchone()[0]:
+                    break
+    finally:
+        released.set()
+        redeemer.join(60)
+        retention.join(60)
+    assert failures == []
+    with tenant_context(committed_tenant):
+        redeemed = Event.objects.get(type="reward.redeemed", data__id=reward_id)
+        assert redeemed.data["recipient"]["email"] == ERASED
+        assert not Event.objects.filter(data__icontains="racing.redeemer").exists()
+        assert Reward.objects.get(pk=reward_id).status == "redeemed"
