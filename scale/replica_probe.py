@@ -58,20 +58,39 @@ def replica_has(schema: str, orders: int) -> None:
     raise AssertionError(f"the replica did not replay order {orders} within 30 s")
 
 
-def main() -> dict:
-    shop = make_shop()
-    tenant = tenant_create(slug=f"rep{uuid.uuid4().hex[:6]}", name="Replica Co")
-    with tenant_context(tenant):
-        funds_deposit(currency="USD", amount=Decimal("1000.00"))
-    key = api_key_create(tenant=tenant)[1]
-    connection.set_schema_to_public()
-    client = Client()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+class _ApiTenant:
+    """A funded tenant with an API key: places orders and lists them through the API, in-process."""
 
-    def place(external_id: str) -> None:
-        body = digital_order(shop.coffee_usd, "10.00", external_id=external_id)
-        created = client.post("/api/v1/orders", body, content_type="application/json", **auth)
+    def __init__(self, slug: str, name: str) -> None:
+        self.shop = make_shop()
+        self.tenant = tenant_create(slug=f"{slug}{uuid.uuid4().hex[:6]}", name=name)
+        with tenant_context(self.tenant):
+            funds_deposit(currency="USD", amount=Decimal("1000.00"))
+        key = api_key_create(tenant=self.tenant)[1]
+        connection.set_schema_to_public()
+        self.client = Client()
+        self.auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
+
+    def place(self, external_id: str) -> None:
+        body = digital_order(self.shop.coffee_usd, "10.00", external_id=external_id)
+        created = self.client.post("/api/v1/orders", body, content_type="application/json", **self.auth)
         assert created.status_code == 201, created.content
+
+    def listed(self) -> tuple[list[str], list[str], list[str]]:
+        """The orders' external ids, and the statements the list sent to the replica and to the primary."""
+        with (
+            CaptureQueriesContext(connections["replica0"]) as on_replica,
+            CaptureQueriesContext(connections["default"]) as on_primary,
+        ):
+            response = self.client.get("/api/v1/orders", **self.auth)
+        assert response.status_code == 200, response.content
+        ids = sorted(o["external_id"] for o in response.json()["results"])
+        return ids, [q["sql"] for q in on_replica], [q["sql"] for q in on_primary]
+
+
+def main() -> dict:
+    api = _ApiTenant("rep", "Replica Co")
+    tenant, client, auth, place = api.tenant, api.client, api.auth, api.place
 
     def reported() -> tuple[int, int, int]:
         """GET /api/v1/reports/rewards: rewards created today (as the database read says), and the statements on
@@ -86,14 +105,8 @@ def main() -> dict:
         return sum(response.json()["by_status"].values()), len(on_replica), len(rollup_reads)
 
     def listed() -> tuple[list[str], int, int]:
-        with (
-            CaptureQueriesContext(connections["replica0"]) as on_replica,
-            CaptureQueriesContext(connections["default"]) as on_primary,
-        ):
-            response = client.get("/api/v1/orders", **auth)
-        assert response.status_code == 200, response.content
-        ids = sorted(o["external_id"] for o in response.json()["results"])
-        return ids, len(on_replica), len([q for q in on_primary if "orders_order" in q["sql"]])
+        ids, on_replica, on_primary = api.listed()
+        return ids, len(on_replica), len([sql for sql in on_primary if "orders_order" in sql])
 
     place("first")
     replica_has(tenant.schema_name, 1)
@@ -131,31 +144,13 @@ def lagging() -> dict:
     assert limit == 1, f"run with REPLICA_MAX_LAG_SECONDS=1 (it is {limit})"
     events = _Events()
     logging.getLogger("core.db_routing").addHandler(events)
-    shop = make_shop()
-    tenant = tenant_create(slug=f"lag{uuid.uuid4().hex[:6]}", name="Lagging Replica Co")
-    with tenant_context(tenant):
-        funds_deposit(currency="USD", amount=Decimal("1000.00"))
-    key = api_key_create(tenant=tenant)[1]
-    connection.set_schema_to_public()
-    client = Client()
-    auth = {"HTTP_AUTHORIZATION": f"Bearer {key}"}
-
-    def place(external_id: str) -> None:
-        body = digital_order(shop.coffee_usd, "10.00", external_id=external_id)
-        created = client.post("/api/v1/orders", body, content_type="application/json", **auth)
-        assert created.status_code == 201, created.content
+    api = _ApiTenant("lag", "Lagging Replica Co")
+    tenant, place = api.tenant, api.place
 
     def listed() -> tuple[list[str], int, int]:
         """The orders listed, and the order reads on the replica and on the primary."""
-        with (
-            CaptureQueriesContext(connections["replica0"]) as on_replica,
-            CaptureQueriesContext(connections["default"]) as on_primary,
-        ):
-            response = client.get("/api/v1/orders", **auth)
-        assert response.status_code == 200, response.content
-        ids = sorted(o["external_id"] for o in response.json()["results"])
-        order_reads = [len([q for q in on if "orders_order" in q["sql"]]) for on in (on_replica, on_primary)]
-        return ids, *order_reads
+        ids, on_replica, on_primary = api.listed()
+        return ids, *[len([sql for sql in on if "orders_order" in sql]) for on in (on_replica, on_primary)]
 
     def replica_lag() -> float:
         return float(replica_sql(db_routing.LAG_SQL)[0][0] or 0)
