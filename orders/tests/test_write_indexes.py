@@ -85,13 +85,37 @@ def test_a_batch_row_links_its_reward_without_a_constraint_or_an_index(tenant_a)
     assert not [ddl for ddl in indexes if "batches_batchrow " in ddl and "(reward_id)" in ddl]
 
 
-def test_the_next_due_time_reads_each_minimum_from_an_index(tenant_a):
+def test_the_next_due_time_reads_each_minimum_from_an_index(api_a, funded_a, shop, tenant_a):
     """The sweep asks each schema when its next open reward is due (fulfillment.services.rewards_next_due). The
     earliest scheduled delivery and the oldest pending reward are each the first entry of an index (a Limit over
     an index scan), not an aggregate over every open reward (461 ms with 200,000 pending rewards)."""
     from fulfillment.services import REWARDS_NEXT_DUE_SQL
+    from testsupport.orders import digital_order
 
+    created = api_a.post("/api/v1/orders", digital_order(shop.coffee_usd, "10.00"))
+    assert created.status_code == 201, created.content
     connection.set_tenant(tenant_a)
+    # A schema with a backlog, as the sweep meets one: 3,000 open rewards cloned from that one (rolled back with the
+    # test) and statistics that count them. With the statistics other tests leave on this shared schema (a table
+    # nearly empty) every plan costs the same, and the planner was seen picking any index and sorting.
+    overrides = {
+        "status": "CASE WHEN g %% 3 = 0 THEN 'scheduled' ELSE 'pending' END",
+        "deliver_at": "CASE WHEN g %% 3 = 0 THEN now() + g * interval '1 minute' END",
+        "created_at": "now() - g * interval '1 second'",
+        "position": "g",
+        "claim_token_hash": "''",
+        "hold_id": "NULL",
+    }
+    columns = [f.column for f in Reward._meta.concrete_fields if f.column not in ("id", "reference")]
+    values = ", ".join(overrides.get(column, f'r."{column}"') for column in columns)
+    names = ", ".join(f'"{column}"' for column in columns)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            f"INSERT INTO orders_reward (id, {names}) "
+            f"SELECT gen_random_uuid(), {values} FROM orders_reward r, generate_series(1, 3000) g WHERE r.id = %s",
+            [created.json()["rewards"][0]["id"]],
+        )
+        cursor.execute("ANALYZE orders_reward")  # counts this transaction's own rows
     plan = _plan(REWARDS_NEXT_DUE_SQL, [300])
     assert plan.count("Limit") >= 2, plan
     assert "reward_pending_created" in plan and "reward_status_deliver_at" in plan, plan
