@@ -6,6 +6,7 @@ import statistics
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
+from typing import Any
 
 
 @dataclass
@@ -37,6 +38,27 @@ class Context:
 
     def remaining(self) -> float:
         return self.budget_seconds - self.elapsed()
+
+
+def base_person_rewards(product: Any, count: int, *, phone: bool = False, message: bool = False) -> list[dict]:
+    """An order's rewards for the benches that clone one base order (search, retention): `count` emails of 25.00
+    to "Base Person i" (base{i}@example.com), Sales and Ops by turns; with a phone and a message when asked."""
+    return [
+        {
+            "product_id": str(product.id),
+            "amount": "25.00",
+            "currency": "USD",
+            "delivery_method": "email",
+            "recipient": {
+                "name": f"Base Person {i}",
+                "email": f"base{i}@example.com",
+                **({"phone": f"+6012555000{i}"} if phone else {}),
+            },
+            **({"message": f"Happy anniversary, Base Person {i}!"} if message else {}),
+            "metadata": {"department": "Sales" if i % 2 else "Ops"},
+        }
+        for i in range(count)
+    ]
 
 
 def timed(func: Callable[[], object]) -> float:

@@ -41,7 +41,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import database_url_for, recreate_database  # noqa: E402
+from bench.run import database_url_for, latest_json_write, recreate_database, standalone_database_drop  # noqa: E402
 from rewards_portal import embedded  # noqa: E402
 
 DATABASE = "bench_retention"
@@ -80,27 +80,14 @@ def _base_orders(tenant: Any, api: Any, shop: Any) -> tuple[str, str]:
     from django.db import transaction
     from django_tenants.utils import tenant_context
 
+    from bench.common import base_person_rewards
     from fulfillment.models import Shipment
     from fulfillment.shipments import shipment_transition
     from orders.lifecycle import order_refresh_status, reward_transition
     from orders.models import Reward
     from testsupport.orders import US_ADDRESS, physical_order
 
-    digital = {
-        "type": "digital",
-        "rewards": [
-            {
-                "product_id": str(shop.coffee_usd.id),
-                "amount": "25.00",
-                "currency": "USD",
-                "delivery_method": "email",
-                "recipient": {"name": f"Base Person {i}", "email": f"base{i}@example.com", "phone": f"+6012555000{i}"},
-                "message": f"Happy anniversary, Base Person {i}!",
-                "metadata": {"department": "Sales" if i % 2 else "Ops"},
-            }
-            for i in range(PER_ORDER)
-        ],
-    }
+    digital = {"type": "digital", "rewards": base_person_rewards(shop.coffee_usd, PER_ORDER, phone=True, message=True)}
     physical = physical_order(shop.hamper_usd, shop.ground_us)
     physical["rewards"][0]["recipient"] = {"name": "Base Parcel 0", "email": "parcel0@example.com"}
     physical["rewards"][0]["shipping_address"] = {**US_ADDRESS, "name": "Base Parcel 0", "line1": "1 Base Street"}
@@ -442,16 +429,9 @@ def main() -> int:
         left = _counts(tenant)
         left.pop("deliveries")
         print(_table(grown, result, left), flush=True)
-        out = embedded.VAR_DIR / "bench" / "retention-latest.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps({"grown": grown, "result": result, "left": left}, indent=2))
-        print(f"written to {out}")
+        latest_json_write("retention", {"grown": grown, "result": result, "left": left})
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            recreate_database(stores["DATABASE_URL"], DATABASE, create=False)
+        standalone_database_drop(stores["DATABASE_URL"], DATABASE, keep=args.keep_db)
     return 0
 
 

@@ -68,6 +68,25 @@ def recreate_database(server_url: str, name: str, *, create: bool = True) -> Non
             conn.execute(f'CREATE DATABASE "{name}"')
 
 
+def latest_json_write(name: str, data: object) -> Path:
+    """A standalone bench script's result as var/bench/<name>-latest.json (bench/schemas.py, sweeps.py, …)."""
+    out = embedded.VAR_DIR / "bench" / f"{name}-latest.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(data, indent=2))
+    print(f"written to {out}")
+    return out
+
+
+def standalone_database_drop(server_url: str, name: str, *, keep: bool) -> None:
+    """A standalone bench script's end: this process's connections closed, its database dropped unless kept
+    (--keep-db, for a later --reuse-db run)."""
+    from django.db import connections
+
+    connections.close_all()
+    if not keep:
+        recreate_database(server_url, name, create=False)
+
+
 def render_table(rows: list[Row]) -> str:
     lines = ["| benchmark | value | unit | ceiling / comparison | notes |", "|---|---:|---|---|---|"]
     for row in rows:

@@ -49,20 +49,9 @@ def _base_order(api, tenant, shop) -> str:
     from django.db import connection
     from django_tenants.utils import tenant_context
 
-    body = {
-        "type": "digital",
-        "rewards": [
-            {
-                "product_id": str(shop.coffee_usd.id),
-                "amount": "25.00",
-                "currency": "USD",
-                "delivery_method": "email",
-                "recipient": {"name": f"Base Person {i}", "email": f"base{i}@example.com"},
-                "metadata": {"department": "Sales" if i % 2 else "Ops"},
-            }
-            for i in range(PER_ORDER)
-        ],
-    }
+    from bench.common import base_person_rewards
+
+    body = {"type": "digital", "rewards": base_person_rewards(shop.coffee_usd, PER_ORDER)}
     response = api.post("/api/v1/orders", body)
     assert response.status_code == 201, response.content
     order_id = response.json()["id"]

@@ -36,7 +36,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.run import database_url_for, recreate_database  # noqa: E402
+from bench.run import database_url_for, latest_json_write, recreate_database, standalone_database_drop  # noqa: E402
 from rewards_portal import embedded  # noqa: E402
 
 DATABASE = "bench_sweeps"
@@ -325,16 +325,9 @@ def main() -> int:
                 print(f"provisioned {tenants - present} tenants in {time.monotonic() - started:.0f} s", flush=True)
             report.append(_measure(tenants, compare=args.compare))
             print(_table(report[-1]), flush=True)
-        out = embedded.VAR_DIR / "bench" / "sweeps-latest.json"
-        out.parent.mkdir(parents=True, exist_ok=True)
-        out.write_text(json.dumps(report, indent=2))
-        print(f"written to {out}")
+        latest_json_write("sweeps", report)
     finally:
-        from django.db import connections
-
-        connections.close_all()
-        if not args.keep_db:
-            recreate_database(stores["DATABASE_URL"], DATABASE, create=False)
+        standalone_database_drop(stores["DATABASE_URL"], DATABASE, keep=args.keep_db)
     return 0
 
 

@@ -32,7 +32,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
 
-from django.db.backends.postgresql.base import Cursor, CursorDebugWrapper, ServerBindingCursor
+from django.db.backends.postgresql.base import CursorDebugWrapper, ServerBindingCursor
 from django.db.backends.utils import CursorWrapper
 from django.db.utils import NotSupportedError
 from django_tenants.postgresql_backend.base import DatabaseWrapper as TenantDatabaseWrapper
@@ -96,8 +96,9 @@ class _CustomPlansCursor(ServerBindingCursor):
         return super().execute(query, params, prepare=prepare, binary=binary)  # type: ignore[misc]  # untyped in django-stubs
 
 
-# Django's choice of psycopg cursor (by OPTIONS["server_side_binding"]) -> ours. Client-side binding never prepares.
-_CURSOR_FACTORIES: dict[type, type] = {ServerBindingCursor: _CustomPlansCursor, Cursor: Cursor}
+# Django's choice of psycopg cursor (by OPTIONS["server_side_binding"]) -> ours; its client-side binding cursor
+# never prepares, and is kept.
+_CURSOR_FACTORIES: dict[type, type] = {ServerBindingCursor: _CustomPlansCursor}
 
 
 class DatabaseWrapper(TenantDatabaseWrapper):
